@@ -1,0 +1,244 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// DefaultAddr is where maoctl looks for an orchestrator when neither --addr
+// nor MAO_ADDR is given.
+const DefaultAddr = "http://127.0.0.1:8080"
+
+// Error is an error answer from the API.
+type Error struct {
+	Status int // HTTP status code
+	ErrorBody
+}
+
+func (e *Error) Error() string {
+	msg := e.Message
+	if len(e.Details) > 0 {
+		msg += ": " + strings.Join(e.Details, "; ")
+	}
+	return msg
+}
+
+// IsNotFound reports whether err is a 404 answer.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// Client talks to one orchestrator's REST API. The zero value is not usable;
+// use NewClient.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for the orchestrator at addr (e.g.
+// "http://127.0.0.1:8080" or "127.0.0.1:8080"). A non-empty token is sent as
+// a bearer token. hc may be nil for http.DefaultClient.
+func NewClient(addr, token string, hc *http.Client) (*Client, error) {
+	if addr == "" {
+		addr = DefaultAddr
+	}
+	if !strings.Contains(addr, "://") {
+		addr = "http://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("address %q is not an http(s) URL", addr)
+	}
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	return &Client{base: u, token: token, http: hc}, nil
+}
+
+// Addr is the orchestrator's base URL.
+func (c *Client) Addr() string { return c.base.String() }
+
+// RegisterTool stores a new tool. It fails with a 409 Error if the name is
+// taken and a 400 Error listing every problem if the spec is invalid.
+func (c *Client) RegisterTool(ctx context.Context, t Tool) (Tool, error) {
+	var out Tool
+	return out, c.do(ctx, http.MethodPost, "/tools", nil, t, &out)
+}
+
+// Tools lists the registered tools, sorted by name.
+func (c *Client) Tools(ctx context.Context) ([]Tool, error) {
+	var out []Tool
+	return out, c.do(ctx, http.MethodGet, "/tools", nil, nil, &out)
+}
+
+// Tool returns one tool.
+func (c *Client) Tool(ctx context.Context, name string) (Tool, error) {
+	var out Tool
+	return out, c.do(ctx, http.MethodGet, "/tools/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// RemoveTool deletes a tool from the registry.
+func (c *Client) RemoveTool(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/tools/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// RunTool starts a run of the named tool at the orchestrator's site and
+// returns its pending record.
+func (c *Client) RunTool(ctx context.Context, name string) (Run, error) {
+	var out Run
+	return out, c.do(ctx, http.MethodPost, "/tools/"+url.PathEscape(name)+"/runs", nil, nil, &out)
+}
+
+// RegisterDataset stores a new dataset.
+func (c *Client) RegisterDataset(ctx context.Context, d Dataset) (Dataset, error) {
+	var out Dataset
+	return out, c.do(ctx, http.MethodPost, "/datasets", nil, d, &out)
+}
+
+// Datasets lists the registered datasets, sorted by name.
+func (c *Client) Datasets(ctx context.Context) ([]Dataset, error) {
+	var out []Dataset
+	return out, c.do(ctx, http.MethodGet, "/datasets", nil, nil, &out)
+}
+
+// Dataset returns one dataset.
+func (c *Client) Dataset(ctx context.Context, name string) (Dataset, error) {
+	var out Dataset
+	return out, c.do(ctx, http.MethodGet, "/datasets/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// RemoveDataset deletes a dataset from the registry.
+func (c *Client) RemoveDataset(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/datasets/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// Runs lists runs, newest first. A non-empty tool filters by tool name.
+func (c *Client) Runs(ctx context.Context, tool string) ([]Run, error) {
+	q := url.Values{}
+	if tool != "" {
+		q.Set("tool", tool)
+	}
+	var out []Run
+	return out, c.do(ctx, http.MethodGet, "/runs", q, nil, &out)
+}
+
+// Run returns one run record.
+func (c *Client) Run(ctx context.Context, id string) (Run, error) {
+	var out Run
+	return out, c.do(ctx, http.MethodGet, "/runs/"+url.PathEscape(id), nil, nil, &out)
+}
+
+// LogOptions select what RunLogs returns.
+type LogOptions struct {
+	Follow bool // keep streaming until the run ends
+	Tail   int  // only the last Tail lines; 0 for all
+}
+
+// RunLogs copies a run's log (its container's stdout and stderr) to w.
+// With Follow it returns once the run has ended and its record is final.
+func (c *Client) RunLogs(ctx context.Context, id string, opts LogOptions, w io.Writer) error {
+	q := url.Values{}
+	if opts.Follow {
+		q.Set("follow", "true")
+	}
+	if opts.Tail > 0 {
+		q.Set("tail", strconv.Itoa(opts.Tail))
+	}
+	resp, err := c.send(ctx, http.MethodGet, "/runs/"+url.PathEscape(id)+"/logs", q, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if _, err := io.Copy(w, resp.Body); err != nil {
+		return fmt.Errorf("read logs of run %s: %w", id, err)
+	}
+	return nil
+}
+
+// Sites lists the live sites.
+func (c *Client) Sites(ctx context.Context) ([]Site, error) {
+	var out []Site
+	return out, c.do(ctx, http.MethodGet, "/sites", nil, nil, &out)
+}
+
+// Health reports whether the orchestrator and its etcd and Docker are usable.
+func (c *Client) Health(ctx context.Context) (Health, error) {
+	var out Health
+	return out, c.do(ctx, http.MethodGet, "/health", nil, nil, &out)
+}
+
+// do sends a request with an optional JSON body and decodes a JSON answer
+// into out when out is not nil.
+func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		data, err := json.Marshal(in)
+		if err != nil {
+			return fmt.Errorf("encode request: %w", err)
+		}
+		body = bytes.NewReader(data)
+	}
+	resp, err := c.send(ctx, method, path, q, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
+	}
+	return nil
+}
+
+// send performs a request and turns any non-2xx answer into an *Error.
+func (c *Client) send(ctx context.Context, method, path string, q url.Values, body io.Reader) (*http.Response, error) {
+	u := c.base.JoinPath("/api", Version, path)
+	u.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	req.Header.Set("Accept", "application/json")
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("cannot reach the orchestrator at %s: %w", c.base.Host, unwrapURLError(err))
+	}
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	apiErr := &Error{Status: resp.StatusCode}
+	data, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if json.Unmarshal(data, &apiErr.ErrorBody) != nil || apiErr.Message == "" {
+		apiErr.Message = fmt.Sprintf("%s %s: %s", method, path, http.StatusText(resp.StatusCode))
+	}
+	return nil, apiErr
+}
+
+// unwrapURLError drops net/http's "Get "URL": " prefix; the caller names
+// the orchestrator already.
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}

@@ -1,0 +1,136 @@
+package toolspec
+
+import (
+	"fmt"
+	"sort"
+	"time"
+)
+
+// Defaults for optional Tool fields.
+const (
+	DefaultTimeout = time.Hour
+	DefaultNetwork = "bridge"
+)
+
+// Paths inside the container, fixed by the MAO tool contract.
+const (
+	DataMount  = "/usr/src/app/data"  // the tool's data repository clone, read-write
+	InputMount = "/usr/src/app/input" // the input dataset clone, read-only
+)
+
+// Tool is a registered tool: a Docker image that runs non-interactively and
+// writes its output into DataMount.
+//
+// The first six fields are the predecessor's registry record and keep its
+// JSON names; the rest are optional.
+type Tool struct {
+	Name     string `json:"name" yaml:"name"`
+	Author   string `json:"author" yaml:"author"`
+	Image    string `json:"image" yaml:"image"`
+	DataRepo string `json:"data_repo" yaml:"data_repo"`
+	CodeRepo string `json:"code_repo" yaml:"code_repo"`
+	Artefact string `json:"artefact" yaml:"artefact"`
+
+	Description  string            `json:"description,omitempty" yaml:"description,omitempty"`
+	Command      []string          `json:"command,omitempty" yaml:"command,omitempty"`
+	Env          map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	InputDataset string            `json:"input_dataset,omitempty" yaml:"input_dataset,omitempty"`
+	Timeout      string            `json:"timeout,omitempty" yaml:"timeout,omitempty"` // Go duration; default 1h
+	Resources    *Resources        `json:"resources,omitempty" yaml:"resources,omitempty"`
+	Network      string            `json:"network,omitempty" yaml:"network,omitempty"` // default "bridge"
+}
+
+// Resources are the limits applied to a tool's container.
+type Resources struct {
+	CPUs   float64 `json:"cpus,omitempty" yaml:"cpus,omitempty"`     // e.g. 1.5; 0 means no limit
+	Memory string  `json:"memory,omitempty" yaml:"memory,omitempty"` // e.g. "512MiB"; empty means no limit
+}
+
+// Validate returns nil or a *ValidationError listing every problem.
+func (t *Tool) Validate() error {
+	p := &problems{kind: "tool"}
+	p.check("name", CheckName(t.Name))
+	if t.Author == "" {
+		p.add("author", "is required")
+	}
+	p.check("author", checkLine(t.Author, maxShortText))
+	p.check("image", checkImage(t.Image))
+	p.check("data_repo", checkGitURL(t.DataRepo))
+	if t.CodeRepo != "" {
+		p.check("code_repo", checkLinkURL(t.CodeRepo))
+	}
+	p.check("artefact", checkLine(t.Artefact, maxShortText))
+	p.check("description", checkText(t.Description, maxLongText))
+	for i, arg := range t.Command {
+		p.check(fmt.Sprintf("command[%d]", i), checkText(arg, maxLongText))
+	}
+	for _, k := range sortedKeys(t.Env) {
+		field := "env." + k
+		p.check(field, checkEnvKey(k))
+		p.check(field, checkText(t.Env[k], maxLongText))
+	}
+	if t.InputDataset != "" {
+		p.check("input_dataset", CheckName(t.InputDataset))
+	}
+	if t.Timeout != "" {
+		_, err := checkDuration(t.Timeout)
+		p.check("timeout", err)
+	}
+	if r := t.Resources; r != nil {
+		if r.CPUs < 0 || r.CPUs > 1024 {
+			p.add("resources.cpus", "%v must be between 0 and 1024", r.CPUs)
+		}
+		if r.Memory != "" {
+			_, err := ParseMemory(r.Memory)
+			p.check("resources.memory", err)
+		}
+	}
+	if t.Network != "" {
+		p.check("network", checkNetwork(t.Network))
+	}
+	return p.err()
+}
+
+// TimeoutDuration is the run time limit, DefaultTimeout when unset.
+// It assumes Validate passed.
+func (t *Tool) TimeoutDuration() time.Duration {
+	if d, err := time.ParseDuration(t.Timeout); err == nil && d > 0 {
+		return d
+	}
+	return DefaultTimeout
+}
+
+// NetworkName is the container network, DefaultNetwork when unset.
+func (t *Tool) NetworkName() string {
+	if t.Network == "" {
+		return DefaultNetwork
+	}
+	return t.Network
+}
+
+// MemoryBytes is the memory limit in bytes, 0 for none. It assumes Validate
+// passed.
+func (t *Tool) MemoryBytes() int64 {
+	if t.Resources == nil || t.Resources.Memory == "" {
+		return 0
+	}
+	n, _ := ParseMemory(t.Resources.Memory)
+	return n
+}
+
+// CPUs is the CPU limit, 0 for none.
+func (t *Tool) CPUs() float64 {
+	if t.Resources == nil {
+		return 0
+	}
+	return t.Resources.CPUs
+}
+
+func sortedKeys(m map[string]string) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,171 @@
+package toolspec
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func validTool() Tool {
+	return Tool{Name: "t1", Author: "a", Image: "busybox:1", DataRepo: "https://h.example/r.git"}
+}
+
+func TestToolValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		edit   func(*Tool)
+		fields []string // the fields that must be named, in order; nil means valid
+	}{
+		{"minimal", func(*Tool) {}, nil},
+		{"quotes in free text are fine", func(t *Tool) { t.Author = `O'Brien "x"`; t.Description = `say "hi"` }, nil},
+		{"ssh scp-like url", func(t *Tool) { t.DataRepo = "git@h.example:data/r.git" }, nil},
+		{"ssh url", func(t *Tool) { t.DataRepo = "ssh://git@h.example:22/r.git" }, nil},
+		{"git url", func(t *Tool) { t.DataRepo = "git://127.0.0.1:9/r" }, nil},
+		{"file url", func(t *Tool) { t.DataRepo = "file:///srv/data/r.git" }, nil},
+		{"loopback registry image", func(t *Tool) { t.Image = "127.0.0.1:9/missing:1" }, nil},
+		{"digest image", func(t *Tool) { t.Image = "busybox@sha256:" + strings.Repeat("ab", 32) }, nil},
+		{"limits", func(t *Tool) { t.Resources = &Resources{CPUs: 0.5, Memory: "64MiB"}; t.Timeout = "5s"; t.Network = "none" }, nil},
+		{"empty", func(t *Tool) { *t = Tool{} }, []string{"name", "author", "image", "data_repo"}},
+		{"slash in name", func(t *Tool) { t.Name = "a/b" }, []string{"name"}},
+		{"uppercase name", func(t *Tool) { t.Name = "Tool" }, []string{"name"}},
+		{"long name", func(t *Tool) { t.Name = strings.Repeat("a", 64) }, []string{"name"}},
+		{"quote in name", func(t *Tool) { t.Name = `t"1` }, []string{"name"}},
+		{"bad image", func(t *Tool) { t.Image = "Busy Box:latest" }, []string{"image"}},
+		{"quote in image", func(t *Tool) { t.Image = `busybox"` }, []string{"image"}},
+		{"http data repo", func(t *Tool) { t.DataRepo = "http://h.example/r.git" }, []string{"data_repo"}},
+		{"not a url", func(t *Tool) { t.DataRepo = "just words" }, []string{"data_repo"}},
+		{"quote in url", func(t *Tool) { t.DataRepo = `https://h.example/r".git` }, []string{"data_repo"}},
+		{"file url with host", func(t *Tool) { t.DataRepo = "file://h.example/r" }, []string{"data_repo"}},
+		{"bad code repo", func(t *Tool) { t.CodeRepo = "ftp://x/y" }, []string{"code_repo"}},
+		{"control char", func(t *Tool) { t.Artefact = "a\x00b" }, []string{"artefact"}},
+		{"multi-line author", func(t *Tool) { t.Author = "a\nb" }, []string{"author"}},
+		{"env keys", func(t *Tool) { t.Env = map[string]string{"OK_1": "v", "9X": "v", "A-B": "v"} }, []string{"env.9X", "env.A-B"}},
+		{"bad timeout", func(t *Tool) { t.Timeout = "soon" }, []string{"timeout"}},
+		{"negative timeout", func(t *Tool) { t.Timeout = "-1s" }, []string{"timeout"}},
+		{"bad resources", func(t *Tool) { t.Resources = &Resources{CPUs: -1, Memory: "1KiB"} }, []string{"resources.cpus", "resources.memory"}},
+		{"bad memory", func(t *Tool) { t.Resources = &Resources{Memory: "lots"} }, []string{"resources.memory"}},
+		{"bad network", func(t *Tool) { t.Network = "container:abc" }, []string{"network"}},
+		{"bad input dataset", func(t *Tool) { t.InputDataset = "../x" }, []string{"input_dataset"}},
+		{"everything at once", func(t *Tool) {
+			t.Name, t.Image, t.DataRepo, t.Timeout = "A/B", "x y", "", "0s"
+		}, []string{"name", "image", "data_repo", "timeout"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tool := validTool()
+			tc.edit(&tool)
+			err := tool.Validate()
+			if got := fieldNames(t, err); strings.Join(got, ",") != strings.Join(tc.fields, ",") {
+				t.Fatalf("fields with problems = %v, want %v (err: %v)", got, tc.fields, err)
+			}
+		})
+	}
+}
+
+func fieldNames(t *testing.T, err error) []string {
+	t.Helper()
+	if err == nil {
+		return nil
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("error %v is not a *ValidationError", err)
+	}
+	var names []string
+	for _, f := range ve.Fields {
+		if len(names) == 0 || names[len(names)-1] != f.Field {
+			names = append(names, f.Field)
+		}
+		if !strings.Contains(ve.Error(), f.Field+": ") {
+			t.Errorf("message %q does not name field %s", ve.Error(), f.Field)
+		}
+	}
+	return names
+}
+
+func TestDatasetValidate(t *testing.T) {
+	tests := []struct {
+		name   string
+		ds     Dataset
+		fields []string
+	}{
+		{"minimal", Dataset{Name: "d", URL: "file:///srv/d.git"}, nil},
+		{"full", Dataset{Name: "linux-src", URL: "https://h.example/l.git", Branch: "release/6.1", Owner: "lab", Description: "kernel"}, nil},
+		{"empty", Dataset{}, []string{"name", "url"}},
+		{"bad branch", Dataset{Name: "d", URL: "git://h/d", Branch: "a..b"}, []string{"branch"}},
+		{"slash name and quote url", Dataset{Name: "a/b", URL: `https://h/"d`}, []string{"name", "url"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := fieldNames(t, tc.ds.Validate())
+			if strings.Join(got, ",") != strings.Join(tc.fields, ",") {
+				t.Fatalf("fields = %v, want %v", got, tc.fields)
+			}
+		})
+	}
+}
+
+func TestLoadTool(t *testing.T) {
+	tests := []struct {
+		file    string
+		wantErr string
+		check   func(*testing.T, Tool)
+	}{
+		{file: "testdata/mao-record.json", check: func(t *testing.T, tool Tool) {
+			if tool.Name != "gh-crawler" || tool.Artefact != "github metadata" {
+				t.Errorf("decoded %+v", tool)
+			}
+			if tool.TimeoutDuration() != DefaultTimeout || tool.NetworkName() != DefaultNetwork {
+				t.Errorf("defaults: timeout %v network %q", tool.TimeoutDuration(), tool.NetworkName())
+			}
+		}},
+		{file: "testdata/full.yaml", check: func(t *testing.T, tool Tool) {
+			if tool.TimeoutDuration() != 90*time.Minute || tool.MemoryBytes() != 512<<20 || tool.CPUs() != 1.5 {
+				t.Errorf("limits: %v %v %v", tool.TimeoutDuration(), tool.MemoryBytes(), tool.CPUs())
+			}
+			if tool.Author != `O'Brien "the analyst"` || tool.Env["LANGS"] != "go,python" || len(tool.Command) != 2 {
+				t.Errorf("decoded %+v", tool)
+			}
+		}},
+		{file: "testdata/unknown-field.yaml", wantErr: "imagee"},
+		{file: "testdata/missing.yaml", wantErr: "no such file"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.file, func(t *testing.T) {
+			tool, err := LoadTool(tc.file)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want it to mention %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := tool.Validate(); err != nil {
+				t.Fatalf("validate: %v", err)
+			}
+			tc.check(t, tool)
+		})
+	}
+}
+
+func TestDecodeStrictJSON(t *testing.T) {
+	tests := []struct {
+		in      string
+		wantErr string
+	}{
+		{`{"name":"d","url":"file:///x"}`, ""},
+		{`{"name":"d","url":"file:///x","extra":1}`, "unknown field"},
+		{`{"name":"d"} {"name":"e"}`, "more than one"},
+		{`{"name":`, "unexpected EOF"},
+	}
+	for _, tc := range tests {
+		var d Dataset
+		err := Decode([]byte(tc.in), true, &d)
+		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("Decode(%s) = %v, want %q", tc.in, err, tc.wantErr)
+		}
+	}
+}
