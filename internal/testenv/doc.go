@@ -1,0 +1,8 @@
+// Package testenv gives tests the real services mao runs on: an embedded
+// etcd member on free loopback ports, the local Docker engine, and a test
+// tool image built locally (no registry is needed).
+//
+// Docker tests skip when no engine answers, unless MAO_REQUIRE_DOCKER=1 (set
+// by `make test` and CI), in which case they fail: integration tests must run
+// in CI, not skip. Only tests import this package.
+package testenv

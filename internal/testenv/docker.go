@@ -1,0 +1,117 @@
+package testenv
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/build"
+	"github.com/docker/docker/client"
+	"github.com/docker/docker/pkg/jsonmessage"
+)
+
+// TestImage is the tag of the image built from ./testtool.
+const TestImage = "mao-testtool:latest"
+
+// Docker returns a client for the local Docker engine. Without an engine the
+// test is skipped, or fails when MAO_REQUIRE_DOCKER=1.
+func Docker(t testing.TB) *client.Client {
+	t.Helper()
+	c, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_, err = c.Ping(ctx)
+	}
+	if err != nil {
+		if os.Getenv("MAO_REQUIRE_DOCKER") == "1" {
+			t.Fatalf("MAO_REQUIRE_DOCKER=1 but no Docker engine answers: %v", err)
+		}
+		t.Skipf("no Docker engine (set MAO_REQUIRE_DOCKER=1 to fail instead): %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// buildOnce builds the test image once per test binary.
+var buildOnce struct {
+	sync.Once
+	err error
+}
+
+// BuildTestImage builds TestImage (FROM scratch with the static testtool
+// binary) and returns its tag.
+func BuildTestImage(t testing.TB) string {
+	t.Helper()
+	c := Docker(t)
+	buildOnce.Do(func() { buildOnce.err = buildTestImage(c) })
+	if buildOnce.err != nil {
+		t.Fatalf("build %s: %v", TestImage, buildOnce.err)
+	}
+	return TestImage
+}
+
+func buildTestImage(c *client.Client) error {
+	_, self, _, _ := runtime.Caller(0)
+	dir, err := os.MkdirTemp("", "mao-testtool-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	bin := filepath.Join(dir, "testtool")
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testtool")
+	cmd.Dir = filepath.Dir(self)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return &buildError{what: "go build testtool", out: out, err: err}
+	}
+	exe, err := os.ReadFile(bin)
+	if err != nil {
+		return err
+	}
+	return BuildImage(c, TestImage, map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY testtool /testtool\nENTRYPOINT [\"/testtool\"]\n"),
+		"testtool":   exe,
+	})
+}
+
+// BuildImage builds tag from a build context given as file name → content.
+func BuildImage(c *client.Client, tag string, files map[string][]byte) error {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, data := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Mode: 0o755, Size: int64(len(data))}); err != nil {
+			return err
+		}
+		if _, err := tw.Write(data); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	resp, err := c.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return jsonmessage.DisplayJSONMessagesStream(resp.Body, io.Discard, 0, false, nil)
+}
+
+type buildError struct {
+	what string
+	out  []byte
+	err  error
+}
+
+func (e *buildError) Error() string { return e.what + ": " + e.err.Error() + "\n" + string(e.out) }

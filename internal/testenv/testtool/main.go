@@ -1,0 +1,65 @@
+// Command testtool is the tool image used by mao's integration tests. It
+// follows the MAO tool contract and does what its flags say, in this order:
+// print env, print lines, write a control file, sleep, exit.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+)
+
+func main() {
+	var (
+		exit    = flag.Int("exit", 0, "exit code")
+		sleep   = flag.Duration("sleep", 0, "sleep before exiting")
+		control = flag.String("control", "", "write this value to control-<unixnano>.csv in the data folder")
+		lines   = flag.Int("lines", 0, "print this many numbered lines")
+		env     = flag.Bool("env", false, "print the MAO_* environment and TOOL_* variables")
+		input   = flag.Bool("input", false, "list the input folder")
+		data    = flag.String("data", "/usr/src/app/data", "data folder")
+	)
+	flag.Parse()
+	if *env {
+		vars := os.Environ()
+		sort.Strings(vars)
+		for _, kv := range vars {
+			if strings.HasPrefix(kv, "MAO_") || strings.HasPrefix(kv, "TOOL_") {
+				fmt.Println(kv)
+			}
+		}
+	}
+	for i := 1; i <= *lines; i++ {
+		fmt.Printf("line %d\n", i)
+	}
+	if *input {
+		entries, err := os.ReadDir("/usr/src/app/input")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "input:", err)
+			os.Exit(1)
+		}
+		for _, e := range entries {
+			fmt.Println("input:", e.Name())
+		}
+	}
+	if *control != "" {
+		name := filepath.Join(*data, fmt.Sprintf("control-%d.csv", time.Now().UnixNano()))
+		if err := os.WriteFile(name, []byte(*control+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "write control:", err)
+			os.Exit(1)
+		}
+		fmt.Println("wrote", filepath.Base(name))
+	}
+	if *sleep > 0 {
+		fmt.Println("sleeping", *sleep)
+		time.Sleep(*sleep)
+	}
+	if *exit != 0 {
+		fmt.Fprintln(os.Stderr, "exiting with", *exit)
+	}
+	os.Exit(*exit)
+}

@@ -1,0 +1,99 @@
+package etcdembed
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"go.etcd.io/etcd/server/v3/embed"
+)
+
+// Options configure the embedded member. Ports may be 0: the server then
+// listens on a free port and Endpoints reports it.
+type Options struct {
+	Name      string        // member name; default "default"
+	Dir       string        // data directory (required)
+	ClientURL string        // e.g. "http://127.0.0.1:2379"
+	PeerURL   string        // e.g. "http://127.0.0.1:2380"
+	LogLevel  string        // zap level; default "error"
+	Timeout   time.Duration // how long to wait for the member to be ready; default 60s
+}
+
+// Server is a running embedded etcd member.
+type Server struct {
+	etcd      *embed.Etcd
+	endpoints []string
+}
+
+// Start starts the member and waits until it serves clients.
+func Start(ctx context.Context, o Options) (*Server, error) {
+	cfg := embed.NewConfig()
+	if o.Name != "" {
+		cfg.Name = o.Name
+	}
+	cfg.Dir = o.Dir
+	cfg.LogLevel = o.LogLevel
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "error"
+	}
+	client, err := parseURL("client", o.ClientURL, "http://127.0.0.1:2379")
+	if err != nil {
+		return nil, err
+	}
+	peer, err := parseURL("peer", o.PeerURL, "http://127.0.0.1:2380")
+	if err != nil {
+		return nil, err
+	}
+	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
+	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded etcd in %s: %w", o.Dir, err)
+	}
+	timeout := o.Timeout
+	if timeout == 0 {
+		timeout = time.Minute
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case err := <-e.Err():
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd: %w", err)
+	case <-time.After(timeout):
+		e.Close()
+		return nil, fmt.Errorf("embedded etcd in %s not ready after %s", o.Dir, timeout)
+	case <-ctx.Done():
+		e.Close()
+		return nil, ctx.Err()
+	}
+	s := &Server{etcd: e}
+	for _, l := range e.Clients {
+		s.endpoints = append(s.endpoints, client.Scheme+"://"+l.Addr().String())
+	}
+	return s, nil
+}
+
+func parseURL(what, s, def string) (*url.URL, error) {
+	if s == "" {
+		s = def
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("embedded etcd %s URL %q is not a URL", what, s)
+	}
+	return u, nil
+}
+
+// Endpoints are the client URLs the member actually listens on.
+func (s *Server) Endpoints() []string { return s.endpoints }
+
+// Err reports a fatal server error after start; it is closed on Close.
+func (s *Server) Err() <-chan error { return s.etcd.Err() }
+
+// Close stops the member and waits for it to release its data directory.
+func (s *Server) Close() {
+	s.etcd.Close()
+}
