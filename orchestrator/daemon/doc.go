@@ -1,0 +1,10 @@
+// Package daemon wires one orchestrator together and owns its lifecycle:
+// etcd (embedded or external), the store, the Docker runtime, the git
+// clones, the runner, site membership and the HTTP API. Run starts them in
+// order and, when its context ends (SIGTERM), stops them in reverse: stop
+// accepting requests, finish or record running runs, leave the federation,
+// close etcd.
+//
+// It is the only package that knows every other orchestrator package; no
+// package imports it except the main package.
+package daemon

@@ -1,0 +1,9 @@
+// Package httpapi serves mao's REST JSON API under /api/v1: tools,
+// datasets, runs and their logs, sites and health. It authenticates bearer
+// tokens, decodes and validates requests, and maps errors to HTTP status
+// codes in one place (errors.go).
+//
+// It declares the small interfaces it needs and knows nothing of etcd,
+// Docker or git; the daemon wires in the store, the runner and the log
+// directory.
+package httpapi

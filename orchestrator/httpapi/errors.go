@@ -1,0 +1,74 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/orchestrator/runner"
+	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// badRequest is a request the API cannot decode.
+type badRequest struct{ msg string }
+
+func (e *badRequest) Error() string { return e.msg }
+
+// errUnauthorized is a request without a valid bearer token.
+var errUnauthorized = errors.New("a valid bearer token is required (Authorization: Bearer <token>)")
+
+// errorBody maps an error to its HTTP status and JSON body. It is the only
+// place where errors become status codes.
+func errorBody(err error) (int, api.ErrorBody) {
+	var invalid *toolspec.ValidationError
+	var bad *badRequest
+	switch {
+	case errors.As(err, &invalid):
+		details := make([]string, len(invalid.Fields))
+		for i, f := range invalid.Fields {
+			details[i] = f.Error()
+		}
+		return http.StatusBadRequest, api.ErrorBody{Code: api.CodeInvalid, Message: "invalid " + invalid.Kind, Details: details}
+	case errors.As(err, &bad):
+		return http.StatusBadRequest, api.ErrorBody{Code: api.CodeInvalid, Message: bad.msg}
+	case errors.Is(err, errUnauthorized):
+		return http.StatusUnauthorized, api.ErrorBody{Code: api.CodeUnauthorized, Message: err.Error()}
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, runlog.ErrNoLog):
+		return http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Message: err.Error()}
+	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrInUse):
+		return http.StatusConflict, api.ErrorBody{Code: api.CodeConflict, Message: err.Error()}
+	case errors.Is(err, store.ErrUnavailable), errors.Is(err, runner.ErrShuttingDown):
+		return http.StatusServiceUnavailable, api.ErrorBody{Code: api.CodeUnavailable, Message: err.Error()}
+	}
+	return http.StatusInternalServerError, api.ErrorBody{Code: api.CodeInternal, Message: "internal error; see the orchestrator's log"}
+}
+
+// writeError answers with err's status and body; errors without a known
+// meaning are logged, since their text is not sent.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := errorBody(err)
+	if status == http.StatusInternalServerError {
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	if status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="mao"`)
+	}
+	writeJSON(w, status, body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v) // the client went away; nothing to do
+}
+
+// logError is for errors after the answer's header was sent.
+func logError(log *slog.Logger, r *http.Request, err error) {
+	log.Warn("request ended early", "method", r.Method, "path", r.URL.Path, "err", err)
+}

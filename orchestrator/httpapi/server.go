@@ -1,0 +1,316 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/subtle"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// Tools is the tool registry.
+type Tools interface {
+	CreateTool(ctx context.Context, t toolspec.Tool) error
+	Tool(ctx context.Context, name string) (toolspec.Tool, error)
+	Tools(ctx context.Context) ([]toolspec.Tool, error)
+	DeleteTool(ctx context.Context, name string) error
+}
+
+// Datasets is the dataset registry.
+type Datasets interface {
+	CreateDataset(ctx context.Context, d toolspec.Dataset) error
+	Dataset(ctx context.Context, name string) (toolspec.Dataset, error)
+	Datasets(ctx context.Context) ([]toolspec.Dataset, error)
+	DeleteDataset(ctx context.Context, name string) error
+}
+
+// Runs reads run records and site membership.
+type Runs interface {
+	Run(ctx context.Context, id string) (api.Run, error)
+	Runs(ctx context.Context, tool string) ([]api.Run, error)
+	Sites(ctx context.Context) ([]api.Site, error)
+}
+
+// Launcher starts runs at this site.
+type Launcher interface {
+	Start(ctx context.Context, tool string) (api.Run, error)
+}
+
+// Logs reads run logs kept at this site.
+type Logs interface {
+	Copy(ctx context.Context, id string, follow bool, w io.Writer, flush func()) error
+	Tail(id string, n int, w io.Writer) error
+}
+
+// Health reports the state of the site and its dependencies.
+type Health interface {
+	Check(ctx context.Context) api.Health
+}
+
+// Deps are what the API serves.
+type Deps struct {
+	Tools    Tools
+	Datasets Datasets
+	Runs     Runs
+	Launcher Launcher
+	Logs     Logs
+	Health   Health
+}
+
+// Server is the REST API of one orchestrator.
+type Server struct {
+	deps   Deps
+	tokens [][]byte
+	log    *slog.Logger
+	mux    *http.ServeMux
+}
+
+// maxBody bounds request bodies; specs are small.
+const maxBody = 1 << 20
+
+// New returns the API server. With tokens, every request must carry one of
+// them as a bearer token.
+func New(deps Deps, tokens []string, log *slog.Logger) *Server {
+	s := &Server{deps: deps, log: log, mux: http.NewServeMux()}
+	for _, t := range tokens {
+		s.tokens = append(s.tokens, []byte(t))
+	}
+	p := "/api/" + api.Version
+	s.mux.HandleFunc("GET "+p+"/health", s.health)
+	s.mux.HandleFunc("GET "+p+"/tools", s.listTools)
+	s.mux.HandleFunc("POST "+p+"/tools", s.createTool)
+	s.mux.HandleFunc("GET "+p+"/tools/{name}", s.getTool)
+	s.mux.HandleFunc("DELETE "+p+"/tools/{name}", s.deleteTool)
+	s.mux.HandleFunc("POST "+p+"/tools/{name}/runs", s.startRun)
+	s.mux.HandleFunc("GET "+p+"/datasets", s.listDatasets)
+	s.mux.HandleFunc("POST "+p+"/datasets", s.createDataset)
+	s.mux.HandleFunc("GET "+p+"/datasets/{name}", s.getDataset)
+	s.mux.HandleFunc("DELETE "+p+"/datasets/{name}", s.deleteDataset)
+	s.mux.HandleFunc("GET "+p+"/runs", s.listRuns)
+	s.mux.HandleFunc("GET "+p+"/runs/{id}", s.getRun)
+	s.mux.HandleFunc("GET "+p+"/runs/{id}/logs", s.runLogs)
+	s.mux.HandleFunc("GET "+p+"/sites", s.listSites)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return s
+}
+
+// ServeHTTP authenticates the request and routes it.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		s.writeError(w, r, errUnauthorized)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if len(s.tokens) == 0 {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		return false
+	}
+	match := 0
+	for _, t := range s.tokens {
+		match |= subtle.ConstantTimeCompare([]byte(got), t)
+	}
+	return match == 1
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, s.deps.Health.Check(r.Context()))
+}
+
+func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Tools.Tools(r.Context()))
+}
+
+func (s *Server) getTool(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Tools.Tool(r.Context(), r.PathValue("name")))
+}
+
+func (s *Server) createTool(w http.ResponseWriter, r *http.Request) {
+	var t toolspec.Tool
+	err := decode(r, &t)
+	if err == nil {
+		err = t.Validate()
+	}
+	if err == nil {
+		err = s.deps.Tools.CreateTool(r.Context(), t)
+	}
+	w.Header().Set("Location", r.URL.Path+"/"+t.Name)
+	s.answer(w, r, http.StatusCreated)(t, err)
+}
+
+func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
+	s.noContent(w, r, s.deps.Tools.DeleteTool(r.Context(), r.PathValue("name")))
+}
+
+func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Start(r.Context(), r.PathValue("name")))
+}
+
+func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Datasets.Datasets(r.Context()))
+}
+
+func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Datasets.Dataset(r.Context(), r.PathValue("name")))
+}
+
+func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
+	var d toolspec.Dataset
+	err := decode(r, &d)
+	if err == nil {
+		err = d.Validate()
+	}
+	if err == nil {
+		err = s.deps.Datasets.CreateDataset(r.Context(), d)
+	}
+	w.Header().Set("Location", r.URL.Path+"/"+d.Name)
+	s.answer(w, r, http.StatusCreated)(d, err)
+}
+
+func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
+	s.noContent(w, r, s.deps.Datasets.DeleteDataset(r.Context(), r.PathValue("name")))
+}
+
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Runs.Runs(r.Context(), r.URL.Query().Get("tool")))
+}
+
+func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Runs.Run(r.Context(), r.PathValue("id")))
+}
+
+func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Runs.Sites(r.Context()))
+}
+
+// runLogs sends a run's log as text; with follow=true it streams until the
+// run has ended and its record is final.
+func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	q := r.URL.Query()
+	follow, err := boolParam(q.Get("follow"))
+	if err != nil {
+		s.writeError(w, r, &badRequest{"follow: " + err.Error()})
+		return
+	}
+	tail := 0
+	if v := q.Get("tail"); v != "" {
+		if tail, err = strconv.Atoi(v); err != nil || tail < 0 {
+			s.writeError(w, r, &badRequest{fmt.Sprintf("tail: %q is not a number of lines", v)})
+			return
+		}
+	}
+	run, err := s.deps.Runs.Run(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if tail > 0 {
+		var buf bytes.Buffer
+		if err := s.deps.Logs.Tail(id, tail, &buf); err != nil {
+			s.writeError(w, r, fmt.Errorf("%w (run %s ran at site %s)", err, id, run.Site))
+			return
+		}
+		writeText(w, buf.Bytes())
+		return
+	}
+	out := &textStream{w: w, rc: http.NewResponseController(w)}
+	err = s.deps.Logs.Copy(r.Context(), id, follow, out, out.flush)
+	switch {
+	case err != nil && !out.started:
+		s.writeError(w, r, fmt.Errorf("%w (run %s ran at site %s)", err, id, run.Site))
+	case err != nil:
+		logError(s.log, r, err)
+	}
+}
+
+// textStream answers 200 with a text body on its first write or flush, so
+// that an error before then can still be sent as a JSON error.
+type textStream struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	started bool
+}
+
+func (t *textStream) begin() {
+	if !t.started {
+		t.started = true
+		t.w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		t.w.Header().Set("X-Content-Type-Options", "nosniff")
+		t.w.WriteHeader(http.StatusOK)
+	}
+}
+
+func (t *textStream) Write(p []byte) (int, error) {
+	t.begin()
+	return t.w.Write(p)
+}
+
+// flush sends what was written so far; a client that went away is noticed
+// by the next write.
+func (t *textStream) flush() {
+	t.begin()
+	_ = t.rc.Flush()
+}
+
+func writeText(w http.ResponseWriter, p []byte) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(p) // the client went away; nothing to do
+}
+
+func boolParam(v string) (bool, error) {
+	if v == "" {
+		return false, nil
+	}
+	return strconv.ParseBool(v)
+}
+
+// answer returns a function that writes v with status, or err.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, status int) func(v any, err error) {
+	return func(v any, err error) {
+		if err != nil {
+			w.Header().Del("Location")
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, status, v)
+	}
+}
+
+func (s *Server) noContent(w http.ResponseWriter, r *http.Request, err error) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// decode reads one JSON object with no unknown fields.
+func decode(r *http.Request, v any) error {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+	if err != nil {
+		return &badRequest{"read body: " + err.Error()}
+	}
+	if len(body) > maxBody {
+		return &badRequest{fmt.Sprintf("body is larger than %d bytes", maxBody)}
+	}
+	if err := toolspec.Decode(body, true, v); err != nil {
+		return &badRequest{"malformed JSON body: " + err.Error()}
+	}
+	return nil
+}

@@ -1,0 +1,169 @@
+package runlog
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// ErrNoLog means the site holds no log for the run.
+var ErrNoLog = errors.New("no log on this site")
+
+// Dir is a directory of run logs.
+type Dir struct {
+	path   string
+	mu     sync.Mutex
+	active map[string]*Log // logs still being written
+}
+
+// Open returns the log directory at path, creating it if needed.
+func Open(path string) (*Dir, error) {
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return nil, fmt.Errorf("log directory: %w", err)
+	}
+	return &Dir{path: path, active: map[string]*Log{}}, nil
+}
+
+func (d *Dir) file(id string) string { return filepath.Join(d.path, id+".log") }
+
+// Create starts a new, empty log for a run. Followers of the run wait for
+// its writes until the Log is closed.
+func (d *Dir) Create(id string) (*Log, error) {
+	f, err := os.OpenFile(d.file(id), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("create log: %w", err)
+	}
+	l := &Log{dir: d, id: id, f: f, changed: make(chan struct{})}
+	d.mu.Lock()
+	d.active[id] = l
+	d.mu.Unlock()
+	return l, nil
+}
+
+// Remove deletes a run's log file.
+func (d *Dir) Remove(id string) error {
+	err := os.Remove(d.file(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
+}
+
+// Log is a run log being written.
+type Log struct {
+	dir *Dir
+	id  string
+	f   *os.File
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every write and on Close
+	closed  bool
+}
+
+// Write appends p and wakes the followers.
+func (l *Log) Write(p []byte) (int, error) {
+	n, err := l.f.Write(p)
+	l.notify(false)
+	return n, err
+}
+
+// Close ends the log: followers read what is left and return.
+func (l *Log) Close() error {
+	err := l.f.Close()
+	l.dir.mu.Lock()
+	delete(l.dir.active, l.id)
+	l.dir.mu.Unlock()
+	l.notify(true)
+	return err
+}
+
+func (l *Log) notify(closing bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return
+	}
+	close(l.changed)
+	l.changed, l.closed = make(chan struct{}), closing
+}
+
+// state returns the channel that the next change closes, and whether the log
+// has ended. A nil log has ended.
+func (l *Log) state() (<-chan struct{}, bool) {
+	if l == nil {
+		return nil, true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed, l.closed
+}
+
+// Copy writes the run's log to w. With follow it keeps writing what is
+// appended until the log is closed or ctx ends. After each chunk it calls
+// flush, if not nil, so that streamed output reaches the reader at once.
+func (d *Dir) Copy(ctx context.Context, id string, follow bool, w io.Writer, flush func()) error {
+	d.mu.Lock()
+	live := d.active[id]
+	d.mu.Unlock()
+	f, err := os.Open(d.file(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("run %s: %w", id, ErrNoLog)
+	}
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	for {
+		changed, ended := live.state() // before reading, so no write is missed
+		if _, err := io.Copy(w, f); err != nil {
+			return fmt.Errorf("copy log: %w", err)
+		}
+		if flush != nil {
+			flush()
+		}
+		if !follow || ended {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+		}
+	}
+}
+
+// Tail writes the last n lines of the run's log to w.
+func (d *Dir) Tail(id string, n int, w io.Writer) error {
+	f, err := os.Open(d.file(id))
+	if errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("run %s: %w", id, ErrNoLog)
+	}
+	if err != nil {
+		return fmt.Errorf("open log: %w", err)
+	}
+	defer f.Close()
+	ring := make([]string, 0, n)
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		if len(ring) == n {
+			ring = append(ring[:0], ring[1:]...)
+		}
+		ring = append(ring, sc.Text())
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	for _, line := range ring {
+		if _, err := fmt.Fprintln(w, line); err != nil {
+			return err
+		}
+	}
+	return nil
+}

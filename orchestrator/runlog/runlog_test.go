@@ -1,0 +1,123 @@
+package runlog
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// lockedBuffer lets a test read what a follower has written so far.
+type lockedBuffer struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	grew chan struct{}
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	n, err := b.buf.Write(p)
+	if n > 0 {
+		select {
+		case b.grew <- struct{}{}:
+		default:
+		}
+	}
+	return n, err
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestFollowSeesEveryWrite(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := d.Create("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := &lockedBuffer{grew: make(chan struct{}, 1)}
+	done := make(chan error)
+	go func() { done <- d.Copy(context.Background(), "r1", true, out, nil) }()
+	var want strings.Builder
+	for i := 0; i < 50; i++ {
+		line := fmt.Sprintf("line %d\n", i)
+		want.WriteString(line)
+		if _, err := io.WriteString(l, line); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The follower must still be waiting: the log is open.
+	for !strings.HasSuffix(out.String(), "line 49\n") {
+		<-out.grew
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("follower returned before Close: %v", err)
+	default:
+	}
+	l.Close()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != want.String() {
+		t.Fatalf("followed %q, want %q", out.String(), want.String())
+	}
+}
+
+func TestCopyAndTail(t *testing.T) {
+	d, _ := Open(t.TempDir())
+	l, _ := d.Create("r2")
+	for i := 1; i <= 20; i++ {
+		fmt.Fprintf(l, "l%d\n", i)
+	}
+	l.Close()
+	tests := []struct {
+		name string
+		do   func(w io.Writer) error
+		want string
+	}{
+		{"copy", func(w io.Writer) error { return d.Copy(context.Background(), "r2", false, w, nil) }, "l1\n"},
+		{"follow ended log", func(w io.Writer) error { return d.Copy(context.Background(), "r2", true, w, nil) }, "l1\n"},
+		{"tail 3", func(w io.Writer) error { return d.Tail("r2", 3, w) }, "l18\nl19\nl20\n"},
+		{"tail more than all", func(w io.Writer) error { return d.Tail("r2", 100, w) }, "l1\nl2\n"},
+	}
+	for _, tc := range tests {
+		var b bytes.Buffer
+		if err := tc.do(&b); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if !strings.HasPrefix(b.String(), tc.want) {
+			t.Errorf("%s: got %q, want prefix %q", tc.name, b.String(), tc.want)
+		}
+	}
+	if err := d.Copy(context.Background(), "nope", false, io.Discard, nil); !errors.Is(err, ErrNoLog) {
+		t.Errorf("missing log: %v", err)
+	}
+	if err := d.Tail("nope", 1, io.Discard); !errors.Is(err, ErrNoLog) {
+		t.Errorf("missing log tail: %v", err)
+	}
+}
+
+func TestFollowStopsWithContext(t *testing.T) {
+	d, _ := Open(t.TempDir())
+	l, _ := d.Create("r3")
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- d.Copy(ctx, "r3", true, io.Discard, nil) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}

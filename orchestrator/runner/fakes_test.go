@@ -1,0 +1,181 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/toolspec"
+)
+
+var errNotFound = errors.New("not found")
+
+type fakeRegistry struct {
+	tools    map[string]toolspec.Tool
+	datasets map[string]toolspec.Dataset
+}
+
+func (f *fakeRegistry) Tool(_ context.Context, name string) (toolspec.Tool, error) {
+	t, ok := f.tools[name]
+	if !ok {
+		return t, fmt.Errorf("tool %s: %w", name, errNotFound)
+	}
+	return t, nil
+}
+
+func (f *fakeRegistry) Dataset(_ context.Context, name string) (toolspec.Dataset, error) {
+	d, ok := f.datasets[name]
+	if !ok {
+		return d, fmt.Errorf("dataset %s: %w", name, errNotFound)
+	}
+	return d, nil
+}
+
+// fakeRecords keeps every version of every run record.
+type fakeRecords struct {
+	mu      sync.Mutex
+	history map[string][]api.Run
+}
+
+func (f *fakeRecords) CreateRun(_ context.Context, r api.Run) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.history == nil {
+		f.history = map[string][]api.Run{}
+	}
+	if _, ok := f.history[r.ID]; ok {
+		return errors.New("exists")
+	}
+	f.history[r.ID] = []api.Run{r}
+	return nil
+}
+
+func (f *fakeRecords) SaveRun(_ context.Context, r api.Run) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.history[r.ID] = append(f.history[r.ID], r)
+	return nil
+}
+
+func (f *fakeRecords) Runs(context.Context, string) ([]api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []api.Run
+	for _, h := range f.history {
+		out = append(out, h[len(h)-1])
+	}
+	return out, nil
+}
+
+func (f *fakeRecords) last(id string) api.Run {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	h := f.history[id]
+	return h[len(h)-1]
+}
+
+func (f *fakeRecords) states(id string) []api.RunState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var s []api.RunState
+	for _, r := range f.history[id] {
+		s = append(s, r.State)
+	}
+	return s
+}
+
+// fakeContainers plays a scripted exit, or blocks until ctx ends when block
+// is set.
+type fakeContainers struct {
+	mu       sync.Mutex
+	exit     dockerrt.Exit
+	output   string
+	imageErr error
+	block    bool
+	started  chan struct{} // receives once per Run, if not nil
+	specs    []dockerrt.Spec
+	removed  []string
+	running  int
+	maxConc  int
+}
+
+func (f *fakeContainers) EnsureImage(_ context.Context, ref string) (dockerrt.Image, error) {
+	if f.imageErr != nil {
+		return dockerrt.Image{}, f.imageErr
+	}
+	return dockerrt.Image{ID: "sha256:" + ref, Digest: ref + "@sha256:d"}, nil
+}
+
+func (f *fakeContainers) Run(ctx context.Context, spec dockerrt.Spec, w io.Writer) (dockerrt.Exit, error) {
+	f.mu.Lock()
+	f.specs = append(f.specs, spec)
+	f.running++
+	f.maxConc = max(f.maxConc, f.running)
+	f.mu.Unlock()
+	defer func() { f.mu.Lock(); f.running--; f.mu.Unlock() }()
+	if f.started != nil {
+		f.started <- struct{}{}
+	}
+	io.WriteString(w, f.output)
+	if f.block {
+		<-ctx.Done()
+		return dockerrt.Exit{}, fmt.Errorf("run: %w", ctx.Err())
+	}
+	return f.exit, nil
+}
+
+func (f *fakeContainers) RemoveLabelled(_ context.Context, key, value string) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, key+"="+value)
+	return 1, nil
+}
+
+type fakeGit struct {
+	mu        sync.Mutex
+	syncErr   error
+	note      string
+	files     []string
+	synced    []string // dir@url#branch
+	commits   int
+	discarded []string
+}
+
+func (f *fakeGit) Sync(_ context.Context, dir, url, branch string) (string, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.synced = append(f.synced, dir+"@"+url+"#"+branch)
+	return "c0", f.note, f.syncErr
+}
+
+func (f *fakeGit) Commit(context.Context, string, string) (string, []string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.commits++
+	return fmt.Sprintf("c%d", f.commits), f.files, nil
+}
+
+func (f *fakeGit) Discard(_ context.Context, dir string) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.discarded = append(f.discarded, dir)
+	return f.files, nil
+}
+
+type fixedClock struct{ t time.Time }
+
+func (c fixedClock) Now() time.Time { return c.t }
+
+var (
+	_ Registry   = (*fakeRegistry)(nil)
+	_ Records    = (*fakeRecords)(nil)
+	_ Containers = (*fakeContainers)(nil)
+	_ Git        = (*fakeGit)(nil)
+	_ Clock      = fixedClock{}
+	_ Containers = (*dockerrt.Runtime)(nil)
+)

@@ -1,0 +1,386 @@
+package runner
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// ErrShuttingDown means the site no longer accepts runs.
+var ErrShuttingDown = errors.New("the orchestrator is shutting down")
+
+// Registry looks up registered tools and datasets.
+type Registry interface {
+	Tool(ctx context.Context, name string) (toolspec.Tool, error)
+	Dataset(ctx context.Context, name string) (toolspec.Dataset, error)
+}
+
+// Records stores run records.
+type Records interface {
+	CreateRun(ctx context.Context, r api.Run) error
+	SaveRun(ctx context.Context, r api.Run) error
+	Runs(ctx context.Context, tool string) ([]api.Run, error)
+}
+
+// Containers runs tool images.
+type Containers interface {
+	EnsureImage(ctx context.Context, ref string) (dockerrt.Image, error)
+	Run(ctx context.Context, spec dockerrt.Spec, logw io.Writer) (dockerrt.Exit, error)
+	RemoveLabelled(ctx context.Context, key, value string) (int, error)
+}
+
+// Git keeps the site's clones of data repositories and datasets.
+type Git interface {
+	Sync(ctx context.Context, dir, url, branch string) (commit, note string, err error)
+	Commit(ctx context.Context, dir, message string) (commit string, files []string, err error)
+	Discard(ctx context.Context, dir string) (files []string, err error)
+}
+
+// Clock tells the time.
+type Clock interface{ Now() time.Time }
+
+// SystemClock is the real clock.
+type SystemClock struct{}
+
+// Now returns the current time.
+func (SystemClock) Now() time.Time { return time.Now() }
+
+var _ Clock = SystemClock{}
+
+// Container labels that name a run, its tool and its site.
+const (
+	LabelRun  = "mao.run"
+	LabelTool = "mao.tool"
+	LabelSite = "mao.site"
+)
+
+// Options configure a Runner.
+type Options struct {
+	Site        string
+	DataDir     string // clones live in DataDir/repos/<tool> and DataDir/datasets/<name>
+	HostDataDir string // DataDir as the Docker host sees it; default DataDir
+	Logs        *runlog.Dir
+	Clock       Clock // default SystemClock
+	Log         *slog.Logger
+}
+
+// Runner starts runs and owns their goroutines.
+type Runner struct {
+	reg   Registry
+	rec   Records
+	rt    Containers
+	git   Git
+	opts  Options
+	locks dirLocks
+
+	runCtx    context.Context // parent of every run; cancelled when the shutdown grace ends
+	cancelRun context.CancelFunc
+
+	mu      sync.Mutex // guards closing and wg.Add
+	closing bool
+	wg      sync.WaitGroup
+}
+
+// New returns a Runner.
+func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runner {
+	if opts.Clock == nil {
+		opts.Clock = SystemClock{}
+	}
+	if opts.HostDataDir == "" {
+		opts.HostDataDir = opts.DataDir
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Runner{reg: reg, rec: rec, rt: rt, git: git, opts: opts,
+		locks: dirLocks{m: map[string]chan struct{}{}}, runCtx: ctx, cancelRun: cancel}
+}
+
+// Start records a pending run of the named tool and executes it in the
+// background. It returns the pending record.
+func (r *Runner) Start(ctx context.Context, toolName string) (api.Run, error) {
+	tool, err := r.reg.Tool(ctx, toolName)
+	if err != nil {
+		return api.Run{}, err
+	}
+	now := r.opts.Clock.Now().UTC()
+	run := api.Run{
+		ID:        fmt.Sprintf("%s-%d-%s", tool.Name, now.Unix(), randomHex(3)),
+		Tool:      tool.Name,
+		Site:      r.opts.Site,
+		State:     api.StatePending,
+		Trigger:   "manual",
+		Image:     tool.Image,
+		Network:   tool.NetworkName(),
+		DataRepo:  tool.DataRepo,
+		CreatedAt: now,
+	}
+	log, err := r.opts.Logs.Create(run.ID)
+	if err != nil {
+		return api.Run{}, err
+	}
+	if err := r.launch(ctx, run, tool, log, true); err != nil {
+		log.Close()
+		r.opts.Logs.Remove(run.ID)
+		return api.Run{}, err
+	}
+	return run, nil
+}
+
+// launch records the run (when create is set) and starts its goroutine,
+// unless the runner is shutting down.
+func (r *Runner) launch(ctx context.Context, run api.Run, tool toolspec.Tool, log *runlog.Log, create bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closing {
+		return ErrShuttingDown
+	}
+	if create {
+		if err := r.rec.CreateRun(ctx, run); err != nil {
+			return err
+		}
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		r.execute(r.runCtx, run, tool, log)
+	}()
+	return nil
+}
+
+// Shutdown stops accepting runs and waits for the running ones. When ctx
+// ends first, it stops their containers and waits until each is recorded
+// as failed.
+func (r *Runner) Shutdown(ctx context.Context) {
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		r.opts.Log.Warn("shutdown grace ended; stopping running containers")
+		r.cancelRun()
+		<-done
+	}
+	r.cancelRun()
+}
+
+// execute carries a run to its end and records each step.
+func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, log *runlog.Log) {
+	run = r.attempt(ctx, run, tool, log)
+	if run.State != api.StateSucceeded {
+		fmt.Fprintf(log, "[mao] run %s %s: %s\n", run.ID, run.State, run.Reason)
+	}
+	r.save(run)
+	if err := log.Close(); err != nil {
+		r.opts.Log.Error("close run log", "run", run.ID, "err", err)
+	}
+	r.opts.Log.Info("run ended", "run", run.ID, "tool", run.Tool, "state", run.State, "reason", run.Reason)
+}
+
+// attempt performs the run and returns its final record.
+func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, log io.Writer) api.Run {
+	dir := filepath.Join(r.opts.DataDir, "repos", tool.Name)
+	unlock, err := r.locks.lock(ctx, dir)
+	if err != nil {
+		return r.fail(run, api.StateFailed, "interrupted before it started: %v", err)
+	}
+	defer unlock()
+
+	started := r.opts.Clock.Now().UTC()
+	run.State, run.StartedAt = api.StateRunning, &started
+	r.save(run)
+
+	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, "")
+	if err != nil {
+		return r.fail(run, api.StateFailed, "data repository: %v", err)
+	}
+	if note != "" {
+		fmt.Fprintf(log, "[mao] %s\n", note)
+	}
+	run.DataCommitBefore, run.DataCommitAfter = before, before
+	mounts := []dockerrt.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
+	if tool.InputDataset != "" {
+		inDir, commit, err := r.syncDataset(ctx, tool.InputDataset)
+		if err != nil {
+			return r.fail(run, api.StateFailed, "input dataset %s: %v", tool.InputDataset, err)
+		}
+		run.InputDataset, run.InputCommit = tool.InputDataset, commit
+		mounts = append(mounts, dockerrt.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
+	}
+	img, err := r.rt.EnsureImage(ctx, tool.Image)
+	if err != nil {
+		return r.fail(run, api.StateFailed, "image: %v", err)
+	}
+	run.ImageID, run.ImageDigest = img.ID, img.Digest
+
+	exit, err := r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
+	switch {
+	case err != nil && ctx.Err() != nil:
+		run = r.fail(run, api.StateFailed, "interrupted: the orchestrator shut down while the run was running")
+	case err != nil:
+		run = r.fail(run, api.StateFailed, "container: %v", err)
+	case exit.TimedOut:
+		run.ExitCode = &exit.Code
+		run = r.fail(run, api.StateTimedOut, "timed out after %s; the container was stopped", tool.TimeoutDuration())
+	case exit.Code != 0:
+		run.ExitCode = &exit.Code
+		run = r.fail(run, api.StateFailed, "exit code %d", exit.Code)
+	default:
+		run.ExitCode = &exit.Code
+		run.State = api.StateSucceeded
+	}
+	return r.finishRepo(context.WithoutCancel(ctx), run, dir)
+}
+
+// finishRepo commits what a successful run wrote, or discards what a failed
+// run left behind, and records the changed files.
+func (r *Runner) finishRepo(ctx context.Context, run api.Run, dir string) api.Run {
+	var files []string
+	var err error
+	if run.State == api.StateSucceeded {
+		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
+		var after string
+		if after, files, err = r.git.Commit(ctx, dir, msg); err == nil {
+			run.DataCommitAfter = after
+		} else {
+			run = r.fail(run, api.StateFailed, "commit the run's output: %v", err)
+		}
+	} else if files, err = r.git.Discard(ctx, dir); err != nil {
+		r.opts.Log.Error("discard a failed run's output", "run", run.ID, "dir", dir, "err", err)
+	}
+	run.FilesTotal = len(files)
+	if len(files) > api.MaxRunFiles {
+		files = files[:api.MaxRunFiles]
+	}
+	run.Files = files
+	return run
+}
+
+func (r *Runner) syncDataset(ctx context.Context, name string) (dir, commit string, err error) {
+	ds, err := r.reg.Dataset(ctx, name)
+	if err != nil {
+		return "", "", err
+	}
+	dir = filepath.Join(r.opts.DataDir, "datasets", ds.Name)
+	unlock, err := r.locks.lock(ctx, dir)
+	if err != nil {
+		return "", "", err
+	}
+	defer unlock()
+	commit, _, err = r.git.Sync(ctx, dir, ds.URL, ds.Branch)
+	return dir, commit, err
+}
+
+func (r *Runner) spec(run api.Run, tool toolspec.Tool, img dockerrt.Image, mounts []dockerrt.Mount) dockerrt.Spec {
+	env := make([]string, 0, len(tool.Env)+3)
+	for k, v := range tool.Env {
+		env = append(env, k+"="+v)
+	}
+	env = append(env, "MAO_RUN_ID="+run.ID, "MAO_TOOL="+run.Tool, "MAO_SITE="+run.Site)
+	return dockerrt.Spec{
+		Name:     "mao-" + run.ID,
+		Image:    img.ID,
+		Cmd:      tool.Command,
+		Env:      env,
+		Labels:   map[string]string{LabelRun: run.ID, LabelTool: run.Tool, LabelSite: run.Site},
+		Mounts:   mounts,
+		NanoCPUs: int64(tool.CPUs() * 1e9),
+		Memory:   tool.MemoryBytes(),
+		Network:  tool.NetworkName(),
+		Timeout:  tool.TimeoutDuration(),
+	}
+}
+
+// hostPath maps a path under DataDir to the same path as the Docker host
+// sees it.
+func (r *Runner) hostPath(p string) string {
+	rel, err := filepath.Rel(r.opts.DataDir, p)
+	if err != nil || strings.HasPrefix(rel, "..") {
+		return p
+	}
+	return filepath.Join(r.opts.HostDataDir, rel)
+}
+
+func (r *Runner) fail(run api.Run, state api.RunState, format string, args ...any) api.Run {
+	run.State, run.Reason = state, fmt.Sprintf(format, args...)
+	return run
+}
+
+// save writes the run record. A final record must not be lost, so while
+// etcd is unreachable it keeps trying for a while, whatever the run's own
+// context says; an intermediate state is tried once.
+func (r *Runner) save(run api.Run) {
+	attempts := 1
+	if run.State.Terminal() {
+		attempts = saveAttempts
+		if run.FinishedAt == nil {
+			now := r.opts.Clock.Now().UTC()
+			run.FinishedAt = &now
+		}
+	}
+	ctx := context.Background()
+	for attempt := 1; ; attempt++ {
+		err := r.rec.SaveRun(ctx, run)
+		if err == nil {
+			return
+		}
+		if attempt == attempts {
+			r.opts.Log.Error("record run: giving up", "run", run.ID, "state", run.State, "err", err)
+			return
+		}
+		r.opts.Log.Warn("record run; retrying", "run", run.ID, "state", run.State, "err", err)
+		time.Sleep(saveRetry)
+	}
+}
+
+const (
+	saveAttempts = 60
+	saveRetry    = time.Second
+)
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
+
+// dirLocks serialises work on one clone directory: concurrent runs of tools
+// that share a clone must not corrupt it.
+type dirLocks struct {
+	mu sync.Mutex
+	m  map[string]chan struct{}
+}
+
+// lock waits for dir's lock or for ctx to end.
+func (l *dirLocks) lock(ctx context.Context, dir string) (unlock func(), err error) {
+	l.mu.Lock()
+	ch, ok := l.m[dir]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		l.m[dir] = ch
+	}
+	l.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}

@@ -1,0 +1,240 @@
+package runner
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/toolspec"
+)
+
+type fixture struct {
+	reg  *fakeRegistry
+	rec  *fakeRecords
+	rt   *fakeContainers
+	git  *fakeGit
+	logs *runlog.Dir
+	r    *Runner
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	logs, err := runlog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fixture{
+		reg: &fakeRegistry{
+			tools: map[string]toolspec.Tool{
+				"t1": {Name: "t1", Author: "a", Image: "img:1", DataRepo: "file:///data.git", Env: map[string]string{"K": "v"},
+					Timeout: "2m", Network: "none", Resources: &toolspec.Resources{CPUs: 0.5, Memory: "64MiB"}},
+				"t2": {Name: "t2", Author: "a", Image: "img:2", DataRepo: "file:///d2.git", InputDataset: "ds"},
+			},
+			datasets: map[string]toolspec.Dataset{"ds": {Name: "ds", URL: "file:///ds.git", Branch: "main"}},
+		},
+		rec:  &fakeRecords{},
+		rt:   &fakeContainers{output: "hello\n"},
+		git:  &fakeGit{files: []string{"control-1.csv"}},
+		logs: logs,
+	}
+	f.r = New(f.reg, f.rec, f.rt, f.git, Options{
+		Site: "s1", DataDir: "/var/mao", HostDataDir: "/host/mao", Logs: logs,
+		Clock: fixedClock{time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)},
+	})
+	return f
+}
+
+// runToEnd starts a run of tool and waits until the runner is idle.
+func (f *fixture) runToEnd(t *testing.T, tool string) api.Run {
+	t.Helper()
+	run, err := f.r.Start(context.Background(), tool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.r.Shutdown(context.Background())
+	return f.rec.last(run.ID)
+}
+
+func TestRunOutcomes(t *testing.T) {
+	tests := []struct {
+		name      string
+		setup     func(*fixture)
+		tool      string
+		state     api.RunState
+		exitCode  int // -1: none recorded
+		reason    string
+		committed bool
+		ranImage  bool
+	}{
+		{"success", func(*fixture) {}, "t1", api.StateSucceeded, 0, "", true, true},
+		{"exit 3", func(f *fixture) { f.rt.exit = dockerrt.Exit{Code: 3} }, "t1", api.StateFailed, 3, "exit code 3", false, true},
+		{"timeout", func(f *fixture) { f.rt.exit = dockerrt.Exit{Code: 137, TimedOut: true} }, "t1", api.StateTimedOut, 137, "timed out after 2m0s; the container was stopped", false, true},
+		{"git error", func(f *fixture) { f.git.syncErr = errors.New("clone file:///data.git: repository not found") }, "t1",
+			api.StateFailed, -1, "data repository: clone file:///data.git: repository not found", false, false},
+		{"pull error", func(f *fixture) { f.rt.imageErr = errors.New("pull img:1: connection refused") }, "t1",
+			api.StateFailed, -1, "image: pull img:1: connection refused", false, false},
+		{"with input dataset", func(*fixture) {}, "t2", api.StateSucceeded, 0, "", true, true},
+		{"missing input dataset", func(f *fixture) { delete(f.reg.datasets, "ds") }, "t2", api.StateFailed, -1, "input dataset ds: dataset ds: not found", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			tc.setup(f)
+			run := f.runToEnd(t, tc.tool)
+			if run.State != tc.state || run.Reason != tc.reason {
+				t.Fatalf("state %s reason %q, want %s %q", run.State, run.Reason, tc.state, tc.reason)
+			}
+			if got := f.rec.states(run.ID); !slices.Equal(got, []api.RunState{api.StatePending, api.StateRunning, tc.state}) {
+				t.Errorf("state history %v", got)
+			}
+			if (run.ExitCode == nil) != (tc.exitCode == -1) || (run.ExitCode != nil && *run.ExitCode != tc.exitCode) {
+				t.Errorf("exit code %v, want %d", run.ExitCode, tc.exitCode)
+			}
+			if run.FinishedAt == nil || run.StartedAt == nil {
+				t.Errorf("times not recorded: %+v", run)
+			}
+			if got := f.git.commits == 1; got != tc.committed {
+				t.Errorf("committed = %v, want %v", got, tc.committed)
+			}
+			if tc.committed && (run.DataCommitAfter != "c1" || run.DataCommitBefore != "c0" || !slices.Equal(run.Files, []string{"control-1.csv"})) {
+				t.Errorf("commits %s→%s files %v", run.DataCommitBefore, run.DataCommitAfter, run.Files)
+			}
+			if !tc.committed && tc.ranImage && len(f.git.discarded) != 1 {
+				t.Errorf("a failed run's output was not discarded")
+			}
+			if got := len(f.rt.specs) == 1; got != tc.ranImage {
+				t.Errorf("container ran = %v, want %v", got, tc.ranImage)
+			}
+			var log bytes.Buffer
+			if err := f.logs.Copy(context.Background(), run.ID, false, &log, nil); err != nil {
+				t.Fatal(err)
+			}
+			if tc.ranImage && !strings.HasPrefix(log.String(), "hello\n") {
+				t.Errorf("log %q does not start with the container output", log.String())
+			}
+			if tc.reason != "" && !strings.Contains(log.String(), tc.reason) {
+				t.Errorf("log %q does not give the reason", log.String())
+			}
+		})
+	}
+}
+
+func TestContainerSpec(t *testing.T) {
+	f := newFixture(t)
+	run := f.runToEnd(t, "t1")
+	spec := f.rt.specs[0]
+	want := dockerrt.Spec{
+		Name:     "mao-" + run.ID,
+		Image:    "sha256:img:1",
+		Env:      []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_TOOL=t1", "MAO_SITE=s1"},
+		Labels:   map[string]string{LabelRun: run.ID, LabelTool: "t1", LabelSite: "s1"},
+		Mounts:   []dockerrt.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
+		NanoCPUs: 5e8,
+		Memory:   64 << 20,
+		Network:  "none",
+		Timeout:  2 * time.Minute,
+	}
+	if spec.Name != want.Name || spec.Image != want.Image || !slices.Equal(spec.Env, want.Env) ||
+		!slices.Equal(spec.Mounts, want.Mounts) || spec.NanoCPUs != want.NanoCPUs || spec.Memory != want.Memory ||
+		spec.Network != want.Network || spec.Timeout != want.Timeout || len(spec.Labels) != 3 || spec.Labels[LabelRun] != run.ID {
+		t.Fatalf("spec\n got %+v\nwant %+v", spec, want)
+	}
+	if !strings.HasPrefix(run.ID, "t1-1795309323-") || run.ImageID != "sha256:img:1" || run.Trigger != "manual" {
+		t.Fatalf("run %+v", run)
+	}
+
+	f = newFixture(t)
+	run = f.runToEnd(t, "t2")
+	mounts := f.rt.specs[0].Mounts
+	if len(mounts) != 2 || mounts[1] != (dockerrt.Mount{Source: "/host/mao/datasets/ds", Target: "/usr/src/app/input", ReadOnly: true}) {
+		t.Fatalf("mounts %+v", mounts)
+	}
+	if !slices.Contains(f.git.synced, "/var/mao/datasets/ds@file:///ds.git#main") || run.InputCommit != "c0" {
+		t.Fatalf("dataset not synced: %v, run %+v", f.git.synced, run)
+	}
+}
+
+func TestStartUnknownTool(t *testing.T) {
+	f := newFixture(t)
+	if _, err := f.r.Start(context.Background(), "nope"); !errors.Is(err, errNotFound) {
+		t.Fatalf("err = %v", err)
+	}
+	if runs, _ := f.rec.Runs(context.Background(), ""); len(runs) != 0 {
+		t.Fatalf("a run was recorded: %v", runs)
+	}
+}
+
+func TestRunsOfOneToolDoNotOverlap(t *testing.T) {
+	f := newFixture(t)
+	for range 5 {
+		if _, err := f.r.Start(context.Background(), "t1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.r.Shutdown(context.Background())
+	if f.rt.maxConc != 1 || len(f.rt.specs) != 5 {
+		t.Fatalf("%d runs, at most %d at once; want 5, 1", len(f.rt.specs), f.rt.maxConc)
+	}
+}
+
+func TestShutdownInterruptsRuns(t *testing.T) {
+	f := newFixture(t)
+	f.rt.block = true
+	f.rt.started = make(chan struct{}, 1)
+	run, err := f.r.Start(context.Background(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-f.rt.started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no grace at all
+	f.r.Shutdown(ctx)
+	got := f.rec.last(run.ID)
+	if got.State != api.StateFailed || !strings.Contains(got.Reason, "shut down") {
+		t.Fatalf("run after shutdown: %s %q", got.State, got.Reason)
+	}
+	if _, err := f.r.Start(context.Background(), "t1"); !errors.Is(err, ErrShuttingDown) {
+		t.Fatalf("start after shutdown: %v", err)
+	}
+}
+
+func TestRecover(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for _, r := range []api.Run{
+		{ID: "t1-pending", Tool: "t1", Site: "s1", State: api.StatePending},
+		{ID: "t1-running", Tool: "t1", Site: "s1", State: api.StateRunning},
+		{ID: "gone-pending", Tool: "gone", Site: "s1", State: api.StatePending},
+		{ID: "t1-other-site", Tool: "t1", Site: "s2", State: api.StateRunning},
+		{ID: "t1-done", Tool: "t1", Site: "s1", State: api.StateSucceeded},
+	} {
+		f.rec.CreateRun(ctx, r)
+	}
+	if err := f.r.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Shutdown(ctx)
+	want := map[string]api.RunState{
+		"t1-pending":    api.StateSucceeded,
+		"t1-running":    api.StateFailed,
+		"gone-pending":  api.StateFailed,
+		"t1-other-site": api.StateRunning,
+		"t1-done":       api.StateSucceeded,
+	}
+	for id, state := range want {
+		if got := f.rec.last(id); got.State != state {
+			t.Errorf("%s: %s (%s), want %s", id, got.State, got.Reason, state)
+		}
+	}
+	slices.Sort(f.rt.removed)
+	if !slices.Equal(f.rt.removed, []string{"mao.run=gone-pending", "mao.run=t1-pending", "mao.run=t1-running"}) {
+		t.Errorf("removed containers %v", f.rt.removed)
+	}
+}

@@ -1,0 +1,165 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/etcdembed"
+	"github.com/mao-research/mao/toolspec"
+)
+
+func newStore(t *testing.T) (*Store, *clientv3.Client) {
+	t.Helper()
+	c := testenv.EtcdClient(t)
+	return New(c, "/mao/", 2*time.Second), c
+}
+
+func tool(name, input string) toolspec.Tool {
+	return toolspec.Tool{Name: name, Author: "a", Image: "busybox", DataRepo: "file:///r", InputDataset: input}
+}
+
+func TestRegistry(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	steps := []struct {
+		name string
+		do   func() error
+		want error
+	}{
+		{"create dataset", func() error { return s.CreateDataset(ctx, toolspec.Dataset{Name: "ds", URL: "file:///d"}) }, nil},
+		{"duplicate dataset", func() error { return s.CreateDataset(ctx, toolspec.Dataset{Name: "ds", URL: "file:///e"}) }, ErrExists},
+		{"create tool", func() error { return s.CreateTool(ctx, tool("t1", "")) }, nil},
+		{"duplicate tool", func() error { return s.CreateTool(ctx, tool("t1", "")) }, ErrExists},
+		{"tool with input", func() error { return s.CreateTool(ctx, tool("t2", "ds")) }, nil},
+		{"dataset in use", func() error { return s.DeleteDataset(ctx, "ds") }, ErrInUse},
+		{"unknown tool", func() error { _, err := s.Tool(ctx, "nope"); return err }, ErrNotFound},
+		{"delete unknown tool", func() error { return s.DeleteTool(ctx, "nope") }, ErrNotFound},
+		{"delete unknown dataset", func() error { return s.DeleteDataset(ctx, "nope") }, ErrNotFound},
+		{"delete tool", func() error { return s.DeleteTool(ctx, "t2") }, nil},
+		{"dataset no longer in use", func() error { return s.DeleteDataset(ctx, "ds") }, nil},
+	}
+	for _, st := range steps {
+		if err := st.do(); !errors.Is(err, st.want) {
+			t.Fatalf("%s: err = %v, want %v", st.name, err, st.want)
+		}
+	}
+	var ve *toolspec.ValidationError
+	if err := s.CreateTool(ctx, tool("t3", "missing")); !errors.As(err, &ve) || ve.Fields[0].Field != "input_dataset" {
+		t.Fatalf("tool with unknown input dataset: %v", err)
+	}
+	if r, _ := c.Get(ctx, "/mao/tools/t3"); len(r.Kvs) != 0 {
+		t.Fatal("a rejected tool was written")
+	}
+	tools, err := s.Tools(ctx)
+	if err != nil || len(tools) != 1 || tools[0].Name != "t1" {
+		t.Fatalf("tools = %v, %v", tools, err)
+	}
+	got, err := s.Tool(ctx, "t1")
+	if err != nil || got.Image != "busybox" {
+		t.Fatalf("tool = %+v, %v", got, err)
+	}
+}
+
+func TestRuns(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	base := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for i, r := range []api.Run{
+		{ID: "a-1", Tool: "a", State: api.StatePending, CreatedAt: base},
+		{ID: "b-1", Tool: "b", State: api.StatePending, CreatedAt: base.Add(time.Minute)},
+		{ID: "a-2", Tool: "a", State: api.StatePending, CreatedAt: base.Add(2 * time.Minute)},
+	} {
+		if err := s.CreateRun(ctx, r); err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+	}
+	if err := s.CreateRun(ctx, api.Run{ID: "a-1"}); !errors.Is(err, ErrExists) {
+		t.Fatalf("duplicate run id: %v", err)
+	}
+	r, _ := s.Run(ctx, "a-1")
+	r.State = api.StateSucceeded
+	if err := s.SaveRun(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		tool string
+		want []string
+	}{
+		{"", []string{"a-2", "b-1", "a-1"}},
+		{"a", []string{"a-2", "a-1"}},
+		{"zzz", nil},
+	}
+	for _, tc := range tests {
+		runs, err := s.Runs(ctx, tc.tool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range runs {
+			ids = append(ids, r.ID)
+		}
+		if len(ids) != len(tc.want) || (len(ids) > 0 && ids[0] != tc.want[0]) || (len(ids) > 1 && ids[1] != tc.want[1]) {
+			t.Errorf("Runs(%q) = %v, want %v", tc.tool, ids, tc.want)
+		}
+	}
+	if got, _ := s.Run(ctx, "a-1"); got.State != api.StateSucceeded {
+		t.Fatalf("saved state = %s", got.State)
+	}
+}
+
+func TestMembership(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	m, err := s.Join(ctx, api.Site{Name: "s1", APIAddr: "127.0.0.1:1"}, 2*time.Second, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); m.Keep(keepCtx, 100*time.Millisecond) }()
+	sites, err := s.Sites(ctx)
+	if err != nil || len(sites) != 1 || sites[0].Name != "s1" {
+		t.Fatalf("sites = %v, %v", sites, err)
+	}
+	stop()
+	<-done
+	if err := m.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if sites, _ := s.Sites(ctx); len(sites) != 0 {
+		t.Fatalf("sites after leave = %v", sites)
+	}
+}
+
+func TestUnavailable(t *testing.T) {
+	srv, err := etcdembed.Start(context.Background(), etcdembed.Options{Dir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: srv.Endpoints(), DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	srv.Close()
+	s := New(c, "/mao/", 500*time.Millisecond)
+	ctx := context.Background()
+	for name, call := range map[string]func() error{
+		"create": func() error { return s.CreateDataset(ctx, toolspec.Dataset{Name: "d", URL: "file:///d"}) },
+		"get":    func() error { _, err := s.Tool(ctx, "t"); return err },
+		"list":   func() error { _, err := s.Tools(ctx); return err },
+		"delete": func() error { return s.DeleteTool(ctx, "t") },
+	} {
+		if err := call(); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("%s with etcd stopped: %v, want ErrUnavailable", name, err)
+		}
+	}
+}
