@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"time"
 
 	"go.etcd.io/etcd/server/v3/embed"
@@ -16,7 +17,8 @@ type Options struct {
 	Dir       string        // data directory (required)
 	ClientURL string        // e.g. "http://127.0.0.1:2379"
 	PeerURL   string        // e.g. "http://127.0.0.1:2380"
-	LogLevel  string        // zap level; default "error"
+	LogLevel  string        // zap level; default "warn"
+	LogFile   string        // etcd's own log; default Dir + ".log"
 	Timeout   time.Duration // how long to wait for the member to be ready; default 60s
 }
 
@@ -35,7 +37,11 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	cfg.Dir = o.Dir
 	cfg.LogLevel = o.LogLevel
 	if cfg.LogLevel == "" {
-		cfg.LogLevel = "error"
+		cfg.LogLevel = "warn"
+	}
+	cfg.LogOutputs = []string{o.LogFile}
+	if o.LogFile == "" {
+		cfg.LogOutputs = []string{filepath.Clean(o.Dir) + ".log"}
 	}
 	client, err := parseURL("client", o.ClientURL, "http://127.0.0.1:2379")
 	if err != nil {
