@@ -1,0 +1,201 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Config is the orchestrator's configuration.
+type Config struct {
+	Site   Site
+	Etcd   Etcd
+	API    API
+	Docker Docker
+	Runs   Runs
+	// Warnings are non-fatal notes, e.g. legacy sections that were mapped
+	// or ignored. The daemon should log them at startup.
+	Warnings []string
+}
+
+// Site is the [site] section: who this orchestrator is and where it keeps data.
+type Site struct {
+	Name        string            // default: the host name, lowercased and sanitised
+	DataDir     string            // default: $XDG_DATA_HOME/mao or ~/.local/share/mao; always absolute
+	HostDataDir string            // DataDir as the Docker host sees it; default DataDir
+	Labels      map[string]string // "labels = gpu=true, region=eu"
+	LeaseTTL    time.Duration     // key lease_ttl; default 10s, at least 2s
+}
+
+// Etcd is the [etcd] section.
+type Etcd struct {
+	Endpoints      []string      // external cluster; empty means run the embedded member
+	Prefix         string        // key prefix; default "/mao/"
+	DialTimeout    time.Duration // default 5s
+	RequestTimeout time.Duration // default 5s
+	// ClientURL and PeerURL are for the embedded member only; port 0 means
+	// a free port.
+	ClientURL string // default http://127.0.0.1:2379
+	PeerURL   string // default http://127.0.0.1:2380
+}
+
+// Embedded reports whether the orchestrator runs its own etcd member.
+func (e Etcd) Embedded() bool { return len(e.Endpoints) == 0 }
+
+// API is the [api] section.
+type API struct {
+	Listen string   // host:port; default 127.0.0.1:8080; port 0 means a free port
+	Tokens []string // accepted bearer tokens (tokens and tokens_file); empty means no auth
+}
+
+// Docker is the [docker] section.
+type Docker struct {
+	Host string // "" means Docker's own default (DOCKER_HOST or the local socket)
+}
+
+// Runs is the [runs] section.
+type Runs struct {
+	ShutdownGrace time.Duration // key shutdown_grace; how long SIGTERM waits for running runs; default 30s
+	StopGrace     time.Duration // key stop_grace; SIGTERM→SIGKILL grace when a container is stopped; default 10s
+	LogDir        string        // default <data_dir>/logs; always absolute
+}
+
+// Defaults that do not depend on the machine.
+const (
+	defaultLeaseTTL      = 10 * time.Second
+	minLeaseTTL          = 2 * time.Second
+	defaultPrefix        = "/mao/"
+	defaultEtcdTimeout   = 5 * time.Second
+	defaultClientURL     = "http://127.0.0.1:2379"
+	defaultPeerURL       = "http://127.0.0.1:2380"
+	defaultListen        = "127.0.0.1:8080"
+	defaultShutdownGrace = 30 * time.Second
+	defaultStopGrace     = 10 * time.Second
+)
+
+// Default returns the configuration used when there is no config file. Its
+// site name comes from the host name and its data directory from
+// $XDG_DATA_HOME or $HOME; DataDir is empty when neither is known, which
+// Validate reports.
+func Default() Config {
+	c := base()
+	c.derive()
+	return c
+}
+
+// base is Default without the fields derived from data_dir.
+func base() Config {
+	name := ""
+	if h, err := os.Hostname(); err == nil {
+		name = sanitizeName(h)
+	}
+	if name == "" {
+		name = "site"
+	}
+	return Config{
+		Site: Site{Name: name, DataDir: defaultDataDir(), LeaseTTL: defaultLeaseTTL},
+		Etcd: Etcd{
+			Prefix:         defaultPrefix,
+			DialTimeout:    defaultEtcdTimeout,
+			RequestTimeout: defaultEtcdTimeout,
+			ClientURL:      defaultClientURL,
+			PeerURL:        defaultPeerURL,
+		},
+		API:  API{Listen: defaultListen},
+		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace},
+	}
+}
+
+// derive fills the fields whose defaults follow data_dir.
+func (c *Config) derive() {
+	if c.Site.HostDataDir == "" {
+		c.Site.HostDataDir = c.Site.DataDir
+	}
+	if c.Runs.LogDir == "" && c.Site.DataDir != "" {
+		c.Runs.LogDir = filepath.Join(c.Site.DataDir, "logs")
+	}
+}
+
+func defaultDataDir() string {
+	if x := os.Getenv("XDG_DATA_HOME"); filepath.IsAbs(x) {
+		return filepath.Join(x, "mao")
+	}
+	if home, err := os.UserHomeDir(); err == nil && filepath.IsAbs(home) {
+		return filepath.Join(home, ".local", "share", "mao")
+	}
+	return ""
+}
+
+// sanitizeName turns s (a host name or the predecessor's user) into a site
+// name: lowercase, other characters replaced by '-', leading punctuation
+// dropped, at most 63 bytes. It returns "" when nothing is left.
+func sanitizeName(s string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(s) {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-' {
+			b.WriteRune(r)
+		} else {
+			b.WriteByte('-')
+		}
+	}
+	name := strings.TrimLeft(b.String(), "._-")
+	if len(name) > 63 {
+		name = name[:63]
+	}
+	return name
+}
+
+// Load reads and validates the config file at path. An empty path means no
+// file: the validated Default. A path that does not exist is an error.
+func Load(path string) (Config, error) {
+	if path == "" {
+		c := Default()
+		if err := c.Validate(); err != nil {
+			return Config{}, err
+		}
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, path)
+}
+
+// Validate reports every problem with c at once, joined with errors.Join;
+// each names its key as section.key.
+func (c *Config) Validate() error {
+	ps := c.problems()
+	errs := make([]error, len(ps))
+	for i := range ps {
+		errs[i] = ps[i]
+	}
+	return errors.Join(errs...)
+}
+
+// problem is one thing wrong with one key, located in a file when known.
+type problem struct {
+	file string
+	line int    // 0 when unknown
+	key  string // "site.name", "WORKING_ENVIRONMENT.user" or "[section]"
+	err  error
+}
+
+func (p problem) Error() string {
+	loc := p.file
+	switch {
+	case p.line > 0 && loc != "":
+		loc = fmt.Sprintf("%s:%d", loc, p.line)
+	case p.line > 0:
+		loc = fmt.Sprintf("line %d", p.line)
+	}
+	if loc != "" {
+		loc += ": "
+	}
+	return loc + p.key + ": " + p.err.Error()
+}
+
+func (p problem) Unwrap() error { return p.err }

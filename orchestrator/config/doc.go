@@ -1,0 +1,13 @@
+// Package config loads the orchestrator's config.ini: defaults first, then a
+// strict parse of the file (an unknown section or key is an error that names
+// it and its line), then Validate, which reports every problem at once.
+//
+// It also reads the sections of the predecessor's config.ini
+// ([WORKING_ENVIRONMENT], [ETCD], [POSTGRES], [DATA_REPOS]) so that a
+// migrating site's file still loads; each one it maps or ignores adds a note
+// to Config.Warnings.
+//
+// Loading does no I/O beyond reading the config file and api.tokens_file: it
+// never creates directories. The package only describes settings, so it must
+// not import etcd, Docker or git packages, nor other orchestrator packages.
+package config

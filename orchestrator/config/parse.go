@@ -1,0 +1,424 @@
+package config
+
+import (
+	"bytes"
+	"cmp"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/ini.v1"
+)
+
+// knownSections names the sections of the current format, for messages.
+const knownSections = "[site], [etcd], [api], [docker] or [runs]"
+
+// legacyField maps a key of the predecessor's [WORKING_ENVIRONMENT] to the
+// field it sets, or "" for an unknown key.
+func legacyField(key string) string {
+	switch key {
+	case "importdir":
+		return "site.data_dir"
+	case "hostdir":
+		return "site.host_data_dir"
+	case "user":
+		return "site.name"
+	}
+	return ""
+}
+
+// Parse parses, completes and validates a config file's contents. name is
+// used in messages, and relative paths in the file (data_dir, log_dir,
+// tokens_file) are resolved against its directory. On error the Config is
+// zero and the error joins every problem found, each naming its key and,
+// when known, its line.
+func Parse(data []byte, name string) (Config, error) {
+	f, err := ini.LoadSources(ini.LoadOptions{
+		InsensitiveKeys:          true, // as Python's configparser, which wrote the predecessor's files
+		IgnoreContinuation:       true, // a value never spans lines, so scan's line numbers hold
+		SpaceBeforeInlineComment: true, // "#" and ";" inside a value (a token, a URL) are not comments
+	}, data)
+	lines := scan(data)
+	if err != nil {
+		if lines.bad.n > 0 {
+			return Config{}, fmt.Errorf("%s:%d: malformed line %q: want \"key = value\" or \"[section]\"", name, lines.bad.n, lines.bad.text)
+		}
+		return Config{}, fmt.Errorf("%s: %w", name, err)
+	}
+	p := &parser{name: name, lines: lines, cfg: base(), from: map[string]string{}}
+	p.set = p.cfg.setters(filepath.Dir(name))
+	for _, s := range f.Sections() {
+		p.section(s)
+	}
+	p.finish()
+	if len(p.problems) > 0 {
+		// In file order; problems without a line (from defaults) last.
+		slices.SortStableFunc(p.problems, func(a, b problem) int {
+			return cmp.Compare(uint(a.line-1), uint(b.line-1))
+		})
+		errs := make([]error, len(p.problems))
+		for i := range p.problems {
+			errs[i] = p.problems[i]
+		}
+		return Config{}, errors.Join(errs...)
+	}
+	return p.cfg, nil
+}
+
+// parser applies one file's sections to a Config and collects problems.
+type parser struct {
+	name     string
+	lines    lineIndex
+	cfg      Config
+	set      map[string]func(string) error // bound to cfg
+	from     map[string]string             // field ("site.name") -> the key that set it ("WORKING_ENVIRONMENT.user")
+	problems []problem
+}
+
+func (p *parser) add(key string, err error) {
+	p.addAt(p.lines.line(key), key, err)
+}
+
+func (p *parser) addAt(line int, key string, err error) {
+	p.problems = append(p.problems, problem{file: p.name, line: line, key: key, err: err})
+}
+
+func (p *parser) warn(line int, format string, args ...any) {
+	p.cfg.Warnings = append(p.cfg.Warnings, fmt.Sprintf("%s:%d: ", p.name, line)+fmt.Sprintf(format, args...))
+}
+
+func (p *parser) section(s *ini.Section) {
+	name := s.Name()
+	header := p.lines.line("[" + name + "]")
+	keys := keysOf(p.set, name)
+	switch {
+	case name == ini.DefaultSection:
+		for _, k := range s.Keys() {
+			p.addAt(p.lines.line(name+"."+k.Name()), k.Name(), errors.New("is in no section; keys belong under "+knownSections))
+		}
+	case len(keys) > 0:
+		for _, k := range s.Keys() {
+			key := name + "." + k.Name()
+			if _, ok := p.set[key]; !ok {
+				p.add(key, fmt.Errorf("unknown key; [%s] has %s", name, strings.Join(keys, ", ")))
+				continue
+			}
+			p.apply(key, key, k.Value())
+		}
+	case name == "WORKING_ENVIRONMENT":
+		for _, k := range s.Keys() {
+			key, field := name+"."+k.Name(), legacyField(k.Name())
+			if field == "" {
+				p.add(key, errors.New("unknown key; [WORKING_ENVIRONMENT] has importdir, hostdir, user"))
+				continue
+			}
+			v := k.Value()
+			if field == "site.name" && sanitizeName(v) != v {
+				v = sanitizeName(v)
+				p.warn(p.lines.line(key), "%s %q is read as site.name %q; set name in [site]", key, k.Value(), v)
+			} else {
+				p.warn(p.lines.line(key), "%s is read as %s; move it to [%s]", key, field, strings.Split(field, ".")[0])
+			}
+			p.apply(field, key, v)
+		}
+	case name == "ETCD":
+		p.legacyEtcd(s, header)
+	case name == "POSTGRES":
+		p.warn(header, "[POSTGRES] is ignored: mao keeps schedules in etcd")
+	case name == "DATA_REPOS":
+		p.warn(header, "[DATA_REPOS] is ignored: mao keeps track of its dataset clones itself")
+	default:
+		p.addAt(header, "["+name+"]", errors.New("unknown section; want "+knownSections))
+	}
+}
+
+// legacyEtcd maps the predecessor's [ETCD] host and port to etcd.endpoints.
+func (p *parser) legacyEtcd(s *ini.Section, header int) {
+	var host, port string
+	for _, k := range s.Keys() {
+		switch k.Name() {
+		case "host":
+			host = k.Value()
+		case "port":
+			port = k.Value()
+		default:
+			p.add("ETCD."+k.Name(), errors.New("unknown key; [ETCD] has host, port"))
+		}
+	}
+	switch {
+	case host == "" && port == "":
+		return
+	case host == "":
+		p.addAt(header, "ETCD.host", errors.New("is required when [ETCD] is present"))
+		return
+	case port == "":
+		p.addAt(header, "ETCD.port", errors.New("is required when [ETCD] is present"))
+		return
+	case strings.Contains(host, "/") || hasSpaceOrControl(host):
+		p.add("ETCD.host", fmt.Errorf("%q: want a host name or IP address", host))
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		p.add("ETCD.port", fmt.Errorf("%q is not a port number", port))
+		return
+	}
+	url := "http://" + net.JoinHostPort(host, port)
+	p.warn(p.lines.line("ETCD.host"), "ETCD.host and ETCD.port are read as etcd.endpoints = %s; move it to [etcd]", url)
+	p.apply("etcd.endpoints", "ETCD.host", url)
+}
+
+// apply sets field from the value of key, which is either the field itself
+// or a legacy key that maps to it.
+func (p *parser) apply(field, key, value string) {
+	if lines := p.lines.at[key]; len(lines) > 1 {
+		p.addAt(lines[1], key, fmt.Errorf("is set again (first on line %d)", lines[0]))
+		return
+	}
+	if prev, ok := p.from[field]; ok {
+		also := fmt.Sprintf("is also set by %s (line %d); keep one", prev, p.lines.line(prev))
+		if key != field {
+			also = "sets " + field + ", which " + also
+		}
+		p.add(key, errors.New(also))
+		return
+	}
+	p.from[field] = key
+	if err := p.set[field](value); err != nil {
+		p.add(key, err)
+	}
+}
+
+// finish derives defaults, checks what depends on several keys, validates,
+// and names the line that set each invalid field.
+func (p *parser) finish() {
+	c := &p.cfg
+	c.derive()
+	if len(c.Etcd.Endpoints) > 0 {
+		for _, field := range []string{"etcd.client_url", "etcd.peer_url"} {
+			if key, ok := p.from[field]; ok {
+				ext := p.from["etcd.endpoints"]
+				p.add(key, fmt.Errorf("is for the embedded etcd only, but %s (line %d) names an external cluster", ext, p.lines.line(ext)))
+			}
+		}
+	}
+	for _, pr := range c.problems() {
+		if key, ok := p.from[pr.key]; ok {
+			if key != pr.key {
+				pr.key += " (from " + key + ")"
+			}
+			pr.line = p.lines.line(key)
+		}
+		pr.file = p.name
+		p.problems = append(p.problems, pr)
+	}
+	if len(c.API.Tokens) == 0 && !isLoopback(c.API.Listen) {
+		p.warn(p.lines.line("api.listen"), "api.listen %s is reachable from other machines and no api.tokens are set: anyone who reaches it can use the API", c.API.Listen)
+	}
+}
+
+// setters returns, for every key of the current format, a function that
+// parses a value into c. Relative paths are resolved against dir.
+func (c *Config) setters(dir string) map[string]func(string) error {
+	str := func(p *string) func(string) error {
+		return func(v string) error { *p = v; return nil }
+	}
+	// On error a setter leaves its field alone, so Validate does not report
+	// the same key a second time.
+	dur := func(p *time.Duration) func(string) error {
+		return func(v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a duration (e.g. 10s, 5m): %w", v, err)
+			}
+			*p = d
+			return nil
+		}
+	}
+	path := func(p *string) func(string) error {
+		return func(v string) error {
+			abs, err := localPath(v, dir)
+			if err == nil {
+				*p = abs
+			}
+			return err
+		}
+	}
+	return map[string]func(string) error{
+		"site.name":          str(&c.Site.Name),
+		"site.data_dir":      path(&c.Site.DataDir),
+		"site.host_data_dir": str(&c.Site.HostDataDir),
+		"site.labels": func(v string) error {
+			labels, err := parseLabels(v)
+			if err == nil {
+				c.Site.Labels = labels
+			}
+			return err
+		},
+		"site.lease_ttl":       dur(&c.Site.LeaseTTL),
+		"etcd.endpoints":       func(v string) error { c.Etcd.Endpoints = splitList(v); return nil },
+		"etcd.prefix":          str(&c.Etcd.Prefix),
+		"etcd.dial_timeout":    dur(&c.Etcd.DialTimeout),
+		"etcd.request_timeout": dur(&c.Etcd.RequestTimeout),
+		"etcd.client_url":      str(&c.Etcd.ClientURL),
+		"etcd.peer_url":        str(&c.Etcd.PeerURL),
+		"api.listen":           str(&c.API.Listen),
+		// Tokens listed inline come first, so "entry N" in messages counts them.
+		"api.tokens": func(v string) error { c.API.Tokens = append(splitList(v), c.API.Tokens...); return nil },
+		"api.tokens_file": func(v string) error {
+			file, err := localPath(v, dir)
+			if err != nil {
+				return err
+			}
+			tokens, err := readTokens(file)
+			c.API.Tokens = append(c.API.Tokens, tokens...)
+			return err
+		},
+		"docker.host":         str(&c.Docker.Host),
+		"runs.shutdown_grace": dur(&c.Runs.ShutdownGrace),
+		"runs.stop_grace":     dur(&c.Runs.StopGrace),
+		"runs.log_dir":        path(&c.Runs.LogDir),
+	}
+}
+
+// keysOf lists the keys of section in setters, sorted.
+func keysOf(setters map[string]func(string) error, section string) []string {
+	var keys []string
+	for k := range setters {
+		if s, key, _ := strings.Cut(k, "."); s == section {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// splitList splits a comma-separated value; an empty value is an empty list.
+// Empty entries are kept for Validate to report.
+func splitList(v string) []string {
+	if strings.TrimSpace(v) == "" {
+		return nil
+	}
+	parts := strings.Split(v, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+// parseLabels parses "k=v, k2=v2". Validate checks the keys and values.
+func parseLabels(v string) (map[string]string, error) {
+	entries := splitList(v)
+	if entries == nil {
+		return nil, nil
+	}
+	labels := make(map[string]string, len(entries))
+	for i, e := range entries {
+		k, val, ok := strings.Cut(e, "=")
+		k, val = strings.TrimSpace(k), strings.TrimSpace(val)
+		switch _, dup := labels[k]; {
+		case !ok:
+			return nil, fmt.Errorf("entry %d %q is not key=value", i+1, e)
+		case dup:
+			return nil, fmt.Errorf("label %q is given twice", k)
+		}
+		labels[k] = val
+	}
+	return labels, nil
+}
+
+// localPath expands a leading "~" and makes p absolute, relative to dir.
+func localPath(p, dir string) (string, error) {
+	if p == "" {
+		return "", errors.New("is empty; leave the key out for the default")
+	}
+	if p == "~" || strings.HasPrefix(p, "~/") {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", fmt.Errorf("expand %q: %w", p, err)
+		}
+		p = filepath.Join(home, p[1:])
+	} else if strings.HasPrefix(p, "~") {
+		return "", fmt.Errorf("%q: only ~ and ~/ are expanded, not ~user", p)
+	}
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(dir, p)
+	}
+	return filepath.Abs(p)
+}
+
+// readTokens reads one bearer token per line; blank lines and lines starting
+// with '#' are skipped. Messages never include a token.
+func readTokens(file string) ([]string, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var tokens []string
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		if err := checkToken(line); err != nil {
+			return nil, fmt.Errorf("%s:%d: the token %w", file, i+1, err)
+		}
+		tokens = append(tokens, line)
+	}
+	return tokens, nil
+}
+
+// lineIndex records on which lines each section header and key appear:
+// ini.v1 does not report line numbers. It follows ini's line grammar, which
+// is simple because Parse turns off continuation lines.
+type lineIndex struct {
+	at  map[string][]int // "[site]" or "site.name" -> lines, in order
+	bad struct {         // the first line that is neither a header nor key=value
+		n    int
+		text string
+	}
+}
+
+// line returns the first line of key or section ("[site]"), or 0.
+func (l lineIndex) line(key string) int {
+	if lines := l.at[key]; len(lines) > 0 {
+		return lines[0]
+	}
+	return 0
+}
+
+func scan(data []byte) lineIndex {
+	idx := lineIndex{at: map[string][]int{}}
+	section := ini.DefaultSection
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(line)
+		var key string
+		switch {
+		case line == "" || line[0] == '#' || line[0] == ';':
+			continue
+		case line[0] == '[':
+			if end := strings.LastIndexByte(line, ']'); end > 1 {
+				section = line[1:end]
+				key = "[" + section + "]"
+			}
+		default:
+			if eq := strings.IndexAny(line, "=:"); eq > 0 {
+				key = section + "." + strings.ToLower(strings.TrimSpace(line[:eq]))
+			}
+		}
+		if key == "" {
+			if idx.bad.n == 0 {
+				idx.bad.n, idx.bad.text = i+1, line
+			}
+			continue
+		}
+		idx.at[key] = append(idx.at[key], i+1)
+	}
+	return idx
+}

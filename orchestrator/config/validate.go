@@ -1,0 +1,208 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net"
+	"net/url"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/mao-research/mao/toolspec"
+)
+
+// problems lists everything wrong with c, in the order of the file format.
+func (c *Config) problems() []problem {
+	var ps []problem
+	check := func(key string, err error) {
+		if err != nil {
+			ps = append(ps, problem{key: key, err: err})
+		}
+	}
+
+	check("site.name", toolspec.CheckName(c.Site.Name))
+	// host_data_dir and log_dir default to data_dir and a folder in it, so
+	// when data_dir is missing only data_dir is reported.
+	dataDir := c.Site.DataDir != ""
+	if !dataDir {
+		check("site.data_dir", errors.New("is required: neither $XDG_DATA_HOME nor $HOME gives a default"))
+	} else {
+		check("site.data_dir", checkAbs(c.Site.DataDir))
+		check("site.host_data_dir", checkAbs(c.Site.HostDataDir))
+	}
+	for _, k := range slices.Sorted(maps.Keys(c.Site.Labels)) {
+		check("site.labels", checkLabel(k, c.Site.Labels[k]))
+	}
+	check("site.lease_ttl", checkDuration(c.Site.LeaseTTL, minLeaseTTL))
+
+	for i, e := range c.Etcd.Endpoints {
+		check("etcd.endpoints", checkEntry(i, e, func(s string) error { return checkURL(s, false) }))
+	}
+	check("etcd.prefix", checkPrefix(c.Etcd.Prefix))
+	check("etcd.dial_timeout", checkDuration(c.Etcd.DialTimeout, 0))
+	check("etcd.request_timeout", checkDuration(c.Etcd.RequestTimeout, 0))
+	check("etcd.client_url", checkURL(c.Etcd.ClientURL, true))
+	check("etcd.peer_url", checkURL(c.Etcd.PeerURL, true))
+	if c.Etcd.PeerURL == c.Etcd.ClientURL && !strings.HasSuffix(c.Etcd.PeerURL, ":0") {
+		check("etcd.peer_url", errors.New("is the same address as etcd.client_url"))
+	}
+
+	check("api.listen", checkListen(c.API.Listen))
+	for i, t := range c.API.Tokens {
+		check("api.tokens", checkEntry(i, t, func(s string) error {
+			if err := checkToken(s); err != nil {
+				return fmt.Errorf("the token %w", err)
+			}
+			return nil
+		}))
+	}
+
+	check("docker.host", checkDockerHost(c.Docker.Host))
+
+	check("runs.shutdown_grace", checkDuration(c.Runs.ShutdownGrace, 0))
+	check("runs.stop_grace", checkDuration(c.Runs.StopGrace, 0))
+	if c.Runs.StopGrace > 0 && c.Runs.StopGrace%time.Second != 0 {
+		check("runs.stop_grace", fmt.Errorf("%s must be whole seconds: Docker's stop timeout counts seconds", c.Runs.StopGrace))
+	}
+	if dataDir {
+		check("runs.log_dir", checkAbs(c.Runs.LogDir))
+	}
+	return ps
+}
+
+// checkEntry checks entry i of a comma-separated list with check.
+func checkEntry(i int, s string, check func(string) error) error {
+	if s == "" {
+		return fmt.Errorf("entry %d is empty", i+1)
+	}
+	if err := check(s); err != nil {
+		return fmt.Errorf("entry %d: %w", i+1, err)
+	}
+	return nil
+}
+
+func checkAbs(p string) error {
+	if !filepath.IsAbs(p) {
+		return fmt.Errorf("%q must be an absolute path", p)
+	}
+	return nil
+}
+
+// checkDuration requires d > 0 and d >= least.
+func checkDuration(d, least time.Duration) error {
+	switch {
+	case d <= 0:
+		return fmt.Errorf("%s must be positive", d)
+	case d < least:
+		return fmt.Errorf("%s is below the minimum of %s", d, least)
+	}
+	return nil
+}
+
+// checkLabel accepts a key shaped like a name and a non-empty printable
+// value without commas.
+func checkLabel(k, v string) error {
+	if err := toolspec.CheckName(k); err != nil {
+		return fmt.Errorf("label key %w", err)
+	}
+	if v == "" {
+		return fmt.Errorf("label %s has an empty value", k)
+	}
+	for _, r := range v {
+		if r == ',' || !unicode.IsPrint(r) {
+			return fmt.Errorf("label %s: value %q must be printable and have no commas", k, v)
+		}
+	}
+	return nil
+}
+
+// checkURL accepts http(s)://host:port with nothing after the port. Port 0
+// (a free port) is allowed only for addresses the orchestrator listens on.
+func checkURL(s string, listen bool) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" && u.Scheme != "https" || u.Hostname() == "" {
+		return fmt.Errorf("%q: want http://host:port or https://host:port", s)
+	}
+	if u.User != nil || u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%q: want only scheme, host and port", s)
+	}
+	return checkPort(u.Port(), listen)
+}
+
+func checkPort(port string, listen bool) error {
+	n, err := strconv.Atoi(port)
+	switch {
+	case port == "":
+		return errors.New("the port is missing")
+	case err != nil || n < 0 || n > 65535:
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	case n == 0 && !listen:
+		return errors.New("port 0 is only allowed for addresses mao listens on")
+	}
+	return nil
+}
+
+func checkListen(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port: %w", s, err)
+	}
+	return checkPort(port, true)
+}
+
+// checkPrefix accepts an etcd key prefix such as "/mao/".
+func checkPrefix(s string) error {
+	if !strings.HasPrefix(s, "/") || !strings.HasSuffix(s, "/") || strings.Contains(s, "//") {
+		return fmt.Errorf("%q must start and end with '/' and have no empty segment, e.g. /mao/", s)
+	}
+	if hasSpaceOrControl(s) {
+		return fmt.Errorf("%q must not contain spaces or control characters", s)
+	}
+	return nil
+}
+
+// checkToken requires a bearer token to be usable as is in an HTTP
+// Authorization header: visible ASCII only. Its messages never include the
+// token.
+func checkToken(s string) error {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return errors.New("must be visible ASCII characters, without whitespace")
+		}
+	}
+	return nil
+}
+
+func hasSpaceOrControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) || unicode.IsSpace(r) }) >= 0
+}
+
+func checkDockerHost(s string) error {
+	if s == "" {
+		return nil
+	}
+	for _, scheme := range []string{"unix://", "tcp://", "npipe://"} {
+		if rest, ok := strings.CutPrefix(s, scheme); ok && rest != "" {
+			return nil
+		}
+	}
+	return fmt.Errorf("%q: want unix://PATH, tcp://HOST:PORT or npipe://PATH", s)
+}
+
+// isLoopback reports whether the host of a host:port address is loopback.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,308 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/etcdembed"
+	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/orchestrator/store"
+)
+
+// fakeLauncher records a pending run and writes a log for it.
+type fakeLauncher struct {
+	st   *store.Store
+	logs *runlog.Dir
+}
+
+func (f *fakeLauncher) Start(ctx context.Context, tool string) (api.Run, error) {
+	if _, err := f.st.Tool(ctx, tool); err != nil {
+		return api.Run{}, err
+	}
+	run := api.Run{ID: tool + "-1", Tool: tool, Site: "s1", State: api.StatePending, CreatedAt: time.Unix(1, 0).UTC()}
+	l, err := f.logs.Create(run.ID)
+	if err != nil {
+		return api.Run{}, err
+	}
+	fmt.Fprintln(l, "line 1\nline 2\nline 3")
+	l.Close()
+	return run, f.st.CreateRun(ctx, run)
+}
+
+type fakeHealth struct{}
+
+func (fakeHealth) Check(context.Context) api.Health { return api.Health{Status: "ok", Site: "s1"} }
+
+var (
+	_ Launcher = (*fakeLauncher)(nil)
+	_ Health   = fakeHealth{}
+	_ Tools    = (*store.Store)(nil)
+	_ Datasets = (*store.Store)(nil)
+	_ Runs     = (*store.Store)(nil)
+	_ Logs     = (*runlog.Dir)(nil)
+)
+
+type env struct {
+	etcd   *clientv3.Client
+	client *api.Client
+	url    string
+}
+
+func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
+	t.Helper()
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	st := store.New(c, "/mao/", time.Second)
+	logs, err := runlog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := New(Deps{Tools: st, Datasets: st, Runs: st, Launcher: &fakeLauncher{st, logs}, Logs: logs, Health: fakeHealth{}},
+		tokens, slog.New(slog.DiscardHandler))
+	ts := httptest.NewServer(srv)
+	t.Cleanup(ts.Close)
+	token := ""
+	if len(tokens) > 0 {
+		token = tokens[0]
+	}
+	client, err := api.NewClient(ts.URL, token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env{etcd: c, client: client, url: ts.URL}
+}
+
+func (e env) keys(t *testing.T) []string {
+	t.Helper()
+	r, err := e.etcd.Get(context.Background(), "/mao/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, kv := range r.Kvs {
+		keys = append(keys, string(kv.Key))
+	}
+	return keys
+}
+
+func wantStatus(t *testing.T, err error, status int, mentions ...string) *api.Error {
+	t.Helper()
+	var e *api.Error
+	if !errors.As(err, &e) || e.Status != status {
+		t.Fatalf("err = %v, want HTTP %d", err, status)
+	}
+	for _, m := range mentions {
+		if !strings.Contains(e.Error(), m) {
+			t.Errorf("error %q does not mention %q", e.Error(), m)
+		}
+	}
+	return e
+}
+
+func TestBadSpecsAreRejectedWhole(t *testing.T) {
+	e := newEnv(t, testenv.Etcd(t))
+	ctx := context.Background()
+	good := api.Tool{Name: "ok", Author: "a", Image: "busybox", DataRepo: "file:///r"}
+	tests := []struct {
+		name   string
+		tool   api.Tool
+		fields []string
+	}{
+		{"bad name", api.Tool{Name: "Bad Name", Author: "a", Image: "busybox", DataRepo: "file:///r"}, []string{"name:"}},
+		{"slash in name", api.Tool{Name: "a/b", Author: "a", Image: "busybox", DataRepo: "file:///r"}, []string{"name: \"a/b\" must not contain '/'"}},
+		{"bad image", api.Tool{Name: "t", Author: "a", Image: "UPPER/Case:tag", DataRepo: "file:///r"}, []string{"image:"}},
+		{"bad url", api.Tool{Name: "t", Author: "a", Image: "busybox", DataRepo: "ftp://h.example/r"}, []string{"data_repo:"}},
+		{"quotes", api.Tool{Name: `t"x`, Author: "a", Image: `busy"box`, DataRepo: `file:///r"`}, []string{"name:", "image:", "data_repo:"}},
+		{"everything", api.Tool{}, []string{"name:", "author:", "image:", "data_repo:"}},
+		{"unknown input dataset", api.Tool{Name: "t", Author: "a", Image: "busybox", DataRepo: "file:///r", InputDataset: "nope"}, []string{"input_dataset:"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := e.client.RegisterTool(ctx, tc.tool)
+			apiErr := wantStatus(t, err, http.StatusBadRequest, tc.fields...)
+			if len(apiErr.Details) != len(tc.fields) {
+				t.Errorf("details %q, want one per field %v", apiErr.Details, tc.fields)
+			}
+			if keys := e.keys(t); len(keys) != 0 {
+				t.Fatalf("a rejected spec wrote %v", keys)
+			}
+		})
+	}
+	if _, err := e.client.RegisterDataset(ctx, api.Dataset{Name: "x/y", URL: "nope"}); err == nil {
+		t.Fatal("bad dataset accepted")
+	} else {
+		wantStatus(t, err, http.StatusBadRequest, "name:", "url:")
+	}
+	// Quotes in free text are data, not syntax: they round-trip intact.
+	quoted := good
+	quoted.Author, quoted.Description = `O'Brien "Bob"`, `say "hi" \ bye`
+	if _, err := e.client.RegisterTool(ctx, quoted); err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.client.Tool(ctx, "ok")
+	if err != nil || got.Author != quoted.Author || got.Description != quoted.Description {
+		t.Fatalf("round trip: %+v %v", got, err)
+	}
+}
+
+func TestMalformedBodies(t *testing.T) {
+	e := newEnv(t, testenv.Etcd(t))
+	tests := []struct {
+		body    string
+		mention string
+	}{
+		{`{"name":"t","imagee":"x"}`, "unknown field"},
+		{`{"name":`, "malformed JSON"},
+		{`[1,2]`, "malformed JSON"},
+		{strings.Repeat(" ", maxBody+1), "larger than"},
+	}
+	for _, tc := range tests {
+		resp, err := http.Post(e.url+"/api/v1/tools", "application/json", strings.NewReader(tc.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), tc.mention) {
+			t.Errorf("POST %.20q: %d %s", tc.body, resp.StatusCode, body)
+		}
+	}
+}
+
+func TestRegistryCodes(t *testing.T) {
+	e := newEnv(t, testenv.Etcd(t))
+	ctx := context.Background()
+	tool := api.Tool{Name: "t1", Author: "a", Image: "busybox", DataRepo: "file:///r", InputDataset: "ds"}
+	ds := api.Dataset{Name: "ds", URL: "file:///ds"}
+	if _, err := e.client.RegisterDataset(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.client.RegisterTool(ctx, tool); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		call   func() error
+		status int
+	}{
+		{"duplicate tool", func() error { _, err := e.client.RegisterTool(ctx, tool); return err }, http.StatusConflict},
+		{"duplicate dataset", func() error { _, err := e.client.RegisterDataset(ctx, ds); return err }, http.StatusConflict},
+		{"dataset in use", func() error { return e.client.RemoveDataset(ctx, "ds") }, http.StatusConflict},
+		{"unknown tool", func() error { _, err := e.client.Tool(ctx, "nope"); return err }, http.StatusNotFound},
+		{"unknown dataset", func() error { _, err := e.client.Dataset(ctx, "nope"); return err }, http.StatusNotFound},
+		{"remove unknown tool", func() error { return e.client.RemoveTool(ctx, "nope") }, http.StatusNotFound},
+		{"remove unknown dataset", func() error { return e.client.RemoveDataset(ctx, "nope") }, http.StatusNotFound},
+		{"run unknown tool", func() error { _, err := e.client.RunTool(ctx, "nope"); return err }, http.StatusNotFound},
+		{"unknown run", func() error { _, err := e.client.Run(ctx, "nope"); return err }, http.StatusNotFound},
+		{"logs of unknown run", func() error { return e.client.RunLogs(ctx, "nope", api.LogOptions{}, io.Discard) }, http.StatusNotFound},
+		{"bad tail", func() error {
+			return e.client.RunLogs(ctx, "t1-1", api.LogOptions{Tail: -1}, io.Discard)
+		}, 0},
+	}
+	for _, tc := range tests {
+		err := tc.call()
+		if tc.status == 0 {
+			continue
+		}
+		var apiErr *api.Error
+		if !errors.As(err, &apiErr) || apiErr.Status != tc.status {
+			t.Errorf("%s: %v, want HTTP %d", tc.name, err, tc.status)
+		}
+	}
+	// The happy paths through the same client.
+	run, err := e.client.RunTool(ctx, "t1")
+	if err != nil || run.State != api.StatePending {
+		t.Fatalf("run: %+v %v", run, err)
+	}
+	var logs strings.Builder
+	if err := e.client.RunLogs(ctx, run.ID, api.LogOptions{Tail: 2}, &logs); err != nil || logs.String() != "line 2\nline 3\n" {
+		t.Fatalf("tail: %q %v", logs.String(), err)
+	}
+	if runs, err := e.client.Runs(ctx, "t1"); err != nil || len(runs) != 1 {
+		t.Fatalf("runs: %v %v", runs, err)
+	}
+	if err := e.client.RemoveTool(ctx, "t1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.client.RemoveDataset(ctx, "ds"); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := e.client.Tools(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("tools after remove: %v %v", list, err)
+	}
+}
+
+func TestTokens(t *testing.T) {
+	endpoints := testenv.Etcd(t)
+	e := newEnv(t, endpoints, "s3cret", "other")
+	ctx := context.Background()
+	if _, err := e.client.Tools(ctx); err != nil {
+		t.Fatalf("right token: %v", err)
+	}
+	for _, token := range []string{"", "wrong", "s3cret2"} {
+		c, _ := api.NewClient(e.url, token, nil)
+		_, err := c.Tools(ctx)
+		wantStatus(t, err, http.StatusUnauthorized, "bearer token")
+		_, err = c.Health(ctx)
+		wantStatus(t, err, http.StatusUnauthorized)
+	}
+	req, _ := http.NewRequest(http.MethodGet, e.url+"/api/v1/tools", nil)
+	req.Header.Set("Authorization", "Basic s3cret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") == "" {
+		t.Fatalf("basic auth: %d %v", resp.StatusCode, resp.Header)
+	}
+}
+
+func TestEtcdUnreachable(t *testing.T) {
+	srv, err := etcdembed.Start(context.Background(), etcdembed.Options{Dir: t.TempDir(), ClientURL: "http://127.0.0.1:0", PeerURL: "http://127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, srv.Endpoints())
+	srv.Close()
+	ctx := context.Background()
+	calls := map[string]func() error{
+		"list":     func() error { _, err := e.client.Tools(ctx); return err },
+		"register": func() error { _, err := e.client.RegisterDataset(ctx, api.Dataset{Name: "d", URL: "file:///d"}); return err },
+		"show":     func() error { _, err := e.client.Run(ctx, "r"); return err },
+	}
+	for name, call := range calls {
+		err := call()
+		apiErr := wantStatus(t, err, http.StatusServiceUnavailable, "etcd unavailable")
+		if apiErr.Code != api.CodeUnavailable {
+			t.Errorf("%s: code %q", name, apiErr.Code)
+		}
+	}
+}
+
+func TestUnknownEndpoint(t *testing.T) {
+	e := newEnv(t, testenv.Etcd(t))
+	resp, err := http.Get(e.url + "/api/v1/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
