@@ -1,0 +1,11 @@
+// Package dockerrt is the orchestrator's container runtime: it makes sure a
+// tool image is present, runs one container per job to completion through the
+// Docker Engine API (create, attach, wait, start — the same round trips as
+// `docker run --rm`), streams its output, enforces the job timeout, and
+// guarantees the container is gone afterwards. It also removes containers a
+// crashed orchestrator left behind.
+//
+// It owns the conversation with the Docker engine only. It must not import
+// mao's registries (etcd), the tool model (toolspec) or the HTTP API (api):
+// callers translate a tool run into a Spec. It never shells out to `docker`.
+package dockerrt

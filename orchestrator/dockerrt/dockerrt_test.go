@@ -1,0 +1,518 @@
+package dockerrt_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
+	"github.com/docker/docker/client"
+
+	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/dockerrt"
+)
+
+// testLabel marks every container a test makes; its value is unique per test.
+const testLabel = "mao.test"
+
+// dataDir is where tools find their data folder.
+const dataDir = "/usr/src/app/data"
+
+// fixture is one test's runtime, engine client and unique container identity.
+type fixture struct {
+	rt    *dockerrt.Runtime
+	dc    *client.Client
+	image string
+	id    string // unique per test: container name suffix and testLabel value
+}
+
+func setup(t *testing.T) fixture {
+	t.Helper()
+	img := testenv.BuildTestImage(t)
+	rt, err := dockerrt.New(dockerrt.Options{StopGrace: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := fixture{rt: rt, dc: testenv.Docker(t), image: img, id: uniqueID(t)}
+	t.Cleanup(func() {
+		// Hygiene only: tests assert removal themselves.
+		if _, err := rt.RemoveLabelled(context.Background(), testLabel, f.id); err != nil {
+			t.Error(err)
+		}
+		rt.Close()
+	})
+	return f
+}
+
+// uniqueID turns the test name into a container-name-safe id with a random
+// suffix, so tests can run in parallel and repeatedly.
+func uniqueID(t *testing.T) string {
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			return r
+		case r >= 'A' && r <= 'Z':
+			return r - 'A' + 'a'
+		default:
+			return '-'
+		}
+	}, t.Name())
+	if len(name) > 40 {
+		name = name[:40]
+	}
+	suffix := make([]byte, 4)
+	if _, err := rand.Read(suffix); err != nil {
+		t.Fatal(err)
+	}
+	return name + "-" + hex.EncodeToString(suffix)
+}
+
+// spec is a run of the test tool with args, labelled for this test.
+func (f fixture) spec(args ...string) dockerrt.Spec {
+	return dockerrt.Spec{
+		Name:    "mao-test-" + f.id,
+		Image:   f.image,
+		Cmd:     args,
+		Labels:  map[string]string{testLabel: f.id},
+		Network: "none",
+	}
+}
+
+// containers lists this test's containers, running or not.
+func (f fixture) containers(t *testing.T) []container.Summary {
+	t.Helper()
+	list, err := f.dc.ContainerList(context.Background(), container.ListOptions{
+		All:     true,
+		Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+f.id)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return list
+}
+
+func (f fixture) assertGone(t *testing.T) {
+	t.Helper()
+	if list := f.containers(t); len(list) != 0 {
+		t.Errorf("%d container(s) left: %+v", len(list), list)
+	}
+}
+
+func numberedLines(n int) string {
+	var b strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&b, "line %d\n", i)
+	}
+	return b.String()
+}
+
+func TestRun(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		env      []string
+		wantCode int
+		wantOut  string
+	}{
+		{name: "output in order", args: []string{"-lines", "200"}, wantOut: numberedLines(200)},
+		{name: "exit code and stderr", args: []string{"-exit", "3"}, wantCode: 3, wantOut: "exiting with 3\n"},
+		{
+			name:    "environment",
+			args:    []string{"-env"},
+			env:     []string{"TOOL_ALPHA=a b", "OTHER=x", "MAO_RUN_ID=r1"},
+			wantOut: "MAO_RUN_ID=r1\nTOOL_ALPHA=a b\n",
+		},
+		{name: "image cmd when none given", wantOut: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t)
+			spec := f.spec(tt.args...)
+			spec.Env = tt.env
+			var out bytes.Buffer
+			exit, err := f.rt.Run(context.Background(), spec, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if exit.Code != tt.wantCode || exit.TimedOut || exit.ContainerID == "" {
+				t.Errorf("exit = %+v, want code %d", exit, tt.wantCode)
+			}
+			if out.String() != tt.wantOut {
+				t.Errorf("output:\n%q\nwant\n%q", out.String(), tt.wantOut)
+			}
+			f.assertGone(t)
+		})
+	}
+}
+
+// Containers that exit at once must neither lose output nor race the wait.
+func TestRunFastContainers(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	for i := range 10 {
+		var out bytes.Buffer
+		exit, err := f.rt.Run(context.Background(), f.spec("-lines", "3"), &out)
+		if err != nil {
+			t.Fatalf("run %d: %v", i, err)
+		}
+		if exit.Code != 0 || out.String() != numberedLines(3) {
+			t.Fatalf("run %d: exit %+v, output %q", i, exit, out.String())
+		}
+	}
+	f.assertGone(t)
+}
+
+func TestRunMounts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		readOnly  bool
+		wantCode  int
+		wantOut   string
+		wantFiles int
+	}{
+		{name: "read-write", wantOut: "wrote control-", wantFiles: 1},
+		{name: "read-only", readOnly: true, wantCode: 1, wantOut: "write control:", wantFiles: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t)
+			dir := t.TempDir()
+			spec := f.spec("-control", "42")
+			spec.Mounts = []dockerrt.Mount{{Source: dir, Target: dataDir, ReadOnly: tt.readOnly}}
+			var out bytes.Buffer
+			exit, err := f.rt.Run(context.Background(), spec, &out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if exit.Code != tt.wantCode || !strings.Contains(out.String(), tt.wantOut) {
+				t.Errorf("exit %+v, output %q; want code %d and %q", exit, out.String(), tt.wantCode, tt.wantOut)
+			}
+			files, err := filepath.Glob(filepath.Join(dir, "control-*.csv"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != tt.wantFiles {
+				t.Fatalf("control files %v, want %d", files, tt.wantFiles)
+			}
+			for _, name := range files {
+				if data, err := os.ReadFile(name); err != nil || string(data) != "42\n" {
+					t.Errorf("%s: %q, %v", name, data, err)
+				}
+			}
+			f.assertGone(t)
+		})
+	}
+}
+
+func TestRunTimeout(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	spec := f.spec("-sleep", "60s")
+	spec.Timeout = time.Second
+	var out bytes.Buffer
+	start := time.Now()
+	exit, err := f.rt.Run(context.Background(), spec, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if elapsed := time.Since(start); elapsed > 15*time.Second {
+		t.Errorf("took %v", elapsed)
+	}
+	if !exit.TimedOut {
+		t.Errorf("exit = %+v, want TimedOut", exit)
+	}
+	if !strings.Contains(out.String(), "sleeping 1m0s") {
+		t.Errorf("output %q", out.String())
+	}
+	f.assertGone(t)
+}
+
+// markWriter collects output and closes seen once it contains marker.
+type markWriter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	seen   chan struct{}
+}
+
+func newMarkWriter(marker string) *markWriter {
+	return &markWriter{marker: marker, seen: make(chan struct{})}
+}
+
+func (w *markWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.marker != "" && bytes.Contains(w.buf.Bytes(), []byte(w.marker)) {
+		close(w.seen)
+		w.marker = ""
+	}
+	return len(p), nil
+}
+
+type runResult struct {
+	exit dockerrt.Exit
+	err  error
+}
+
+// startSleeper runs the tool with -sleep 60s in the background and returns
+// once it is sleeping, with the channel Run's result arrives on.
+func startSleeper(ctx context.Context, t *testing.T, f fixture, spec dockerrt.Spec) <-chan runResult {
+	t.Helper()
+	spec.Cmd = []string{"-sleep", "60s"}
+	w := newMarkWriter("sleeping")
+	done := make(chan runResult, 1)
+	go func() {
+		exit, err := f.rt.Run(ctx, spec, w)
+		done <- runResult{exit, err}
+	}()
+	select {
+	case <-w.seen:
+		return done
+	case res := <-done:
+		t.Fatalf("run ended before sleeping: %+v, %v", res.exit, res.err)
+		return nil
+	}
+}
+
+func TestRunCancel(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := startSleeper(ctx, t, f, f.spec())
+	start := time.Now()
+	cancel()
+	res := <-done
+	if !errors.Is(res.err, context.Canceled) {
+		t.Errorf("Run error = %v, want context.Canceled", res.err)
+	}
+	if res.exit.TimedOut {
+		t.Errorf("exit = %+v, want not TimedOut", res.exit)
+	}
+	if elapsed := time.Since(start); elapsed > 15*time.Second {
+		t.Errorf("took %v after cancel", elapsed)
+	}
+	f.assertGone(t)
+}
+
+func TestRunAppliesSpec(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	spec := f.spec()
+	spec.Labels["mao.run"] = "r1"
+	spec.NanoCPUs = 500_000_000
+	spec.Memory = 64 << 20
+	spec.Mounts = []dockerrt.Mount{{Source: t.TempDir(), Target: dataDir, ReadOnly: true}}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := startSleeper(ctx, t, f, spec)
+
+	list := f.containers(t)
+	if len(list) != 1 {
+		t.Fatalf("%d containers labelled %s=%s, want 1", len(list), testLabel, f.id)
+	}
+	got, err := f.dc.ContainerInspect(context.Background(), list[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := got.HostConfig
+	if hc.NanoCPUs != spec.NanoCPUs || hc.Memory != spec.Memory || !hc.AutoRemove || hc.NetworkMode != "none" {
+		t.Errorf("host config: NanoCPUs %d, Memory %d, AutoRemove %v, NetworkMode %q",
+			hc.NanoCPUs, hc.Memory, hc.AutoRemove, hc.NetworkMode)
+	}
+	if got.Config.Labels["mao.run"] != "r1" || got.Name != "/"+spec.Name || got.Config.Tty || got.Config.OpenStdin {
+		t.Errorf("config: name %q, labels %v, tty %v, stdin %v", got.Name, got.Config.Labels, got.Config.Tty, got.Config.OpenStdin)
+	}
+	if len(got.Mounts) != 1 || got.Mounts[0].Destination != dataDir || got.Mounts[0].RW {
+		t.Errorf("mounts: %+v", got.Mounts)
+	}
+
+	cancel()
+	if res := <-done; !errors.Is(res.err, context.Canceled) {
+		t.Errorf("Run error = %v, want context.Canceled", res.err)
+	}
+	f.assertGone(t)
+}
+
+func TestRunCreateFailure(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	spec := f.spec()
+	spec.Image = "mao-test-missing:none"
+	if _, err := f.rt.Run(context.Background(), spec, nil); err == nil || !strings.Contains(err.Error(), "create") {
+		t.Errorf("Run error = %v, want a create error", err)
+	}
+	f.assertGone(t)
+}
+
+func TestRunStartFailure(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	tag := "mao-test-badentry:" + f.id
+	err := testenv.BuildImage(f.dc, tag, map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY note /note\nENTRYPOINT [\"/nonexistent\"]\n"),
+		"note":       []byte("no executable here\n"),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := f.dc.ImageRemove(context.Background(), tag, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil {
+			t.Error(err)
+		}
+	})
+	spec := f.spec()
+	spec.Image = tag
+	if _, err := f.rt.Run(context.Background(), spec, nil); err == nil || !strings.Contains(err.Error(), "start") {
+		t.Errorf("Run error = %v, want a start error", err)
+	}
+	f.assertGone(t)
+}
+
+func TestEnsureImage(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	want, err := f.dc.ImageInspect(ctx, f.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := f.rt.EnsureImage(ctx, f.image)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if img.ID != want.ID || img.Digest != "" {
+		t.Errorf("EnsureImage = %+v, want ID %s and no digest (built locally)", img, want.ID)
+	}
+
+	tests := []struct {
+		name, ref, wantErr string
+	}{
+		// A registry that is not there: a closed port on loopback. The
+		// engine fails the pull request itself.
+		{name: "no registry", ref: "127.0.0.1:9/missing:1", wantErr: "connection refused"},
+		// The manifest is served but its blobs are not: the engine reports
+		// the failure inside the pull stream.
+		{name: "missing blobs", ref: brokenRegistry(t) + "/broken:1", wantErr: "unknown blob"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.rt.EnsureImage(ctx, tt.ref)
+			if err == nil || !strings.HasPrefix(err.Error(), "pull "+tt.ref+": ") || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("EnsureImage(%s) = %v, want a pull error mentioning %q", tt.ref, err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// brokenRegistry serves, on loopback, a registry whose only image "broken:1"
+// has a manifest but none of its blobs. It returns the registry's host:port.
+func brokenRegistry(t *testing.T) string {
+	t.Helper()
+	digest := func(b []byte) string { return fmt.Sprintf("sha256:%x", sha256.Sum256(b)) }
+	manifest, err := json.Marshal(map[string]any{
+		"schemaVersion": 2,
+		"mediaType":     "application/vnd.docker.distribution.manifest.v2+json",
+		"config": map[string]any{
+			"mediaType": "application/vnd.docker.container.image.v1+json", "size": 2, "digest": digest([]byte("{}")),
+		},
+		"layers": []map[string]any{{
+			"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "size": 5, "digest": digest([]byte("layer")),
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v2/{$}", func(w http.ResponseWriter, r *http.Request) {})
+	mux.HandleFunc("/v2/broken/manifests/{ref}", func(w http.ResponseWriter, r *http.Request) {
+		if ref := r.PathValue("ref"); ref != "1" && ref != digest(manifest) {
+			http.NotFound(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+		w.Header().Set("Docker-Content-Digest", digest(manifest))
+		w.Write(manifest)
+	})
+	mux.HandleFunc("/v2/broken/blobs/", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry"}]}`))
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func TestRemoveLabelled(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	ctx := context.Background()
+	other := f.id + "-other"
+	for i, value := range []string{f.id, f.id, other} {
+		_, err := f.dc.ContainerCreate(ctx,
+			&container.Config{Image: f.image, Labels: map[string]string{testLabel: value}},
+			&container.HostConfig{NetworkMode: "none"}, nil, nil, fmt.Sprintf("mao-test-%s-%d", f.id, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := f.rt.RemoveLabelled(ctx, testLabel, f.id)
+	if err != nil || n != 2 {
+		t.Errorf("RemoveLabelled = %d, %v; want 2", n, err)
+	}
+	f.assertGone(t)
+	if n, err := f.rt.RemoveLabelled(ctx, testLabel, other); err != nil || n != 1 {
+		t.Errorf("RemoveLabelled(other) = %d, %v; want 1", n, err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	want, err := f.dc.ServerVersion(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.rt.Version(context.Background())
+	if err != nil || got != want.Version || got == "" {
+		t.Errorf("Version = %q, %v; want %q", got, err, want.Version)
+	}
+}
+
+// BenchmarkRun measures one run of a trivial container, to compare with
+// `docker run --rm --network none mao-testtool:latest`.
+func BenchmarkRun(b *testing.B) {
+	img := testenv.BuildTestImage(b)
+	rt, err := dockerrt.New(dockerrt.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer rt.Close()
+	spec := dockerrt.Spec{Image: img, Network: "none"}
+	for b.Loop() {
+		if exit, err := rt.Run(context.Background(), spec, nil); err != nil || exit.Code != 0 {
+			b.Fatalf("exit %+v, %v", exit, err)
+		}
+	}
+}
