@@ -42,7 +42,11 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	if err := daemon.Run(ctx, cfg, log); err != nil {
+	d, err := daemon.Start(ctx, cfg, log)
+	if err == nil {
+		err = d.Wait()
+	}
+	if err != nil {
 		log.Error("orchestrator failed", "err", err)
 		stop()
 		os.Exit(1)

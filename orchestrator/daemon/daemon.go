@@ -13,6 +13,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
@@ -31,14 +32,71 @@ import (
 // free port.
 const AddrFile = "api.addr"
 
-// Run runs the orchestrator until ctx ends, then shuts it down cleanly. It
-// returns an error if the orchestrator cannot start or fails while running.
-func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
+// Daemon is a started orchestrator.
+type Daemon struct {
+	addr  string
+	serve func(context.Context) error
+	done  chan struct{}
+	err   error // set before done is closed
+}
+
+// Addr is the API's base URL, e.g. "http://127.0.0.1:8080".
+func (d *Daemon) Addr() string { return d.addr }
+
+// Wait blocks until the orchestrator has stopped and returns why it stopped:
+// nil after a clean shutdown when the Start context ended.
+func (d *Daemon) Wait() error {
+	<-d.done
+	return d.err
+}
+
+// Start brings the orchestrator up and serves the API until ctx ends; then
+// it shuts down cleanly (see Wait). It returns an error if the orchestrator
+// cannot start.
+func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
+	var stack cleanup // undone in reverse order when Start fails or the daemon stops
+	d, err := start(ctx, cfg, log, &stack)
+	if err != nil {
+		stack.run()
+		return nil, err
+	}
+	go func() {
+		defer close(d.done)
+		defer stack.run()
+		d.err = d.serve(ctx)
+	}()
+	return d, nil
+}
+
+// cleanup is a stack of functions to run in reverse order.
+type cleanup []func()
+
+func (c *cleanup) push(f func()) { *c = append(*c, f) }
+
+func (c *cleanup) run() {
+	for i := len(*c) - 1; i >= 0; i-- {
+		(*c)[i]()
+	}
+	*c = nil
+}
+
+// running is what serve needs of a started daemon.
+type running struct {
+	cfg     config.Config
+	log     *slog.Logger
+	srv     *http.Server
+	served  chan error
+	etcdErr <-chan error
+	runner  *runner.Runner
+	member  *store.Membership
+}
+
+func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (*Daemon, error) {
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+		return nil, fmt.Errorf("data directory: %w", err)
 	}
 	endpoints := cfg.Etcd.Endpoints
 	var etcdErr <-chan error
@@ -48,80 +106,86 @@ func Run(ctx context.Context, cfg config.Config, log *slog.Logger) (err error) {
 			ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL,
 		})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer srv.Close()
+		stack.push(srv.Close)
 		endpoints, etcdErr = srv.Endpoints(), srv.Err()
 		log.Info("embedded etcd started", "endpoints", endpoints)
 	}
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: cfg.Etcd.DialTimeout})
+	etcd, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: cfg.Etcd.DialTimeout, Logger: zap.NewNop()})
 	if err != nil {
-		return fmt.Errorf("etcd client: %w", err)
+		return nil, fmt.Errorf("etcd client: %w", err)
 	}
-	defer etcd.Close()
+	stack.push(func() { etcd.Close() })
 	st := store.New(etcd, cfg.Etcd.Prefix, cfg.Etcd.RequestTimeout)
 
 	docker, err := dockerrt.New(dockerrt.Options{Host: cfg.Docker.Host, StopGrace: cfg.Runs.StopGrace})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer docker.Close()
+	stack.push(func() { docker.Close() })
 	logs, err := runlog.Open(cfg.Runs.LogDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	run := runner.New(st, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
 	})
+	stack.push(func() { // stops runs that Recover started if Start fails later
+		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
+		defer cancel()
+		run.Shutdown(grace)
+	})
 	if err := run.Recover(ctx); err != nil {
-		return err
+		return nil, err
 	}
 
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
-		return fmt.Errorf("api listen: %w", err)
+		return nil, fmt.Errorf("api listen: %w", err)
 	}
-	addr := ln.Addr().String()
+	stack.push(func() { ln.Close() })
+	addr := "http://" + ln.Addr().String()
 	member, err := st.Join(ctx, siteRecord(ctx, cfg, addr, docker, log), cfg.Site.LeaseTTL, log)
 	if err != nil {
-		ln.Close()
-		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
-		defer cancel()
-		run.Shutdown(grace) // runs that Recover started
-		return err
+		return nil, err
 	}
 	handler := httpapi.New(httpapi.Deps{Tools: st, Datasets: st, Runs: st, Launcher: run, Logs: logs,
 		Health: &health{site: cfg.Site.Name, store: st, docker: docker}}, cfg.API.Tokens, log)
-	srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-
-	keepCtx, stopKeep := context.WithCancel(context.Background())
-	kept := make(chan struct{})
-	go func() { defer close(kept); member.Keep(keepCtx, time.Second) }()
+	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, member: member,
+		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
+	go func() { r.served <- r.srv.Serve(ln) }()
 
 	addrFile := filepath.Join(cfg.Site.DataDir, AddrFile)
-	if err := os.WriteFile(addrFile, []byte("http://"+addr+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(addrFile, []byte(addr+"\n"), 0o644); err != nil {
 		log.Warn("write the API address file", "err", err)
 	}
-	defer os.Remove(addrFile)
-	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", "http://"+addr, "auth", len(cfg.API.Tokens) > 0)
+	stack.push(func() { os.Remove(addrFile) })
+	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "auth", len(cfg.API.Tokens) > 0)
+	return &Daemon{addr: addr, serve: r.serve, done: make(chan struct{})}, nil
+}
+
+// serve runs until ctx ends or a server fails, then shuts down in order.
+func (r *running) serve(ctx context.Context) (err error) {
+	keepCtx, stopKeep := context.WithCancel(context.Background())
+	kept := make(chan struct{})
+	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second) }()
 
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down")
-	case err = <-served:
+		r.log.Info("shutting down")
+	case err = <-r.served:
 		err = fmt.Errorf("api server: %w", err)
-	case err = <-etcdErr:
+	case err = <-r.etcdErr:
 		err = fmt.Errorf("embedded etcd: %w", err)
 	}
-	shutdown(srv, run, cfg.Runs.ShutdownGrace, log)
+	shutdown(r.srv, r.runner, r.cfg.Runs.ShutdownGrace, r.log)
 	stopKeep()
 	<-kept
-	if leaveErr := member.Leave(context.Background()); leaveErr != nil {
-		log.Warn("leave", "err", leaveErr)
+	if leaveErr := r.member.Leave(context.Background()); leaveErr != nil {
+		r.log.Warn("leave", "err", leaveErr)
 	}
-	log.Info("stopped")
+	r.log.Info("stopped")
 	return err
 }
 
@@ -156,7 +220,7 @@ func siteRecord(ctx context.Context, cfg config.Config, addr string, docker *doc
 	}
 	return api.Site{
 		Name:          cfg.Site.Name,
-		APIAddr:       "http://" + addr,
+		APIAddr:       addr,
 		Version:       version.Version,
 		OS:            runtime.GOOS,
 		Arch:          runtime.GOARCH,
