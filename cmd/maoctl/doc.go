@@ -1,0 +1,4 @@
+// Command maoctl is mao's command-line client. All behaviour lives in
+// package maoctl; this main only wires signals, arguments and the exit
+// status, and imports nothing else from mao.
+package main

@@ -1,0 +1,137 @@
+package maoctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mao-research/mao/api"
+)
+
+func TestHoistFlags(t *testing.T) {
+	tests := []struct {
+		in, want string
+	}{
+		{"tool list", "tool list"},
+		{"tool list -o json", "-o json tool list"},
+		{"tool run NAME --follow", "tool run --follow NAME"},
+		{"tool run NAME -f -o json --addr x", "-o json --addr x tool run -f NAME"},
+		{"--output=json run logs ID --tail 3", "--output=json run logs --tail 3 ID"},
+		{"run logs ID --tail=3 --follow", "run logs --tail=3 --follow ID"},
+		{"tool register a b c --env K=V --env L=W", "tool register --env K=V --env L=W a b c"},
+		{"tool get --name x", "tool get --name x"},
+		{"tool show -- -odd", "tool show -- -odd"},
+		{"tool show x -- --follow", "tool show -- x --follow"},
+		{"run list --tool list", "run list --tool list"},
+		{"tool --help", "tool --help"},
+		{"tool show x --bogus", "tool show --bogus x"},
+		{"frob tool list", "frob tool list"},
+		{"tool run --generate-bash-completion", "tool run --generate-bash-completion"},
+		{"tool run x -f --generate-bash-completion", "tool run -f x --generate-bash-completion"},
+	}
+	app := (&ctl{}).app()
+	for _, tc := range tests {
+		got := strings.Join(hoistFlags(app, strings.Fields(tc.in)), " ")
+		if got != tc.want {
+			t.Errorf("hoistFlags(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestExitCode(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want int
+	}{
+		{"success", nil, 0},
+		{"tool exit code", &RunExitError{Code: 3}, 3},
+		{"wrapped run error", fmt.Errorf("x: %w", &RunExitError{Code: 124}), 124},
+		{"usage", usageErrorf("bad"), 2},
+		{"interrupted", fmt.Errorf("follow: %w", context.Canceled), 130},
+		{"api error", &api.Error{Status: 404, ErrorBody: api.ErrorBody{Message: "gone"}}, 1},
+		{"other", errors.New("boom"), 1},
+	}
+	for _, tc := range tests {
+		if got := ExitCode(tc.err); got != tc.want {
+			t.Errorf("%s: ExitCode(%v) = %d, want %d", tc.name, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestPrintError(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"nil", nil, ""},
+		{"run exit is reported by the command", &RunExitError{Run: api.Run{ID: "r-1", State: api.StateFailed}, Code: 1}, ""},
+		{"plain", errors.New("boom"), "maoctl: boom\n"},
+		{"details", fmt.Errorf("register: %w", &api.Error{Status: 400, ErrorBody: api.ErrorBody{
+			Code: api.CodeInvalid, Message: "invalid tool", Details: []string{"name: is required", "image: is required"}}}),
+			"maoctl: register: invalid tool\n  name: is required\n  image: is required\n"},
+		{"unauthorized", &api.Error{Status: 401, ErrorBody: api.ErrorBody{Message: "no token"}},
+			"maoctl: no token (check --token or MAO_TOKEN)\n"},
+	}
+	for _, tc := range tests {
+		var b strings.Builder
+		PrintError(&b, tc.err)
+		if b.String() != tc.want {
+			t.Errorf("%s: PrintError wrote %q, want %q", tc.name, b.String(), tc.want)
+		}
+	}
+}
+
+// TestBashCompletionScript loads the bash script into a real bash and asks
+// it to complete, with this test binary standing in for maoctl.
+func TestBashCompletionScript(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash:", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := t.TempDir()
+	if err := os.Symlink(self, filepath.Join(bin, "maoctl")); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		line string // the words typed, the last one being completed
+		want string
+	}{
+		{"maoctl t", "tool"},
+		{"maoctl tool re", "register remove"},
+		{"maoctl dataset ", "register list show remove clone get --help -h"},
+		{"maoctl run logs --f", "--follow"},
+		{"maoctl -o json tool run x --", "--follow --help"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.line, func(t *testing.T) {
+			script := bashCompletion + `
+COMP_WORDS=(` + tc.line + `)
+[[ "` + tc.line + `" == *" " ]] && COMP_WORDS+=("")
+COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))
+_maoctl_complete
+echo "${COMPREPLY[*]}"
+`
+			cmd := exec.Command(bash, "--norc", "--noprofile", "-c", script)
+			cmd.Env = append(os.Environ(), asMaoctlEnv+"=1", "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"),
+				"GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0") // a -race binary otherwise lingers 1s at exit
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				t.Fatalf("bash: %v\n%s", err, out)
+			}
+			if got := strings.TrimSpace(string(out)); got != tc.want {
+				t.Errorf("completions %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,101 @@
+package maoctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/mao-research/mao/api"
+)
+
+// Exit statuses other than a tool's own.
+const (
+	exitError       = 1
+	exitUsage       = 2
+	exitTimedOut    = 124 // as timeout(1) does
+	exitInterrupted = 130 // 128 + SIGINT
+)
+
+// usageError is a command line maoctl cannot make sense of.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usageErrorf(format string, args ...any) error {
+	return usageError{fmt.Errorf(format, args...)}
+}
+
+// RunExitError is what Run returns when `tool run --follow` saw the run end
+// without success. The command has already printed the run's summary line,
+// so PrintError prints nothing for it; Code is the exit status to use: the
+// tool's own exit code, 124 when the run timed out, or 1 when the run failed
+// without one (for example when its image could not be pulled).
+type RunExitError struct {
+	Run  api.Run
+	Code int
+}
+
+func (e *RunExitError) Error() string { return runSummary(e.Run) }
+
+// ExitCode is the process exit status for an error returned by Run: 0 for
+// nil, the tool's code for a *RunExitError, 2 for a usage error, 130 when
+// the command was interrupted and 1 otherwise.
+func ExitCode(err error) int {
+	var runErr *RunExitError
+	var usageErr usageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &runErr):
+		return runErr.Code
+	case errors.As(err, &usageErr):
+		return exitUsage
+	case errors.Is(err, context.Canceled):
+		return exitInterrupted
+	}
+	return exitError
+}
+
+// PrintError writes err for a person: one line "maoctl: <message>", then
+// one indented line per field problem when the orchestrator rejected a
+// record. It prints nothing for nil or a *RunExitError.
+func PrintError(w io.Writer, err error) {
+	var runErr *RunExitError
+	if err == nil || errors.As(err, &runErr) {
+		return
+	}
+	msg, details := describe(err)
+	fmt.Fprintf(w, "maoctl: %s\n", msg)
+	for _, d := range details {
+		fmt.Fprintf(w, "  %s\n", d)
+	}
+}
+
+// describe splits err into a message with a hint on what to do and the
+// per-field details of a 400 answer.
+func describe(err error) (msg string, details []string) {
+	msg = err.Error()
+	var apiErr *api.Error
+	if errors.As(err, &apiErr) {
+		if len(apiErr.Details) > 0 {
+			// api.Error renders its details after ": "; list them below instead.
+			msg = strings.TrimSuffix(msg, ": "+strings.Join(apiErr.Details, "; "))
+			details = apiErr.Details
+		}
+		if apiErr.Status == http.StatusUnauthorized {
+			msg += " (check --token or MAO_TOKEN)"
+		}
+		return msg, details
+	}
+	var opErr *net.OpError
+	var dnsErr *net.DNSError
+	if (errors.As(err, &opErr) && opErr.Op == "dial") || errors.As(err, &dnsErr) {
+		msg += " (is the orchestrator running? set --addr or MAO_ADDR)"
+	}
+	return msg, nil
+}

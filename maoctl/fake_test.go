@@ -1,0 +1,433 @@
+package maoctl
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mao-research/mao/api"
+)
+
+// fakeOrchestrator serves the /api/v1 endpoints that api.Client calls over
+// in-memory maps, with the orchestrator's error bodies. Runs do not execute
+// anything: a new run of a tool ends the way its script says once a client
+// follows its log.
+type fakeOrchestrator struct {
+	token       string // when set, requests must carry it as a bearer token
+	unavailable string // when set, every request gets a 503 with this message
+
+	mu       sync.Mutex
+	tools    map[string]api.Tool
+	datasets map[string]api.Dataset
+	runs     []*fakeRun // in creation order
+	scripts  map[string]fakeScript
+	sites    []api.Site
+	health   api.Health
+}
+
+// fakeRun is a run record and its log.
+type fakeRun struct {
+	rec    api.Run
+	log    string
+	script fakeScript
+}
+
+// fakeScript is how a new run of a tool goes.
+type fakeScript struct {
+	log string
+	end func(*api.Run) // sets the final state; called when the log ends
+	// hold, when not nil, is received from after the first log line: the
+	// rest of the log and the end wait for it (or for the client to leave).
+	hold chan struct{}
+}
+
+// at is the fixed clock of the fake: the base time plus sec seconds.
+func at(sec int) *time.Time {
+	t := time.Date(2025, 3, 14, 9, 26, 0, 0, time.UTC).Add(time.Duration(sec) * time.Second)
+	return &t
+}
+
+func intPtr(i int) *int { return &i }
+
+// newFake starts a fake orchestrator on a loopback port, seeded with a few
+// tools, datasets, runs and sites.
+func newFake(t *testing.T) (*fakeOrchestrator, *httptest.Server) {
+	t.Helper()
+	f := &fakeOrchestrator{
+		tools:    map[string]api.Tool{},
+		datasets: map[string]api.Dataset{},
+		scripts:  map[string]fakeScript{},
+		health:   api.Health{Status: "ok", Site: "lab-a", Etcd: "ok", Docker: "ok"},
+	}
+	f.seed()
+	srv := httptest.NewServer(f.handler())
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func (f *fakeOrchestrator) seed() {
+	for _, tool := range []api.Tool{
+		{Name: "gh-crawler", Author: "Ada Researcher", Image: "mao/gh-crawler:1.2", DataRepo: "https://git.example.org/data/gh.git",
+			CodeRepo: "https://git.example.org/tools/gh-crawler", Artefact: "github metadata"},
+		{Name: "code-stats", Author: `O'Brien "the analyst"`, Image: "mao/code-stats:2", DataRepo: "git@git.example.org:data/stats.git",
+			Artefact: "weekly code statistics", Description: "Counts lines of code.\nPer language.", Command: []string{"/stats", "--all", "two words"},
+			Env: map[string]string{"LANGS": "go,python", "_DEBUG": "1"}, InputDataset: "linux-src", Timeout: "90m",
+			Resources: &api.Resources{CPUs: 1.5, Memory: "512MiB"}, Network: "none"},
+		{Name: "slow-tool", Author: "lab", Image: "mao/slow:1", DataRepo: "https://git.example.org/data/slow.git", Timeout: "5s"},
+		{Name: "broken-image", Author: "lab", Image: "127.0.0.1:9/missing:1", DataRepo: "https://git.example.org/data/broken.git"},
+	} {
+		f.tools[tool.Name] = tool
+	}
+	f.scripts["gh-crawler"] = fakeScript{
+		log: "cloning https://git.example.org/data/gh.git\ncrawled 42 repositories\nwrote control-20250314T092700.csv\n",
+		end: func(r *api.Run) {
+			r.State, r.ExitCode = api.StateSucceeded, intPtr(0)
+			r.DataCommitAfter = "9f3c2b1d0e4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c"
+			r.Files, r.FilesTotal = []string{"control-20250314T092700.csv"}, 1
+		},
+	}
+	f.scripts["code-stats"] = fakeScript{
+		log: "counting lines\nerror: no input at /usr/src/app/input\n",
+		end: func(r *api.Run) {
+			r.State, r.ExitCode, r.Reason = api.StateFailed, intPtr(3), "the tool exited with code 3"
+		},
+	}
+	f.scripts["slow-tool"] = fakeScript{
+		log: "working\n",
+		end: func(r *api.Run) {
+			r.State, r.ExitCode, r.Reason = api.StateTimedOut, intPtr(137), "ran longer than its timeout of 5s and was stopped"
+		},
+	}
+	f.scripts["broken-image"] = fakeScript{
+		end: func(r *api.Run) {
+			r.State, r.StartedAt = api.StateFailed, nil
+			r.Reason = `pull image "127.0.0.1:9/missing:1": dial tcp 127.0.0.1:9: connect: connection refused`
+		},
+	}
+
+	for _, d := range []api.Dataset{
+		{Name: "linux-src", URL: "https://git.example.org/mirror/linux.git", Branch: "master", Owner: "kernel-lab", Description: "Linux kernel sources\nmirrored weekly"},
+		{Name: "gh-data", URL: "file:///srv/data/gh.git"},
+	} {
+		f.datasets[d.Name] = d
+	}
+
+	var lines []string
+	for i := 1; i <= 12; i++ {
+		lines = append(lines, fmt.Sprintf("step %d of 12", i))
+	}
+	files := []string{"control-20250301T000000.csv", "reports/2025-03-01.json", "raw/part-0001.csv"}
+	f.runs = []*fakeRun{
+		{rec: api.Run{ID: "r-0001", Tool: "gh-crawler", Site: "lab-a", State: api.StateSucceeded, Trigger: "manual",
+			Image: "mao/gh-crawler:1.2", Network: "bridge", ImageID: "sha256:" + strings.Repeat("ab", 32),
+			ImageDigest: "mao/gh-crawler@sha256:" + strings.Repeat("cd", 32), ExitCode: intPtr(0),
+			DataRepo: "https://git.example.org/data/gh.git", DataCommitBefore: "1111111111111111111111111111111111111111",
+			DataCommitAfter: "2222222222222222222222222222222222222222", Files: files, FilesTotal: 250,
+			CreatedAt: *at(0), StartedAt: at(2), FinishedAt: at(95)},
+			log: strings.Join(lines, "\n") + "\n"},
+		{rec: api.Run{ID: "r-0002", Tool: "code-stats", Site: "lab-b", State: api.StateFailed, Reason: "the tool exited with code 3",
+			Trigger: "manual", Image: "mao/code-stats:2", Network: "none", ImageID: "sha256:" + strings.Repeat("ef", 32), ExitCode: intPtr(3),
+			DataRepo: "git@git.example.org:data/stats.git", DataCommitBefore: "3333333333333333333333333333333333333333",
+			InputDataset: "linux-src", InputCommit: "4444444444444444444444444444444444444444",
+			CreatedAt: *at(600), StartedAt: at(601), FinishedAt: at(601)},
+			log: "counting lines\nerror: no input at /usr/src/app/input\n"},
+		{rec: api.Run{ID: "r-0003", Tool: "gh-crawler", Site: "lab-a", State: api.StateRunning, Trigger: "manual",
+			Image: "mao/gh-crawler:1.2", DataRepo: "https://git.example.org/data/gh.git", CreatedAt: *at(1200), StartedAt: at(1201)}},
+	}
+
+	f.sites = []api.Site{
+		{Name: "lab-a", APIAddr: "https://lab-a.example.org:8080", Version: "0.1.0", OS: "linux", Arch: "amd64", CPUs: 16,
+			MemoryBytes: 64 << 30, DockerVersion: "28.5.2", Labels: map[string]string{"zone": "eu", "gpu": "none"}, StartedAt: *at(-86400)},
+		{Name: "lab-b", APIAddr: "http://10.0.0.7:8080", Version: "0.1.0", OS: "linux", Arch: "arm64", CPUs: 4,
+			MemoryBytes: 8 << 30, DockerVersion: "27.1.0", StartedAt: *at(-3600)},
+	}
+}
+
+func (f *fakeOrchestrator) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /api/v1/tools", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		writeAPI(w, http.StatusOK, sortedValues(f.tools))
+	})
+	mux.HandleFunc("POST /api/v1/tools", func(w http.ResponseWriter, r *http.Request) {
+		var t api.Tool
+		if !decodeBody(w, r, &t) || !validate(w, "tool", t.Validate()) {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.tools[t.Name]; ok {
+			writeAPIError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("tool %q is already registered", t.Name))
+			return
+		}
+		f.tools[t.Name] = t
+		writeAPI(w, http.StatusCreated, t)
+	})
+	mux.HandleFunc("GET /api/v1/tools/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if t, ok := f.tools[r.PathValue("name")]; ok {
+			writeAPI(w, http.StatusOK, t)
+			return
+		}
+		notFound(w, "tool", r.PathValue("name"))
+	})
+	mux.HandleFunc("DELETE /api/v1/tools/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.tools[r.PathValue("name")]; !ok {
+			notFound(w, "tool", r.PathValue("name"))
+			return
+		}
+		delete(f.tools, r.PathValue("name"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+	mux.HandleFunc("POST /api/v1/tools/{name}/runs", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		t, ok := f.tools[r.PathValue("name")]
+		if !ok {
+			notFound(w, "tool", r.PathValue("name"))
+			return
+		}
+		n := len(f.runs) + 1
+		run := &fakeRun{script: f.scripts[t.Name], rec: api.Run{
+			ID: fmt.Sprintf("r-%04d", n), Tool: t.Name, Site: "lab-a", State: api.StatePending, Trigger: "manual",
+			Image: t.Image, Network: t.NetworkName(), DataRepo: t.DataRepo, InputDataset: t.InputDataset,
+			DataCommitBefore: "5555555555555555555555555555555555555555", CreatedAt: *at(3600 + 60*n),
+		}}
+		f.runs = append(f.runs, run)
+		writeAPI(w, http.StatusAccepted, run.rec)
+	})
+
+	mux.HandleFunc("GET /api/v1/datasets", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		writeAPI(w, http.StatusOK, sortedValues(f.datasets))
+	})
+	mux.HandleFunc("POST /api/v1/datasets", func(w http.ResponseWriter, r *http.Request) {
+		var d api.Dataset
+		if !decodeBody(w, r, &d) || !validate(w, "dataset", d.Validate()) {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.datasets[d.Name]; ok {
+			writeAPIError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("dataset %q is already registered", d.Name))
+			return
+		}
+		f.datasets[d.Name] = d
+		writeAPI(w, http.StatusCreated, d)
+	})
+	mux.HandleFunc("GET /api/v1/datasets/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if d, ok := f.datasets[r.PathValue("name")]; ok {
+			writeAPI(w, http.StatusOK, d)
+			return
+		}
+		notFound(w, "dataset", r.PathValue("name"))
+	})
+	mux.HandleFunc("DELETE /api/v1/datasets/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.datasets[r.PathValue("name")]; !ok {
+			notFound(w, "dataset", r.PathValue("name"))
+			return
+		}
+		delete(f.datasets, r.PathValue("name"))
+		w.WriteHeader(http.StatusNoContent)
+	})
+
+	mux.HandleFunc("GET /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		runs := []api.Run{}
+		for i := len(f.runs) - 1; i >= 0; i-- {
+			if tool := r.URL.Query().Get("tool"); tool == "" || f.runs[i].rec.Tool == tool {
+				runs = append(runs, f.runs[i].rec)
+			}
+		}
+		writeAPI(w, http.StatusOK, runs)
+	})
+	mux.HandleFunc("GET /api/v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if run := f.run(r.PathValue("id")); run != nil {
+			writeAPI(w, http.StatusOK, run.rec)
+			return
+		}
+		notFound(w, "run", r.PathValue("id"))
+	})
+	mux.HandleFunc("GET /api/v1/runs/{id}/logs", f.logs)
+
+	mux.HandleFunc("GET /api/v1/sites", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		writeAPI(w, http.StatusOK, f.sites)
+	})
+	mux.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		writeAPI(w, http.StatusOK, f.health)
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeAPIError(w, http.StatusNotFound, api.CodeNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})
+
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		token, unavailable := f.token, f.unavailable
+		f.mu.Unlock()
+		switch {
+		case token != "" && r.Header.Get("Authorization") != "Bearer "+token:
+			writeAPIError(w, http.StatusUnauthorized, api.CodeUnauthorized, "missing or wrong bearer token")
+		case unavailable != "":
+			writeAPIError(w, http.StatusServiceUnavailable, api.CodeUnavailable, unavailable)
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
+}
+
+// run finds a run by ID; f.mu must be held.
+func (f *fakeOrchestrator) run(id string) *fakeRun {
+	for _, r := range f.runs {
+		if r.rec.ID == id {
+			return r
+		}
+	}
+	return nil
+}
+
+// logs serves a run's log. With follow=true and a run that has not ended,
+// it streams the script's log line by line and then ends the run.
+func (f *fakeOrchestrator) logs(w http.ResponseWriter, r *http.Request) {
+	tail := 0
+	if s := r.URL.Query().Get("tail"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 0 {
+			writeAPIError(w, http.StatusBadRequest, api.CodeInvalid, "invalid query", "tail: must be a non-negative integer")
+			return
+		}
+		tail = n
+	}
+	f.mu.Lock()
+	run := f.run(r.PathValue("id"))
+	if run == nil {
+		f.mu.Unlock()
+		notFound(w, "run", r.PathValue("id"))
+		return
+	}
+	ended, log, script := run.rec.State.Terminal(), run.log, run.script
+	if !ended && r.URL.Query().Get("follow") == "true" {
+		started := run.rec.CreatedAt.Add(time.Second)
+		run.rec.State, run.rec.StartedAt = api.StateRunning, &started
+	}
+	f.mu.Unlock()
+
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if ended || r.URL.Query().Get("follow") != "true" {
+		fmt.Fprint(w, tailLines(log, tail))
+		return
+	}
+	flusher := w.(http.Flusher)
+	for i, line := range strings.SplitAfter(script.log, "\n") {
+		fmt.Fprint(w, line)
+		flusher.Flush()
+		if i == 0 && script.hold != nil {
+			select {
+			case <-script.hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	run.log = script.log
+	finished := run.rec.CreatedAt.Add(7 * time.Second)
+	run.rec.FinishedAt = &finished
+	script.end(&run.rec)
+}
+
+func tailLines(log string, n int) string {
+	lines := strings.SplitAfter(log, "\n")
+	if lines[len(lines)-1] == "" {
+		lines = lines[:len(lines)-1]
+	}
+	if n > 0 && len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "")
+}
+
+func sortedValues[T any](m map[string]T) []T {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	out := make([]T, 0, len(m))
+	for _, k := range keys {
+		out = append(out, m[k])
+	}
+	return out
+}
+
+// decodeBody reads a strict JSON body, answering 400 when it is not one.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeAPIError(w, http.StatusBadRequest, api.CodeInvalid, "invalid JSON body", err.Error())
+		return false
+	}
+	return true
+}
+
+// validate answers 400 with one detail per field problem when err is not
+// nil.
+func validate(w http.ResponseWriter, kind string, err error) bool {
+	if err == nil {
+		return true
+	}
+	var details []string
+	var multi interface{ Unwrap() []error }
+	if errors.As(err, &multi) {
+		for _, e := range multi.Unwrap() {
+			details = append(details, e.Error())
+		}
+	}
+	writeAPIError(w, http.StatusBadRequest, api.CodeInvalid, "invalid "+kind, details...)
+	return false
+}
+
+func notFound(w http.ResponseWriter, kind, name string) {
+	writeAPIError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("%s %q not found", kind, name))
+}
+
+func writeAPIError(w http.ResponseWriter, status int, code, msg string, details ...string) {
+	writeAPI(w, status, api.ErrorBody{Code: code, Message: msg, Details: details})
+}
+
+func writeAPI(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(v); err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}

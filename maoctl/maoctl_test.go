@@ -1,0 +1,517 @@
+package maoctl
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+
+	"github.com/mao-research/mao/api"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// asMaoctlEnv makes the test binary behave as maoctl, for the completion
+// script test.
+const asMaoctlEnv = "MAOCTL_TEST_AS_MAOCTL"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(asMaoctlEnv) == "1" {
+		err := Run(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+		PrintError(os.Stderr, err)
+		os.Exit(ExitCode(err))
+	}
+	os.Exit(m.Run())
+}
+
+// secretToken must never appear in any output.
+const secretToken = "s3cret-t0ken"
+
+// cliCase is a sequence of command lines run against one fresh fake
+// orchestrator (MAO_ADDR points at it). In arguments, $TMP is a temporary
+// directory and $CLOSED a loopback address nobody listens on. The transcript
+// is compared with testdata/<name>.golden.
+type cliCase struct {
+	name  string
+	setup func(t *testing.T, f *fakeOrchestrator, tmp string)
+	cmds  [][]string
+	exits []int // the expected exit status of each command
+}
+
+func cmds(lines ...[]string) [][]string { return lines }
+
+func TestCommands(t *testing.T) {
+	cases := []cliCase{
+		{name: "help", cmds: cmds(
+			nil,
+			[]string{"tool"},
+			[]string{"tool", "run", "--help"},
+			[]string{"run", "logs", "-h"},
+			[]string{"help", "dataset", "clone"},
+		), exits: []int{0, 0, 0, 0, 0}},
+
+		{name: "tool-list", cmds: cmds(
+			[]string{"tool", "list"},
+			[]string{"tool", "list", "-o", "json"},
+			[]string{"--output=json", "tool", "list"},
+		), exits: []int{0, 0, 0}},
+		{name: "tool-list-empty", setup: func(t *testing.T, f *fakeOrchestrator, _ string) {
+			f.tools = map[string]api.Tool{}
+		}, cmds: cmds(
+			[]string{"tool", "list"},
+			[]string{"tool", "list", "-o", "json"},
+		), exits: []int{0, 0}},
+		{name: "tool-show", cmds: cmds(
+			[]string{"tool", "show", "code-stats"},
+			[]string{"tool", "show", "gh-crawler"},
+			[]string{"tool", "show", "code-stats", "--output", "json"},
+			[]string{"tool", "show", "nope"},
+			[]string{"tool", "show"},
+		), exits: []int{0, 0, 0, 1, 2}},
+		{name: "tool-get", cmds: cmds(
+			[]string{"tool", "get"},
+			[]string{"tool", "get", "--name", "gh-crawler"},
+			[]string{"tool", "get", "slow-tool", "-o", "json"},
+			[]string{"tool", "get", "a", "--name", "b"},
+		), exits: []int{0, 0, 0, 2}},
+
+		{name: "tool-register-yaml", cmds: cmds(
+			[]string{"tool", "register", "-f", "testdata/tool-full.yaml"},
+			[]string{"tool", "show", "stats-weekly"},
+		), exits: []int{0, 0}},
+		{name: "tool-register-json", cmds: cmds(
+			[]string{"tool", "add", "--file", "testdata/tool-record.json", "-o", "json"},
+		), exits: []int{0}},
+		{name: "tool-register-file-override", cmds: cmds(
+			[]string{"tool", "register", "-f", "testdata/tool-full.yaml", "--name", "stats-daily", "--timeout", "30m",
+				"--env", "LANGS=rust", "--env", "EXTRA=a=b", "--memory", "1GiB", "--command", "/stats"},
+			[]string{"tool", "show", "stats-daily", "-o", "json"},
+		), exits: []int{0, 0}},
+		{name: "tool-register-flags", cmds: cmds(
+			[]string{"tool", "register", "--name", "flagged", "--author", "Grace H", "--image", "busybox:1",
+				"--data-repo", "https://git.example.org/data/flagged.git", "--code-repo", "https://git.example.org/tools/flagged",
+				"--artefact", "counts", "--description", "two\nlines", "--command", "sh", "--command", "-c",
+				"--command", "echo hi, there", "--env", "A=1", "--env", "B=x,y", "--input-dataset", "linux-src",
+				"--timeout", "10m", "--cpus", "0.5", "--memory", "64MiB", "--network", "none"},
+			[]string{"tool", "show", "flagged"},
+		), exits: []int{0, 0}},
+		{name: "tool-register-predecessor-flags", cmds: cmds(
+			[]string{"tool", "add", "--name", "old", "--author", "lab", "--image", "busybox",
+				"--data_repo", "https://git.example.org/data/old.git", "--code_repo", "https://git.example.org/tools/old", "--artefact", "x"},
+			[]string{"tool", "show", "old", "-o", "json"},
+		), exits: []int{0, 0}},
+		{name: "tool-register-positional", cmds: cmds(
+			[]string{"tool", "add", "classic", "Ada R", "mao/classic:1", "https://git.example.org/data/classic.git",
+				"https://git.example.org/tools/classic", "classic output"},
+			[]string{"tool", "show", "classic"},
+			[]string{"tool", "register", "classic2", "lab", "busybox", "https://git.example.org/data/c2.git", "", "",
+				"--description", "positional plus a flag", "--artefact", "overridden"},
+			[]string{"tool", "show", "classic2", "-o", "json"},
+		), exits: []int{0, 0, 0, 0}},
+		{name: "tool-register-errors", cmds: cmds(
+			[]string{"tool", "register", "--name", "Bad/Name", "--image", "Busy Box", "--timeout", "soon"},
+			[]string{"tool", "add", "gh-crawler", "Ada", "busybox", "https://git.example.org/data/gh.git", "", ""},
+			[]string{"tool", "register"},
+			[]string{"tool", "register", "a", "b", "c"},
+			[]string{"tool", "register", "-f", "testdata/tool-full.yaml", "extra"},
+			[]string{"tool", "register", "-f", "testdata/tool-typo.yaml"},
+			[]string{"tool", "register", "-f", "testdata/missing.yaml"},
+			[]string{"tool", "register", "--name", "x", "--env", "NOVALUE"},
+			[]string{"tool", "register", "--data-repo", "a", "--data_repo", "b"},
+			[]string{"tool", "register", "--cpus", "many"},
+		), exits: []int{1, 1, 2, 2, 2, 1, 1, 2, 2, 2}},
+		{name: "tool-remove", cmds: cmds(
+			[]string{"tool", "remove", "slow-tool"},
+			[]string{"tool", "remove", "broken-image", "-o", "json"},
+			[]string{"tool", "list"},
+			[]string{"tool", "remove", "slow-tool"},
+		), exits: []int{0, 0, 0, 1}},
+
+		{name: "tool-run", cmds: cmds(
+			[]string{"tool", "run", "gh-crawler"},
+			[]string{"tool", "run", "code-stats", "-o", "json"},
+			[]string{"run", "list"},
+			[]string{"tool", "run", "nope"},
+			[]string{"tool", "run"},
+		), exits: []int{0, 0, 0, 1, 2}},
+		{name: "tool-run-follow-succeeded", cmds: cmds(
+			[]string{"tool", "run", "gh-crawler", "--follow"},
+			[]string{"run", "show", "r-0004"},
+		), exits: []int{0, 0}},
+		{name: "tool-run-follow-exit-3", cmds: cmds(
+			[]string{"tool", "run", "--follow", "code-stats"},
+		), exits: []int{3}},
+		{name: "tool-run-follow-timed-out", cmds: cmds(
+			[]string{"tool", "run", "slow-tool", "-f"},
+		), exits: []int{124}},
+		{name: "tool-run-follow-pull-failed", cmds: cmds(
+			[]string{"tool", "run", "broken-image", "--follow"},
+			[]string{"run", "show", "r-0004"},
+		), exits: []int{1, 0}},
+
+		{name: "dataset-list-show-get", cmds: cmds(
+			[]string{"dataset", "list"},
+			[]string{"dataset", "list", "-o", "json"},
+			[]string{"dataset", "show", "linux-src"},
+			[]string{"dataset", "show", "gh-data", "-o", "json"},
+			[]string{"dataset", "show", "nope"},
+			[]string{"dataset", "get"},
+			[]string{"dataset", "get", "--name", "linux-src"},
+			[]string{"dataset", "get", "gh-data"},
+		), exits: []int{0, 0, 0, 0, 1, 0, 0, 0}},
+		{name: "dataset-register", cmds: cmds(
+			[]string{"dataset", "register", "-f", "testdata/dataset.yaml"},
+			[]string{"dataset", "register", "-f", "testdata/dataset.yaml", "--name", "census-stable", "--branch", "stable"},
+			[]string{"dataset", "register", "--name", "flagged", "--url", "ssh://git@git.example.org/flagged.git",
+				"--branch", "dev", "--owner", "me", "--description", "from flags"},
+			[]string{"dataset", "add", "classic", "https://git.example.org/classic.git"},
+			[]string{"dataset", "add", "classic2", "https://git.example.org/classic2.git", "--owner", "lab", "-o", "json"},
+			[]string{"dataset", "list"},
+		), exits: []int{0, 0, 0, 0, 0, 0}},
+		{name: "dataset-register-errors", cmds: cmds(
+			[]string{"dataset", "register", "--name", "Bad", "--url", "http://example.org/x", "--branch", "a..b"},
+			[]string{"dataset", "add", "linux-src", "https://git.example.org/other.git"},
+			[]string{"dataset", "register"},
+			[]string{"dataset", "add", "a", "b", "c"},
+			[]string{"dataset", "register", "-f", "testdata/dataset.yaml", "x", "y"},
+		), exits: []int{1, 1, 2, 2, 2}},
+		{name: "dataset-remove", cmds: cmds(
+			[]string{"dataset", "remove", "gh-data"},
+			[]string{"dataset", "list"},
+			[]string{"dataset", "remove", "gh-data"},
+		), exits: []int{0, 0, 1}},
+		{name: "dataset-clone", setup: seedGitDatasets, cmds: cmds(
+			[]string{"dataset", "clone", "local", "$TMP/out"},
+			[]string{"dataset", "clone", "local-v2", "$TMP/out-v2", "-o", "json"},
+			[]string{"dataset", "clone", "local", "$TMP/out"},
+			[]string{"dataset", "clone", "local", "$TMP/out/data.csv"},
+			[]string{"dataset", "clone", "nope", "$TMP/nope"},
+			[]string{"dataset", "clone", "unreachable", "$TMP/unreachable"},
+			[]string{"dataset", "clone", "local", "$TMP/unreachable"}, // the failed clone left nothing behind
+			[]string{"dataset", "clone"},
+		), exits: []int{0, 0, 1, 1, 1, 1, 0, 2}},
+		{name: "dataset-clone-default-dir", setup: func(t *testing.T, f *fakeOrchestrator, tmp string) {
+			seedGitDatasets(t, f, tmp)
+			work := filepath.Join(tmp, "work")
+			if err := os.MkdirAll(filepath.Join(work, "empty"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			t.Chdir(work)
+		}, cmds: cmds(
+			[]string{"dataset", "clone", "local"},
+			[]string{"dataset", "clone", "local-v2", "empty"},
+		), exits: []int{0, 0}},
+
+		{name: "run-list", cmds: cmds(
+			[]string{"run", "list"},
+			[]string{"run", "list", "--tool", "code-stats"},
+			[]string{"run", "list", "-o", "json", "--tool", "code-stats"},
+			[]string{"run", "list", "--tool", "nothing"},
+		), exits: []int{0, 0, 0, 0}},
+		{name: "run-show", cmds: cmds(
+			[]string{"run", "show", "r-0001"},
+			[]string{"run", "show", "r-0002"},
+			[]string{"run", "show", "r-0003"},
+			[]string{"run", "show", "r-0002", "-o", "json"},
+			[]string{"run", "show", "r-9999"},
+		), exits: []int{0, 0, 0, 0, 1}},
+		{name: "run-logs", cmds: cmds(
+			[]string{"run", "logs", "r-0001"},
+			[]string{"run", "logs", "r-0001", "--tail", "3"},
+			[]string{"run", "logs", "--tail=1", "r-0002"},
+			[]string{"run", "logs", "r-0001", "--tail", "-1"},
+			[]string{"run", "logs", "r-9999"},
+			[]string{"tool", "run", "gh-crawler"},
+			[]string{"run", "logs", "r-0004", "--follow"},
+			[]string{"run", "list", "--tool", "gh-crawler"},
+		), exits: []int{0, 0, 0, 2, 1, 0, 0, 0}},
+
+		{name: "site-list", cmds: cmds(
+			[]string{"site", "list"},
+			[]string{"site", "list", "-o", "json"},
+		), exits: []int{0, 0}},
+		{name: "health", cmds: cmds(
+			[]string{"health"},
+			[]string{"health", "-o", "json"},
+		), exits: []int{0, 0}},
+		{name: "health-degraded", setup: func(t *testing.T, f *fakeOrchestrator, _ string) {
+			f.health = api.Health{Status: "degraded", Site: "lab-a", Etcd: "ok", Docker: "cannot reach /var/run/docker.sock"}
+		}, cmds: cmds(
+			[]string{"health"},
+		), exits: []int{1}},
+
+		{name: "error-unauthorized", setup: func(t *testing.T, f *fakeOrchestrator, _ string) {
+			f.token = secretToken
+		}, cmds: cmds(
+			[]string{"tool", "list"},
+			[]string{"--token", "wrong", "tool", "list"},
+			[]string{"tool", "list", "--token", secretToken},
+		), exits: []int{1, 1, 0}},
+		{name: "error-unavailable", setup: func(t *testing.T, f *fakeOrchestrator, _ string) {
+			f.unavailable = "the registry (etcd) is unreachable; try again later"
+		}, cmds: cmds(
+			[]string{"tool", "list"},
+		), exits: []int{1}},
+		{name: "error-unreachable", cmds: cmds(
+			[]string{"--addr", "$CLOSED", "tool", "list"},
+			[]string{"run", "show", "r-0001", "--addr", "http://$CLOSED"},
+		), exits: []int{1, 1}},
+		{name: "error-usage", cmds: cmds(
+			[]string{"frob"},
+			[]string{"tool", "frob"},
+			[]string{"tool", "list", "--bogus"},
+			[]string{"--bogus", "tool", "list"},
+			[]string{"tool", "list", "extra"},
+			[]string{"-o", "yaml", "tool", "list"},
+			[]string{"--addr", "ftp://127.0.0.1:1", "tool", "list"},
+		), exits: []int{2, 2, 2, 2, 2, 2, 2}},
+
+		{name: "completion", cmds: cmds(
+			[]string{"completion", "bash"},
+			[]string{"completion", "zsh"},
+			[]string{"completion", "fish"},
+			[]string{"completion", "tcsh"},
+			[]string{"--generate-bash-completion"},
+			[]string{"tool", "--generate-bash-completion"},
+			[]string{"run", "logs", "--generate-bash-completion"},
+		), exits: []int{0, 0, 0, 2, 0, 0, 0}},
+	}
+	goldenDir, err := filepath.Abs("testdata") // some cases change directory
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if len(tc.exits) != len(tc.cmds) {
+				t.Fatalf("case has %d commands but %d exit statuses", len(tc.cmds), len(tc.exits))
+			}
+			f, srv := newFake(t)
+			tmp := t.TempDir()
+			closed := closedAddr(t)
+			t.Setenv("MAO_ADDR", srv.URL)
+			t.Setenv("MAO_TOKEN", "")
+			if tc.setup != nil {
+				tc.setup(t, f, tmp)
+			}
+			expand := strings.NewReplacer("$TMP", tmp, "$CLOSED", closed)
+			normalize := strings.NewReplacer(srv.URL, "$ADDR", strings.TrimPrefix(srv.URL, "http://"), "$ADDR", tmp, "$TMP", closed, "$CLOSED")
+
+			var transcript strings.Builder
+			for i, cmd := range tc.cmds {
+				args := make([]string, len(cmd))
+				for j, a := range cmd {
+					args[j] = expand.Replace(a)
+				}
+				stdout, stderr, code := runMaoctl(t, context.Background(), args...)
+				if code != tc.exits[i] {
+					t.Errorf("maoctl %q: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", cmd, code, tc.exits[i], stdout, stderr)
+				}
+				if strings.Contains(stdout+stderr, secretToken) {
+					t.Errorf("maoctl %q printed the token", cmd)
+				}
+				if code != 0 && code == exitUsage && strings.Contains(stdout, "USAGE") {
+					t.Errorf("maoctl %q dumped usage on a usage error", cmd)
+				}
+				writeTranscript(&transcript, cmd, normalize.Replace(stdout), normalize.Replace(stderr), code)
+			}
+			checkGolden(t, filepath.Join(goldenDir, tc.name+".golden"), transcript.String())
+		})
+	}
+}
+
+// runMaoctl runs one command line the way cmd/maoctl does.
+func runMaoctl(t *testing.T, ctx context.Context, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	err := Run(ctx, args, &out, &errOut)
+	PrintError(&errOut, err)
+	return out.String(), errOut.String(), ExitCode(err)
+}
+
+func writeTranscript(w *strings.Builder, cmd []string, stdout, stderr string, code int) {
+	quoted := make([]string, len(cmd))
+	for i, a := range cmd {
+		if a == "" || strings.ContainsAny(a, " \n\"'") {
+			a = fmt.Sprintf("%q", a)
+		}
+		quoted[i] = a
+	}
+	fmt.Fprintln(w, strings.Join(append([]string{"$ maoctl"}, quoted...), " "))
+	for _, s := range []struct{ name, text string }{{"stdout", stdout}, {"stderr", stderr}} {
+		if s.text == "" {
+			continue
+		}
+		fmt.Fprintf(w, "-- %s --\n%s", s.name, s.text)
+		if !strings.HasSuffix(s.text, "\n") {
+			w.WriteString("\n-- (no final newline) --\n")
+		}
+	}
+	fmt.Fprintf(w, "-- exit %d --\n\n", code)
+}
+
+func checkGolden(t *testing.T, path, got string) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("output differs from %s (go test -update rewrites it)\n--- got:\n%s\n--- want:\n%s", path, got, want)
+	}
+}
+
+// closedAddr is a loopback host:port that nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return addr
+}
+
+// seedGitDatasets creates a git repository under tmp with a commit on
+// master and one more on branch v2 (fixed contents and times, so fixed
+// hashes), and registers it as datasets "local" and "local-v2", plus
+// "unreachable" pointing at a path that does not exist.
+func seedGitDatasets(t *testing.T, f *fakeOrchestrator, tmp string) {
+	t.Helper()
+	src := filepath.Join(tmp, "src")
+	repo, err := git.PlainInit(src, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wt, err := repo.Worktree()
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit := func(file, content, msg string) plumbing.Hash {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(src, file), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := wt.Add(file); err != nil {
+			t.Fatal(err)
+		}
+		sig := &object.Signature{Name: "Lab", Email: "lab@example.org", When: *at(0)}
+		h, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	commit("data.csv", "region,count\nnorth,1\n", "first data")
+	if err := wt.Checkout(&git.CheckoutOptions{Branch: plumbing.NewBranchReferenceName("v2"), Create: true}); err != nil {
+		t.Fatal(err)
+	}
+	commit("data.csv", "region,count\nnorth,2\n", "second data")
+	if err := wt.Checkout(&git.CheckoutOptions{Branch: plumbing.NewBranchReferenceName("master")}); err != nil {
+		t.Fatal(err)
+	}
+	f.datasets["local"] = api.Dataset{Name: "local", URL: "file://" + src}
+	f.datasets["local-v2"] = api.Dataset{Name: "local-v2", URL: "file://" + src, Branch: "v2"}
+	f.datasets["unreachable"] = api.Dataset{Name: "unreachable", URL: "file://" + filepath.Join(tmp, "no-such-repo")}
+}
+
+// lineWriter reports the first write that completes a line.
+type lineWriter struct {
+	buf   bytes.Buffer
+	first chan struct{}
+}
+
+func (w *lineWriter) Write(p []byte) (int, error) {
+	had := bytes.Contains(w.buf.Bytes(), []byte("\n"))
+	w.buf.Write(p)
+	if !had && bytes.Contains(w.buf.Bytes(), []byte("\n")) {
+		close(w.first)
+	}
+	return len(p), nil
+}
+
+// TestToolRunFollowStreams checks that --follow prints log lines while the
+// run is still going, and that interrupting it leaves the run alone.
+func TestToolRunFollowStreams(t *testing.T) {
+	tests := []struct {
+		name      string
+		interrupt bool
+		wantExit  int
+		wantErr   string
+	}{
+		{name: "to the end", wantExit: 0},
+		{name: "interrupted", interrupt: true, wantExit: exitInterrupted, wantErr: "maoctl: stopped following run r-0004, which goes on at site lab-a"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f, srv := newFake(t)
+			hold := make(chan struct{})
+			script := f.scripts["gh-crawler"]
+			script.hold = hold
+			f.scripts["gh-crawler"] = script
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			out := &lineWriter{first: make(chan struct{})}
+			var errOut bytes.Buffer
+			done := make(chan error, 1)
+			go func() {
+				done <- Run(ctx, []string{"--addr", srv.URL, "tool", "run", "gh-crawler", "--follow"}, out, &errOut)
+			}()
+
+			select {
+			case <-out.first:
+			case err := <-done:
+				t.Fatalf("Run returned %v before printing a log line", err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("no log line within 30s")
+			}
+			f.mu.Lock()
+			state := f.runs[len(f.runs)-1].rec.State
+			f.mu.Unlock()
+			if state != api.StateRunning {
+				t.Fatalf("the first log line came once the run was %s; want it while running", state)
+			}
+			if tc.interrupt {
+				cancel()
+			} else {
+				close(hold)
+			}
+			err := <-done
+			PrintError(&errOut, err)
+			if got := ExitCode(err); got != tc.wantExit {
+				t.Errorf("exit %d, want %d (err %v)", got, tc.wantExit, err)
+			}
+			if tc.interrupt {
+				if !strings.Contains(errOut.String(), tc.wantErr) {
+					t.Errorf("stderr %q does not contain %q", errOut.String(), tc.wantErr)
+				}
+				return
+			}
+			if want := f.scripts["gh-crawler"].log; out.buf.String() != want {
+				t.Errorf("stdout %q, want the whole log %q", out.buf.String(), want)
+			}
+			if !strings.HasSuffix(errOut.String(), "run r-0004 succeeded (exit 0) in 6s\n") {
+				t.Errorf("stderr %q lacks the summary line", errOut.String())
+			}
+		})
+	}
+}

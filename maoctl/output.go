@@ -1,0 +1,127 @@
+package maoctl
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/mao-research/mao/api"
+)
+
+// writeJSON prints v indented, without HTML escaping.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	return enc.Encode(v)
+}
+
+// table writes aligned columns.
+type table struct{ tw *tabwriter.Writer }
+
+func newTable(w io.Writer, header ...string) *table {
+	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+	t.row(header...)
+	return t
+}
+
+func (t *table) row(cells ...string) {
+	for i, c := range cells {
+		cells[i] = cell(c)
+	}
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+func (t *table) flush() error { return t.tw.Flush() }
+
+// cell makes s fit in one table cell: its first line, tabs as spaces, "-"
+// when empty.
+func cell(s string) string {
+	s, _, _ = strings.Cut(s, "\n")
+	s = strings.ReplaceAll(s, "\t", " ")
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// fields writes "Key:  value" lines with the values aligned. A value of
+// several lines continues, aligned, on the following lines.
+type fields struct{ tw *tabwriter.Writer }
+
+func newFields(w io.Writer) *fields {
+	return &fields{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
+}
+
+func (f *fields) add(key, value string) {
+	lines := strings.Split(strings.TrimRight(value, "\n"), "\n")
+	for i, l := range lines {
+		if i == 0 {
+			fmt.Fprintf(f.tw, "%s:\t%s\n", key, strings.ReplaceAll(l, "\t", " "))
+			continue
+		}
+		fmt.Fprintf(f.tw, "\t%s\n", strings.ReplaceAll(l, "\t", " "))
+	}
+}
+
+// addIf adds the field only when value is not empty.
+func (f *fields) addIf(key, value string) {
+	if value != "" {
+		f.add(key, value)
+	}
+}
+
+func (f *fields) flush() error { return f.tw.Flush() }
+
+// timestamp formats t in UTC, RFC 3339; "-" for the zero time or nil.
+func timestamp(t *time.Time) string {
+	if t == nil || t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// runDuration is how long the run took, "" until it has finished.
+func runDuration(r api.Run) string {
+	if r.StartedAt == nil || r.FinishedAt == nil {
+		return ""
+	}
+	d := r.FinishedAt.Sub(*r.StartedAt)
+	if d >= time.Second {
+		return d.Round(time.Second).String()
+	}
+	return d.Round(time.Millisecond).String()
+}
+
+// exitCode is the run's exit code as text, "" when it has none.
+func exitCode(r api.Run) string {
+	if r.ExitCode == nil {
+		return ""
+	}
+	return fmt.Sprint(*r.ExitCode)
+}
+
+// runSummary is one line on how a run ended (or where it is).
+func runSummary(r api.Run) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "run %s ", r.ID)
+	switch r.State {
+	case api.StateTimedOut:
+		b.WriteString("timed out")
+	default:
+		b.WriteString(string(r.State))
+	}
+	if code := exitCode(r); code != "" {
+		fmt.Fprintf(&b, " (exit %s)", code)
+	}
+	if d := runDuration(r); d != "" {
+		fmt.Fprintf(&b, " in %s", d)
+	}
+	if r.Reason != "" {
+		fmt.Fprintf(&b, ": %s", r.Reason)
+	}
+	return b.String()
+}

@@ -1,0 +1,387 @@
+package maoctl
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mao-research/mao/api"
+)
+
+func (c *ctl) toolCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "tool",
+		Usage: "register, inspect and run tools",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "register",
+				Aliases:   []string{"add"},
+				Usage:     "register a tool from a spec file, flags or the six classic fields",
+				ArgsUsage: "[NAME AUTHOR IMAGE DATA_REPO CODE_REPO ARTEFACT]",
+				Description: "Give -f FILE (YAML or JSON), flags, or the six positional fields.\n" +
+					"Flags given with -f or the positional fields override their values.",
+				Flags:  toolFlags(),
+				Action: c.toolRegister,
+			},
+			{
+				Name:   "list",
+				Usage:  "list the registered tools",
+				Action: c.toolList,
+			},
+			{
+				Name:      "show",
+				Usage:     "show one tool",
+				ArgsUsage: "NAME",
+				Action:    c.toolShow,
+			},
+			{
+				Name:      "remove",
+				Usage:     "remove a tool from the registry",
+				ArgsUsage: "NAME",
+				Action:    c.toolRemove,
+			},
+			{
+				Name:      "run",
+				Usage:     "run a tool at this site",
+				ArgsUsage: "NAME",
+				Description: "Without --follow, print the new run's ID and state. With --follow, stream its log,\n" +
+					"print a summary line on stderr and exit with the tool's exit code\n" +
+					"(124 when the run timed out, 1 when it failed without one).",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the run's log until it ends"},
+				},
+				Action: c.toolRun,
+			},
+			{
+				Name:      "get",
+				Usage:     "show one tool, or list them all (the predecessor's spelling)",
+				ArgsUsage: "[NAME]",
+				Flags:     []cli.Flag{&cli.StringFlag{Name: "name", Usage: "the tool to show"}},
+				Action:    c.toolGet,
+			},
+		},
+	}
+}
+
+// toolStringFlag is a string flag of `tool register` and the Tool field it
+// sets. old is the predecessor's spelling, accepted but not shown in help.
+type toolStringFlag struct {
+	name, old string
+	usage     string
+	field     func(*api.Tool) *string
+}
+
+func toolStringFlags() []toolStringFlag {
+	return []toolStringFlag{
+		{"name", "", "tool name", func(t *api.Tool) *string { return &t.Name }},
+		{"author", "", "who maintains the tool", func(t *api.Tool) *string { return &t.Author }},
+		{"image", "", "Docker image to run", func(t *api.Tool) *string { return &t.Image }},
+		{"data-repo", "data_repo", "git URL of the repository the tool writes into", func(t *api.Tool) *string { return &t.DataRepo }},
+		{"code-repo", "code_repo", "where the tool's source lives", func(t *api.Tool) *string { return &t.CodeRepo }},
+		{"artefact", "", "what the tool produces", func(t *api.Tool) *string { return &t.Artefact }},
+		{"description", "", "free text", func(t *api.Tool) *string { return &t.Description }},
+		{"input-dataset", "", "dataset mounted read-only at /usr/src/app/input", func(t *api.Tool) *string { return &t.InputDataset }},
+		{"timeout", "", "run time limit, e.g. 30m (default 1h)", func(t *api.Tool) *string { return &t.Timeout }},
+		{"network", "", "container network (default bridge)", func(t *api.Tool) *string { return &t.Network }},
+	}
+}
+
+func toolFlags() []cli.Flag {
+	flags := []cli.Flag{
+		&cli.PathFlag{Name: "file", Aliases: []string{"f"}, Usage: "tool spec file (YAML or JSON)"},
+	}
+	for _, s := range toolStringFlags() {
+		flags = append(flags, &cli.StringFlag{Name: s.name, Usage: s.usage})
+		if s.old != "" {
+			flags = append(flags, &cli.StringFlag{Name: s.old, Usage: "same as --" + s.name, Hidden: true})
+		}
+	}
+	return append(flags,
+		&cli.StringSliceFlag{Name: "command", Usage: "container command, one `ARG` per flag"},
+		&cli.StringSliceFlag{Name: "env", Usage: "environment variable `KEY=VALUE`, repeatable"},
+		&cli.Float64Flag{Name: "cpus", Usage: "CPU limit, e.g. 1.5", DefaultText: "no limit"},
+		&cli.StringFlag{Name: "memory", Usage: "memory limit, e.g. 512MiB"},
+	)
+}
+
+func (c *ctl) toolRegister(cCtx *cli.Context) error {
+	var t api.Tool
+	file, pos := cCtx.Path("file"), cCtx.Args().Slice()
+	switch {
+	case file != "" && len(pos) > 0:
+		return usageErrorf("give either -f FILE or the positional fields, not both")
+	case file != "":
+		var err error
+		if t, err = api.LoadTool(file); err != nil {
+			return fmt.Errorf("read tool spec: %w", err)
+		}
+	case len(pos) == 6:
+		t = api.Tool{Name: pos[0], Author: pos[1], Image: pos[2], DataRepo: pos[3], CodeRepo: pos[4], Artefact: pos[5]}
+	case len(pos) != 0:
+		return usageErrorf("%s takes NAME AUTHOR IMAGE DATA_REPO CODE_REPO ARTEFACT (6 arguments); got %d", commandName(cCtx), len(pos))
+	}
+	n, err := applyToolFlags(cCtx, &t)
+	if err != nil {
+		return err
+	}
+	if file == "" && len(pos) == 0 && n == 0 {
+		return usageErrorf("%s needs -f FILE, flags such as --name and --image, or NAME AUTHOR IMAGE DATA_REPO CODE_REPO ARTEFACT", commandName(cCtx))
+	}
+	out, err := c.client.RegisterTool(cCtx.Context, t)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.stdout, out)
+	}
+	_, err = fmt.Fprintf(c.stdout, "registered tool %s\n", out.Name)
+	return err
+}
+
+// applyToolFlags sets the fields of t whose flags were given and returns
+// how many were. --env adds to or replaces single variables.
+func applyToolFlags(cCtx *cli.Context, t *api.Tool) (int, error) {
+	n := 0
+	for _, s := range toolStringFlags() {
+		set, old := cCtx.IsSet(s.name), s.old != "" && cCtx.IsSet(s.old)
+		switch {
+		case set && old:
+			return 0, usageErrorf("give --%s or --%s, not both", s.name, s.old)
+		case set:
+			*s.field(t) = cCtx.String(s.name)
+		case old:
+			*s.field(t) = cCtx.String(s.old)
+		default:
+			continue
+		}
+		n++
+	}
+	if cCtx.IsSet("command") {
+		t.Command = cCtx.StringSlice("command")
+		n++
+	}
+	if cCtx.IsSet("env") {
+		if t.Env == nil {
+			t.Env = map[string]string{}
+		}
+		for _, kv := range cCtx.StringSlice("env") {
+			k, v, ok := strings.Cut(kv, "=")
+			if !ok || k == "" {
+				return 0, usageErrorf("--env %q: want KEY=VALUE", kv)
+			}
+			t.Env[k] = v
+		}
+		n++
+	}
+	if cCtx.IsSet("cpus") || cCtx.IsSet("memory") {
+		if t.Resources == nil {
+			t.Resources = &api.Resources{}
+		}
+		if cCtx.IsSet("cpus") {
+			t.Resources.CPUs = cCtx.Float64("cpus")
+			n++
+		}
+		if cCtx.IsSet("memory") {
+			t.Resources.Memory = cCtx.String("memory")
+			n++
+		}
+	}
+	return n, nil
+}
+
+func (c *ctl) toolList(cCtx *cli.Context) error {
+	if _, err := args(cCtx); err != nil {
+		return err
+	}
+	return c.listTools(cCtx.Context)
+}
+
+func (c *ctl) listTools(ctx context.Context) error {
+	tools, err := c.client.Tools(ctx)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.stdout, nonNil(tools))
+	}
+	if len(tools) == 0 {
+		_, err := fmt.Fprintln(c.stderr, "no tools registered")
+		return err
+	}
+	tab := newTable(c.stdout, "NAME", "AUTHOR", "IMAGE", "DATA REPO", "ARTEFACT")
+	for _, t := range tools {
+		tab.row(t.Name, t.Author, t.Image, t.DataRepo, t.Artefact)
+	}
+	return tab.flush()
+}
+
+func (c *ctl) toolShow(cCtx *cli.Context) error {
+	a, err := args(cCtx, "NAME")
+	if err != nil {
+		return err
+	}
+	return c.showTool(cCtx.Context, a[0])
+}
+
+func (c *ctl) showTool(ctx context.Context, name string) error {
+	t, err := c.client.Tool(ctx, name)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.stdout, t)
+	}
+	f := newFields(c.stdout)
+	f.add("Name", t.Name)
+	f.add("Author", t.Author)
+	f.add("Image", t.Image)
+	f.add("Data repo", t.DataRepo)
+	f.addIf("Code repo", t.CodeRepo)
+	f.addIf("Artefact", t.Artefact)
+	f.addIf("Description", t.Description)
+	if len(t.Command) > 0 {
+		f.add("Command", quoteArgs(t.Command))
+	}
+	if len(t.Env) > 0 {
+		keys := make([]string, 0, len(t.Env))
+		for k := range t.Env {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		lines := make([]string, len(keys))
+		for i, k := range keys {
+			lines[i] = k + "=" + t.Env[k]
+		}
+		f.add("Env", strings.Join(lines, "\n"))
+	}
+	f.addIf("Input dataset", t.InputDataset)
+	f.add("Timeout", withDefault(t.Timeout, t.TimeoutDuration().String()))
+	f.add("Network", withDefault(t.Network, t.NetworkName()))
+	f.add("CPUs", limit(t.CPUs() > 0, strconv.FormatFloat(t.CPUs(), 'f', -1, 64)))
+	memory := ""
+	if t.Resources != nil {
+		memory = t.Resources.Memory
+	}
+	f.add("Memory", limit(memory != "", memory))
+	return f.flush()
+}
+
+func (c *ctl) toolRemove(cCtx *cli.Context) error {
+	a, err := args(cCtx, "NAME")
+	if err != nil {
+		return err
+	}
+	if err := c.client.RemoveTool(cCtx.Context, a[0]); err != nil {
+		return err
+	}
+	if c.json {
+		return nil
+	}
+	_, err = fmt.Fprintf(c.stdout, "removed tool %s\n", a[0])
+	return err
+}
+
+func (c *ctl) toolGet(cCtx *cli.Context) error {
+	name, err := nameArg(cCtx)
+	if err != nil {
+		return err
+	}
+	if name == "" {
+		return c.listTools(cCtx.Context)
+	}
+	return c.showTool(cCtx.Context, name)
+}
+
+func (c *ctl) toolRun(cCtx *cli.Context) error {
+	a, err := args(cCtx, "NAME")
+	if err != nil {
+		return err
+	}
+	ctx := cCtx.Context
+	r, err := c.client.RunTool(ctx, a[0])
+	if err != nil {
+		return err
+	}
+	if !cCtx.Bool("follow") {
+		if c.json {
+			return writeJSON(c.stdout, r)
+		}
+		_, err := fmt.Fprintf(c.stdout, "run %s %s (tool %s at site %s)\n", r.ID, r.State, r.Tool, r.Site)
+		return err
+	}
+	fmt.Fprintf(c.stderr, "run %s of %s started at site %s\n", r.ID, r.Tool, r.Site)
+	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.stdout); err != nil {
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("stopped following run %s, which goes on at site %s (see maoctl run show %s): %w", r.ID, r.Site, r.ID, err)
+		}
+		return err
+	}
+	final, err := c.client.Run(ctx, r.ID)
+	if err != nil {
+		return err
+	}
+	return c.finished(final)
+}
+
+// finished reports how a followed run ended and turns anything but success
+// into a *RunExitError.
+func (c *ctl) finished(r api.Run) error {
+	if !r.State.Terminal() {
+		return fmt.Errorf("the log of run %s ended but the run is still %s (see maoctl run show %s)", r.ID, r.State, r.ID)
+	}
+	fmt.Fprintln(c.stderr, runSummary(r))
+	code := 0
+	if r.ExitCode != nil {
+		code = *r.ExitCode
+	}
+	switch {
+	case r.State == api.StateTimedOut:
+		code = exitTimedOut
+	case r.State == api.StateFailed && code == 0:
+		code = exitError
+	}
+	if code == 0 {
+		return nil
+	}
+	return &RunExitError{Run: r, Code: code}
+}
+
+// quoteArgs renders a command line so that each argument stays visible.
+func quoteArgs(argv []string) string {
+	quoted := make([]string, len(argv))
+	for i, a := range argv {
+		if a == "" || strings.ContainsAny(a, " \t\n\"'\\$`") {
+			a = strconv.Quote(a)
+		}
+		quoted[i] = a
+	}
+	return strings.Join(quoted, " ")
+}
+
+// withDefault is the value set in a spec, or the default marked as such.
+func withDefault(set, def string) string {
+	if set == "" {
+		return def + " (default)"
+	}
+	return set
+}
+
+func limit(set bool, v string) string {
+	if !set {
+		return "no limit"
+	}
+	return v
+}
+
+// nonNil makes an empty list print as [] rather than null.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

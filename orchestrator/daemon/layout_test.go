@@ -1,0 +1,119 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/testenv"
+)
+
+// documentedKeys reads the key table of docs/etcd-keys.md and turns each
+// key pattern, such as /mao/tools/<name>, into a regular expression.
+func documentedKeys(t *testing.T) map[string]*regexp.Regexp {
+	t.Helper()
+	f, err := os.Open("../../docs/etcd-keys.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	row := regexp.MustCompile("^\\| `(/mao/[^`]+)` \\|")
+	placeholder := regexp.MustCompile(`<[a-z-]+>`)
+	keys := map[string]*regexp.Regexp{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		m := row.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		parts := placeholder.Split(m[1], -1)
+		for i := range parts {
+			parts[i] = regexp.QuoteMeta(parts[i])
+		}
+		keys[m[1]] = regexp.MustCompile("^" + strings.Join(parts, `[a-z0-9][a-z0-9._-]*`) + "$")
+	}
+	if len(keys) == 0 {
+		t.Fatal("docs/etcd-keys.md documents no keys")
+	}
+	return keys
+}
+
+// TestEtcdLayoutIsDocumented runs a real site and checks that every key it
+// writes is documented, that every documented key is written, and that a
+// tool registered with the predecessor's six fields reads back as exactly
+// those six fields.
+func TestEtcdLayoutIsDocumented(t *testing.T) {
+	image := testenv.BuildTestImage(t)
+	endpoints := testenv.Etcd(t)
+	s := startSite(t, testConfig(t, "site-a", endpoints))
+	ctx := context.Background()
+	if _, err := s.client.RegisterDataset(ctx, api.Dataset{Name: "ds", URL: testenv.GitRepo(t, nil)}); err != nil {
+		t.Fatal(err)
+	}
+	mao := api.Tool{Name: "mao-style", Author: "a", Image: image, DataRepo: testenv.GitRepo(t, nil), CodeRepo: "https://example.org/code", Artefact: "x"}
+	if _, err := s.client.RegisterTool(ctx, mao); err != nil {
+		t.Fatal(err)
+	}
+	if run, _ := s.runToEnd(t, "mao-style"); run.State != api.StateSucceeded {
+		t.Fatalf("run: %s %s", run.State, run.Reason)
+	}
+
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp, err := c.Get(ctx, "/", clientv3.WithPrefix())
+	if err != nil {
+		t.Fatal(err)
+	}
+	documented := documentedKeys(t)
+	used := map[string]bool{}
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		matched := ""
+		for pattern, re := range documented {
+			if re.MatchString(key) {
+				matched = pattern
+			}
+		}
+		if matched == "" {
+			t.Errorf("key %s is not documented in docs/etcd-keys.md", key)
+			continue
+		}
+		used[matched] = true
+		var v map[string]any
+		if err := json.Unmarshal(kv.Value, &v); err != nil {
+			t.Errorf("%s: value is not a JSON object: %v", key, err)
+		}
+	}
+	for pattern := range documented {
+		if !used[pattern] {
+			t.Errorf("documented key %s was not written", pattern)
+		}
+	}
+	r, err := c.Get(ctx, "/mao/tools/mao-style")
+	if err != nil || len(r.Kvs) != 1 {
+		t.Fatal(r, err)
+	}
+	var record map[string]string
+	if err := json.Unmarshal(r.Kvs[0].Value, &record); err != nil {
+		t.Fatalf("tool record %s: %v", r.Kvs[0].Value, err)
+	}
+	var fields []string
+	for k := range record {
+		fields = append(fields, k)
+	}
+	slices.Sort(fields)
+	if want := []string{"artefact", "author", "code_repo", "data_repo", "image", "name"}; !slices.Equal(fields, want) {
+		t.Fatalf("tool record fields %v, want the predecessor's %v", fields, want)
+	}
+}
