@@ -25,7 +25,11 @@ func TestToolValidate(t *testing.T) {
 		{"file url", func(t *Tool) { t.DataRepo = "file:///srv/data/r.git" }, nil},
 		{"loopback registry image", func(t *Tool) { t.Image = "127.0.0.1:9/missing:1" }, nil},
 		{"digest image", func(t *Tool) { t.Image = "busybox@sha256:" + strings.Repeat("ab", 32) }, nil},
-		{"limits", func(t *Tool) { t.Resources = &Resources{CPUs: 0.5, Memory: "64MiB"}; t.Timeout = "5s"; t.Network = "none" }, nil},
+		{"limits", func(t *Tool) {
+			t.Resources = &Resources{CPUs: 0.5, Memory: "64MiB"}
+			t.Timeout = "5s"
+			t.Network = "none"
+		}, nil},
 		{"empty", func(t *Tool) { *t = Tool{} }, []string{"name", "author", "image", "data_repo"}},
 		{"slash in name", func(t *Tool) { t.Name = "a/b" }, []string{"name"}},
 		{"uppercase name", func(t *Tool) { t.Name = "Tool" }, []string{"name"}},

@@ -282,9 +282,12 @@ func TestEtcdUnreachable(t *testing.T) {
 	srv.Close()
 	ctx := context.Background()
 	calls := map[string]func() error{
-		"list":     func() error { _, err := e.client.Tools(ctx); return err },
-		"register": func() error { _, err := e.client.RegisterDataset(ctx, api.Dataset{Name: "d", URL: "file:///d"}); return err },
-		"show":     func() error { _, err := e.client.Run(ctx, "r"); return err },
+		"list": func() error { _, err := e.client.Tools(ctx); return err },
+		"register": func() error {
+			_, err := e.client.RegisterDataset(ctx, api.Dataset{Name: "d", URL: "file:///d"})
+			return err
+		},
+		"show": func() error { _, err := e.client.Run(ctx, "r"); return err },
 	}
 	for name, call := range calls {
 		err := call()
