@@ -111,7 +111,7 @@ func TestBashCompletionScript(t *testing.T) {
 		{"maoctl tool re", "register remove"},
 		{"maoctl dataset ", "register list show remove clone get --help -h"},
 		{"maoctl run logs --f", "--follow"},
-		{"maoctl -o json tool run x --", "--follow --help"},
+		{"maoctl -o json tool run x --", "--follow --quiet --help"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) {

@@ -140,10 +140,11 @@ func TestCommands(t *testing.T) {
 		{name: "tool-run", cmds: cmds(
 			[]string{"tool", "run", "gh-crawler"},
 			[]string{"tool", "run", "code-stats", "-o", "json"},
+			[]string{"tool", "run", "gh-crawler", "-q"},
 			[]string{"run", "list"},
 			[]string{"tool", "run", "nope"},
 			[]string{"tool", "run"},
-		), exits: []int{0, 0, 0, 1, 2}},
+		), exits: []int{0, 0, 0, 0, 1, 2}},
 		{name: "tool-run-follow-succeeded", cmds: cmds(
 			[]string{"tool", "run", "gh-crawler", "--follow"},
 			[]string{"run", "show", "r-0004"},

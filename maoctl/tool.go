@@ -54,6 +54,7 @@ func (c *ctl) toolCommand() *cli.Command {
 					"(124 when the run timed out, 1 when it failed without one).",
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the run's log until it ends"},
+					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the run ID (for scripts)"},
 				},
 				Action: c.toolRun,
 			},
@@ -308,7 +309,11 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 		return err
 	}
 	if !cCtx.Bool("follow") {
-		if c.json {
+		switch {
+		case cCtx.Bool("quiet"):
+			_, err := fmt.Fprintln(c.stdout, r.ID)
+			return err
+		case c.json:
 			return writeJSON(c.stdout, r)
 		}
 		_, err := fmt.Fprintf(c.stdout, "run %s %s (tool %s at site %s)\n", r.ID, r.State, r.Tool, r.Site)

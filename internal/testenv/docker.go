@@ -37,6 +37,7 @@ func Docker(t testing.TB) *client.Client {
 		}
 		t.Skipf("no Docker engine (set MAO_REQUIRE_DOCKER=1 to fail instead): %v", err)
 	}
+	t.Log("mao-integration: docker")
 	t.Cleanup(func() { c.Close() })
 	return c
 }

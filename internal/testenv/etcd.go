@@ -23,6 +23,7 @@ func Etcd(t testing.TB) []string {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close)
+	t.Log("mao-integration: etcd")
 	return s.Endpoints()
 }
 

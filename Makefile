@@ -1,0 +1,31 @@
+# mao: the two commands a new user needs are `make demo` and `make test`.
+
+.PHONY: all build demo demo-stop test bench example-image clean
+
+all: build
+
+build:
+	go build -o bin/ ./cmd/orchestrator ./cmd/maoctl
+
+# One site end to end: Docker, orchestrator on embedded etcd, example tool, a run.
+# KEEP=1 leaves the orchestrator running.
+demo:
+	scripts/demo.sh
+
+demo-stop:
+	-kill -TERM $$(cat .demo/orchestrator.pid)
+
+# The whole test suite against real Docker and etcd.
+test:
+	scripts/test.sh
+
+# `maoctl tool run --follow` against bare `docker run --rm`, same image.
+bench: build
+	scripts/ensure-docker.sh
+	go run ./bench/runbench -maoctl bin/maoctl -orchestrator bin/orchestrator
+
+example-image:
+	scripts/build-example.sh
+
+clean:
+	rm -rf bin .demo examples/*/build
