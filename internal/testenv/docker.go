@@ -53,34 +53,53 @@ var buildOnce struct {
 func BuildTestImage(t testing.TB) string {
 	t.Helper()
 	c := Docker(t)
-	buildOnce.Do(func() { buildOnce.err = buildTestImage(c) })
+	buildOnce.Do(func() { buildOnce.err = buildGoImage(c, TestImage, filepath.Join(RepoRoot(), "internal", "testenv", "testtool")) })
 	if buildOnce.err != nil {
 		t.Fatalf("build %s: %v", TestImage, buildOnce.err)
 	}
 	return TestImage
 }
 
-func buildTestImage(c *client.Client) error {
+// ExampleImage builds the image of the example tool in examples/NAME, as
+// `make example-image` does, and returns its tag.
+func ExampleImage(t testing.TB, name string) string {
+	t.Helper()
+	tag := "mao-examples/" + name + ":latest"
+	if err := buildGoImage(Docker(t), tag, filepath.Join(RepoRoot(), "examples", name)); err != nil {
+		t.Fatalf("build %s: %v", tag, err)
+	}
+	return tag
+}
+
+// RepoRoot is the root of the mao source tree.
+func RepoRoot() string {
 	_, self, _, _ := runtime.Caller(0)
-	dir, err := os.MkdirTemp("", "mao-testtool-")
+	return filepath.Join(filepath.Dir(self), "..", "..")
+}
+
+// buildGoImage builds tag FROM scratch with the static binary of the Go
+// command in pkgDir as its entrypoint.
+func buildGoImage(c *client.Client, tag, pkgDir string) error {
+	dir, err := os.MkdirTemp("", "mao-image-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	bin := filepath.Join(dir, "testtool")
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, "./testtool")
-	cmd.Dir = filepath.Dir(self)
+	name := filepath.Base(pkgDir)
+	bin := filepath.Join(dir, name)
+	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", bin, ".")
+	cmd.Dir = pkgDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return &buildError{what: "go build testtool", out: out, err: err}
+		return &buildError{what: "go build " + name, out: out, err: err}
 	}
 	exe, err := os.ReadFile(bin)
 	if err != nil {
 		return err
 	}
-	return BuildImage(c, TestImage, map[string][]byte{
-		"Dockerfile": []byte("FROM scratch\nCOPY testtool /testtool\nENTRYPOINT [\"/testtool\"]\n"),
-		"testtool":   exe,
+	return BuildImage(c, tag, map[string][]byte{
+		"Dockerfile": []byte("FROM scratch\nCOPY " + name + " /" + name + "\nENTRYPOINT [\"/" + name + "\"]\n"),
+		name:         exe,
 	})
 }
 

@@ -23,25 +23,6 @@ import (
 	"github.com/mao-research/mao/orchestrator/runner"
 )
 
-// testConfig is a site on free loopback ports in a temporary directory. With
-// no endpoints it runs the embedded etcd.
-func testConfig(t *testing.T, site string, endpoints []string) config.Config {
-	t.Helper()
-	cfg := config.Default()
-	dir := t.TempDir()
-	cfg.Site.Name, cfg.Site.DataDir, cfg.Site.HostDataDir = site, dir, dir
-	cfg.Site.LeaseTTL = 2 * time.Second
-	cfg.Runs.LogDir = filepath.Join(dir, "logs")
-	cfg.Runs.ShutdownGrace, cfg.Runs.StopGrace = 10*time.Second, time.Second
-	cfg.Etcd.Endpoints = endpoints
-	cfg.Etcd.ClientURL, cfg.Etcd.PeerURL = "http://127.0.0.1:0", "http://127.0.0.1:0"
-	cfg.API.Listen = "127.0.0.1:0"
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	return cfg
-}
-
 type site struct {
 	d      *Daemon
 	client *api.Client
@@ -114,7 +95,7 @@ func tool(name, image, dataRepo string, args ...string) api.Tool {
 
 func TestRuns(t *testing.T) {
 	image := testenv.BuildTestImage(t)
-	s := startSite(t, testConfig(t, "site-a", testenv.Etcd(t)))
+	s := startSite(t, testenv.SiteConfig(t, "site-a", testenv.Etcd(t)))
 	ctx := context.Background()
 	if _, err := s.client.RegisterDataset(ctx, api.Dataset{Name: "inputs", URL: testenv.GitRepo(t, map[string]string{"input.csv": "1\n"})}); err != nil {
 		t.Fatal(err)
@@ -176,7 +157,7 @@ func TestRuns(t *testing.T) {
 
 func TestConcurrentRunsShareOneClone(t *testing.T) {
 	image := testenv.BuildTestImage(t)
-	s := startSite(t, testConfig(t, "site-a", testenv.Etcd(t)))
+	s := startSite(t, testenv.SiteConfig(t, "site-a", testenv.Etcd(t)))
 	if _, err := s.client.RegisterTool(context.Background(), tool("counter", image, testenv.GitRepo(t, nil), "-control", "7")); err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +198,7 @@ func TestConcurrentRunsShareOneClone(t *testing.T) {
 func TestShutdownRecordsRunningRuns(t *testing.T) {
 	image := testenv.BuildTestImage(t)
 	endpoints := testenv.Etcd(t)
-	cfg := testConfig(t, "site-a", endpoints)
+	cfg := testenv.SiteConfig(t, "site-a", endpoints)
 	cfg.Runs.ShutdownGrace = 200 * time.Millisecond
 	s := startSite(t, cfg)
 	ctx := context.Background()

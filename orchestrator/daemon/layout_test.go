@@ -53,7 +53,7 @@ func documentedKeys(t *testing.T) map[string]*regexp.Regexp {
 func TestEtcdLayoutIsDocumented(t *testing.T) {
 	image := testenv.BuildTestImage(t)
 	endpoints := testenv.Etcd(t)
-	s := startSite(t, testConfig(t, "site-a", endpoints))
+	s := startSite(t, testenv.SiteConfig(t, "site-a", endpoints))
 	ctx := context.Background()
 	if _, err := s.client.RegisterDataset(ctx, api.Dataset{Name: "ds", URL: testenv.GitRepo(t, nil)}); err != nil {
 		t.Fatal(err)
