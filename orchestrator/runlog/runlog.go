@@ -111,12 +111,9 @@ func (d *Dir) Copy(ctx context.Context, id string, follow bool, w io.Writer, flu
 	d.mu.Lock()
 	live := d.active[id]
 	d.mu.Unlock()
-	f, err := os.Open(d.file(id))
-	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("run %s: %w", id, ErrNoLog)
-	}
+	f, err := d.open(id)
 	if err != nil {
-		return fmt.Errorf("open log: %w", err)
+		return err
 	}
 	defer f.Close()
 	for {
@@ -138,14 +135,23 @@ func (d *Dir) Copy(ctx context.Context, id string, follow bool, w io.Writer, flu
 	}
 }
 
-// Tail writes the last n lines of the run's log to w.
-func (d *Dir) Tail(id string, n int, w io.Writer) error {
+// open opens a run's log for reading.
+func (d *Dir) open(id string) (*os.File, error) {
 	f, err := os.Open(d.file(id))
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("run %s: %w", id, ErrNoLog)
+		return nil, fmt.Errorf("run %s: %w", id, ErrNoLog)
 	}
 	if err != nil {
-		return fmt.Errorf("open log: %w", err)
+		return nil, fmt.Errorf("open log: %w", err)
+	}
+	return f, nil
+}
+
+// Tail writes the last n lines of the run's log to w.
+func (d *Dir) Tail(id string, n int, w io.Writer) error {
+	f, err := d.open(id)
+	if err != nil {
+		return err
 	}
 	defer f.Close()
 	ring := make([]string, 0, n)
