@@ -56,8 +56,14 @@ func checkImage(s string) error {
 	return nil
 }
 
-// gitSchemes are the URL schemes a data repository or dataset may use.
-var gitSchemes = map[string]bool{"https": true, "ssh": true, "git": true, "file": true}
+// isGitScheme reports whether a data repository or dataset may use scheme.
+func isGitScheme(scheme string) bool {
+	switch scheme {
+	case "https", "ssh", "git", "file":
+		return true
+	}
+	return false
+}
 
 // checkGitURL accepts https, ssh, git and file URLs and git's scp-like
 // "user@host:path" form.
@@ -81,7 +87,7 @@ func checkGitURL(s string) error {
 	if err != nil {
 		return fmt.Errorf("%q is not a URL: %w", s, err)
 	}
-	if !gitSchemes[u.Scheme] {
+	if !isGitScheme(u.Scheme) {
 		return fmt.Errorf("%q: scheme %q is not one of https, ssh, git, file", s, u.Scheme)
 	}
 	if u.Scheme == "file" {

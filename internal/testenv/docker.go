@@ -53,7 +53,9 @@ var buildOnce struct {
 func BuildTestImage(t testing.TB) string {
 	t.Helper()
 	c := Docker(t)
-	buildOnce.Do(func() { buildOnce.err = buildGoImage(c, TestImage, filepath.Join(RepoRoot(), "internal", "testenv", "testtool")) })
+	buildOnce.Do(func() {
+		buildOnce.err = buildGoImage(c, TestImage, filepath.Join(RepoRoot(), "internal", "testenv", "testtool"))
+	})
 	if buildOnce.err != nil {
 		t.Fatalf("build %s: %v", TestImage, buildOnce.err)
 	}
