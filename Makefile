@@ -13,7 +13,7 @@ demo:
 	scripts/demo.sh
 
 demo-stop:
-	-kill -TERM $$(cat .demo/orchestrator.pid)
+	scripts/demo.sh stop
 
 # The whole test suite against real Docker and etcd.
 test:
@@ -22,6 +22,7 @@ test:
 # `maoctl tool run --follow` against bare `docker run --rm`, same image.
 bench: build
 	scripts/ensure-docker.sh
+	scripts/build-example.sh
 	go run ./bench/runbench -maoctl bin/maoctl -orchestrator bin/orchestrator
 
 example-image:

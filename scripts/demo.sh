@@ -10,6 +10,24 @@ cd "$(dirname "$0")/.."
 top=$PWD
 demo=$top/.demo
 
+# stop_demo stops the demo's orchestrator, if one runs, and waits until it
+# has exited (SIGTERM lets it finish its runs and leave cleanly).
+stop_demo() {
+  local pid
+  pid=$(cat "$demo/orchestrator.pid" 2>/dev/null) || return 0
+  kill -TERM "$pid" 2>/dev/null || return 0
+  for _ in $(seq 1 60); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  echo "demo: orchestrator $pid did not stop within 30s" >&2
+  return 1
+}
+if [ "${1:-}" = stop ]; then
+  stop_demo
+  exit
+fi
+
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "build mao"
@@ -24,9 +42,7 @@ step "build the example tool image"
 scripts/build-example.sh
 
 step "start an orchestrator (embedded etcd, API on 127.0.0.1)"
-if [ -f "$demo/orchestrator.pid" ] && kill "$(cat "$demo/orchestrator.pid")" 2>/dev/null; then
-  sleep 1 # an earlier demo's orchestrator stops
-fi
+stop_demo # an earlier demo's orchestrator
 rm -rf "$demo"
 mkdir -p "$demo"
 cat >"$demo/config.ini" <<INI
@@ -49,7 +65,7 @@ INI
 orchestrator -config "$demo/config.ini" >"$demo/orchestrator.log" 2>&1 &
 echo $! >"$demo/orchestrator.pid"
 if [ "${KEEP:-0}" != 1 ]; then
-  trap 'kill -TERM "$(cat "$demo/orchestrator.pid")" 2>/dev/null; wait 2>/dev/null || true' EXIT
+  trap stop_demo EXIT
 fi
 for _ in $(seq 1 120); do
   [ -s "$demo/site/api.addr" ] && break

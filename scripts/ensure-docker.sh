@@ -25,6 +25,10 @@ command -v git >/dev/null 2>&1 || apt_install git
 if docker info >/dev/null 2>&1; then
   exit 0
 fi
+if [ -S /var/run/docker.sock ] && [ "$(id -u)" != 0 ] && pgrep -x dockerd >/dev/null 2>&1; then
+  echo "ensure-docker: dockerd runs but this user cannot use /var/run/docker.sock; run as root or join the docker group" >&2
+  exit 1
+fi
 command -v dockerd >/dev/null 2>&1 || apt_install docker.io
 command -v docker >/dev/null 2>&1 || apt_install docker.io
 need_root "starting dockerd"

@@ -18,7 +18,7 @@ var (
 	envKeyRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	networkRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
 	// scpLikeRe matches git's scp-like ssh form: [user@]host:path.
-	scpLikeRe = regexp.MustCompile(`^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9.-]+:[^\\]+$`)
+	scpLikeRe = regexp.MustCompile(`^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.-]*:[^\s\\]+$`)
 )
 
 // Limits on free text, so a record stays a readable etcd value.
@@ -71,13 +71,17 @@ func checkGitURL(s string) error {
 	if s == "" {
 		return errors.New("is required")
 	}
-	if err := checkText(s, maxShortText); err != nil {
+	if err := checkLine(s, maxShortText); err != nil {
 		return err
 	}
 	if strings.ContainsAny(s, " \"'`<>") {
 		return fmt.Errorf("%q must not contain spaces or quotes", s)
 	}
 	if !strings.Contains(s, "://") {
+		host, _, _ := strings.Cut(s[strings.Index(s, "@")+1:], ":")
+		if isGitScheme(strings.ToLower(host)) || strings.EqualFold(host, "http") {
+			return fmt.Errorf("%q looks like a URL without \"//\" after %q", s, host+":")
+		}
 		if scpLikeRe.MatchString(s) {
 			return nil
 		}

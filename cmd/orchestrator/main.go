@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	_ "time/tzdata" // schedules' time zones work without a system zone database
 
 	"github.com/mao-research/mao/internal/version"
 	"github.com/mao-research/mao/orchestrator/daemon"

@@ -60,7 +60,7 @@ func run(now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("walk %s: %w", root, err)
 	}
-	stamp := now.Format("20060102T150405Z")
+	stamp := now.Format("20060102T150405.000Z") // sortable, and distinct for runs a second apart
 	fmt.Printf("counted %d files in %s\n", total, root)
 
 	var report strings.Builder

@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -42,22 +41,13 @@ func Docker(t testing.TB) *client.Client {
 	return c
 }
 
-// buildOnce builds the test image once per test binary.
-var buildOnce struct {
-	sync.Once
-	err error
-}
-
 // BuildTestImage builds TestImage (FROM scratch with the static testtool
-// binary) and returns its tag.
+// binary) and returns its tag. Go's build cache and Docker's layer cache
+// make a repeated build cheap.
 func BuildTestImage(t testing.TB) string {
 	t.Helper()
-	c := Docker(t)
-	buildOnce.Do(func() {
-		buildOnce.err = buildGoImage(c, TestImage, filepath.Join(RepoRoot(), "internal", "testenv", "testtool"))
-	})
-	if buildOnce.err != nil {
-		t.Fatalf("build %s: %v", TestImage, buildOnce.err)
+	if err := buildGoImage(Docker(t), TestImage, filepath.Join(RepoRoot(), "internal", "testenv", "testtool")); err != nil {
+		t.Fatalf("build %s: %v", TestImage, err)
 	}
 	return TestImage
 }

@@ -116,18 +116,18 @@ func report(in io.Reader, out io.Writer, strict bool) (bool, error) {
 	for _, s := range services {
 		integ = append(integ, fmt.Sprintf("%d with %s", len(uses[s]), s))
 	}
-	fmt.Fprintf(out, "\ntests: %d passed, %d failed, %d skipped (subtests included)\n", counts["pass"], counts["fail"], counts["skip"])
-	fmt.Fprintf(out, "integration tests that ran (top-level): %s\n", strings.Join(integ, ", "))
+	fmt.Fprintf(out, "\nintegration tests that ran (top-level): %s\n", strings.Join(integ, ", "))
 	ok := len(failed) == 0 && len(pkgFailed) == 0
 	if strict && len(skipped) > 0 {
 		fmt.Fprintf(out, "FAIL: %d tests skipped; every test must run here\n", len(skipped))
 		ok = false
 	}
 	if ok {
-		fmt.Fprintln(out, "PASS")
+		fmt.Fprintln(out, "PASS (counts include subtests)")
 	} else {
-		fmt.Fprintln(out, "FAIL")
+		fmt.Fprintln(out, "FAIL (counts include subtests)")
 	}
+	fmt.Fprintf(out, "tests: %d passed, %d failed, %d skipped\n", counts["pass"], counts["fail"], counts["skip"])
 	return ok, nil
 }
 

@@ -24,7 +24,7 @@ func TestReport(t *testing.T) {
 		ok     bool
 		has    []string
 	}{
-		{false, false, []string{"--- FAIL p TestB\nboom", "2 passed, 1 failed, 1 skipped", "1 with docker, 1 with etcd", "# build error line", "--- SKIP p TestC: no Docker engine"}},
+		{false, false, []string{"--- FAIL p TestB\nboom", "tests: 2 passed, 1 failed, 1 skipped\n", "1 with docker, 1 with etcd", "# build error line", "--- SKIP p TestC: no Docker engine"}},
 		{true, false, []string{"1 tests skipped"}},
 	}
 	for _, tc := range tests {

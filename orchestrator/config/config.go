@@ -11,11 +11,12 @@ import (
 
 // Config is the orchestrator's configuration.
 type Config struct {
-	Site   Site
-	Etcd   Etcd
-	API    API
-	Docker Docker
-	Runs   Runs
+	Site      Site
+	Etcd      Etcd
+	API       API
+	Docker    Docker
+	Runs      Runs
+	Schedules Schedules
 	// Warnings are non-fatal notes, e.g. legacy sections that were mapped
 	// or ignored. The daemon should log them at startup.
 	Warnings []string
@@ -28,6 +29,10 @@ type Site struct {
 	HostDataDir string            // DataDir as the Docker host sees it; default DataDir
 	Labels      map[string]string // "labels = gpu=true, region=eu"
 	LeaseTTL    time.Duration     // key lease_ttl; default 10s, at least 2s
+	// Timezone is the IANA name (e.g. Europe/Zurich) of the default time
+	// zone of schedules created at this site; default "UTC". Validate has
+	// checked that time.LoadLocation accepts it; callers load it themselves.
+	Timezone string
 }
 
 // Etcd is the [etcd] section.
@@ -61,19 +66,35 @@ type Runs struct {
 	ShutdownGrace time.Duration // key shutdown_grace; how long SIGTERM waits for running runs; default 30s
 	StopGrace     time.Duration // key stop_grace; SIGTERM→SIGKILL grace when a container is stopped; default 10s
 	LogDir        string        // default <data_dir>/logs; always absolute
+	// PrepareTimeout (key prepare_timeout) is the longest a run may spend
+	// preparing (cloning or fetching its data repository and input dataset,
+	// pulling its image) before it fails; default 15m.
+	PrepareTimeout time.Duration
+}
+
+// Schedules is the [schedules] section.
+type Schedules struct {
+	// History is how many run records each schedule keeps in etcd; older
+	// ones are pruned together with their log files. Default 100, from 1
+	// to 100000.
+	History int
 }
 
 // Defaults that do not depend on the machine.
 const (
-	defaultLeaseTTL      = 10 * time.Second
-	minLeaseTTL          = 2 * time.Second
-	defaultPrefix        = "/mao/"
-	defaultEtcdTimeout   = 5 * time.Second
-	defaultClientURL     = "http://127.0.0.1:2379"
-	defaultPeerURL       = "http://127.0.0.1:2380"
-	defaultListen        = "127.0.0.1:8080"
-	defaultShutdownGrace = 30 * time.Second
-	defaultStopGrace     = 10 * time.Second
+	defaultLeaseTTL       = 10 * time.Second
+	minLeaseTTL           = 2 * time.Second
+	defaultTimezone       = "UTC"
+	defaultPrefix         = "/mao/"
+	defaultEtcdTimeout    = 5 * time.Second
+	defaultClientURL      = "http://127.0.0.1:2379"
+	defaultPeerURL        = "http://127.0.0.1:2380"
+	defaultListen         = "127.0.0.1:8080"
+	defaultShutdownGrace  = 30 * time.Second
+	defaultStopGrace      = 10 * time.Second
+	defaultPrepareTimeout = 15 * time.Minute
+	defaultHistory        = 100
+	maxHistory            = 100000
 )
 
 // Default returns the configuration used when there is no config file. Its
@@ -96,7 +117,7 @@ func base() Config {
 		name = "site"
 	}
 	return Config{
-		Site: Site{Name: name, DataDir: defaultDataDir(), LeaseTTL: defaultLeaseTTL},
+		Site: Site{Name: name, DataDir: defaultDataDir(), LeaseTTL: defaultLeaseTTL, Timezone: defaultTimezone},
 		Etcd: Etcd{
 			Prefix:         defaultPrefix,
 			DialTimeout:    defaultEtcdTimeout,
@@ -104,8 +125,9 @@ func base() Config {
 			ClientURL:      defaultClientURL,
 			PeerURL:        defaultPeerURL,
 		},
-		API:  API{Listen: defaultListen},
-		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace},
+		API:       API{Listen: defaultListen},
+		Runs:      Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout},
+		Schedules: Schedules{History: defaultHistory},
 	}
 }
 

@@ -72,13 +72,14 @@ func TestDefault(t *testing.T) {
 			t.Setenv("XDG_DATA_HOME", tc.xdg)
 			c := Default()
 			want := Config{
-				Site: Site{Name: wantName, DataDir: tc.dataDir, HostDataDir: tc.dataDir, LeaseTTL: 10 * time.Second},
+				Site: Site{Name: wantName, DataDir: tc.dataDir, HostDataDir: tc.dataDir, LeaseTTL: 10 * time.Second, Timezone: "UTC"},
 				Etcd: Etcd{
 					Prefix: "/mao/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
 					ClientURL: "http://127.0.0.1:2379", PeerURL: "http://127.0.0.1:2380",
 				},
-				API:  API{Listen: "127.0.0.1:8080"},
-				Runs: Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second},
+				API:       API{Listen: "127.0.0.1:8080"},
+				Runs:      Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute},
+				Schedules: Schedules{History: 100},
 			}
 			if tc.dataDir != "" {
 				want.Runs.LogDir = filepath.Join(tc.dataDir, "logs")
@@ -130,7 +131,7 @@ func TestParseKeys(t *testing.T) {
 	}{
 		{"empty file", "", func(*Config) {}},
 		{"comments only", "# nothing\n; here\n\n", func(*Config) {}},
-		{"empty sections", "[site]\n[etcd]\n[api]\n[docker]\n[runs]\n", func(*Config) {}},
+		{"empty sections", "[site]\n[etcd]\n[api]\n[docker]\n[runs]\n[schedules]\n", func(*Config) {}},
 		{"site.name", "[site]\nname = lab-1\n", func(c *Config) { c.Site.Name = "lab-1" }},
 		{"site.data_dir moves host_data_dir and log_dir", "[site]\ndata_dir = /srv/mao\n", func(c *Config) {
 			c.Site.DataDir, c.Site.HostDataDir, c.Runs.LogDir = "/srv/mao", "/srv/mao", "/srv/mao/logs"
@@ -148,6 +149,8 @@ func TestParseKeys(t *testing.T) {
 		}},
 		{"empty site.labels", "[site]\nlabels =\n", func(*Config) {}},
 		{"site.lease_ttl", "[site]\nlease_ttl = 2s\n", func(c *Config) { c.Site.LeaseTTL = 2 * time.Second }},
+		{"site.timezone", "[site]\ntimezone = Europe/Zurich\n", func(c *Config) { c.Site.Timezone = "Europe/Zurich" }},
+		{"site.timezone UTC", "[site]\ntimezone = UTC\n", func(*Config) {}},
 		{"etcd.endpoints", "[etcd]\nendpoints = http://10.0.0.1:2379, https://etcd.example.org:2379\n", func(c *Config) {
 			c.Etcd.Endpoints = []string{"http://10.0.0.1:2379", "https://etcd.example.org:2379"}
 		}},
@@ -165,6 +168,10 @@ func TestParseKeys(t *testing.T) {
 		{"runs", "[runs]\nshutdown_grace = 2m\nstop_grace = 3s\nlog_dir = logs\n", func(c *Config) {
 			c.Runs.ShutdownGrace, c.Runs.StopGrace, c.Runs.LogDir = 2*time.Minute, 3*time.Second, "/etc/mao/logs"
 		}},
+		{"runs.prepare_timeout", "[runs]\nprepare_timeout = 1h30m\n", func(c *Config) { c.Runs.PrepareTimeout = 90 * time.Minute }},
+		{"schedules.history", "[schedules]\nhistory = 7\n", func(c *Config) { c.Schedules.History = 7 }},
+		{"schedules.history bounds", "[schedules]\nhistory = 1\n", func(c *Config) { c.Schedules.History = 1 }},
+		{"schedules.history maximum", "[schedules]\nhistory = 100000\n", func(c *Config) { c.Schedules.History = 100000 }},
 		{"keys ignore case, like configparser", "[site]\nName = lab-1\n", func(c *Config) { c.Site.Name = "lab-1" }},
 		{"colon delimiter, quotes, inline comment", "[site]\nname: \"lab-1\" # the lab\n", func(c *Config) { c.Site.Name = "lab-1" }},
 		{"CRLF and BOM", "\xef\xbb\xbf[site]\r\nname = lab-1\r\n", func(c *Config) { c.Site.Name = "lab-1" }},
@@ -202,6 +209,7 @@ func TestParseErrors(t *testing.T) {
 name = Bad Name
 labels = Bad=x, ok=a b
 lease_ttl = 1s
+timezone = Mars/Olympus
 [etcd]
 endpoints = ftp://x:1, , http://h
 prefix = mao
@@ -215,12 +223,16 @@ host = http://127.0.0.1:2375
 [runs]
 shutdown_grace = soon
 stop_grace = 1500ms
+prepare_timeout = 0s
+[schedules]
+history = 0
 `, []string{
-			"2 site.name", "3 site.labels", "4 site.lease_ttl",
-			"6 etcd.endpoints", "6 etcd.endpoints", "6 etcd.endpoints", "7 etcd.prefix",
-			"8 etcd.dial_timeout", "9 etcd.request_timeout",
-			"11 api.listen", "12 api.tokens", "12 api.tokens",
-			"14 docker.host", "16 runs.shutdown_grace", "17 runs.stop_grace",
+			"2 site.name", "3 site.labels", "4 site.lease_ttl", "5 site.timezone",
+			"7 etcd.endpoints", "7 etcd.endpoints", "7 etcd.endpoints", "8 etcd.prefix",
+			"9 etcd.dial_timeout", "10 etcd.request_timeout",
+			"12 api.listen", "13 api.tokens", "13 api.tokens",
+			"15 docker.host", "17 runs.shutdown_grace", "18 runs.stop_grace", "19 runs.prepare_timeout",
+			"21 schedules.history",
 		}},
 		{"label syntax", "[site]\nlabels = gpu\n", []string{"2 site.labels"}},
 		{"label twice", "[site]\nlabels = a=1, a=2\n", []string{"2 site.labels"}},
@@ -239,6 +251,17 @@ stop_grace = 1500ms
 		{"bad embedded urls", "[etcd]\nclient_url = 127.0.0.1:2379\npeer_url = http://127.0.0.1:99999\n",
 			[]string{"2 etcd.client_url", "3 etcd.peer_url"}},
 		{"peer_url equals client_url", "[etcd]\nclient_url = http://127.0.0.1:2379\npeer_url = http://127.0.0.1:2379\n", []string{"3 etcd.peer_url"}},
+		{"unknown time zone", "[site]\ntimezone = Europe/Zurch\n", []string{"2 site.timezone"}},
+		{"time zone with a path", "[site]\ntimezone = ../../etc/passwd\n", []string{"2 site.timezone"}},
+		{"Local is not a time zone name", "[site]\ntimezone = Local\n", []string{"2 site.timezone"}},
+		{"empty time zone", "[site]\ntimezone =\n", []string{"2 site.timezone"}},
+		{"prepare_timeout not a duration", "[runs]\nprepare_timeout = 15\n", []string{"2 runs.prepare_timeout"}},
+		{"negative prepare_timeout", "[runs]\nprepare_timeout = -1m\n", []string{"2 runs.prepare_timeout"}},
+		{"history not a number", "[schedules]\nhistory = many\n", []string{"2 schedules.history"}},
+		{"history with a fraction", "[schedules]\nhistory = 1.5\n", []string{"2 schedules.history"}},
+		{"history too large", "[schedules]\nhistory = 100001\n", []string{"2 schedules.history"}},
+		{"negative history", "[schedules]\nhistory = -3\n", []string{"2 schedules.history"}},
+		{"unknown key in [schedules]", "[schedules]\nkeep = 3\n", []string{"2 schedules.keep"}},
 		{"listen with a service name", "[api]\nlisten = :http\n", []string{"2 api.listen"}},
 		{"docker host without a path", "[docker]\nhost = unix://\n", []string{"2 docker.host"}},
 		{"legacy unknown keys", "[WORKING_ENVIRONMENT]\nhome = /x\n[ETCD]\nhost = h\nport = 1\nuser = u\n",
@@ -439,8 +462,13 @@ func TestValidate(t *testing.T) {
 		{"tokens", func(c *Config) { c.API.Tokens = []string{"ok", "", "a\tb", "x\x00", "café"} },
 			[]string{"api.tokens", "api.tokens", "api.tokens", "api.tokens"}},
 		{"zero durations", func(c *Config) {
-			c.Site.LeaseTTL, c.Etcd.DialTimeout, c.Etcd.RequestTimeout, c.Runs.ShutdownGrace, c.Runs.StopGrace = 0, 0, 0, 0, 0
-		}, []string{"site.lease_ttl", "etcd.dial_timeout", "etcd.request_timeout", "runs.shutdown_grace", "runs.stop_grace"}},
+			c.Site.LeaseTTL, c.Etcd.DialTimeout, c.Etcd.RequestTimeout = 0, 0, 0
+			c.Runs.ShutdownGrace, c.Runs.StopGrace, c.Runs.PrepareTimeout = 0, 0, 0
+		}, []string{"site.lease_ttl", "etcd.dial_timeout", "etcd.request_timeout", "runs.shutdown_grace", "runs.stop_grace", "runs.prepare_timeout"}},
+		{"zero values of the new keys", func(c *Config) { c.Site.Timezone, c.Runs.PrepareTimeout, c.Schedules.History = "", 0, 0 },
+			[]string{"site.timezone", "runs.prepare_timeout", "schedules.history"}},
+		{"time zones", func(c *Config) { c.Site.Timezone = "America/Argentina/Buenos_Aires" }, nil},
+		{"history above the maximum", func(c *Config) { c.Schedules.History = 1 << 20 }, []string{"schedules.history"}},
 		{"docker hosts", func(c *Config) { c.Docker.Host = "npipe:////./pipe/docker_engine" }, nil},
 		{"stop grace in whole seconds", func(c *Config) { c.Runs.StopGrace = 2 * time.Minute }, nil},
 	}
@@ -483,16 +511,80 @@ func TestListenWarning(t *testing.T) {
 	}
 }
 
+func TestEtcdClientURLWarning(t *testing.T) {
+	fakeHome(t)
+	const etcdWarning = "embedded etcd has no authentication"
+	tests := []struct {
+		name string
+		ini  string
+		want []string // prefixes of the warnings, in order
+	}{
+		{name: "default", ini: ""},
+		{name: "localhost", ini: "[etcd]\nclient_url = http://localhost:2379\n"},
+		{name: "IPv6 loopback", ini: "[etcd]\nclient_url = http://[::1]:0\n"},
+		{name: "other loopback address", ini: "[etcd]\nclient_url = https://127.0.0.2:2379\n"},
+		{name: "external cluster", ini: "[etcd]\nendpoints = http://10.0.0.1:2379\n"},
+		{name: "all interfaces", ini: "[etcd]\nclient_url = http://0.0.0.0:2379\n",
+			want: []string{file + ":2: etcd.client_url http://0.0.0.0:2379"}},
+		{name: "LAN address", ini: "# lab\n[etcd]\nclient_url = http://192.168.1.5:2379\n",
+			want: []string{file + ":3: etcd.client_url http://192.168.1.5:2379"}},
+		{name: "host name", ini: "[etcd]\nclient_url = http://etcd.lab.example.org:2379\n",
+			want: []string{file + ":2: etcd.client_url http://etcd.lab.example.org:2379"}},
+		{name: "with an open api.listen", ini: "[etcd]\nclient_url = http://[::]:2379\n[api]\nlisten = :8080\n",
+			want: []string{file + ":4: api.listen :8080", file + ":2: etcd.client_url http://[::]:2379"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse([]byte(tc.ini), file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Warnings) != len(tc.want) {
+				t.Fatalf("warnings = %q, want %d", c.Warnings, len(tc.want))
+			}
+			for i, w := range tc.want {
+				if !strings.HasPrefix(c.Warnings[i], w) {
+					t.Errorf("warning %d = %q, want it to start with %q", i, c.Warnings[i], w)
+				}
+				if strings.Contains(w, "etcd.client_url") && !strings.Contains(c.Warnings[i], etcdWarning) {
+					t.Errorf("warning %q does not say %q", c.Warnings[i], etcdWarning)
+				}
+			}
+		})
+	}
+}
+
+func TestTimezoneMessage(t *testing.T) {
+	fakeHome(t)
+	for _, tz := range []string{"Europe/Zurch", "../../etc/passwd"} {
+		_, reason := time.LoadLocation(tz)
+		if reason == nil {
+			t.Fatalf("time.LoadLocation(%q) accepted it", tz)
+		}
+		_, err := Parse([]byte("[site]\ntimezone = "+tz+"\n"), file)
+		if err == nil || !strings.Contains(err.Error(), reason.Error()) {
+			t.Errorf("timezone %q: error %v does not carry the loader's reason %q", tz, err, reason)
+		}
+	}
+}
+
 const example = "../../config.ini.example"
 
+// TestExampleShowsDefaults also checks, with $XDG_DATA_HOME set, that a
+// copy of the example does not pin data_dir.
 func TestExampleShowsDefaults(t *testing.T) {
-	fakeHome(t)
-	c, err := Load(example)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := Default(); !reflect.DeepEqual(c, want) {
-		t.Fatalf("the example's settings\n%+v\nare not the defaults\n%+v", c, want)
+	for _, xdg := range []string{"", "/data/xdg"} {
+		t.Run("XDG_DATA_HOME="+xdg, func(t *testing.T) {
+			fakeHome(t)
+			t.Setenv("XDG_DATA_HOME", xdg)
+			c, err := Load(example)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := Default(); !reflect.DeepEqual(c, want) {
+				t.Fatalf("the example's settings\n%+v\nare not the defaults\n%+v", c, want)
+			}
+		})
 	}
 }
 

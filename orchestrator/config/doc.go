@@ -7,7 +7,8 @@
 // migrating site's file still loads; each one it maps or ignores adds a note
 // to Config.Warnings.
 //
-// Loading does no I/O beyond reading the config file and api.tokens_file: it
-// never creates directories. The package only describes settings, so it must
+// Loading does no I/O beyond reading the config file, api.tokens_file and
+// the time zone database (to check site.timezone): it never creates
+// directories. The package only describes settings, so it must
 // not import etcd, Docker or git packages, nor other orchestrator packages.
 package config

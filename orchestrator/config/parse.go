@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +18,7 @@ import (
 )
 
 // knownSections names the sections of the current format, for messages.
-const knownSections = "[site], [etcd], [api], [docker] or [runs]"
+const knownSections = "[site], [etcd], [api], [docker], [runs] or [schedules]"
 
 // legacyField maps a key of the predecessor's [WORKING_ENVIRONMENT] to the
 // field it sets, or "" for an unknown key.
@@ -220,6 +221,9 @@ func (p *parser) finish() {
 	if len(c.API.Tokens) == 0 && !isLoopback(c.API.Listen) {
 		p.warn(p.lines.line("api.listen"), "api.listen %s is reachable from other machines and no api.tokens are set: anyone who reaches it can use the API", c.API.Listen)
 	}
+	if u, err := url.Parse(c.Etcd.ClientURL); c.Etcd.Embedded() && err == nil && !isLoopbackHost(u.Hostname()) {
+		p.warn(p.lines.line("etcd.client_url"), "etcd.client_url %s is reachable from other machines and the embedded etcd has no authentication: anyone who reaches it can rewrite the registry", c.Etcd.ClientURL)
+	}
 }
 
 // setters returns, for every key of the current format, a function that
@@ -261,6 +265,7 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			return err
 		},
 		"site.lease_ttl":       dur(&c.Site.LeaseTTL),
+		"site.timezone":        str(&c.Site.Timezone),
 		"etcd.endpoints":       func(v string) error { c.Etcd.Endpoints = splitList(v); return nil },
 		"etcd.prefix":          str(&c.Etcd.Prefix),
 		"etcd.dial_timeout":    dur(&c.Etcd.DialTimeout),
@@ -279,10 +284,19 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			c.API.Tokens = append(c.API.Tokens, tokens...)
 			return err
 		},
-		"docker.host":         str(&c.Docker.Host),
-		"runs.shutdown_grace": dur(&c.Runs.ShutdownGrace),
-		"runs.stop_grace":     dur(&c.Runs.StopGrace),
-		"runs.log_dir":        path(&c.Runs.LogDir),
+		"docker.host":          str(&c.Docker.Host),
+		"runs.shutdown_grace":  dur(&c.Runs.ShutdownGrace),
+		"runs.stop_grace":      dur(&c.Runs.StopGrace),
+		"runs.prepare_timeout": dur(&c.Runs.PrepareTimeout),
+		"runs.log_dir":         path(&c.Runs.LogDir),
+		"schedules.history": func(v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%q is not a whole number", v)
+			}
+			c.Schedules.History = n
+			return nil
+		},
 	}
 }
 

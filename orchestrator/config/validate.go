@@ -39,6 +39,7 @@ func (c *Config) problems() []problem {
 		check("site.labels", checkLabel(k, c.Site.Labels[k]))
 	}
 	check("site.lease_ttl", checkDuration(c.Site.LeaseTTL, minLeaseTTL))
+	check("site.timezone", checkTimezone(c.Site.Timezone))
 
 	for i, e := range c.Etcd.Endpoints {
 		check("etcd.endpoints", checkEntry(i, e, func(s string) error { return checkURL(s, false) }))
@@ -69,10 +70,31 @@ func (c *Config) problems() []problem {
 	if c.Runs.StopGrace > 0 && c.Runs.StopGrace%time.Second != 0 {
 		check("runs.stop_grace", fmt.Errorf("%s must be whole seconds: Docker's stop timeout counts seconds", c.Runs.StopGrace))
 	}
+	check("runs.prepare_timeout", checkDuration(c.Runs.PrepareTimeout, 0))
 	if dataDir {
 		check("runs.log_dir", checkAbs(c.Runs.LogDir))
 	}
+
+	if h := c.Schedules.History; h < 1 || h > maxHistory {
+		check("schedules.history", fmt.Errorf("%d is not from 1 to %d", h, maxHistory))
+	}
 	return ps
+}
+
+// checkTimezone accepts an IANA time zone name that time.LoadLocation
+// loads. It refuses "", which LoadLocation reads as UTC, and "Local", which
+// means the zone of whichever machine loads it, not one zone.
+func checkTimezone(name string) error {
+	switch name {
+	case "":
+		return fmt.Errorf("is empty; leave the key out for the default (%s)", defaultTimezone)
+	case "Local":
+		return errors.New(`"Local" is not an IANA time zone name; name the zone, e.g. Europe/Zurich`)
+	}
+	if _, err := time.LoadLocation(name); err != nil {
+		return fmt.Errorf("%q is not a time zone this machine knows (want an IANA name such as Europe/Zurich): %w", name, err)
+	}
+	return nil
 }
 
 // checkEntry checks entry i of a comma-separated list with check.
@@ -197,9 +219,11 @@ func checkDockerHost(s string) error {
 // isLoopback reports whether the host of a host:port address is loopback.
 func isLoopback(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
+	return err == nil && isLoopbackHost(host)
+}
+
+// isLoopbackHost reports whether host is "localhost" or a loopback IP.
+func isLoopbackHost(host string) bool {
 	if host == "localhost" {
 		return true
 	}

@@ -130,6 +130,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	}
 	run := runner.New(st, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
+		PrepareTimeout: cfg.Runs.PrepareTimeout,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
 		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
@@ -150,7 +151,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	if err != nil {
 		return nil, err
 	}
-	handler := httpapi.New(httpapi.Deps{Tools: st, Datasets: st, Runs: st, Launcher: run, Logs: logs,
+	handler := httpapi.New(httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st, Launcher: run, Logs: logs,
 		Health: &health{site: cfg.Site.Name, store: st, docker: docker}}, cfg.API.Tokens, log)
 	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, member: member,
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
@@ -252,4 +253,18 @@ func (h *health) Check(ctx context.Context) api.Health {
 	return out
 }
 
-var _ httpapi.Health = (*health)(nil)
+// The adapters the daemon wires into the consumers' interfaces.
+var (
+	_ runner.Registry       = (*store.Store)(nil)
+	_ runner.Records        = (*store.Store)(nil)
+	_ runner.Containers     = (*dockerrt.Runtime)(nil)
+	_ runner.Git            = (*gitrepo.Repos)(nil)
+	_ httpapi.ToolReader    = (*store.Store)(nil)
+	_ httpapi.ToolWriter    = (*store.Store)(nil)
+	_ httpapi.DatasetReader = (*store.Store)(nil)
+	_ httpapi.DatasetWriter = (*store.Store)(nil)
+	_ httpapi.Runs          = (*store.Store)(nil)
+	_ httpapi.Launcher      = (*runner.Runner)(nil)
+	_ httpapi.Logs          = (*runlog.Dir)(nil)
+	_ httpapi.Health        = (*health)(nil)
+)

@@ -47,7 +47,8 @@ func containerConfig(spec Spec, daemonHost string) (*container.Config, *containe
 		AutoRemove:  true,
 		NetworkMode: container.NetworkMode(spec.Network),
 		Mounts:      mounts,
-		Resources:   container.Resources{NanoCPUs: spec.NanoCPUs, Memory: spec.Memory},
+		// MemorySwap equal to Memory: the limit covers swap too.
+		Resources: container.Resources{NanoCPUs: spec.NanoCPUs, Memory: spec.Memory, MemorySwap: spec.Memory},
 	}
 	return cfg, hc, nil
 }

@@ -48,7 +48,7 @@ func TestContainerConfig(t *testing.T) {
 					{Type: mount.TypeBind, Source: "/srv/data", Target: "/usr/src/app/data"},
 					{Type: mount.TypeBind, Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true},
 				},
-				Resources: container.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20},
+				Resources: container.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20},
 			},
 		},
 		{
@@ -65,7 +65,7 @@ func TestContainerConfig(t *testing.T) {
 					{Type: mount.TypeBind, Source: "/srv/data", Target: "/usr/src/app/data"},
 					{Type: mount.TypeBind, Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true},
 				},
-				Resources: container.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20},
+				Resources: container.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20},
 			},
 		},
 		{

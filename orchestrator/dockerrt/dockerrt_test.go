@@ -336,7 +336,7 @@ func TestRunAppliesSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := got.HostConfig
-	if hc.NanoCPUs != spec.NanoCPUs || hc.Memory != spec.Memory || !hc.AutoRemove || hc.NetworkMode != "none" {
+	if hc.NanoCPUs != spec.NanoCPUs || hc.Memory != spec.Memory || hc.MemorySwap != spec.Memory || !hc.AutoRemove || hc.NetworkMode != "none" {
 		t.Errorf("host config: NanoCPUs %d, Memory %d, AutoRemove %v, NetworkMode %q",
 			hc.NanoCPUs, hc.Memory, hc.AutoRemove, hc.NetworkMode)
 	}

@@ -32,6 +32,9 @@ const (
 type Options struct {
 	AuthorName  string // author and committer name; default "mao"
 	AuthorEmail string // author and committer email; default "mao@localhost"
+	// Now is the clock for commit times and for naming the directory a
+	// replaced clone is moved to; default time.Now.
+	Now func() time.Time
 }
 
 // Repos syncs, commits and discards changes in local clones. It holds no
@@ -48,6 +51,9 @@ func New(opts Options) *Repos {
 	if opts.AuthorEmail == "" {
 		opts.AuthorEmail = "mao@localhost"
 	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
 	return &Repos{opts: opts}
 }
 
@@ -59,8 +65,16 @@ func New(opts Options) *Repos {
 // branch fast-forwarded (switching to branch first if another one is checked
 // out). If the local branch has commits the remote lacks (mao commits but
 // does not push), the local head is kept; if the two have diverged, the
-// local head is kept too and note says so. An unreachable remote, a dir that
-// is not a git repository or a clone of another URL is an error.
+// local head is kept too and note says so.
+//
+// If dir is a clone of another URL (the remote was changed), rawURL is
+// cloned anew and, only once that succeeded, the old clone is moved aside to
+// the sibling directory <dir>.replaced-<UTC time as 20060102T150405Z>
+// (with "-2", "-3", ... appended if that exists), keeping any commits that
+// were never pushed; note names both URLs and that directory.
+//
+// An unreachable remote, or a dir that is neither empty nor a clone with an
+// origin remote, is an error, and leaves dir as it was.
 func (r *Repos) Sync(ctx context.Context, dir, rawURL, branch string) (commit, note string, err error) {
 	empty, err := isEmptyDir(dir)
 	if err != nil {
@@ -77,10 +91,63 @@ func (r *Repos) Sync(ctx context.Context, dir, rawURL, branch string) (commit, n
 	if err != nil {
 		return "", "", fmt.Errorf("open %s: %w", dir, err)
 	}
-	if err := checkOrigin(repo, dir, rawURL); err != nil {
+	old, err := originURL(repo, dir, rawURL)
+	if err != nil {
 		return "", "", err
 	}
+	if !sameURL(old, rawURL) {
+		return r.replace(ctx, dir, old, rawURL, branch)
+	}
 	return update(ctx, repo, rawURL, branch)
+}
+
+// replace clones rawURL next to dir, then moves the clone of oldURL in dir
+// aside and the new clone into its place. Until the new clone is complete,
+// dir is not touched.
+func (r *Repos) replace(ctx context.Context, dir, oldURL, rawURL, branch string) (commit, note string, err error) {
+	dir = filepath.Clean(dir)
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".new-")
+	if err != nil {
+		return "", "", fmt.Errorf("replace clone of %s: %w", redact(oldURL), err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, os.RemoveAll(tmp))
+		}
+	}()
+	if commit, err = clone(ctx, tmp, rawURL, branch); err != nil {
+		return "", "", err
+	}
+	kept, err := moveAside(dir, r.opts.Now())
+	if err != nil {
+		return "", "", err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", "", errors.Join(fmt.Errorf("move new clone of %s to %s: %w", redact(rawURL), dir, err), os.Rename(kept, dir))
+	}
+	return commit, fmt.Sprintf("repository URL changed from %s to %s; the old clone (with any unpushed commits) was kept at %s",
+		redact(oldURL), redact(rawURL), kept), nil
+}
+
+// moveAside renames dir to <dir>.replaced-<now in UTC>, with a numeric
+// suffix if that name is taken, and returns the new name.
+func moveAside(dir string, now time.Time) (string, error) {
+	base := dir + ".replaced-" + now.UTC().Format("20060102T150405Z")
+	kept := base
+	for n := 2; ; n++ {
+		_, err := os.Lstat(kept)
+		if errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return "", fmt.Errorf("move %s aside: %w", dir, err)
+		}
+		kept = fmt.Sprintf("%s-%d", base, n)
+	}
+	if err := os.Rename(dir, kept); err != nil {
+		return "", fmt.Errorf("move %s aside: %w", dir, err)
+	}
+	return kept, nil
 }
 
 func isEmptyDir(dir string) (bool, error) {
@@ -138,20 +205,21 @@ func initEmpty(dir, rawURL, branch string) error {
 	return nil
 }
 
-// checkOrigin fails unless repo's origin remote is rawURL.
-func checkOrigin(repo *git.Repository, dir, rawURL string) error {
+// originURL returns the URL of repo's origin remote; rawURL is only for the
+// error.
+func originURL(repo *git.Repository, dir, rawURL string) (string, error) {
 	remote, err := repo.Remote(origin)
 	if errors.Is(err, git.ErrRemoteNotFound) {
-		return fmt.Errorf("%s is a git repository without an %s remote, not a clone of %s", dir, origin, redact(rawURL))
+		return "", fmt.Errorf("%s is a git repository without an %s remote, not a clone of %s", dir, origin, redact(rawURL))
 	}
 	if err != nil {
-		return fmt.Errorf("open %s: %w", dir, err)
+		return "", fmt.Errorf("open %s: %w", dir, err)
 	}
 	urls := remote.Config().URLs
-	if len(urls) == 0 || !sameURL(urls[0], rawURL) {
-		return fmt.Errorf("%s is a clone of %s, not of %s", dir, redact(strings.Join(urls, " ")), redact(rawURL))
+	if len(urls) == 0 {
+		return "", fmt.Errorf("%s: the %s remote has no URL, not that of %s", dir, origin, redact(rawURL))
 	}
-	return nil
+	return urls[0], nil
 }
 
 // sameURL treats URLs that differ only in a trailing slash or ".git" as the
@@ -358,7 +426,7 @@ func (r *Repos) Commit(ctx context.Context, dir, message string) (commit string,
 		return "", nil, fmt.Errorf("commit %s: %w", dir, err)
 	}
 
-	sig := &object.Signature{Name: r.opts.AuthorName, Email: r.opts.AuthorEmail, When: time.Now()}
+	sig := &object.Signature{Name: r.opts.AuthorName, Email: r.opts.AuthorEmail, When: r.opts.Now()}
 	h, err := w.Commit(message, &git.CommitOptions{Author: sig, Committer: sig})
 	if errors.Is(err, git.ErrEmptyCommit) {
 		// The staged result equals HEAD (say, a staged change undone in

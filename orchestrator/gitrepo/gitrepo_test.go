@@ -498,17 +498,6 @@ func TestSyncErrors(t *testing.T) {
 			wantInErr: []string{"switch to branch nope: the remote has no such branch"},
 		},
 		{
-			name: "clone of another URL",
-			setup: func(t *testing.T, r *gitrepo.Repos) (string, string) {
-				u := newUpstream(t)
-				u.commit(map[string]string{"a.txt": "A"})
-				dir := filepath.Join(t.TempDir(), "clone")
-				sync(t, r, dir, u.url(), "")
-				return dir, "https://example.org/other.git"
-			},
-			wantInErr: []string{"is a clone of file://", "not of https://example.org/other.git"},
-		},
-		{
 			name: "not a repository",
 			setup: func(t *testing.T, r *gitrepo.Repos) (string, string) {
 				dir := t.TempDir()
@@ -569,6 +558,212 @@ func TestSyncErrors(t *testing.T) {
 			}
 			if tt.wantClean && exists(t, dir, "") {
 				t.Errorf("failed clone left %s behind", dir)
+			}
+		})
+	}
+}
+
+// oldClone clones an upstream, commits to the clone without pushing and
+// points its origin at oldURL, as if the clone were of that URL. It returns
+// the clone's directory and head.
+func oldClone(t *testing.T, r *gitrepo.Repos, oldURL string) (dir, head string) {
+	t.Helper()
+	u := newUpstream(t)
+	u.commit(map[string]string{"a.txt": "A"})
+	dir = filepath.Join(t.TempDir(), "clone")
+	sync(t, r, dir, u.url(), "")
+	writeFile(t, dir, "out.csv", "unpushed")
+	head, _ = commit(t, r, dir, "run")
+	repo, err := git.PlainOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := repo.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Remotes["origin"].URLs = []string{oldURL}
+	if err := repo.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return dir, head
+}
+
+// originOf is the URL of the origin remote of the clone in dir.
+func originOf(t *testing.T, dir string) string {
+	t.Helper()
+	repo, err := git.PlainOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	remote, err := repo.Remote("origin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return remote.Config().URLs[0]
+}
+
+// siblings lists the names in dir's parent other than dir's own.
+func siblings(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Dir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		if e.Name() != filepath.Base(dir) {
+			names = append(names, e.Name())
+		}
+	}
+	return names
+}
+
+func TestSyncReplacesCloneOfAnotherURL(t *testing.T) {
+	t.Parallel()
+	const (
+		oldURL      = "https://user:secret@example.org/old.git"
+		oldRedacted = "https://user:xxxxx@example.org/old.git"
+	)
+	// An hour east of UTC: the directory name must use UTC.
+	now := time.Date(2024, 1, 2, 4, 4, 5, 0, time.FixedZone("UTC+1", 3600))
+	const stamp = "clone.replaced-20240102T030405Z"
+
+	tests := []struct {
+		name     string
+		taken    []string // sibling names that exist already
+		empty    bool     // the new remote has no commits
+		wantKept string
+	}{
+		{name: "new remote", wantKept: stamp},
+		{name: "name taken", taken: []string{stamp, stamp + "-2"}, wantKept: stamp + "-3"},
+		{name: "empty new remote", empty: true, wantKept: stamp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := gitrepo.New(gitrepo.Options{Now: func() time.Time { return now }})
+			dir, oldHead := oldClone(t, r, oldURL)
+			for _, name := range tt.taken {
+				if err := os.Mkdir(filepath.Join(filepath.Dir(dir), name), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			u := newUpstream(t)
+			var want string
+			if !tt.empty {
+				want = u.commit(map[string]string{"b.txt": "B"})
+			}
+
+			got, note := sync(t, r, dir, u.url(), "")
+			t.Logf("note: %s", note)
+			if got != want {
+				t.Errorf("Sync = %q, want the new remote's head %q", got, want)
+			}
+			if head := clonedHead(t, dir); head != want {
+				t.Errorf("HEAD of %s = %q, want %q", dir, head, want)
+			}
+			if origin := originOf(t, dir); origin != u.url() {
+				t.Errorf("origin of %s = %q, want %q", dir, origin, u.url())
+			}
+			if exists(t, dir, "out.csv") || !tt.empty && !exists(t, dir, "b.txt") {
+				t.Errorf("%s does not hold the new remote's files", dir)
+			}
+
+			kept := filepath.Join(filepath.Dir(dir), tt.wantKept)
+			if head := clonedHead(t, kept); head != oldHead {
+				t.Errorf("HEAD of kept clone = %q, want the unpushed commit %q", head, oldHead)
+			}
+			if readFile(t, kept, "out.csv") != "unpushed" || originOf(t, kept) != oldURL {
+				t.Error("kept clone is not the old one")
+			}
+			if want := append(slices.Clone(tt.taken), tt.wantKept); !slices.Equal(siblings(t, dir), want) {
+				t.Errorf("siblings of %s = %q, want %q", dir, siblings(t, dir), want)
+			}
+			for _, s := range []string{oldRedacted, u.url(), kept} {
+				if !strings.Contains(note, s) {
+					t.Errorf("note %q does not contain %q", note, s)
+				}
+			}
+			if strings.Contains(note, "secret") {
+				t.Errorf("note %q shows the password", note)
+			}
+
+			// The next Sync is an ordinary one.
+			if again, note := sync(t, r, dir, u.url(), ""); again != want || note != "" {
+				t.Errorf("next Sync = %q, %q; want %q, no note", again, note, want)
+			}
+		})
+	}
+}
+
+func TestSyncSameURLSpelledDifferently(t *testing.T) {
+	t.Parallel()
+	u := newUpstream(t)
+	want := u.commit(map[string]string{"a.txt": "A"})
+	dir := filepath.Join(t.TempDir(), "clone")
+	r := gitrepo.New(gitrepo.Options{})
+	sync(t, r, dir, u.url(), "")
+	if got, note := sync(t, r, dir, u.url()+"/", ""); got != want || note != "" {
+		t.Errorf("Sync = %q, %q; want %q, no note", got, note, want)
+	}
+	if s := siblings(t, dir); len(s) != 0 {
+		t.Errorf("Sync left %q next to the clone", s)
+	}
+}
+
+func TestSyncReplaceFails(t *testing.T) {
+	t.Parallel()
+	const oldURL = "https://example.org/old.git"
+	upstreamURL := func(t *testing.T) string {
+		u := newUpstream(t)
+		u.commit(map[string]string{"b.txt": "B"})
+		return u.url()
+	}
+	tests := []struct {
+		name      string
+		url       func(t *testing.T) string
+		branch    string
+		wantInErr []string
+	}{
+		{
+			name: "unreachable new remote",
+			url: func(t *testing.T) string {
+				return fmt.Sprintf("https://user:secret@127.0.0.1:%d/x.git", closedPort(t))
+			},
+			wantInErr: []string{"clone https://user:xxxxx@127.0.0.1"},
+		},
+		{
+			name:      "branch missing on new remote",
+			url:       upstreamURL,
+			branch:    "nope",
+			wantInErr: []string{"clone file://", "no branch nope"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := gitrepo.New(gitrepo.Options{})
+			dir, oldHead := oldClone(t, r, oldURL)
+			commit, note, err := r.Sync(context.Background(), dir, tt.url(t), tt.branch)
+			if err == nil {
+				t.Fatalf("Sync = %q, %q, nil; want an error", commit, note)
+			}
+			t.Logf("error: %v", err)
+			for _, s := range tt.wantInErr {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q does not contain %q", err, s)
+				}
+			}
+			if strings.Contains(err.Error(), "secret") {
+				t.Errorf("error %q shows the password", err)
+			}
+			// dir is untouched and nothing is left next to it.
+			if head := clonedHead(t, dir); head != oldHead || originOf(t, dir) != oldURL {
+				t.Errorf("%s changed: HEAD %q, origin %q", dir, head, originOf(t, dir))
+			}
+			if s := siblings(t, dir); len(s) != 0 {
+				t.Errorf("failed Sync left %q next to the clone", s)
 			}
 		})
 	}

@@ -3,7 +3,7 @@
 // tokens, decodes and validates requests, and maps errors to HTTP status
 // codes in one place (errors.go).
 //
-// It declares the small interfaces it needs and knows nothing of etcd,
-// Docker or git; the daemon wires in the store, the runner and the log
-// directory.
+// It declares the small interfaces it needs and imports nothing that knows
+// etcd, Docker or git (error kinds come from the leaf package errs); the
+// daemon wires in the store, the runner and the log directory.
 package httpapi

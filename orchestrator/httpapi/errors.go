@@ -7,9 +7,7 @@ import (
 	"net/http"
 
 	"github.com/mao-research/mao/api"
-	"github.com/mao-research/mao/orchestrator/runlog"
-	"github.com/mao-research/mao/orchestrator/runner"
-	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -37,11 +35,11 @@ func errorBody(err error) (int, api.ErrorBody) {
 		return http.StatusBadRequest, api.ErrorBody{Code: api.CodeInvalid, Message: bad.msg}
 	case errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized, api.ErrorBody{Code: api.CodeUnauthorized, Message: err.Error()}
-	case errors.Is(err, store.ErrNotFound), errors.Is(err, runlog.ErrNoLog):
+	case errors.Is(err, errs.ErrNotFound):
 		return http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Message: err.Error()}
-	case errors.Is(err, store.ErrExists), errors.Is(err, store.ErrInUse):
+	case errors.Is(err, errs.ErrExists), errors.Is(err, errs.ErrInUse):
 		return http.StatusConflict, api.ErrorBody{Code: api.CodeConflict, Message: err.Error()}
-	case errors.Is(err, store.ErrUnavailable), errors.Is(err, runner.ErrShuttingDown):
+	case errors.Is(err, errs.ErrUnavailable):
 		return http.StatusServiceUnavailable, api.ErrorBody{Code: api.CodeUnavailable, Message: err.Error()}
 	}
 	return http.StatusInternalServerError, api.ErrorBody{Code: api.CodeInternal, Message: "internal error; see the orchestrator's log"}

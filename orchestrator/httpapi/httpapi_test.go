@@ -48,10 +48,7 @@ func (fakeHealth) Check(context.Context) api.Health { return api.Health{Status: 
 var (
 	_ Launcher = (*fakeLauncher)(nil)
 	_ Health   = fakeHealth{}
-	_ Tools    = (*store.Store)(nil)
-	_ Datasets = (*store.Store)(nil)
 	_ Runs     = (*store.Store)(nil)
-	_ Logs     = (*runlog.Dir)(nil)
 )
 
 type env struct {
@@ -72,7 +69,8 @@ func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Deps{Tools: st, Datasets: st, Runs: st, Launcher: &fakeLauncher{st, logs}, Logs: logs, Health: fakeHealth{}},
+	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
+		Launcher: &fakeLauncher{st, logs}, Logs: logs, Health: fakeHealth{}},
 		tokens, slog.New(slog.DiscardHandler))
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -210,9 +208,9 @@ func TestRegistryCodes(t *testing.T) {
 		{"run unknown tool", func() error { _, err := e.client.RunTool(ctx, "nope"); return err }, http.StatusNotFound},
 		{"unknown run", func() error { _, err := e.client.Run(ctx, "nope"); return err }, http.StatusNotFound},
 		{"logs of unknown run", func() error { return e.client.RunLogs(ctx, "nope", api.LogOptions{}, io.Discard) }, http.StatusNotFound},
-		{"bad tail", func() error {
-			return e.client.RunLogs(ctx, "t1-1", api.LogOptions{Tail: -1}, io.Discard)
-		}, 0},
+		{"tail with follow", func() error {
+			return e.client.RunLogs(ctx, "t1-1", api.LogOptions{Tail: 2, Follow: true}, io.Discard)
+		}, http.StatusBadRequest},
 	}
 	for _, tc := range tests {
 		err := tc.call()
@@ -298,14 +296,27 @@ func TestEtcdUnreachable(t *testing.T) {
 	}
 }
 
-func TestUnknownEndpoint(t *testing.T) {
+func TestNoRoute(t *testing.T) {
 	e := newEnv(t, testenv.Etcd(t))
-	resp, err := http.Get(e.url + "/api/v1/nope")
-	if err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodGet, "/api/v1/nope", http.StatusNotFound, ""},
+		{http.MethodGet, "/", http.StatusNotFound, ""},
+		{http.MethodPut, "/api/v1/tools/x", http.StatusMethodNotAllowed, "GET, DELETE"},
+		{http.MethodDelete, "/api/v1/tools", http.StatusMethodNotAllowed, "GET, POST"},
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/json" {
-		t.Fatalf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	for _, tc := range tests {
+		req, _ := http.NewRequest(tc.method, e.url+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Content-Type") != "application/json" || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d %q allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Allow"))
+		}
 	}
 }

@@ -15,19 +15,27 @@ import (
 	"github.com/mao-research/mao/toolspec"
 )
 
-// Tools is the tool registry.
-type Tools interface {
-	CreateTool(ctx context.Context, t toolspec.Tool) error
+// ToolReader reads the tool registry.
+type ToolReader interface {
 	Tool(ctx context.Context, name string) (toolspec.Tool, error)
 	Tools(ctx context.Context) ([]toolspec.Tool, error)
+}
+
+// ToolWriter changes the tool registry.
+type ToolWriter interface {
+	CreateTool(ctx context.Context, t toolspec.Tool) error
 	DeleteTool(ctx context.Context, name string) error
 }
 
-// Datasets is the dataset registry.
-type Datasets interface {
-	CreateDataset(ctx context.Context, d toolspec.Dataset) error
+// DatasetReader reads the dataset registry.
+type DatasetReader interface {
 	Dataset(ctx context.Context, name string) (toolspec.Dataset, error)
 	Datasets(ctx context.Context) ([]toolspec.Dataset, error)
+}
+
+// DatasetWriter changes the dataset registry.
+type DatasetWriter interface {
+	CreateDataset(ctx context.Context, d toolspec.Dataset) error
 	DeleteDataset(ctx context.Context, name string) error
 }
 
@@ -56,12 +64,14 @@ type Health interface {
 
 // Deps are what the API serves.
 type Deps struct {
-	Tools    Tools
-	Datasets Datasets
-	Runs     Runs
-	Launcher Launcher
-	Logs     Logs
-	Health   Health
+	Tools        ToolReader
+	ToolEdits    ToolWriter
+	Datasets     DatasetReader
+	DatasetEdits DatasetWriter
+	Runs         Runs
+	Launcher     Launcher
+	Logs         Logs
+	Health       Health
 }
 
 // Server is the REST API of one orchestrator.
@@ -97,9 +107,6 @@ func New(deps Deps, tokens []string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET "+p+"/runs/{id}", s.getRun)
 	s.mux.HandleFunc("GET "+p+"/runs/{id}/logs", s.runLogs)
 	s.mux.HandleFunc("GET "+p+"/sites", s.listSites)
-	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Message: "no such endpoint: " + r.Method + " " + r.URL.Path})
-	})
 	return s
 }
 
@@ -109,7 +116,31 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errUnauthorized)
 		return
 	}
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.noRoute(w, r)
+		return
+	}
 	s.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers a request that no route takes, in JSON: 405 with the
+// allowed methods when the path exists, else 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := s.mux.Handler(probe); pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
+		writeJSON(w, http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Message: "no such endpoint: " + r.URL.Path})
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	writeJSON(w, http.StatusMethodNotAllowed, api.ErrorBody{Code: api.CodeInvalid,
+		Message: fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", "))})
 }
 
 func (s *Server) authorized(r *http.Request) bool {
@@ -146,14 +177,14 @@ func (s *Server) createTool(w http.ResponseWriter, r *http.Request) {
 		err = t.Validate()
 	}
 	if err == nil {
-		err = s.deps.Tools.CreateTool(r.Context(), t)
+		err = s.deps.ToolEdits.CreateTool(r.Context(), t)
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+t.Name)
 	s.answer(w, r, http.StatusCreated)(t, err)
 }
 
 func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
-	s.noContent(w, r, s.deps.Tools.DeleteTool(r.Context(), r.PathValue("name")))
+	s.noContent(w, r, s.deps.ToolEdits.DeleteTool(r.Context(), r.PathValue("name")))
 }
 
 func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
@@ -175,14 +206,14 @@ func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 		err = d.Validate()
 	}
 	if err == nil {
-		err = s.deps.Datasets.CreateDataset(r.Context(), d)
+		err = s.deps.DatasetEdits.CreateDataset(r.Context(), d)
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+d.Name)
 	s.answer(w, r, http.StatusCreated)(d, err)
 }
 
 func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
-	s.noContent(w, r, s.deps.Datasets.DeleteDataset(r.Context(), r.PathValue("name")))
+	s.noContent(w, r, s.deps.DatasetEdits.DeleteDataset(r.Context(), r.PathValue("name")))
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
@@ -213,6 +244,10 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 			s.writeError(w, r, &badRequest{fmt.Sprintf("tail: %q is not a number of lines", v)})
 			return
 		}
+	}
+	if tail > 0 && follow {
+		s.writeError(w, r, &badRequest{"tail and follow cannot be combined"})
+		return
 	}
 	run, err := s.deps.Runs.Run(r.Context(), id)
 	if err != nil {

@@ -10,10 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+
+	"github.com/mao-research/mao/orchestrator/errs"
 )
 
 // ErrNoLog means the site holds no log for the run.
-var ErrNoLog = errors.New("no log on this site")
+var ErrNoLog = errs.New(errs.ErrNotFound, "no log on this site")
 
 // Dir is a directory of run logs.
 type Dir struct {

@@ -40,6 +40,7 @@ func (f *fakeRegistry) Dataset(_ context.Context, name string) (toolspec.Dataset
 type fakeRecords struct {
 	mu      sync.Mutex
 	history map[string][]api.Run
+	ended   chan string // if not nil, receives the ID of each run recorded as ended
 }
 
 func (f *fakeRecords) CreateRun(_ context.Context, r api.Run) error {
@@ -59,6 +60,9 @@ func (f *fakeRecords) SaveRun(_ context.Context, r api.Run) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.history[r.ID] = append(f.history[r.ID], r)
+	if f.ended != nil && r.State.Terminal() {
+		f.ended <- r.ID
+	}
 	return nil
 }
 
@@ -97,7 +101,9 @@ type fakeContainers struct {
 	output   string
 	imageErr error
 	block    bool
+	gate     chan struct{} // if not nil, Run waits for it to close
 	started  chan struct{} // receives once per Run, if not nil
+	rmErr    error
 	specs    []dockerrt.Spec
 	removed  []string
 	running  int
@@ -122,6 +128,9 @@ func (f *fakeContainers) Run(ctx context.Context, spec dockerrt.Spec, w io.Write
 		f.started <- struct{}{}
 	}
 	io.WriteString(w, f.output)
+	if f.gate != nil {
+		<-f.gate
+	}
 	if f.block {
 		<-ctx.Done()
 		return dockerrt.Exit{}, fmt.Errorf("run: %w", ctx.Err())
@@ -133,7 +142,7 @@ func (f *fakeContainers) RemoveLabelled(_ context.Context, key, value string) (i
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.removed = append(f.removed, key+"="+value)
-	return 1, nil
+	return 1, f.rmErr
 }
 
 type fakeGit struct {
@@ -144,13 +153,20 @@ type fakeGit struct {
 	synced    []string // dir@url#branch
 	commits   int
 	discarded []string
+	calls     []string // "sync DIR", "discard DIR", in order
+	hang      bool     // Sync waits for its context to end
 }
 
-func (f *fakeGit) Sync(_ context.Context, dir, url, branch string) (string, string, error) {
+func (f *fakeGit) Sync(ctx context.Context, dir, url, branch string) (string, string, error) {
+	if f.hang {
+		<-ctx.Done()
+		return "", "", fmt.Errorf("fetch %s: %w", url, ctx.Err())
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.synced = append(f.synced, dir+"@"+url+"#"+branch)
-	return "c0", f.note, f.syncErr
+	f.calls = append(f.calls, "sync "+dir)
+	return fmt.Sprintf("c%d", len(f.synced)-1), f.note, f.syncErr
 }
 
 func (f *fakeGit) Commit(context.Context, string, string) (string, []string, error) {
@@ -164,6 +180,7 @@ func (f *fakeGit) Discard(_ context.Context, dir string) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.discarded = append(f.discarded, dir)
+	f.calls = append(f.calls, "discard "+dir)
 	return f.files, nil
 }
 

@@ -8,38 +8,44 @@ import (
 	"github.com/mao-research/mao/api"
 )
 
-// Recover finishes what a previous life of this site left undone: pending
-// runs are started again; runs that were running are recorded as failed,
-// their containers removed and their partial output discarded. Call it once
-// at start-up, before the site accepts new runs.
+// Recover finishes what a previous life of this site left undone. First,
+// runs that were running are recorded as failed, their containers removed
+// and their partial output discarded; then pending runs are started again
+// (in that order, so that no cleanup touches a clone a restarted run uses).
+// Call it once at start-up, before the site accepts new runs.
 func (r *Runner) Recover(ctx context.Context) error {
 	runs, err := r.rec.Runs(ctx, "")
 	if err != nil {
 		return fmt.Errorf("list runs to recover: %w", err)
 	}
+	var pending []api.Run
 	for _, run := range runs {
 		if run.Site != r.opts.Site || run.State.Terminal() {
 			continue
 		}
 		if _, err := r.rt.RemoveLabelled(ctx, LabelRun, run.ID); err != nil {
-			return fmt.Errorf("remove the container of run %s: %w", run.ID, err)
+			r.opts.Log.Warn("could not remove an interrupted run's container (is Docker up?)", "run", run.ID, "err", err)
 		}
-		if err := r.recoverRun(ctx, run); err != nil {
+		if run.State == api.StatePending {
+			pending = append(pending, run)
+			continue
+		}
+		if _, err := r.git.Discard(ctx, filepath.Join(r.opts.DataDir, "repos", run.Tool)); err != nil {
+			r.opts.Log.Warn("discard an interrupted run's output", "run", run.ID, "err", err)
+		}
+		r.save(r.fail(run, api.StateFailed, "interrupted: the orchestrator stopped while the run was running"))
+		r.opts.Log.Warn("recorded an interrupted run as failed", "run", run.ID)
+	}
+	for _, run := range pending {
+		if err := r.restart(ctx, run); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (r *Runner) recoverRun(ctx context.Context, run api.Run) error {
-	if run.State == api.StateRunning {
-		if _, err := r.git.Discard(ctx, filepath.Join(r.opts.DataDir, "repos", run.Tool)); err != nil {
-			r.opts.Log.Warn("discard an interrupted run's output", "run", run.ID, "err", err)
-		}
-		r.save(r.fail(run, api.StateFailed, "interrupted: the orchestrator stopped while the run was running"))
-		r.opts.Log.Warn("recorded an interrupted run as failed", "run", run.ID)
-		return nil
-	}
+// restart starts a run that a previous life of the site left pending.
+func (r *Runner) restart(ctx context.Context, run api.Run) error {
 	tool, err := r.reg.Tool(ctx, run.Tool)
 	if err != nil {
 		r.save(r.fail(run, api.StateFailed, "could not start after a restart: %v", err))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,12 +14,13 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/runlog"
 	"github.com/mao-research/mao/toolspec"
 )
 
 // ErrShuttingDown means the site no longer accepts runs.
-var ErrShuttingDown = errors.New("the orchestrator is shutting down")
+var ErrShuttingDown = errs.New(errs.ErrUnavailable, "the orchestrator is shutting down")
 
 // Registry looks up registered tools and datasets.
 type Registry interface {
@@ -75,16 +75,20 @@ type Options struct {
 	Logs        *runlog.Dir
 	Clock       Clock // default SystemClock
 	Log         *slog.Logger
+	// PrepareTimeout bounds a run's preparation: syncing its data
+	// repository and input dataset and pulling its image. Default 15m.
+	PrepareTimeout time.Duration
 }
 
 // Runner starts runs and owns their goroutines.
 type Runner struct {
-	reg   Registry
-	rec   Records
-	rt    Containers
-	git   Git
-	opts  Options
-	locks dirLocks
+	reg    Registry
+	rec    Records
+	rt     Containers
+	git    Git
+	opts   Options
+	locks  dirLocks
+	inputs inputClones
 
 	runCtx    context.Context // parent of every run; cancelled when the shutdown grace ends
 	cancelRun context.CancelFunc
@@ -105,9 +109,13 @@ func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runne
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
+	if opts.PrepareTimeout <= 0 {
+		opts.PrepareTimeout = 15 * time.Minute
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runner{reg: reg, rec: rec, rt: rt, git: git, opts: opts,
-		locks: dirLocks{m: map[string]chan struct{}{}}, runCtx: ctx, cancelRun: cancel}
+		locks: dirLocks{m: map[string]chan struct{}{}}, inputs: inputClones{m: map[string]*inputClone{}},
+		runCtx: ctx, cancelRun: cancel}
 }
 
 // Start records a pending run of the named tool and executes it in the
@@ -150,7 +158,9 @@ func (r *Runner) launch(ctx context.Context, run api.Run, tool toolspec.Tool, lo
 		return ErrShuttingDown
 	}
 	if create {
-		if err := r.rec.CreateRun(ctx, run); err != nil {
+		// Once asked, the record is written even if the caller goes away,
+		// so that a created record always has a goroutine running it.
+		if err := r.rec.CreateRun(context.WithoutCancel(ctx), run); err != nil {
 			return err
 		}
 	}
@@ -207,28 +217,11 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	run.State, run.StartedAt = api.StateRunning, &started
 	r.save(run)
 
-	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, "")
+	run, mounts, img, release, err := r.prepare(ctx, run, tool, dir, log)
 	if err != nil {
-		return r.fail(run, api.StateFailed, "data repository: %v", err)
+		return r.fail(run, api.StateFailed, "%v", err)
 	}
-	if note != "" {
-		fmt.Fprintf(log, "[mao] %s\n", note)
-	}
-	run.DataCommitBefore, run.DataCommitAfter = before, before
-	mounts := []dockerrt.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
-	if tool.InputDataset != "" {
-		inDir, commit, err := r.syncDataset(ctx, tool.InputDataset)
-		if err != nil {
-			return r.fail(run, api.StateFailed, "input dataset %s: %v", tool.InputDataset, err)
-		}
-		run.InputDataset, run.InputCommit = tool.InputDataset, commit
-		mounts = append(mounts, dockerrt.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
-	}
-	img, err := r.rt.EnsureImage(ctx, tool.Image)
-	if err != nil {
-		return r.fail(run, api.StateFailed, "image: %v", err)
-	}
-	run.ImageID, run.ImageDigest = img.ID, img.Digest
+	defer release()
 
 	exit, err := r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
 	switch {
@@ -247,6 +240,41 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		run.State = api.StateSucceeded
 	}
 	return r.finishRepo(context.WithoutCancel(ctx), run, dir)
+}
+
+// prepare syncs the run's data repository and input dataset and makes sure
+// its image is present, within PrepareTimeout. It returns the mounts, the
+// image, and a function that releases the input dataset after the run.
+func (r *Runner) prepare(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, log io.Writer) (
+	api.Run, []dockerrt.Mount, dockerrt.Image, func(), error) {
+	ctx, cancel := context.WithTimeout(ctx, r.opts.PrepareTimeout)
+	defer cancel()
+	release := func() {}
+	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, "")
+	if err != nil {
+		return run, nil, dockerrt.Image{}, release, fmt.Errorf("data repository: %w", err)
+	}
+	if note != "" {
+		fmt.Fprintf(log, "[mao] %s\n", note)
+	}
+	run.DataCommitBefore, run.DataCommitAfter = before, before
+	mounts := []dockerrt.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
+	if tool.InputDataset != "" {
+		inDir, commit, done, err := r.useDataset(ctx, tool.InputDataset)
+		if err != nil {
+			return run, nil, dockerrt.Image{}, release, fmt.Errorf("input dataset %s: %w", tool.InputDataset, err)
+		}
+		release = done
+		run.InputDataset, run.InputCommit = tool.InputDataset, commit
+		mounts = append(mounts, dockerrt.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
+	}
+	img, err := r.rt.EnsureImage(ctx, tool.Image)
+	if err != nil {
+		release()
+		return run, nil, dockerrt.Image{}, func() {}, fmt.Errorf("image: %w", err)
+	}
+	run.ImageID, run.ImageDigest = img.ID, img.Digest
+	return run, mounts, img, release, nil
 }
 
 // finishRepo commits what a successful run wrote, or discards what a failed
@@ -273,19 +301,28 @@ func (r *Runner) finishRepo(ctx context.Context, run api.Run, dir string) api.Ru
 	return run
 }
 
-func (r *Runner) syncDataset(ctx context.Context, name string) (dir, commit string, err error) {
+// useDataset makes the named dataset's clone available to a run until the
+// returned release is called. The clone is synced only while no run reads
+// it, so a running tool never sees its input change under it; a run that
+// starts while others read the clone gets the commit they read.
+func (r *Runner) useDataset(ctx context.Context, name string) (dir, commit string, release func(), err error) {
 	ds, err := r.reg.Dataset(ctx, name)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	dir = filepath.Join(r.opts.DataDir, "datasets", ds.Name)
 	unlock, err := r.locks.lock(ctx, dir)
 	if err != nil {
-		return "", "", err
+		return "", "", nil, err
 	}
 	defer unlock()
-	commit, _, err = r.git.Sync(ctx, dir, ds.URL, ds.Branch)
-	return dir, commit, err
+	synced := r.inputs.idle(dir) // readers only join under the lock held here
+	if synced {
+		if commit, _, err = r.git.Sync(ctx, dir, ds.URL, ds.Branch); err != nil {
+			return "", "", nil, err
+		}
+	}
+	return dir, r.inputs.acquire(dir, synced, commit), func() { r.inputs.release(dir) }, nil
 }
 
 func (r *Runner) spec(run api.Run, tool toolspec.Tool, img dockerrt.Image, mounts []dockerrt.Mount) dockerrt.Spec {
@@ -346,7 +383,14 @@ func (r *Runner) save(run api.Run) {
 			return
 		}
 		r.opts.Log.Warn("record run; retrying", "run", run.ID, "state", run.State, "err", err)
-		time.Sleep(saveRetry)
+		select {
+		case <-r.runCtx.Done():
+			// The shutdown grace is over: the record stays as it was, and
+			// Recover settles it at the next start.
+			r.opts.Log.Error("record run: shutting down before etcd came back", "run", run.ID, "state", run.State, "err", err)
+			return
+		case <-time.After(saveRetry):
+		}
 	}
 }
 
@@ -359,6 +403,50 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	_, _ = rand.Read(b) // crypto/rand.Read never fails
 	return hex.EncodeToString(b)
+}
+
+// inputClones counts the runs reading each dataset clone. Runs join a clone
+// (acquire) only while holding its directory lock; they leave (release) at
+// any time.
+type inputClones struct {
+	mu sync.Mutex
+	m  map[string]*inputClone
+}
+
+type inputClone struct {
+	readers int    // runs that have the clone mounted
+	commit  string // the commit they read
+}
+
+// idle reports whether no run reads the clone in dir.
+func (c *inputClones) idle(dir string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ic := c.m[dir]
+	return ic == nil || ic.readers == 0
+}
+
+// acquire adds a reader and returns the commit it reads: synced when the
+// caller has just synced the clone, else the current readers' commit.
+func (c *inputClones) acquire(dir string, synced bool, commit string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ic := c.m[dir]
+	if ic == nil {
+		ic = &inputClone{}
+		c.m[dir] = ic
+	}
+	if synced {
+		ic.commit = commit
+	}
+	ic.readers++
+	return ic.commit
+}
+
+func (c *inputClones) release(dir string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.m[dir].readers--
 }
 
 // dirLocks serialises work on one clone directory: concurrent runs of tools

@@ -156,7 +156,7 @@ func TestContainerSpec(t *testing.T) {
 	if len(mounts) != 2 || mounts[1] != (dockerrt.Mount{Source: "/host/mao/datasets/ds", Target: "/usr/src/app/input", ReadOnly: true}) {
 		t.Fatalf("mounts %+v", mounts)
 	}
-	if !slices.Contains(f.git.synced, "/var/mao/datasets/ds@file:///ds.git#main") || run.InputCommit != "c0" {
+	if !slices.Contains(f.git.synced, "/var/mao/datasets/ds@file:///ds.git#main") || run.InputCommit != "c1" {
 		t.Fatalf("dataset not synced: %v, run %+v", f.git.synced, run)
 	}
 }
@@ -236,5 +236,71 @@ func TestRecover(t *testing.T) {
 	slices.Sort(f.rt.removed)
 	if !slices.Equal(f.rt.removed, []string{"mao.run=gone-pending", "mao.run=t1-pending", "mao.run=t1-running"}) {
 		t.Errorf("removed containers %v", f.rt.removed)
+	}
+}
+
+func TestRecoverCleansBeforeRestarting(t *testing.T) {
+	f := newFixture(t)
+	f.rt.rmErr = errors.New("docker is down") // a warning, not a reason to stop
+	ctx := context.Background()
+	f.rec.CreateRun(ctx, api.Run{ID: "t1-new", Tool: "t1", Site: "s1", State: api.StatePending, CreatedAt: time.Unix(20, 0)})
+	f.rec.CreateRun(ctx, api.Run{ID: "t1-old", Tool: "t1", Site: "s1", State: api.StateRunning, CreatedAt: time.Unix(10, 0)})
+	if err := f.r.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Shutdown(ctx)
+	want := []string{"discard /var/mao/repos/t1", "sync /var/mao/repos/t1"}
+	if len(f.git.calls) < 2 || !slices.Equal(f.git.calls[:2], want) {
+		t.Fatalf("git calls %v, want %v first", f.git.calls, want)
+	}
+	if got := f.rec.last("t1-new"); got.State != api.StateSucceeded {
+		t.Fatalf("restarted run: %s %s", got.State, got.Reason)
+	}
+}
+
+func TestPrepareTimeout(t *testing.T) {
+	f := newFixture(t)
+	f.git.hang = true
+	f.r.opts.PrepareTimeout = 50 * time.Millisecond
+	run := f.runToEnd(t, "t1")
+	if run.State != api.StateFailed || !strings.Contains(run.Reason, "deadline exceeded") {
+		t.Fatalf("%s %q", run.State, run.Reason)
+	}
+}
+
+func TestInputDatasetStaysPutWhileRead(t *testing.T) {
+	f := newFixture(t)
+	f.reg.tools["t3"] = toolspec.Tool{Name: "t3", Author: "a", Image: "img:3", DataRepo: "file:///d3.git", InputDataset: "ds"}
+	f.rt.gate = make(chan struct{})
+	f.rt.started = make(chan struct{}, 3)
+	f.rec.ended = make(chan string, 3)
+	ctx := context.Background()
+	first, err := f.r.Start(ctx, "t2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-f.rt.started // t2 reads the dataset now
+	second, err := f.r.Start(ctx, "t3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-f.rt.started
+	close(f.rt.gate)
+	<-f.rec.ended
+	<-f.rec.ended
+	var dsSyncs int
+	for _, c := range f.git.calls {
+		if c == "sync /var/mao/datasets/ds" {
+			dsSyncs++
+		}
+	}
+	a, b := f.rec.last(first.ID), f.rec.last(second.ID)
+	if dsSyncs != 1 || a.InputCommit == "" || a.InputCommit != b.InputCommit {
+		t.Fatalf("dataset synced %d times while read; commits %q and %q", dsSyncs, a.InputCommit, b.InputCommit)
+	}
+	// Once nobody reads it, the next run syncs it again.
+	third := f.runToEnd(t, "t3")
+	if third.InputCommit == a.InputCommit {
+		t.Fatalf("dataset not synced once idle: %q", third.InputCommit)
 	}
 }

@@ -5,5 +5,5 @@
 //
 // The layout is a public interface (collaborators read it with etcdctl) and
 // is documented in docs/etcd-keys.md; change both together. The package must
-// not import Docker, git or HTTP code.
+// not import Docker or git code, and it serves no HTTP.
 package store

@@ -14,15 +14,16 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
 
-// Sentinel errors; the API maps each to one HTTP status.
+// The store's errors, of the kinds in package errs.
 var (
-	ErrNotFound    = errors.New("not found")
-	ErrExists      = errors.New("already exists")
-	ErrInUse       = errors.New("in use")
-	ErrUnavailable = errors.New("etcd unavailable")
+	ErrNotFound    = errs.ErrNotFound
+	ErrExists      = errs.ErrExists
+	ErrInUse       = errs.ErrInUse
+	ErrUnavailable = errs.New(errs.ErrUnavailable, "etcd unavailable")
 )
 
 // Key directories under the prefix; see docs/etcd-keys.md.
@@ -62,7 +63,7 @@ func (s *Store) CreateTool(ctx context.Context, t toolspec.Tool) error {
 	if t.InputDataset != "" {
 		conds = append(conds, clientv3.Compare(clientv3.CreateRevision(s.key(datasetsDir, t.InputDataset)), ">", 0))
 	}
-	err := s.create(ctx, s.key(toolsDir, t.Name), t, conds...)
+	err := s.create(ctx, s.key(toolsDir, t.Name), t, conds)
 	if errors.Is(err, errCondition) {
 		return &toolspec.ValidationError{Kind: "tool", Fields: []toolspec.FieldError{{
 			Field: "input_dataset", Problem: fmt.Sprintf("no dataset named %q is registered", t.InputDataset)}}}
@@ -89,7 +90,7 @@ func (s *Store) DeleteTool(ctx context.Context, name string) error {
 
 // CreateDataset stores a new dataset or fails with ErrExists.
 func (s *Store) CreateDataset(ctx context.Context, d toolspec.Dataset) error {
-	return wrapName(s.create(ctx, s.key(datasetsDir, d.Name), d), "dataset", d.Name)
+	return wrapName(s.create(ctx, s.key(datasetsDir, d.Name), d, nil), "dataset", d.Name)
 }
 
 // Dataset returns the named dataset or ErrNotFound.
@@ -132,7 +133,7 @@ func (s *Store) DeleteDataset(ctx context.Context, name string) error {
 
 // CreateRun stores a new run record; its ID must be unused.
 func (s *Store) CreateRun(ctx context.Context, r api.Run) error {
-	return wrapName(s.create(ctx, s.key(runsDir, r.ID), r), "run", r.ID)
+	return wrapName(s.create(ctx, s.key(runsDir, r.ID), r, nil), "run", r.ID)
 }
 
 // SaveRun overwrites an existing run record.
@@ -171,8 +172,9 @@ func (s *Store) Sites(ctx context.Context) ([]api.Site, error) {
 // errCondition means a transaction's extra conditions did not hold.
 var errCondition = errors.New("transaction condition failed")
 
-// create puts v at key only if key does not exist and every cond holds.
-func (s *Store) create(ctx context.Context, key string, v any, conds ...clientv3.Cmp) error {
+// create puts v at key (with opts) only if key does not exist and every
+// cond holds.
+func (s *Store) create(ctx context.Context, key string, v any, conds []clientv3.Cmp, opts ...clientv3.OpOption) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", key, err)
@@ -182,7 +184,7 @@ func (s *Store) create(ctx context.Context, key string, v any, conds ...clientv3
 	absent := clientv3.Compare(clientv3.CreateRevision(key), "=", 0)
 	resp, err := s.c.Txn(ctx).
 		If(append([]clientv3.Cmp{absent}, conds...)...).
-		Then(clientv3.OpPut(key, string(data))).
+		Then(clientv3.OpPut(key, string(data), opts...)).
 		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -161,5 +162,35 @@ func TestUnavailable(t *testing.T) {
 		if err := call(); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("%s with etcd stopped: %v, want ErrUnavailable", name, err)
 		}
+	}
+}
+
+func TestSiteNamesAreUnique(t *testing.T) {
+	ctx := context.Background()
+	s, _ := newStore(t)
+	log := slog.New(slog.DiscardHandler)
+	first, err := s.Join(ctx, api.Site{Name: "s1", APIAddr: "http://127.0.0.1:1"}, 2*time.Second, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keepCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); first.Keep(keepCtx, 100*time.Millisecond) }()
+	// A second orchestrator with the same name waits for the lease, which
+	// the first keeps alive, and gives up.
+	if _, err := s.Join(ctx, api.Site{Name: "s1"}, 2*time.Second, log); !errors.Is(err, ErrExists) ||
+		!strings.Contains(err.Error(), "http://127.0.0.1:1") {
+		t.Fatalf("second join: %v", err)
+	}
+	// Once the first stops renewing (a crash: no revoke), the name frees
+	// within the TTL and a new life of the site joins.
+	stop()
+	<-done
+	again, err := s.Join(ctx, api.Site{Name: "s1", APIAddr: "http://127.0.0.1:2"}, 2*time.Second, log)
+	if err != nil {
+		t.Fatalf("join after the old lease expired: %v", err)
+	}
+	if err := again.Leave(ctx); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,0 +1,26 @@
+// Package errs holds the orchestrator's error kinds. Every package wraps
+// one of them into its own errors, and the API maps each kind to one HTTP
+// status (httpapi/errors.go). It is a leaf: it imports nothing of mao.
+package errs
+
+import "errors"
+
+// The error kinds.
+var (
+	ErrNotFound    = errors.New("not found")      // 404
+	ErrExists      = errors.New("already exists") // 409
+	ErrInUse       = errors.New("in use")         // 409
+	ErrUnavailable = errors.New("unavailable")    // 503
+)
+
+// New returns an error with message msg that is of the given kind
+// (errors.Is(err, kind) holds).
+func New(kind error, msg string) error { return &kindError{msg: msg, kind: kind} }
+
+type kindError struct {
+	msg  string
+	kind error
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Unwrap() error { return e.kind }
