@@ -122,14 +122,71 @@ func (c *Client) RemoveDataset(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/datasets/"+url.PathEscape(name), nil, nil, nil)
 }
 
-// Runs lists runs, newest first. A non-empty tool filters by tool name.
-func (c *Client) Runs(ctx context.Context, tool string) ([]Run, error) {
+// RunFilter selects runs; empty fields select all.
+type RunFilter struct {
+	Tool     string
+	Schedule string
+}
+
+// Runs lists runs, newest first.
+func (c *Client) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+	q := url.Values{}
+	if f.Tool != "" {
+		q.Set("tool", f.Tool)
+	}
+	if f.Schedule != "" {
+		q.Set("schedule", f.Schedule)
+	}
+	var out []Run
+	return out, c.do(ctx, http.MethodGet, "/runs", q, nil, &out)
+}
+
+// CreateSchedule schedules a tool. The orchestrator assigns the ID and
+// fills the defaults (its site's time zone among them).
+func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (ScheduleInfo, error) {
+	var out ScheduleInfo
+	return out, c.do(ctx, http.MethodPost, "/schedules", nil, s, &out)
+}
+
+// Schedules lists schedules, sorted by ID. A non-empty tool filters by tool.
+func (c *Client) Schedules(ctx context.Context, tool string) ([]ScheduleInfo, error) {
 	q := url.Values{}
 	if tool != "" {
 		q.Set("tool", tool)
 	}
-	var out []Run
-	return out, c.do(ctx, http.MethodGet, "/runs", q, nil, &out)
+	var out []ScheduleInfo
+	return out, c.do(ctx, http.MethodGet, "/schedules", q, nil, &out)
+}
+
+// Schedule returns one schedule.
+func (c *Client) Schedule(ctx context.Context, id string) (ScheduleInfo, error) {
+	var out ScheduleInfo
+	return out, c.do(ctx, http.MethodGet, "/schedules/"+url.PathEscape(id), nil, nil, &out)
+}
+
+// UpdateSchedule replaces a schedule's timing and options; its ID, tool
+// and creation time stay. Ticks before the update are not caught up.
+func (c *Client) UpdateSchedule(ctx context.Context, s Schedule) (ScheduleInfo, error) {
+	var out ScheduleInfo
+	return out, c.do(ctx, http.MethodPut, "/schedules/"+url.PathEscape(s.ID), nil, s, &out)
+}
+
+// PauseSchedule stops a schedule's ticks until it is resumed.
+func (c *Client) PauseSchedule(ctx context.Context, id string) (ScheduleInfo, error) {
+	var out ScheduleInfo
+	return out, c.do(ctx, http.MethodPost, "/schedules/"+url.PathEscape(id)+"/pause", nil, nil, &out)
+}
+
+// ResumeSchedule restarts a paused schedule from its next tick; ticks
+// while it was paused are not caught up.
+func (c *Client) ResumeSchedule(ctx context.Context, id string) (ScheduleInfo, error) {
+	var out ScheduleInfo
+	return out, c.do(ctx, http.MethodPost, "/schedules/"+url.PathEscape(id)+"/resume", nil, nil, &out)
+}
+
+// RemoveSchedule deletes a schedule; the records of its runs stay.
+func (c *Client) RemoveSchedule(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodDelete, "/schedules/"+url.PathEscape(id), nil, nil, nil)
 }
 
 // Run returns one run record.

@@ -14,10 +14,14 @@ type (
 	Tool      = toolspec.Tool
 	Dataset   = toolspec.Dataset
 	Resources = toolspec.Resources
+	Schedule  = toolspec.Schedule
 )
 
 // RunState is where a run is in its life:
-// pending → running → succeeded | failed | timed_out.
+// pending → running → succeeded | failed | timed_out. A scheduled run that
+// retries goes back to pending between attempts. A tick that did not run
+// is recorded as missed (no site was up at the time) or skipped (the
+// previous run was still going and the schedule forbids overlap).
 type RunState string
 
 // The run states.
@@ -27,12 +31,25 @@ const (
 	StateSucceeded RunState = "succeeded"
 	StateFailed    RunState = "failed"
 	StateTimedOut  RunState = "timed_out"
+	StateMissed    RunState = "missed"
+	StateSkipped   RunState = "skipped"
 )
 
 // Terminal reports whether the run has ended.
 func (s RunState) Terminal() bool {
-	return s == StateSucceeded || s == StateFailed || s == StateTimedOut
+	switch s {
+	case StateSucceeded, StateFailed, StateTimedOut, StateMissed, StateSkipped:
+		return true
+	}
+	return false
 }
+
+// What started a run.
+const (
+	TriggerManual   = "manual"   // maoctl tool run
+	TriggerSchedule = "schedule" // a schedule's tick, on time
+	TriggerCatchup  = "catchup"  // a tick missed while no site ran, run late
+)
 
 // MaxRunFiles bounds Run.Files so that a run record stays a small etcd value.
 const MaxRunFiles = 100
@@ -44,7 +61,7 @@ type Run struct {
 	Site    string   `json:"site"`
 	State   RunState `json:"state"`
 	Reason  string   `json:"reason,omitempty"`  // why it failed or timed out, in words
-	Trigger string   `json:"trigger"`           // "manual"
+	Trigger string   `json:"trigger"`           // TriggerManual, TriggerSchedule or TriggerCatchup
 	Image   string   `json:"image"`             // the reference from the tool spec
 	Network string   `json:"network,omitempty"` // the container network
 
@@ -58,14 +75,48 @@ type Run struct {
 	InputDataset     string `json:"input_dataset,omitempty"`
 	InputCommit      string `json:"input_commit,omitempty"`
 
+	// Schedule is the schedule whose tick this run is; ScheduledTime is
+	// the tick, which is also in the run ID.
+	Schedule      string            `json:"schedule,omitempty"`
+	ScheduledTime *time.Time        `json:"scheduled_time,omitempty"`
+	Env           map[string]string `json:"env,omitempty"` // the schedule's env, added to the tool's
+
+	// Attempt is the current attempt, from 1; MaxAttempts is 1 + the
+	// schedule's retries. Between attempts the run is pending until
+	// RetryAt. Attempts holds the earlier, failed attempts.
+	Attempt     int        `json:"attempt,omitempty"`
+	MaxAttempts int        `json:"max_attempts,omitempty"`
+	RetryDelay  string     `json:"retry_delay,omitempty"`
+	RetryAt     *time.Time `json:"retry_at,omitempty"`
+	Attempts    []Attempt  `json:"attempts,omitempty"`
+
 	// Files the run added or changed in its data repository, relative to
 	// the repository root; at most MaxRunFiles, FilesTotal counts them all.
 	Files      []string `json:"files,omitempty"`
 	FilesTotal int      `json:"files_total,omitempty"`
 
-	CreatedAt  time.Time  `json:"created_at"`
+	CreatedAt          time.Time  `json:"created_at"`
+	StartedAt          *time.Time `json:"started_at,omitempty"`
+	ContainerStartedAt *time.Time `json:"container_started_at,omitempty"` // when the engine started the container
+	FinishedAt         *time.Time `json:"finished_at,omitempty"`
+}
+
+// Attempt is one earlier, failed attempt of a run that was retried.
+type Attempt struct {
+	Attempt    int        `json:"attempt"`
+	State      RunState   `json:"state"`
+	Reason     string     `json:"reason,omitempty"`
+	ExitCode   *int       `json:"exit_code,omitempty"`
 	StartedAt  *time.Time `json:"started_at,omitempty"`
 	FinishedAt *time.Time `json:"finished_at,omitempty"`
+}
+
+// ScheduleInfo is a schedule with what the orchestrator knows of it.
+type ScheduleInfo struct {
+	Schedule
+	NextRun  *time.Time `json:"next_run,omitempty"` // the next tick; absent while paused
+	LastRun  *Run       `json:"last_run,omitempty"` // the run of the latest tick so far
+	Orphaned bool       `json:"orphaned,omitempty"` // its tool is no longer registered
 }
 
 // Site is an orchestrator's membership record. It lives in etcd under a

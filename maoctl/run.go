@@ -48,7 +48,7 @@ func (c *ctl) runList(cCtx *cli.Context) error {
 	if _, err := args(cCtx); err != nil {
 		return err
 	}
-	runs, err := c.client.Runs(cCtx.Context, cCtx.String("tool"))
+	runs, err := c.client.Runs(cCtx.Context, api.RunFilter{Tool: cCtx.String("tool")})
 	if err != nil {
 		return err
 	}
