@@ -44,6 +44,7 @@ type Exit struct {
 	Code        int  // exit code
 	TimedOut    bool // stopped because Spec.Timeout elapsed
 	ContainerID string
+	StartedAt   time.Time // when the engine had started the container; zero if it never started
 }
 
 // Run runs spec to completion like `docker run --rm` and copies the
@@ -102,7 +103,7 @@ func (r *Runtime) runCreated(ctx context.Context, id string, timeout time.Durati
 	go func() { copied <- copyOutput(logw, attach.Reader) }()
 
 	var removed bool
-	exit.Code, exit.TimedOut, removed, err = r.supervise(ctx, id, timeout)
+	exit.Code, exit.TimedOut, removed, err = r.supervise(ctx, id, timeout, &exit.StartedAt)
 	if !removed {
 		err = errors.Join(err, r.forceRemove(ctx, id))
 		// Output is forfeit on this path; closing ends the copy for sure.
@@ -118,7 +119,7 @@ func (r *Runtime) runCreated(ctx context.Context, id string, timeout time.Durati
 // (HostConfig.AutoRemove), stopping it first when timeout elapses or ctx
 // ends. removed reports whether the container is known to be gone; err is
 // ctx's error when ctx ended the run.
-func (r *Runtime) supervise(ctx context.Context, id string, timeout time.Duration) (code int, timedOut, removed bool, err error) {
+func (r *Runtime) supervise(ctx context.Context, id string, timeout time.Duration, started *time.Time) (code int, timedOut, removed bool, err error) {
 	waitCtx, stopWaiting := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWaiting()
 	// Register the wait before starting, like the docker CLI, so that a
@@ -127,6 +128,7 @@ func (r *Runtime) supervise(ctx context.Context, id string, timeout time.Duratio
 	if err := r.c.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 		return 0, false, false, fmt.Errorf("start: %w", ctxErr(ctx, err))
 	}
+	*started = time.Now()
 
 	var deadline <-chan time.Time
 	if timeout > 0 {

@@ -231,7 +231,7 @@ func TestRegistryCodes(t *testing.T) {
 	if err := e.client.RunLogs(ctx, run.ID, api.LogOptions{Tail: 2}, &logs); err != nil || logs.String() != "line 2\nline 3\n" {
 		t.Fatalf("tail: %q %v", logs.String(), err)
 	}
-	if runs, err := e.client.Runs(ctx, "t1"); err != nil || len(runs) != 1 {
+	if runs, err := e.client.Runs(ctx, api.RunFilter{Tool: "t1"}); err != nil || len(runs) != 1 {
 		t.Fatalf("runs: %v %v", runs, err)
 	}
 	if err := e.client.RemoveTool(ctx, "t1"); err != nil {

@@ -6,7 +6,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
-	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
@@ -59,6 +60,9 @@ func (f *fakeRecords) CreateRun(_ context.Context, r api.Run) error {
 func (f *fakeRecords) SaveRun(_ context.Context, r api.Run) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.history == nil {
+		f.history = map[string][]api.Run{}
+	}
 	f.history[r.ID] = append(f.history[r.ID], r)
 	if f.ended != nil && r.State.Terminal() {
 		f.ended <- r.ID
@@ -98,6 +102,7 @@ func (f *fakeRecords) states(id string) []api.RunState {
 type fakeContainers struct {
 	mu       sync.Mutex
 	exit     dockerrt.Exit
+	exits    []dockerrt.Exit // if not empty, the exits of successive runs; then exit
 	output   string
 	imageErr error
 	block    bool
@@ -134,6 +139,13 @@ func (f *fakeContainers) Run(ctx context.Context, spec dockerrt.Spec, w io.Write
 	if f.block {
 		<-ctx.Done()
 		return dockerrt.Exit{}, fmt.Errorf("run: %w", ctx.Err())
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.exits) > 0 {
+		exit := f.exits[0]
+		f.exits = f.exits[1:]
+		return exit, nil
 	}
 	return f.exit, nil
 }
@@ -184,15 +196,12 @@ func (f *fakeGit) Discard(_ context.Context, dir string) ([]string, error) {
 	return f.files, nil
 }
 
-type fixedClock struct{ t time.Time }
-
-func (c fixedClock) Now() time.Time { return c.t }
 
 var (
 	_ Registry   = (*fakeRegistry)(nil)
 	_ Records    = (*fakeRecords)(nil)
 	_ Containers = (*fakeContainers)(nil)
 	_ Git        = (*fakeGit)(nil)
-	_ Clock      = fixedClock{}
+	_ Clock      = clockwork.NewFakeClock()
 	_ Containers = (*dockerrt.Runtime)(nil)
 )

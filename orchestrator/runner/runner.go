@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
@@ -49,16 +53,11 @@ type Git interface {
 	Discard(ctx context.Context, dir string) (files []string, err error)
 }
 
-// Clock tells the time.
-type Clock interface{ Now() time.Time }
-
-// SystemClock is the real clock.
-type SystemClock struct{}
-
-// Now returns the current time.
-func (SystemClock) Now() time.Time { return time.Now() }
-
-var _ Clock = SystemClock{}
+// Clock tells the time and waits; clockwork.Clock satisfies it.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
 
 // Container labels that name a run, its tool and its site.
 const (
@@ -73,7 +72,7 @@ type Options struct {
 	DataDir     string // clones live in DataDir/repos/<tool> and DataDir/datasets/<name>
 	HostDataDir string // DataDir as the Docker host sees it; default DataDir
 	Logs        *runlog.Dir
-	Clock       Clock // default SystemClock
+	Clock       Clock // default the real clock
 	Log         *slog.Logger
 	// PrepareTimeout bounds a run's preparation: syncing its data
 	// repository and input dataset and pulling its image. Default 15m.
@@ -101,7 +100,7 @@ type Runner struct {
 // New returns a Runner.
 func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runner {
 	if opts.Clock == nil {
-		opts.Clock = SystemClock{}
+		opts.Clock = clockwork.NewRealClock()
 	}
 	if opts.HostDataDir == "" {
 		opts.HostDataDir = opts.DataDir
@@ -126,27 +125,48 @@ func (r *Runner) Start(ctx context.Context, toolName string) (api.Run, error) {
 		return api.Run{}, err
 	}
 	now := r.opts.Clock.Now().UTC()
-	run := api.Run{
-		ID:        fmt.Sprintf("%s-%d-%s", tool.Name, now.Unix(), randomHex(3)),
-		Tool:      tool.Name,
-		Site:      r.opts.Site,
-		State:     api.StatePending,
-		Trigger:   "manual",
-		Image:     tool.Image,
-		Network:   tool.NetworkName(),
-		DataRepo:  tool.DataRepo,
-		CreatedAt: now,
-	}
-	log, err := r.opts.Logs.Create(run.ID)
-	if err != nil {
-		return api.Run{}, err
-	}
-	if err := r.launch(ctx, run, tool, log, true); err != nil {
-		log.Close()
-		r.opts.Logs.Remove(run.ID)
+	run := NewRun(fmt.Sprintf("%s-%d-%s", tool.Name, now.Unix(), randomHex(3)), tool, r.opts.Site, now)
+	run.Trigger = api.TriggerManual
+	if err := r.begin(ctx, run, tool, true); err != nil {
 		return api.Run{}, err
 	}
 	return run, nil
+}
+
+// NewRun is the pending record of a run of tool at site, requested at now.
+func NewRun(id string, tool toolspec.Tool, site string, now time.Time) api.Run {
+	return api.Run{
+		ID:          id,
+		Tool:        tool.Name,
+		Site:        site,
+		State:       api.StatePending,
+		Image:       tool.Image,
+		Network:     tool.NetworkName(),
+		DataRepo:    tool.DataRepo,
+		Attempt:     1,
+		MaxAttempts: 1,
+		CreatedAt:   now,
+	}
+}
+
+// Launch executes a pending run whose record has already been written (a
+// scheduled run, claimed by the scheduler).
+func (r *Runner) Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error {
+	return r.begin(ctx, run, tool, false)
+}
+
+// begin creates the run's log and launches it.
+func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, create bool) error {
+	log, err := r.opts.Logs.Create(run.ID)
+	if err != nil {
+		return err
+	}
+	if err := r.launch(ctx, run, tool, log, create); err != nil {
+		log.Close()
+		r.opts.Logs.Remove(run.ID)
+		return err
+	}
+	return nil
 }
 
 // launch records the run (when create is set) and starts its goroutine,
@@ -191,17 +211,55 @@ func (r *Runner) Shutdown(ctx context.Context) {
 	r.cancelRun()
 }
 
-// execute carries a run to its end and records each step.
+// execute carries a run through its attempts to its end and records each
+// step. Between attempts the run is pending until its RetryAt; when the
+// runner shuts down meanwhile, it stays so, and Recover resumes it.
 func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, log *runlog.Log) {
-	run = r.attempt(ctx, run, tool, log)
+	defer func() {
+		if err := log.Close(); err != nil {
+			r.opts.Log.Error("close run log", "run", run.ID, "err", err)
+		}
+	}()
+	for {
+		if run.RetryAt != nil {
+			select {
+			case <-r.opts.Clock.After(run.RetryAt.Sub(r.opts.Clock.Now())):
+				run.RetryAt = nil
+			case <-ctx.Done():
+				return // pending, with its RetryAt, for Recover to resume
+			}
+		}
+		run = r.attempt(ctx, run, tool, log)
+		if run.State == api.StateSucceeded || run.Attempt >= max(run.MaxAttempts, 1) || ctx.Err() != nil {
+			break
+		}
+		run = r.retryLater(run, log)
+	}
 	if run.State != api.StateSucceeded {
 		fmt.Fprintf(log, "[mao] run %s %s: %s\n", run.ID, run.State, run.Reason)
 	}
 	r.save(run)
-	if err := log.Close(); err != nil {
-		r.opts.Log.Error("close run log", "run", run.ID, "err", err)
+	r.opts.Log.Info("run ended", "run", run.ID, "tool", run.Tool, "state", run.State, "reason", run.Reason, "attempt", run.Attempt)
+}
+
+// retryLater files a failed attempt in the run's history and makes the
+// run pending until its retry delay has passed.
+func (r *Runner) retryLater(run api.Run, log io.Writer) api.Run {
+	delay := toolspec.DefaultRetryDelay
+	if d, err := time.ParseDuration(run.RetryDelay); err == nil && d > 0 {
+		delay = d
 	}
-	r.opts.Log.Info("run ended", "run", run.ID, "tool", run.Tool, "state", run.State, "reason", run.Reason)
+	now := r.opts.Clock.Now().UTC()
+	run.Attempts = append(run.Attempts, api.Attempt{Attempt: run.Attempt, State: run.State, Reason: run.Reason,
+		ExitCode: run.ExitCode, StartedAt: run.StartedAt, FinishedAt: &now})
+	retryAt := now.Add(delay)
+	fmt.Fprintf(log, "[mao] attempt %d of %d %s: %s; next attempt at %s\n",
+		run.Attempt, run.MaxAttempts, run.State, run.Reason, retryAt.Format(time.RFC3339))
+	run.Attempt++
+	run.State, run.Reason, run.RetryAt = api.StatePending, "", &retryAt
+	run.ExitCode, run.StartedAt, run.ContainerStartedAt, run.Files, run.FilesTotal = nil, nil, nil, nil, 0
+	r.save(run)
+	return run
 }
 
 // attempt performs the run and returns its final record.
@@ -224,6 +282,10 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	defer release()
 
 	exit, err := r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
+	if !exit.StartedAt.IsZero() {
+		started := exit.StartedAt.UTC()
+		run.ContainerStartedAt = &started
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
 		run = r.fail(run, api.StateFailed, "interrupted: the orchestrator shut down while the run was running")
@@ -326,11 +388,21 @@ func (r *Runner) useDataset(ctx context.Context, name string) (dir, commit strin
 }
 
 func (r *Runner) spec(run api.Run, tool toolspec.Tool, img dockerrt.Image, mounts []dockerrt.Mount) dockerrt.Spec {
-	env := make([]string, 0, len(tool.Env)+3)
-	for k, v := range tool.Env {
-		env = append(env, k+"="+v)
+	scheduled := run.CreatedAt
+	if run.ScheduledTime != nil {
+		scheduled = *run.ScheduledTime
 	}
-	env = append(env, "MAO_RUN_ID="+run.ID, "MAO_TOOL="+run.Tool, "MAO_SITE="+run.Site)
+	vars := maps.Clone(tool.Env)
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	maps.Copy(vars, run.Env) // the schedule's env wins over the tool's
+	maps.Copy(vars, map[string]string{"MAO_RUN_ID": run.ID, "MAO_TOOL": run.Tool, "MAO_SITE": run.Site,
+		"MAO_SCHEDULED_TIME": scheduled.UTC().Format(time.RFC3339)})
+	env := make([]string, 0, len(vars))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
+	}
 	return dockerrt.Spec{
 		Name:     "mao-" + run.ID,
 		Image:    img.ID,

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
 	"github.com/mao-research/mao/orchestrator/runlog"
@@ -20,8 +22,9 @@ type fixture struct {
 	rec  *fakeRecords
 	rt   *fakeContainers
 	git  *fakeGit
-	logs *runlog.Dir
-	r    *Runner
+	logs  *runlog.Dir
+	clock *clockwork.FakeClock
+	r     *Runner
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -42,11 +45,11 @@ func newFixture(t *testing.T) *fixture {
 		rec:  &fakeRecords{},
 		rt:   &fakeContainers{output: "hello\n"},
 		git:  &fakeGit{files: []string{"control-1.csv"}},
-		logs: logs,
+		logs:  logs,
+		clock: clockwork.NewFakeClockAt(time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)),
 	}
 	f.r = New(f.reg, f.rec, f.rt, f.git, Options{
-		Site: "s1", DataDir: "/var/mao", HostDataDir: "/host/mao", Logs: logs,
-		Clock: fixedClock{time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)},
+		Site: "s1", DataDir: "/var/mao", HostDataDir: "/host/mao", Logs: logs, Clock: f.clock,
 	})
 	return f
 }
@@ -133,7 +136,7 @@ func TestContainerSpec(t *testing.T) {
 	want := dockerrt.Spec{
 		Name:     "mao-" + run.ID,
 		Image:    "sha256:img:1",
-		Env:      []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_TOOL=t1", "MAO_SITE=s1"},
+		Env:      []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_SCHEDULED_TIME=2026-11-22T01:02:03Z", "MAO_SITE=s1", "MAO_TOOL=t1"},
 		Labels:   map[string]string{LabelRun: run.ID, LabelTool: "t1", LabelSite: "s1"},
 		Mounts:   []dockerrt.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
 		NanoCPUs: 5e8,
@@ -302,5 +305,85 @@ func TestInputDatasetStaysPutWhileRead(t *testing.T) {
 	third := f.runToEnd(t, "t3")
 	if third.InputCommit == a.InputCommit {
 		t.Fatalf("dataset not synced once idle: %q", third.InputCommit)
+	}
+}
+
+// scheduledRun is a claimed run of t1 for a schedule with retries.
+func scheduledRun(f *fixture, retries int) (api.Run, toolspec.Tool) {
+	tool := f.reg.tools["t1"]
+	tick := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	run := NewRun("t1-daily-abcd-1795305600", tool, "s1", f.clock.Now())
+	run.Schedule, run.ScheduledTime, run.Trigger = "t1-daily-abcd", &tick, api.TriggerSchedule
+	run.Env = map[string]string{"K": "from-schedule", "EXTRA": "1"}
+	run.MaxAttempts, run.RetryDelay = 1+retries, "1m"
+	return run, tool
+}
+
+func TestRetries(t *testing.T) {
+	tests := []struct {
+		name     string
+		exits    []dockerrt.Exit
+		state    api.RunState
+		attempts int
+	}{
+		{"fails every attempt", []dockerrt.Exit{{Code: 3}, {Code: 3}, {Code: 3}}, api.StateFailed, 3},
+		{"succeeds on the second", []dockerrt.Exit{{Code: 3}, {Code: 0}}, api.StateSucceeded, 2},
+		{"timeout then success", []dockerrt.Exit{{Code: 137, TimedOut: true}, {Code: 0}}, api.StateSucceeded, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t)
+			f.rt.exits = tc.exits
+			f.rec.ended = make(chan string, 1)
+			run, tool := scheduledRun(f, 2)
+			ctx := context.Background()
+			if err := f.r.Launch(ctx, run, tool); err != nil {
+				t.Fatal(err)
+			}
+			for range tc.attempts - 1 {
+				f.clock.BlockUntilContext(ctx, 1) // the runner waits for the retry delay
+				f.clock.Advance(time.Minute)
+			}
+			<-f.rec.ended
+			got := f.rec.last(run.ID)
+			if got.State != tc.state || got.Attempt != tc.attempts || len(got.Attempts) != tc.attempts-1 {
+				t.Fatalf("state %s attempt %d with %d earlier: %+v", got.State, got.Attempt, len(got.Attempts), got)
+			}
+			if got.Attempts[0].Attempt != 1 || got.Attempts[0].State == api.StateSucceeded || got.Attempts[0].FinishedAt == nil {
+				t.Errorf("first attempt: %+v", got.Attempts[0])
+			}
+			var pendings int
+			for _, s := range f.rec.states(run.ID) {
+				if s == api.StatePending {
+					pendings++
+				}
+			}
+			if pendings != tc.attempts-1 {
+				t.Errorf("history %v: want a pending state before each retry", f.rec.states(run.ID))
+			}
+			spec := f.rt.specs[0]
+			if !slices.Contains(spec.Env, "K=from-schedule") || !slices.Contains(spec.Env, "EXTRA=1") ||
+				!slices.Contains(spec.Env, "MAO_SCHEDULED_TIME=2026-11-22T00:00:00Z") {
+				t.Errorf("env %v", spec.Env)
+			}
+		})
+	}
+}
+
+func TestShutdownDuringRetryDelayKeepsTheRunPending(t *testing.T) {
+	f := newFixture(t)
+	f.rt.exit = dockerrt.Exit{Code: 1}
+	run, tool := scheduledRun(f, 1)
+	ctx := context.Background()
+	if err := f.r.Launch(ctx, run, tool); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.BlockUntilContext(ctx, 1)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	f.r.Shutdown(cancelled)
+	got := f.rec.last(run.ID)
+	if got.State != api.StatePending || got.RetryAt == nil || got.Attempt != 2 {
+		t.Fatalf("after shutdown: %s attempt %d retry at %v", got.State, got.Attempt, got.RetryAt)
 	}
 }

@@ -1,0 +1,233 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// Key directories for schedules; see docs/etcd-keys.md.
+const (
+	schedulesDir   = "schedules/"
+	scheduleRunDir = "schedule-runs/" // schedule-runs/<schedule>/<tick as 10-digit unix seconds>[-<site>]
+)
+
+// indexEntry is the value of a schedule-runs key.
+type indexEntry struct {
+	Run string `json:"run"`
+}
+
+// scheduleRunKey is the index key of a scheduled run: its run ID with the
+// schedule's ID as a directory, so that the runs of a schedule list in tick
+// order.
+func (s *Store) scheduleRunKey(r api.Run) string {
+	return s.key(scheduleRunDir, r.Schedule+"/"+strings.TrimPrefix(r.ID, r.Schedule+"-"))
+}
+
+// CreateSchedule stores a new schedule of a registered tool. It fails with
+// ErrExists when the ID is taken and ErrNotFound when the tool is unknown.
+func (s *Store) CreateSchedule(ctx context.Context, sch toolspec.Schedule) error {
+	toolExists := clientv3.Compare(clientv3.CreateRevision(s.key(toolsDir, sch.Tool)), ">", 0)
+	err := s.create(ctx, s.key(schedulesDir, sch.ID), sch, []clientv3.Cmp{toolExists})
+	if errors.Is(err, errCondition) {
+		return fmt.Errorf("no tool named %q: %w", sch.Tool, ErrNotFound)
+	}
+	return wrapName(err, "schedule", sch.ID)
+}
+
+// Schedule returns one schedule or ErrNotFound.
+func (s *Store) Schedule(ctx context.Context, id string) (toolspec.Schedule, error) {
+	var sch toolspec.Schedule
+	return sch, wrapName(s.get(ctx, s.key(schedulesDir, id), &sch), "schedule", id)
+}
+
+// Schedules lists every schedule, sorted by ID, and the store revision it
+// read at: WatchSchedules from that revision sees every later change.
+func (s *Store) Schedules(ctx context.Context) ([]toolspec.Schedule, int64, error) {
+	return list[toolspec.Schedule](ctx, s, schedulesDir)
+}
+
+// UpdateSchedule overwrites an existing schedule, or fails with ErrNotFound.
+func (s *Store) UpdateSchedule(ctx context.Context, sch toolspec.Schedule) error {
+	key := s.key(schedulesDir, sch.ID)
+	data, err := json.Marshal(sch)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", key, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
+		Then(clientv3.OpPut(key, string(data))).
+		Commit()
+	if err != nil {
+		return s.unavailable(ctx, err)
+	}
+	if !resp.Succeeded {
+		return wrapName(ErrNotFound, "schedule", sch.ID)
+	}
+	return nil
+}
+
+// DeleteSchedule removes a schedule; the records of its runs stay.
+func (s *Store) DeleteSchedule(ctx context.Context, id string) error {
+	return wrapName(s.delete(ctx, s.key(schedulesDir, id)), "schedule", id)
+}
+
+// ScheduleEvent is a change to a schedule: Schedule is nil when it was
+// deleted.
+type ScheduleEvent struct {
+	ID       string
+	Schedule *toolspec.Schedule
+}
+
+// WatchSchedules reports changes to schedules after revision rev until ctx
+// ends or the watch fails (etcd lost its leader, or compacted rev): then it
+// closes the channel, and the caller lists the schedules again.
+func (s *Store) WatchSchedules(ctx context.Context, rev int64) <-chan []ScheduleEvent {
+	out := make(chan []ScheduleEvent)
+	prefix := s.prefix + schedulesDir
+	wc := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	go func() {
+		defer close(out)
+		for resp := range wc {
+			if resp.Err() != nil || resp.Canceled {
+				return
+			}
+			events := make([]ScheduleEvent, 0, len(resp.Events))
+			for _, ev := range resp.Events {
+				e := ScheduleEvent{ID: strings.TrimPrefix(string(ev.Kv.Key), prefix)}
+				if ev.Type == clientv3.EventTypePut {
+					var sch toolspec.Schedule
+					if err := json.Unmarshal(ev.Kv.Value, &sch); err != nil {
+						continue // not a schedule mao wrote; listing reports it
+					}
+					e.Schedule = &sch
+				}
+				events = append(events, e)
+			}
+			select {
+			case out <- events:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// ClaimRun records a scheduled run and its index entry in one transaction,
+// unless a record with its ID exists: then it returns false. However many
+// sites try, one claim of a run ID succeeds.
+func (s *Store) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
+	key := s.key(runsDir, r.ID)
+	run, err := json.Marshal(r)
+	if err != nil {
+		return false, fmt.Errorf("encode %s: %w", key, err)
+	}
+	index, _ := json.Marshal(indexEntry{Run: r.ID})
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Txn(ctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+		Then(clientv3.OpPut(key, string(run)), clientv3.OpPut(s.scheduleRunKey(r), string(index))).
+		Commit()
+	if err != nil {
+		return false, s.unavailable(ctx, err)
+	}
+	return resp.Succeeded, nil
+}
+
+// LastScheduledRun returns the run of the schedule's latest recorded tick,
+// or nil when it has none.
+func (s *Store) LastScheduledRun(ctx context.Context, schedule string) (*api.Run, error) {
+	ids, err := s.scheduleRunIDs(ctx, schedule, clientv3.WithLimit(1), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	r, err := s.Run(ctx, ids[0])
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil // pruned between the two reads
+	}
+	return &r, err
+}
+
+// ScheduledRuns lists a schedule's runs, newest first.
+func (s *Store) ScheduledRuns(ctx context.Context, schedule string) ([]api.Run, error) {
+	ids, err := s.scheduleRunIDs(ctx, schedule, clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+	if err != nil {
+		return nil, err
+	}
+	runs := make([]api.Run, 0, len(ids))
+	for _, id := range ids {
+		r, err := s.Run(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		runs = append(runs, r)
+	}
+	return runs, nil
+}
+
+func (s *Store) scheduleRunIDs(ctx context.Context, schedule string, opts ...clientv3.OpOption) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.key(scheduleRunDir, schedule+"/"), append(opts, clientv3.WithPrefix())...)
+	if err != nil {
+		return nil, s.unavailable(ctx, err)
+	}
+	ids := make([]string, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var e indexEntry
+		if err := json.Unmarshal(kv.Value, &e); err != nil {
+			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		}
+		ids = append(ids, e.Run)
+	}
+	return ids, nil
+}
+
+// PruneSchedule deletes the oldest runs of a schedule beyond the newest
+// keep, with their index entries, and returns the IDs it deleted. Runs that
+// have not ended are kept.
+func (s *Store) PruneSchedule(ctx context.Context, schedule string, keep int) ([]string, error) {
+	ids, err := s.scheduleRunIDs(ctx, schedule, clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil || len(ids) <= keep {
+		return nil, err
+	}
+	var removed []string
+	for _, id := range ids[:len(ids)-keep] {
+		r, err := s.Run(ctx, id)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return removed, err
+		}
+		if err == nil && !r.State.Terminal() {
+			continue
+		}
+		if err := s.deleteRun(ctx, api.Run{ID: id, Schedule: schedule}); err != nil {
+			return removed, err
+		}
+		removed = append(removed, id)
+	}
+	return removed, nil
+}
+
+func (s *Store) deleteRun(ctx context.Context, r api.Run) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	_, err := s.c.Txn(ctx).Then(clientv3.OpDelete(s.key(runsDir, r.ID)), clientv3.OpDelete(s.scheduleRunKey(r))).Commit()
+	if err != nil {
+		return s.unavailable(ctx, err)
+	}
+	return nil
+}
