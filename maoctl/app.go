@@ -56,6 +56,7 @@ func (c *ctl) app() *cli.App {
 			c.toolCommand(),
 			c.datasetCommand(),
 			c.runCommand(),
+			c.scheduleCommand(),
 			c.siteCommand(),
 			c.healthCommand(),
 			c.completionCommand(),

@@ -32,6 +32,11 @@ func TestHoistFlags(t *testing.T) {
 		{"tool show x --bogus", "tool show --bogus x"},
 		{"frob tool list", "frob tool list"},
 		{"tool run --generate-bash-completion", "tool run --generate-bash-completion"},
+		{"tool schedule x daily --at 06:30 --env K=V -o json", "-o json tool schedule --at 06:30 --env K=V x daily"},
+		{"schedule update ID --retries 2 --unset-env K", "schedule update --retries 2 --unset-env K ID"},
+		{"schedule list --tool schedule", "schedule list --tool schedule"},
+		{"tool schedule list weekly", "tool schedule list weekly"},
+		{"run list --schedule ID --tool T", "run list --schedule ID --tool T"},
 		{"tool run x -f --generate-bash-completion", "tool run -f x --generate-bash-completion"},
 	}
 	app := (&ctl{}).app()
@@ -112,6 +117,11 @@ func TestBashCompletionScript(t *testing.T) {
 		{"maoctl dataset ", "register list show remove clone get --help -h"},
 		{"maoctl run logs --f", "--follow"},
 		{"maoctl -o json tool run x --", "--follow --quiet --help"},
+		{"maoctl tool s", "show schedule stop"},
+		{"maoctl schedule ", "list show update pause resume remove --help -h"},
+		{"maoctl tool schedule x daily --re", "--retries --retry-delay"},
+		{"maoctl schedule update ID --u", "--unset-env"},
+		{"maoctl run list --s", "--schedule"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) {

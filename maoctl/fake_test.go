@@ -20,19 +20,28 @@ import (
 // fakeOrchestrator serves the /api/v1 endpoints that api.Client calls over
 // in-memory maps, with the orchestrator's error bodies. Runs do not execute
 // anything: a new run of a tool ends the way its script says once a client
-// follows its log.
+// follows its log. Schedules never tick: their next run is computed from
+// the fixed clock fakeNow, their last run is the latest of the seeded runs.
 type fakeOrchestrator struct {
 	token       string // when set, requests must carry it as a bearer token
 	unavailable string // when set, every request gets a 503 with this message
 
-	mu       sync.Mutex
-	tools    map[string]api.Tool
-	datasets map[string]api.Dataset
-	runs     []*fakeRun // in creation order
-	scripts  map[string]fakeScript
-	sites    []api.Site
-	health   api.Health
+	mu         sync.Mutex
+	tools      map[string]api.Tool
+	datasets   map[string]api.Dataset
+	runs       []*fakeRun // in creation order
+	scripts    map[string]fakeScript
+	sites      []api.Site
+	health     api.Health
+	schedules  map[string]api.Schedule
+	scheduleNo int // makes the hex suffix of the next schedule ID
 }
+
+// fakeTZ is the fake site's default time zone.
+const fakeTZ = "Europe/Zurich"
+
+// fakeNow is the fake's present, after every seeded run.
+var fakeNow = at(3 * 3600) // 2025-03-14T12:26:00Z
 
 // fakeRun is a run record and its log.
 type fakeRun struct {
@@ -63,10 +72,11 @@ func intPtr(i int) *int { return &i }
 func newFake(t *testing.T) (*fakeOrchestrator, *httptest.Server) {
 	t.Helper()
 	f := &fakeOrchestrator{
-		tools:    map[string]api.Tool{},
-		datasets: map[string]api.Dataset{},
-		scripts:  map[string]fakeScript{},
-		health:   api.Health{Status: "ok", Site: "lab-a", Etcd: "ok", Docker: "ok"},
+		tools:     map[string]api.Tool{},
+		datasets:  map[string]api.Dataset{},
+		scripts:   map[string]fakeScript{},
+		health:    api.Health{Status: "ok", Site: "lab-a", Etcd: "ok", Docker: "ok"},
+		schedules: map[string]api.Schedule{},
 	}
 	f.seed()
 	srv := httptest.NewServer(f.handler())
@@ -149,6 +159,96 @@ func (f *fakeOrchestrator) seed() {
 			MemoryBytes: 64 << 30, DockerVersion: "28.5.2", Labels: map[string]string{"zone": "eu", "gpu": "none"}, StartedAt: *at(-86400)},
 		{Name: "lab-b", APIAddr: "http://10.0.0.7:8080", Version: "0.1.0", OS: "linux", Arch: "arm64", CPUs: 4,
 			MemoryBytes: 8 << 30, DockerVersion: "27.1.0", StartedAt: *at(-3600)},
+	}
+}
+
+// seedSchedules adds four schedules and runs of theirs, for the cases
+// that need them (a setup function of cliCase):
+//   - gh-crawler-daily-3f2a: daily at 12:00 Zurich time with retries: a
+//     scheduled run, a catch-up run and a run waiting for its third attempt;
+//   - code-stats-weekly-81c0: weekly, paused, its last run failed;
+//   - gh-crawler-every-5d10: every 10 minutes: a missed tick, a running
+//     run and a tick skipped because of it;
+//   - old-tool-cron-0b7e: a cron schedule in Asia/Kolkata whose tool is
+//     gone.
+func seedSchedules(t *testing.T, f *fakeOrchestrator, _ string) {
+	t.Helper()
+	utc := func(s string) *time.Time {
+		t.Helper()
+		tm, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &tm
+	}
+	daily := api.Schedule{ID: "gh-crawler-daily-3f2a", Tool: "gh-crawler", Spec: "daily", At: "12:00", TZ: "Europe/Zurich",
+		Overlap: "forbid", Catchup: "once", Retries: 2, RetryDelay: "1h",
+		Env: map[string]string{"DEPTH": "full", "TOKEN_FILE": "/run/secrets/gh"}, CreatedAt: *at(-10 * 86400), UpdatedAt: *at(-86400)}
+	weekly := api.Schedule{ID: "code-stats-weekly-81c0", Tool: "code-stats", Spec: "weekly", Weekday: "mon", TZ: "UTC",
+		Overlap: "forbid", Catchup: "once", Paused: true, CreatedAt: *at(-30 * 86400), UpdatedAt: *at(-30 * 86400)}
+	every := api.Schedule{ID: "gh-crawler-every-5d10", Tool: "gh-crawler", Spec: "@every 10m", TZ: "UTC",
+		Overlap: "forbid", Catchup: "skip", CreatedAt: *at(-86400), UpdatedAt: *at(-86400)}
+	orphan := api.Schedule{ID: "old-tool-cron-0b7e", Tool: "old-tool", Spec: "15 */6 * * *", TZ: "Asia/Kolkata",
+		Overlap: "allow", Catchup: "once", Deadline: "6h", Env: map[string]string{"MODE": "quick"},
+		CreatedAt: *at(-60 * 86400), UpdatedAt: *at(-60 * 86400)}
+	for _, s := range []api.Schedule{daily, weekly, every, orphan} {
+		f.schedules[s.ID] = s
+	}
+
+	// run is the record of the tick of s at tick, created then.
+	run := func(s api.Schedule, tick string, image, repo string) api.Run {
+		when := utc(tick)
+		return api.Run{ID: s.ID + "-" + when.Format("20060102T1504Z"), Tool: s.Tool, Site: "lab-a", Trigger: api.TriggerSchedule,
+			Image: image, Network: "bridge", DataRepo: repo, Schedule: s.ID, ScheduledTime: when, Env: s.Env,
+			MaxAttempts: 1 + s.Retries, RetryDelay: s.RetryDelay, CreatedAt: *when}
+	}
+	const ghImage, ghRepo = "mao/gh-crawler:1.2", "https://git.example.org/data/gh.git"
+
+	onTime := run(daily, "2025-03-12T11:00:00Z", ghImage, ghRepo)
+	onTime.State, onTime.ExitCode, onTime.Attempt = api.StateSucceeded, intPtr(0), 1
+	onTime.StartedAt, onTime.ContainerStartedAt, onTime.FinishedAt = utc("2025-03-12T11:00:01Z"), utc("2025-03-12T11:00:04Z"), utc("2025-03-12T11:01:21Z")
+	onTime.DataCommitAfter = "6666666666666666666666666666666666666666"
+
+	late := run(daily, "2025-03-13T11:00:00Z", ghImage, ghRepo)
+	late.Trigger, late.State, late.ExitCode, late.Attempt = api.TriggerCatchup, api.StateSucceeded, intPtr(0), 1
+	late.CreatedAt = *utc("2025-03-13T15:42:10Z")
+	late.StartedAt, late.ContainerStartedAt, late.FinishedAt = utc("2025-03-13T15:42:11Z"), utc("2025-03-13T15:42:13Z"), utc("2025-03-13T15:43:02Z")
+
+	retrying := run(daily, "2025-03-14T11:00:00Z", ghImage, ghRepo)
+	retrying.State, retrying.Attempt, retrying.RetryAt = api.StatePending, 3, utc("2025-03-14T13:05:00Z")
+	retrying.Attempts = []api.Attempt{
+		{Attempt: 1, State: api.StateFailed, ExitCode: intPtr(3), Reason: "the tool exited with code 3",
+			StartedAt: utc("2025-03-14T11:00:01Z"), FinishedAt: utc("2025-03-14T11:02:30Z")},
+		{Attempt: 2, State: api.StateFailed, Reason: `pull image "mao/gh-crawler:1.2": registry unavailable`,
+			FinishedAt: utc("2025-03-14T12:05:00Z")},
+	}
+
+	weeklyRun := run(weekly, "2025-03-10T00:00:00Z", "mao/code-stats:2", "git@git.example.org:data/stats.git")
+	weeklyRun.State, weeklyRun.ExitCode, weeklyRun.Reason, weeklyRun.Attempt = api.StateFailed, intPtr(3), "the tool exited with code 3", 1
+	weeklyRun.StartedAt, weeklyRun.FinishedAt = utc("2025-03-10T00:00:02Z"), utc("2025-03-10T00:00:09Z")
+
+	missed := run(every, "2025-03-14T12:00:00Z", ghImage, ghRepo)
+	missed.State, missed.Reason = api.StateMissed, "no site was up at the scheduled time"
+	missed.CreatedAt, missed.FinishedAt = *utc("2025-03-14T12:08:30Z"), utc("2025-03-14T12:08:30Z")
+
+	running := run(every, "2025-03-14T12:10:00Z", ghImage, ghRepo)
+	running.State, running.Attempt = api.StateRunning, 1
+	running.StartedAt, running.ContainerStartedAt = utc("2025-03-14T12:10:01Z"), utc("2025-03-14T12:10:03Z")
+
+	skipped := run(every, "2025-03-14T12:20:00Z", ghImage, ghRepo)
+	skipped.State, skipped.Reason = api.StateSkipped, "the run of 2025-03-14T12:10:00Z was still running"
+	skipped.FinishedAt = utc("2025-03-14T12:20:00Z")
+
+	orphanRun := run(orphan, "2025-03-14T06:45:00Z", "mao/old:3", "https://git.example.org/data/old.git")
+	orphanRun.State, orphanRun.ExitCode, orphanRun.Attempt = api.StateSucceeded, intPtr(0), 1
+	orphanRun.StartedAt, orphanRun.FinishedAt = utc("2025-03-14T06:45:01Z"), utc("2025-03-14T06:47:00Z")
+
+	for _, r := range []api.Run{weeklyRun, onTime, late, orphanRun, retrying, missed, running, skipped} {
+		fr := &fakeRun{rec: r}
+		if r.ID == retrying.ID {
+			fr.log = "attempt 1: crawling\nerror: rate limited\n"
+		}
+		f.runs = append(f.runs, fr)
 	}
 }
 
@@ -253,11 +353,14 @@ func (f *fakeOrchestrator) handler() http.Handler {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		runs := []api.Run{}
+		tool, schedule := r.URL.Query().Get("tool"), r.URL.Query().Get("schedule")
 		for i := len(f.runs) - 1; i >= 0; i-- {
-			if tool := r.URL.Query().Get("tool"); tool == "" || f.runs[i].rec.Tool == tool {
-				runs = append(runs, f.runs[i].rec)
+			rec := f.runs[i].rec
+			if (tool == "" || rec.Tool == tool) && (schedule == "" || rec.Schedule == schedule) {
+				runs = append(runs, rec)
 			}
 		}
+		slices.SortStableFunc(runs, func(a, b api.Run) int { return b.CreatedAt.Compare(a.CreatedAt) })
 		writeAPI(w, http.StatusOK, runs)
 	})
 	mux.HandleFunc("GET /api/v1/runs/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -270,6 +373,95 @@ func (f *fakeOrchestrator) handler() http.Handler {
 		notFound(w, "run", r.PathValue("id"))
 	})
 	mux.HandleFunc("GET /api/v1/runs/{id}/logs", f.logs)
+
+	mux.HandleFunc("POST /api/v1/schedules", func(w http.ResponseWriter, r *http.Request) {
+		var s api.Schedule
+		if !decodeBody(w, r, &s) {
+			return
+		}
+		s.ApplyDefaults(fakeTZ)
+		if !validate(w, "schedule", s.Validate()) {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.tools[s.Tool]; !ok {
+			notFound(w, "tool", s.Tool)
+			return
+		}
+		s.ID = fmt.Sprintf("%s-%s-%04x", s.Tool, scheduleKind(s.Spec), 0x3f2a+f.scheduleNo)
+		f.scheduleNo++
+		s.Paused, s.CreatedAt, s.UpdatedAt = false, *fakeNow, *fakeNow
+		f.schedules[s.ID] = s
+		writeAPI(w, http.StatusCreated, f.scheduleInfo(s))
+	})
+	mux.HandleFunc("GET /api/v1/schedules", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		list := []api.ScheduleInfo{}
+		for _, s := range sortedValues(f.schedules) {
+			if tool := r.URL.Query().Get("tool"); tool == "" || s.Tool == tool {
+				list = append(list, f.scheduleInfo(s))
+			}
+		}
+		writeAPI(w, http.StatusOK, list)
+	})
+	mux.HandleFunc("GET /api/v1/schedules/{id}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if s, ok := f.schedules[r.PathValue("id")]; ok {
+			writeAPI(w, http.StatusOK, f.scheduleInfo(s))
+			return
+		}
+		notFound(w, "schedule", r.PathValue("id"))
+	})
+	mux.HandleFunc("PUT /api/v1/schedules/{id}", func(w http.ResponseWriter, r *http.Request) {
+		var s api.Schedule
+		if !decodeBody(w, r, &s) {
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		old, ok := f.schedules[r.PathValue("id")]
+		if !ok {
+			notFound(w, "schedule", r.PathValue("id"))
+			return
+		}
+		s.ID, s.Tool, s.CreatedAt, s.UpdatedAt = old.ID, old.Tool, old.CreatedAt, *fakeNow
+		s.ApplyDefaults(fakeTZ)
+		if !validate(w, "schedule", s.Validate()) {
+			return
+		}
+		f.schedules[s.ID] = s
+		writeAPI(w, http.StatusOK, f.scheduleInfo(s))
+	})
+	for action, paused := range map[string]bool{"pause": true, "resume": false} {
+		mux.HandleFunc("POST /api/v1/schedules/{id}/"+action, func(w http.ResponseWriter, r *http.Request) {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			s, ok := f.schedules[r.PathValue("id")]
+			if !ok {
+				notFound(w, "schedule", r.PathValue("id"))
+				return
+			}
+			if s.Paused && !paused {
+				s.UpdatedAt = *fakeNow
+			}
+			s.Paused = paused
+			f.schedules[s.ID] = s
+			writeAPI(w, http.StatusOK, f.scheduleInfo(s))
+		})
+	}
+	mux.HandleFunc("DELETE /api/v1/schedules/{id}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.schedules[r.PathValue("id")]; !ok {
+			notFound(w, "schedule", r.PathValue("id"))
+			return
+		}
+		delete(f.schedules, r.PathValue("id"))
+		w.WriteHeader(http.StatusNoContent)
+	})
 
 	mux.HandleFunc("GET /api/v1/sites", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
@@ -298,6 +490,36 @@ func (f *fakeOrchestrator) handler() http.Handler {
 			mux.ServeHTTP(w, r)
 		}
 	})
+}
+
+// scheduleInfo adds to s what the orchestrator knows of it; f.mu must be
+// held.
+func (f *fakeOrchestrator) scheduleInfo(s api.Schedule) api.ScheduleInfo {
+	info := api.ScheduleInfo{Schedule: s}
+	_, registered := f.tools[s.Tool]
+	info.Orphaned = !registered
+	if timing, err := s.Timing(); err == nil && !s.Paused {
+		next := timing.Next(*fakeNow)
+		info.NextRun = &next
+	}
+	for _, r := range f.runs {
+		if r.rec.Schedule == s.ID && (info.LastRun == nil || r.rec.ScheduledTime.After(*info.LastRun.ScheduledTime)) {
+			last := r.rec
+			info.LastRun = &last
+		}
+	}
+	return info
+}
+
+// scheduleKind is the kind part of a schedule ID.
+func scheduleKind(spec string) string {
+	switch spec = strings.TrimSpace(spec); {
+	case spec == "daily" || spec == "weekly" || spec == "monthly":
+		return spec
+	case strings.HasPrefix(spec, "@every "):
+		return "every"
+	}
+	return "cron"
 }
 
 // run finds a run by ID; f.mu must be held.

@@ -104,6 +104,28 @@ func exitCode(r api.Run) string {
 	return fmt.Sprint(*r.ExitCode)
 }
 
+// runState is the run's state, with the attempt once a run has been
+// retried: "pending (attempt 2 of 3)" waits for its second attempt.
+func runState(r api.Run) string {
+	if r.Attempt > 1 {
+		return fmt.Sprintf("%s (attempt %d of %d)", r.State, r.Attempt, r.MaxAttempts)
+	}
+	return string(r.State)
+}
+
+// runResult is the run's state with its exit code, if it has one.
+func runResult(r api.Run) string {
+	return withExit(runState(r), r.ExitCode)
+}
+
+// withExit is "state (exit N)", or the state alone without an exit code.
+func withExit(state string, code *int) string {
+	if code == nil {
+		return state
+	}
+	return fmt.Sprintf("%s (exit %d)", state, *code)
+}
+
 // runSummary is one line on how a run ended (or where it is).
 func runSummary(r api.Run) string {
 	var b strings.Builder

@@ -3,6 +3,7 @@ package maoctl
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -19,9 +20,12 @@ func (c *ctl) runCommand() *cli.Command {
 		Usage: "inspect runs and their logs",
 		Subcommands: []*cli.Command{
 			{
-				Name:   "list",
-				Usage:  "list runs, newest first",
-				Flags:  []cli.Flag{&cli.StringFlag{Name: "tool", Usage: "only the runs of this tool"}},
+				Name:  "list",
+				Usage: "list runs, newest first",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "tool", Usage: "only the runs of this tool"},
+					&cli.StringFlag{Name: "schedule", Usage: "only the runs of the schedule `ID`"},
+				},
 				Action: c.runList,
 			},
 			{
@@ -48,7 +52,7 @@ func (c *ctl) runList(cCtx *cli.Context) error {
 	if _, err := args(cCtx); err != nil {
 		return err
 	}
-	runs, err := c.client.Runs(cCtx.Context, api.RunFilter{Tool: cCtx.String("tool")})
+	runs, err := c.client.Runs(cCtx.Context, api.RunFilter{Tool: cCtx.String("tool"), Schedule: cCtx.String("schedule")})
 	if err != nil {
 		return err
 	}
@@ -59,9 +63,20 @@ func (c *ctl) runList(cCtx *cli.Context) error {
 		_, err := fmt.Fprintln(c.stderr, "no runs")
 		return err
 	}
-	tab := newTable(c.stdout, "ID", "TOOL", "SITE", "STATE", "EXIT", "CREATED", "DURATION")
+	// A TRIGGER column only when some run did not start by hand, so that
+	// a site without schedules keeps its narrower table.
+	triggers := slices.ContainsFunc(runs, func(r api.Run) bool { return r.Trigger != api.TriggerManual })
+	header := []string{"ID", "TOOL", "SITE", "STATE", "EXIT", "CREATED", "DURATION"}
+	if triggers {
+		header = slices.Insert(header, 4, "TRIGGER")
+	}
+	tab := newTable(c.stdout, header...)
 	for _, r := range runs {
-		tab.row(r.ID, r.Tool, r.Site, string(r.State), exitCode(r), timestamp(&r.CreatedAt), runDuration(r))
+		row := []string{r.ID, r.Tool, r.Site, runState(r), exitCode(r), timestamp(&r.CreatedAt), runDuration(r)}
+		if triggers {
+			row = slices.Insert(row, 4, r.Trigger)
+		}
+		tab.row(row...)
 	}
 	return tab.flush()
 }
@@ -86,7 +101,22 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	f.add("State", string(r.State))
 	f.addIf("Reason", r.Reason)
 	f.addIf("Exit code", exitCode(r))
-	f.addIf("Trigger", r.Trigger)
+	f.addIf("Trigger", triggerText(r.Trigger))
+	f.addIf("Schedule", r.Schedule)
+	if r.ScheduledTime != nil {
+		f.add("Scheduled", timestamp(r.ScheduledTime))
+	}
+	f.addIf("Attempt", attemptText(r))
+	if r.MaxAttempts > 1 {
+		f.addIf("Retry delay", r.RetryDelay)
+	}
+	if len(r.Attempts) > 0 {
+		lines := make([]string, len(r.Attempts))
+		for i, a := range r.Attempts {
+			lines[i] = attemptLine(a)
+		}
+		f.add("Earlier attempts", strings.Join(lines, "\n"))
+	}
 	f.add("Image", r.Image)
 	f.addIf("Image ID", r.ImageID)
 	f.addIf("Image digest", r.ImageDigest)
@@ -96,8 +126,12 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	f.addIf("Commit after", r.DataCommitAfter)
 	f.addIf("Input dataset", r.InputDataset)
 	f.addIf("Input commit", r.InputCommit)
+	f.addIf("Env", envText(r.Env))
 	f.add("Created", timestamp(&r.CreatedAt))
 	f.add("Started", timestamp(r.StartedAt))
+	if r.ContainerStartedAt != nil {
+		f.add("Container started", timestamp(r.ContainerStartedAt))
+	}
 	f.add("Finished", timestamp(r.FinishedAt))
 	f.addIf("Duration", runDuration(r))
 	f.add("Files", filesText(r))
@@ -154,4 +188,43 @@ func (c *ctl) runLogs(cCtx *cli.Context) error {
 	}
 	opts := api.LogOptions{Follow: cCtx.Bool("follow"), Tail: cCtx.Int("tail")}
 	return c.client.RunLogs(cCtx.Context, a[0], opts, c.stdout)
+}
+
+// triggerText is what started a run, in words.
+func triggerText(trigger string) string {
+	if trigger == api.TriggerCatchup {
+		return trigger + " (a tick missed while no site was up, run late)"
+	}
+	return trigger
+}
+
+// attemptText is "2 of 3" for a run with retries, with when the next
+// attempt starts while the run waits for it; "" for a run without
+// retries.
+func attemptText(r api.Run) string {
+	if r.MaxAttempts <= 1 {
+		return ""
+	}
+	text := fmt.Sprintf("%d of %d", r.Attempt, r.MaxAttempts)
+	if r.RetryAt != nil {
+		text += ", next attempt at " + timestamp(r.RetryAt)
+	}
+	return text
+}
+
+// attemptLine is one earlier attempt of a run, e.g. "1: failed (exit 3),
+// <start> to <end>: <reason>".
+func attemptLine(a api.Attempt) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d: %s", a.Attempt, withExit(string(a.State), a.ExitCode))
+	switch {
+	case a.StartedAt != nil:
+		fmt.Fprintf(&b, ", %s to %s", timestamp(a.StartedAt), timestamp(a.FinishedAt))
+	case a.FinishedAt != nil:
+		fmt.Fprintf(&b, ", ended %s", timestamp(a.FinishedAt))
+	}
+	if a.Reason != "" {
+		fmt.Fprintf(&b, ": %s", a.Reason)
+	}
+	return b.String()
 }

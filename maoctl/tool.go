@@ -59,12 +59,24 @@ func (c *ctl) toolCommand() *cli.Command {
 				Action: c.toolRun,
 			},
 			{
+				Name:      "schedule",
+				Usage:     "run a tool daily, weekly, monthly, at a fixed interval or by a cron expression",
+				ArgsUsage: "NAME SPEC",
+				Description: "SPEC is daily, weekly, monthly, \"@every DURATION\" (e.g. \"@every 10m\") or a five-field cron\n" +
+					"expression (e.g. \"15 */6 * * *\"); quote it when it has spaces. Times are wall-clock times in --tz.\n" +
+					"One site of the federation runs each tick. The orchestrator checks the schedule and says what is wrong.",
+				Flags:  scheduleFlags(false),
+				Action: c.toolSchedule,
+			},
+			{
 				Name:      "get",
 				Usage:     "show one tool, or list them all (the predecessor's spelling)",
 				ArgsUsage: "[NAME]",
 				Flags:     []cli.Flag{&cli.StringFlag{Name: "name", Usage: "the tool to show"}},
 				Action:    c.toolGet,
 			},
+			c.scheduleListCommand("list-scheduled", "list the schedules (the predecessor's spelling of schedule list)"),
+			c.scheduleRemoveCommand("stop", "remove a schedule (the predecessor's spelling of schedule remove)"),
 		},
 	}
 }
@@ -167,15 +179,8 @@ func applyToolFlags(cCtx *cli.Context, t *api.Tool) (int, error) {
 		n++
 	}
 	if cCtx.IsSet("env") {
-		if t.Env == nil {
-			t.Env = map[string]string{}
-		}
-		for _, kv := range cCtx.StringSlice("env") {
-			k, v, ok := strings.Cut(kv, "=")
-			if !ok || k == "" {
-				return 0, usageErrorf("--env %q: want KEY=VALUE", kv)
-			}
-			t.Env[k] = v
+		if err := addEnv(&t.Env, cCtx.StringSlice("env")); err != nil {
+			return 0, err
 		}
 		n++
 	}
@@ -248,18 +253,7 @@ func (c *ctl) showTool(ctx context.Context, name string) error {
 	if len(t.Command) > 0 {
 		f.add("Command", quoteArgs(t.Command))
 	}
-	if len(t.Env) > 0 {
-		keys := make([]string, 0, len(t.Env))
-		for k := range t.Env {
-			keys = append(keys, k)
-		}
-		sort.Strings(keys)
-		lines := make([]string, len(keys))
-		for i, k := range keys {
-			lines[i] = k + "=" + t.Env[k]
-		}
-		f.add("Env", strings.Join(lines, "\n"))
-	}
+	f.addIf("Env", envText(t.Env))
 	f.addIf("Input dataset", t.InputDataset)
 	f.add("Timeout", withDefault(t.Timeout, t.TimeoutDuration().String()))
 	f.add("Network", withDefault(t.Network, t.NetworkName()))
@@ -354,6 +348,37 @@ func (c *ctl) finished(r api.Run) error {
 		return nil
 	}
 	return &RunExitError{Run: r, Code: code}
+}
+
+// addEnv adds the KEY=VALUE values of --env flags to *env, replacing
+// variables that are already set.
+func addEnv(env *map[string]string, kvs []string) error {
+	if *env == nil {
+		*env = map[string]string{}
+	}
+	for _, kv := range kvs {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageErrorf("--env %q: want KEY=VALUE", kv)
+		}
+		(*env)[k] = v
+	}
+	return nil
+}
+
+// envText lists environment variables as KEY=VALUE lines sorted by key,
+// "" when there are none.
+func envText(env map[string]string) string {
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	lines := make([]string, len(keys))
+	for i, k := range keys {
+		lines[i] = k + "=" + env[k]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // quoteArgs renders a command line so that each argument stays visible.

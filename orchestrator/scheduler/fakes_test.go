@@ -1,0 +1,187 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// fakeSchedules serves a fixed list and lets a test send watch events.
+type fakeSchedules struct {
+	mu     sync.Mutex
+	list   []toolspec.Schedule
+	events chan []store.ScheduleEvent
+}
+
+func (f *fakeSchedules) Schedules(context.Context) ([]toolspec.Schedule, int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.list), 1, nil
+}
+
+func (f *fakeSchedules) WatchSchedules(ctx context.Context, _ int64) <-chan []store.ScheduleEvent {
+	out := make(chan []store.ScheduleEvent)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case evs := <-f.events:
+				out <- evs
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// fakeClaims keeps run records like the store: one per ID.
+type fakeClaims struct {
+	mu        sync.Mutex
+	runs      map[string]api.Run
+	failNext  int // ClaimRun fails with ErrUnavailable this many times
+	pruned    []string
+	claimedBy map[string]int // run ID → successful claims (must stay 1)
+	claims    chan api.Run   // every successful claim
+}
+
+func newClaims() *fakeClaims {
+	return &fakeClaims{runs: map[string]api.Run{}, claimedBy: map[string]int{}, claims: make(chan api.Run, 1000)}
+}
+
+func (f *fakeClaims) ClaimRun(_ context.Context, r api.Run) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failNext > 0 {
+		f.failNext--
+		return false, fmt.Errorf("etcd down: %w", errs.ErrUnavailable)
+	}
+	if _, ok := f.runs[r.ID]; ok {
+		return false, nil
+	}
+	f.runs[r.ID] = r
+	f.claimedBy[r.ID]++
+	f.claims <- r
+	return true, nil
+}
+
+func (f *fakeClaims) ofSchedule(id string) []api.Run {
+	var out []api.Run
+	for _, r := range f.runs {
+		if r.Schedule == id {
+			out = append(out, r)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ScheduledTime.Before(*out[j].ScheduledTime) })
+	return out
+}
+
+func (f *fakeClaims) LastScheduledRun(_ context.Context, id string) (*api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	runs := f.ofSchedule(id)
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	return &runs[len(runs)-1], nil
+}
+
+func (f *fakeClaims) PruneSchedule(_ context.Context, id string, keep int) ([]string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	runs := f.ofSchedule(id)
+	var removed []string
+	for len(runs) > keep {
+		delete(f.runs, runs[0].ID)
+		removed = append(removed, runs[0].ID)
+		runs = runs[1:]
+	}
+	f.pruned = append(f.pruned, removed...)
+	return removed, nil
+}
+
+func (f *fakeClaims) prunedIDs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.pruned)
+}
+
+func (f *fakeClaims) claimCount() map[string]int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return maps.Clone(f.claimedBy)
+}
+
+func (f *fakeClaims) set(r api.Run) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.runs[r.ID] = r
+}
+
+// states lists "tick-offset:state:trigger" of a schedule's runs in tick order.
+func (f *fakeClaims) summary(id string) []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, r := range f.ofSchedule(id) {
+		out = append(out, strings.TrimPrefix(r.ID, id+"-")+":"+string(r.State)+":"+r.Trigger)
+	}
+	return out
+}
+
+type fakeTools map[string]toolspec.Tool
+
+func (f fakeTools) Tool(_ context.Context, name string) (toolspec.Tool, error) {
+	t, ok := f[name]
+	if !ok {
+		return t, fmt.Errorf("no tool named %q: %w", name, errs.ErrNotFound)
+	}
+	return t, nil
+}
+
+// fakeLauncher reports each launched run on a channel.
+type fakeLauncher struct {
+	launched chan api.Run
+}
+
+func (f *fakeLauncher) Launch(_ context.Context, run api.Run, _ toolspec.Tool) error {
+	f.launched <- run
+	return nil
+}
+
+type fakeLogs struct {
+	mu      sync.Mutex
+	removed []string
+}
+
+func (f *fakeLogs) list() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.removed)
+}
+
+func (f *fakeLogs) Remove(id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.removed = append(f.removed, id)
+	return nil
+}
+
+var (
+	_ Schedules = (*fakeSchedules)(nil)
+	_ Claims    = (*fakeClaims)(nil)
+	_ Tools     = fakeTools(nil)
+	_ Launcher  = (*fakeLauncher)(nil)
+	_ Logs      = (*fakeLogs)(nil)
+	_ Schedules = (*store.Store)(nil)
+	_ Claims    = (*store.Store)(nil)
+)

@@ -1,0 +1,317 @@
+package scheduler
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// t0 is a tick of every @every 10s schedule.
+var t0 = time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+
+type harness struct {
+	t         *testing.T
+	clock     *clockwork.FakeClock
+	schedules *fakeSchedules
+	claims    *fakeClaims
+	launcher  *fakeLauncher
+	logs      *fakeLogs
+	tools     fakeTools
+	s         *Scheduler
+	armed     chan time.Time
+}
+
+func newHarness(t *testing.T, now time.Time, scheds ...toolspec.Schedule) *harness {
+	t.Helper()
+	h := &harness{
+		t:         t,
+		clock:     clockwork.NewFakeClockAt(now),
+		schedules: &fakeSchedules{list: scheds, events: make(chan []store.ScheduleEvent)},
+		claims:    newClaims(),
+		launcher:  &fakeLauncher{launched: make(chan api.Run, 100)},
+		logs:      &fakeLogs{},
+		tools:     fakeTools{"t1": {Name: "t1", Image: "img", DataRepo: "file:///r"}},
+		armed:     make(chan time.Time, 1000),
+	}
+	return h
+}
+
+// start runs the scheduler until the test ends and waits until it is ready.
+func (h *harness) start(history int) {
+	s, err := New(h.schedules, h.claims, h.tools, h.launcher, h.logs, Options{Site: "s1", History: history, Clock: h.clock,
+		OnArm: func(_ string, tick time.Time) { h.armed <- tick }})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.s = s
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	h.t.Cleanup(func() { cancel(); <-done })
+	<-s.Ready()
+}
+
+// advanceTo moves the fake clock to at, once the scheduler has armed a tick
+// at or after at, so that the tick's timer exists when the clock moves.
+func (h *harness) advanceTo(at time.Time) {
+	h.t.Helper()
+	for {
+		select {
+		case tick := <-h.armed:
+			if !tick.Before(at) {
+				h.clock.Advance(at.Sub(h.clock.Now()))
+				return
+			}
+		case <-time.After(10 * time.Second):
+			h.t.Fatalf("no tick armed at or after %s", at)
+		}
+	}
+}
+
+func (h *harness) nextLaunch() api.Run {
+	h.t.Helper()
+	select {
+	case r := <-h.launcher.launched:
+		return r
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("no run was launched")
+		return api.Run{}
+	}
+}
+
+func (h *harness) nextClaim() api.Run {
+	h.t.Helper()
+	select {
+	case r := <-h.claims.claims:
+		return r
+	case <-time.After(10 * time.Second):
+		h.t.Fatal("no tick was recorded")
+		return api.Run{}
+	}
+}
+
+func (h *harness) noLaunch() {
+	h.t.Helper()
+	select {
+	case r := <-h.launcher.launched:
+		h.t.Fatalf("unexpected launch of %s", r.ID)
+	default:
+	}
+}
+
+func every(id, period string, opts ...func(*toolspec.Schedule)) toolspec.Schedule {
+	s := toolspec.Schedule{ID: id, Tool: "t1", Spec: "@every " + period, CreatedAt: t0.Add(-time.Hour), UpdatedAt: t0.Add(-time.Hour)}
+	s.ApplyDefaults("UTC")
+	for _, o := range opts {
+		o(&s)
+	}
+	return s
+}
+
+func unix(t time.Time) string { return fmt.Sprint(t.Unix()) }
+
+func TestTicksFireOnTime(t *testing.T) {
+	h := newHarness(t, t0.Add(-5*time.Second), every("s", "10s", func(s *toolspec.Schedule) {
+		s.UpdatedAt, s.Overlap = t0.Add(-6*time.Second), toolspec.OverlapAllow
+	}))
+	h.start(100)
+	h.noLaunch()
+	for i := range 3 {
+		tick := t0.Add(time.Duration(i) * 10 * time.Second)
+		h.advanceTo(tick)
+		r := h.nextLaunch()
+		if r.ID != "s-"+unix(tick) || !r.ScheduledTime.Equal(tick) || r.Trigger != api.TriggerSchedule || r.Site != "s1" {
+			t.Fatalf("tick %d launched %+v", i, r)
+		}
+	}
+}
+
+func TestEditsPausesAndRemovalsTakeEffect(t *testing.T) {
+	allow := func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow }
+	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", allow, func(s *toolspec.Schedule) { s.UpdatedAt = t0.Add(-2 * time.Second) }))
+	h.start(100)
+	h.advanceTo(t0)
+	h.nextLaunch()
+
+	// Edit: every 30s from now on.
+	edited := every("s", "30s", allow, func(s *toolspec.Schedule) { s.UpdatedAt = t0.Add(time.Second) })
+	h.clock.Advance(time.Second)
+	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &edited}}
+	next := time.Unix((t0.Unix()/30+1)*30, 0).UTC()
+	h.advanceTo(next.Add(-time.Millisecond))
+	h.noLaunch() // the old 10s ticks are gone
+	h.clock.Advance(time.Millisecond)
+	if r := h.nextLaunch(); r.ID != "s-"+unix(next) {
+		t.Fatalf("after the edit, launched %s", r.ID)
+	}
+
+	// Pause: nothing fires.
+	paused := edited
+	paused.Paused, paused.UpdatedAt = true, next.Add(time.Second)
+	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &paused}}
+	h.clock.Advance(5 * time.Minute)
+	h.noLaunch()
+
+	// Resume: the ticks while paused are not caught up.
+	resumed := edited
+	resumed.UpdatedAt = h.clock.Now()
+	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &resumed}}
+	after := edited
+	timing, _ := after.Timing()
+	upcoming := timing.Next(h.clock.Now())
+	h.advanceTo(upcoming)
+	if r := h.nextLaunch(); r.ID != "s-"+unix(upcoming) || r.Trigger != api.TriggerSchedule {
+		t.Fatalf("after resume, launched %s (%s)", r.ID, r.Trigger)
+	}
+
+	// Remove: nothing fires any more.
+	h.schedules.events <- []store.ScheduleEvent{{ID: "s"}}
+	h.clock.Advance(time.Hour)
+	h.noLaunch()
+}
+
+func TestCatchUp(t *testing.T) {
+	lastTick := t0
+	tests := []struct {
+		name  string
+		sched toolspec.Schedule
+		now   time.Time
+		want  []string // tick offset from t0 in s : state : trigger
+	}{
+		{"once: the latest miss runs, older ones are missed", every("s", "10s"), t0.Add(35 * time.Second),
+			[]string{"0:succeeded:schedule", "10:missed:schedule", "20:missed:schedule", "30:pending:catchup"}},
+		{"once within the deadline", every("s", "10s", func(s *toolspec.Schedule) { s.Deadline = "10s" }), t0.Add(35 * time.Second),
+			[]string{"0:succeeded:schedule", "10:missed:schedule", "20:missed:schedule", "30:pending:catchup"}},
+		{"past the deadline: all missed", every("s", "10s", func(s *toolspec.Schedule) { s.Deadline = "3s" }), t0.Add(35 * time.Second),
+			[]string{"0:succeeded:schedule", "10:missed:schedule", "20:missed:schedule", "30:missed:schedule"}},
+		{"skip: all missed", every("s", "10s", func(s *toolspec.Schedule) { s.Catchup = toolspec.CatchupSkip }), t0.Add(35 * time.Second),
+			[]string{"0:succeeded:schedule", "10:missed:schedule", "20:missed:schedule", "30:missed:schedule"}},
+		{"nothing missed", every("s", "10s"), t0.Add(5 * time.Second), []string{"0:succeeded:schedule"}},
+		{"ticks before the last edit are not caught up", every("s", "10s", func(s *toolspec.Schedule) { s.UpdatedAt = t0.Add(25 * time.Second) }),
+			t0.Add(35 * time.Second), []string{"0:succeeded:schedule", "30:pending:catchup"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, tc.now, tc.sched)
+			h.claims.set(api.Run{ID: "s-" + unix(lastTick), Schedule: "s", ScheduledTime: &lastTick, State: api.StateSucceeded, Trigger: api.TriggerSchedule})
+			h.start(100)
+			got := h.claims.summary("s")
+			for i := range got {
+				var sec int64
+				var rest string
+				fmt.Sscanf(got[i], "%d:%s", &sec, &rest)
+				got[i] = fmt.Sprintf("%d:%s", sec-t0.Unix(), rest)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("records\n got %v\nwant %v", got, tc.want)
+			}
+			if strings.HasSuffix(tc.want[len(tc.want)-1], "catchup") {
+				if r := h.nextLaunch(); r.Trigger != api.TriggerCatchup {
+					t.Fatalf("launched %+v", r)
+				}
+			}
+		})
+	}
+}
+
+func TestOverlapForbidSkips(t *testing.T) {
+	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", func(s *toolspec.Schedule) { s.UpdatedAt = t0.Add(-2 * time.Second) }))
+	h.start(100)
+	h.advanceTo(t0)
+	first := h.nextLaunch() // stays pending: the fake launcher runs nothing
+	h.advanceTo(t0.Add(10*time.Second))
+	h.nextClaim() // the first
+	second := h.nextClaim()
+	h.noLaunch()
+	if second.State != api.StateSkipped || !strings.Contains(second.Reason, first.ID) {
+		t.Fatalf("second tick: %s %q", second.State, second.Reason)
+	}
+	// With overlap allowed, the next tick runs although the first is pending.
+	allow := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = h.clock.Now() })
+	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &allow}}
+	h.advanceTo(t0.Add(20*time.Second))
+	if r := h.nextLaunch(); r.ID != "s-"+unix(t0.Add(20*time.Second)) {
+		t.Fatalf("launched %s", r.ID)
+	}
+}
+
+func TestOrphanedTicksFail(t *testing.T) {
+	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", func(s *toolspec.Schedule) { s.Tool = "gone"; s.UpdatedAt = t0.Add(-2 * time.Second) }))
+	h.start(100)
+	for i := range 3 { // the scheduler stays alive and armed
+		h.advanceTo(t0.Add(time.Duration(i)*10*time.Second))
+		r := h.nextClaim()
+		if r.State != api.StateFailed || !strings.Contains(r.Reason, "orphaned: tool gone is no longer registered") {
+			t.Fatalf("tick %d: %s %q", i, r.State, r.Reason)
+		}
+	}
+	h.noLaunch()
+}
+
+func TestHistoryIsPruned(t *testing.T) {
+	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = t0.Add(-2 * time.Second) }))
+	h.start(3)
+	for i := range 5 {
+		h.advanceTo(t0.Add(time.Duration(i)*10*time.Second))
+		h.nextLaunch()
+	}
+	if runs := h.claims.summary("s"); len(runs) != 3 {
+		t.Fatalf("kept %v", runs)
+	}
+	want := []string{"s-" + unix(t0), "s-" + unix(t0.Add(10*time.Second))}
+	if !slices.Equal(h.logs.list(), want) || !slices.Equal(h.claims.prunedIDs(), want) {
+		t.Fatalf("pruned %v, logs removed %v", h.claims.prunedIDs(), h.logs.list())
+	}
+}
+
+func TestFailedClaimIsCaughtUpWhenEtcdReturns(t *testing.T) {
+	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", func(s *toolspec.Schedule) { s.UpdatedAt = t0.Add(-2 * time.Second) }))
+	h.start(100)
+	h.claims.mu.Lock()
+	h.claims.failNext = 1
+	h.claims.mu.Unlock()
+	h.advanceTo(t0)
+	// The tick's claim failed; the scheduler retries after Options.Retry
+	// (2s) and catches the tick up, with its original scheduled time, even
+	// if a later tick was recorded meanwhile.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	h.clock.BlockUntilContext(ctx, 2) // the retry timer, the next tick's timer
+	h.clock.Advance(2 * time.Second)
+	r := h.nextLaunch()
+	if r.ID != "s-"+unix(t0) || r.Trigger != api.TriggerCatchup || !r.ScheduledTime.Equal(t0) {
+		t.Fatalf("caught up %+v", r)
+	}
+}
+
+func TestTwoSchedulersClaimEachTickOnce(t *testing.T) {
+	sched := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = t0.Add(-2 * time.Second) })
+	a := newHarness(t, t0.Add(-time.Second), sched)
+	b := newHarness(t, t0.Add(-time.Second), sched)
+	b.clock, b.claims, b.launcher = a.clock, a.claims, a.launcher // one etcd, one clock
+	a.start(100)
+	b.start(100)
+	const ticks = 30
+	for i := range ticks {
+		a.advanceTo(t0.Add(time.Duration(i)*10*time.Second))
+		a.nextLaunch()
+	}
+	a.noLaunch()
+	for id, n := range a.claims.claimCount() {
+		if n != 1 {
+			t.Fatalf("run %s claimed %d times", id, n)
+		}
+	}
+	if runs := a.claims.summary("s"); len(runs) != ticks {
+		t.Fatalf("%d runs for %d ticks", len(runs), ticks)
+	}
+}
