@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -66,8 +67,8 @@ func TestDemo(t *testing.T) {
 	out, _, _ := ctl("run", "list", "--tool", "file-count", "-o", "json")
 	id := between(out, `"id": "`, `"`)
 	show, errOut, code := ctl("run", "show", id)
-	for _, want := range []string{"State:          succeeded", "Exit code:      0", "control-", "counts/", "wrote control-"} {
-		if code != 0 || !strings.Contains(show, want) {
+	for _, want := range []string{`State:\s+succeeded`, `Exit code:\s+0`, "control-", "counts/", "wrote control-"} {
+		if code != 0 || !regexp.MustCompile(want).MatchString(show) {
 			t.Fatalf("run show lacks %q (exit %d):\n%s%s", want, code, show, errOut)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/httpapi"
 	"github.com/mao-research/mao/orchestrator/runlog"
 	"github.com/mao-research/mao/orchestrator/runner"
+	"github.com/mao-research/mao/orchestrator/scheduler"
 	"github.com/mao-research/mao/orchestrator/store"
 )
 
@@ -85,13 +87,14 @@ func (c *cleanup) run() {
 
 // running is what serve needs of a started daemon.
 type running struct {
-	cfg     config.Config
-	log     *slog.Logger
-	srv     *http.Server
-	served  chan error
-	etcdErr <-chan error
-	runner  *runner.Runner
-	member  *store.Membership
+	cfg       config.Config
+	log       *slog.Logger
+	srv       *http.Server
+	served    chan error
+	etcdErr   <-chan error
+	runner    *runner.Runner
+	scheduler *scheduler.Scheduler
+	member    *store.Membership
 }
 
 func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (*Daemon, error) {
@@ -128,9 +131,10 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	if err != nil {
 		return nil, err
 	}
+	clock := clockwork.NewRealClock()
 	run := runner.New(st, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
 		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
@@ -151,9 +155,16 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	if err != nil {
 		return nil, err
 	}
-	handler := httpapi.New(httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st, Launcher: run, Logs: logs,
-		Health: &health{site: cfg.Site.Name, store: st, docker: docker}}, cfg.API.Tokens, log)
-	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, member: member,
+	sched, err := scheduler.New(st, st, st, run, logs, scheduler.Options{
+		Site: cfg.Site.Name, History: cfg.Schedules.History, Clock: clock, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	handler := httpapi.New(httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
+		Schedules: st, ScheduleEdits: st, ScheduleRuns: st, Launcher: run, Logs: logs,
+		Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
+		httpapi.Options{Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
+	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, scheduler: sched, member: member,
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
 	go func() { r.served <- r.srv.Serve(ln) }()
 
@@ -171,6 +182,9 @@ func (r *running) serve(ctx context.Context) (err error) {
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	kept := make(chan struct{})
 	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second) }()
+	schedCtx, stopScheduler := context.WithCancel(context.Background())
+	scheduled := make(chan struct{})
+	go func() { defer close(scheduled); r.scheduler.Run(schedCtx) }()
 
 	select {
 	case <-ctx.Done():
@@ -180,6 +194,8 @@ func (r *running) serve(ctx context.Context) (err error) {
 	case err = <-r.etcdErr:
 		err = fmt.Errorf("embedded etcd: %w", err)
 	}
+	stopScheduler() // no new ticks; a tick being claimed finishes first
+	<-scheduled
 	shutdown(r.srv, r.runner, r.cfg.Runs.ShutdownGrace, r.log)
 	stopKeep()
 	<-kept
@@ -255,16 +271,24 @@ func (h *health) Check(ctx context.Context) api.Health {
 
 // The adapters the daemon wires into the consumers' interfaces.
 var (
-	_ runner.Registry       = (*store.Store)(nil)
-	_ runner.Records        = (*store.Store)(nil)
-	_ runner.Containers     = (*dockerrt.Runtime)(nil)
-	_ runner.Git            = (*gitrepo.Repos)(nil)
-	_ httpapi.ToolReader    = (*store.Store)(nil)
-	_ httpapi.ToolWriter    = (*store.Store)(nil)
-	_ httpapi.DatasetReader = (*store.Store)(nil)
-	_ httpapi.DatasetWriter = (*store.Store)(nil)
-	_ httpapi.Runs          = (*store.Store)(nil)
-	_ httpapi.Launcher      = (*runner.Runner)(nil)
-	_ httpapi.Logs          = (*runlog.Dir)(nil)
-	_ httpapi.Health        = (*health)(nil)
+	_ runner.Registry        = (*store.Store)(nil)
+	_ runner.Records         = (*store.Store)(nil)
+	_ runner.Containers      = (*dockerrt.Runtime)(nil)
+	_ runner.Git             = (*gitrepo.Repos)(nil)
+	_ httpapi.ToolReader     = (*store.Store)(nil)
+	_ httpapi.ToolWriter     = (*store.Store)(nil)
+	_ httpapi.DatasetReader  = (*store.Store)(nil)
+	_ httpapi.DatasetWriter  = (*store.Store)(nil)
+	_ httpapi.Runs           = (*store.Store)(nil)
+	_ httpapi.Launcher       = (*runner.Runner)(nil)
+	_ httpapi.Logs           = (*runlog.Dir)(nil)
+	_ httpapi.Health         = (*health)(nil)
+	_ httpapi.ScheduleReader = (*store.Store)(nil)
+	_ httpapi.ScheduleWriter = (*store.Store)(nil)
+	_ httpapi.ScheduleRuns   = (*store.Store)(nil)
+	_ scheduler.Schedules    = (*store.Store)(nil)
+	_ scheduler.Claims       = (*store.Store)(nil)
+	_ scheduler.Tools        = (*store.Store)(nil)
+	_ scheduler.Launcher     = (*runner.Runner)(nil)
+	_ scheduler.Logs         = (*runlog.Dir)(nil)
 )

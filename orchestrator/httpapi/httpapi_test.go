@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -70,8 +69,9 @@ func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
 		t.Fatal(err)
 	}
 	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
+		Schedules: st, ScheduleEdits: st, ScheduleRuns: st,
 		Launcher: &fakeLauncher{st, logs}, Logs: logs, Health: fakeHealth{}},
-		tokens, slog.New(slog.DiscardHandler))
+		Options{Tokens: tokens, Timezone: "Europe/Zurich"})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	token := ""

@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/toolspec"
@@ -64,19 +66,31 @@ type Health interface {
 
 // Deps are what the API serves.
 type Deps struct {
-	Tools        ToolReader
-	ToolEdits    ToolWriter
-	Datasets     DatasetReader
-	DatasetEdits DatasetWriter
-	Runs         Runs
-	Launcher     Launcher
-	Logs         Logs
-	Health       Health
+	Tools         ToolReader
+	ToolEdits     ToolWriter
+	Datasets      DatasetReader
+	DatasetEdits  DatasetWriter
+	Runs          Runs
+	Schedules     ScheduleReader
+	ScheduleEdits ScheduleWriter
+	ScheduleRuns  ScheduleRuns
+	Launcher      Launcher
+	Logs          Logs
+	Health        Health
+}
+
+// Options configure a Server.
+type Options struct {
+	Tokens   []string         // accepted bearer tokens; none: no authentication
+	Timezone string           // the site's default time zone for new schedules; default UTC
+	Now      func() time.Time // default time.Now
+	Log      *slog.Logger
 }
 
 // Server is the REST API of one orchestrator.
 type Server struct {
 	deps   Deps
+	opts   Options
 	tokens [][]byte
 	log    *slog.Logger
 	mux    *http.ServeMux
@@ -87,9 +101,18 @@ const maxBody = 1 << 20
 
 // New returns the API server. With tokens, every request must carry one of
 // them as a bearer token.
-func New(deps Deps, tokens []string, log *slog.Logger) *Server {
-	s := &Server{deps: deps, log: log, mux: http.NewServeMux()}
-	for _, t := range tokens {
+func New(deps Deps, opts Options) *Server {
+	if opts.Timezone == "" {
+		opts.Timezone = "UTC"
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{deps: deps, opts: opts, log: opts.Log, mux: http.NewServeMux()}
+	for _, t := range opts.Tokens {
 		s.tokens = append(s.tokens, []byte(t))
 	}
 	p := "/api/" + api.Version
@@ -107,6 +130,13 @@ func New(deps Deps, tokens []string, log *slog.Logger) *Server {
 	s.mux.HandleFunc("GET "+p+"/runs/{id}", s.getRun)
 	s.mux.HandleFunc("GET "+p+"/runs/{id}/logs", s.runLogs)
 	s.mux.HandleFunc("GET "+p+"/sites", s.listSites)
+	s.mux.HandleFunc("GET "+p+"/schedules", s.listSchedules)
+	s.mux.HandleFunc("POST "+p+"/schedules", s.createSchedule)
+	s.mux.HandleFunc("GET "+p+"/schedules/{id}", s.getSchedule)
+	s.mux.HandleFunc("PUT "+p+"/schedules/{id}", s.updateSchedule)
+	s.mux.HandleFunc("DELETE "+p+"/schedules/{id}", s.deleteSchedule)
+	s.mux.HandleFunc("POST "+p+"/schedules/{id}/pause", s.pauseSchedule)
+	s.mux.HandleFunc("POST "+p+"/schedules/{id}/resume", s.resumeSchedule)
 	return s
 }
 
@@ -217,7 +247,16 @@ func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, http.StatusOK)(s.deps.Runs.Runs(r.Context(), r.URL.Query().Get("tool")))
+	q := r.URL.Query()
+	if id := q.Get("schedule"); id != "" {
+		runs, err := s.deps.ScheduleRuns.ScheduledRuns(r.Context(), id)
+		if tool := q.Get("tool"); err == nil && tool != "" {
+			runs = slices.DeleteFunc(runs, func(run api.Run) bool { return run.Tool != tool })
+		}
+		s.answer(w, r, http.StatusOK)(runs, err)
+		return
+	}
+	s.answer(w, r, http.StatusOK)(s.deps.Runs.Runs(r.Context(), q.Get("tool")))
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {

@@ -1,0 +1,205 @@
+package httpapi
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// ScheduleReader reads schedules.
+type ScheduleReader interface {
+	Schedule(ctx context.Context, id string) (toolspec.Schedule, error)
+	Schedules(ctx context.Context) ([]toolspec.Schedule, int64, error)
+}
+
+// ScheduleWriter changes schedules.
+type ScheduleWriter interface {
+	CreateSchedule(ctx context.Context, s toolspec.Schedule) error
+	UpdateSchedule(ctx context.Context, s toolspec.Schedule) error
+	DeleteSchedule(ctx context.Context, id string) error
+}
+
+// ScheduleRuns reads the runs of schedules.
+type ScheduleRuns interface {
+	LastScheduledRun(ctx context.Context, schedule string) (*api.Run, error)
+	ScheduledRuns(ctx context.Context, schedule string) ([]api.Run, error)
+}
+
+func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	list, _, err := s.deps.Schedules.Schedules(ctx)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tools, err := s.deps.Tools.Tools(ctx)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	registered := make(map[string]bool, len(tools))
+	for _, t := range tools {
+		registered[t.Name] = true
+	}
+	filter := r.URL.Query().Get("tool")
+	out := make([]api.ScheduleInfo, 0, len(list))
+	for _, sch := range list {
+		if filter != "" && sch.Tool != filter {
+			continue
+		}
+		info, err := s.info(ctx, sch, registered[sch.Tool])
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out = append(out, info)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
+	sch, err := s.deps.Schedules.Schedule(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answerInfo(w, r, http.StatusOK, sch)
+}
+
+// createSchedule stores a new schedule with an ID of the orchestrator's
+// choosing and the site's defaults.
+func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
+	var sch toolspec.Schedule
+	if err := decode(r, &sch); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if sch.ID != "" || !sch.CreatedAt.IsZero() || !sch.UpdatedAt.IsZero() {
+		s.writeError(w, r, &badRequest{"id, created_at and updated_at are set by the orchestrator"})
+		return
+	}
+	sch.ApplyDefaults(s.opts.Timezone)
+	if err := sch.Validate(); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	now := s.opts.Now().UTC()
+	sch.CreatedAt, sch.UpdatedAt = now, now
+	var err error
+	for range 3 { // a random ID can collide, if rarely
+		sch.ID = fmt.Sprintf("%s-%s-%s", sch.Tool, scheduleKind(sch.Spec), randomHex(2))
+		if err = s.deps.ScheduleEdits.CreateSchedule(r.Context(), sch); !errors.Is(err, errs.ErrExists) {
+			break
+		}
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", r.URL.Path+"/"+sch.ID)
+	s.answerInfo(w, r, http.StatusCreated, sch)
+}
+
+// updateSchedule replaces a schedule's timing and options. Its ID, tool and
+// creation time stay; ticks before the update are not caught up.
+func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request) {
+	var sch toolspec.Schedule
+	if err := decode(r, &sch); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if sch.ID != "" && sch.ID != id {
+		s.writeError(w, r, &badRequest{fmt.Sprintf("the body's id %q is not the path's %q", sch.ID, id)})
+		return
+	}
+	s.editSchedule(w, r, id, func(old *toolspec.Schedule) error {
+		if sch.Tool != "" && sch.Tool != old.Tool {
+			return &badRequest{fmt.Sprintf("a schedule's tool cannot change (it is %s); create a new schedule", old.Tool)}
+		}
+		sch.ID, sch.Tool, sch.CreatedAt = old.ID, old.Tool, old.CreatedAt
+		sch.ApplyDefaults(s.opts.Timezone)
+		*old = sch
+		return nil
+	})
+}
+
+func (s *Server) pauseSchedule(w http.ResponseWriter, r *http.Request) {
+	s.editSchedule(w, r, r.PathValue("id"), func(sch *toolspec.Schedule) error { sch.Paused = true; return nil })
+}
+
+func (s *Server) resumeSchedule(w http.ResponseWriter, r *http.Request) {
+	s.editSchedule(w, r, r.PathValue("id"), func(sch *toolspec.Schedule) error { sch.Paused = false; return nil })
+}
+
+// editSchedule reads a schedule, applies edit, validates and stores it
+// with a new UpdatedAt, and answers with it.
+func (s *Server) editSchedule(w http.ResponseWriter, r *http.Request, id string, edit func(*toolspec.Schedule) error) {
+	sch, err := s.deps.Schedules.Schedule(r.Context(), id)
+	if err == nil {
+		err = edit(&sch)
+	}
+	if err == nil {
+		err = sch.Validate()
+	}
+	if err == nil {
+		sch.UpdatedAt = s.opts.Now().UTC()
+		err = s.deps.ScheduleEdits.UpdateSchedule(r.Context(), sch)
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answerInfo(w, r, http.StatusOK, sch)
+}
+
+func (s *Server) deleteSchedule(w http.ResponseWriter, r *http.Request) {
+	s.noContent(w, r, s.deps.ScheduleEdits.DeleteSchedule(r.Context(), r.PathValue("id")))
+}
+
+// answerInfo answers with a schedule and what is known of it.
+func (s *Server) answerInfo(w http.ResponseWriter, r *http.Request, status int, sch toolspec.Schedule) {
+	_, err := s.deps.Tools.Tool(r.Context(), sch.Tool)
+	if err != nil && !errors.Is(err, errs.ErrNotFound) {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answer(w, r, status)(s.info(r.Context(), sch, err == nil))
+}
+
+// info adds a schedule's next tick, last run and whether it is orphaned.
+func (s *Server) info(ctx context.Context, sch toolspec.Schedule, toolRegistered bool) (api.ScheduleInfo, error) {
+	info := api.ScheduleInfo{Schedule: sch, Orphaned: !toolRegistered}
+	if timing, err := sch.Timing(); err == nil && !sch.Paused {
+		next := timing.Next(s.opts.Now())
+		info.NextRun = &next
+	}
+	last, err := s.deps.ScheduleRuns.LastScheduledRun(ctx, sch.ID)
+	info.LastRun = last
+	return info, err
+}
+
+// scheduleKind names a schedule's spec in its ID.
+func scheduleKind(spec string) string {
+	switch spec = strings.TrimSpace(spec); {
+	case spec == "daily" || spec == "weekly" || spec == "monthly":
+		return spec
+	case strings.HasPrefix(spec, "@every"):
+		return "every"
+	}
+	return "cron"
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return hex.EncodeToString(b)
+}
