@@ -1,6 +1,7 @@
 // Command testtool is the tool image used by mao's integration tests. It
 // follows the MAO tool contract and does what its flags say, in this order:
-// print env, print lines, write a control file, sleep, exit.
+// print env, print lines, list the input, mark the run, write a control
+// file, sleep, exit.
 package main
 
 import (
@@ -21,6 +22,7 @@ func main() {
 		lines   = flag.Int("lines", 0, "print this many numbered lines")
 		env     = flag.Bool("env", false, "print the MAO_* environment and TOOL_* variables")
 		input   = flag.Bool("input", false, "list the input folder")
+		mark    = flag.Bool("mark", false, "write a file named run-$MAO_RUN_ID holding $MAO_SCHEDULED_TIME into the data folder")
 		data    = flag.String("data", "/usr/src/app/data", "data folder")
 	)
 	flag.Parse()
@@ -44,6 +46,13 @@ func main() {
 		}
 		for _, e := range entries {
 			fmt.Println("input:", e.Name())
+		}
+	}
+	if *mark {
+		name := filepath.Join(*data, "run-"+os.Getenv("MAO_RUN_ID"))
+		if err := os.WriteFile(name, []byte(os.Getenv("MAO_SCHEDULED_TIME")+"\n"), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "mark:", err)
+			os.Exit(1)
 		}
 	}
 	if *control != "" {
