@@ -196,7 +196,6 @@ func (f *fakeGit) Discard(_ context.Context, dir string) ([]string, error) {
 	return f.files, nil
 }
 
-
 var (
 	_ Registry   = (*fakeRegistry)(nil)
 	_ Records    = (*fakeRecords)(nil)

@@ -18,10 +18,10 @@ import (
 )
 
 type fixture struct {
-	reg  *fakeRegistry
-	rec  *fakeRecords
-	rt   *fakeContainers
-	git  *fakeGit
+	reg   *fakeRegistry
+	rec   *fakeRecords
+	rt    *fakeContainers
+	git   *fakeGit
 	logs  *runlog.Dir
 	clock *clockwork.FakeClock
 	r     *Runner
@@ -42,9 +42,9 @@ func newFixture(t *testing.T) *fixture {
 			},
 			datasets: map[string]toolspec.Dataset{"ds": {Name: "ds", URL: "file:///ds.git", Branch: "main"}},
 		},
-		rec:  &fakeRecords{},
-		rt:   &fakeContainers{output: "hello\n"},
-		git:  &fakeGit{files: []string{"control-1.csv"}},
+		rec:   &fakeRecords{},
+		rt:    &fakeContainers{output: "hello\n"},
+		git:   &fakeGit{files: []string{"control-1.csv"}},
 		logs:  logs,
 		clock: clockwork.NewFakeClockAt(time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)),
 	}

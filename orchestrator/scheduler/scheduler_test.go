@@ -228,7 +228,7 @@ func TestOverlapForbidSkips(t *testing.T) {
 	h.start(100)
 	h.advanceTo(t0)
 	first := h.nextLaunch() // stays pending: the fake launcher runs nothing
-	h.advanceTo(t0.Add(10*time.Second))
+	h.advanceTo(t0.Add(10 * time.Second))
 	h.nextClaim() // the first
 	second := h.nextClaim()
 	h.noLaunch()
@@ -238,7 +238,7 @@ func TestOverlapForbidSkips(t *testing.T) {
 	// With overlap allowed, the next tick runs although the first is pending.
 	allow := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = h.clock.Now() })
 	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &allow}}
-	h.advanceTo(t0.Add(20*time.Second))
+	h.advanceTo(t0.Add(20 * time.Second))
 	if r := h.nextLaunch(); r.ID != "s-"+unix(t0.Add(20*time.Second)) {
 		t.Fatalf("launched %s", r.ID)
 	}
@@ -248,7 +248,7 @@ func TestOrphanedTicksFail(t *testing.T) {
 	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", func(s *toolspec.Schedule) { s.Tool = "gone"; s.UpdatedAt = t0.Add(-2 * time.Second) }))
 	h.start(100)
 	for i := range 3 { // the scheduler stays alive and armed
-		h.advanceTo(t0.Add(time.Duration(i)*10*time.Second))
+		h.advanceTo(t0.Add(time.Duration(i) * 10 * time.Second))
 		r := h.nextClaim()
 		if r.State != api.StateFailed || !strings.Contains(r.Reason, "orphaned: tool gone is no longer registered") {
 			t.Fatalf("tick %d: %s %q", i, r.State, r.Reason)
@@ -261,7 +261,7 @@ func TestHistoryIsPruned(t *testing.T) {
 	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = t0.Add(-2 * time.Second) }))
 	h.start(3)
 	for i := range 5 {
-		h.advanceTo(t0.Add(time.Duration(i)*10*time.Second))
+		h.advanceTo(t0.Add(time.Duration(i) * 10 * time.Second))
 		h.nextLaunch()
 	}
 	if runs := h.claims.summary("s"); len(runs) != 3 {
@@ -302,7 +302,7 @@ func TestTwoSchedulersClaimEachTickOnce(t *testing.T) {
 	b.start(100)
 	const ticks = 30
 	for i := range ticks {
-		a.advanceTo(t0.Add(time.Duration(i)*10*time.Second))
+		a.advanceTo(t0.Add(time.Duration(i) * 10 * time.Second))
 		a.nextLaunch()
 	}
 	a.noLaunch()
