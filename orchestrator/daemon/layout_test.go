@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -64,6 +65,19 @@ func TestEtcdLayoutIsDocumented(t *testing.T) {
 	}
 	if run, _ := s.runToEnd(t, "mao-style"); run.State != api.StateSucceeded {
 		t.Fatalf("run: %s %s", run.State, run.Reason)
+	}
+	runs := watchRuns(t, endpoints)
+	sch := scheduleEvery(t, s, "mao-style", "1s", "forbid")
+	runs.until(30*time.Second, func(m map[string]api.Run) bool {
+		for _, r := range m {
+			if r.Schedule == sch.ID && r.State.Terminal() {
+				return true
+			}
+		}
+		return false
+	})
+	if _, err := s.client.PauseSchedule(ctx, sch.ID); err != nil {
+		t.Fatal(err)
 	}
 
 	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
