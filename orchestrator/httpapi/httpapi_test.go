@@ -320,3 +320,12 @@ func TestNoRoute(t *testing.T) {
 		}
 	}
 }
+
+func mustZone(t *testing.T, name string) *time.Location {
+	t.Helper()
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return loc
+}
