@@ -39,13 +39,19 @@ func TestScheduleEndpoints(t *testing.T) {
 		status  int
 		mention string
 	}{
-		{"bad cron", func() error { _, err := e.client.CreateSchedule(ctx, api.Schedule{Tool: "t1", Spec: "61 * * * *"}); return err },
+		{"bad cron", func() error {
+			_, err := e.client.CreateSchedule(ctx, api.Schedule{Tool: "t1", Spec: "61 * * * *"})
+			return err
+		},
 			http.StatusBadRequest, "end of range (61) above maximum (59)"},
 		{"bad time zone", func() error {
 			_, err := e.client.CreateSchedule(ctx, api.Schedule{Tool: "t1", Spec: "daily", TZ: "Mars/Olympus"})
 			return err
 		}, http.StatusBadRequest, "unknown time zone Mars/Olympus"},
-		{"unknown tool", func() error { _, err := e.client.CreateSchedule(ctx, api.Schedule{Tool: "nope", Spec: "daily"}); return err },
+		{"unknown tool", func() error {
+			_, err := e.client.CreateSchedule(ctx, api.Schedule{Tool: "nope", Spec: "daily"})
+			return err
+		},
 			http.StatusNotFound, `no tool named "nope"`},
 		{"id set by the client", func() error {
 			_, err := e.client.CreateSchedule(ctx, api.Schedule{ID: "mine", Tool: "t1", Spec: "daily"})
