@@ -41,8 +41,8 @@ type Schedule struct {
 
 	Paused    bool      `json:"paused,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
-	// UpdatedAt is the last creation, edit or resume: ticks before it are
-	// never caught up.
+	// UpdatedAt is the last creation, edit, pause or resume: ticks before
+	// it are never caught up.
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
@@ -52,11 +52,9 @@ type Timing interface {
 	Next(t time.Time) time.Time
 }
 
-var (
-	atRe      = regexp.MustCompile(`^([01][0-9]|2[0-3]):([0-5][0-9])$`)
-	weekdays  = []string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday"}
-	maxEnvLen = 64
-)
+var atRe = regexp.MustCompile(`^([01][0-9]|2[0-3]):([0-5][0-9])$`)
+
+const maxEnvLen = 64 // variables in a schedule's env
 
 // ApplyDefaults fills the optional fields that have defaults. tz is the
 // site's default time zone.
@@ -128,71 +126,100 @@ func (s *Schedule) Timing() (Timing, error) {
 	}
 	spec := strings.TrimSpace(s.Spec)
 	calendar := spec == "daily" || spec == "weekly" || spec == "monthly"
-	if !calendar && s.At != "" {
+	switch {
+	case !calendar && s.At != "":
 		return nil, FieldError{"at", "is only for daily, weekly and monthly schedules"}
-	}
-	if spec != "weekly" && s.Weekday != "" {
+	case spec != "weekly" && s.Weekday != "":
 		return nil, FieldError{"weekday", "is only for weekly schedules"}
+	case calendar:
+		return s.calendar(spec, loc)
+	case spec == "":
+		return nil, FieldError{"spec", "is required: daily, weekly, monthly, @every <duration> or a cron expression"}
+	case strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ="):
+		return nil, FieldError{"spec", "give the time zone in tz, not in the cron expression"}
 	}
 	if every, ok := strings.CutPrefix(spec, "@every "); ok {
 		return parseEvery(strings.TrimSpace(every))
-	}
-	if calendar {
-		spec, err = s.calendarSpec(spec)
-		if err != nil {
-			return nil, err
-		}
-	}
-	if spec == "" {
-		return nil, FieldError{"spec", "is required: daily, weekly, monthly, @every <duration> or a cron expression"}
 	}
 	parsed, err := cron.ParseStandard(spec)
 	if err != nil {
 		return nil, FieldError{"spec", fmt.Sprintf("%q: %v", s.Spec, err)}
 	}
-	if strings.HasPrefix(spec, "TZ=") || strings.HasPrefix(spec, "CRON_TZ=") {
-		return nil, FieldError{"spec", "give the time zone in tz, not in the cron expression"}
+	timing := cronTiming{parsed, loc}
+	if timing.Next(time.Now()).IsZero() {
+		return nil, FieldError{"spec", fmt.Sprintf("%q never matches a date", s.Spec)}
 	}
-	return cronTiming{parsed, loc}, nil
+	return timing, nil
 }
 
-// calendarSpec turns daily, weekly and monthly into cron expressions at
-// the schedule's wall-clock time.
-func (s *Schedule) calendarSpec(kind string) (string, error) {
+// calendar reads daily, weekly and monthly schedules at their wall-clock
+// time.
+func (s *Schedule) calendar(kind string, loc *time.Location) (Timing, error) {
 	at := s.At
 	if at == "" {
 		at = "00:00"
 	}
 	m := atRe.FindStringSubmatch(at)
 	if m == nil {
-		return "", FieldError{"at", fmt.Sprintf("%q is not a time of day as HH:MM (00:00 to 23:59)", at)}
+		return nil, FieldError{"at", fmt.Sprintf("%q is not a time of day as HH:MM (00:00 to 23:59)", at)}
 	}
-	hour, minute := strings.TrimPrefix(m[1], "0"), strings.TrimPrefix(m[2], "0")
-	hour, minute = orZero(hour), orZero(minute)
+	c := calendarTiming{weekday: -1, loc: loc}
+	fmt.Sscanf(m[1]+" "+m[2], "%d %d", &c.hour, &c.minute)
 	switch kind {
-	case "daily":
-		return fmt.Sprintf("%s %s * * *", minute, hour), nil
 	case "weekly":
-		day := strings.ToLower(s.Weekday)
-		if day == "" {
-			day = "mon"
+		day, ok := parseWeekday(s.Weekday)
+		if !ok {
+			return nil, FieldError{"weekday", fmt.Sprintf("%q is not a day of the week (mon, tue, ...)", s.Weekday)}
 		}
-		for i, d := range weekdays {
-			if day == d || day == d[:3] {
-				return fmt.Sprintf("%s %s * * %d", minute, hour, i), nil
-			}
-		}
-		return "", FieldError{"weekday", fmt.Sprintf("%q is not a day of the week (mon, tue, ...)", s.Weekday)}
-	default: // monthly: the first day of the month
-		return fmt.Sprintf("%s %s 1 * *", minute, hour), nil
+		c.weekday = int(day)
+	case "monthly":
+		c.monthDay = 1
 	}
+	return c, nil
 }
 
-func orZero(s string) string {
+// parseWeekday reads a day of the week as its English name or its first
+// three letters; empty is Monday.
+func parseWeekday(s string) (time.Weekday, bool) {
+	s = strings.ToLower(s)
 	if s == "" {
-		return "0"
+		return time.Monday, true
 	}
-	return s
+	for d := time.Sunday; d <= time.Saturday; d++ {
+		name := strings.ToLower(d.String())
+		if s == name || s == name[:3] {
+			return d, true
+		}
+	}
+	return 0, false
+}
+
+// calendarTiming ticks once a day (or on one weekday, or one day of the
+// month) at a wall-clock time in loc: one tick per calendar day, always.
+// When clocks spring forward over that time, the tick comes as much later
+// as the clocks jumped; when they fall back over it, it comes once, at its
+// second occurrence (Go's time.Date picks it).
+type calendarTiming struct {
+	hour, minute int
+	weekday      int // -1: any
+	monthDay     int // 0: any
+	loc          *time.Location
+}
+
+func (c calendarTiming) Next(t time.Time) time.Time {
+	local := t.In(c.loc)
+	y, m, d := local.Date()
+	for i := 0; i < 400; i++ { // a monthly tick is at most a month away
+		day := time.Date(y, m, d+i, 0, 0, 0, 0, time.UTC) // the calendar date, free of zone rules
+		if (c.weekday >= 0 && int(day.Weekday()) != c.weekday) || (c.monthDay > 0 && day.Day() != c.monthDay) {
+			continue
+		}
+		tick := time.Date(day.Year(), day.Month(), day.Day(), c.hour, c.minute, 0, 0, c.loc)
+		if tick.After(t) {
+			return tick.UTC()
+		}
+	}
+	return time.Time{}
 }
 
 // cronTiming follows a cron expression on the wall clock of loc.
@@ -234,7 +261,8 @@ func floorDiv(a, b int64) int64 {
 }
 
 // Ticks returns the last keep ticks in (from, to], oldest first, and
-// whether there are earlier ones in that interval too. It looks back over a
+// whether there are earlier ones in that interval too. A timing with no
+// further tick (Next is zero) ends the walk. It looks back over a
 // window that grows until it holds keep ticks or reaches from, so its cost
 // follows keep, not the length of the interval.
 func Ticks(t Timing, from, to time.Time, keep int) (last []time.Time, more bool) {
@@ -244,14 +272,14 @@ func Ticks(t Timing, from, to time.Time, keep int) (last []time.Time, more bool)
 			start = from
 		}
 		last = last[:0]
-		for tick := t.Next(start); !tick.After(to); tick = t.Next(tick) {
+		for tick := t.Next(start); !tick.IsZero() && !tick.After(to); tick = t.Next(tick) {
 			last = append(last, tick)
 		}
 		if len(last) >= keep || start.Equal(from) {
 			if len(last) > keep {
 				return last[len(last)-keep:], true
 			}
-			return last, len(last) == keep && !start.Equal(from) && t.Next(from).Before(last[0])
+			return last, len(last) == keep && !start.Equal(from) && len(last) > 0 && t.Next(from).Before(last[0])
 		}
 	}
 }

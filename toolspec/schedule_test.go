@@ -28,6 +28,10 @@ func TestScheduleTicks(t *testing.T) {
 			[]string{"2026-11-22T05:30:00Z", "2026-11-23T05:30:00Z"}},
 		{"daily keeps the wall clock across DST", Schedule{Spec: "daily", At: "06:30", TZ: "Europe/Zurich"}, "2026-03-28T06:00:00Z",
 			[]string{"2026-03-29T04:30:00Z", "2026-03-30T04:30:00Z"}},
+		{"daily 02:30 on the day clocks spring forward: once, an hour on", Schedule{Spec: "daily", At: "02:30", TZ: "Europe/Zurich"}, "2026-03-28T02:00:00Z",
+			[]string{"2026-03-29T01:30:00Z", "2026-03-30T00:30:00Z"}},
+		{"daily 02:30 on the day clocks fall back: once", Schedule{Spec: "daily", At: "02:30", TZ: "Europe/Zurich"}, "2026-10-24T02:00:00Z",
+			[]string{"2026-10-25T01:30:00Z", "2026-10-26T01:30:00Z"}}, // the second 02:30
 		{"weekly on friday at 17:00 in New York", Schedule{Spec: "weekly", Weekday: "friday", At: "17:00", TZ: "America/New_York"}, "2026-11-22T00:00:00Z",
 			[]string{"2026-11-27T22:00:00Z", "2026-12-04T22:00:00Z"}},
 		{"weekly defaults to monday", Schedule{Spec: "weekly"}, "2026-11-22T00:00:00Z",
@@ -86,6 +90,7 @@ func TestScheduleValidate(t *testing.T) {
 		{"every too short", Schedule{Tool: "t", Spec: "@every 500ms"}, []string{"spec"}, "at least 1s"},
 		{"every not a duration", Schedule{Tool: "t", Spec: "@every soon"}, []string{"spec"}, "invalid duration"},
 		{"empty spec", Schedule{Tool: "t"}, []string{"spec"}, "required"},
+		{"never matches", Schedule{Tool: "t", Spec: "0 0 30 2 *"}, []string{"spec"}, "never matches"},
 		{"tz inside cron", Schedule{Tool: "t", Spec: "CRON_TZ=UTC 0 0 * * *"}, []string{"spec"}, "give the time zone in tz"},
 		{"everything else", Schedule{Tool: "T/x", Spec: "daily", Overlap: "sometimes", Catchup: "all", Deadline: "soon", Retries: -1,
 			RetryDelay: "0s", Env: map[string]string{"1X": "v"}},
