@@ -19,11 +19,14 @@ demo-stop:
 test:
 	scripts/test.sh
 
-# `maoctl tool run --follow` against bare `docker run --rm`, same image.
+# `maoctl tool run --follow` against bare `docker run --rm`, same image; then
+# the scheduler with 1,000 schedules and its tick lateness against bare
+# create+start calls to the Docker engine.
 bench: build
 	scripts/ensure-docker.sh
 	scripts/build-example.sh
 	go run ./bench/runbench -maoctl bin/maoctl -orchestrator bin/orchestrator
+	go run ./bench/schedbench -orchestrator bin/orchestrator
 
 example-image:
 	scripts/build-example.sh

@@ -1,0 +1,454 @@
+// Command schedbench measures an orchestrator's scheduler: memory, idle CPU
+// and load time with many schedules, and how late its ticks start their
+// containers, each next to a baseline from the same run (the orchestrator
+// without schedules, bare Docker Engine API calls). See bench/README.md.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/mount"
+	"github.com/docker/docker/client"
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/toolspec"
+)
+
+const (
+	rssTarget       = 150_000_000 // bytes, with the schedules loaded
+	latenessAllowed = 100 * time.Millisecond
+)
+
+type options struct {
+	bin, image            string
+	schedules, samples    int
+	settle, idle, tickFor time.Duration
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "orchestrator", "bin/orchestrator", "orchestrator binary")
+	flag.StringVar(&o.image, "image", "mao-examples/file-count:latest", "a trivial tool image (make example-image)")
+	flag.IntVar(&o.schedules, "schedules", 1000, "schedules to create on one site")
+	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait before each idle measurement")
+	flag.DurationVar(&o.idle, "idle", 10*time.Second, "window of each idle CPU measurement")
+	flag.DurationVar(&o.tickFor, "tick-for", 30*time.Second, "how long the two @every 1s schedules tick")
+	flag.IntVar(&o.samples, "samples", 30, "bare create+start samples, half before and half after the ticks")
+	flag.Parse()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, o)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "schedbench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, o options) error {
+	dir, err := os.MkdirTemp("", "mao-schedbench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	dc, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+	if err != nil {
+		return fmt.Errorf("docker client: %w", err)
+	}
+	defer dc.Close()
+	if _, err := dc.ImageInspect(ctx, o.image); err != nil {
+		return fmt.Errorf("image %s (make example-image): %w", o.image, err)
+	}
+	if err := manySchedules(ctx, o, filepath.Join(dir, "many")); err != nil {
+		return err
+	}
+	return tickLateness(ctx, o, dc, filepath.Join(dir, "ticks"))
+}
+
+// manySchedules measures an orchestrator with no schedules, then with
+// o.schedules that do not fire; restarts time the loading of each.
+func manySchedules(ctx context.Context, o options, dir string) error {
+	fresh, err := start(ctx, o.bin, dir)
+	if err != nil {
+		return err
+	}
+	defer fresh.stop()
+	if err := registerTool(ctx, fresh.client, "bench", filepath.Join(dir, "data.git"), o.image); err != nil {
+		return err
+	}
+	// Restarted like the full one below, so that both loads include the
+	// embedded etcd's recovery of its data.
+	fresh.stop()
+	empty, err := start(ctx, o.bin, dir)
+	if err != nil {
+		return err
+	}
+	defer empty.stop()
+	cpu0, rss0, err := empty.idleUse(ctx, o.settle, o.idle)
+	if err != nil {
+		return err
+	}
+	begin := time.Now()
+	for i := range o.schedules {
+		if _, err := empty.client.CreateSchedule(ctx, farSchedule("bench", begin, i)); err != nil {
+			return fmt.Errorf("create schedule %d: %w", i, err)
+		}
+	}
+	creation := time.Since(begin)
+	cpuN, rssN, err := empty.idleUse(ctx, o.settle, o.idle)
+	if err != nil {
+		return err
+	}
+	empty.stop()
+	full, err := start(ctx, o.bin, dir)
+	if err != nil {
+		return err
+	}
+	defer full.stop()
+
+	n := fmt.Sprintf("%d schedules", o.schedules)
+	row := "%-44s %12s %15s %7s\n"
+	fmt.Printf("== %s on one site (baseline: the same orchestrator with 0 schedules) ==\n", n)
+	fmt.Printf(row, "", "0 schedules", n, "ratio")
+	fmt.Printf(row, "RSS (VmRSS)", mb(rss0), mb(rssN), ratio(float64(rssN), float64(rss0)))
+	fmt.Printf(row, fmt.Sprintf("idle CPU over %s, %% of one core", o.idle),
+		fmt.Sprintf("%.2f%%", cpu0*100), fmt.Sprintf("%.2f%%", cpuN*100), ratio(cpuN, cpu0))
+	fmt.Printf(row, `restart: process start to "scheduler ready"`, ms(empty.load), ms(full.load),
+		ratio(float64(full.load), float64(empty.load)))
+	fmt.Printf(row, "  the scheduler's own took=", empty.took, full.took, "")
+	fmt.Printf("creating %s through the API, one at a time: %s (%s each)\n",
+		n, ms(creation), ms(creation/time.Duration(max(o.schedules, 1))))
+	fmt.Printf("RSS with %s: %s (%s the target of <= %s)\n\n", n, mb(rssN), verdict(rssN <= rssTarget), mb(rssTarget))
+	return nil
+}
+
+// farSchedule returns the i-th of a mix of daily, weekly, monthly and cron
+// schedules, each ticking only at one UTC time of day between one and 23
+// hours after now, so that none fires during the benchmark.
+func farSchedule(tool string, now time.Time, i int) api.Schedule {
+	at := now.UTC().Add(time.Hour + time.Duration(i*7%(22*60))*time.Minute)
+	s := api.Schedule{Tool: tool, TZ: "UTC", At: at.Format("15:04")}
+	switch i % 4 {
+	case 0:
+		s.Spec = "daily"
+	case 1:
+		s.Spec, s.Weekday = "weekly", strings.ToLower(time.Weekday(i % 7).String()[:3])
+	case 2:
+		s.Spec = "monthly"
+	default:
+		s.Spec, s.At = fmt.Sprintf("%d %d * * 1-5", at.Minute(), at.Hour()), ""
+	}
+	return s
+}
+
+// tickLateness runs two "@every 1s" schedules on a fresh orchestrator and
+// compares how late their containers start with bare create+start calls.
+func tickLateness(ctx context.Context, o options, dc *client.Client, dir string) error {
+	p, err := start(ctx, o.bin, dir)
+	if err != nil {
+		return err
+	}
+	defer p.stop()
+	bareData := filepath.Join(dir, "bare-data")
+	if err := os.MkdirAll(bareData, 0o755); err != nil {
+		return err
+	}
+	bare, err := createStart(ctx, dc, o.image, bareData, o.samples/2)
+	if err != nil {
+		return err
+	}
+	var ids []string
+	for _, tool := range []string{"tick-a", "tick-b"} {
+		if err := registerTool(ctx, p.client, tool, filepath.Join(dir, tool+".git"), o.image); err != nil {
+			return err
+		}
+		s, err := p.client.CreateSchedule(ctx, api.Schedule{Tool: tool, Spec: "@every 1s", Overlap: toolspec.OverlapAllow})
+		if err != nil {
+			return fmt.Errorf("create schedule: %w", err)
+		}
+		ids = append(ids, s.ID)
+	}
+	if err := sleep(ctx, o.tickFor); err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if _, err := p.client.PauseSchedule(ctx, id); err != nil {
+			return fmt.Errorf("pause %s: %w", id, err)
+		}
+	}
+	runs, err := endedRuns(ctx, p.client)
+	if err != nil {
+		return err
+	}
+	after, err := createStart(ctx, dc, o.image, bareData, o.samples-o.samples/2)
+	if err != nil {
+		return err
+	}
+	reportLateness(o.tickFor, runs, append(bare, after...))
+	return nil
+}
+
+// reportLateness prints how late the runs' containers started after their
+// ticks, split at the run's start (once its data repository is locked),
+// next to the bare create+start times.
+func reportLateness(tickFor time.Duration, runs []api.Run, bare []time.Duration) {
+	var late, toStart, toContainer []time.Duration
+	notStarted := map[api.RunState]int{}
+	for _, r := range runs {
+		if r.ContainerStartedAt == nil || r.StartedAt == nil || r.ScheduledTime == nil {
+			notStarted[r.State]++
+			continue
+		}
+		late = append(late, r.ContainerStartedAt.Sub(*r.ScheduledTime))
+		toStart = append(toStart, r.StartedAt.Sub(*r.ScheduledTime))
+		toContainer = append(toContainer, r.ContainerStartedAt.Sub(*r.StartedAt))
+	}
+	fmt.Printf("== tick lateness: 2 schedules @every 1s, overlap allow, for %s (baseline: bare Docker Engine API) ==\n", tickFor)
+	row := "%-56s %5v %9v %9v %9v %9v\n"
+	fmt.Printf(row, "", "n", "p50", "p90", "p99", "max")
+	for _, r := range []struct {
+		name string
+		d    []time.Duration
+	}{
+		{"lateness: container_started_at - scheduled_time", late},
+		{"  part: started_at - scheduled_time (claim, lock)", toStart},
+		{"  part: container_started_at - started_at (git, docker)", toContainer},
+		{"bare ContainerCreate+ContainerStart", bare},
+	} {
+		fmt.Printf(row, r.name, len(r.d), ms(q(r.d, 0.5)), ms(q(r.d, 0.9)), ms(q(r.d, 0.99)), ms(q(r.d, 1)))
+	}
+	if len(notStarted) > 0 {
+		fmt.Printf("runs whose container never started, by state: %v\n", notStarted)
+	}
+	diff := q(late, 0.99) - q(bare, 0.99)
+	fmt.Printf("lateness p99 - create+start p99: %s (%s the target of <= %s)\n",
+		ms(diff), verdict(len(late) > 0 && diff <= latenessAllowed), ms(latenessAllowed))
+}
+
+// endedRuns waits until no run is under way and returns them all.
+func endedRuns(ctx context.Context, c *api.Client) ([]api.Run, error) {
+	for deadline := time.Now().Add(time.Minute); ; {
+		runs, err := c.Runs(ctx, api.RunFilter{})
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		if !slices.ContainsFunc(runs, func(r api.Run) bool { return !r.State.Terminal() }) {
+			return runs, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, errors.New("runs still under way a minute after pausing their schedules")
+		}
+		if err := sleep(ctx, 200*time.Millisecond); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// createStart times n bare ContainerCreate+ContainerStart calls for image
+// with network none and dataDir bind-mounted like a tool's data, removing
+// each container once it has exited.
+func createStart(ctx context.Context, dc *client.Client, image, dataDir string, n int) ([]time.Duration, error) {
+	cfg := &container.Config{Image: image}
+	hc := &container.HostConfig{NetworkMode: "none",
+		Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dataDir, Target: toolspec.DataMount}}}
+	var took []time.Duration
+	for range n {
+		begin := time.Now()
+		c, err := dc.ContainerCreate(ctx, cfg, hc, nil, nil, "")
+		if err != nil {
+			return nil, fmt.Errorf("bare create: %w", err)
+		}
+		err = dc.ContainerStart(ctx, c.ID, container.StartOptions{})
+		took = append(took, time.Since(begin))
+		if err == nil {
+			exited, failed := dc.ContainerWait(ctx, c.ID, container.WaitConditionNotRunning)
+			select {
+			case <-exited:
+			case err = <-failed:
+			}
+		}
+		err = errors.Join(err, dc.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true}))
+		if err != nil {
+			return nil, fmt.Errorf("bare container %s: %w", c.ID, err)
+		}
+	}
+	return took, nil
+}
+
+// proc is a running orchestrator.
+type proc struct {
+	cmd    *exec.Cmd
+	client *api.Client
+	load   time.Duration // from process start to the "scheduler ready" line
+	took   string        // what that line says loading took
+	stop   func()        // SIGTERM, then wait; idempotent
+}
+
+// start runs an orchestrator on free loopback ports with its data and
+// config in dir, and waits until its API and its scheduler are ready.
+func start(ctx context.Context, bin, dir string) (*proc, error) {
+	cfg := filepath.Join(dir, "config.ini")
+	ini := fmt.Sprintf("[site]\nname = bench\ndata_dir = %s\ntimezone = UTC\n[etcd]\nclient_url = http://127.0.0.1:0\n"+
+		"peer_url = http://127.0.0.1:0\n[api]\nlisten = 127.0.0.1:0\n[schedules]\nhistory = 100000\n", filepath.Join(dir, "site"))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(cfg, []byte(ini), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "-config", cfg)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
+	began := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	// Until it is ready, a minute or the end of ctx kills it, which ends
+	// the log and so the loop below.
+	timeout := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
+	cancel := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
+	apiReady := regexp.MustCompile(`orchestrator ready.* api=(http://\S+)`)
+	schedReady := regexp.MustCompile(`scheduler ready.* took=(\S+)`)
+	p := &proc{cmd: cmd}
+	var tail []string
+	lines := bufio.NewScanner(stderr)
+	for (p.client == nil || p.took == "") && lines.Scan() {
+		tail = append(tail[max(0, len(tail)-19):], lines.Text())
+		if m := apiReady.FindStringSubmatch(lines.Text()); m != nil {
+			p.client, err = api.NewClient(m[1], "", nil)
+		}
+		if m := schedReady.FindStringSubmatch(lines.Text()); m != nil {
+			p.took, p.load = m[1], time.Since(began)
+		}
+	}
+	if !timeout.Stop() || !cancel() || p.client == nil || p.took == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, errors.Join(ctx.Err(), err, fmt.Errorf("the orchestrator did not become ready (it exited, or took over a minute); its last log lines:\n%s", strings.Join(tail, "\n")))
+	}
+	exited := make(chan struct{})
+	go func() { // drain the log so that the orchestrator never blocks on it
+		for lines.Scan() {
+		}
+		cmd.Wait()
+		close(exited)
+	}()
+	p.stop = sync.OnceFunc(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(time.Minute):
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+	return p, nil
+}
+
+// idleUse waits settle, then returns the CPU the orchestrator used over
+// window as a fraction of one core, and its resident memory in bytes.
+func (p *proc) idleUse(ctx context.Context, settle, window time.Duration) (cpu float64, rss int64, err error) {
+	if err := sleep(ctx, settle); err != nil {
+		return 0, 0, err
+	}
+	begin := time.Now()
+	ticks0, _, err := usage(p.cmd.Process.Pid)
+	if err == nil {
+		err = sleep(ctx, window)
+	}
+	if err != nil {
+		return 0, 0, err
+	}
+	ticks1, rss, err := usage(p.cmd.Process.Pid)
+	// /proc counts CPU time in USER_HZ, which is 100 on Linux.
+	return float64(ticks1-ticks0) / 100 / time.Since(begin).Seconds(), rss, err
+}
+
+// usage returns a process's utime+stime from /proc/PID/stat and its VmRSS
+// in bytes from /proc/PID/status.
+func usage(pid int) (ticks, rss int64, err error) {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0, err
+	}
+	// After the parenthesised command name come fields 3 (state) onwards;
+	// utime and stime are fields 14 and 15.
+	var utime, stime, kb int64
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status)
+	if len(f) < 13 || m == nil {
+		return 0, 0, fmt.Errorf("unexpected /proc/%d/stat or status", pid)
+	}
+	_, err = fmt.Sscan(f[11]+" "+f[12]+" "+string(m[1]), &utime, &stime, &kb)
+	return utime + stime, kb * 1024, err
+}
+
+// registerTool creates a git repository with one empty commit at repo and
+// registers a tool of image with it as data repository.
+func registerTool(ctx context.Context, c *api.Client, name, repo, image string) error {
+	for _, args := range [][]string{
+		{"init", "-q", "-b", "main", repo},
+		{"-C", repo, "-c", "user.name=schedbench", "-c", "user.email=bench@localhost", "commit", "-q", "--allow-empty", "-m", "initial"},
+	} {
+		if out, err := exec.CommandContext(ctx, "git", args...).CombinedOutput(); err != nil {
+			return fmt.Errorf("git %s: %w\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	_, err := c.RegisterTool(ctx, api.Tool{Name: name, Author: "schedbench", Image: image,
+		DataRepo: "file://" + repo, Network: "none", Artefact: "benchmark"})
+	if err != nil {
+		return fmt.Errorf("register tool %s: %w", name, err)
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	select {
+	case <-time.After(d):
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// q is the p-quantile of d by nearest rank; it sorts d.
+func q(d []time.Duration, p float64) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	slices.Sort(d)
+	return d[int(p*float64(len(d)-1)+0.5)]
+}
+
+func ratio(a, b float64) string {
+	if b == 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.2f", a/b)
+}
+
+func verdict(ok bool) string { return map[bool]string{true: "meets", false: "MISSES"}[ok] }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }
+
+func mb(b int64) string { return fmt.Sprintf("%.1f MB", float64(b)/1e6) }
