@@ -95,6 +95,8 @@ type running struct {
 	runner    *runner.Runner
 	scheduler *scheduler.Scheduler
 	member    *store.Membership
+	store     *store.Store
+	logs      *runlog.Dir
 }
 
 func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (*Daemon, error) {
@@ -155,16 +157,16 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	if err != nil {
 		return nil, err
 	}
-	sched, err := scheduler.New(st, st, st, run, logs, scheduler.Options{
+	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: st, History: st, Tools: st, Launcher: run, Logs: logs}, scheduler.Options{
 		Site: cfg.Site.Name, History: cfg.Schedules.History, Clock: clock, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	handler := httpapi.New(httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
-		Schedules: st, ScheduleEdits: st, ScheduleRuns: st, Launcher: run, Logs: logs,
+		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st, Launcher: run, Logs: logs,
 		Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
 		httpapi.Options{Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
-	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, scheduler: sched, member: member,
+	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, scheduler: sched, member: member, store: st, logs: logs,
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
 	go func() { r.served <- r.srv.Serve(ln) }()
 
@@ -185,6 +187,10 @@ func (r *running) serve(ctx context.Context) (err error) {
 	schedCtx, stopScheduler := context.WithCancel(context.Background())
 	scheduled := make(chan struct{})
 	go func() { defer close(scheduled); r.scheduler.Run(schedCtx) }()
+	janitorCtx, stopJanitor := context.WithCancel(context.Background())
+	swept := make(chan struct{})
+	go func() { defer close(swept); r.removePrunedLogs(janitorCtx) }()
+	defer func() { stopJanitor(); <-swept }()
 
 	select {
 	case <-ctx.Done():
@@ -204,6 +210,24 @@ func (r *running) serve(ctx context.Context) (err error) {
 	}
 	r.log.Info("stopped")
 	return err
+}
+
+// removePrunedLogs deletes the log files of runs whose records are pruned,
+// whichever site pruned them, until ctx ends.
+func (r *running) removePrunedLogs(ctx context.Context) {
+	for ctx.Err() == nil {
+		for ids := range r.store.WatchRunDeletions(ctx) {
+			for _, id := range ids {
+				if err := r.logs.Remove(id); err != nil {
+					r.log.Warn("remove a pruned run's log", "run", id, "err", err)
+				}
+			}
+		}
+		select { // the watch failed: etcd trouble; watch again shortly
+		case <-ctx.Done():
+		case <-time.After(2 * time.Second):
+		}
+	}
 }
 
 // shutdown stops accepting requests, lets running runs finish within grace
@@ -286,6 +310,8 @@ var (
 	_ httpapi.ScheduleReader = (*store.Store)(nil)
 	_ httpapi.ScheduleWriter = (*store.Store)(nil)
 	_ httpapi.ScheduleRuns   = (*store.Store)(nil)
+	_ httpapi.ScheduleEditor = (*store.Store)(nil)
+	_ scheduler.History      = (*store.Store)(nil)
 	_ scheduler.Schedules    = (*store.Store)(nil)
 	_ scheduler.Claims       = (*store.Store)(nil)
 	_ scheduler.Tools        = (*store.Store)(nil)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/store"
 )
 
 // runWatcher follows run records as they are written to etcd.
@@ -48,7 +50,12 @@ func (w *runWatcher) until(timeout time.Duration, done func(map[string]api.Run) 
 				}
 			}
 		case <-deadline:
-			w.t.Fatalf("timed out after %s; runs so far: %d", timeout, len(w.latest))
+			var states []string
+			for id, r := range w.latest {
+				states = append(states, id+":"+string(r.State)+":"+r.Trigger+":"+r.Site)
+			}
+			slices.Sort(states)
+			w.t.Fatalf("timed out after %s; runs so far: %v", timeout, states)
 		}
 	}
 }
@@ -121,6 +128,18 @@ func TestTwoSitesRunEachTickOnce(t *testing.T) {
 	if len(marks) != len(runs.latest) {
 		t.Errorf("%d runs recorded, %d ran", len(runs.latest), len(marks))
 	}
+	// No tick was dropped: the recorded ticks follow each other second by
+	// second.
+	var recorded []int64
+	for _, r := range runs.latest {
+		recorded = append(recorded, r.ScheduledTime.Unix())
+	}
+	slices.Sort(recorded)
+	for i := 1; i < len(recorded); i++ {
+		if recorded[i] != recorded[i-1]+1 {
+			t.Errorf("ticks jump from %d to %d", recorded[i-1], recorded[i])
+		}
+	}
 	t.Logf("%d ticks, run by site: %v", len(runs.latest), bySite)
 }
 
@@ -140,18 +159,22 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 	const period = 3 * time.Second
 	sch := scheduleEvery(t, first, "marker", "3s", "forbid")
 	runs.until(30*time.Second, func(m map[string]api.Run) bool { return ended(m) >= 1 })
-	var before time.Time // the last tick recorded before the downtime
-	for _, r := range runs.latest {
-		if r.ScheduledTime.After(before) {
-			before = *r.ScheduledTime
-		}
-	}
 	if err := first.stop(); err != nil {
 		t.Fatal(err)
 	}
-	// The site is down across two ticks or more: this wait is the scenario,
-	// not synchronisation.
-	time.Sleep(2*period + period/2)
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	last, err := store.New(c, "/mao/", 5*time.Second).LastScheduledRun(ctx, sch.ID)
+	if err != nil || last == nil {
+		t.Fatalf("last run before the downtime: %v %v", last, err)
+	}
+	before := *last.ScheduledTime // the last tick recorded before the downtime
+	// The site is down across three ticks: this wait is the scenario, not
+	// synchronisation.
+	time.Sleep(3 * period)
 	second := startSite(t, cfg)
 	runs.until(30*time.Second, func(m map[string]api.Run) bool {
 		for _, r := range m {

@@ -7,10 +7,11 @@ import "errors"
 
 // The error kinds.
 var (
-	ErrNotFound    = errors.New("not found")      // 404
-	ErrExists      = errors.New("already exists") // 409
-	ErrInUse       = errors.New("in use")         // 409
-	ErrUnavailable = errors.New("unavailable")    // 503
+	ErrNotFound    = errors.New("not found")                            // 404
+	ErrExists      = errors.New("already exists")                       // 409
+	ErrInUse       = errors.New("in use")                               // 409
+	ErrChanged     = errors.New("changed since it was read; try again") // 409
+	ErrUnavailable = errors.New("unavailable")                          // 503
 )
 
 // New returns an error with message msg that is of the given kind

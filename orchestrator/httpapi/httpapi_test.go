@@ -69,7 +69,7 @@ func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
 		t.Fatal(err)
 	}
 	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
-		Schedules: st, ScheduleEdits: st, ScheduleRuns: st,
+		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: &fakeLauncher{st, logs}, Logs: logs, Health: fakeHealth{}},
 		Options{Tokens: tokens, Timezone: "Europe/Zurich"})
 	ts := httptest.NewServer(srv)

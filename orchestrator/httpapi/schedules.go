@@ -20,11 +20,16 @@ type ScheduleReader interface {
 	Schedules(ctx context.Context) ([]toolspec.Schedule, int64, error)
 }
 
-// ScheduleWriter changes schedules.
+// ScheduleWriter adds and removes schedules.
 type ScheduleWriter interface {
 	CreateSchedule(ctx context.Context, s toolspec.Schedule) error
-	UpdateSchedule(ctx context.Context, s toolspec.Schedule) error
 	DeleteSchedule(ctx context.Context, id string) error
+}
+
+// ScheduleEditor changes a schedule unless it changed since it was read.
+type ScheduleEditor interface {
+	ScheduleRevision(ctx context.Context, id string) (toolspec.Schedule, int64, error)
+	UpdateSchedule(ctx context.Context, s toolspec.Schedule, rev int64) error
 }
 
 // ScheduleRuns reads the runs of schedules.
@@ -108,8 +113,9 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
 	s.answerInfo(w, r, http.StatusCreated, sch)
 }
 
-// updateSchedule replaces a schedule's timing and options. Its ID, tool and
-// creation time stay; ticks before the update are not caught up.
+// updateSchedule replaces a schedule's timing and options. Its ID, tool,
+// creation time and pause stay (pause and resume change that); ticks before
+// the update are not caught up.
 func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request) {
 	var sch toolspec.Schedule
 	if err := decode(r, &sch); err != nil {
@@ -125,9 +131,10 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request) {
 		if sch.Tool != "" && sch.Tool != old.Tool {
 			return &badRequest{fmt.Sprintf("a schedule's tool cannot change (it is %s); create a new schedule", old.Tool)}
 		}
-		sch.ID, sch.Tool, sch.CreatedAt = old.ID, old.Tool, old.CreatedAt
-		sch.ApplyDefaults(s.opts.Timezone)
-		*old = sch
+		edited := sch
+		edited.ID, edited.Tool, edited.CreatedAt, edited.Paused = old.ID, old.Tool, old.CreatedAt, old.Paused
+		edited.ApplyDefaults(s.opts.Timezone)
+		*old = edited
 		return nil
 	})
 }
@@ -141,18 +148,28 @@ func (s *Server) resumeSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 // editSchedule reads a schedule, applies edit, validates and stores it
-// with a new UpdatedAt, and answers with it.
+// with a new UpdatedAt, and answers with it. The store refuses the write if
+// the schedule changed since it was read (a pause and an update at once);
+// then the edit is applied again to the new version.
 func (s *Server) editSchedule(w http.ResponseWriter, r *http.Request, id string, edit func(*toolspec.Schedule) error) {
-	sch, err := s.deps.Schedules.Schedule(r.Context(), id)
-	if err == nil {
-		err = edit(&sch)
-	}
-	if err == nil {
-		err = sch.Validate()
-	}
-	if err == nil {
-		sch.UpdatedAt = s.opts.Now().UTC()
-		err = s.deps.ScheduleEdits.UpdateSchedule(r.Context(), sch)
+	var sch toolspec.Schedule
+	var err error
+	for range 5 {
+		var rev int64
+		sch, rev, err = s.deps.ScheduleEditor.ScheduleRevision(r.Context(), id)
+		if err == nil {
+			err = edit(&sch)
+		}
+		if err == nil {
+			err = sch.Validate()
+		}
+		if err == nil {
+			sch.UpdatedAt = s.opts.Now().UTC()
+			err = s.deps.ScheduleEditor.UpdateSchedule(r.Context(), sch, rev)
+		}
+		if !errors.Is(err, errs.ErrChanged) {
+			break
+		}
 	}
 	if err != nil {
 		s.writeError(w, r, err)

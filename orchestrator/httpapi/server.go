@@ -66,17 +66,18 @@ type Health interface {
 
 // Deps are what the API serves.
 type Deps struct {
-	Tools         ToolReader
-	ToolEdits     ToolWriter
-	Datasets      DatasetReader
-	DatasetEdits  DatasetWriter
-	Runs          Runs
-	Schedules     ScheduleReader
-	ScheduleEdits ScheduleWriter
-	ScheduleRuns  ScheduleRuns
-	Launcher      Launcher
-	Logs          Logs
-	Health        Health
+	Tools          ToolReader
+	ToolEdits      ToolWriter
+	Datasets       DatasetReader
+	DatasetEdits   DatasetWriter
+	Runs           Runs
+	Schedules      ScheduleReader
+	ScheduleEdits  ScheduleWriter
+	ScheduleEditor ScheduleEditor
+	ScheduleRuns   ScheduleRuns
+	Launcher       Launcher
+	Logs           Logs
+	Health         Health
 }
 
 // Options configure a Server.

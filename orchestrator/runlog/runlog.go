@@ -34,10 +34,11 @@ func Open(path string) (*Dir, error) {
 
 func (d *Dir) file(id string) string { return filepath.Join(d.path, id+".log") }
 
-// Create starts a new, empty log for a run. Followers of the run wait for
-// its writes until the Log is closed.
+// Create opens a run's log for writing, appending to what an earlier life
+// of the run (before a restart, or an earlier attempt) wrote. Followers of
+// the run wait for its writes until the Log is closed.
 func (d *Dir) Create(id string) (*Log, error) {
-	f, err := os.OpenFile(d.file(id), os.O_CREATE|os.O_TRUNC|os.O_WRONLY|os.O_APPEND, 0o644)
+	f, err := os.OpenFile(d.file(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create log: %w", err)
 	}

@@ -33,8 +33,18 @@ func (r *Runner) Recover(ctx context.Context) error {
 		if _, err := r.git.Discard(ctx, filepath.Join(r.opts.DataDir, "repos", run.Tool)); err != nil {
 			r.opts.Log.Warn("discard an interrupted run's output", "run", run.ID, "err", err)
 		}
-		r.save(r.fail(run, api.StateFailed, "interrupted: the orchestrator stopped while the run was running"))
-		r.opts.Log.Warn("recorded an interrupted run as failed", "run", run.ID)
+		run = r.fail(run, api.StateFailed, "interrupted: the orchestrator stopped while the run was running")
+		if max(run.Attempt, 1) >= run.MaxAttempts {
+			r.save(run)
+			r.opts.Log.Warn("recorded an interrupted run as failed", "run", run.ID)
+			continue
+		}
+		log, err := r.opts.Logs.Create(run.ID)
+		if err != nil {
+			return err
+		}
+		pending = append(pending, r.retryLater(run, log)) // attempts remain
+		log.Close()
 	}
 	for _, run := range pending {
 		if err := r.restart(ctx, run); err != nil {
@@ -51,10 +61,6 @@ func (r *Runner) restart(ctx context.Context, run api.Run) error {
 		r.save(r.fail(run, api.StateFailed, "could not start after a restart: %v", err))
 		return nil
 	}
-	log, err := r.opts.Logs.Create(run.ID)
-	if err != nil {
-		return err
-	}
 	r.opts.Log.Info("starting a run left pending by a restart", "run", run.ID)
-	return r.launch(ctx, run, tool, log, false)
+	return r.begin(ctx, run, tool, false)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -92,8 +93,9 @@ type Runner struct {
 	runCtx    context.Context // parent of every run; cancelled when the shutdown grace ends
 	cancelRun context.CancelFunc
 
-	mu      sync.Mutex // guards closing and wg.Add
+	mu      sync.Mutex // guards closing, active and wg.Add
 	closing bool
+	active  map[string]bool // runs executing here
 	wg      sync.WaitGroup
 }
 
@@ -114,7 +116,7 @@ func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runne
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runner{reg: reg, rec: rec, rt: rt, git: git, opts: opts,
 		locks: dirLocks{m: map[string]chan struct{}{}}, inputs: inputClones{m: map[string]*inputClone{}},
-		runCtx: ctx, cancelRun: cancel}
+		runCtx: ctx, cancelRun: cancel, active: map[string]bool{}}
 }
 
 // Start records a pending run of the named tool and executes it in the
@@ -150,44 +152,50 @@ func NewRun(id string, tool toolspec.Tool, site string, now time.Time) api.Run {
 }
 
 // Launch executes a pending run whose record has already been written (a
-// scheduled run, claimed by the scheduler).
+// scheduled run, claimed by the scheduler). A run this site executes
+// already is left alone. A run that cannot start is recorded as failed,
+// unless the runner is shutting down: then it stays pending for Recover.
 func (r *Runner) Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error {
-	return r.begin(ctx, run, tool, false)
+	err := r.begin(ctx, run, tool, false)
+	if err != nil && !errors.Is(err, ErrShuttingDown) {
+		r.save(r.fail(run, api.StateFailed, "could not start: %v", err))
+	}
+	return err
 }
 
-// begin creates the run's log and launches it.
+// begin opens the run's log, records the run (when create is set) and
+// starts its goroutine, unless the runner is shutting down or executes the
+// run already.
 func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, create bool) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	switch {
+	case r.closing:
+		return ErrShuttingDown
+	case r.active[run.ID]:
+		return nil
+	}
 	log, err := r.opts.Logs.Create(run.ID)
 	if err != nil {
 		return err
-	}
-	if err := r.launch(ctx, run, tool, log, create); err != nil {
-		log.Close()
-		r.opts.Logs.Remove(run.ID)
-		return err
-	}
-	return nil
-}
-
-// launch records the run (when create is set) and starts its goroutine,
-// unless the runner is shutting down.
-func (r *Runner) launch(ctx context.Context, run api.Run, tool toolspec.Tool, log *runlog.Log, create bool) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.closing {
-		return ErrShuttingDown
 	}
 	if create {
 		// Once asked, the record is written even if the caller goes away,
 		// so that a created record always has a goroutine running it.
 		if err := r.rec.CreateRun(context.WithoutCancel(ctx), run); err != nil {
+			log.Close()
+			r.opts.Logs.Remove(run.ID)
 			return err
 		}
 	}
+	r.active[run.ID] = true
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
 		r.execute(r.runCtx, run, tool, log)
+		r.mu.Lock()
+		delete(r.active, run.ID)
+		r.mu.Unlock()
 	}()
 	return nil
 }
@@ -215,6 +223,7 @@ func (r *Runner) Shutdown(ctx context.Context) {
 // step. Between attempts the run is pending until its RetryAt; when the
 // runner shuts down meanwhile, it stays so, and Recover resumes it.
 func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, log *runlog.Log) {
+	run.Attempt, run.MaxAttempts = max(run.Attempt, 1), max(run.MaxAttempts, 1) // records from before retries
 	defer func() {
 		if err := log.Close(); err != nil {
 			r.opts.Log.Error("close run log", "run", run.ID, "err", err)
@@ -230,7 +239,7 @@ func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, l
 			}
 		}
 		run = r.attempt(ctx, run, tool, log)
-		if run.State == api.StateSucceeded || run.Attempt >= max(run.MaxAttempts, 1) || ctx.Err() != nil {
+		if run.State == api.StateSucceeded || run.Attempt >= run.MaxAttempts || ctx.Err() != nil {
 			break
 		}
 		run = r.retryLater(run, log)

@@ -387,3 +387,44 @@ func TestShutdownDuringRetryDelayKeepsTheRunPending(t *testing.T) {
 		t.Fatalf("after shutdown: %s attempt %d retry at %v", got.State, got.Attempt, got.RetryAt)
 	}
 }
+
+func TestLaunchIsIdempotent(t *testing.T) {
+	f := newFixture(t)
+	f.rt.gate = make(chan struct{})
+	f.rt.started = make(chan struct{}, 2)
+	run, tool := scheduledRun(f, 0)
+	ctx := context.Background()
+	for range 3 {
+		if err := f.r.Launch(ctx, run, tool); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-f.rt.started
+	close(f.rt.gate)
+	f.r.Shutdown(ctx)
+	if len(f.rt.specs) != 1 {
+		t.Fatalf("a run launched three times ran %d times", len(f.rt.specs))
+	}
+}
+
+func TestRecoverRetriesAnInterruptedAttempt(t *testing.T) {
+	f := newFixture(t)
+	f.rec.ended = make(chan string, 1)
+	run, _ := scheduledRun(f, 1)
+	run.State = api.StateRunning
+	ctx := context.Background()
+	f.rec.CreateRun(ctx, run)
+	if err := f.r.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := f.rec.last(run.ID)
+	if got.State != api.StatePending || got.Attempt != 2 || len(got.Attempts) != 1 || !strings.Contains(got.Attempts[0].Reason, "interrupted") {
+		t.Fatalf("after recovery: %+v", got)
+	}
+	f.clock.BlockUntilContext(ctx, 1)
+	f.clock.Advance(time.Minute)
+	<-f.rec.ended
+	if got := f.rec.last(run.ID); got.State != api.StateSucceeded || got.Attempt != 2 {
+		t.Fatalf("second attempt: %s attempt %d", got.State, got.Attempt)
+	}
+}

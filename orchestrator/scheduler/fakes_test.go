@@ -95,15 +95,39 @@ func (f *fakeClaims) LastScheduledRun(_ context.Context, id string) (*api.Run, e
 	return &runs[len(runs)-1], nil
 }
 
+func (f *fakeClaims) Run(_ context.Context, id string) (api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.runs[id]
+	if !ok {
+		return r, fmt.Errorf("run %s: %w", id, errs.ErrNotFound)
+	}
+	return r, nil
+}
+
+func (f *fakeClaims) LatestExecutedRun(_ context.Context, id string) (*api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	runs := f.ofSchedule(id)
+	for i := len(runs) - 1; i >= 0; i-- {
+		if runs[i].State != api.StateSkipped && runs[i].State != api.StateMissed {
+			return &runs[i], nil
+		}
+	}
+	return nil, nil
+}
+
+// PruneSchedule keeps runs that have not ended, like the store.
 func (f *fakeClaims) PruneSchedule(_ context.Context, id string, keep int) ([]string, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	runs := f.ofSchedule(id)
 	var removed []string
-	for len(runs) > keep {
-		delete(f.runs, runs[0].ID)
-		removed = append(removed, runs[0].ID)
-		runs = runs[1:]
+	for _, r := range runs[:max(len(runs)-keep, 0)] {
+		if r.State.Terminal() {
+			delete(f.runs, r.ID)
+			removed = append(removed, r.ID)
+		}
 	}
 	f.pruned = append(f.pruned, removed...)
 	return removed, nil
@@ -148,12 +172,19 @@ func (f fakeTools) Tool(_ context.Context, name string) (toolspec.Tool, error) {
 	return t, nil
 }
 
-// fakeLauncher reports each launched run on a channel.
+// fakeLauncher reports each launched run on a channel. With complete set,
+// the run ends at once (succeeds) in claims.
 type fakeLauncher struct {
 	launched chan api.Run
+	complete *fakeClaims
 }
 
 func (f *fakeLauncher) Launch(_ context.Context, run api.Run, _ toolspec.Tool) error {
+	if f.complete != nil {
+		done := run
+		done.State = api.StateSucceeded
+		f.complete.set(done)
+	}
 	f.launched <- run
 	return nil
 }
@@ -179,6 +210,8 @@ func (f *fakeLogs) Remove(id string) error {
 var (
 	_ Schedules = (*fakeSchedules)(nil)
 	_ Claims    = (*fakeClaims)(nil)
+	_ History   = (*fakeClaims)(nil)
+	_ History   = (*store.Store)(nil)
 	_ Tools     = fakeTools(nil)
 	_ Launcher  = (*fakeLauncher)(nil)
 	_ Logs      = (*fakeLogs)(nil)

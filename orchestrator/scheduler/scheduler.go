@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -29,8 +28,14 @@ type Schedules interface {
 // Claims records the ticks of schedules.
 type Claims interface {
 	ClaimRun(ctx context.Context, r api.Run) (bool, error)
-	LastScheduledRun(ctx context.Context, schedule string) (*api.Run, error)
 	PruneSchedule(ctx context.Context, schedule string, keep int) ([]string, error)
+}
+
+// History reads the recorded ticks of schedules.
+type History interface {
+	Run(ctx context.Context, id string) (api.Run, error)
+	LastScheduledRun(ctx context.Context, schedule string) (*api.Run, error)
+	LatestExecutedRun(ctx context.Context, schedule string) (*api.Run, error)
 }
 
 // Tools looks tools up.
@@ -38,7 +43,8 @@ type Tools interface {
 	Tool(ctx context.Context, name string) (toolspec.Tool, error)
 }
 
-// Launcher executes claimed runs at this site.
+// Launcher executes claimed runs at this site. Launching a run it already
+// executes does nothing.
 type Launcher interface {
 	Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error
 }
@@ -48,6 +54,16 @@ type Logs interface {
 	Remove(id string) error
 }
 
+// Deps are what a Scheduler works with.
+type Deps struct {
+	Schedules Schedules
+	Claims    Claims
+	History   History
+	Tools     Tools
+	Launcher  Launcher
+	Logs      Logs
+}
+
 // Options configure a Scheduler.
 type Options struct {
 	Site    string
@@ -55,27 +71,29 @@ type Options struct {
 	Clock   clockwork.Clock // default the real clock
 	Log     *slog.Logger
 	Retry   time.Duration // how soon to retry after etcd failed; default 2s
+	// SkewGrace is how far behind now a catch-up stops: ticks this recent
+	// are fired as on-time ticks, so that a site whose clock is a little
+	// ahead does not record as missed what other sites are about to run.
+	// Default 2s.
+	SkewGrace time.Duration
 	// OnArm, if set, is called each time a schedule's next tick is armed.
 	OnArm func(schedule string, tick time.Time)
 }
 
 // Scheduler fires the ticks of every schedule.
 type Scheduler struct {
-	schedules Schedules
-	claims    Claims
-	tools     Tools
-	launcher  Launcher
-	logs      Logs
-	opts      Options
-	cron      gocron.Scheduler
-	ready     chan struct{}
-	failed    chan struct{} // a tick could not be claimed; catch up soon
+	deps   Deps
+	opts   Options
+	cron   gocron.Scheduler
+	ready  chan struct{}
+	failed chan struct{} // a tick or catch-up failed; retry soon
+	runCtx context.Context
 
 	mu      sync.Mutex // never held while calling gocron, whose tasks take it
 	entries map[string]*entry
-	// retry holds, per schedule, the ticks that could not be recorded
-	// (etcd trouble); a zero time means its catch-up failed.
-	retry map[string][]time.Time
+	// retry holds, per schedule, the earliest point after which ticks may
+	// be unrecorded because etcd failed; the retry catches up from there.
+	retry map[string]time.Time
 }
 
 // entry is a loaded schedule and its armed gocron job.
@@ -88,7 +106,7 @@ type entry struct {
 }
 
 // New returns a Scheduler; Run starts it.
-func New(schedules Schedules, claims Claims, tools Tools, launcher Launcher, logs Logs, opts Options) (*Scheduler, error) {
+func New(deps Deps, opts Options) (*Scheduler, error) {
 	if opts.History <= 0 {
 		opts.History = 100
 	}
@@ -101,28 +119,36 @@ func New(schedules Schedules, claims Claims, tools Tools, launcher Launcher, log
 	if opts.Retry <= 0 {
 		opts.Retry = 2 * time.Second
 	}
+	if opts.SkewGrace <= 0 {
+		opts.SkewGrace = 2 * time.Second
+	}
 	cron, err := gocron.NewScheduler(gocron.WithClock(opts.Clock), gocron.WithLocation(time.UTC))
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
-	return &Scheduler{schedules: schedules, claims: claims, tools: tools, launcher: launcher, logs: logs, opts: opts,
-		cron: cron, ready: make(chan struct{}), failed: make(chan struct{}, 1),
-		entries: map[string]*entry{}, retry: map[string][]time.Time{}}, nil
+	return &Scheduler{deps: deps, opts: opts, cron: cron, ready: make(chan struct{}), failed: make(chan struct{}, 1),
+		runCtx: context.Background(), entries: map[string]*entry{}, retry: map[string]time.Time{}}, nil
 }
 
 // Ready is closed once the schedules are loaded, caught up and armed.
 func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
 
 // Run loads and watches the schedules and fires their ticks until ctx
-// ends. When the watch fails (etcd lost its leader or went away) it lists
-// the schedules again, which also catches up every tick missed meanwhile.
+// ends. When the watch fails (etcd lost its leader, or the watch was
+// compacted) it lists the schedules again, which also catches up every
+// tick missed meanwhile.
 func (s *Scheduler) Run(ctx context.Context) error {
+	s.runCtx = ctx // set before any job exists, read by fire
 	s.cron.Start()
-	defer s.cron.Shutdown()
+	defer func() {
+		if err := s.cron.Shutdown(); err != nil {
+			s.opts.Log.Warn("scheduler shutdown", "err", err)
+		}
+	}()
 	var retry <-chan time.Time
 	for ctx.Err() == nil {
 		start := s.opts.Clock.Now()
-		list, rev, err := s.schedules.Schedules(ctx)
+		list, rev, err := s.deps.Schedules.Schedules(ctx)
 		if err != nil {
 			s.opts.Log.Warn("load schedules; retrying", "err", err)
 			s.wait(ctx, s.opts.Retry)
@@ -135,7 +161,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			close(s.ready)
 			s.opts.Log.Info("scheduler ready", "schedules", len(list), "took", s.opts.Clock.Since(start).Round(time.Millisecond))
 		}
-		events := s.schedules.WatchSchedules(ctx, rev)
+		events := s.deps.Schedules.WatchSchedules(ctx, rev)
 	watch:
 		for {
 			select {
@@ -230,11 +256,23 @@ func (s *Scheduler) apply(ctx context.Context, id string, sch *toolspec.Schedule
 	if sch == nil || err != nil || sch.Paused {
 		return
 	}
-	if err := s.catchUp(ctx, e.sched, timing); err != nil {
-		s.opts.Log.Warn("catch up; will retry", "schedule", id, "err", err)
-		s.markFailed(id, time.Time{})
+	last, err := s.deps.History.LastScheduledRun(ctx, id)
+	from := sch.UpdatedAt
+	if err == nil && last != nil && last.ScheduledTime != nil && last.ScheduledTime.After(from) {
+		from = *last.ScheduledTime
 	}
-	s.arm(id, e.gen, s.opts.Clock.Now())
+	until := s.opts.Clock.Now().Add(-s.opts.SkewGrace)
+	if err == nil {
+		err = s.catchUp(ctx, e.sched, timing, from, until)
+	}
+	if err != nil {
+		s.opts.Log.Warn("catch up; will retry", "schedule", id, "err", err)
+		s.markFailed(id, from)
+	}
+	if from.After(until) {
+		until = from // nothing at or before the last recorded tick or edit fires again
+	}
+	s.arm(id, e.gen, until) // the ticks after the catch-up, on time
 }
 
 // arm sets the schedule's gocron job at its first tick after after.
@@ -251,9 +289,12 @@ func (s *Scheduler) arm(id string, gen int, after time.Time) {
 	s.mu.Unlock()
 
 	s.dropJob(old)
+	if next.IsZero() {
+		return // a timing with no further tick
+	}
 	// A single run at next, or as soon as possible if next has passed by
 	// the time gocron sees the job (a gocron one-time job in the past
-	// would never run). fire ignores any further run.
+	// would never run). fire drops the job on its first run.
 	job, err := s.cron.NewJob(gocron.DurationJob(firingInterval), gocron.NewTask(s.fire, id, gen, next),
 		gocron.WithStartAt(gocron.WithStartDateTimePast(next)), gocron.WithLimitedRuns(1), gocron.WithName(id))
 	if err != nil {
@@ -262,12 +303,12 @@ func (s *Scheduler) arm(id string, gen int, after time.Time) {
 	}
 	s.mu.Lock()
 	e = s.entries[id]
-	current := e != nil && e.gen == gen
+	current := e != nil && e.gen == gen && e.next.Equal(next)
 	if current {
 		e.job = job.ID()
 	}
 	s.mu.Unlock()
-	if !current { // edited or removed meanwhile
+	if !current { // edited, removed or already fired meanwhile
 		s.dropJob(job.ID())
 		return
 	}
@@ -294,26 +335,29 @@ func (s *Scheduler) fire(id string, gen int, tick time.Time) {
 	e := s.entries[id]
 	current := e != nil && e.gen == gen && !e.sched.Paused && e.next.Equal(tick)
 	var sch toolspec.Schedule
+	var job uuid.UUID
 	if current {
-		sch, e.next = e.sched, time.Time{}
+		sch, job, e.next, e.job = e.sched, e.job, time.Time{}, uuid.Nil
 	}
 	s.mu.Unlock()
 	if !current {
 		return
 	}
-	ctx := context.Background()
-	if err := s.tick(ctx, sch, tick, api.TriggerSchedule); err != nil {
+	s.dropJob(job)
+	if err := s.tick(s.runCtx, sch, tick, api.TriggerSchedule); err != nil {
 		s.opts.Log.Warn("tick not recorded; will catch up", "schedule", id, "tick", tick, "err", err)
-		s.markFailed(id, tick)
+		s.markFailed(id, tick.Add(-time.Nanosecond))
 	}
 	s.arm(id, gen, tick)
 }
 
-// markFailed remembers a tick (zero: a catch-up) that could not be
-// recorded, to retry it after Options.Retry.
-func (s *Scheduler) markFailed(id string, tick time.Time) {
+// markFailed remembers that ticks after from may be unrecorded, to catch
+// them up after Options.Retry.
+func (s *Scheduler) markFailed(id string, from time.Time) {
 	s.mu.Lock()
-	s.retry[id] = append(s.retry[id], tick)
+	if old, ok := s.retry[id]; !ok || from.Before(old) {
+		s.retry[id] = from
+	}
 	s.mu.Unlock()
 	select {
 	case s.failed <- struct{}{}:
@@ -321,67 +365,48 @@ func (s *Scheduler) markFailed(id string, tick time.Time) {
 	}
 }
 
-// catchUpFailed records the ticks that could not be recorded when they
-// fired: the latest of a schedule runs late (catchup once, within the
-// deadline), the others are recorded as missed. Then it catches the
-// schedule up as at start-up.
+// catchUpFailed catches up the schedules whose ticks or catch-ups failed,
+// from the earliest point that may be unrecorded (but never before their
+// last edit).
 func (s *Scheduler) catchUpFailed(ctx context.Context) {
+	type job struct {
+		e    entry
+		from time.Time
+	}
 	s.mu.Lock()
-	todo := make(map[string][]time.Time, len(s.retry))
-	entries := make(map[string]entry, len(s.retry))
-	for id, ticks := range s.retry {
+	var todo []job
+	for id, from := range s.retry {
 		if e := s.entries[id]; e != nil && !e.sched.Paused {
-			todo[id], entries[id] = ticks, *e
+			if e.sched.UpdatedAt.After(from) {
+				from = e.sched.UpdatedAt
+			}
+			todo = append(todo, job{*e, from})
 		}
 	}
 	clear(s.retry)
 	s.mu.Unlock()
-	for id, ticks := range todo {
-		if err := s.recordFailed(ctx, entries[id], ticks); err != nil {
-			s.opts.Log.Warn("catch up; will retry", "schedule", id, "err", err)
-			for _, t := range ticks {
-				s.markFailed(id, t)
-			}
+	for _, j := range todo {
+		// A tick that fired is due, however recent: cover it.
+		until := s.opts.Clock.Now().Add(-s.opts.SkewGrace)
+		if next := j.from.Add(time.Nanosecond); until.Before(next) {
+			until = next
+		}
+		if err := s.catchUp(ctx, j.e.sched, j.e.timing, j.from, until); err != nil {
+			s.opts.Log.Warn("catch up; will retry", "schedule", j.e.sched.ID, "err", err)
+			s.markFailed(j.e.sched.ID, j.from)
 		}
 	}
 }
 
-func (s *Scheduler) recordFailed(ctx context.Context, e entry, ticks []time.Time) error {
-	slices.SortFunc(ticks, time.Time.Compare)
-	now := s.opts.Clock.Now()
-	for i, t := range ticks {
-		switch {
-		case t.IsZero():
-		case i == len(ticks)-1 && e.sched.Catchup == toolspec.CatchupOnce && withinDeadline(e.sched, now.Sub(t)):
-			if err := s.tick(ctx, e.sched, t, api.TriggerCatchup); err != nil {
-				return err
-			}
-		default:
-			if err := s.record(ctx, e.sched, t, api.StateMissed, "missed: etcd was unreachable when the tick came"); err != nil {
-				return err
-			}
-		}
-	}
-	return s.catchUp(ctx, e.sched, e.timing)
-}
-
-// catchUp runs the most recent tick missed since the schedule's last
-// recorded run (catchup once, within the deadline) and records older
-// misses as missed.
-func (s *Scheduler) catchUp(ctx context.Context, sch toolspec.Schedule, timing toolspec.Timing) error {
-	last, err := s.claims.LastScheduledRun(ctx, sch.ID)
-	if err != nil {
-		return err
-	}
-	from := sch.UpdatedAt
-	if last != nil && last.ScheduledTime != nil && last.ScheduledTime.After(from) {
-		from = *last.ScheduledTime
-	}
-	now := s.opts.Clock.Now()
-	ticks, more := toolspec.Ticks(timing, from, now, s.opts.History)
+// catchUp records the ticks in (from, until]: the latest runs late
+// (catchup once, within the deadline), the others are recorded as missed.
+// Ticks recorded already keep their record: claims never overwrite.
+func (s *Scheduler) catchUp(ctx context.Context, sch toolspec.Schedule, timing toolspec.Timing, from, until time.Time) error {
+	ticks, more := toolspec.Ticks(timing, from, until, s.opts.History)
 	if len(ticks) == 0 {
 		return nil
 	}
+	now := s.opts.Clock.Now()
 	latest := ticks[len(ticks)-1]
 	missed, runLatest := ticks, false
 	if sch.Catchup == toolspec.CatchupOnce && withinDeadline(sch, now.Sub(latest)) {
@@ -420,14 +445,14 @@ func (s *Scheduler) record(ctx context.Context, sch toolspec.Schedule, tick time
 	run := s.newRun(sch, toolspec.Tool{Name: sch.Tool}, tick, api.TriggerSchedule)
 	now := s.opts.Clock.Now().UTC()
 	run.State, run.Reason, run.Attempt, run.FinishedAt = state, reason, 0, &now
-	_, err := s.claims.ClaimRun(ctx, run)
+	_, err := s.deps.Claims.ClaimRun(ctx, run)
 	return err
 }
 
-// tick claims the run of tick T of sch and, if this site won the claim,
+// tick claims the run of tick T of sch and, if this site holds the claim,
 // launches it here.
 func (s *Scheduler) tick(ctx context.Context, sch toolspec.Schedule, tick time.Time, trigger string) error {
-	tool, err := s.tools.Tool(ctx, sch.Tool)
+	tool, err := s.deps.Tools.Tool(ctx, sch.Tool)
 	if errors.Is(err, errs.ErrNotFound) {
 		reason := fmt.Sprintf("orphaned: tool %s is no longer registered; register it again, or pause or remove schedule %s", sch.Tool, sch.ID)
 		return errors.Join(s.record(ctx, sch, tick, api.StateFailed, reason), s.prune(ctx, sch.ID))
@@ -437,7 +462,7 @@ func (s *Scheduler) tick(ctx context.Context, sch toolspec.Schedule, tick time.T
 	}
 	run := s.newRun(sch, tool, tick, trigger)
 	if sch.Overlap == toolspec.OverlapForbid {
-		prev, err := s.claims.LastScheduledRun(ctx, sch.ID)
+		prev, err := s.deps.History.LatestExecutedRun(ctx, sch.ID)
 		if err != nil {
 			return err
 		}
@@ -446,14 +471,23 @@ func (s *Scheduler) tick(ctx context.Context, sch toolspec.Schedule, tick time.T
 				fmt.Sprintf("skipped: the previous run %s is still %s and the schedule forbids overlap", prev.ID, prev.State))
 		}
 	}
-	claimed, err := s.claims.ClaimRun(ctx, run)
-	if err != nil || !claimed {
+	claimed, err := s.deps.Claims.ClaimRun(ctx, run)
+	if err != nil {
 		return err
 	}
+	if !claimed {
+		// Another site, or this one before a timeout hid the answer, has
+		// the claim. If it is this site's and still pending, run it.
+		held, err := s.deps.History.Run(ctx, run.ID)
+		if err != nil || held.Site != s.opts.Site || held.State != api.StatePending {
+			return nil
+		}
+		run = held
+	}
 	err = s.prune(ctx, sch.ID)
-	if lerr := s.launcher.Launch(ctx, run, tool); lerr != nil {
-		// The record stays pending at this site; Recover starts it at the
-		// next start-up.
+	if lerr := s.deps.Launcher.Launch(ctx, run, tool); lerr != nil {
+		// Shutting down: the record stays pending at this site, and
+		// Recover starts it at the next start-up.
 		s.opts.Log.Warn("launch a claimed run", "run", run.ID, "err", lerr)
 	}
 	return err
@@ -469,11 +503,12 @@ func (s *Scheduler) newRun(sch toolspec.Schedule, tool toolspec.Tool, tick time.
 }
 
 // prune keeps the schedule's newest History records and removes the log
-// files of the others that ran here.
+// files of the others that ran here (other sites remove theirs when they
+// see the records go).
 func (s *Scheduler) prune(ctx context.Context, id string) error {
-	removed, err := s.claims.PruneSchedule(ctx, id, s.opts.History)
+	removed, err := s.deps.Claims.PruneSchedule(ctx, id, s.opts.History)
 	for _, run := range removed {
-		if err := s.logs.Remove(run); err != nil {
+		if err := s.deps.Logs.Remove(run); err != nil {
 			s.opts.Log.Warn("remove a pruned run's log", "run", run, "err", err)
 		}
 	}

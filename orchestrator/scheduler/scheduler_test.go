@@ -11,6 +11,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/orchestrator/store"
 	"github.com/mao-research/mao/toolspec"
 )
@@ -47,8 +48,9 @@ func newHarness(t *testing.T, now time.Time, scheds ...toolspec.Schedule) *harne
 
 // start runs the scheduler until the test ends and waits until it is ready.
 func (h *harness) start(history int) {
-	s, err := New(h.schedules, h.claims, h.tools, h.launcher, h.logs, Options{Site: "s1", History: history, Clock: h.clock,
-		OnArm: func(_ string, tick time.Time) { h.armed <- tick }})
+	s, err := New(Deps{Schedules: h.schedules, Claims: h.claims, History: h.claims, Tools: h.tools, Launcher: h.launcher, Logs: h.logs},
+		Options{Site: "s1", History: history, Clock: h.clock,
+			OnArm: func(_ string, tick time.Time) { h.armed <- tick }})
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -235,11 +237,18 @@ func TestOverlapForbidSkips(t *testing.T) {
 	if second.State != api.StateSkipped || !strings.Contains(second.Reason, first.ID) {
 		t.Fatalf("second tick: %s %q", second.State, second.Reason)
 	}
+	// The third tick sees past the skipped one to the run still going.
+	h.advanceTo(t0.Add(20 * time.Second))
+	third := h.nextClaim()
+	h.noLaunch()
+	if third.State != api.StateSkipped || !strings.Contains(third.Reason, first.ID) {
+		t.Fatalf("third tick: %s %q", third.State, third.Reason)
+	}
 	// With overlap allowed, the next tick runs although the first is pending.
 	allow := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = h.clock.Now() })
 	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &allow}}
-	h.advanceTo(t0.Add(20 * time.Second))
-	if r := h.nextLaunch(); r.ID != "s-"+unix(t0.Add(20*time.Second)) {
+	h.advanceTo(t0.Add(30 * time.Second))
+	if r := h.nextLaunch(); r.ID != "s-"+unix(t0.Add(30*time.Second)) {
 		t.Fatalf("launched %s", r.ID)
 	}
 }
@@ -259,6 +268,7 @@ func TestOrphanedTicksFail(t *testing.T) {
 
 func TestHistoryIsPruned(t *testing.T) {
 	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = t0.Add(-2 * time.Second) }))
+	h.launcher.complete = h.claims
 	h.start(3)
 	for i := range 5 {
 		h.advanceTo(t0.Add(time.Duration(i) * 10 * time.Second))
@@ -293,25 +303,65 @@ func TestFailedClaimIsCaughtUpWhenEtcdReturns(t *testing.T) {
 	}
 }
 
-func TestTwoSchedulersClaimEachTickOnce(t *testing.T) {
+// TestTwoSitesOnOneEtcdClaimEachTickOnce runs two schedulers against a real
+// etcd, one with its clock 3s ahead of the other, for 30 ticks: each tick
+// is recorded and launched exactly once, and none is missing.
+func TestTwoSitesOnOneEtcdClaimEachTickOnce(t *testing.T) {
+	st := store.New(testenv.EtcdClient(t), "/mao/", 5*time.Second)
 	sched := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = t0.Add(-2 * time.Second) })
-	a := newHarness(t, t0.Add(-time.Second), sched)
-	b := newHarness(t, t0.Add(-time.Second), sched)
-	b.clock, b.claims, b.launcher = a.clock, a.claims, a.launcher // one etcd, one clock
-	a.start(100)
-	b.start(100)
+	launched := make(chan api.Run, 100)
+	type site struct {
+		clock  *clockwork.FakeClock
+		armed  chan time.Time
+		latest time.Time // the latest tick seen armed
+	}
+	sites := map[string]*site{
+		"s1": {clock: clockwork.NewFakeClockAt(t0.Add(-time.Second)), armed: make(chan time.Time, 100)},
+		"s2": {clock: clockwork.NewFakeClockAt(t0.Add(-time.Second + 3*time.Second)), armed: make(chan time.Time, 100)}, // 3s ahead
+	}
+	for name, site := range sites {
+		s, err := New(Deps{Schedules: &fakeSchedules{list: []toolspec.Schedule{sched}, events: make(chan []store.ScheduleEvent)},
+			Claims: st, History: st, Tools: fakeTools{"t1": {Name: "t1"}}, Launcher: &fakeLauncher{launched: launched}, Logs: &fakeLogs{}},
+			Options{Site: name, Clock: site.clock, OnArm: func(_ string, tick time.Time) { site.armed <- tick }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); s.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		<-s.Ready()
+	}
 	const ticks = 30
 	for i := range ticks {
-		a.advanceTo(t0.Add(time.Duration(i) * 10 * time.Second))
-		a.nextLaunch()
-	}
-	a.noLaunch()
-	for id, n := range a.claims.claimCount() {
-		if n != 1 {
-			t.Fatalf("run %s claimed %d times", id, n)
+		tick := t0.Add(time.Duration(i) * 10 * time.Second)
+		for _, site := range sites {
+			for site.latest.Before(tick) {
+				site.latest = <-site.armed
+			}
+		}
+		sites["s1"].clock.Advance(tick.Sub(sites["s1"].clock.Now()))
+		sites["s2"].clock.Advance(tick.Add(3 * time.Second).Sub(sites["s2"].clock.Now()))
+		r := <-launched
+		if r.ID != "s-"+unix(tick) {
+			t.Fatalf("tick %d launched %s", i, r.ID)
 		}
 	}
-	if runs := a.claims.summary("s"); len(runs) != ticks {
-		t.Fatalf("%d runs for %d ticks", len(runs), ticks)
+	runs, err := st.ScheduledRuns(context.Background(), "s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-launched:
+		t.Fatalf("launched twice: %s", r.ID)
+	default:
+	}
+	if len(runs) != ticks {
+		t.Fatalf("%d records for %d ticks", len(runs), ticks)
+	}
+	for i, r := range runs { // newest first
+		if want := "s-" + unix(t0.Add(time.Duration(ticks-1-i)*10*time.Second)); r.ID != want {
+			t.Fatalf("record %d is %s, want %s", i, r.ID, want)
+		}
 	}
 }

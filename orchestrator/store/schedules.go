@@ -5,18 +5,20 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
 
 // Key directories for schedules; see docs/etcd-keys.md.
 const (
 	schedulesDir   = "schedules/"
-	scheduleRunDir = "schedule-runs/" // schedule-runs/<schedule>/<tick as 10-digit unix seconds>[-<site>]
+	scheduleRunDir = "schedule-runs/" // schedule-runs/<schedule>/<tick in unix seconds>
 )
 
 // indexEntry is the value of a schedule-runs key.
@@ -44,8 +46,28 @@ func (s *Store) CreateSchedule(ctx context.Context, sch toolspec.Schedule) error
 
 // Schedule returns one schedule or ErrNotFound.
 func (s *Store) Schedule(ctx context.Context, id string) (toolspec.Schedule, error) {
+	sch, _, err := s.ScheduleRevision(ctx, id)
+	return sch, err
+}
+
+// ScheduleRevision returns one schedule and the revision it was last
+// changed at, for UpdateSchedule.
+func (s *Store) ScheduleRevision(ctx context.Context, id string) (toolspec.Schedule, int64, error) {
 	var sch toolspec.Schedule
-	return sch, wrapName(s.get(ctx, s.key(schedulesDir, id), &sch), "schedule", id)
+	key := s.key(schedulesDir, id)
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Get(ctx, key)
+	if err != nil {
+		return sch, 0, s.unavailable(ctx, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return sch, 0, wrapName(ErrNotFound, "schedule", id)
+	}
+	if err := json.Unmarshal(resp.Kvs[0].Value, &sch); err != nil {
+		return sch, 0, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return sch, resp.Kvs[0].ModRevision, nil
 }
 
 // Schedules lists every schedule, sorted by ID, and the store revision it
@@ -54,8 +76,10 @@ func (s *Store) Schedules(ctx context.Context) ([]toolspec.Schedule, int64, erro
 	return list[toolspec.Schedule](ctx, s, schedulesDir)
 }
 
-// UpdateSchedule overwrites an existing schedule, or fails with ErrNotFound.
-func (s *Store) UpdateSchedule(ctx context.Context, sch toolspec.Schedule) error {
+// UpdateSchedule overwrites a schedule last changed at revision rev (from
+// ScheduleRevision). It fails with ErrNotFound when the schedule is gone and
+// with errs.ErrChanged when it changed since.
+func (s *Store) UpdateSchedule(ctx context.Context, sch toolspec.Schedule, rev int64) error {
 	key := s.key(schedulesDir, sch.ID)
 	data, err := json.Marshal(sch)
 	if err != nil {
@@ -64,16 +88,20 @@ func (s *Store) UpdateSchedule(ctx context.Context, sch toolspec.Schedule) error
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.c.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), ">", 0)).
+		If(clientv3.Compare(clientv3.ModRevision(key), "=", rev)).
 		Then(clientv3.OpPut(key, string(data))).
+		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 		Commit()
 	if err != nil {
 		return s.unavailable(ctx, err)
 	}
-	if !resp.Succeeded {
+	switch {
+	case resp.Succeeded:
+		return nil
+	case resp.Responses[0].GetResponseRange().Count == 0:
 		return wrapName(ErrNotFound, "schedule", sch.ID)
 	}
-	return nil
+	return fmt.Errorf("schedule %s: %w", sch.ID, errs.ErrChanged)
 }
 
 // DeleteSchedule removes a schedule; the records of its runs stay.
@@ -92,29 +120,55 @@ type ScheduleEvent struct {
 // ends or the watch fails (etcd lost its leader, or compacted rev): then it
 // closes the channel, and the caller lists the schedules again.
 func (s *Store) WatchSchedules(ctx context.Context, rev int64) <-chan []ScheduleEvent {
-	out := make(chan []ScheduleEvent)
 	prefix := s.prefix + schedulesDir
-	wc := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix, clientv3.WithPrefix(), clientv3.WithRev(rev+1))
+	return watch(ctx, s, prefix, rev, func(ev *clientv3.Event) (ScheduleEvent, bool) {
+		e := ScheduleEvent{ID: strings.TrimPrefix(string(ev.Kv.Key), prefix)}
+		if ev.Type == clientv3.EventTypePut {
+			var sch toolspec.Schedule
+			if err := json.Unmarshal(ev.Kv.Value, &sch); err != nil {
+				return e, false // not a schedule mao wrote; listing reports it
+			}
+			e.Schedule = &sch
+		}
+		return e, true
+	})
+}
+
+// WatchRunDeletions reports the IDs of run records deleted (pruned) from
+// now on, until ctx ends or the watch fails; then it closes the channel.
+func (s *Store) WatchRunDeletions(ctx context.Context) <-chan []string {
+	prefix := s.prefix + runsDir
+	return watch(ctx, s, prefix, 0, func(ev *clientv3.Event) (string, bool) {
+		return strings.TrimPrefix(string(ev.Kv.Key), prefix), ev.Type == clientv3.EventTypeDelete
+	})
+}
+
+// watch follows the keys under prefix after revision rev (0: from now),
+// converting each event; events convert drops are left out.
+func watch[T any](ctx context.Context, s *Store, prefix string, rev int64, convert func(*clientv3.Event) (T, bool)) <-chan []T {
+	out := make(chan []T)
+	opts := []clientv3.OpOption{clientv3.WithPrefix()}
+	if rev > 0 {
+		opts = append(opts, clientv3.WithRev(rev+1))
+	}
+	wc := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix, opts...)
 	go func() {
 		defer close(out)
 		for resp := range wc {
 			if resp.Err() != nil || resp.Canceled {
 				return
 			}
-			events := make([]ScheduleEvent, 0, len(resp.Events))
+			var batch []T
 			for _, ev := range resp.Events {
-				e := ScheduleEvent{ID: strings.TrimPrefix(string(ev.Kv.Key), prefix)}
-				if ev.Type == clientv3.EventTypePut {
-					var sch toolspec.Schedule
-					if err := json.Unmarshal(ev.Kv.Value, &sch); err != nil {
-						continue // not a schedule mao wrote; listing reports it
-					}
-					e.Schedule = &sch
+				if v, ok := convert(ev); ok {
+					batch = append(batch, v)
 				}
-				events = append(events, e)
+			}
+			if len(batch) == 0 {
+				continue
 			}
 			select {
-			case out <- events:
+			case out <- batch:
 			case <-ctx.Done():
 				return
 			}
@@ -125,8 +179,17 @@ func (s *Store) WatchSchedules(ctx context.Context, rev int64) <-chan []Schedule
 
 // ClaimRun records a scheduled run and its index entry in one transaction,
 // unless a record with its ID exists: then it returns false. However many
-// sites try, one claim of a run ID succeeds.
+// sites try, one claim of a run ID succeeds. A tick older than the
+// schedule's oldest kept record is refused too: it may have been recorded
+// and pruned since.
 func (s *Store) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
+	oldest, err := s.scheduleRunIDs(ctx, r.Schedule, clientv3.WithLimit(1), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return false, err
+	}
+	if len(oldest) > 0 && tickOf(r.Schedule, r.ID) < tickOf(r.Schedule, oldest[0]) {
+		return false, nil
+	}
 	key := s.key(runsDir, r.ID)
 	run, err := json.Marshal(r)
 	if err != nil {
@@ -157,6 +220,34 @@ func (s *Store) LastScheduledRun(ctx context.Context, schedule string) (*api.Run
 		return nil, nil // pruned between the two reads
 	}
 	return &r, err
+}
+
+// LatestExecutedRun returns the newest run of the schedule that was set to
+// run: it passes over ticks recorded as skipped or missed. Nil when none.
+func (s *Store) LatestExecutedRun(ctx context.Context, schedule string) (*api.Run, error) {
+	ids, err := s.scheduleRunIDs(ctx, schedule, clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
+	if err != nil {
+		return nil, err
+	}
+	for _, id := range ids {
+		r, err := s.Run(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			continue // pruned meanwhile
+		case err != nil:
+			return nil, err
+		case r.State != api.StateSkipped && r.State != api.StateMissed:
+			return &r, nil
+		}
+	}
+	return nil, nil
+}
+
+// tickOf reads the tick, in Unix seconds, out of a scheduled run's ID.
+func tickOf(schedule, runID string) int64 {
+	digits, _, _ := strings.Cut(strings.TrimPrefix(runID, schedule+"-"), "-")
+	n, _ := strconv.ParseInt(digits, 10, 64)
+	return n
 }
 
 // ScheduledRuns lists a schedule's runs, newest first.
