@@ -12,5 +12,7 @@
 // prunes each schedule's history.
 //
 // It declares what it needs as small interfaces and takes its clock from
-// the caller, so its logic is tested with a fake clock.
+// the caller, so its logic is tested with a fake clock. It must not import
+// the etcd client, the Docker SDK or go-git (it uses the store's event type
+// and the runner's record constructor, not their engines).
 package scheduler
