@@ -320,6 +320,23 @@ func (r *Runner) prepare(ctx context.Context, run api.Run, tool toolspec.Tool, d
 	api.Run, []dockerrt.Mount, dockerrt.Image, func(), error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.PrepareTimeout)
 	defer cancel()
+	// The image is checked (or pulled) while git works: they are independent.
+	type imageResult struct {
+		img dockerrt.Image
+		err error
+	}
+	image := make(chan imageResult, 1)
+	go func() {
+		img, err := r.rt.EnsureImage(ctx, tool.Image)
+		image <- imageResult{img, err}
+	}()
+	waited := false
+	defer func() { // on an early return, stop the check and wait for it
+		if !waited {
+			cancel()
+			<-image
+		}
+	}()
 	release := func() {}
 	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, "")
 	if err != nil {
@@ -339,13 +356,14 @@ func (r *Runner) prepare(ctx context.Context, run api.Run, tool toolspec.Tool, d
 		run.InputDataset, run.InputCommit = tool.InputDataset, commit
 		mounts = append(mounts, dockerrt.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
 	}
-	img, err := r.rt.EnsureImage(ctx, tool.Image)
-	if err != nil {
+	res := <-image
+	waited = true
+	if res.err != nil {
 		release()
-		return run, nil, dockerrt.Image{}, func() {}, fmt.Errorf("image: %w", err)
+		return run, nil, dockerrt.Image{}, func() {}, fmt.Errorf("image: %w", res.err)
 	}
-	run.ImageID, run.ImageDigest = img.ID, img.Digest
-	return run, mounts, img, release, nil
+	run.ImageID, run.ImageDigest = res.img.ID, res.img.Digest
+	return run, mounts, res.img, release, nil
 }
 
 // finishRepo commits what a successful run wrote, or discards what a failed
