@@ -203,15 +203,22 @@ func (s *Server) getTool(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createTool(w http.ResponseWriter, r *http.Request) {
 	var t toolspec.Tool
-	err := decode(r, &t)
+	create(s, w, r, &t, t.Validate, func() string { return t.Name }, s.deps.ToolEdits.CreateTool)
+}
+
+// create decodes a new registry record into v, validates it, stores it and
+// answers 201 with it.
+func create[T any](s *Server, w http.ResponseWriter, r *http.Request, v *T, validate func() error, name func() string,
+	store func(context.Context, T) error) {
+	err := decode(r, v)
 	if err == nil {
-		err = t.Validate()
+		err = validate()
 	}
 	if err == nil {
-		err = s.deps.ToolEdits.CreateTool(r.Context(), t)
+		err = store(r.Context(), *v)
 	}
-	w.Header().Set("Location", r.URL.Path+"/"+t.Name)
-	s.answer(w, r, http.StatusCreated)(t, err)
+	w.Header().Set("Location", r.URL.Path+"/"+name())
+	s.answer(w, r, http.StatusCreated)(*v, err)
 }
 
 func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
@@ -232,15 +239,7 @@ func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 	var d toolspec.Dataset
-	err := decode(r, &d)
-	if err == nil {
-		err = d.Validate()
-	}
-	if err == nil {
-		err = s.deps.DatasetEdits.CreateDataset(r.Context(), d)
-	}
-	w.Header().Set("Location", r.URL.Path+"/"+d.Name)
-	s.answer(w, r, http.StatusCreated)(d, err)
+	create(s, w, r, &d, d.Validate, func() string { return d.Name }, s.deps.DatasetEdits.CreateDataset)
 }
 
 func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
