@@ -2,14 +2,13 @@ package httpapi
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/randid"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
@@ -100,7 +99,7 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
 	sch.CreatedAt, sch.UpdatedAt = now, now
 	var err error
 	for range 3 { // a random ID can collide, if rarely
-		sch.ID = fmt.Sprintf("%s-%s-%s", sch.Tool, scheduleKind(sch.Spec), randomHex(2))
+		sch.ID = fmt.Sprintf("%s-%s-%s", sch.Tool, scheduleKind(sch.Spec), randid.Hex(2))
 		if err = s.deps.ScheduleEdits.CreateSchedule(r.Context(), sch); !errors.Is(err, errs.ErrExists) {
 			break
 		}
@@ -213,10 +212,4 @@ func scheduleKind(spec string) string {
 		return "every"
 	}
 	return "cron"
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
 }

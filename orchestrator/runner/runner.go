@@ -2,8 +2,6 @@ package runner
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +16,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/randid"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/runlog"
@@ -127,7 +126,7 @@ func (r *Runner) Start(ctx context.Context, toolName string) (api.Run, error) {
 		return api.Run{}, err
 	}
 	now := r.opts.Clock.Now().UTC()
-	run := NewRun(fmt.Sprintf("%s-%d-%s", tool.Name, now.Unix(), randomHex(3)), tool, r.opts.Site, now)
+	run := NewRun(fmt.Sprintf("%s-%d-%s", tool.Name, now.Unix(), randid.Hex(3)), tool, r.opts.Site, now)
 	run.Trigger = api.TriggerManual
 	if err := r.begin(ctx, run, tool, true); err != nil {
 		return api.Run{}, err
@@ -497,12 +496,6 @@ const (
 	saveAttempts = 60
 	saveRetry    = time.Second
 )
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails
-	return hex.EncodeToString(b)
-}
 
 // inputClones counts the runs reading each dataset clone. Runs join a clone
 // (acquire) only while holding its directory lock; they leave (release) at

@@ -50,9 +50,6 @@ func New(c *clientv3.Client, prefix string, timeout time.Duration) *Store {
 	return &Store{c: c, prefix: prefix, timeout: timeout}
 }
 
-// Prefix is the key prefix every record lives under.
-func (s *Store) Prefix() string { return s.prefix }
-
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }
 
 // CreateTool stores a new tool. It fails with ErrExists when the name is
