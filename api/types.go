@@ -15,6 +15,7 @@ type (
 	Dataset   = toolspec.Dataset
 	Resources = toolspec.Resources
 	Schedule  = toolspec.Schedule
+	Target    = toolspec.Target
 )
 
 // RunState is where a run is in its life:
@@ -33,12 +34,17 @@ const (
 	StateTimedOut  RunState = "timed_out"
 	StateMissed    RunState = "missed"
 	StateSkipped   RunState = "skipped"
+	// StateLost: the site running the run stopped renewing its lease
+	// (it died or lost etcd for longer than its TTL). With attempts left,
+	// the lost attempt is filed in Attempts and the run is pending again,
+	// for another eligible site.
+	StateLost RunState = "lost"
 )
 
 // Terminal reports whether the run has ended.
 func (s RunState) Terminal() bool {
 	switch s {
-	case StateSucceeded, StateFailed, StateTimedOut, StateMissed, StateSkipped:
+	case StateSucceeded, StateFailed, StateTimedOut, StateMissed, StateSkipped, StateLost:
 		return true
 	}
 	return false
@@ -77,6 +83,11 @@ type Run struct {
 
 	// Schedule is the schedule whose tick this run is; ScheduledTime is
 	// the tick, which is also in the run ID.
+	// Target is where the run may run, for runs that were not started
+	// at the site that was asked (absent: that site). Site is empty while
+	// a run waits for an eligible site to claim it.
+	Target *Target `json:"target,omitempty"`
+
 	Schedule      string            `json:"schedule,omitempty"`
 	ScheduledTime *time.Time        `json:"scheduled_time,omitempty"`
 	Env           map[string]string `json:"env,omitempty"` // the schedule's env, added to the tool's
@@ -134,9 +145,71 @@ type Site struct {
 	StartedAt     time.Time         `json:"started_at"`
 }
 
+// SiteInfo is a site as GET /api/v1/sites lists it: its last published
+// record, whether it is live, and its work.
+type SiteInfo struct {
+	Site
+	Live           bool      `json:"live"`             // its lease is alive
+	LastSeen       time.Time `json:"last_seen"`        // its last heartbeat; now, for a live site
+	RunsInProgress int       `json:"runs_in_progress"` // pending or running runs it holds
+}
+
+// RunRequest is the optional body of POST /api/v1/tools/{name}/runs.
+// Without a target the run runs at the site that was asked.
+type RunRequest struct {
+	Target *Target `json:"target,omitempty"`
+	// Retries are extra attempts after a failed or lost one; a lost
+	// attempt of an any-site run is retried at another site.
+	Retries int `json:"retries,omitempty"`
+}
+
+// Member is one etcd member of the federation's cluster.
+type Member struct {
+	ID         string   `json:"id"` // hex, as etcdctl prints it
+	Name       string   `json:"name"`
+	PeerURLs   []string `json:"peer_urls"`
+	ClientURLs []string `json:"client_urls,omitempty"` // empty until the member has started
+	Leader     bool     `json:"leader,omitempty"`
+	Learner    bool     `json:"learner,omitempty"`
+	// Health is "ok", "not started" (added but not yet joined), or the
+	// error of asking the member for its status.
+	Health  string `json:"health"`
+	Version string `json:"version,omitempty"` // the member's etcd version
+}
+
+// Federation is the answer of GET /api/v1/federation: the etcd cluster
+// the sites share.
+type Federation struct {
+	ClusterID string   `json:"cluster_id"`
+	Leader    string   `json:"leader,omitempty"` // the leader's member name
+	Members   []Member `json:"members"`
+}
+
+// AddSiteRequest is the body of POST /api/v1/federation/sites: it adds an
+// etcd member for a new site that runs an embedded member.
+type AddSiteRequest struct {
+	Name    string `json:"name"`     // the new site's name, also its member name
+	PeerURL string `json:"peer_url"` // where the new member listens for peers
+	// ClientURL is where the new member will serve clients; only
+	// printed in the config. Default http://127.0.0.1:2379.
+	ClientURL string `json:"client_url,omitempty"`
+}
+
+// AddSiteResult is the answer of POST /api/v1/federation/sites.
+type AddSiteResult struct {
+	Member Member `json:"member"`
+	// InitialCluster is every member as name=peer-url, the new one
+	// included: the new site's [etcd] initial_cluster.
+	InitialCluster string `json:"initial_cluster"`
+	// Config is the config.ini lines the new site needs, ready to paste.
+	Config string `json:"config"`
+}
+
 // Health is the answer of GET /api/v1/health.
 type Health struct {
-	Status string `json:"status"` // "ok" or "degraded"
+	// Status is "ok", or "degraded" when etcd (e.g. it lost quorum) or
+	// Docker does not answer: then writes fail with 503 until it is back.
+	Status string `json:"status"`
 	Site   string `json:"site"`
 	Etcd   string `json:"etcd"`   // "ok" or the error
 	Docker string `json:"docker"` // "ok" or the error

@@ -38,6 +38,9 @@ type Schedule struct {
 	Retries    int               `json:"retries,omitempty"`     // extra attempts after a failed one
 	RetryDelay string            `json:"retry_delay,omitempty"` // default 1m
 	Env        map[string]string `json:"env,omitempty"`         // added to the tool's env for these runs
+	// Target says which sites run the ticks: any one eligible site per
+	// tick (the default), every eligible site, or one named site.
+	Target Target `json:"target"`
 
 	Paused    bool      `json:"paused,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
@@ -67,6 +70,9 @@ func (s *Schedule) ApplyDefaults(tz string) {
 	}
 	if s.Catchup == "" {
 		s.Catchup = CatchupOnce
+	}
+	if s.Target.Mode == "" {
+		s.Target.Mode = TargetAny
 	}
 }
 
@@ -104,6 +110,7 @@ func (s *Schedule) Validate() error {
 		_, err := checkDuration(s.RetryDelay)
 		p.check("retry_delay", err)
 	}
+	s.Target.check(p, "target")
 	if len(s.Env) > maxEnvLen {
 		p.add("env", "has %d variables; the limit is %d", len(s.Env), maxEnvLen)
 	}
