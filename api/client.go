@@ -11,6 +11,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/mao-research/mao/toolspec"
 )
 
 // DefaultAddr is where maoctl looks for an orchestrator when neither --addr
@@ -92,12 +94,19 @@ func (c *Client) RemoveTool(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/tools/"+url.PathEscape(name), nil, nil, nil)
 }
 
-// RunTool starts a run of the named tool at the orchestrator's site and
-// returns its pending record.
-func (c *Client) RunTool(ctx context.Context, name string) (Run, error) {
-	var out Run
-	return out, c.do(ctx, http.MethodPost, "/tools/"+url.PathEscape(name)+"/runs", nil, nil, &out)
+// RunTool starts runs of the named tool and returns their pending
+// records. Without req.Target the run runs at the orchestrator's own site;
+// with one it may run elsewhere: one run for TargetSite and TargetAny (its
+// Site is empty until an eligible site claims it), one per eligible site
+// for TargetAll.
+func (c *Client) RunTool(ctx context.Context, name string, req RunRequest) ([]Run, error) {
+	var out []Run
+	return out, c.do(ctx, http.MethodPost, "/tools/"+url.PathEscape(name)+"/runs", nil, req, &out)
 }
+
+// ParseLabels reads labels given as "key=value" strings, such as the
+// --label flags of a target (see toolspec.ParseLabels).
+func ParseLabels(pairs []string) (map[string]string, error) { return toolspec.ParseLabels(pairs) }
 
 // RegisterDataset stores a new dataset.
 func (c *Client) RegisterDataset(ctx context.Context, d Dataset) (Dataset, error) {
@@ -222,10 +231,31 @@ func (c *Client) RunLogs(ctx context.Context, id string, opts LogOptions, w io.W
 	return nil
 }
 
-// Sites lists the live sites.
-func (c *Client) Sites(ctx context.Context) ([]Site, error) {
-	var out []Site
+// Sites lists every site the federation has seen, live or gone, sorted
+// by name.
+func (c *Client) Sites(ctx context.Context) ([]SiteInfo, error) {
+	var out []SiteInfo
 	return out, c.do(ctx, http.MethodGet, "/sites", nil, nil, &out)
+}
+
+// Federation describes the etcd cluster the sites share: its members,
+// their health and its leader.
+func (c *Client) Federation(ctx context.Context) (Federation, error) {
+	var out Federation
+	return out, c.do(ctx, http.MethodGet, "/federation", nil, nil, &out)
+}
+
+// AddSite adds an etcd member for a new site and returns the config.ini
+// lines that site needs to join. Until the new member starts, a cluster
+// that had one member has no quorum.
+func (c *Client) AddSite(ctx context.Context, req AddSiteRequest) (AddSiteResult, error) {
+	var out AddSiteResult
+	return out, c.do(ctx, http.MethodPost, "/federation/sites", nil, req, &out)
+}
+
+// RemoveSite removes the named site's etcd member from the cluster.
+func (c *Client) RemoveSite(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/federation/sites/"+url.PathEscape(name), nil, nil, nil)
 }
 
 // Health reports whether the orchestrator and its etcd and Docker are usable.

@@ -46,7 +46,8 @@ func (c *ctl) app() *cli.App {
 		Name:  "maoctl",
 		Usage: "register tools and datasets, run tools and follow their runs at a mao site",
 		Description: "maoctl talks to one orchestrator's REST API. Tools and datasets are shared by all sites;\n" +
-			"runs happen at the site of the orchestrator you talk to.",
+			"runs happen at the site of the orchestrator you talk to, unless tool run --site, --any or --all\n" +
+			"send them elsewhere in the federation.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagOutput, Aliases: []string{"o"}, Value: "table", Usage: "output format: table or json"},
 			&cli.StringFlag{Name: flagAddr, EnvVars: []string{"MAO_ADDR"}, Value: api.DefaultAddr, Usage: "orchestrator address"},
@@ -58,6 +59,7 @@ func (c *ctl) app() *cli.App {
 			c.runCommand(),
 			c.scheduleCommand(),
 			c.siteCommand(),
+			c.federationCommand(),
 			c.healthCommand(),
 			c.completionCommand(),
 		},

@@ -38,6 +38,9 @@ func TestHoistFlags(t *testing.T) {
 		{"tool schedule list weekly", "tool schedule list weekly"},
 		{"run list --schedule ID --tool T", "run list --schedule ID --tool T"},
 		{"tool run x -f --generate-bash-completion", "tool run -f x --generate-bash-completion"},
+		{"tool run x --all --label k=v --retries 2", "tool run --all --label k=v --retries 2 x"},
+		{"tool run site --site site -q", "tool run --site site -q site"},
+		{"federation add-site lab-c --peer-url http://h:2380 -o json", "-o json federation add-site --peer-url http://h:2380 lab-c"},
 	}
 	app := (&ctl{}).app()
 	for _, tc := range tests {
@@ -116,7 +119,10 @@ func TestBashCompletionScript(t *testing.T) {
 		{"maoctl tool re", "register remove"},
 		{"maoctl dataset ", "register list show remove clone get --help -h"},
 		{"maoctl run logs --f", "--follow"},
-		{"maoctl -o json tool run x --", "--follow --quiet --help"},
+		{"maoctl -o json tool run x --", "--site --any --all --label --retries --follow --quiet --help"},
+		{"maoctl tool run x --a", "--any --all"},
+		{"maoctl f", "federation"},
+		{"maoctl federation add-site x --", "--peer-url --client-url --help"},
 		{"maoctl tool s", "show schedule stop"},
 		{"maoctl schedule ", "list show update pause resume remove --help -h"},
 		{"maoctl tool schedule x daily --re", "--retries --retry-delay"},

@@ -34,7 +34,8 @@ func usageErrorf(format string, args ...any) error {
 // without success. The command has already printed the run's summary line,
 // so PrintError prints nothing for it; Code is the exit status to use: the
 // tool's own exit code, 124 when the run timed out, or 1 when the run failed
-// without one (for example when its image could not be pulled).
+// without one (for example when its image could not be pulled) or was lost
+// with its site.
 type RunExitError struct {
 	Run  api.Run
 	Code int

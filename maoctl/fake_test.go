@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +32,8 @@ type fakeOrchestrator struct {
 	datasets   map[string]api.Dataset
 	runs       []*fakeRun // in creation order
 	scripts    map[string]fakeScript
-	sites      []api.Site
+	sites      []api.SiteInfo
+	federation api.Federation
 	health     api.Health
 	schedules  map[string]api.Schedule
 	scheduleNo int // makes the hex suffix of the next schedule ID
@@ -154,11 +156,63 @@ func (f *fakeOrchestrator) seed() {
 			Image: "mao/gh-crawler:1.2", DataRepo: "https://git.example.org/data/gh.git", CreatedAt: *at(1200), StartedAt: at(1201)}},
 	}
 
-	f.sites = []api.Site{
-		{Name: "lab-a", APIAddr: "https://lab-a.example.org:8080", Version: "0.1.0", OS: "linux", Arch: "amd64", CPUs: 16,
+	f.sites = []api.SiteInfo{
+		{Site: api.Site{Name: "lab-a", APIAddr: "https://lab-a.example.org:8080", Version: "0.1.0", OS: "linux", Arch: "amd64", CPUs: 16,
 			MemoryBytes: 64 << 30, DockerVersion: "28.5.2", Labels: map[string]string{"zone": "eu", "gpu": "none"}, StartedAt: *at(-86400)},
-		{Name: "lab-b", APIAddr: "http://10.0.0.7:8080", Version: "0.1.0", OS: "linux", Arch: "arm64", CPUs: 4,
-			MemoryBytes: 8 << 30, DockerVersion: "27.1.0", StartedAt: *at(-3600)},
+			Live: true, LastSeen: *fakeNow, RunsInProgress: 1},
+		{Site: api.Site{Name: "lab-b", APIAddr: "http://10.0.0.7:8080", Version: "0.1.0", OS: "linux", Arch: "arm64", CPUs: 4,
+			MemoryBytes: 8 << 30, DockerVersion: "27.1.0", Labels: map[string]string{"zone": "eu", "gpu": "a100"}, StartedAt: *at(-3600)},
+			Live: true, LastSeen: *fakeNow},
+		{Site: api.Site{Name: "lab-c", APIAddr: "http://10.0.0.9:8080", Version: "0.0.9", OS: "linux", Arch: "amd64", CPUs: 8,
+			MemoryBytes: 32 << 30, DockerVersion: "27.1.0", Labels: map[string]string{"zone": "us"}, StartedAt: *at(-7 * 86400)},
+			LastSeen: *at(-2 * 86400)},
+	}
+
+	f.federation = api.Federation{ClusterID: "cdf818194e3a8c32", Leader: "lab-a", Members: []api.Member{
+		{ID: "8e9e05c52164694d", Name: "lab-a", PeerURLs: []string{"http://10.0.0.5:2380"},
+			ClientURLs: []string{"http://127.0.0.1:2379", "http://10.0.0.5:2379"}, Leader: true, Health: "ok", Version: "3.7.3"},
+		{ID: "91bc3c398fb3c146", Name: "lab-b", PeerURLs: []string{"http://10.0.0.7:2380"},
+			ClientURLs: []string{"http://10.0.0.7:2379"}, Health: "ok", Version: "3.7.3"},
+	}}
+}
+
+// seedFederation adds, for the cases that need them (a setup function of
+// cliCase), a tool whose runs are lost with their site and runs of targets:
+//   - r-0101: an any run lost with site lab-c;
+//   - r-0102: a run of zone=eu whose first attempt was lost at lab-c and
+//     whose second succeeded at lab-b;
+//   - r-0103: a gpu=a100 run waiting for an eligible site;
+//   - r-0104: a run sent to site lab-b, running there.
+func seedFederation(t *testing.T, f *fakeOrchestrator, _ string) {
+	t.Helper()
+	f.tools["gpu-train"] = api.Tool{Name: "gpu-train", Author: "lab", Image: "mao/gpu-train:1", DataRepo: "https://git.example.org/data/train.git"}
+	f.scripts["gpu-train"] = fakeScript{
+		log: "loading model\n",
+		end: func(r *api.Run) {
+			r.State, r.Reason = api.StateLost, "site "+r.Site+" stopped renewing its lease"
+		},
+	}
+	const lostReason = "site lab-c stopped renewing its lease"
+	anySite := &api.Target{Mode: "any"}
+	eu := &api.Target{Mode: "any", Labels: map[string]string{"zone": "eu"}}
+	gpu := &api.Target{Mode: "any", Labels: map[string]string{"gpu": "a100"}}
+	for _, r := range []api.Run{
+		{ID: "r-0101", Tool: "gh-crawler", Site: "lab-c", Target: anySite, State: api.StateLost, Reason: lostReason, Trigger: api.TriggerManual,
+			Image: "mao/gh-crawler:1.2", DataRepo: "https://git.example.org/data/gh.git",
+			CreatedAt: *at(1800), StartedAt: at(1802), FinishedAt: at(1860)},
+		{ID: "r-0102", Tool: "code-stats", Site: "lab-b", Target: eu, State: api.StateSucceeded, Trigger: api.TriggerManual,
+			Image: "mao/code-stats:2", DataRepo: "git@git.example.org:data/stats.git", ExitCode: intPtr(0),
+			Attempt: 2, MaxAttempts: 3, RetryDelay: "1m", Attempts: []api.Attempt{
+				{Attempt: 1, State: api.StateLost, Reason: lostReason, StartedAt: at(1902), FinishedAt: at(1960)},
+			},
+			CreatedAt: *at(1900), StartedAt: at(2021), FinishedAt: at(2050)},
+		{ID: "r-0103", Tool: "gpu-train", Target: gpu, State: api.StatePending, Trigger: api.TriggerManual,
+			Image: "mao/gpu-train:1", DataRepo: "https://git.example.org/data/train.git", CreatedAt: *at(2400)},
+		{ID: "r-0104", Tool: "gh-crawler", Site: "lab-b", Target: &api.Target{Mode: "site", Site: "lab-b"}, State: api.StateRunning,
+			Trigger: api.TriggerManual, Image: "mao/gh-crawler:1.2", DataRepo: "https://git.example.org/data/gh.git",
+			CreatedAt: *at(2500), StartedAt: at(2501)},
+	} {
+		f.runs = append(f.runs, &fakeRun{rec: r})
 	}
 }
 
@@ -166,11 +220,12 @@ func (f *fakeOrchestrator) seed() {
 // that need them (a setup function of cliCase):
 //   - gh-crawler-daily-3f2a: daily at 12:00 Zurich time with retries: a
 //     scheduled run, a catch-up run and a run waiting for its third attempt;
-//   - code-stats-weekly-81c0: weekly, paused, its last run failed;
+//   - code-stats-weekly-81c0: weekly at every zone=eu site, paused, its
+//     last run failed;
 //   - gh-crawler-every-5d10: every 10 minutes: a missed tick, a running
 //     run and a tick skipped because of it;
-//   - old-tool-cron-0b7e: a cron schedule in Asia/Kolkata whose tool is
-//     gone.
+//   - old-tool-cron-0b7e: a cron schedule in Asia/Kolkata at site lab-b
+//     whose tool is gone.
 func seedSchedules(t *testing.T, f *fakeOrchestrator, _ string) {
 	t.Helper()
 	utc := func(s string) *time.Time {
@@ -182,14 +237,14 @@ func seedSchedules(t *testing.T, f *fakeOrchestrator, _ string) {
 		return &tm
 	}
 	daily := api.Schedule{ID: "gh-crawler-daily-3f2a", Tool: "gh-crawler", Spec: "daily", At: "12:00", TZ: "Europe/Zurich",
-		Overlap: "forbid", Catchup: "once", Retries: 2, RetryDelay: "1h",
+		Overlap: "forbid", Catchup: "once", Retries: 2, RetryDelay: "1h", Target: api.Target{Mode: "any"},
 		Env: map[string]string{"DEPTH": "full", "TOKEN_FILE": "/run/secrets/gh"}, CreatedAt: *at(-10 * 86400), UpdatedAt: *at(-86400)}
 	weekly := api.Schedule{ID: "code-stats-weekly-81c0", Tool: "code-stats", Spec: "weekly", Weekday: "mon", TZ: "UTC",
-		Overlap: "forbid", Catchup: "once", Paused: true, CreatedAt: *at(-30 * 86400), UpdatedAt: *at(-30 * 86400)}
+		Overlap: "forbid", Catchup: "once", Paused: true, Target: api.Target{Mode: "all", Labels: map[string]string{"zone": "eu"}}, CreatedAt: *at(-30 * 86400), UpdatedAt: *at(-30 * 86400)}
 	every := api.Schedule{ID: "gh-crawler-every-5d10", Tool: "gh-crawler", Spec: "@every 10m", TZ: "UTC",
-		Overlap: "forbid", Catchup: "skip", CreatedAt: *at(-86400), UpdatedAt: *at(-86400)}
+		Overlap: "forbid", Catchup: "skip", Target: api.Target{Mode: "any"}, CreatedAt: *at(-86400), UpdatedAt: *at(-86400)}
 	orphan := api.Schedule{ID: "old-tool-cron-0b7e", Tool: "old-tool", Spec: "15 */6 * * *", TZ: "Asia/Kolkata",
-		Overlap: "allow", Catchup: "once", Deadline: "6h", Env: map[string]string{"MODE": "quick"},
+		Overlap: "allow", Catchup: "once", Deadline: "6h", Env: map[string]string{"MODE": "quick"}, Target: api.Target{Mode: "site", Site: "lab-b"},
 		CreatedAt: *at(-60 * 86400), UpdatedAt: *at(-60 * 86400)}
 	for _, s := range []api.Schedule{daily, weekly, every, orphan} {
 		f.schedules[s.ID] = s
@@ -293,6 +348,17 @@ func (f *fakeOrchestrator) handler() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /api/v1/tools/{name}/runs", func(w http.ResponseWriter, r *http.Request) {
+		var req api.RunRequest
+		if r.ContentLength != 0 && !decodeBody(w, r, &req) {
+			return
+		}
+		if req.Target != nil && !validate(w, "target", req.Target.Validate()) {
+			return
+		}
+		if req.Retries < 0 || req.Retries > 100 {
+			writeAPIError(w, http.StatusBadRequest, api.CodeInvalid, "invalid run request", fmt.Sprintf("retries: %d must be between 0 and 100", req.Retries))
+			return
+		}
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		t, ok := f.tools[r.PathValue("name")]
@@ -300,14 +366,26 @@ func (f *fakeOrchestrator) handler() http.Handler {
 			notFound(w, "tool", r.PathValue("name"))
 			return
 		}
-		n := len(f.runs) + 1
-		run := &fakeRun{script: f.scripts[t.Name], rec: api.Run{
-			ID: fmt.Sprintf("r-%04d", n), Tool: t.Name, Site: "lab-a", State: api.StatePending, Trigger: "manual",
-			Image: t.Image, Network: t.NetworkName(), DataRepo: t.DataRepo, InputDataset: t.InputDataset,
-			DataCommitBefore: "5555555555555555555555555555555555555555", CreatedAt: *at(3600 + 60*n),
-		}}
-		f.runs = append(f.runs, run)
-		writeAPI(w, http.StatusAccepted, run.rec)
+		sites, apiErr := f.runSites(req.Target)
+		if apiErr != nil {
+			writeAPIError(w, apiErr.Status, apiErr.Code, apiErr.Message)
+			return
+		}
+		var out []api.Run
+		for _, site := range sites {
+			n := len(f.runs) + 1
+			run := &fakeRun{script: f.scripts[t.Name], rec: api.Run{
+				ID: fmt.Sprintf("r-%04d", n), Tool: t.Name, Site: site, Target: req.Target, State: api.StatePending, Trigger: "manual",
+				Image: t.Image, Network: t.NetworkName(), DataRepo: t.DataRepo, InputDataset: t.InputDataset,
+				DataCommitBefore: "5555555555555555555555555555555555555555", CreatedAt: *at(3600 + 60*n),
+			}}
+			if req.Retries > 0 {
+				run.rec.Attempt, run.rec.MaxAttempts = 1, 1+req.Retries
+			}
+			f.runs = append(f.runs, run)
+			out = append(out, run.rec)
+		}
+		writeAPI(w, http.StatusAccepted, out)
 	})
 
 	mux.HandleFunc("GET /api/v1/datasets", func(w http.ResponseWriter, r *http.Request) {
@@ -468,6 +546,59 @@ func (f *fakeOrchestrator) handler() http.Handler {
 		defer f.mu.Unlock()
 		writeAPI(w, http.StatusOK, f.sites)
 	})
+	mux.HandleFunc("GET /api/v1/federation", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		writeAPI(w, http.StatusOK, f.federation)
+	})
+	mux.HandleFunc("POST /api/v1/federation/sites", func(w http.ResponseWriter, r *http.Request) {
+		var req api.AddSiteRequest
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		var details []string
+		if req.Name == "" {
+			details = append(details, "name: is required")
+		}
+		if u, err := url.Parse(req.PeerURL); err != nil || u.Scheme != "http" || u.Port() == "" {
+			details = append(details, fmt.Sprintf("peer_url: %q is not an http URL with a port", req.PeerURL))
+		}
+		if len(details) > 0 {
+			writeAPIError(w, http.StatusBadRequest, api.CodeInvalid, "invalid site", details...)
+			return
+		}
+		if req.ClientURL == "" {
+			req.ClientURL = "http://127.0.0.1:2379"
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if slices.ContainsFunc(f.federation.Members, func(m api.Member) bool { return m.Name == req.Name }) {
+			writeAPIError(w, http.StatusConflict, api.CodeConflict, fmt.Sprintf("the cluster has a member named %q already", req.Name))
+			return
+		}
+		m := api.Member{ID: fmt.Sprintf("%016x", uint64(0xa1b2c3d4e5f60000)+uint64(len(f.federation.Members))), Name: req.Name,
+			PeerURLs: []string{req.PeerURL}, Health: "not started"}
+		f.federation.Members = append(f.federation.Members, m)
+		var cluster []string
+		for _, m := range f.federation.Members {
+			cluster = append(cluster, m.Name+"="+m.PeerURLs[0])
+		}
+		res := api.AddSiteResult{Member: m, InitialCluster: strings.Join(cluster, ",")}
+		res.Config = fmt.Sprintf("[site]\nname = %s\n\n[etcd]\npeer_url = %s\nclient_url = %s\ninitial_cluster = %s\ninitial_cluster_state = existing\n",
+			req.Name, req.PeerURL, req.ClientURL, res.InitialCluster)
+		writeAPI(w, http.StatusCreated, res)
+	})
+	mux.HandleFunc("DELETE /api/v1/federation/sites/{name}", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		i := slices.IndexFunc(f.federation.Members, func(m api.Member) bool { return m.Name == r.PathValue("name") })
+		if i < 0 {
+			writeAPIError(w, http.StatusNotFound, api.CodeNotFound, fmt.Sprintf("no member of the cluster is named %q", r.PathValue("name")))
+			return
+		}
+		f.federation.Members = slices.Delete(f.federation.Members, i, i+1)
+		w.WriteHeader(http.StatusNoContent)
+	})
 	mux.HandleFunc("GET /api/v1/health", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -490,6 +621,43 @@ func (f *fakeOrchestrator) handler() http.Handler {
 			mux.ServeHTTP(w, r)
 		}
 	})
+}
+
+// runSites is where the runs of a new run request go: one site per run,
+// "" for a run that waits for an eligible site to claim it. f.mu must be
+// held.
+func (f *fakeOrchestrator) runSites(target *api.Target) ([]string, *api.Error) {
+	conflict := func(format string, args ...any) *api.Error {
+		return &api.Error{Status: http.StatusConflict, ErrorBody: api.ErrorBody{Code: api.CodeConflict, Message: fmt.Sprintf(format, args...)}}
+	}
+	switch {
+	case target == nil:
+		return []string{f.health.Site}, nil
+	case target.EffectiveMode() == "any":
+		return []string{""}, nil
+	case target.EffectiveMode() == "site":
+		i := slices.IndexFunc(f.sites, func(s api.SiteInfo) bool { return s.Name == target.Site })
+		switch {
+		case i < 0:
+			return nil, &api.Error{Status: http.StatusNotFound, ErrorBody: api.ErrorBody{Code: api.CodeNotFound,
+				Message: fmt.Sprintf("site %q not found", target.Site)}}
+		case !f.sites[i].Live:
+			return nil, conflict("site %q is gone (last seen %s)", target.Site, f.sites[i].LastSeen.Format(time.RFC3339))
+		case !target.Matches(f.sites[i].Labels):
+			return nil, conflict("site %q does not carry the labels of target %s", target.Site, target)
+		}
+		return []string{target.Site}, nil
+	}
+	var sites []string
+	for _, s := range f.sites {
+		if s.Live && target.Matches(s.Labels) {
+			sites = append(sites, s.Name)
+		}
+	}
+	if len(sites) == 0 {
+		return nil, conflict("no live site is eligible for target %s", target)
+	}
+	return sites, nil
 }
 
 // scheduleInfo adds to s what the orchestrator knows of it; f.mu must be
@@ -555,6 +723,10 @@ func (f *fakeOrchestrator) logs(w http.ResponseWriter, r *http.Request) {
 	if !ended && r.URL.Query().Get("follow") == "true" {
 		started := run.rec.CreatedAt.Add(time.Second)
 		run.rec.State, run.rec.StartedAt = api.StateRunning, &started
+		if run.rec.Site == "" { // the first eligible site claims it
+			i := slices.IndexFunc(f.sites, func(s api.SiteInfo) bool { return s.Live && run.rec.Target.Matches(s.Labels) })
+			run.rec.Site = f.sites[i].Name
+		}
 	}
 	f.mu.Unlock()
 

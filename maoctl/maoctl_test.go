@@ -58,7 +58,10 @@ func TestCommands(t *testing.T) {
 			[]string{"tool", "run", "--help"},
 			[]string{"run", "logs", "-h"},
 			[]string{"help", "dataset", "clone"},
-		), exits: []int{0, 0, 0, 0, 0}},
+			[]string{"site"},
+			[]string{"federation"},
+			[]string{"federation", "add-site", "--help"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 0, 0}},
 
 		{name: "help-schedule", cmds: cmds(
 			[]string{"schedule"},
@@ -154,6 +157,45 @@ func TestCommands(t *testing.T) {
 			[]string{"tool", "run", "nope"},
 			[]string{"tool", "run"},
 		), exits: []int{0, 0, 0, 0, 1, 2}},
+		{name: "tool-run-target", cmds: cmds(
+			[]string{"tool", "run", "gh-crawler", "--any"},
+			[]string{"tool", "run", "gh-crawler", "--label", "zone=eu", "--label", "gpu=a100"},
+			[]string{"tool", "run", "gh-crawler", "--all"},
+			[]string{"tool", "run", "code-stats", "--all", "--label", "gpu=a100", "-o", "json"},
+			[]string{"tool", "run", "gh-crawler", "--site", "lab-b", "--retries", "2"},
+			[]string{"tool", "run", "gh-crawler", "--all", "--label", "zone=eu", "-q"},
+			[]string{"run", "list"},
+			[]string{"run", "show", "r-0004"},
+			[]string{"run", "show", "r-0008"},
+			[]string{"run", "show", "r-0009"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+		{name: "tool-run-target-errors", cmds: cmds(
+			[]string{"tool", "run", "gh-crawler", "--site", "lab-b", "--any"},
+			[]string{"tool", "run", "gh-crawler", "--any", "--all"},
+			[]string{"tool", "run", "gh-crawler", "--all", "--site", "lab-a", "--any"},
+			[]string{"tool", "run", "gh-crawler", "--all", "--follow"},
+			[]string{"tool", "run", "gh-crawler", "--label", "zone=eu", "--all", "-f"},
+			[]string{"tool", "run", "gh-crawler", "--label", "novalue"},
+			[]string{"tool", "run", "gh-crawler", "--label", "bad key=x"},
+			[]string{"tool", "run", "gh-crawler", "--retries", "-1"},
+			[]string{"tool", "run", "gh-crawler", "--retries", "many"},
+			[]string{"tool", "run", "gh-crawler", "--retries", "101"},
+			[]string{"tool", "run", "gh-crawler", "--site", "Bad/Name"},
+			[]string{"tool", "run", "gh-crawler", "--site", "lab-c"},
+			[]string{"tool", "run", "gh-crawler", "--site", "nope"},
+			[]string{"tool", "run", "gh-crawler", "--site", "lab-b", "--label", "zone=us"},
+			[]string{"tool", "run", "gh-crawler", "--all", "--label", "zone=mars"},
+			[]string{"run", "list"},
+		), exits: []int{2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 0}},
+		{name: "tool-run-follow-any", setup: seedFederation, cmds: cmds(
+			[]string{"tool", "run", "gh-crawler", "--any", "--follow"},
+			[]string{"run", "show", "r-0008"},
+		), exits: []int{0, 0}},
+		{name: "tool-run-follow-lost", setup: seedFederation, cmds: cmds(
+			[]string{"tool", "run", "gpu-train", "--label", "gpu=a100", "-f"},
+			[]string{"tool", "run", "gpu-train", "--site", "lab-a", "--follow", "-q"},
+			[]string{"run", "list", "--tool", "gpu-train"},
+		), exits: []int{1, 1, 0}},
 		{name: "tool-run-follow-succeeded", cmds: cmds(
 			[]string{"tool", "run", "gh-crawler", "--follow"},
 			[]string{"run", "show", "r-0004"},
@@ -246,6 +288,15 @@ func TestCommands(t *testing.T) {
 			[]string{"run", "list", "--tool", "gh-crawler"},
 		), exits: []int{0, 0, 0, 2, 1, 0, 0, 0}},
 
+		{name: "run-list-federation", setup: seedFederation, cmds: cmds(
+			[]string{"run", "list"},
+			[]string{"run", "show", "r-0101"},
+			[]string{"run", "show", "r-0102"},
+			[]string{"run", "show", "r-0103"},
+			[]string{"run", "show", "r-0104"},
+			[]string{"run", "show", "r-0102", "-o", "json"},
+		), exits: []int{0, 0, 0, 0, 0, 0}},
+
 		{name: "run-list-scheduled", setup: seedSchedules, cmds: cmds(
 			[]string{"run", "list"},
 			[]string{"run", "list", "--schedule", "gh-crawler-daily-3f2a"},
@@ -288,6 +339,19 @@ func TestCommands(t *testing.T) {
 			[]string{"tool", "schedule", "gh-crawler", "daily", "--retries", "many"},
 			[]string{"schedule", "list"},
 		), exits: []int{1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 0}},
+
+		{name: "tool-schedule-target", cmds: cmds(
+			[]string{"tool", "schedule", "gh-crawler", "daily", "--all", "--label", "zone=eu"},
+			[]string{"tool", "schedule", "code-stats", "weekly", "--site", "lab-b", "-o", "json"},
+			[]string{"tool", "schedule", "gh-crawler", "@every 10m", "--label", "gpu=a100"},
+			[]string{"tool", "schedule", "slow-tool", "daily", "--any"},
+			[]string{"tool", "schedule", "slow-tool", "daily"},
+			[]string{"tool", "schedule", "gh-crawler", "daily", "--any", "--site", "lab-a"},
+			[]string{"tool", "schedule", "gh-crawler", "daily", "--label", "x"},
+			[]string{"tool", "schedule", "gh-crawler", "daily", "--site", "Bad/Name"},
+			[]string{"schedule", "list"},
+			[]string{"schedule", "show", "gh-crawler-daily-3f2a"},
+		), exits: []int{0, 0, 0, 0, 0, 2, 2, 1, 0, 0}},
 
 		{name: "schedule-list", setup: seedSchedules, cmds: cmds(
 			[]string{"schedule", "list"},
@@ -343,10 +407,63 @@ func TestCommands(t *testing.T) {
 			[]string{"schedule", "update", "--at", "01:00"},
 		), exits: []int{0, 0, 0, 1, 0, 0, 1, 0, 2, 1, 2, 2}},
 
+		{name: "schedule-update-target", setup: seedSchedules, cmds: cmds(
+			[]string{"schedule", "update", "gh-crawler-daily-3f2a", "--all", "--label", "zone=eu"},
+			[]string{"schedule", "show", "gh-crawler-daily-3f2a"},
+			[]string{"schedule", "update", "code-stats-weekly-81c0", "--label", "gpu=a100"},
+			[]string{"schedule", "update", "old-tool-cron-0b7e", "--any"},
+			[]string{"schedule", "update", "gh-crawler-every-5d10", "--site", "lab-b", "-o", "json"},
+			[]string{"schedule", "list"},
+			[]string{"schedule", "update", "gh-crawler-daily-3f2a", "--all", "--site", "lab-a"},
+			[]string{"schedule", "update", "gh-crawler-daily-3f2a", "--label", "=x"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 2, 2}},
+
 		{name: "site-list", cmds: cmds(
 			[]string{"site", "list"},
 			[]string{"site", "list", "-o", "json"},
+			[]string{"site", "show", "lab-a"},
+			[]string{"site", "show", "lab-c"},
+			[]string{"site", "show", "lab-b", "-o", "json"},
+			[]string{"site", "show", "nope"},
+			[]string{"site", "show"},
+		), exits: []int{0, 0, 0, 0, 0, 1, 2}},
+		{name: "site-list-empty", setup: func(t *testing.T, f *fakeOrchestrator, _ string) {
+			f.sites = nil
+		}, cmds: cmds(
+			[]string{"site", "list"},
+			[]string{"site", "list", "-o", "json"},
 		), exits: []int{0, 0}},
+
+		{name: "federation-status", cmds: cmds(
+			[]string{"federation", "status"},
+			[]string{"federation", "status", "-o", "json"},
+			[]string{"federation", "status", "extra"},
+		), exits: []int{0, 0, 2}},
+		{name: "federation-status-no-leader", setup: func(t *testing.T, f *fakeOrchestrator, _ string) {
+			f.federation.Leader = ""
+			f.federation.Members[0].Leader = false
+			f.federation.Members[1].Health = "context deadline exceeded"
+			f.federation.Members[1].Version = ""
+			f.federation.Members = append(f.federation.Members, api.Member{ID: "a1b2c3d4e5f60002", Name: "lab-c",
+				PeerURLs: []string{"http://10.0.0.9:2380"}, Health: "not started"})
+		}, cmds: cmds(
+			[]string{"federation", "status"},
+		), exits: []int{0}},
+		{name: "federation-add-remove-site", cmds: cmds(
+			[]string{"federation", "add-site", "lab-c", "--peer-url", "http://10.0.0.9:2380", "--client-url", "http://10.0.0.9:2379"},
+			[]string{"federation", "status"},
+			[]string{"federation", "add-site", "lab-d", "--peer-url", "http://10.0.0.10:2380", "-o", "json"},
+			[]string{"federation", "remove-site", "lab-d"},
+			[]string{"federation", "remove-site", "lab-c", "-o", "json"},
+			[]string{"federation", "status"},
+			[]string{"federation", "remove-site", "lab-d"},
+			[]string{"federation", "add-site", "lab-b", "--peer-url", "http://10.0.0.7:2380"},
+			[]string{"federation", "add-site", "lab-e", "--peer-url", "10.0.0.11"},
+			[]string{"federation", "add-site", "lab-e"},
+			[]string{"federation", "add-site", "--peer-url", "http://10.0.0.11:2380"},
+			[]string{"federation", "remove-site"},
+			[]string{"federation", "frob"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2}},
 		{name: "health", cmds: cmds(
 			[]string{"health"},
 			[]string{"health", "-o", "json"},
@@ -395,7 +512,10 @@ func TestCommands(t *testing.T) {
 			[]string{"tool", "schedule", "--generate-bash-completion"},
 			[]string{"schedule", "update", "--generate-bash-completion"},
 			[]string{"run", "list", "--generate-bash-completion"},
-		), exits: []int{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0}},
+			[]string{"tool", "run", "--generate-bash-completion"},
+			[]string{"federation", "--generate-bash-completion"},
+			[]string{"federation", "add-site", "--generate-bash-completion"},
+		), exits: []int{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 	}
 	goldenDir, err := filepath.Abs("testdata") // some cases change directory
 	if err != nil {

@@ -72,7 +72,7 @@ func (c *ctl) runList(cCtx *cli.Context) error {
 	}
 	tab := newTable(c.stdout, header...)
 	for _, r := range runs {
-		row := []string{r.ID, r.Tool, r.Site, runState(r), exitCode(r), timestamp(&r.CreatedAt), runDuration(r)}
+		row := []string{r.ID, r.Tool, runSite(r), runState(r), exitCode(r), timestamp(&r.CreatedAt), runDuration(r)}
 		if triggers {
 			row = slices.Insert(row, 4, r.Trigger)
 		}
@@ -97,7 +97,8 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	f := newFields(c.stdout)
 	f.add("Run", r.ID)
 	f.add("Tool", r.Tool)
-	f.add("Site", r.Site)
+	f.add("Site", cell(runSite(r)))
+	f.addIf("Target", targetText(r.Target))
 	f.add("State", string(r.State))
 	f.addIf("Reason", r.Reason)
 	f.addIf("Exit code", exitCode(r))
@@ -126,7 +127,7 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	f.addIf("Commit after", r.DataCommitAfter)
 	f.addIf("Input dataset", r.InputDataset)
 	f.addIf("Input commit", r.InputCommit)
-	f.addIf("Env", envText(r.Env))
+	f.addIf("Env", keyValues(r.Env, "\n"))
 	f.add("Created", timestamp(&r.CreatedAt))
 	f.add("Started", timestamp(r.StartedAt))
 	if r.ContainerStartedAt != nil {

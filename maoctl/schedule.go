@@ -28,6 +28,7 @@ func (c *ctl) scheduleCommand() *cli.Command {
 				ArgsUsage: "ID",
 				Description: "Only the fields whose flags are given change; --at \"\" or --weekday \"\" clears one.\n" +
 					"--env adds or replaces single variables, --unset-env removes them.\n" +
+					"--site, --any, --all and --label replace the target as a whole (--label alone means --any).\n" +
 					"Ticks before the update are not caught up.",
 				Flags:  scheduleFlags(true),
 				Action: c.scheduleUpdate,
@@ -116,7 +117,7 @@ func scheduleFlags(update bool) []cli.Flag {
 	if update {
 		flags = append(flags, &cli.StringSliceFlag{Name: "unset-env", Usage: "remove the schedule's variable `KEY`, repeatable"})
 	}
-	return flags
+	return append(flags, targetFlags()...)
 }
 
 // applyScheduleFlags sets the fields of s whose flags were given.
@@ -128,6 +129,13 @@ func applyScheduleFlags(cCtx *cli.Context, s *api.Schedule) error {
 	}
 	if cCtx.IsSet("retries") {
 		s.Retries = cCtx.Int("retries")
+	}
+	target, err := targetFromFlags(cCtx)
+	if err != nil {
+		return err
+	}
+	if target != nil {
+		s.Target = *target
 	}
 	if cCtx.IsSet("env") {
 		return addEnv(&s.Env, cCtx.StringSlice("env"))
@@ -174,13 +182,13 @@ func (c *ctl) scheduleList(cCtx *cli.Context) error {
 		_, err := fmt.Fprintln(c.stderr, "no schedules")
 		return err
 	}
-	tab := newTable(c.stdout, "ID", "TOOL", "WHEN", "STATE", "NEXT RUN", "LAST RUN", "RESULT")
+	tab := newTable(c.stdout, "ID", "TOOL", "WHEN", "TARGET", "STATE", "NEXT RUN", "LAST RUN", "RESULT")
 	for _, s := range list {
 		last, result := "", ""
 		if s.LastRun != nil {
 			last, result = timestamp(s.LastRun.ScheduledTime), runResult(*s.LastRun)
 		}
-		tab.row(s.ID, s.Tool, scheduleWhen(s.Schedule), scheduleState(s), timestamp(s.NextRun), last, result)
+		tab.row(s.ID, s.Tool, scheduleWhen(s.Schedule), s.Target.String(), scheduleState(s), timestamp(s.NextRun), last, result)
 	}
 	return tab.flush()
 }
@@ -211,12 +219,13 @@ func (c *ctl) scheduleShow(cCtx *cli.Context) error {
 	f.addIf("At", s.At)
 	f.addIf("Weekday", s.Weekday)
 	f.add("Time zone", s.TZ)
+	f.add("Target", s.Target.String())
 	f.add("Overlap", s.Overlap)
 	f.add("Catch-up", s.Catchup)
 	f.add("Deadline", limit(s.Deadline != "", s.Deadline))
 	f.add("Retries", fmt.Sprint(s.Retries))
 	f.add("Retry delay", withDefault(s.RetryDelay, "1m"))
-	f.addIf("Env", envText(s.Env))
+	f.addIf("Env", keyValues(s.Env, "\n"))
 	f.add("Created", timestamp(&s.CreatedAt))
 	f.add("Updated", timestamp(&s.UpdatedAt))
 	next := timestamp(info.NextRun)

@@ -2,11 +2,12 @@ package maoctl
 
 import (
 	"fmt"
-	"sort"
-	"strings"
+	"slices"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
+
+	"github.com/mao-research/mao/api"
 )
 
 func (c *ctl) siteCommand() *cli.Command {
@@ -16,8 +17,14 @@ func (c *ctl) siteCommand() *cli.Command {
 		Subcommands: []*cli.Command{
 			{
 				Name:   "list",
-				Usage:  "list the live sites",
+				Usage:  "list every site the federation has seen, live or gone",
 				Action: c.siteList,
+			},
+			{
+				Name:      "show",
+				Usage:     "show one site",
+				ArgsUsage: "NAME",
+				Action:    c.siteShow,
 			},
 		},
 	}
@@ -35,20 +42,56 @@ func (c *ctl) siteList(cCtx *cli.Context) error {
 		return writeJSON(c.stdout, nonNil(sites))
 	}
 	if len(sites) == 0 {
-		_, err := fmt.Fprintln(c.stderr, "no live sites")
+		_, err := fmt.Fprintln(c.stderr, "no sites")
 		return err
 	}
-	tab := newTable(c.stdout, "NAME", "API", "VERSION", "PLATFORM", "CPUS", "MEMORY", "DOCKER", "UP SINCE", "LABELS")
+	tab := newTable(c.stdout, "NAME", "STATE", "LAST SEEN", "VERSION", "LABELS", "RUNNING", "API")
 	for _, s := range sites {
-		labels := make([]string, 0, len(s.Labels))
-		for k, v := range s.Labels {
-			labels = append(labels, k+"="+v)
-		}
-		sort.Strings(labels)
-		tab.row(s.Name, s.APIAddr, s.Version, s.OS+"/"+s.Arch, fmt.Sprint(s.CPUs), humanize.IBytes(s.MemoryBytes),
-			s.DockerVersion, timestamp(&s.StartedAt), strings.Join(labels, ","))
+		tab.row(s.Name, siteState(s), timestamp(&s.LastSeen), s.Version, keyValues(s.Labels, ","),
+			fmt.Sprint(s.RunsInProgress), s.APIAddr)
 	}
 	return tab.flush()
+}
+
+func (c *ctl) siteShow(cCtx *cli.Context) error {
+	a, err := args(cCtx, "NAME")
+	if err != nil {
+		return err
+	}
+	sites, err := c.client.Sites(cCtx.Context)
+	if err != nil {
+		return err
+	}
+	i := slices.IndexFunc(sites, func(s api.SiteInfo) bool { return s.Name == a[0] })
+	if i < 0 {
+		return fmt.Errorf("site %q not found (see maoctl site list)", a[0])
+	}
+	s := sites[i]
+	if c.json {
+		return writeJSON(c.stdout, s)
+	}
+	f := newFields(c.stdout)
+	f.add("Site", s.Name)
+	f.add("State", siteState(s))
+	f.add("Last seen", timestamp(&s.LastSeen))
+	f.add("API", s.APIAddr)
+	f.add("Version", s.Version)
+	f.add("Platform", s.OS+"/"+s.Arch)
+	f.add("CPUs", fmt.Sprint(s.CPUs))
+	f.add("Memory", humanize.IBytes(s.MemoryBytes))
+	f.add("Docker", s.DockerVersion)
+	f.add("Up since", timestamp(&s.StartedAt))
+	f.addIf("Labels", keyValues(s.Labels, "\n"))
+	f.add("Runs in progress", fmt.Sprint(s.RunsInProgress))
+	return f.flush()
+}
+
+// siteState is live or gone (its lease expired).
+func siteState(s api.SiteInfo) string {
+	if s.Live {
+		return "live"
+	}
+	return "gone"
 }
 
 func (c *ctl) healthCommand() *cli.Command {

@@ -4,7 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,15 +48,19 @@ func (c *ctl) toolCommand() *cli.Command {
 			},
 			{
 				Name:      "run",
-				Usage:     "run a tool at this site",
+				Usage:     "run a tool at this site or at other sites of the federation",
 				ArgsUsage: "NAME",
-				Description: "Without --follow, print the new run's ID and state. With --follow, stream its log,\n" +
-					"print a summary line on stderr and exit with the tool's exit code\n" +
-					"(124 when the run timed out, 1 when it failed without one).",
-				Flags: []cli.Flag{
-					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the run's log until it ends"},
-					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the run ID (for scripts)"},
-				},
+				Description: "Without --site, --any, --all or --label the run runs at this site. With them it runs where\n" +
+					"they say, at a live site that carries every --label and has the tool's image or can pull it;\n" +
+					"--all starts one run per such site.\n" +
+					"Without --follow, print the new runs' IDs, sites and states. With --follow, stream the log\n" +
+					"of the run, print a summary line on stderr and exit with the tool's exit code\n" +
+					"(124 when the run timed out, 1 when it failed or was lost without one).",
+				Flags: append(targetFlags(),
+					&cli.IntFlag{Name: "retries", Usage: "`N` extra attempts after a failed or lost one"},
+					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the run's log until it ends (not with --all)"},
+					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the run IDs, one per line (for scripts)"},
+				),
 				Action: c.toolRun,
 			},
 			{
@@ -64,7 +69,8 @@ func (c *ctl) toolCommand() *cli.Command {
 				ArgsUsage: "NAME SPEC",
 				Description: "SPEC is daily, weekly, monthly, \"@every DURATION\" (e.g. \"@every 10m\") or a five-field cron\n" +
 					"expression (e.g. \"15 */6 * * *\"); quote it when it has spaces. Times are wall-clock times in --tz.\n" +
-					"One site of the federation runs each tick. The orchestrator checks the schedule and says what is wrong.",
+					"Each tick runs at one live eligible site (--any, the default), at every one (--all) or at --site;\n" +
+					"eligible sites carry every --label. The orchestrator checks the schedule and says what is wrong.",
 				Flags:  scheduleFlags(false),
 				Action: c.toolSchedule,
 			},
@@ -253,7 +259,7 @@ func (c *ctl) showTool(ctx context.Context, name string) error {
 	if len(t.Command) > 0 {
 		f.add("Command", quoteArgs(t.Command))
 	}
-	f.addIf("Env", envText(t.Env))
+	f.addIf("Env", keyValues(t.Env, "\n"))
 	f.addIf("Input dataset", t.InputDataset)
 	f.add("Timeout", withDefault(t.Timeout, t.TimeoutDuration().String()))
 	f.add("Network", withDefault(t.Network, t.NetworkName()))
@@ -297,26 +303,37 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	ctx := cCtx.Context
-	r, err := c.client.RunTool(ctx, a[0])
+	target, err := targetFromFlags(cCtx)
 	if err != nil {
 		return err
 	}
-	if !cCtx.Bool("follow") {
-		switch {
-		case cCtx.Bool("quiet"):
-			_, err := fmt.Fprintln(c.stdout, r.ID)
-			return err
-		case c.json:
-			return writeJSON(c.stdout, r)
-		}
-		_, err := fmt.Fprintf(c.stdout, "run %s %s (tool %s at site %s)\n", r.ID, r.State, r.Tool, r.Site)
+	follow := cCtx.Bool("follow")
+	switch {
+	case follow && target != nil && target.Mode == "all":
+		return usageErrorf("%s --follow follows one run; --all starts one per site (follow each with maoctl run logs -f ID)", commandName(cCtx))
+	case cCtx.Int("retries") < 0:
+		return usageErrorf("--retries must not be negative")
+	}
+	ctx := cCtx.Context
+	runs, err := c.client.RunTool(ctx, a[0], api.RunRequest{Target: target, Retries: cCtx.Int("retries")})
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(c.stderr, "run %s of %s started at site %s\n", r.ID, r.Tool, r.Site)
+	if !follow {
+		return c.printStarted(cCtx.Bool("quiet"), runs)
+	}
+	if len(runs) != 1 {
+		return fmt.Errorf("--follow follows one run, but the orchestrator started %d", len(runs))
+	}
+	r := runs[0]
+	if r.Site == "" {
+		fmt.Fprintf(c.stderr, "run %s of %s waits for an eligible site (target %s)\n", r.ID, r.Tool, targetText(r.Target))
+	} else {
+		fmt.Fprintf(c.stderr, "run %s of %s started at site %s\n", r.ID, r.Tool, r.Site)
+	}
 	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.stdout); err != nil {
 		if errors.Is(err, context.Canceled) {
-			return fmt.Errorf("stopped following run %s, which goes on at site %s (see maoctl run show %s): %w", r.ID, r.Site, r.ID, err)
+			return fmt.Errorf("stopped following run %s, which goes on %s (see maoctl run show %s): %w", r.ID, runWhere(r), r.ID, err)
 		}
 		return err
 	}
@@ -325,6 +342,26 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 		return err
 	}
 	return c.finished(final)
+}
+
+// printStarted lists the runs tool run started.
+func (c *ctl) printStarted(quiet bool, runs []api.Run) error {
+	switch {
+	case quiet:
+		for _, r := range runs {
+			if _, err := fmt.Fprintln(c.stdout, r.ID); err != nil {
+				return err
+			}
+		}
+		return nil
+	case c.json:
+		return writeJSON(c.stdout, nonNil(runs))
+	}
+	tab := newTable(c.stdout, "ID", "SITE", "STATE", "TARGET")
+	for _, r := range runs {
+		tab.row(r.ID, runSite(r), runState(r), targetText(r.Target))
+	}
+	return tab.flush()
 }
 
 // finished reports how a followed run ended and turns anything but success
@@ -341,7 +378,7 @@ func (c *ctl) finished(r api.Run) error {
 	switch {
 	case r.State == api.StateTimedOut:
 		code = exitTimedOut
-	case r.State == api.StateFailed && code == 0:
+	case r.State != api.StateSucceeded && code == 0: // failed, or lost with its site
 		code = exitError
 	}
 	if code == 0 {
@@ -366,19 +403,14 @@ func addEnv(env *map[string]string, kvs []string) error {
 	return nil
 }
 
-// envText lists environment variables as KEY=VALUE lines sorted by key,
-// "" when there are none.
-func envText(env map[string]string) string {
-	keys := make([]string, 0, len(env))
-	for k := range env {
-		keys = append(keys, k)
+// keyValues lists the KEY=VALUE pairs of m sorted by key, joined by sep;
+// "" when m is empty.
+func keyValues(m map[string]string, sep string) string {
+	pairs := make([]string, 0, len(m))
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		pairs = append(pairs, k+"="+m[k])
 	}
-	sort.Strings(keys)
-	lines := make([]string, len(keys))
-	for i, k := range keys {
-		lines[i] = k + "=" + env[k]
-	}
-	return strings.Join(lines, "\n")
+	return strings.Join(pairs, sep)
 }
 
 // quoteArgs renders a command line so that each argument stays visible.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/jonboulle/clockwork"
@@ -21,6 +22,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/config"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
 	"github.com/mao-research/mao/orchestrator/etcdembed"
+	"github.com/mao-research/mao/orchestrator/federation"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
 	"github.com/mao-research/mao/orchestrator/runlog"
@@ -87,16 +89,16 @@ func (c *cleanup) run() {
 
 // running is what serve needs of a started daemon.
 type running struct {
-	cfg       config.Config
-	log       *slog.Logger
-	srv       *http.Server
-	served    chan error
-	etcdErr   <-chan error
-	runner    *runner.Runner
-	scheduler *scheduler.Scheduler
-	member    *store.Membership
-	store     *store.Store
-	logs      *runlog.Dir
+	cfg     config.Config
+	log     *slog.Logger
+	srv     *http.Server
+	served  chan error
+	etcdErr <-chan error
+	runner  *runner.Runner
+	workers []func(context.Context) // the scheduler and the federation's loops, stopped before the runner
+	member  *store.Membership
+	store   *store.Store
+	logs    *runlog.Dir
 }
 
 func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (*Daemon, error) {
@@ -134,7 +136,8 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		return nil, err
 	}
 	clock := clockwork.NewRealClock()
-	run := runner.New(st, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
+	registry := federation.NewRegistry(st, log)
+	run := runner.New(registry, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
 		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock,
 	})
@@ -143,9 +146,6 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		defer cancel()
 		run.Shutdown(grace)
 	})
-	if err := run.Recover(ctx); err != nil {
-		return nil, err
-	}
 
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
@@ -153,20 +153,37 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	}
 	stack.push(func() { ln.Close() })
 	addr := "http://" + ln.Addr().String()
+	// Join before Recover: while this site is not live, other sites
+	// settle the runs it held as lost.
 	member, err := st.Join(ctx, siteRecord(ctx, cfg, addr, docker, log), cfg.Site.LeaseTTL, log)
 	if err != nil {
 		return nil, err
 	}
-	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: st, History: st, Tools: st, Launcher: run, Logs: logs}, scheduler.Options{
-		Site: cfg.Site.Name, History: cfg.Schedules.History, Clock: clock, Log: log})
+	stack.push(func() {
+		if err := member.Leave(context.Background()); err != nil {
+			log.Warn("leave", "err", err)
+		}
+	})
+	if err := run.Recover(ctx); err != nil {
+		return nil, err
+	}
+	images := federation.NewImages(docker, clock, log)
+	fedOpts := federation.Options{Site: cfg.Site.Name, Labels: cfg.Site.Labels, Clock: clock, Log: log}
+	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: st, Sites: st,
+		Tools: registry, Images: images, Launcher: run}, fedOpts)
+	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: st, History: st, Tools: registry, Launcher: run,
+		Logs: logs, Images: images}, scheduler.Options{
+		Site: cfg.Site.Name, Labels: cfg.Site.Labels, History: cfg.Schedules.History, Clock: clock, Log: log})
 	if err != nil {
 		return nil, err
 	}
 	handler := httpapi.New(httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
-		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st, Launcher: run, Logs: logs,
-		Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
-		httpapi.Options{Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
-	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, scheduler: sched, member: member, store: st, logs: logs,
+		Sites: st, Federation: st, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
+		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
+		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
+	workers := []func(context.Context){registry.Run, dispatcher.Run,
+		federation.NewFailover(st, st, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
+	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, workers: workers, member: member, store: st, logs: logs,
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
 	go func() { r.served <- r.srv.Serve(ln) }()
 
@@ -184,9 +201,12 @@ func (r *running) serve(ctx context.Context) (err error) {
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	kept := make(chan struct{})
 	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second) }()
-	schedCtx, stopScheduler := context.WithCancel(context.Background())
-	scheduled := make(chan struct{})
-	go func() { defer close(scheduled); r.scheduler.Run(schedCtx) }()
+	workCtx, stopWork := context.WithCancel(context.Background())
+	var working sync.WaitGroup
+	for _, work := range r.workers {
+		working.Add(1)
+		go func() { defer working.Done(); work(workCtx) }()
+	}
 	janitorCtx, stopJanitor := context.WithCancel(context.Background())
 	swept := make(chan struct{})
 	go func() { defer close(swept); r.removePrunedLogs(janitorCtx) }()
@@ -200,15 +220,12 @@ func (r *running) serve(ctx context.Context) (err error) {
 	case err = <-r.etcdErr:
 		err = fmt.Errorf("embedded etcd: %w", err)
 	}
-	stopScheduler() // no new ticks; a tick being claimed finishes first
-	<-scheduled
+	stopWork() // no new ticks or claims; one being made finishes first
+	working.Wait()
 	shutdown(r.srv, r.runner, r.cfg.Runs.ShutdownGrace, r.log)
 	stopKeep()
 	<-kept
-	if leaveErr := r.member.Leave(context.Background()); leaveErr != nil {
-		r.log.Warn("leave", "err", leaveErr)
-	}
-	r.log.Info("stopped")
+	r.log.Info("stopped") // the cleanup stack leaves the federation
 	return err
 }
 
@@ -295,26 +312,39 @@ func (h *health) Check(ctx context.Context) api.Health {
 
 // The adapters the daemon wires into the consumers' interfaces.
 var (
-	_ runner.Registry        = (*store.Store)(nil)
-	_ runner.Records         = (*store.Store)(nil)
-	_ runner.Containers      = (*dockerrt.Runtime)(nil)
-	_ runner.Git             = (*gitrepo.Repos)(nil)
-	_ httpapi.ToolReader     = (*store.Store)(nil)
-	_ httpapi.ToolWriter     = (*store.Store)(nil)
-	_ httpapi.DatasetReader  = (*store.Store)(nil)
-	_ httpapi.DatasetWriter  = (*store.Store)(nil)
-	_ httpapi.Runs           = (*store.Store)(nil)
-	_ httpapi.Launcher       = (*runner.Runner)(nil)
-	_ httpapi.Logs           = (*runlog.Dir)(nil)
-	_ httpapi.Health         = (*health)(nil)
-	_ httpapi.ScheduleReader = (*store.Store)(nil)
-	_ httpapi.ScheduleWriter = (*store.Store)(nil)
-	_ httpapi.ScheduleRuns   = (*store.Store)(nil)
-	_ httpapi.ScheduleEditor = (*store.Store)(nil)
-	_ scheduler.History      = (*store.Store)(nil)
-	_ scheduler.Schedules    = (*store.Store)(nil)
-	_ scheduler.Claims       = (*store.Store)(nil)
-	_ scheduler.Tools        = (*store.Store)(nil)
-	_ scheduler.Launcher     = (*runner.Runner)(nil)
-	_ scheduler.Logs         = (*runlog.Dir)(nil)
+	_ runner.Registry          = (*federation.Registry)(nil)
+	_ runner.Records           = (*store.Store)(nil)
+	_ runner.Containers        = (*dockerrt.Runtime)(nil)
+	_ runner.Git               = (*gitrepo.Repos)(nil)
+	_ httpapi.ToolReader       = (*store.Store)(nil)
+	_ httpapi.ToolWriter       = (*store.Store)(nil)
+	_ httpapi.DatasetReader    = (*store.Store)(nil)
+	_ httpapi.DatasetWriter    = (*store.Store)(nil)
+	_ httpapi.Runs             = (*store.Store)(nil)
+	_ httpapi.Launcher         = (*federation.Dispatcher)(nil)
+	_ httpapi.Sites            = (*store.Store)(nil)
+	_ httpapi.Federation       = (*store.Store)(nil)
+	_ federation.RequestStore  = (*store.Store)(nil)
+	_ federation.Claims        = (*store.Store)(nil)
+	_ federation.Sites         = (*store.Store)(nil)
+	_ federation.Tools         = (*federation.Registry)(nil)
+	_ federation.Usable        = (*federation.Images)(nil)
+	_ federation.Launcher      = (*runner.Runner)(nil)
+	_ federation.ImageChecker  = (*dockerrt.Runtime)(nil)
+	_ federation.Departures    = (*store.Store)(nil)
+	_ federation.Losses        = (*store.Store)(nil)
+	_ federation.RegistryStore = (*store.Store)(nil)
+	_ scheduler.Images         = (*federation.Images)(nil)
+	_ httpapi.Logs             = (*runlog.Dir)(nil)
+	_ httpapi.Health           = (*health)(nil)
+	_ httpapi.ScheduleReader   = (*store.Store)(nil)
+	_ httpapi.ScheduleWriter   = (*store.Store)(nil)
+	_ httpapi.ScheduleRuns     = (*store.Store)(nil)
+	_ httpapi.ScheduleEditor   = (*store.Store)(nil)
+	_ scheduler.History        = (*store.Store)(nil)
+	_ scheduler.Schedules      = (*store.Store)(nil)
+	_ scheduler.Claims         = (*store.Store)(nil)
+	_ scheduler.Tools          = (*federation.Registry)(nil)
+	_ scheduler.Launcher       = (*runner.Runner)(nil)
+	_ scheduler.Logs           = (*runlog.Dir)(nil)
 )

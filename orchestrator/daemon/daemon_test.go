@@ -60,10 +60,11 @@ func startSite(t *testing.T, cfg config.Config) *site {
 func (s *site) runToEnd(t *testing.T, tool string) (api.Run, string) {
 	t.Helper()
 	ctx := context.Background()
-	run, err := s.client.RunTool(ctx, tool)
+	runs, err := s.client.RunTool(ctx, tool, api.RunRequest{})
 	if err != nil {
 		t.Fatalf("run %s: %v", tool, err)
 	}
+	run := runs[0]
 	var log bytes.Buffer
 	if err := s.client.RunLogs(ctx, run.ID, api.LogOptions{Follow: true}, &log); err != nil {
 		t.Fatalf("follow %s: %v", run.ID, err)
@@ -205,10 +206,11 @@ func TestShutdownRecordsRunningRuns(t *testing.T) {
 	if _, err := s.client.RegisterTool(ctx, tool("long", image, testenv.GitRepo(t, nil), "-sleep", "60s")); err != nil {
 		t.Fatal(err)
 	}
-	run, err := s.client.RunTool(ctx, "long")
+	runs, err := s.client.RunTool(ctx, "long", api.RunRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	run := runs[0]
 	// Follow the log until the tool says it sleeps: then it is running.
 	pr, pw := io.Pipe()
 	go func() { pw.CloseWithError(s.client.RunLogs(ctx, run.ID, api.LogOptions{Follow: true}, pw)) }()

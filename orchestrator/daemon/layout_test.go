@@ -79,6 +79,11 @@ func TestEtcdLayoutIsDocumented(t *testing.T) {
 	if _, err := s.client.PauseSchedule(ctx, sch.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A run that no site is eligible for waits as a request.
+	waiting := api.Target{Mode: "any", Labels: map[string]string{"zone": "nowhere"}}
+	if _, err := s.client.RunTool(ctx, "mao-style", api.RunRequest{Target: &waiting}); err != nil {
+		t.Fatal(err)
+	}
 
 	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
 	if err != nil {

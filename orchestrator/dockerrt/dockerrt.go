@@ -94,6 +94,23 @@ func (r *Runtime) EnsureImage(ctx context.Context, ref string) (Image, error) {
 	return out, nil
 }
 
+// CheckImage tells whether ref can run here without running anything: nil
+// when the image is present, or when its registry answers for it (a
+// manifest lookup, no pull); else why not.
+func (r *Runtime) CheckImage(ctx context.Context, ref string) error {
+	_, err := r.c.ImageInspect(ctx, ref)
+	if err == nil {
+		return nil
+	}
+	if !cerrdefs.IsNotFound(err) {
+		return fmt.Errorf("inspect image %s: %w", ref, err)
+	}
+	if _, err := r.c.DistributionInspect(ctx, ref, ""); err != nil {
+		return fmt.Errorf("image %s is not here and its registry does not offer it: %w", ref, err)
+	}
+	return nil
+}
+
 // pull pulls ref, reading the progress stream to its end: the engine reports
 // most pull failures inside the stream, not in the HTTP status.
 func (r *Runtime) pull(ctx context.Context, ref string) error {

@@ -516,3 +516,24 @@ func BenchmarkRun(b *testing.B) {
 		}
 	}
 }
+
+func TestCheckImage(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	tests := []struct {
+		name, ref string
+		usable    bool
+	}{
+		{"present", f.image, true},
+		{"registry offers it", brokenRegistry(t) + "/broken:1", true}, // its manifest is served
+		{"no registry", "127.0.0.1:9/missing:1", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := f.rt.CheckImage(context.Background(), tt.ref)
+			if (err == nil) != tt.usable {
+				t.Errorf("CheckImage(%s) = %v, want usable %v", tt.ref, err, tt.usable)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -20,24 +21,25 @@ import (
 	"github.com/mao-research/mao/orchestrator/store"
 )
 
-// fakeLauncher records a pending run and writes a log for it.
+// fakeLauncher records a pending run at its site and writes a log for it.
 type fakeLauncher struct {
 	st   *store.Store
 	logs *runlog.Dir
+	site string
 }
 
-func (f *fakeLauncher) Start(ctx context.Context, tool string) (api.Run, error) {
+func (f *fakeLauncher) Request(ctx context.Context, tool string, _ api.RunRequest) ([]api.Run, error) {
 	if _, err := f.st.Tool(ctx, tool); err != nil {
-		return api.Run{}, err
+		return nil, err
 	}
-	run := api.Run{ID: tool + "-1", Tool: tool, Site: "s1", State: api.StatePending, CreatedAt: time.Unix(1, 0).UTC()}
+	run := api.Run{ID: tool + "-1", Tool: tool, Site: f.site, State: api.StatePending, CreatedAt: time.Unix(1, 0).UTC()}
 	l, err := f.logs.Create(run.ID)
 	if err != nil {
-		return api.Run{}, err
+		return nil, err
 	}
-	fmt.Fprintln(l, "line 1\nline 2\nline 3")
+	fmt.Fprintf(l, "line 1 at %s\nline 2\nline 3\n", f.site)
 	l.Close()
-	return run, f.st.CreateRun(ctx, run)
+	return []api.Run{run}, f.st.CreateRun(ctx, run)
 }
 
 type fakeHealth struct{}
@@ -47,16 +49,27 @@ func (fakeHealth) Check(context.Context) api.Health { return api.Health{Status: 
 var (
 	_ Launcher = (*fakeLauncher)(nil)
 	_ Health   = fakeHealth{}
-	_ Runs     = (*store.Store)(nil)
+	_ Runs       = (*store.Store)(nil)
+	_ Sites      = (*store.Store)(nil)
+	_ Federation = (*store.Store)(nil)
 )
 
 type env struct {
 	etcd   *clientv3.Client
 	client *api.Client
 	url    string
+	store  *store.Store
+	site   string
 }
 
 func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
+	t.Helper()
+	return newSiteEnv(t, "s1", endpoints, tokens...)
+}
+
+// newSiteEnv serves the API of the named site; its site record is not
+// written (see join).
+func newSiteEnv(t *testing.T, site string, endpoints []string, tokens ...string) env {
 	t.Helper()
 	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: time.Second})
 	if err != nil {
@@ -68,10 +81,10 @@ func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
+	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st, Sites: st, Federation: st,
 		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: &fakeLauncher{st, logs}, Logs: logs, Health: fakeHealth{}},
-		Options{Tokens: tokens, Timezone: "Europe/Zurich"})
+		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: fakeHealth{}},
+		Options{Site: site, Tokens: tokens, Timezone: "Europe/Zurich"})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	token := ""
@@ -82,7 +95,7 @@ func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env{etcd: c, client: client, url: ts.URL}
+	return env{etcd: c, client: client, url: ts.URL, store: st, site: site}
 }
 
 func (e env) keys(t *testing.T) []string {
@@ -205,7 +218,7 @@ func TestRegistryCodes(t *testing.T) {
 		{"unknown dataset", func() error { _, err := e.client.Dataset(ctx, "nope"); return err }, http.StatusNotFound},
 		{"remove unknown tool", func() error { return e.client.RemoveTool(ctx, "nope") }, http.StatusNotFound},
 		{"remove unknown dataset", func() error { return e.client.RemoveDataset(ctx, "nope") }, http.StatusNotFound},
-		{"run unknown tool", func() error { _, err := e.client.RunTool(ctx, "nope"); return err }, http.StatusNotFound},
+		{"run unknown tool", func() error { _, err := e.client.RunTool(ctx, "nope", api.RunRequest{}); return err }, http.StatusNotFound},
 		{"unknown run", func() error { _, err := e.client.Run(ctx, "nope"); return err }, http.StatusNotFound},
 		{"logs of unknown run", func() error { return e.client.RunLogs(ctx, "nope", api.LogOptions{}, io.Discard) }, http.StatusNotFound},
 		{"tail with follow", func() error {
@@ -223,10 +236,11 @@ func TestRegistryCodes(t *testing.T) {
 		}
 	}
 	// The happy paths through the same client.
-	run, err := e.client.RunTool(ctx, "t1")
-	if err != nil || run.State != api.StatePending {
-		t.Fatalf("run: %+v %v", run, err)
+	runs, err := e.client.RunTool(ctx, "t1", api.RunRequest{})
+	if err != nil || len(runs) != 1 || runs[0].State != api.StatePending {
+		t.Fatalf("run: %+v %v", runs, err)
 	}
+	run := runs[0]
 	var logs strings.Builder
 	if err := e.client.RunLogs(ctx, run.ID, api.LogOptions{Tail: 2}, &logs); err != nil || logs.String() != "line 2\nline 3\n" {
 		t.Fatalf("tail: %q %v", logs.String(), err)
@@ -328,4 +342,40 @@ func mustZone(t *testing.T, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
+}
+
+// TestLogsOfRunsElsewhere asks one site for the logs of runs held by
+// others: a live site's are proxied from its API (tokens pass through), a
+// down site's are 503 and an unknown site's 404.
+func TestLogsOfRunsElsewhere(t *testing.T) {
+	endpoints := testenv.Etcd(t)
+	a := newSiteEnv(t, "a", endpoints, "tok")
+	b := newSiteEnv(t, "b", endpoints, "tok")
+	ctx := context.Background()
+	if _, err := a.client.RegisterTool(ctx, api.Tool{Name: "t1", Author: "x", Image: "busybox", DataRepo: "file:///r"}); err != nil {
+		t.Fatal(err)
+	}
+	runs, err := b.client.RunTool(ctx, "t1", api.RunRequest{}) // held by b, log at b
+	if err != nil {
+		t.Fatal(err)
+	}
+	member, err := b.store.Join(ctx, api.Site{Name: "b", APIAddr: b.url}, 5*time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, follow := range []bool{false, true} {
+		var got strings.Builder
+		err := a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{Follow: follow}, &got)
+		if err != nil || got.String() != "line 1 at b\nline 2\nline 3\n" {
+			t.Fatalf("logs through a (follow %v): %q, %v", follow, got.String(), err)
+		}
+	}
+	if err := member.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{}, io.Discard), http.StatusServiceUnavailable, "site b", "down")
+	if err := a.store.RemoveSite(ctx, "b"); err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{}, io.Discard), http.StatusNotFound, "left the federation")
 }

@@ -33,7 +33,7 @@ type ScheduleEditor interface {
 
 // ScheduleRuns reads the runs of schedules.
 type ScheduleRuns interface {
-	LastScheduledRun(ctx context.Context, schedule string) (*api.Run, error)
+	LastScheduledRun(ctx context.Context, schedule, site string) (*api.Run, error)
 	ScheduledRuns(ctx context.Context, schedule string) ([]api.Run, error)
 }
 
@@ -198,7 +198,7 @@ func (s *Server) info(ctx context.Context, sch toolspec.Schedule, toolRegistered
 		next := timing.Next(s.opts.Now())
 		info.NextRun = &next
 	}
-	last, err := s.deps.ScheduleRuns.LastScheduledRun(ctx, sch.ID)
+	last, err := s.deps.ScheduleRuns.LastScheduledRun(ctx, sch.ID, "")
 	info.LastRun = last
 	return info, err
 }

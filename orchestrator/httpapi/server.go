@@ -41,16 +41,29 @@ type DatasetWriter interface {
 	DeleteDataset(ctx context.Context, name string) error
 }
 
-// Runs reads run records and site membership.
+// Runs reads run records.
 type Runs interface {
 	Run(ctx context.Context, id string) (api.Run, error)
 	Runs(ctx context.Context, tool string) ([]api.Run, error)
-	Sites(ctx context.Context) ([]api.Site, error)
+	// WaitClaimed returns the run once a site has claimed it.
+	WaitClaimed(ctx context.Context, id string) (api.Run, error)
 }
 
-// Launcher starts runs at this site.
+// Sites lists the federation's sites, live and gone.
+type Sites interface {
+	SiteInfos(ctx context.Context) ([]api.SiteInfo, error)
+}
+
+// Launcher starts runs where a request's target says.
 type Launcher interface {
-	Start(ctx context.Context, tool string) (api.Run, error)
+	Request(ctx context.Context, tool string, req api.RunRequest) ([]api.Run, error)
+}
+
+// Federation reads and changes the etcd cluster the sites share.
+type Federation interface {
+	Federation(ctx context.Context) (api.Federation, error)
+	AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSiteResult, error)
+	RemoveSite(ctx context.Context, name string) error
 }
 
 // Logs reads run logs kept at this site.
@@ -71,6 +84,8 @@ type Deps struct {
 	Datasets       DatasetReader
 	DatasetEdits   DatasetWriter
 	Runs           Runs
+	Sites          Sites
+	Federation     Federation
 	Schedules      ScheduleReader
 	ScheduleEdits  ScheduleWriter
 	ScheduleEditor ScheduleEditor
@@ -82,6 +97,7 @@ type Deps struct {
 
 // Options configure a Server.
 type Options struct {
+	Site     string           // this site's name: logs of runs elsewhere are proxied to their site
 	Tokens   []string         // accepted bearer tokens; none: no authentication
 	Timezone string           // the site's default time zone for new schedules; default UTC
 	Now      func() time.Time // default time.Now
@@ -131,6 +147,9 @@ func New(deps Deps, opts Options) *Server {
 	s.mux.HandleFunc("GET "+p+"/runs/{id}", s.getRun)
 	s.mux.HandleFunc("GET "+p+"/runs/{id}/logs", s.runLogs)
 	s.mux.HandleFunc("GET "+p+"/sites", s.listSites)
+	s.mux.HandleFunc("GET "+p+"/federation", s.federation)
+	s.mux.HandleFunc("POST "+p+"/federation/sites", s.addSite)
+	s.mux.HandleFunc("DELETE "+p+"/federation/sites/{name}", s.removeSite)
 	s.mux.HandleFunc("GET "+p+"/schedules", s.listSchedules)
 	s.mux.HandleFunc("POST "+p+"/schedules", s.createSchedule)
 	s.mux.HandleFunc("GET "+p+"/schedules/{id}", s.getSchedule)
@@ -225,8 +244,17 @@ func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, s.deps.ToolEdits.DeleteTool(r.Context(), r.PathValue("name")))
 }
 
+// startRun starts runs of a tool: here with no body, else where the
+// api.RunRequest's target says. It answers with the list of runs.
 func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Start(r.Context(), r.PathValue("name")))
+	var req api.RunRequest
+	if r.ContentLength != 0 {
+		if err := decode(r, &req); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Request(r.Context(), r.PathValue("name"), req))
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
@@ -264,7 +292,25 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, http.StatusOK)(s.deps.Runs.Sites(r.Context()))
+	s.answer(w, r, http.StatusOK)(s.deps.Sites.SiteInfos(r.Context()))
+}
+
+func (s *Server) federation(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Federation.Federation(r.Context()))
+}
+
+func (s *Server) addSite(w http.ResponseWriter, r *http.Request) {
+	var req api.AddSiteRequest
+	err := decode(r, &req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answer(w, r, http.StatusCreated)(s.deps.Federation.AddSite(r.Context(), req))
+}
+
+func (s *Server) removeSite(w http.ResponseWriter, r *http.Request) {
+	s.noContent(w, r, s.deps.Federation.RemoveSite(r.Context(), r.PathValue("name")))
 }
 
 // runLogs sends a run's log as text; with follow=true it streams until the
@@ -289,8 +335,15 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	run, err := s.deps.Runs.Run(r.Context(), id)
+	if err == nil && run.Site == "" && follow {
+		run, err = s.deps.Runs.WaitClaimed(r.Context(), id) // it waits for a site
+	}
 	if err != nil {
 		s.writeError(w, r, err)
+		return
+	}
+	if run.Site != "" && run.Site != s.opts.Site {
+		s.proxyLogs(w, r, run)
 		return
 	}
 	if tail > 0 {

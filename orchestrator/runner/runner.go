@@ -476,6 +476,12 @@ func (r *Runner) save(run api.Run) {
 		if err == nil {
 			return
 		}
+		if errors.Is(err, errs.ErrChanged) {
+			// This site lost the run (its lease expired) and another
+			// site has it now: its record is theirs to write.
+			r.opts.Log.Error("record run: another site has taken the run over", "run", run.ID, "state", run.State, "err", err)
+			return
+		}
 		if attempt == attempts {
 			r.opts.Log.Error("record run: giving up", "run", run.ID, "state", run.State, "err", err)
 			return
@@ -493,7 +499,9 @@ func (r *Runner) save(run api.Run) {
 }
 
 const (
-	saveAttempts = 60
+	// A final record is retried for ten minutes: etcd that lost quorum
+	// (members down) gets that long to come back before a record is lost.
+	saveAttempts = 600
 	saveRetry    = time.Second
 )
 

@@ -85,10 +85,10 @@ func (f *fakeClaims) ofSchedule(id string) []api.Run {
 	return out
 }
 
-func (f *fakeClaims) LastScheduledRun(_ context.Context, id string) (*api.Run, error) {
+func (f *fakeClaims) LastScheduledRun(_ context.Context, id, site string) (*api.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	runs := f.ofSchedule(id)
+	runs := f.ofSite(f.ofSchedule(id), site)
 	if len(runs) == 0 {
 		return nil, nil
 	}
@@ -105,16 +105,30 @@ func (f *fakeClaims) Run(_ context.Context, id string) (api.Run, error) {
 	return r, nil
 }
 
-func (f *fakeClaims) LatestExecutedRun(_ context.Context, id string) (*api.Run, error) {
+func (f *fakeClaims) LatestExecutedRun(_ context.Context, id, site string) (*api.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	runs := f.ofSchedule(id)
+	runs := f.ofSite(f.ofSchedule(id), site)
 	for i := len(runs) - 1; i >= 0; i-- {
 		if runs[i].State != api.StateSkipped && runs[i].State != api.StateMissed {
 			return &runs[i], nil
 		}
 	}
 	return nil, nil
+}
+
+// ofSite keeps the runs of site; "" keeps all.
+func (f *fakeClaims) ofSite(runs []api.Run, site string) []api.Run {
+	if site == "" {
+		return runs
+	}
+	var out []api.Run
+	for _, r := range runs {
+		if r.Site == site {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // PruneSchedule keeps runs that have not ended, like the store.
@@ -163,6 +177,11 @@ func (f *fakeClaims) summary(id string) []string {
 }
 
 type fakeTools map[string]toolspec.Tool
+
+// fakeImages has every image but those in missing.
+type fakeImages struct{ missing map[string]bool }
+
+func (f fakeImages) Usable(_ context.Context, image string) bool { return !f.missing[image] }
 
 func (f fakeTools) Tool(_ context.Context, name string) (toolspec.Tool, error) {
 	t, ok := f[name]

@@ -34,8 +34,10 @@ type Claims interface {
 // History reads the recorded ticks of schedules.
 type History interface {
 	Run(ctx context.Context, id string) (api.Run, error)
-	LastScheduledRun(ctx context.Context, schedule string) (*api.Run, error)
-	LatestExecutedRun(ctx context.Context, schedule string) (*api.Run, error)
+	// LastScheduledRun and LatestExecutedRun look at the runs of one
+	// site (an --all schedule's) or, with site "", of every site.
+	LastScheduledRun(ctx context.Context, schedule, site string) (*api.Run, error)
+	LatestExecutedRun(ctx context.Context, schedule, site string) (*api.Run, error)
 }
 
 // Tools looks tools up.
@@ -47,6 +49,12 @@ type Tools interface {
 // executes does nothing.
 type Launcher interface {
 	Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error
+}
+
+// Images tells whether this site can run an image: it has it, or can
+// pull it.
+type Images interface {
+	Usable(ctx context.Context, image string) bool
 }
 
 // Logs removes the log files of pruned runs.
@@ -62,11 +70,13 @@ type Deps struct {
 	Tools     Tools
 	Launcher  Launcher
 	Logs      Logs
+	Images    Images
 }
 
 // Options configure a Scheduler.
 type Options struct {
 	Site    string
+	Labels  map[string]string // this site's labels, which schedules' targets may ask for
 	History int             // run records kept per schedule; default 100
 	Clock   clockwork.Clock // default the real clock
 	Log     *slog.Logger
@@ -253,10 +263,10 @@ func (s *Scheduler) apply(ctx context.Context, id string, sch *toolspec.Schedule
 	if sch != nil && err != nil {
 		s.opts.Log.Error("schedule cannot be followed", "schedule", id, "err", err)
 	}
-	if sch == nil || err != nil || sch.Paused {
-		return
+	if sch == nil || err != nil || sch.Paused || !sch.Target.Allows(s.opts.Site, s.opts.Labels) {
+		return // another site's schedule, by its target
 	}
-	last, err := s.deps.History.LastScheduledRun(ctx, id)
+	last, err := s.deps.History.LastScheduledRun(ctx, id, s.ownSite(*sch))
 	from := sch.UpdatedAt
 	if err == nil && last != nil && last.ScheduledTime != nil && last.ScheduledTime.After(from) {
 		from = *last.ScheduledTime
@@ -279,7 +289,7 @@ func (s *Scheduler) apply(ctx context.Context, id string, sch *toolspec.Schedule
 func (s *Scheduler) arm(id string, gen int, after time.Time) {
 	s.mu.Lock()
 	e := s.entries[id]
-	if e == nil || e.gen != gen || e.sched.Paused {
+	if e == nil || e.gen != gen || e.sched.Paused || !e.sched.Target.Allows(s.opts.Site, s.opts.Labels) {
 		s.mu.Unlock()
 		return
 	}
@@ -376,7 +386,7 @@ func (s *Scheduler) catchUpFailed(ctx context.Context) {
 	s.mu.Lock()
 	var todo []job
 	for id, from := range s.retry {
-		if e := s.entries[id]; e != nil && !e.sched.Paused {
+		if e := s.entries[id]; e != nil && !e.sched.Paused && e.sched.Target.Allows(s.opts.Site, s.opts.Labels) {
 			if e.sched.UpdatedAt.After(from) {
 				from = e.sched.UpdatedAt
 			}
@@ -460,9 +470,15 @@ func (s *Scheduler) tick(ctx context.Context, sch toolspec.Schedule, tick time.T
 	if err != nil {
 		return err
 	}
+	if !s.deps.Images.Usable(ctx, tool.Image) {
+		// Not eligible: sites that have the image run it. An --all
+		// schedule's run for this site is not recorded.
+		s.opts.Log.Debug("tick left to other sites: the image is not usable here", "schedule", sch.ID, "image", tool.Image)
+		return nil
+	}
 	run := s.newRun(sch, tool, tick, trigger)
 	if sch.Overlap == toolspec.OverlapForbid {
-		prev, err := s.deps.History.LatestExecutedRun(ctx, sch.ID)
+		prev, err := s.deps.History.LatestExecutedRun(ctx, sch.ID, s.ownSite(sch))
 		if err != nil {
 			return err
 		}
@@ -493,9 +509,26 @@ func (s *Scheduler) tick(ctx context.Context, sch toolspec.Schedule, tick time.T
 	return err
 }
 
+// ownSite is the site whose records a schedule's catch-up and overlap
+// rule look at: this site's for an --all schedule, every site's else.
+func (s *Scheduler) ownSite(sch toolspec.Schedule) string {
+	if sch.Target.EffectiveMode() == toolspec.TargetAll {
+		return s.opts.Site
+	}
+	return ""
+}
+
+// newRun is the record of tick T of sch: run ID <schedule>-<T>, or
+// <schedule>-<T>-<site> for an --all schedule, which runs once per site.
 func (s *Scheduler) newRun(sch toolspec.Schedule, tool toolspec.Tool, tick time.Time, trigger string) api.Run {
 	tick = tick.UTC()
-	run := runner.NewRun(fmt.Sprintf("%s-%d", sch.ID, tick.Unix()), tool, s.opts.Site, s.opts.Clock.Now().UTC())
+	id := fmt.Sprintf("%s-%d", sch.ID, tick.Unix())
+	if site := s.ownSite(sch); site != "" {
+		id += "-" + site
+	}
+	run := runner.NewRun(id, tool, s.opts.Site, s.opts.Clock.Now().UTC())
+	target := sch.Target
+	run.Target = &target
 	run.Schedule, run.ScheduledTime, run.Trigger = sch.ID, &tick, trigger
 	run.Env = sch.Env
 	run.MaxAttempts, run.RetryDelay = 1+sch.Retries, sch.RetryDelay

@@ -29,6 +29,7 @@ type harness struct {
 	tools     fakeTools
 	s         *Scheduler
 	armed     chan time.Time
+	images    fakeImages
 }
 
 func newHarness(t *testing.T, now time.Time, scheds ...toolspec.Schedule) *harness {
@@ -42,14 +43,15 @@ func newHarness(t *testing.T, now time.Time, scheds ...toolspec.Schedule) *harne
 		logs:      &fakeLogs{},
 		tools:     fakeTools{"t1": {Name: "t1", Image: "img", DataRepo: "file:///r"}},
 		armed:     make(chan time.Time, 1000),
+		images:    fakeImages{},
 	}
 	return h
 }
 
 // start runs the scheduler until the test ends and waits until it is ready.
 func (h *harness) start(history int) {
-	s, err := New(Deps{Schedules: h.schedules, Claims: h.claims, History: h.claims, Tools: h.tools, Launcher: h.launcher, Logs: h.logs},
-		Options{Site: "s1", History: history, Clock: h.clock,
+	s, err := New(Deps{Schedules: h.schedules, Claims: h.claims, History: h.claims, Tools: h.tools, Launcher: h.launcher, Logs: h.logs,
+		Images: h.images}, Options{Site: "s1", Labels: map[string]string{"gpu": "true"}, History: history, Clock: h.clock,
 			OnArm: func(_ string, tick time.Time) { h.armed <- tick }})
 	if err != nil {
 		h.t.Fatal(err)
@@ -321,7 +323,7 @@ func TestTwoSitesOnOneEtcdClaimEachTickOnce(t *testing.T) {
 	}
 	for name, site := range sites {
 		s, err := New(Deps{Schedules: &fakeSchedules{list: []toolspec.Schedule{sched}, events: make(chan []store.ScheduleEvent)},
-			Claims: st, History: st, Tools: fakeTools{"t1": {Name: "t1"}}, Launcher: &fakeLauncher{launched: launched}, Logs: &fakeLogs{}},
+			Claims: st, History: st, Tools: fakeTools{"t1": {Name: "t1"}}, Launcher: &fakeLauncher{launched: launched}, Logs: &fakeLogs{}, Images: fakeImages{}},
 			Options{Site: name, Clock: site.clock, OnArm: func(_ string, tick time.Time) { site.armed <- tick }})
 		if err != nil {
 			t.Fatal(err)
@@ -363,5 +365,48 @@ func TestTwoSitesOnOneEtcdClaimEachTickOnce(t *testing.T) {
 		if want := "s-" + unix(t0.Add(time.Duration(ticks-1-i)*10*time.Second)); r.ID != want {
 			t.Fatalf("record %d is %s, want %s", i, r.ID, want)
 		}
+	}
+}
+
+func TestTargets(t *testing.T) {
+	cases := []struct {
+		name    string
+		target  toolspec.Target
+		missing bool   // the tool's image is not usable at s1
+		wantID  string // "" means s1 runs nothing; "%d" is the tick
+	}{
+		{"any", toolspec.Target{Mode: toolspec.TargetAny}, false, "s-%d"},
+		{"any with a label s1 has", toolspec.Target{Mode: toolspec.TargetAny, Labels: map[string]string{"gpu": "true"}}, false, "s-%d"},
+		{"any with a label s1 lacks", toolspec.Target{Mode: toolspec.TargetAny, Labels: map[string]string{"gpu": "false"}}, false, ""},
+		{"this site", toolspec.Target{Mode: toolspec.TargetSite, Site: "s1"}, false, "s-%d"},
+		{"another site", toolspec.Target{Mode: toolspec.TargetSite, Site: "s2"}, false, ""},
+		{"all: one run per site", toolspec.Target{Mode: toolspec.TargetAll}, false, "s-%d-s1"},
+		{"image not usable here", toolspec.Target{Mode: toolspec.TargetAny}, true, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t, t0.Add(-5*time.Second), every("s", "10s", func(s *toolspec.Schedule) {
+				s.UpdatedAt, s.Target = t0.Add(-6*time.Second), c.target
+			}))
+			h.images = fakeImages{missing: map[string]bool{"img": c.missing}}
+			h.start(100)
+			if c.wantID == "" {
+				// The site arms nothing, or arms and records nothing.
+				h.clock.Advance(11 * time.Second)
+				select {
+				case r := <-h.claims.claims:
+					t.Fatalf("recorded %+v", r)
+				case r := <-h.launcher.launched:
+					t.Fatalf("launched %+v", r)
+				case <-time.After(200 * time.Millisecond): // a firing would be immediate on the fake clock
+				}
+				return
+			}
+			h.advanceTo(t0)
+			r := h.nextLaunch()
+			if want := fmt.Sprintf(c.wantID, t0.Unix()); r.ID != want || r.Target == nil || r.Target.Mode != c.target.Mode {
+				t.Fatalf("launched %s with target %+v, want %s with %+v", r.ID, r.Target, want, c.target)
+			}
+		})
 	}
 }

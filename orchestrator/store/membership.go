@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sort"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -60,7 +61,21 @@ func (m *Membership) register(ctx context.Context) error {
 		return fmt.Errorf("register site %s: %w", m.site.Name, err)
 	}
 	m.lease = lease.ID
-	return nil
+	return m.seen(ctx)
+}
+
+// seenDir keeps each site's record after it is gone: sites-seen/<name>.
+const seenDir = "sites-seen/"
+
+// seenRecord is a site's record with the time it was last seen live.
+type seenRecord struct {
+	api.Site
+	LastSeen time.Time `json:"last_seen"`
+}
+
+// seen writes the site's lasting record with the time now.
+func (m *Membership) seen(ctx context.Context) error {
+	return m.s.put(ctx, m.s.key(seenDir, m.site.Name), seenRecord{Site: m.site, LastSeen: time.Now().UTC()})
 }
 
 // waitGone waits until the site's record is deleted, or at most d.
@@ -89,7 +104,16 @@ func (m *Membership) Keep(ctx context.Context, retry time.Duration) {
 	for {
 		ch, err := m.s.c.KeepAlive(ctx, m.lease)
 		if err == nil {
+			last := time.Now()
 			for range ch {
+				// The lasting record tells when a gone site was last
+				// live; once per TTL is precise enough.
+				if time.Since(last) >= m.ttl {
+					last = time.Now()
+					if err := m.seen(ctx); err != nil {
+						m.log.Warn("record the site as seen", "err", err)
+					}
+				}
 			}
 		}
 		if ctx.Err() != nil {
@@ -120,4 +144,50 @@ func (m *Membership) Leave(ctx context.Context) error {
 		return fmt.Errorf("revoke site lease: %w", m.s.unavailable(ctx, err))
 	}
 	return nil
+}
+
+// SiteInfos lists every site ever seen (until it is removed), live or gone,
+// sorted by name, with the runs each holds that have not ended.
+func (s *Store) SiteInfos(ctx context.Context) ([]api.SiteInfo, error) {
+	seen, _, err := list[seenRecord](ctx, s, seenDir)
+	if err != nil {
+		return nil, err
+	}
+	live, _, err := list[api.Site](ctx, s, sitesDir)
+	if err != nil {
+		return nil, err
+	}
+	held, err := s.HeldRuns(ctx)
+	if err != nil {
+		return nil, err
+	}
+	busy := map[string]int{}
+	for _, r := range held {
+		busy[r.Site]++
+	}
+	byName := map[string]api.SiteInfo{}
+	for _, r := range seen {
+		byName[r.Name] = api.SiteInfo{Site: r.Site, LastSeen: r.LastSeen}
+	}
+	now := time.Now().UTC()
+	for _, site := range live { // the live record is the newer
+		byName[site.Name] = api.SiteInfo{Site: site, Live: true, LastSeen: now}
+	}
+	out := make([]api.SiteInfo, 0, len(byName))
+	for _, info := range byName {
+		info.RunsInProgress = busy[info.Name]
+		out = append(out, info)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// ForgetSite removes a site's lasting record, so that it is no longer
+// listed. A live site cannot be forgotten (ErrInUse).
+func (s *Store) ForgetSite(ctx context.Context, name string) error {
+	err := s.delete(ctx, s.key(seenDir, name), clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, name)), "=", 0))
+	if errors.Is(err, errCondition) {
+		return fmt.Errorf("site %s is live; stop its orchestrator first: %w", name, ErrInUse)
+	}
+	return wrapName(err, "site", name)
 }

@@ -209,27 +209,52 @@ func (s *Store) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 }
 
 // LastScheduledRun returns the run of the schedule's latest recorded tick,
-// or nil when it has none.
-func (s *Store) LastScheduledRun(ctx context.Context, schedule string) (*api.Run, error) {
-	ids, err := s.scheduleRunIDs(ctx, schedule, clientv3.WithLimit(1), clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
-	if err != nil || len(ids) == 0 {
+// or nil when it has none. A non-empty site looks only at the runs of an
+// --all schedule for that site (run IDs <schedule>-<T>-<site>).
+func (s *Store) LastScheduledRun(ctx context.Context, schedule, site string) (*api.Run, error) {
+	opts := []clientv3.OpOption{clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend)}
+	if site == "" {
+		opts = append(opts, clientv3.WithLimit(1))
+	}
+	ids, err := s.scheduleRunIDs(ctx, schedule, opts...)
+	if err != nil {
 		return nil, err
 	}
-	r, err := s.Run(ctx, ids[0])
-	if errors.Is(err, ErrNotFound) {
-		return nil, nil // pruned between the two reads
+	for _, id := range ids {
+		if !ofSite(schedule, id, site) {
+			continue
+		}
+		r, err := s.Run(ctx, id)
+		if errors.Is(err, ErrNotFound) {
+			return nil, nil // pruned between the two reads
+		}
+		return &r, err
 	}
-	return &r, err
+	return nil, nil
+}
+
+// ofSite reports whether a scheduled run's ID is of site: every ID is of
+// site "", and <schedule>-<T>-<site> is of site.
+func ofSite(schedule, runID, site string) bool {
+	if site == "" {
+		return true
+	}
+	_, rest, _ := strings.Cut(strings.TrimPrefix(runID, schedule+"-"), "-")
+	return rest == site
 }
 
 // LatestExecutedRun returns the newest run of the schedule that was set to
 // run: it passes over ticks recorded as skipped or missed. Nil when none.
-func (s *Store) LatestExecutedRun(ctx context.Context, schedule string) (*api.Run, error) {
+// A non-empty site looks only at that site's runs, as LastScheduledRun.
+func (s *Store) LatestExecutedRun(ctx context.Context, schedule, site string) (*api.Run, error) {
 	ids, err := s.scheduleRunIDs(ctx, schedule, clientv3.WithSort(clientv3.SortByKey, clientv3.SortDescend))
 	if err != nil {
 		return nil, err
 	}
 	for _, id := range ids {
+		if !ofSite(schedule, id, site) {
+			continue
+		}
 		r, err := s.Run(ctx, id)
 		switch {
 		case errors.Is(err, ErrNotFound):

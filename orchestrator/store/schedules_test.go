@@ -39,11 +39,11 @@ func TestClaimsHistoryAndPruning(t *testing.T) {
 			t.Fatalf("step %d: claimed %v (%v), want %v", i, claimed, err, st.claimed)
 		}
 	}
-	last, err := s.LastScheduledRun(ctx, sid)
+	last, err := s.LastScheduledRun(ctx, sid, "")
 	if err != nil || last.ID != sid+"-"+fmt.Sprint(base+40) {
 		t.Fatalf("last: %+v %v", last, err)
 	}
-	executed, err := s.LatestExecutedRun(ctx, sid)
+	executed, err := s.LatestExecutedRun(ctx, sid, "")
 	if err != nil || executed.ID != sid+"-"+fmt.Sprint(base+30) {
 		t.Fatalf("latest executed: %+v %v", executed, err)
 	}

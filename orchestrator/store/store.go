@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -133,9 +134,31 @@ func (s *Store) CreateRun(ctx context.Context, r api.Run) error {
 	return wrapName(s.create(ctx, s.key(runsDir, r.ID), r, nil), "run", r.ID)
 }
 
-// SaveRun overwrites an existing run record.
+// ErrNotHeld means a site tried to record a run that another site holds
+// now: the run was lost by the first (its lease expired) and taken over.
+var ErrNotHeld = errs.New(errs.ErrChanged, "the run is held by another site")
+
+// SaveRun overwrites a run record, but only while r.Site holds the run: a
+// run that another site took over (see LoseRun) fails with ErrNotHeld. A
+// record that is gone is written again.
 func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
-	return wrapName(s.put(ctx, s.key(runsDir, r.ID), r), "run", r.ID)
+	key := s.key(runsDir, r.ID)
+	for {
+		var cur api.Run
+		rev, err := s.getRev(ctx, key, &cur)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			rev = 0
+		case err != nil:
+			return wrapName(err, "run", r.ID)
+		case cur.Site != r.Site:
+			return fmt.Errorf("run %s at site %s: %w (%q)", r.ID, r.Site, ErrNotHeld, cur.Site)
+		}
+		err = s.putIf(ctx, key, r, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+		if !errors.Is(err, errCondition) {
+			return wrapName(err, "run", r.ID)
+		}
+	}
 }
 
 // Run returns one run record or ErrNotFound.
@@ -210,17 +233,63 @@ func (s *Store) put(ctx context.Context, key string, v any, opts ...clientv3.OpO
 }
 
 func (s *Store) get(ctx context.Context, key string, v any) error {
+	_, err := s.getRev(ctx, key, v)
+	return err
+}
+
+// getRev decodes key into v and returns the revision it was last changed at.
+func (s *Store) getRev(ctx context.Context, key string, v any) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.c.Get(ctx, key)
 	if err != nil {
-		return s.unavailable(ctx, err)
+		return 0, s.unavailable(ctx, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return ErrNotFound
+		return 0, ErrNotFound
 	}
 	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
+		return 0, fmt.Errorf("decode %s: %w", key, err)
+	}
+	return resp.Kvs[0].ModRevision, nil
+}
+
+// putIf puts v at key if every cond holds, else fails with errCondition.
+func (s *Store) putIf(ctx context.Context, key string, v any, conds ...clientv3.Cmp) error {
+	return s.txn(ctx, conds, op{key: key, v: v})
+}
+
+// op is one write of a transaction: a put of v at key, or a delete when
+// del is set.
+type op struct {
+	key string
+	v   any
+	del bool
+}
+
+// txn applies ops in one transaction if every cond holds, else fails with
+// errCondition.
+func (s *Store) txn(ctx context.Context, conds []clientv3.Cmp, ops ...op) error {
+	eops := make([]clientv3.Op, len(ops))
+	for i, o := range ops {
+		if o.del {
+			eops[i] = clientv3.OpDelete(o.key)
+			continue
+		}
+		data, err := json.Marshal(o.v)
+		if err != nil {
+			return fmt.Errorf("encode %s: %w", o.key, err)
+		}
+		eops[i] = clientv3.OpPut(o.key, string(data))
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Txn(ctx).If(conds...).Then(eops...).Commit()
+	if err != nil {
+		return s.unavailable(ctx, err)
+	}
+	if !resp.Succeeded {
+		return errCondition
 	}
 	return nil
 }
@@ -249,10 +318,11 @@ func (s *Store) delete(ctx context.Context, key string, conds ...clientv3.Cmp) e
 
 // list decodes every value under dir, in key order, and returns the store
 // revision it read at.
-func list[T any](ctx context.Context, s *Store, dir string) ([]T, int64, error) {
+func list[T any](ctx context.Context, s *Store, dir string, opts ...clientv3.OpOption) ([]T, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.c.Get(ctx, s.prefix+dir, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	opts = append(opts, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	resp, err := s.c.Get(ctx, s.prefix+dir, opts...)
 	if err != nil {
 		return nil, 0, s.unavailable(ctx, err)
 	}
@@ -307,4 +377,70 @@ func (s *Store) Ping(ctx context.Context) error {
 		return s.unavailable(ctx, err)
 	}
 	return nil
+}
+
+// Registry kinds, for ListRegistry and WatchRegistry.
+const (
+	KindTool    = "tool"
+	KindDataset = "dataset"
+)
+
+// RegistryEvent is a tool or dataset record, or its deletion: Tool or
+// Dataset is set for a record, neither for a deletion.
+type RegistryEvent struct {
+	Kind    string // KindTool or KindDataset
+	Name    string
+	Tool    *toolspec.Tool
+	Dataset *toolspec.Dataset
+}
+
+// registryDir is the key directory of a registry kind.
+func registryDir(kind string) string {
+	if kind == KindDataset {
+		return datasetsDir
+	}
+	return toolsDir
+}
+
+// ListRegistry returns every record of a registry kind, and the revision
+// it read at, for WatchRegistry.
+func (s *Store) ListRegistry(ctx context.Context, kind string) ([]RegistryEvent, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.prefix+registryDir(kind), clientv3.WithPrefix())
+	if err != nil {
+		return nil, 0, s.unavailable(ctx, err)
+	}
+	out := make([]RegistryEvent, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		if e, ok := s.registryEvent(kind, kv, true); ok {
+			out = append(out, e)
+		}
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// WatchRegistry reports changes to a registry kind after revision rev,
+// until ctx ends or the watch fails; then it closes the channel and the
+// caller lists the records again.
+func (s *Store) WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []RegistryEvent {
+	return watch(ctx, s, s.prefix+registryDir(kind), rev, func(ev *clientv3.Event) (RegistryEvent, bool) {
+		return s.registryEvent(kind, ev.Kv, ev.Type == clientv3.EventTypePut)
+	})
+}
+
+func (s *Store) registryEvent(kind string, kv *mvccpb.KeyValue, put bool) (RegistryEvent, bool) {
+	e := RegistryEvent{Kind: kind, Name: strings.TrimPrefix(string(kv.Key), s.prefix+registryDir(kind))}
+	if !put {
+		return e, true
+	}
+	var err error
+	if kind == KindDataset {
+		e.Dataset = new(toolspec.Dataset)
+		err = json.Unmarshal(kv.Value, e.Dataset)
+	} else {
+		e.Tool = new(toolspec.Tool)
+		err = json.Unmarshal(kv.Value, e.Tool)
+	}
+	return e, err == nil // a record mao did not write is left out
 }

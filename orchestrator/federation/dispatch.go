@@ -1,0 +1,278 @@
+package federation
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/randid"
+	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/runner"
+	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// RequestStore writes, lists and watches run requests.
+type RequestStore interface {
+	RequestRun(ctx context.Context, r api.Run, fanOut bool) error
+	Requests(ctx context.Context) ([]store.Request, int64, error)
+	WatchRequests(ctx context.Context, rev int64) <-chan []store.Request
+}
+
+// Claims takes requested runs for this site and records those it does not
+// launch.
+type Claims interface {
+	ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error)
+	SaveRun(ctx context.Context, r api.Run) error
+}
+
+// Sites lists the sites of the federation.
+type Sites interface {
+	SiteInfos(ctx context.Context) ([]api.SiteInfo, error)
+}
+
+// Tools looks tools up; Registry is one.
+type Tools interface {
+	Tool(ctx context.Context, name string) (toolspec.Tool, error)
+}
+
+// Usable tells whether an image can run here; Images is one.
+type Usable interface {
+	Usable(ctx context.Context, image string) bool
+}
+
+// Launcher runs runs at this site; runner.Runner is one.
+type Launcher interface {
+	Start(ctx context.Context, tool string) (api.Run, error)
+	Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error
+}
+
+// DispatcherDeps are what a Dispatcher works with.
+type DispatcherDeps struct {
+	Requests RequestStore
+	Claims   Claims
+	Sites    Sites
+	Tools    Tools
+	Images   Usable
+	Launcher Launcher
+}
+
+// Options configure a Dispatcher and a Failover.
+type Options struct {
+	Site   string
+	Labels map[string]string
+	Clock  Clock
+	Log    *slog.Logger
+	// Relist is how often waiting requests are looked at again, for a
+	// site that has become eligible since (an image was built). Default 1m.
+	Relist time.Duration
+	Retry  time.Duration // how soon to list again after etcd failed; default 2s
+}
+
+func (o *Options) defaults() {
+	if o.Relist <= 0 {
+		o.Relist = time.Minute
+	}
+	if o.Retry <= 0 {
+		o.Retry = 2 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Dispatcher starts runs where their target says.
+type Dispatcher struct {
+	deps DispatcherDeps
+	opts Options
+}
+
+// NewDispatcher returns a Dispatcher; Run makes it take requests.
+func NewDispatcher(deps DispatcherDeps, opts Options) *Dispatcher {
+	opts.defaults()
+	return &Dispatcher{deps: deps, opts: opts}
+}
+
+// MaxRetries bounds RunRequest.Retries, as a schedule's retries.
+const MaxRetries = 100
+
+// Request starts runs of the named tool as req asks. With no target and no
+// retries the run starts here at once. Otherwise each run is recorded
+// pending with a request in etcd, which the eligible site claims: one run
+// for a site or any-site target, one per live matching site for --all
+// (run IDs end in -<site>). A site target may name a site that is down: the
+// run waits for it.
+func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunRequest) ([]api.Run, error) {
+	tool, err := d.deps.Tools.Tool(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if req.Retries < 0 || req.Retries > MaxRetries {
+		return nil, &toolspec.ValidationError{Kind: "run request", Fields: []toolspec.FieldError{{
+			Field: "retries", Problem: fmt.Sprintf("%d must be between 0 and %d", req.Retries, MaxRetries)}}}
+	}
+	if req.Target == nil && req.Retries == 0 {
+		run, err := d.deps.Launcher.Start(ctx, name)
+		return []api.Run{run}, err
+	}
+	target := toolspec.Target{Mode: toolspec.TargetSite, Site: d.opts.Site}
+	if req.Target != nil {
+		target = *req.Target
+		target.Mode = target.EffectiveMode()
+	}
+	if err := target.Validate(); err != nil {
+		return nil, err
+	}
+	sites, err := d.targetSites(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	now := d.opts.Clock.Now().UTC()
+	id := fmt.Sprintf("%s-%d-%s", tool.Name, now.Unix(), randid.Hex(3))
+	newRun := func(id string, t toolspec.Target) api.Run {
+		run := runner.NewRun(id, tool, "", now)
+		run.Trigger, run.Target, run.MaxAttempts = api.TriggerManual, &t, 1+req.Retries
+		return run
+	}
+	if target.Mode != toolspec.TargetAll {
+		run := newRun(id, target)
+		if err := d.deps.Requests.RequestRun(ctx, run, false); err != nil {
+			return nil, err
+		}
+		return []api.Run{run}, nil
+	}
+	var runs []api.Run
+	for _, site := range sites {
+		run := newRun(id+"-"+site, toolspec.Target{Mode: toolspec.TargetSite, Site: site, Labels: target.Labels})
+		if err := d.deps.Requests.RequestRun(ctx, run, true); err != nil {
+			return runs, err
+		}
+		runs = append(runs, run)
+	}
+	return runs, nil
+}
+
+// targetSites checks that target can be met: a named site must have
+// joined once; --all returns the live sites that match its labels.
+func (d *Dispatcher) targetSites(ctx context.Context, target toolspec.Target) ([]string, error) {
+	if target.Mode == toolspec.TargetAny {
+		return nil, nil // waits, if need be, for an eligible site
+	}
+	infos, err := d.deps.Sites.SiteInfos(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var sites []string
+	for _, info := range infos {
+		switch {
+		case target.Mode == toolspec.TargetSite && info.Name == target.Site:
+			return []string{info.Name}, nil
+		case target.Mode == toolspec.TargetAll && info.Live && target.Matches(info.Labels):
+			sites = append(sites, info.Name)
+		}
+	}
+	if target.Mode == toolspec.TargetSite {
+		return nil, errs.New(errs.ErrNotFound, fmt.Sprintf("no site named %q has joined the federation", target.Site))
+	}
+	if len(sites) == 0 {
+		return nil, errs.New(errs.ErrNotFound, fmt.Sprintf("no live site matches the target (%s)", target))
+	}
+	return sites, nil
+}
+
+// Run claims and launches the requests this site is eligible for, until
+// ctx ends.
+func (d *Dispatcher) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	handle := func(reqs []store.Request) {
+		for _, req := range reqs {
+			wg.Add(1)
+			go func() { defer wg.Done(); d.handle(ctx, req) }()
+		}
+	}
+	for ctx.Err() == nil {
+		reqs, rev, err := d.deps.Requests.Requests(ctx)
+		if err != nil {
+			d.opts.Log.Warn("list run requests; retrying", "err", err)
+			sleep(ctx, d.opts.Retry)
+			continue
+		}
+		handle(reqs)
+		d.follow(ctx, rev, handle)
+	}
+}
+
+// follow handles the requests made after rev until the watch fails or it
+// is time to list them again.
+func (d *Dispatcher) follow(ctx context.Context, rev int64, handle func([]store.Request)) {
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	events := d.deps.Requests.WatchRequests(wctx, rev)
+	relist := time.NewTimer(d.opts.Relist)
+	defer relist.Stop()
+	for {
+		select {
+		case reqs, ok := <-events:
+			if !ok {
+				if ctx.Err() == nil {
+					sleep(ctx, d.opts.Retry) // etcd trouble; list again shortly
+				}
+				return
+			}
+			handle(reqs)
+		case <-relist.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// handle claims one request if this site is eligible, and runs it.
+func (d *Dispatcher) handle(ctx context.Context, req store.Request) {
+	if !req.Target.Allows(d.opts.Site, d.opts.Labels) {
+		return
+	}
+	tool, err := d.deps.Tools.Tool(ctx, req.Tool)
+	if err != nil && !isNotFound(err) {
+		d.opts.Log.Warn("look up a requested run's tool", "run", req.Run, "err", err)
+		return
+	}
+	named := req.Target.EffectiveMode() == toolspec.TargetSite && !req.FanOut
+	usable := err == nil && (named || d.deps.Images.Usable(ctx, tool.Image))
+	if err == nil && !usable && !req.FanOut {
+		return // not eligible: a site that has the image takes it
+	}
+	run, ok, cerr := d.deps.Claims.ClaimRequest(ctx, req.Run, d.opts.Site)
+	if cerr != nil {
+		d.opts.Log.Warn("claim a requested run", "run", req.Run, "err", cerr)
+		return
+	}
+	if !ok {
+		return // another site was first
+	}
+	d.opts.Log.Info("claimed a requested run", "run", run.ID, "tool", run.Tool, "target", req.Target.String())
+	switch {
+	case err != nil:
+		d.end(run, api.StateFailed, fmt.Sprintf("could not start: tool %s is no longer registered", req.Tool))
+	case !usable:
+		d.end(run, api.StateSkipped, fmt.Sprintf("skipped: image %s is neither here nor offered by its registry", tool.Image))
+	default:
+		if err := d.deps.Launcher.Launch(ctx, run, tool); err != nil {
+			d.opts.Log.Warn("launch a requested run", "run", run.ID, "err", err)
+		}
+	}
+}
+
+// end records a claimed run that does not run.
+func (d *Dispatcher) end(run api.Run, state api.RunState, reason string) {
+	now := d.opts.Clock.Now().UTC()
+	run.State, run.Reason, run.FinishedAt = state, reason, &now
+	if err := d.deps.Claims.SaveRun(context.Background(), run); err != nil {
+		d.opts.Log.Error("record a requested run", "run", run.ID, "err", err)
+	}
+}

@@ -1,0 +1,70 @@
+package federation
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+)
+
+// ImageChecker tells whether an image can run at this site;
+// dockerrt.Runtime.CheckImage is one.
+type ImageChecker interface {
+	CheckImage(ctx context.Context, ref string) error
+}
+
+// Clock tells the time; clockwork.Clock satisfies it.
+type Clock interface {
+	Now() time.Time
+}
+
+// How long Images trusts an answer, and how long one check may take.
+const (
+	usableFor   = time.Minute      // an image that was here stays a while
+	unusableFor = 10 * time.Second // one that was not may be built or pushed soon
+	checkFor    = 5 * time.Second
+)
+
+// Images remembers, for a while, whether each image can run at this site,
+// so that deciding eligibility does not cost a Docker request per tick.
+type Images struct {
+	check ImageChecker
+	clock Clock
+	log   *slog.Logger
+
+	mu      sync.Mutex
+	answers map[string]answer
+}
+
+type answer struct {
+	usable bool
+	until  time.Time
+}
+
+// NewImages returns an Images that asks check.
+func NewImages(check ImageChecker, clock Clock, log *slog.Logger) *Images {
+	return &Images{check: check, clock: clock, log: log, answers: map[string]answer{}}
+}
+
+// Usable reports whether the image is here or its registry offers it.
+func (im *Images) Usable(ctx context.Context, image string) bool {
+	now := im.clock.Now()
+	im.mu.Lock()
+	a, ok := im.answers[image]
+	im.mu.Unlock()
+	if ok && now.Before(a.until) {
+		return a.usable
+	}
+	ctx, cancel := context.WithTimeout(ctx, checkFor)
+	defer cancel()
+	err := im.check.CheckImage(ctx, image)
+	a = answer{usable: err == nil, until: now.Add(usableFor)}
+	if err != nil {
+		a.until = now.Add(unusableFor)
+		im.log.Info("image not usable here; this site is not eligible for its runs", "image", image, "err", err)
+	}
+	im.mu.Lock()
+	im.answers[image] = a
+	im.mu.Unlock()
+	return a.usable
+}

@@ -1,0 +1,181 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sort"
+	"strings"
+	"sync"
+
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// Federation describes the etcd cluster the sites share: its members, the
+// leader, and each member's health as it answers a status request.
+func (s *Store) Federation(ctx context.Context) (api.Federation, error) {
+	members, clusterID, err := s.members(ctx)
+	if err != nil {
+		return api.Federation{}, err
+	}
+	out := api.Federation{ClusterID: fmt.Sprintf("%x", clusterID), Members: make([]api.Member, len(members))}
+	var wg sync.WaitGroup
+	leaders := make([]uint64, len(members))
+	for i, m := range members {
+		out.Members[i] = api.Member{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, PeerURLs: m.PeerURLs,
+			ClientURLs: m.ClientURLs, Learner: m.IsLearner, Health: "not started"}
+		if len(m.ClientURLs) == 0 {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, s.timeout)
+			defer cancel()
+			st, err := s.c.Status(sctx, m.ClientURLs[0])
+			if err != nil {
+				out.Members[i].Health = "unreachable: " + err.Error()
+				return
+			}
+			out.Members[i].Health, out.Members[i].Version, leaders[i] = "ok", st.Version, st.Leader
+			if len(st.Errors) > 0 {
+				out.Members[i].Health = strings.Join(st.Errors, "; ")
+			}
+		}()
+	}
+	wg.Wait()
+	var leader uint64
+	for _, l := range leaders {
+		if l != 0 {
+			leader = l
+		}
+	}
+	for i, m := range members {
+		if m.ID == leader {
+			out.Members[i].Leader, out.Leader = true, m.Name
+		}
+	}
+	return out, nil
+}
+
+func (s *Store) members(ctx context.Context) ([]*etcdserverpb.Member, uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.MemberList(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list etcd members: %w", s.unavailable(ctx, err))
+	}
+	members := resp.Members
+	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
+	return members, resp.Header.ClusterId, nil
+}
+
+// AddSite adds an etcd member for a new site, which will run an embedded
+// member at req.PeerURL, and returns the config lines that site needs to
+// join. It refuses while another added member has not started yet (its
+// name is unknown, so no complete initial cluster can be written).
+func (s *Store) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSiteResult, error) {
+	if req.ClientURL == "" {
+		req.ClientURL = "http://127.0.0.1:2379"
+	}
+	var problems []toolspec.FieldError
+	if err := toolspec.CheckName(req.Name); err != nil {
+		problems = append(problems, toolspec.FieldError{Field: "name", Problem: err.Error()})
+	}
+	for _, f := range []struct{ field, v string }{{"peer_url", req.PeerURL}, {"client_url", req.ClientURL}} {
+		if u, err := url.Parse(f.v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" || u.Path != "" && u.Path != "/" {
+			problems = append(problems, toolspec.FieldError{Field: f.field, Problem: fmt.Sprintf("%q is not an http:// or https:// URL with a port", f.v)})
+		}
+	}
+	if len(problems) > 0 {
+		return api.AddSiteResult{}, &toolspec.ValidationError{Kind: "site", Fields: problems}
+	}
+	members, _, err := s.members(ctx)
+	if err != nil {
+		return api.AddSiteResult{}, err
+	}
+	for _, m := range members {
+		switch {
+		case m.Name == req.Name:
+			return api.AddSiteResult{}, fmt.Errorf("site %s is an etcd member already: %w", req.Name, ErrExists)
+		case m.Name == "":
+			return api.AddSiteResult{}, fmt.Errorf("member %x (%s) was added but has not started yet; start that site first, or remove it: %w",
+				m.ID, strings.Join(m.PeerURLs, ","), errs.ErrInUse)
+		}
+		for _, p := range m.PeerURLs {
+			if p == req.PeerURL {
+				return api.AddSiteResult{}, fmt.Errorf("peer URL %s is member %s's already: %w", p, m.Name, ErrExists)
+			}
+		}
+	}
+	actx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.MemberAdd(actx, []string{req.PeerURL})
+	if err != nil {
+		return api.AddSiteResult{}, fmt.Errorf("add etcd member %s: %w", req.Name, s.unavailable(actx, err))
+	}
+	var cluster []string
+	for _, m := range resp.Members {
+		name := m.Name
+		if m.ID == resp.Member.ID {
+			name = req.Name
+		}
+		for _, p := range m.PeerURLs {
+			cluster = append(cluster, name+"="+p)
+		}
+	}
+	sort.Strings(cluster)
+	initial := strings.Join(cluster, ",")
+	member := api.Member{ID: fmt.Sprintf("%x", resp.Member.ID), Name: req.Name, PeerURLs: resp.Member.PeerURLs, Health: "not started"}
+	return api.AddSiteResult{Member: member, InitialCluster: initial, Config: joinConfig(req, initial, s.prefix)}, nil
+}
+
+// joinConfig is the config.ini text a joining site needs.
+func joinConfig(req api.AddSiteRequest, initial, prefix string) string {
+	return fmt.Sprintf(`[site]
+name = %s
+
+[etcd]
+# An embedded member that joins the federation's etcd cluster.
+prefix = %s
+client_url = %s
+peer_url = %s
+initial_cluster = %s
+cluster_state = existing
+
+# [api] tokens: the same as the other sites', so that any site's token
+# works everywhere (logs of runs are proxied between sites).
+`, req.Name, prefix, req.ClientURL, req.PeerURL, initial)
+}
+
+// RemoveSite removes a site's etcd member, if it has one, and its lasting
+// record. A site without either is ErrNotFound.
+func (s *Store) RemoveSite(ctx context.Context, name string) error {
+	members, _, err := s.members(ctx)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, m := range members {
+		if m.Name != name {
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, s.timeout)
+		_, err := s.c.MemberRemove(rctx, m.ID)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("remove etcd member %s: %w", name, s.unavailable(rctx, err))
+		}
+		removed = true
+	}
+	err = s.delete(ctx, s.key(seenDir, name))
+	if errors.Is(err, ErrNotFound) && removed {
+		return nil
+	}
+	return wrapName(err, "site", name)
+}
