@@ -19,6 +19,7 @@ import (
 func main() {
 	configPath := flag.String("config", "", "config file (default: $MAO_CONFIG, else ./config.ini if present, else built-in defaults)")
 	debug := flag.Bool("debug", false, "log debug messages")
+	jsonLog := flag.Bool("log-json", false, "log JSON lines (times in nanoseconds) instead of text")
 	showVersion := flag.Bool("version", false, "print the version and exit")
 	flag.Parse()
 	if *showVersion {
@@ -29,7 +30,11 @@ func main() {
 	if *debug {
 		level = slog.LevelDebug
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	var handler slog.Handler = slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	if *jsonLog {
+		handler = slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(handler)
 
 	cfg, path, err := daemon.LoadConfig(*configPath)
 	if err != nil {

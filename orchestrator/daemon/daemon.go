@@ -200,7 +200,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 func (r *running) serve(ctx context.Context) (err error) {
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	kept := make(chan struct{})
-	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second) }()
+	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second, r.leaseLost) }()
 	workCtx, stopWork := context.WithCancel(context.Background())
 	var working sync.WaitGroup
 	for _, work := range r.workers {
@@ -228,6 +228,14 @@ func (r *running) serve(ctx context.Context) (err error) {
 	r.log.Info("stopped") // the cleanup stack leaves the federation
 	return err
 }
+
+// errLeaseLost is why runs stop when the site's lease expired.
+var errLeaseLost = errors.New("this site's lease in etcd expired (etcd was unreachable from here for longer than lease_ttl), " +
+	"so other sites may run the run again")
+
+// leaseLost stops the runs executing here: other sites have settled them
+// as lost and may be running them again.
+func (r *running) leaseLost() { r.runner.Abandon(errLeaseLost) }
 
 // removePrunedLogs deletes the log files of runs whose records are pruned,
 // whichever site pruned them, until ctx ends.

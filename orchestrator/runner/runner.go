@@ -94,7 +94,7 @@ type Runner struct {
 
 	mu      sync.Mutex // guards closing, active and wg.Add
 	closing bool
-	active  map[string]bool // runs executing here
+	active  map[string]context.CancelCauseFunc // runs executing here, and how to stop each
 	wg      sync.WaitGroup
 }
 
@@ -115,7 +115,7 @@ func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runne
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runner{reg: reg, rec: rec, rt: rt, git: git, opts: opts,
 		locks: dirLocks{m: map[string]chan struct{}{}}, inputs: inputClones{m: map[string]*inputClone{}},
-		runCtx: ctx, cancelRun: cancel, active: map[string]bool{}}
+		runCtx: ctx, cancelRun: cancel, active: map[string]context.CancelCauseFunc{}}
 }
 
 // Start records a pending run of the named tool and executes it in the
@@ -171,7 +171,7 @@ func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, cre
 	switch {
 	case r.closing:
 		return ErrShuttingDown
-	case r.active[run.ID]:
+	case r.active[run.ID] != nil:
 		return nil
 	}
 	log, err := r.opts.Logs.Create(run.ID)
@@ -187,16 +187,31 @@ func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, cre
 			return err
 		}
 	}
-	r.active[run.ID] = true
+	runCtx, stop := context.WithCancelCause(r.runCtx)
+	r.active[run.ID] = stop
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		r.execute(r.runCtx, run, tool, log)
+		r.execute(runCtx, run, tool, log)
 		r.mu.Lock()
 		delete(r.active, run.ID)
 		r.mu.Unlock()
+		stop(nil)
 	}()
 	return nil
+}
+
+// Abandon stops every run executing here, for cause: the site lost its
+// lease, so other sites may run them again, and it must not go on too.
+// Each is recorded as failed with cause as its reason, if the site still
+// holds it.
+func (r *Runner) Abandon(cause error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, stop := range r.active {
+		r.opts.Log.Warn("stopping a run", "run", id, "cause", cause)
+		stop(cause)
+	}
 }
 
 // Shutdown stops accepting runs and waits for the running ones. When ctx
@@ -296,7 +311,11 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	}
 	switch {
 	case err != nil && ctx.Err() != nil:
-		run = r.fail(run, api.StateFailed, "interrupted: the orchestrator shut down while the run was running")
+		cause := "the orchestrator shut down while the run was running"
+		if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
+			cause = c.Error()
+		}
+		run = r.fail(run, api.StateFailed, "interrupted: %s", cause)
 	case err != nil:
 		run = r.fail(run, api.StateFailed, "container: %v", err)
 	case exit.TimedOut:

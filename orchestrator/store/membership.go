@@ -97,10 +97,15 @@ func (m *Membership) waitGone(ctx context.Context, d time.Duration) error {
 	return nil // the wait is over; register tells whether the name is free
 }
 
-// Keep renews the lease until ctx ends. When the lease is lost (etcd was
-// unreachable for longer than the TTL) it registers the site again, retrying
-// every retry interval until it succeeds.
-func (m *Membership) Keep(ctx context.Context, retry time.Duration) {
+// Keep renews the lease until ctx ends.
+//
+// When renewal stops (etcd did not answer for a TTL), it checks the lease
+// every retry interval. A lease that is still alive (etcd lost quorum and
+// got it back: the new leader extends every lease) is renewed again, and
+// nothing else happens. A lease that expired means other sites saw this
+// one leave and may have taken its runs over: Keep calls lost, then
+// registers the site again.
+func (m *Membership) Keep(ctx context.Context, retry time.Duration, lost func()) {
 	for {
 		ch, err := m.s.c.KeepAlive(ctx, m.lease)
 		if err == nil {
@@ -119,21 +124,48 @@ func (m *Membership) Keep(ctx context.Context, retry time.Duration) {
 		if ctx.Err() != nil {
 			return
 		}
-		m.log.Warn("site lease lost; registering again", "site", m.site.Name, "err", err)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(retry):
-			}
-			if err := m.register(ctx); err != nil {
-				m.log.Warn("register site", "err", err)
-				continue
-			}
-			m.log.Info("site registered again", "site", m.site.Name)
-			break
+		m.log.Warn("site lease not renewed; checking it", "site", m.site.Name, "err", err)
+		for !m.recover(ctx, retry, lost) {
+		}
+		if ctx.Err() != nil {
+			return
 		}
 	}
+}
+
+// recover waits retry, then finds the lease alive (true), or expired: then
+// it calls lost and registers again (true once it has). It returns false
+// to be called again, and true when ctx ended.
+func (m *Membership) recover(ctx context.Context, retry time.Duration, lost func()) bool {
+	select {
+	case <-ctx.Done():
+		return true
+	case <-time.After(retry):
+	}
+	tctx, cancel := context.WithTimeout(ctx, m.s.timeout)
+	resp, err := m.s.c.TimeToLive(tctx, m.lease)
+	cancel()
+	switch {
+	case err != nil && ctx.Err() == nil:
+		m.log.Warn("etcd does not answer; the site keeps its runs and waits", "err", err)
+		return false
+	case err != nil:
+		return true
+	case resp.TTL > 0:
+		m.log.Info("site lease still alive; renewing it again", "site", m.site.Name)
+		return true
+	}
+	if m.lease != 0 {
+		m.log.Error("site lease expired: other sites may have taken this site's runs over", "site", m.site.Name)
+		lost()
+		m.lease = 0
+	}
+	if err := m.register(ctx); err != nil {
+		m.log.Warn("register site", "err", err)
+		return false
+	}
+	m.log.Info("site registered again", "site", m.site.Name)
+	return true
 }
 
 // Leave revokes the lease, which removes the site's record at once.

@@ -125,7 +125,7 @@ func TestMembership(t *testing.T) {
 	}
 	keepCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); m.Keep(keepCtx, 100*time.Millisecond) }()
+	go func() { defer close(done); m.Keep(keepCtx, 100*time.Millisecond, func() {}) }()
 	sites, err := s.Sites(ctx)
 	if err != nil || len(sites) != 1 || sites[0].Name != "s1" {
 		t.Fatalf("sites = %v, %v", sites, err)
@@ -175,7 +175,7 @@ func TestSiteNamesAreUnique(t *testing.T) {
 	}
 	keepCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); first.Keep(keepCtx, 100*time.Millisecond) }()
+	go func() { defer close(done); first.Keep(keepCtx, 100*time.Millisecond, func() {}) }()
 	// A second orchestrator with the same name waits for the lease, which
 	// the first keeps alive, and gives up.
 	if _, err := s.Join(ctx, api.Site{Name: "s1"}, 2*time.Second, log); !errors.Is(err, ErrExists) ||
@@ -192,5 +192,46 @@ func TestSiteNamesAreUnique(t *testing.T) {
 	}
 	if err := again.Leave(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestKeepAfterLeaseExpiry checks that a site whose lease expired (here:
+// revoked behind its back) learns that it lost its runs, and registers
+// again.
+func TestKeepAfterLeaseExpiry(t *testing.T) {
+	ctx := context.Background()
+	s, c := newStore(t)
+	m, err := s.Join(ctx, api.Site{Name: "s1"}, 2*time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost := make(chan struct{}, 1)
+	keepCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m.Keep(keepCtx, 50*time.Millisecond, func() { lost <- struct{}{} })
+	}()
+	defer func() { stop(); <-done }()
+	old := m.lease
+	if _, err := c.Revoke(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-lost:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Keep did not report the lost lease")
+	}
+	// The site's record comes back under a new lease.
+	w := c.Watch(ctx, "/mao/sites/s1")
+	if sites, _ := s.Sites(ctx); len(sites) == 0 {
+		select {
+		case <-w:
+		case <-time.After(10 * time.Second):
+			t.Fatal("the site did not register again")
+		}
+	}
+	if sites, err := s.Sites(ctx); err != nil || len(sites) != 1 {
+		t.Fatalf("sites = %v, %v", sites, err)
 	}
 }
