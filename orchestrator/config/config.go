@@ -35,17 +35,49 @@ type Site struct {
 	Timezone string
 }
 
-// Etcd is the [etcd] section.
+// Etcd is the [etcd] section. An orchestrator reaches etcd in one of two
+// ways: through Endpoints of an external cluster (with optional client
+// TLS), or, when Endpoints is empty, through an embedded member that starts
+// a new cluster or joins a running one.
 type Etcd struct {
 	Endpoints      []string      // external cluster; empty means run the embedded member
 	Prefix         string        // key prefix; default "/mao/"
 	DialTimeout    time.Duration // default 5s
 	RequestTimeout time.Duration // default 5s
+
+	// CAFile, CertFile and KeyFile (keys ca_file, cert_file, key_file) are
+	// client TLS files for an external cluster, absolute paths; all are
+	// optional. CAFile verifies the servers (default: the system's roots);
+	// CertFile and KeyFile, set together, are the client certificate.
+	// Validate has checked that each set file is readable.
+	CAFile   string
+	CertFile string
+	KeyFile  string
+
 	// ClientURL and PeerURL are for the embedded member only; port 0 means
-	// a free port.
+	// a free port, for a one-member cluster only.
 	ClientURL string // default http://127.0.0.1:2379
 	PeerURL   string // default http://127.0.0.1:2380
+	// InitialCluster (key initial_cluster) lists every member of the
+	// embedded member's cluster as "name=peerURL,name2=peerURL2" (etcd's
+	// format); it includes this site, whose member name is Site.Name, with
+	// PeerURL. Empty (the default) means a new cluster of this site alone.
+	InitialCluster string
+	// ClusterState (key cluster_state) is ClusterNew (the default), to
+	// start a new cluster, or ClusterExisting, to join a running one
+	// (which needs InitialCluster). etcd reads both only when the member's
+	// data directory is empty; a restarted member ignores them.
+	ClusterState string
 }
+
+// Values of Etcd.ClusterState.
+const (
+	ClusterNew      = "new"
+	ClusterExisting = "existing"
+)
+
+// TLS reports whether any client TLS file is set.
+func (e Etcd) TLS() bool { return e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" }
 
 // Embedded reports whether the orchestrator runs its own etcd member.
 func (e Etcd) Embedded() bool { return len(e.Endpoints) == 0 }
@@ -124,6 +156,7 @@ func base() Config {
 			RequestTimeout: defaultEtcdTimeout,
 			ClientURL:      defaultClientURL,
 			PeerURL:        defaultPeerURL,
+			ClusterState:   ClusterNew,
 		},
 		API:       API{Listen: defaultListen},
 		Runs:      Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout},

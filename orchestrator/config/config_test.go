@@ -75,7 +75,7 @@ func TestDefault(t *testing.T) {
 				Site: Site{Name: wantName, DataDir: tc.dataDir, HostDataDir: tc.dataDir, LeaseTTL: 10 * time.Second, Timezone: "UTC"},
 				Etcd: Etcd{
 					Prefix: "/mao/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
-					ClientURL: "http://127.0.0.1:2379", PeerURL: "http://127.0.0.1:2380",
+					ClientURL: "http://127.0.0.1:2379", PeerURL: "http://127.0.0.1:2380", ClusterState: "new",
 				},
 				API:       API{Listen: "127.0.0.1:8080"},
 				Runs:      Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute},
@@ -162,6 +162,15 @@ func TestParseKeys(t *testing.T) {
 		{"etcd urls with free ports", "[etcd]\nclient_url = http://127.0.0.1:0\npeer_url = https://localhost:0/\n", func(c *Config) {
 			c.Etcd.ClientURL, c.Etcd.PeerURL = "http://127.0.0.1:0", "https://localhost:0/"
 		}},
+		{"join a cluster", "[site]\nname = lab-2\n[etcd]\npeer_url = http://10.0.0.2:2380\n" +
+			"initial_cluster = lab-1=http://10.0.0.1:2380,lab-2=http://10.0.0.2:2380,lab-3=https://[fd00::3]:2380\ncluster_state = existing\n",
+			func(c *Config) {
+				c.Site.Name, c.Etcd.PeerURL = "lab-2", "http://10.0.0.2:2380"
+				c.Etcd.InitialCluster = "lab-1=http://10.0.0.1:2380,lab-2=http://10.0.0.2:2380,lab-3=https://[fd00::3]:2380"
+				c.Etcd.ClusterState = "existing"
+			}},
+		{"start a cluster of one", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://127.0.0.1:2380\ncluster_state = new\n",
+			func(c *Config) { c.Site.Name, c.Etcd.InitialCluster = "lab-1", "lab-1=http://127.0.0.1:2380" }},
 		{"api.listen", "[api]\nlisten = [::1]:0\n", func(c *Config) { c.API.Listen = "[::1]:0" }},
 		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) { c.API.Tokens = []string{"s3cr#t;1", "tok2"} }},
 		{"docker.host", "[docker]\nhost = tcp://127.0.0.1:2375\n", func(c *Config) { c.Docker.Host = "tcp://127.0.0.1:2375" }},
@@ -251,6 +260,28 @@ history = 0
 		{"bad embedded urls", "[etcd]\nclient_url = 127.0.0.1:2379\npeer_url = http://127.0.0.1:99999\n",
 			[]string{"2 etcd.client_url", "3 etcd.peer_url"}},
 		{"peer_url equals client_url", "[etcd]\nclient_url = http://127.0.0.1:2379\npeer_url = http://127.0.0.1:2379\n", []string{"3 etcd.peer_url"}},
+		{"initial_cluster without this site", "[site]\nname = lab-2\n[etcd]\ninitial_cluster = lab-1=http://10.0.0.1:2380\n",
+			[]string{"4 etcd.initial_cluster"}},
+		{"initial_cluster with another peer_url", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://10.0.0.1:2380\n",
+			[]string{"4 etcd.initial_cluster"}},
+		{"initial_cluster with this site twice", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://127.0.0.1:2380,lab-1=http://10.0.0.1:2380\n",
+			[]string{"4 etcd.initial_cluster"}},
+		{"initial_cluster with a space", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380, b=http://h:2380\n",
+			[]string{"4 etcd.initial_cluster"}},
+		{"initial_cluster entry without a name", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,http://h:2380\n",
+			[]string{"4 etcd.initial_cluster"}},
+		{"initial_cluster empty entry", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,,b=http://h:2380\n",
+			[]string{"4 etcd.initial_cluster"}},
+		{"initial_cluster URL with a path", "[site]\nname = a\n[etcd]\npeer_url = http://127.0.0.1:2380/\ninitial_cluster = a=http://127.0.0.1:2380/\n",
+			[]string{"5 etcd.initial_cluster"}},
+		{"initial_cluster URL twice", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,b=http://127.0.0.1:2380\n",
+			[]string{"4 etcd.initial_cluster"}},
+		{"initial_cluster with port 0", "[site]\nname = a\n[etcd]\npeer_url = http://127.0.0.1:0\ninitial_cluster = a=http://127.0.0.1:0\n",
+			[]string{"5 etcd.initial_cluster"}},
+		{"unknown cluster_state", "[etcd]\ncluster_state = join\n", []string{"2 etcd.cluster_state"}},
+		{"existing cluster_state without initial_cluster", "[etcd]\ncluster_state = existing\n", []string{"2 etcd.cluster_state"}},
+		{"join keys with endpoints", "[etcd]\nendpoints = http://h:2379\ninitial_cluster = a=http://h:2380\ncluster_state = new\n",
+			[]string{"3 etcd.initial_cluster", "4 etcd.cluster_state"}},
 		{"unknown time zone", "[site]\ntimezone = Europe/Zurch\n", []string{"2 site.timezone"}},
 		{"time zone with a path", "[site]\ntimezone = ../../etc/passwd\n", []string{"2 site.timezone"}},
 		{"Local is not a time zone name", "[site]\ntimezone = Local\n", []string{"2 site.timezone"}},
@@ -425,6 +456,64 @@ func TestTokensFile(t *testing.T) {
 	}
 }
 
+func TestEtcdTLS(t *testing.T) {
+	fakeHome(t)
+	dir := t.TempDir()
+	for _, f := range []string{"ca.pem", "cert.pem", "key.pem"} {
+		if err := os.WriteFile(filepath.Join(dir, f), []byte("PEM\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, "certs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	abs := func(f string) string { return filepath.Join(dir, f) }
+	const https = "endpoints = https://etcd-1:2379, https://etcd-2:2379\n"
+	tests := []struct {
+		name     string
+		etcd     string // the [etcd] section; DIR is the directory of the files
+		ca       string // wanted fields
+		cert     string
+		key      string
+		problems []string
+	}{
+		{name: "all three, relative", etcd: https + "ca_file = ca.pem\ncert_file = cert.pem\nkey_file = key.pem",
+			ca: abs("ca.pem"), cert: abs("cert.pem"), key: abs("key.pem")},
+		{name: "CA only, absolute", etcd: https + "ca_file = DIR/ca.pem", ca: abs("ca.pem")},
+		{name: "client certificate only", etcd: https + "cert_file = cert.pem\nkey_file = key.pem", cert: abs("cert.pem"), key: abs("key.pem")},
+		{name: "certificate without key", etcd: https + "cert_file = cert.pem", problems: []string{"3 etcd.cert_file"}},
+		{name: "key without certificate", etcd: https + "key_file = key.pem", problems: []string{"3 etcd.key_file"}},
+		{name: "missing file", etcd: https + "ca_file = nope.pem", problems: []string{"3 etcd.ca_file"}},
+		{name: "directory", etcd: https + "ca_file = certs", problems: []string{"3 etcd.ca_file"}},
+		{name: "empty value", etcd: https + "ca_file =", problems: []string{"3 etcd.ca_file"}},
+		{name: "plain http endpoint", etcd: "endpoints = https://a:2379, http://b:2379\nca_file = ca.pem", problems: []string{"2 etcd.endpoints"}},
+		{name: "embedded member", etcd: "ca_file = ca.pem\ncert_file = cert.pem\nkey_file = key.pem",
+			problems: []string{"2 etcd.ca_file", "3 etcd.cert_file", "4 etcd.key_file"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(dir, "config.ini")
+			ini := "[etcd]\n" + strings.ReplaceAll(tc.etcd, "DIR", dir) + "\n"
+			if err := os.WriteFile(path, []byte(ini), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			c, err := Load(path)
+			if got := located(t, err); !slices.Equal(got, tc.problems) {
+				t.Fatalf("problems = %q, want %q\nerror: %v", got, tc.problems, err)
+			}
+			if err != nil {
+				return
+			}
+			if c.Etcd.CAFile != tc.ca || c.Etcd.CertFile != tc.cert || c.Etcd.KeyFile != tc.key {
+				t.Fatalf("files = %q, %q, %q; want %q, %q, %q", c.Etcd.CAFile, c.Etcd.CertFile, c.Etcd.KeyFile, tc.ca, tc.cert, tc.key)
+			}
+			if !c.Etcd.TLS() {
+				t.Error("TLS() is false")
+			}
+		})
+	}
+}
+
 func TestTokensFileMissingIsNotExist(t *testing.T) {
 	fakeHome(t)
 	_, err := Parse([]byte("[api]\ntokens_file = /nonexistent/tokens\n"), file)
@@ -471,6 +560,21 @@ func TestValidate(t *testing.T) {
 		{"history above the maximum", func(c *Config) { c.Schedules.History = 1 << 20 }, []string{"schedules.history"}},
 		{"docker hosts", func(c *Config) { c.Docker.Host = "npipe:////./pipe/docker_engine" }, nil},
 		{"stop grace in whole seconds", func(c *Config) { c.Runs.StopGrace = 2 * time.Minute }, nil},
+		{"TLS files with the embedded member", func(c *Config) { c.Etcd.CAFile, c.Etcd.KeyFile = "/etc/ca.pem", "/etc/key.pem" },
+			[]string{"etcd.ca_file", "etcd.key_file"}},
+		{"TLS files that are not there", func(c *Config) {
+			c.Etcd.Endpoints = []string{"https://h:2379"}
+			c.Etcd.CAFile, c.Etcd.CertFile, c.Etcd.KeyFile = "ca.pem", "/nonexistent/cert.pem", "/nonexistent/key.pem"
+		}, []string{"etcd.ca_file", "etcd.cert_file", "etcd.key_file"}},
+		{"initial cluster", func(c *Config) { c.Etcd.InitialCluster = "other=http://127.0.0.1:2381" }, []string{"etcd.initial_cluster"}},
+		{"joining", func(c *Config) {
+			c.Site.Name, c.Etcd.InitialCluster, c.Etcd.ClusterState = "b", "a=http://10.0.0.1:2380,b=http://127.0.0.1:2380", "existing"
+		}, nil},
+		{"joining without initial cluster", func(c *Config) { c.Etcd.ClusterState = "existing" }, []string{"etcd.cluster_state"}},
+		{"empty cluster state", func(c *Config) { c.Etcd.ClusterState = "" }, []string{"etcd.cluster_state"}},
+		{"external cluster ignores the embedded member's keys", func(c *Config) {
+			c.Etcd.Endpoints, c.Etcd.InitialCluster, c.Etcd.ClusterState = []string{"http://h:2379"}, "x", "existing"
+		}, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

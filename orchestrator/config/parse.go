@@ -36,7 +36,7 @@ func legacyField(key string) string {
 
 // Parse parses, completes and validates a config file's contents. name is
 // used in messages, and relative paths in the file (data_dir, log_dir,
-// tokens_file) are resolved against its directory. On error the Config is
+// tokens_file and etcd's TLS files) are resolved against its directory. On error the Config is
 // zero and the error joins every problem found, each naming its key and,
 // when known, its line.
 func Parse(data []byte, name string) (Config, error) {
@@ -201,7 +201,7 @@ func (p *parser) finish() {
 	c := &p.cfg
 	c.derive()
 	if len(c.Etcd.Endpoints) > 0 {
-		for _, field := range []string{"etcd.client_url", "etcd.peer_url"} {
+		for _, field := range []string{"etcd.client_url", "etcd.peer_url", "etcd.initial_cluster", "etcd.cluster_state"} {
 			if key, ok := p.from[field]; ok {
 				ext := p.from["etcd.endpoints"]
 				p.add(key, fmt.Errorf("is for the embedded etcd only, but %s (line %d) names an external cluster", ext, p.lines.line(ext)))
@@ -270,8 +270,13 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		"etcd.prefix":          str(&c.Etcd.Prefix),
 		"etcd.dial_timeout":    dur(&c.Etcd.DialTimeout),
 		"etcd.request_timeout": dur(&c.Etcd.RequestTimeout),
+		"etcd.ca_file":         path(&c.Etcd.CAFile),
+		"etcd.cert_file":       path(&c.Etcd.CertFile),
+		"etcd.key_file":        path(&c.Etcd.KeyFile),
 		"etcd.client_url":      str(&c.Etcd.ClientURL),
 		"etcd.peer_url":        str(&c.Etcd.PeerURL),
+		"etcd.initial_cluster": str(&c.Etcd.InitialCluster),
+		"etcd.cluster_state":   str(&c.Etcd.ClusterState),
 		"api.listen":           str(&c.API.Listen),
 		// Tokens listed inline come first, so "entry N" in messages counts them.
 		"api.tokens": func(v string) error { c.API.Tokens = append(splitList(v), c.API.Tokens...); return nil },

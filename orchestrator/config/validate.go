@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -42,7 +43,26 @@ func (c *Config) problems() []problem {
 	check("site.timezone", checkTimezone(c.Site.Timezone))
 
 	for i, e := range c.Etcd.Endpoints {
-		check("etcd.endpoints", checkEntry(i, e, func(s string) error { return checkURL(s, false) }))
+		check("etcd.endpoints", checkEntry(i, e, func(s string) error { return checkEndpoint(s, c.Etcd.TLS()) }))
+	}
+	for _, f := range []struct{ key, path string }{
+		{"etcd.ca_file", c.Etcd.CAFile}, {"etcd.cert_file", c.Etcd.CertFile}, {"etcd.key_file", c.Etcd.KeyFile},
+	} {
+		switch {
+		case f.path == "":
+		case c.Etcd.Embedded():
+			check(f.key, errors.New("is for an external cluster only, but etcd.endpoints is empty (the embedded member)"))
+		default:
+			check(f.key, checkReadable(f.path))
+		}
+	}
+	if !c.Etcd.Embedded() {
+		switch {
+		case c.Etcd.CertFile != "" && c.Etcd.KeyFile == "":
+			check("etcd.cert_file", errors.New("is set without etcd.key_file; set both or neither"))
+		case c.Etcd.CertFile == "" && c.Etcd.KeyFile != "":
+			check("etcd.key_file", errors.New("is set without etcd.cert_file; set both or neither"))
+		}
 	}
 	check("etcd.prefix", checkPrefix(c.Etcd.Prefix))
 	check("etcd.dial_timeout", checkDuration(c.Etcd.DialTimeout, 0))
@@ -51,6 +71,19 @@ func (c *Config) problems() []problem {
 	check("etcd.peer_url", checkURL(c.Etcd.PeerURL, true))
 	if c.Etcd.PeerURL == c.Etcd.ClientURL && !strings.HasSuffix(c.Etcd.PeerURL, ":0") {
 		check("etcd.peer_url", errors.New("is the same address as etcd.client_url"))
+	}
+	if c.Etcd.Embedded() {
+		check("etcd.initial_cluster", checkInitialCluster(c.Etcd.InitialCluster, c.Site.Name, c.Etcd.PeerURL))
+	}
+	switch c.Etcd.ClusterState {
+	case ClusterNew:
+	case ClusterExisting:
+		if c.Etcd.Embedded() && c.Etcd.InitialCluster == "" {
+			check("etcd.cluster_state", errors.New("is existing (join a running cluster) but etcd.initial_cluster is empty; "+
+				"copy both from the output of `maoctl federation add-site`"))
+		}
+	default:
+		check("etcd.cluster_state", fmt.Errorf("%q: want %s or %s", c.Etcd.ClusterState, ClusterNew, ClusterExisting))
 	}
 
 	check("api.listen", checkListen(c.API.Listen))
@@ -154,6 +187,87 @@ func checkURL(s string, listen bool) error {
 		return fmt.Errorf("%q: want only scheme, host and port", s)
 	}
 	return checkPort(u.Port(), listen)
+}
+
+// checkEndpoint checks an external etcd endpoint; with client TLS files
+// set it must be https.
+func checkEndpoint(s string, tls bool) error {
+	if err := checkURL(s, false); err != nil {
+		return err
+	}
+	if tls && strings.HasPrefix(s, "http://") {
+		return fmt.Errorf("%q is plain http, but etcd.ca_file, cert_file or key_file is set: use https://", s)
+	}
+	return nil
+}
+
+// checkInitialCluster checks etcd's "name=peerURL,name2=peerURL2" list, as
+// etcd reads it (no spaces, no path): every URL has a real port and belongs
+// to one member, and site is listed with exactly peerURL. Empty is valid.
+func checkInitialCluster(s, site, peerURL string) error {
+	if s == "" {
+		return nil
+	}
+	if hasSpaceOrControl(s) {
+		return errors.New("must not contain spaces: etcd reads it as is")
+	}
+	var own []string
+	member := map[string]string{} // peer URL -> name
+	for i, entry := range strings.Split(s, ",") {
+		err := checkEntry(i, entry, func(entry string) error {
+			name, u, ok := strings.Cut(entry, "=")
+			if !ok || name == "" {
+				return fmt.Errorf("%q: want name=peer-url", entry)
+			}
+			if err := checkURL(u, true); err != nil {
+				return err
+			}
+			switch pu, _ := url.Parse(u); {
+			case pu.Path != "":
+				return fmt.Errorf("%q: want only scheme, host and port", u)
+			case pu.Port() == "0":
+				return fmt.Errorf("%q: port 0 works only for a one-member cluster; members need each other's ports", u)
+			}
+			if other, ok := member[u]; ok {
+				return fmt.Errorf("%s is also the URL of %s", u, other)
+			}
+			member[u] = name
+			if name == site {
+				own = append(own, u)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case len(own) == 0:
+		return fmt.Errorf("does not list this site (site.name %s); add %s=%s", site, site, peerURL)
+	case len(own) > 1 || own[0] != peerURL:
+		return fmt.Errorf("lists %s=%s, but etcd.peer_url is %s: they must be the same", site, strings.Join(own, ","), peerURL)
+	}
+	return nil
+}
+
+// checkReadable requires p to be an absolute path of a regular file that
+// can be opened for reading.
+func checkReadable(p string) error {
+	if err := checkAbs(p); err != nil {
+		return err
+	}
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !st.Mode().IsRegular() {
+		return fmt.Errorf("%s is not a regular file", p)
+	}
+	f, err := os.Open(p)
+	if err != nil {
+		return err
+	}
+	return f.Close()
 }
 
 func checkPort(port string, listen bool) error {

@@ -15,12 +15,12 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
-	"go.uber.org/zap"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
 	"github.com/mao-research/mao/orchestrator/config"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/etcdclient"
 	"github.com/mao-research/mao/orchestrator/etcdembed"
 	"github.com/mao-research/mao/orchestrator/federation"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
@@ -111,6 +111,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		srv, err := etcdembed.Start(ctx, etcdembed.Options{
 			Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
 			ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL,
+			InitialCluster: cfg.Etcd.InitialCluster, ClusterState: cfg.Etcd.ClusterState,
 		})
 		if err != nil {
 			return nil, err
@@ -119,7 +120,11 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		endpoints, etcdErr = srv.Endpoints(), srv.Err()
 		log.Info("embedded etcd started", "endpoints", endpoints)
 	}
-	etcd, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: cfg.Etcd.DialTimeout, Logger: zap.NewNop()})
+	etcdCfg, err := etcdclient.Config(cfg.Etcd, endpoints)
+	if err != nil {
+		return nil, err
+	}
+	etcd, err := clientv3.New(etcdCfg)
 	if err != nil {
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}

@@ -10,16 +10,27 @@ import (
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
-// Options configure the embedded member. Ports may be 0: the server then
-// listens on a free port and Endpoints reports it.
+// Options configure the embedded member. Ports may be 0 for a member
+// that is alone in a new cluster: the server then listens on a free port
+// and Endpoints reports it. The members of a cluster need real peer ports.
 type Options struct {
-	Name      string        // member name; default "default"
-	Dir       string        // data directory (required)
-	ClientURL string        // e.g. "http://127.0.0.1:2379"
-	PeerURL   string        // e.g. "http://127.0.0.1:2380"
-	LogLevel  string        // zap level; default "warn"
-	LogFile   string        // etcd's own log; default Dir + ".log"
-	Timeout   time.Duration // how long to wait for the member to be ready; default 60s
+	Name      string // member name; default "default"
+	Dir       string // data directory (required)
+	ClientURL string // e.g. "http://127.0.0.1:2379"
+	PeerURL   string // e.g. "http://127.0.0.1:2380"
+	// InitialCluster lists every member, this one included with PeerURL,
+	// as "name=peerURL,name2=peerURL2". Empty means a new cluster of this
+	// member alone.
+	InitialCluster string
+	// ClusterState is "new" (the default) to start a cluster, or
+	// "existing" to join a running one that already has this member added
+	// (etcd's MemberAdd); joining needs InitialCluster. etcd reads
+	// InitialCluster and ClusterState only when Dir holds no member data:
+	// a restarted member keeps the cluster it belongs to.
+	ClusterState string
+	LogLevel     string        // zap level; default "warn"
+	LogFile      string        // etcd's own log; default Dir + ".log"
+	Timeout      time.Duration // how long to wait for the member to be ready; default 60s
 }
 
 // Server is a running embedded etcd member.
@@ -53,7 +64,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	if err := cluster(cfg, o, peer); err != nil {
+		return nil, err
+	}
 
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
@@ -80,6 +93,29 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		s.endpoints = append(s.endpoints, client.Scheme+"://"+l.Addr().String())
 	}
 	return s, nil
+}
+
+// cluster sets the initial cluster and its state on cfg.
+func cluster(cfg *embed.Config, o Options, peer *url.URL) error {
+	switch o.ClusterState {
+	case "", embed.ClusterStateFlagNew:
+	case embed.ClusterStateFlagExisting:
+		if o.InitialCluster == "" {
+			return fmt.Errorf("embedded etcd: joining an existing cluster needs the initial cluster")
+		}
+		cfg.ClusterState = embed.ClusterStateFlagExisting
+	default:
+		return fmt.Errorf("embedded etcd: cluster state %q: want %s or %s", o.ClusterState, embed.ClusterStateFlagNew, embed.ClusterStateFlagExisting)
+	}
+	if o.InitialCluster == "" {
+		cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+		return nil
+	}
+	if peer.Port() == "0" {
+		return fmt.Errorf("embedded etcd peer URL %s: port 0 works only for a member alone in a new cluster", peer)
+	}
+	cfg.InitialCluster = o.InitialCluster
+	return nil
 }
 
 func parseURL(what, s, def string) (*url.URL, error) {

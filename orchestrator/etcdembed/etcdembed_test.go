@@ -2,6 +2,7 @@ package etcdembed
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -29,8 +30,27 @@ func TestStartOnFreePorts(t *testing.T) {
 	}
 }
 
-func TestStartRejectsBadURL(t *testing.T) {
-	if _, err := Start(context.Background(), Options{Dir: t.TempDir(), ClientURL: "::"}); err == nil {
-		t.Fatal("want an error for a bad client URL")
+func TestStartRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		o    Options
+		want string
+	}{
+		{"bad client URL", Options{ClientURL: "::"}, "not a URL"},
+		{"unknown cluster state", Options{ClusterState: "join"}, `cluster state "join"`},
+		{"joining without the initial cluster", Options{ClusterState: "existing"}, "needs the initial cluster"},
+		{"free peer port in a cluster", Options{
+			Name: "b", PeerURL: "http://127.0.0.1:0",
+			InitialCluster: "a=http://127.0.0.1:2380,b=http://127.0.0.1:0", ClusterState: "existing",
+		}, "port 0"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.o.Dir = t.TempDir()
+			_, err := Start(context.Background(), tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
 	}
 }

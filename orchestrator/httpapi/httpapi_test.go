@@ -47,8 +47,8 @@ type fakeHealth struct{}
 func (fakeHealth) Check(context.Context) api.Health { return api.Health{Status: "ok", Site: "s1"} }
 
 var (
-	_ Launcher = (*fakeLauncher)(nil)
-	_ Health   = fakeHealth{}
+	_ Launcher   = (*fakeLauncher)(nil)
+	_ Health     = fakeHealth{}
 	_ Runs       = (*store.Store)(nil)
 	_ Sites      = (*store.Store)(nil)
 	_ Federation = (*store.Store)(nil)

@@ -68,6 +68,8 @@ type Federation interface {
 
 // Logs reads run logs kept at this site.
 type Logs interface {
+	// Await waits until the run's log exists (it was just claimed).
+	Await(ctx context.Context, id string) error
 	Copy(ctx context.Context, id string, follow bool, w io.Writer, flush func()) error
 	Tail(id string, n int, w io.Writer) error
 }
@@ -355,6 +357,12 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		writeText(w, buf.Bytes())
 		return
 	}
+	if follow && !run.State.Terminal() {
+		// Claimed a moment ago, it may not have started its log yet.
+		wait, cancel := context.WithTimeout(r.Context(), logWait)
+		_ = s.deps.Logs.Await(wait, id) // Copy reports a log that never came
+		cancel()
+	}
 	out := &textStream{w: w, rc: http.NewResponseController(w)}
 	err = s.deps.Logs.Copy(r.Context(), id, follow, out, out.flush)
 	switch {
@@ -364,6 +372,9 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		logError(s.log, r, err)
 	}
 }
+
+// logWait bounds the wait for the log of a run that has not started it.
+const logWait = 10 * time.Second
 
 // textStream answers 200 with a text body on its first write or flush, so
 // that an error before then can still be sent as a JSON error.

@@ -19,9 +19,10 @@ var ErrNoLog = errs.New(errs.ErrNotFound, "no log on this site")
 
 // Dir is a directory of run logs.
 type Dir struct {
-	path   string
-	mu     sync.Mutex
-	active map[string]*Log // logs still being written
+	path    string
+	mu      sync.Mutex
+	active  map[string]*Log // logs still being written
+	created chan struct{}   // closed and replaced at every Create
 }
 
 // Open returns the log directory at path, creating it if needed.
@@ -29,7 +30,7 @@ func Open(path string) (*Dir, error) {
 	if err := os.MkdirAll(path, 0o755); err != nil {
 		return nil, fmt.Errorf("log directory: %w", err)
 	}
-	return &Dir{path: path, active: map[string]*Log{}}, nil
+	return &Dir{path: path, active: map[string]*Log{}, created: make(chan struct{})}, nil
 }
 
 func (d *Dir) file(id string) string { return filepath.Join(d.path, id+".log") }
@@ -45,8 +46,28 @@ func (d *Dir) Create(id string) (*Log, error) {
 	l := &Log{dir: d, id: id, f: f, changed: make(chan struct{})}
 	d.mu.Lock()
 	d.active[id] = l
+	close(d.created)
+	d.created = make(chan struct{})
 	d.mu.Unlock()
 	return l, nil
+}
+
+// Await waits until the run's log exists, or ctx ends: a follower of a run
+// that was just claimed may ask before the run has started writing.
+func (d *Dir) Await(ctx context.Context, id string) error {
+	for {
+		d.mu.Lock()
+		created := d.created
+		d.mu.Unlock()
+		if _, err := os.Stat(d.file(id)); err == nil {
+			return nil
+		}
+		select {
+		case <-created:
+		case <-ctx.Done():
+			return fmt.Errorf("run %s: %w", id, ErrNoLog)
+		}
+	}
 }
 
 // Remove deletes a run's log file.

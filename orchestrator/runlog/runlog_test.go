@@ -121,3 +121,25 @@ func TestFollowStopsWithContext(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestAwait(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Await(ctx, "r1"); !errors.Is(err, ErrNoLog) {
+		t.Fatalf("Await of a log that never comes = %v, want ErrNoLog", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- d.Await(context.Background(), "r1") }()
+	l, err := d.Create("r1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Await after Create = %v", err)
+	}
+}

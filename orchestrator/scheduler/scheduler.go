@@ -77,8 +77,8 @@ type Deps struct {
 type Options struct {
 	Site    string
 	Labels  map[string]string // this site's labels, which schedules' targets may ask for
-	History int             // run records kept per schedule; default 100
-	Clock   clockwork.Clock // default the real clock
+	History int               // run records kept per schedule; default 100
+	Clock   clockwork.Clock   // default the real clock
 	Log     *slog.Logger
 	Retry   time.Duration // how soon to retry after etcd failed; default 2s
 	// SkewGrace is how far behind now a catch-up stops: ticks this recent

@@ -52,7 +52,7 @@ func newHarness(t *testing.T, now time.Time, scheds ...toolspec.Schedule) *harne
 func (h *harness) start(history int) {
 	s, err := New(Deps{Schedules: h.schedules, Claims: h.claims, History: h.claims, Tools: h.tools, Launcher: h.launcher, Logs: h.logs,
 		Images: h.images}, Options{Site: "s1", Labels: map[string]string{"gpu": "true"}, History: history, Clock: h.clock,
-			OnArm: func(_ string, tick time.Time) { h.armed <- tick }})
+		OnArm: func(_ string, tick time.Time) { h.armed <- tick }})
 	if err != nil {
 		h.t.Fatal(err)
 	}

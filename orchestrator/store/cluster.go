@@ -8,8 +8,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
@@ -113,11 +116,9 @@ func (s *Store) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSit
 			}
 		}
 	}
-	actx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	resp, err := s.c.MemberAdd(actx, []string{req.PeerURL})
+	resp, err := s.memberAdd(ctx, req.PeerURL)
 	if err != nil {
-		return api.AddSiteResult{}, fmt.Errorf("add etcd member %s: %w", req.Name, s.unavailable(actx, err))
+		return api.AddSiteResult{}, fmt.Errorf("add etcd member %s: %w", req.Name, err)
 	}
 	var cluster []string
 	for _, m := range resp.Members {
@@ -134,6 +135,34 @@ func (s *Store) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSit
 	member := api.Member{ID: fmt.Sprintf("%x", resp.Member.ID), Name: req.Name, PeerURLs: resp.Member.PeerURLs, Health: "not started"}
 	return api.AddSiteResult{Member: member, InitialCluster: initial, Config: joinConfig(req, initial, s.prefix)}, nil
 }
+
+// memberAdd adds a member. etcd refuses while a member has not been
+// connected to its peers for a few seconds (after a restart, say), as an
+// unhealthy cluster: it tries again for up to unhealthyWait.
+func (s *Store) memberAdd(ctx context.Context, peerURL string) (*clientv3.MemberAddResponse, error) {
+	deadline := time.Now().Add(unhealthyWait)
+	for {
+		actx, cancel := context.WithTimeout(ctx, s.timeout)
+		resp, err := s.c.MemberAdd(actx, []string{peerURL})
+		cancel()
+		if err == nil {
+			return resp, nil
+		}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
+			if errors.Is(err, rpctypes.ErrUnhealthy) {
+				return nil, errs.New(errs.ErrUnavailable, "etcd refuses new members until every member has been connected for a while: "+err.Error())
+			}
+			return nil, s.unavailable(actx, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+}
+
+const unhealthyWait = 15 * time.Second
 
 // joinConfig is the config.ini text a joining site needs.
 func joinConfig(req api.AddSiteRequest, initial, prefix string) string {

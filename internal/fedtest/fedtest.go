@@ -1,0 +1,296 @@
+package fedtest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/testenv"
+)
+
+// Binaries are the built orchestrator and maoctl programs.
+type Binaries struct {
+	Orchestrator, Maoctl string
+}
+
+// Build builds both programs into a temporary directory.
+func Build(t testing.TB) Binaries {
+	t.Helper()
+	dir := t.TempDir()
+	b := Binaries{Orchestrator: filepath.Join(dir, "orchestrator"), Maoctl: filepath.Join(dir, "maoctl")}
+	for out, pkg := range map[string]string{b.Orchestrator: "./cmd/orchestrator", b.Maoctl: "./cmd/maoctl"} {
+		cmd := exec.Command("go", "build", "-o", out, pkg)
+		cmd.Dir = testenv.RepoRoot()
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, msg)
+		}
+	}
+	return b
+}
+
+// Ctl runs maoctl against addr and returns its stdout; a non-zero exit
+// fails the test.
+func (b Binaries) Ctl(t testing.TB, addr string, args ...string) string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	cmd := exec.Command(b.Maoctl, append([]string{"--addr", addr}, args...)...)
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("maoctl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	}
+	return out.String()
+}
+
+// Record is one JSON log record of an orchestrator.
+type Record struct {
+	Time  time.Time
+	Msg   string
+	Attrs map[string]any
+}
+
+// Site is a running orchestrator process.
+type Site struct {
+	Name   string
+	Dir    string // its data directory, holding config.ini and orchestrator.log
+	Addr   string // API base URL
+	Client *api.Client
+
+	t       testing.TB
+	bins    Binaries
+	config  string
+	cmd     *exec.Cmd
+	down    bool // killed or stopped, and not started again
+	exited  chan struct{}
+	records chan Record // every log record, for Await; oldest dropped when full
+}
+
+// SiteConfig is the config.ini of a site named name with data in dir: the
+// [site] and [api] sections, free ports, a short lease. extra is appended
+// (an [etcd] section, for instance).
+func SiteConfig(name, dir string, labels string, leaseTTL time.Duration, extra string) string {
+	return fmt.Sprintf(`[site]
+name = %s
+data_dir = %s
+labels = %s
+lease_ttl = %s
+
+[api]
+listen = 127.0.0.1:0
+
+[runs]
+shutdown_grace = 5s
+stop_grace = 1s
+%s`, name, dir, labels, leaseTTL, extra)
+}
+
+// Start writes config to a new data directory's config.ini and starts an
+// orchestrator with it; it returns once the API answers. The process is
+// stopped when the test ends. config may use %DIR% for the data directory.
+func Start(t testing.TB, bins Binaries, name, config string) *Site {
+	t.Helper()
+	dir := t.TempDir()
+	s := &Site{Name: name, Dir: dir, t: t, bins: bins, config: filepath.Join(dir, "config.ini")}
+	if err := os.WriteFile(s.config, []byte(strings.ReplaceAll(config, "%DIR%", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.start()
+	t.Cleanup(s.cleanup)
+	return s
+}
+
+// start starts the process and waits for "orchestrator ready".
+func (s *Site) start() {
+	s.t.Helper()
+	logFile, err := os.OpenFile(filepath.Join(s.Dir, "orchestrator.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.down = false
+	s.cmd = exec.Command(s.bins.Orchestrator, "-config", s.config, "-log-json", "-debug")
+	stderr, err := s.cmd.StderrPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := s.cmd.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.exited, s.records = make(chan struct{}), make(chan Record, 100000)
+	ready := make(chan string, 1)
+	go s.read(io.TeeReader(stderr, logFile), ready)
+	go func() { s.cmd.Wait(); logFile.Close(); close(s.exited) }()
+	select {
+	case addr := <-ready:
+		s.Addr = addr
+	case <-s.exited:
+		s.t.Fatalf("orchestrator %s exited at start-up:\n%s", s.Name, s.Log())
+	case <-time.After(60 * time.Second):
+		s.t.Fatalf("orchestrator %s not ready after 60s:\n%s", s.Name, s.Log())
+	}
+	c, err := api.NewClient(s.Addr, "", nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.Client = c
+}
+
+// read parses the process's log records until it exits.
+func (s *Site) read(r io.Reader, ready chan<- string) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if json.Unmarshal(sc.Bytes(), &m) != nil {
+			continue
+		}
+		rec := Record{Attrs: m}
+		rec.Msg, _ = m["msg"].(string)
+		if ts, ok := m["time"].(string); ok {
+			rec.Time, _ = time.Parse(time.RFC3339Nano, ts)
+		}
+		if rec.Msg == "orchestrator ready" {
+			addr, _ := m["api"].(string)
+			ready <- addr
+		}
+		select {
+		case s.records <- rec:
+		default: // nobody reads them: drop
+		}
+	}
+	io.Copy(io.Discard, r)
+}
+
+// Await returns the next log record that match accepts, waiting at most d.
+func (s *Site) Await(d time.Duration, match func(Record) bool) (Record, error) {
+	timeout := time.After(d)
+	for {
+		select {
+		case rec := <-s.records:
+			if match(rec) {
+				return rec, nil
+			}
+		case <-timeout:
+			return Record{}, fmt.Errorf("site %s: no matching log record within %s", s.Name, d)
+		}
+	}
+}
+
+// Drain forgets the log records read so far.
+func (s *Site) Drain() {
+	for {
+		select {
+		case <-s.records:
+		default:
+			return
+		}
+	}
+}
+
+// Log is the orchestrator's log so far, for failure messages.
+func (s *Site) Log() string {
+	b, _ := os.ReadFile(filepath.Join(s.Dir, "orchestrator.log"))
+	if len(b) > 8000 {
+		b = b[len(b)-8000:]
+	}
+	return string(b)
+}
+
+// Kill kills the process with SIGKILL, as a crash, and returns when it
+// is gone. Its containers go on until they exit.
+func (s *Site) Kill() time.Time {
+	s.t.Helper()
+	at := time.Now()
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+	s.down = true
+	return at
+}
+
+// Up reports whether the process runs (it was not killed or stopped).
+func (s *Site) Up() bool { return !s.down }
+
+// Restart starts the process again with the same config and data.
+func (s *Site) Restart() {
+	s.t.Helper()
+	s.start()
+}
+
+// Stop stops the process with SIGTERM and waits for it.
+func (s *Site) Stop() {
+	select {
+	case <-s.exited:
+		return
+	default:
+	}
+	s.down = true
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-s.exited:
+	case <-time.After(30 * time.Second):
+		s.cmd.Process.Signal(syscall.SIGKILL)
+		<-s.exited
+	}
+}
+
+// cleanup stops the process and removes its containers.
+func (s *Site) cleanup() {
+	s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, _ := exec.CommandContext(ctx, "docker", "ps", "-aq", "--filter", "label=mao.site="+s.Name).Output()
+	if ids := strings.Fields(string(out)); len(ids) > 0 {
+		exec.CommandContext(ctx, "docker", append([]string{"rm", "-f"}, ids...)...).Run()
+	}
+	if s.t.Failed() {
+		s.t.Logf("log of site %s:\n%s", s.Name, s.Log())
+	}
+}
+
+// Eventually polls cond every 50ms until it holds or d passes, then fails
+// the test with what. It is for states reached through several processes
+// and etcd, where there is no single event to wait on.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within %s: %s", d, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Parallel runs f for each item at once and waits for all.
+func Parallel[T any](items []T, f func(T)) {
+	var wg sync.WaitGroup
+	for _, it := range items {
+		wg.Add(1)
+		go func() { defer wg.Done(); f(it) }()
+	}
+	wg.Wait()
+}
+
+// waitContainerGone waits until the named container has exited and been
+// removed (runs' containers are removed automatically).
+func waitContainerGone(t testing.TB, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// docker wait returns when the container exits; an error means it is
+	// gone already.
+	exec.CommandContext(ctx, "docker", "wait", name).Run()
+	if ctx.Err() != nil {
+		t.Fatalf("container %s still runs", name)
+	}
+}
