@@ -208,6 +208,23 @@ func TestShutdownInterruptsRuns(t *testing.T) {
 	}
 }
 
+func TestAbandonStopsRunsWithItsCause(t *testing.T) {
+	f := newFixture(t)
+	f.rt.block = true
+	f.rt.started = make(chan struct{}, 1)
+	run, err := f.r.Start(context.Background(), "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-f.rt.started
+	f.r.Abandon(errors.New("the site's lease expired"))
+	f.r.Shutdown(context.Background()) // waits for the run's goroutine
+	got := f.rec.last(run.ID)
+	if got.State != api.StateFailed || got.Reason != "interrupted: the site's lease expired" {
+		t.Fatalf("abandoned run: %s %q", got.State, got.Reason)
+	}
+}
+
 func TestRecover(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
