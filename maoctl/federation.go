@@ -34,8 +34,8 @@ func (c *ctl) federationCommand() *cli.Command {
 			},
 			{
 				Name:      "remove-site",
-				Usage:     "remove a site's etcd member from the cluster",
-				ArgsUsage: "NAME",
+				Usage:     "remove a site's etcd member (by site name, or by member ID if it never started)",
+				ArgsUsage: "NAME | MEMBER-ID",
 				Action:    c.federationRemoveSite,
 			},
 		},

@@ -27,49 +27,83 @@ func (s *Store) Federation(ctx context.Context) (api.Federation, error) {
 		return api.Federation{}, err
 	}
 	out := api.Federation{ClusterID: fmt.Sprintf("%x", clusterID), Members: make([]api.Member, len(members))}
-	var wg sync.WaitGroup
-	leaders := make([]uint64, len(members))
+	statuses := s.statuses(ctx, members)
 	for i, m := range members {
 		out.Members[i] = api.Member{ID: fmt.Sprintf("%x", m.ID), Name: m.Name, PeerURLs: m.PeerURLs,
 			ClientURLs: m.ClientURLs, Learner: m.IsLearner, Health: "not started"}
-		if len(m.ClientURLs) == 0 {
-			continue
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			sctx, cancel := context.WithTimeout(ctx, s.timeout)
-			defer cancel()
-			st, err := s.c.Status(sctx, m.ClientURLs[0])
-			if err != nil {
-				out.Members[i].Health = "unreachable: " + err.Error()
-				return
+		st, ok := statuses[m.ID]
+		switch {
+		case ok && st.err != nil:
+			out.Members[i].Health = "unreachable: " + st.err.Error()
+		case ok:
+			out.Members[i].Health, out.Members[i].Version = "ok", st.resp.Version
+			if len(st.resp.Errors) > 0 {
+				out.Members[i].Health = strings.Join(st.resp.Errors, "; ")
 			}
-			out.Members[i].Health, out.Members[i].Version, leaders[i] = "ok", st.Version, st.Leader
-			if len(st.Errors) > 0 {
-				out.Members[i].Health = strings.Join(st.Errors, "; ")
+			if st.resp.Leader == m.ID {
+				out.Members[i].Leader, out.Leader = true, m.Name
 			}
-		}()
-	}
-	wg.Wait()
-	var leader uint64
-	for _, l := range leaders {
-		if l != 0 {
-			leader = l
-		}
-	}
-	for i, m := range members {
-		if m.ID == leader {
-			out.Members[i].Leader, out.Leader = true, m.Name
+		case len(m.ClientURLs) > 0:
+			out.Members[i].Health = "unreachable"
 		}
 	}
 	return out, nil
 }
 
+// memberStatus is a member's answer to a status request, or why none came.
+type memberStatus struct {
+	resp *clientv3.StatusResponse
+	err  error
+}
+
+// statuses asks every member for its status, at its advertised client
+// URLs and at the client's own endpoints (a member listening on port 0
+// advertises that port), and files each answer under the ID of the member
+// that gave it. A member that did not answer at any of its URLs gets the
+// error of the last try.
+func (s *Store) statuses(ctx context.Context, members []*etcdserverpb.Member) map[uint64]memberStatus {
+	owner := map[string]uint64{} // URL -> member, for errors
+	var urls []string
+	for _, m := range members {
+		for _, u := range m.ClientURLs {
+			owner[u] = m.ID
+			urls = append(urls, u)
+		}
+	}
+	urls = append(urls, s.c.Endpoints()...)
+	var mu sync.Mutex
+	out := map[uint64]memberStatus{}
+	var wg sync.WaitGroup
+	for _, u := range urls {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(ctx, s.timeout)
+			defer cancel()
+			resp, err := s.c.Status(sctx, u)
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				out[resp.Header.MemberId] = memberStatus{resp: resp}
+			case owner[u] != 0:
+				if _, ok := out[owner[u]]; !ok {
+					out[owner[u]] = memberStatus{err: err}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
 func (s *Store) members(ctx context.Context) ([]*etcdserverpb.Member, uint64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.c.MemberList(ctx)
+	// Serializable: the member asked answers alone, so that the list is
+	// there even while the cluster lacks quorum (a member was added and
+	// has not started yet).
+	resp, err := s.c.MemberList(ctx, clientv3.WithSerializable())
 	if err != nil {
 		return nil, 0, fmt.Errorf("list etcd members: %w", s.unavailable(ctx, err))
 	}
@@ -107,7 +141,7 @@ func (s *Store) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSit
 		case m.Name == req.Name:
 			return api.AddSiteResult{}, fmt.Errorf("site %s is an etcd member already: %w", req.Name, ErrExists)
 		case m.Name == "":
-			return api.AddSiteResult{}, fmt.Errorf("member %x (%s) was added but has not started yet; start that site first, or remove it: %w",
+			return api.AddSiteResult{}, fmt.Errorf("member %x (%s) was added but has not started yet; start that site first, or remove it (federation remove-site %[1]x): %[3]w",
 				m.ID, strings.Join(m.PeerURLs, ","), errs.ErrInUse)
 		}
 		for _, p := range m.PeerURLs {
@@ -183,7 +217,9 @@ cluster_state = existing
 }
 
 // RemoveSite removes a site's etcd member, if it has one, and its lasting
-// record. A site without either is ErrNotFound.
+// record. name may also be a member's ID in hex, for a member that was
+// added but never started (it has no name yet). A site without either is
+// ErrNotFound.
 func (s *Store) RemoveSite(ctx context.Context, name string) error {
 	members, _, err := s.members(ctx)
 	if err != nil {
@@ -191,8 +227,8 @@ func (s *Store) RemoveSite(ctx context.Context, name string) error {
 	}
 	removed := false
 	for _, m := range members {
-		if m.Name != name {
-			continue
+		if m.Name != name && fmt.Sprintf("%x", m.ID) != name {
+			continue // a member that has not started has no name yet: its ID
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.timeout)
 		_, err := s.c.MemberRemove(rctx, m.ID)

@@ -141,19 +141,17 @@ func (s *Store) LoseRun(ctx context.Context, id, dead string, now time.Time) (ap
 	}
 	reason := fmt.Sprintf("lost: site %s stopped renewing its lease (it stopped, or lost etcd) while it held the run", dead)
 	started := run.State == api.StateRunning
-	attempts := max(run.MaxAttempts, 1)
-	if started {
-		run.Attempts = append(run.Attempts, api.Attempt{Attempt: max(run.Attempt, 1), State: api.StateLost, Reason: reason,
-			ExitCode: run.ExitCode, StartedAt: run.StartedAt, FinishedAt: &now})
-	}
 	ops := []op{}
-	if !started || max(run.Attempt, 1) < attempts {
+	if !started || max(run.Attempt, 1) < max(run.MaxAttempts, 1) {
 		if started {
+			run.Attempts = append(run.Attempts, api.Attempt{Attempt: max(run.Attempt, 1), State: api.StateLost, Reason: reason,
+				ExitCode: run.ExitCode, StartedAt: run.StartedAt, FinishedAt: &now})
 			run.Attempt = max(run.Attempt, 1) + 1
+			run.RetryAt = nil // a pending run keeps its retry delay
 		}
 		target := retryTarget(run, dead)
 		run.Target = &target
-		run.State, run.Site, run.Reason, run.RetryAt = api.StatePending, "", "", nil
+		run.State, run.Site, run.Reason = api.StatePending, "", ""
 		run.ExitCode, run.StartedAt, run.ContainerStartedAt, run.Files, run.FilesTotal = nil, nil, nil, nil, 0
 		ops = append(ops, op{key: s.key(requestsDir, id), v: Request{Run: id, Tool: run.Tool, Target: target, CreatedAt: now}})
 	} else {

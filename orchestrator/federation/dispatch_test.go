@@ -1,0 +1,236 @@
+package federation_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jonboulle/clockwork"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/federation"
+	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/toolspec"
+)
+
+var (
+	start    = time.Date(2026, 5, 6, 7, 8, 9, 0, time.UTC)
+	testTool = toolspec.Tool{Name: "t", Author: "a", Image: "img:1", DataRepo: "file:///r"}
+)
+
+func isValidation(err error) bool {
+	var ve *toolspec.ValidationError
+	return errors.As(err, &ve)
+}
+
+func isNotFound(err error) bool { return errors.Is(err, errs.ErrNotFound) }
+
+func TestRequest(t *testing.T) {
+	eu, gpu := map[string]string{"zone": "eu"}, map[string]string{"gpu": "yes"}
+	sites := fakeSites{
+		{Site: api.Site{Name: "b", Labels: map[string]string{"zone": "eu", "gpu": "yes"}}, Live: true},
+		{Site: api.Site{Name: "c", Labels: gpu}, Live: true},
+		{Site: api.Site{Name: "gone", Labels: gpu}},
+		{Site: api.Site{Name: "here", Labels: eu}, Live: true},
+	}
+	site := func(name string, labels map[string]string) toolspec.Target {
+		return toolspec.Target{Mode: toolspec.TargetSite, Site: name, Labels: labels}
+	}
+	type wantRun struct {
+		suffix string // after the common ID, for --all
+		target toolspec.Target
+	}
+	tests := []struct {
+		name    string
+		tool    string
+		req     api.RunRequest
+		err     func(error) bool
+		local   bool // started here at once
+		fanOut  bool
+		retries int
+		runs    []wantRun
+	}{
+		{name: "no target and no retries starts here", req: api.RunRequest{}, local: true},
+		{name: "retries alone ask for this site", req: api.RunRequest{Retries: 2}, retries: 2,
+			runs: []wantRun{{target: site("here", nil)}}},
+		{name: "any", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAny}, Retries: 1}, retries: 1,
+			runs: []wantRun{{target: toolspec.Target{Mode: toolspec.TargetAny}}}},
+		{name: "no mode is any", req: api.RunRequest{Target: &toolspec.Target{Labels: gpu}},
+			runs: []wantRun{{target: toolspec.Target{Mode: toolspec.TargetAny, Labels: gpu}}}},
+		{name: "a named site that is down waits for it", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "gone"}},
+			runs: []wantRun{{target: site("gone", nil)}}},
+		{name: "all live matching sites", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAll, Labels: gpu}, Retries: 3},
+			fanOut: true, retries: 3, runs: []wantRun{{"-b", site("b", gpu)}, {"-c", site("c", gpu)}}},
+		{name: "all live sites", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAll}},
+			fanOut: true, runs: []wantRun{{"-b", site("b", nil)}, {"-c", site("c", nil)}, {"-here", site("here", nil)}}},
+		{name: "all with no live matching site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAll, Labels: map[string]string{"arch": "arm"}}},
+			err: isNotFound},
+		{name: "an unknown site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "nope"}}, err: isNotFound},
+		{name: "an invalid mode", req: api.RunRequest{Target: &toolspec.Target{Mode: "x"}}, err: isValidation},
+		{name: "a site for mode any", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAny, Site: "b"}}, err: isValidation},
+		{name: "too many retries", req: api.RunRequest{Retries: federation.MaxRetries + 1}, err: isValidation},
+		{name: "negative retries", req: api.RunRequest{Target: &toolspec.Target{}, Retries: -1}, err: isValidation},
+		{name: "an unknown tool", tool: "nope", req: api.RunRequest{}, err: isNotFound},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reqs, launcher := newFakeRequests(), &fakeLauncher{site: "here"}
+			d := federation.NewDispatcher(federation.DispatcherDeps{
+				Requests: reqs, Claims: reqs, Sites: sites, Launcher: launcher, Images: fakeUsable{},
+				Tools: fakeTools{tools: map[string]toolspec.Tool{"t": testTool}},
+			}, federation.Options{Site: "here", Labels: eu, Clock: clockwork.NewFakeClockAt(start)})
+			name := tc.tool
+			if name == "" {
+				name = "t"
+			}
+			runs, err := d.Request(context.Background(), name, tc.req)
+			requested, _, _ := reqs.calls()
+			started, _, _ := launcher.calls()
+			if tc.err != nil {
+				if !tc.err(err) || len(requested) > 0 || len(started) > 0 {
+					t.Fatalf("err %v, %d requested, %d started", err, len(requested), len(started))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.local {
+				if len(started) != 1 || started[0] != "t" || len(requested) > 0 || len(runs) != 1 || runs[0].ID != "t-local" {
+					t.Fatalf("started %v, requested %d, returned %+v; want a start here only", started, len(requested), runs)
+				}
+				return
+			}
+			if len(started) > 0 || len(requested) != len(tc.runs) || len(runs) != len(tc.runs) {
+				t.Fatalf("started %v, requested %+v, returned %+v; want %d requests", started, requested, runs, len(tc.runs))
+			}
+			base := strings.TrimSuffix(requested[0].run.ID, tc.runs[0].suffix)
+			if want := fmt.Sprintf("t-%d-", start.Unix()); !regexp.MustCompile(`^` + want + `[0-9a-f]{6}$`).MatchString(base) {
+				t.Errorf("run ID %q, want %s<6 hex digits>", base, want)
+			}
+			for i, w := range tc.runs {
+				r := requested[i].run
+				if !reflect.DeepEqual(r, runs[i]) {
+					t.Errorf("returned %+v, requested %+v", runs[i], r)
+				}
+				if r.ID != base+w.suffix || r.Site != "" || r.State != api.StatePending || r.Tool != "t" ||
+					r.Image != testTool.Image || r.Trigger != api.TriggerManual || !r.CreatedAt.Equal(start) ||
+					r.MaxAttempts != 1+tc.retries || requested[i].fanOut != tc.fanOut {
+					t.Errorf("request %d: %+v fan-out %v", i, r, requested[i].fanOut)
+				}
+				if r.Target == nil || !reflect.DeepEqual(*r.Target, w.target) {
+					t.Errorf("request %d: target %v, want %v", i, r.Target, w.target)
+				}
+			}
+		})
+	}
+}
+
+func TestRequestStoreFails(t *testing.T) {
+	reqs := newFakeRequests()
+	reqs.fail = errs.New(errs.ErrUnavailable, "etcd unavailable")
+	d := federation.NewDispatcher(federation.DispatcherDeps{
+		Requests: reqs, Claims: reqs, Sites: fakeSites{}, Launcher: &fakeLauncher{}, Images: fakeUsable{},
+		Tools: fakeTools{tools: map[string]toolspec.Tool{"t": testTool}},
+	}, federation.Options{Site: "here", Clock: clockwork.NewFakeClockAt(start)})
+	if _, err := d.Request(context.Background(), "t", api.RunRequest{Target: &toolspec.Target{}}); !errors.Is(err, errs.ErrUnavailable) {
+		t.Fatalf("err %v, want ErrUnavailable", err)
+	}
+}
+
+// TestClaims feeds one request to a dispatcher at site "here" (labels
+// zone=eu) and checks what it does with it. A request comes in the first
+// listing, or, when watched is set, through the watch.
+func TestClaims(t *testing.T) {
+	usable := fakeUsable{"img:1": true}
+	tools := fakeTools{tools: map[string]toolspec.Tool{"t": testTool, "u": {Name: "u", Image: "gone:1"}}}
+	req := func(tool string, target toolspec.Target, fanOut bool) store.Request {
+		return store.Request{Run: "r1", Tool: tool, Target: target, FanOut: fanOut, CreatedAt: start}
+	}
+	anySite := toolspec.Target{Mode: toolspec.TargetAny}
+	here := toolspec.Target{Mode: toolspec.TargetSite, Site: "here"}
+	tests := []struct {
+		name    string
+		req     store.Request
+		watched bool
+		tools   federation.Tools
+		lose    bool
+		claimed bool
+		launch  string         // the tool launched, if any
+		saved   api.RunState   // the state recorded, if any
+		reason  *regexp.Regexp // of the recorded run
+	}{
+		{name: "another site's run", req: req("t", toolspec.Target{Mode: toolspec.TargetSite, Site: "b"}, false)},
+		{name: "labels this site lacks", req: req("t", toolspec.Target{Mode: toolspec.TargetAny, Labels: map[string]string{"gpu": "yes"}}, false)},
+		{name: "any, image not usable here", req: req("u", anySite, false)},
+		{name: "tool lookup fails", req: req("t", anySite, false), tools: fakeTools{err: errs.New(errs.ErrUnavailable, "etcd down")}},
+		{name: "any, usable", req: req("t", toolspec.Target{Mode: toolspec.TargetAny, Labels: map[string]string{"zone": "eu"}}, false),
+			claimed: true, launch: "t"},
+		{name: "any, usable, watched", req: req("t", anySite, false), watched: true, claimed: true, launch: "t"},
+		{name: "named site runs without an image check", req: req("u", here, false), claimed: true, launch: "u"},
+		{name: "fan-out, usable", req: req("t", here, true), claimed: true, launch: "t"},
+		{name: "fan-out, image not usable", req: req("u", here, true), claimed: true, saved: api.StateSkipped,
+			reason: regexp.MustCompile(`^skipped: image gone:1 `)},
+		{name: "tool removed", req: req("zz", anySite, false), claimed: true, saved: api.StateFailed,
+			reason: regexp.MustCompile(`tool zz is no longer registered`)},
+		{name: "claim lost to another site", req: req("t", anySite, false), lose: true, claimed: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reqs, launcher := newFakeRequests(), &fakeLauncher{site: "here"}
+			if !tc.watched {
+				reqs.open = []store.Request{tc.req}
+			}
+			reqs.lose[tc.req.Run] = tc.lose
+			if tc.tools == nil {
+				tc.tools = tools
+			}
+			clock := clockwork.NewFakeClockAt(start)
+			d := federation.NewDispatcher(federation.DispatcherDeps{
+				Requests: reqs, Claims: reqs, Sites: fakeSites{}, Tools: tc.tools, Images: usable, Launcher: launcher,
+			}, federation.Options{Site: "here", Labels: map[string]string{"zone": "eu"}, Clock: clock})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan struct{})
+			go func() { defer close(done); d.Run(ctx) }()
+			watch := <-reqs.feed.watches
+			if tc.watched {
+				watch <- []store.Request{tc.req}
+			}
+			// Run returns once every request it took is handled.
+			cancel()
+			<-done
+
+			_, claims, saved := reqs.calls()
+			_, launched, launchedTools := launcher.calls()
+			if got := len(claims) > 0; got != tc.claimed {
+				t.Errorf("claimed %v, want %v", claims, tc.claimed)
+			}
+			switch {
+			case tc.launch == "" && len(launched) > 0:
+				t.Errorf("launched %+v", launched)
+			case tc.launch != "" && (len(launched) != 1 || launched[0].ID != "r1" || launched[0].Site != "here" || launchedTools[0].Name != tc.launch):
+				t.Errorf("launched %+v with %+v, want r1 of %s", launched, launchedTools, tc.launch)
+			}
+			switch {
+			case tc.saved == "" && len(saved) > 0:
+				t.Errorf("recorded %+v", saved)
+			case tc.saved != "":
+				if len(saved) != 1 {
+					t.Fatalf("recorded %+v, want one %s run", saved, tc.saved)
+				}
+				r := saved[0]
+				if r.ID != "r1" || r.Site != "here" || r.State != tc.saved || !tc.reason.MatchString(r.Reason) ||
+					r.FinishedAt == nil || !r.FinishedAt.Equal(start) {
+					t.Errorf("recorded %+v", r)
+				}
+			}
+		})
+	}
+}
