@@ -258,6 +258,47 @@ func (c *Client) RemoveSite(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/federation/sites/"+url.PathEscape(name), nil, nil, nil)
 }
 
+// Series returns the values the spike detector keeps for a tool, one
+// Series per site and metric, oldest point first. A non-empty metric or
+// site selects only those. It fails with a 404 Error for an unknown tool;
+// a tool without values has an empty list.
+func (c *Client) Series(ctx context.Context, tool, metric, site string) ([]Series, error) {
+	q := url.Values{}
+	if metric != "" {
+		q.Set("metric", metric)
+	}
+	if site != "" {
+		q.Set("site", site)
+	}
+	var out []Series
+	return out, c.do(ctx, http.MethodGet, "/tools/"+url.PathEscape(tool)+"/series", q, nil, &out)
+}
+
+// Notifications lists what became of the notifications sent, newest
+// first. A non-empty tool selects that tool's; limit > 0 returns at most
+// that many.
+func (c *Client) Notifications(ctx context.Context, tool string, limit int) ([]Notification, error) {
+	q := url.Values{}
+	if tool != "" {
+		q.Set("tool", tool)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []Notification
+	return out, c.do(ctx, http.MethodGet, "/notifications", q, nil, &out)
+}
+
+// NotifyTest sends a test message to the channel at rawURL or, when it is
+// empty, to each of the site's configured channels, and returns one
+// outcome per channel. A channel that could not be reached is an outcome
+// with Status "failed", not an error; it fails with a 400 Error when
+// rawURL is empty and the site has no channels.
+func (c *Client) NotifyTest(ctx context.Context, rawURL string) ([]Notification, error) {
+	var out []Notification
+	return out, c.do(ctx, http.MethodPost, "/notifications/test", nil, NotifyTestRequest{URL: rawURL}, &out)
+}
+
 // Health reports whether the orchestrator and its etcd and Docker are usable.
 func (c *Client) Health(ctx context.Context) (Health, error) {
 	var out Health

@@ -2,17 +2,20 @@ package api
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
-// TestClientFederationRequests checks the requests and answers of the
-// federation calls: method, path, body and the decoded answer.
-func TestClientFederationRequests(t *testing.T) {
+// TestClientRequests checks the requests and answers of the federation,
+// series and notification calls: method, path, query, body and the
+// decoded answer.
+func TestClientRequests(t *testing.T) {
 	tests := []struct {
 		name     string
 		call     func(*Client) (any, error)
@@ -72,13 +75,66 @@ func TestClientFederationRequests(t *testing.T) {
 			status:   http.StatusNoContent,
 			wantResp: nil,
 		},
+		{
+			name:    "series of one metric at one site",
+			call:    func(c *Client) (any, error) { return c.Series(context.Background(), "gh crawler", "control", "lab-a") },
+			wantReq: "GET /api/v1/tools/gh%20crawler/series?metric=control&site=lab-a ",
+			status:  http.StatusOK,
+			answer:  `[{"tool":"gh crawler","site":"lab-a","metric":"control","points":[{"run":"r1","time":"2025-03-14T09:26:00Z","value":5},{"run":"r2","time":"2025-03-15T09:26:00Z","value":50,"spike":true}]}]`,
+			wantResp: []Series{{Tool: "gh crawler", Site: "lab-a", Metric: "control", Points: []SeriesPoint{
+				{Run: "r1", Time: time.Date(2025, 3, 14, 9, 26, 0, 0, time.UTC), Value: 5},
+				{Run: "r2", Time: time.Date(2025, 3, 15, 9, 26, 0, 0, time.UTC), Value: 50, Spike: true},
+			}}},
+		},
+		{
+			name:     "every series of a tool",
+			call:     func(c *Client) (any, error) { return c.Series(context.Background(), "t", "", "") },
+			wantReq:  "GET /api/v1/tools/t/series ",
+			status:   http.StatusOK,
+			answer:   `[]`,
+			wantResp: []Series{},
+		},
+		{
+			name:     "notifications of a tool",
+			call:     func(c *Client) (any, error) { return c.Notifications(context.Background(), "t", 50) },
+			wantReq:  "GET /api/v1/notifications?limit=50&tool=t ",
+			status:   http.StatusOK,
+			answer:   `[{"id":"n1","kind":"spike","tool":"t","site":"a","channel":"https://hooks.example.org/***","status":"sent","attempts":1,"title":"spike"}]`,
+			wantResp: []Notification{{ID: "n1", Kind: "spike", Tool: "t", Site: "a", Channel: "https://hooks.example.org/***", Status: "sent", Attempts: 1, Title: "spike"}},
+		},
+		{
+			name:     "every notification",
+			call:     func(c *Client) (any, error) { return c.Notifications(context.Background(), "", 0) },
+			wantReq:  "GET /api/v1/notifications ",
+			status:   http.StatusOK,
+			answer:   `[]`,
+			wantResp: []Notification{},
+		},
+		{
+			name: "test a URL",
+			call: func(c *Client) (any, error) {
+				return c.NotifyTest(context.Background(), "https://hooks.example.org/s3cret")
+			},
+			wantReq:  `POST /api/v1/notifications/test {"url":"https://hooks.example.org/s3cret"}`,
+			status:   http.StatusOK,
+			answer:   `[{"id":"n2","kind":"test","site":"a","channel":"https://hooks.example.org/***","status":"failed","attempts":3,"error":"503"}]`,
+			wantResp: []Notification{{ID: "n2", Kind: "test", Site: "a", Channel: "https://hooks.example.org/***", Status: "failed", Attempts: 3, Error: "503"}},
+		},
+		{
+			name:     "test the site's channels",
+			call:     func(c *Client) (any, error) { return c.NotifyTest(context.Background(), "") },
+			wantReq:  `POST /api/v1/notifications/test {}`,
+			status:   http.StatusOK,
+			answer:   `[{"id":"n3","kind":"test","site":"a","channel":"mailto:***@example.org","status":"sent","attempts":1}]`,
+			wantResp: []Notification{{ID: "n3", Kind: "test", Site: "a", Channel: "mailto:***@example.org", Status: "sent", Attempts: 1}},
+		},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var gotReq string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
-				gotReq = r.Method + " " + r.URL.EscapedPath() + " " + strings.TrimSpace(string(body))
+				gotReq = r.Method + " " + r.URL.EscapedPath() + query(r.URL.RawQuery) + " " + strings.TrimSpace(string(body))
 				w.WriteHeader(tc.status)
 				io.WriteString(w, tc.answer)
 			}))
@@ -96,6 +152,73 @@ func TestClientFederationRequests(t *testing.T) {
 			}
 			if !reflect.DeepEqual(got, tc.wantResp) {
 				t.Errorf("answer %#v, want %#v", got, tc.wantResp)
+			}
+		})
+	}
+}
+
+// query is "?" and the raw query, or "" without one.
+func query(raw string) string {
+	if raw == "" {
+		return ""
+	}
+	return "?" + raw
+}
+
+// TestClientErrorAnswers checks that error answers become *Error with the
+// server's message and status.
+func TestClientErrorAnswers(t *testing.T) {
+	tests := []struct {
+		name     string
+		call     func(*Client) error
+		status   int
+		answer   string
+		wantMsg  string
+		notFound bool
+	}{
+		{
+			name: "series of an unknown tool",
+			call: func(c *Client) error {
+				_, err := c.Series(context.Background(), "nope", "", "")
+				return err
+			},
+			status:   http.StatusNotFound,
+			answer:   `{"code":"not_found","error":"tool \"nope\" not found"}`,
+			wantMsg:  `tool "nope" not found`,
+			notFound: true,
+		},
+		{
+			name: "test without channels",
+			call: func(c *Client) error {
+				_, err := c.NotifyTest(context.Background(), "")
+				return err
+			},
+			status:  http.StatusBadRequest,
+			answer:  `{"code":"invalid","error":"the site has no notification channels; give a URL"}`,
+			wantMsg: "the site has no notification channels; give a URL",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(tc.status)
+				io.WriteString(w, tc.answer)
+			}))
+			defer srv.Close()
+			c, err := NewClient(srv.URL, "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = tc.call(c)
+			var apiErr *Error
+			if !errors.As(err, &apiErr) {
+				t.Fatalf("error %v, want an *Error", err)
+			}
+			if apiErr.Status != tc.status || apiErr.Error() != tc.wantMsg {
+				t.Errorf("error %d %q, want %d %q", apiErr.Status, apiErr.Error(), tc.status, tc.wantMsg)
+			}
+			if IsNotFound(err) != tc.notFound {
+				t.Errorf("IsNotFound = %v, want %v", !tc.notFound, tc.notFound)
 			}
 		})
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"time"
 
+	"github.com/mao-research/mao/detector"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -16,6 +17,8 @@ type (
 	Resources = toolspec.Resources
 	Schedule  = toolspec.Schedule
 	Target    = toolspec.Target
+	// Verdict is the spike detector's decision on one metric of a run.
+	Verdict = detector.Verdict
 )
 
 // RunState is where a run is in its life:
@@ -100,6 +103,10 @@ type Run struct {
 	RetryDelay  string     `json:"retry_delay,omitempty"`
 	RetryAt     *time.Time `json:"retry_at,omitempty"`
 	Attempts    []Attempt  `json:"attempts,omitempty"`
+
+	// Verdicts are the spike detector's decisions on the metrics of a
+	// successful run's output (one no-data verdict when it has none).
+	Verdicts []Verdict `json:"verdicts,omitempty"`
 
 	// Files the run added or changed in its data repository, relative to
 	// the repository root; at most MaxRunFiles, FilesTotal counts them all.
@@ -203,6 +210,48 @@ type AddSiteResult struct {
 	InitialCluster string `json:"initial_cluster"`
 	// Config is the config.ini lines the new site needs, ready to paste.
 	Config string `json:"config"`
+}
+
+// SeriesPoint is one run's value of a metric.
+type SeriesPoint struct {
+	Run   string    `json:"run"`
+	Time  time.Time `json:"time"` // when the run was requested (its tick, for a scheduled run)
+	Value float64   `json:"value"`
+	Spike bool      `json:"spike,omitempty"`
+}
+
+// Series is the values of one metric of one tool at one site, oldest
+// first, as the spike detector keeps them (at most [detector]
+// series_length points).
+type Series struct {
+	Tool   string        `json:"tool"`
+	Site   string        `json:"site"`
+	Metric string        `json:"metric"`
+	Points []SeriesPoint `json:"points"`
+}
+
+// Notification is what became of one notification to one channel.
+type Notification struct {
+	ID       string `json:"id"`
+	Kind     string `json:"kind"` // spike, spike_resolved, run_failed, run_timed_out, run_lost, run_recovered, test
+	Tool     string `json:"tool,omitempty"`
+	Site     string `json:"site"` // the site that sent it
+	Run      string `json:"run,omitempty"`
+	Metric   string `json:"metric,omitempty"`
+	Channel  string `json:"channel"` // the channel's URL with its secrets replaced by ***
+	Status   string `json:"status"`  // sent or failed
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error,omitempty"`
+	Title    string `json:"title"`
+
+	CreatedAt  time.Time `json:"created_at"`
+	FinishedAt time.Time `json:"finished_at"`
+}
+
+// NotifyTestRequest is the body of POST /api/v1/notifications/test: it
+// sends a test message to URL, or, without one, to the site's channels.
+type NotifyTestRequest struct {
+	URL string `json:"url,omitempty"`
 }
 
 // Health is the answer of GET /api/v1/health.

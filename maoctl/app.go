@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"regexp"
 	"strings"
 
@@ -14,14 +15,20 @@ import (
 )
 
 // Run executes one maoctl command line. args are the arguments without the
-// program name (os.Args[1:]); output goes to stdout and stderr. ctx bounds
+// program name (os.Args[1:]); output goes to stdout and stderr, and a
+// command told to read "-" reads the process's standard input. ctx bounds
 // every request, log stream and clone. The error is for PrintError and
 // ExitCode.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return run(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// run is Run with stdin as the standard input.
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 && args[0] == "help" { // `maoctl help tool run` is `maoctl tool run --help`
 		args = append(args[1:len(args):len(args)], "--help")
 	}
-	c := &ctl{stdout: stdout, stderr: stderr}
+	c := &ctl{stdin: stdin, stdout: stdout, stderr: stderr}
 	app := c.app()
 	return app.RunContext(ctx, append([]string{app.Name}, hoistFlags(app, args)...))
 }
@@ -29,6 +36,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // ctl holds what every command needs; setup, the app's Before hook, fills
 // in client and json from the global options.
 type ctl struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	client         *api.Client
 	json           bool
@@ -60,6 +68,8 @@ func (c *ctl) app() *cli.App {
 			c.scheduleCommand(),
 			c.siteCommand(),
 			c.federationCommand(),
+			c.notifyCommand(),
+			c.detectorCommand(),
 			c.healthCommand(),
 			c.completionCommand(),
 		},

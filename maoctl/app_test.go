@@ -41,6 +41,8 @@ func TestHoistFlags(t *testing.T) {
 		{"tool run x --all --label k=v --retries 2", "tool run --all --label k=v --retries 2 x"},
 		{"tool run site --site site -q", "tool run --site site -q site"},
 		{"federation add-site lab-c --peer-url http://h:2380 -o json", "-o json federation add-site --peer-url http://h:2380 lab-c"},
+		{"detector check - --method gain --threshold 6", "detector check --method gain --threshold 6 -"},
+		{"tool series x --all-points --metric m", "tool series --all-points --metric m x"},
 	}
 	app := (&ctl{}).app()
 	for _, tc := range tests {
@@ -123,7 +125,11 @@ func TestBashCompletionScript(t *testing.T) {
 		{"maoctl tool run x --a", "--any --all"},
 		{"maoctl f", "federation"},
 		{"maoctl federation add-site x --", "--peer-url --client-url --help"},
-		{"maoctl tool s", "show schedule stop"},
+		{"maoctl tool s", "show schedule series stop"},
+		{"maoctl n", "notify"},
+		{"maoctl notify ", "list test --help -h"},
+		{"maoctl tool series x --", "--metric --site --all-points --help"},
+		{"maoctl detector check x.csv --m", "--method --min-history"},
 		{"maoctl schedule ", "list show update pause resume remove --help -h"},
 		{"maoctl tool schedule x daily --re", "--retries --retry-delay"},
 		{"maoctl schedule update ID --u", "--unset-env"},

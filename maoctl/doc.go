@@ -1,6 +1,8 @@
 // Package maoctl is mao's command-line client: the commands behind the
-// maoctl binary (tool, dataset, run, schedule, site, federation, health,
-// completion), built on urfave/cli v2 and the REST client of package api.
+// maoctl binary (tool, dataset, run, schedule, site, federation, notify,
+// detector, health, completion), built on urfave/cli v2 and the REST client
+// of package api. detector check runs the spike detector offline, through
+// package api, and needs no orchestrator.
 //
 // Run executes one command line and returns an error; PrintError and
 // ExitCode turn that error into the one line on stderr and the exit status,

@@ -20,14 +20,24 @@ const (
 	exitInterrupted = 130 // 128 + SIGINT
 )
 
-// usageError is a command line maoctl cannot make sense of.
-type usageError struct{ err error }
+// usageError is a command line maoctl cannot make sense of. details, when
+// any, are one line per invalid option.
+type usageError struct {
+	err     error
+	details []string
+}
 
-func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Error() string {
+	if len(e.details) == 0 {
+		return e.err.Error()
+	}
+	return e.err.Error() + ": " + strings.Join(e.details, "; ")
+}
+
 func (e usageError) Unwrap() error { return e.err }
 
 func usageErrorf(format string, args ...any) error {
-	return usageError{fmt.Errorf(format, args...)}
+	return usageError{err: fmt.Errorf(format, args...)}
 }
 
 // RunExitError is what Run returns when `tool run --follow` saw the run end
@@ -64,7 +74,8 @@ func ExitCode(err error) int {
 
 // PrintError writes err for a person: one line "maoctl: <message>", then
 // one indented line per field problem when the orchestrator rejected a
-// record. It prints nothing for nil or a *RunExitError.
+// record or a command's options are invalid. It prints nothing for nil or
+// a *RunExitError.
 func PrintError(w io.Writer, err error) {
 	var runErr *RunExitError
 	if err == nil || errors.As(err, &runErr) {
@@ -81,6 +92,10 @@ func PrintError(w io.Writer, err error) {
 // per-field details of a 400 answer.
 func describe(err error) (msg string, details []string) {
 	msg = err.Error()
+	var usageErr usageError
+	if errors.As(err, &usageErr) && len(usageErr.details) > 0 {
+		return usageErr.err.Error(), usageErr.details
+	}
 	var apiErr *api.Error
 	if errors.As(err, &apiErr) {
 		if len(apiErr.Details) > 0 {

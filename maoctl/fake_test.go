@@ -37,6 +37,10 @@ type fakeOrchestrator struct {
 	health     api.Health
 	schedules  map[string]api.Schedule
 	scheduleNo int // makes the hex suffix of the next schedule ID
+
+	series        map[string][]api.Series // by tool
+	notifications []api.Notification      // oldest first
+	channels      []string                // the site's notification channels, with their secrets
 }
 
 // fakeTZ is the fake site's default time zone.
@@ -79,6 +83,7 @@ func newFake(t *testing.T) (*fakeOrchestrator, *httptest.Server) {
 		scripts:   map[string]fakeScript{},
 		health:    api.Health{Status: "ok", Site: "lab-a", Etcd: "ok", Docker: "ok"},
 		schedules: map[string]api.Schedule{},
+		series:    map[string][]api.Series{},
 	}
 	f.seed()
 	srv := httptest.NewServer(f.handler())
@@ -168,12 +173,130 @@ func (f *fakeOrchestrator) seed() {
 			LastSeen: *at(-2 * 86400)},
 	}
 
+	f.seedSeries()
+	f.seedNotifications()
+
 	f.federation = api.Federation{ClusterID: "cdf818194e3a8c32", Leader: "lab-a", Members: []api.Member{
 		{ID: "8e9e05c52164694d", Name: "lab-a", PeerURLs: []string{"http://10.0.0.5:2380"},
 			ClientURLs: []string{"http://127.0.0.1:2379", "http://10.0.0.5:2379"}, Leader: true, Health: "ok", Version: "3.7.3"},
 		{ID: "91bc3c398fb3c146", Name: "lab-b", PeerURLs: []string{"http://10.0.0.7:2380"},
 			ClientURLs: []string{"http://10.0.0.7:2379"}, Health: "ok", Version: "3.7.3"},
 	}}
+}
+
+// seedSeries gives gh-crawler a control series of 30 daily runs at
+// lab-a, flat around 1500 but for a spike up and one down, and a short
+// one at lab-b; and code-stats two metrics of its JSON file at lab-b.
+func (f *fakeOrchestrator) seedSeries() {
+	points := func(site string, values []float64, spikes ...int) []api.SeriesPoint {
+		ps := make([]api.SeriesPoint, len(values))
+		for i, v := range values {
+			ps[i] = api.SeriesPoint{Run: fmt.Sprintf("r-%s-%02d", site, i+1), Time: *at((i - len(values)) * 86400), Value: v}
+		}
+		for _, i := range spikes {
+			ps[i].Spike = true
+		}
+		return ps
+	}
+	var labA []float64
+	for i := range 30 {
+		labA = append(labA, 1500+float64(i%5)*4-float64(i%3)*3)
+	}
+	labA[17], labA[26] = 2450, 610
+	f.series["gh-crawler"] = []api.Series{
+		{Tool: "gh-crawler", Site: "lab-a", Metric: "control", Points: points("lab-a", labA, 17, 26)},
+		{Tool: "gh-crawler", Site: "lab-b", Metric: "control", Points: points("lab-b", []float64{42, 42, 42})},
+	}
+	f.series["code-stats"] = []api.Series{
+		{Tool: "code-stats", Site: "lab-b", Metric: "files", Points: points("lab-b", []float64{120, 121, 121, 123, 122, 125})},
+		{Tool: "code-stats", Site: "lab-b", Metric: "go_lines", Points: points("lab-b", []float64{10250.5, 10310, 10302.25, 10400, 0.125, 10420}, 4)},
+	}
+}
+
+// fakeSecret is the secret part of the fake's notification channels; like
+// the token, it must never be printed.
+const fakeSecret = secretToken
+
+// seedNotifications records a few notifications of the seeded series and
+// runs, and gives the site two channels, the second of which fails.
+func (f *fakeOrchestrator) seedNotifications() {
+	f.channels = []string{
+		"https://hooks.example.org/services/" + fakeSecret,
+		"https://mao:" + fakeSecret + "@down.example.org:9/notify",
+	}
+	hook, down := redactChannel(f.channels[0]), redactChannel(f.channels[1])
+	f.notifications = []api.Notification{
+		{ID: "n-0001", Kind: "spike", Tool: "gh-crawler", Site: "lab-a", Run: "r-lab-a-18", Metric: "control", Channel: hook,
+			Status: "sent", Attempts: 1, Title: "gh-crawler at lab-a: control 2450 is a spike (baseline 1502)",
+			CreatedAt: *at(-12 * 86400), FinishedAt: *at(-12*86400 + 1)},
+		{ID: "n-0002", Kind: "spike", Tool: "gh-crawler", Site: "lab-a", Run: "r-lab-a-18", Metric: "control", Channel: down,
+			Status: "failed", Attempts: 3, Error: "dial tcp 10.0.0.99:9: connect: connection refused; gave up after 3 attempts over 35s",
+			Title: "gh-crawler at lab-a: control 2450 is a spike (baseline 1502)", CreatedAt: *at(-12 * 86400), FinishedAt: *at(-12*86400 + 35)},
+		{ID: "n-0003", Kind: "spike_resolved", Tool: "gh-crawler", Site: "lab-a", Run: "r-lab-a-19", Metric: "control", Channel: hook,
+			Status: "sent", Attempts: 2, Title: "gh-crawler at lab-a: control is back to normal", CreatedAt: *at(-11 * 86400), FinishedAt: *at(-11*86400 + 6)},
+		{ID: "n-0004", Kind: "run_failed", Tool: "code-stats", Site: "lab-b", Run: "r-0002", Channel: hook,
+			Status: "sent", Attempts: 1, Title: "code-stats at lab-b: run r-0002 failed (exit 3)", CreatedAt: *at(601), FinishedAt: *at(602)},
+		{ID: "n-0005", Kind: "test", Site: "lab-a", Channel: hook, Status: "sent", Attempts: 1, Title: "mao test message",
+			CreatedAt: *at(900), FinishedAt: *at(901)},
+	}
+}
+
+// redactChannel is what the orchestrator shows of a channel: its scheme
+// and host, without the user information, path and query that may hold
+// secrets.
+func redactChannel(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "***"
+	}
+	return u.Scheme + "://" + u.Hostname() + "/***"
+}
+
+// seedVerdicts adds, for the cases that need them (a setup function of
+// cliCase), succeeded runs with the spike detector's verdicts, made by the
+// detector from the seeded series:
+//   - r-0201: gh-crawler's control value is a spike;
+//   - r-0202: code-stats's files are ok, its go_lines drop is a spike by
+//     gain and its new metric is warming up;
+//   - r-0203: gh-crawler wrote no control file;
+//   - r-0204: gh-crawler's value equals a flat history.
+func seedVerdicts(t *testing.T, f *fakeOrchestrator, _ string) {
+	t.Helper()
+	last := func(values []float64, c api.DetectorConfig, metric string) api.Verdict {
+		t.Helper()
+		if ps := c.Problems(); len(ps) > 0 {
+			t.Fatalf("detector settings %+v: %v", c, ps)
+		}
+		vs := api.ScanSeries(values, c)
+		v := vs[len(vs)-1]
+		v.Metric = metric
+		return v
+	}
+	var control []float64
+	for _, p := range f.series["gh-crawler"][0].Points[:18] {
+		control = append(control, p.Value)
+	}
+	gain := api.DetectorConfig{Method: api.MethodGain, Threshold: 6}
+	noData := last([]float64{1}, api.DetectorConfig{}, "control")
+	noData.Status, noData.Value, noData.History, noData.Reason = api.VerdictNoData, nil, 0, "no control-*.csv in the output"
+	for i, verdicts := range [][]api.Verdict{
+		{last(control, api.DetectorConfig{}, "control")},
+		{
+			last([]float64{120, 121, 121, 123, 122, 125}, gain, "files"),
+			last([]float64{10250.5, 10310, 10302.25, 10400, 0.125}, gain, "go_lines"),
+			last([]float64{3}, gain, "python_lines"),
+		},
+		{noData},
+		{last([]float64{42, 42, 42, 42, 42, 42}, api.DetectorConfig{}, "control")},
+	} {
+		tool := "gh-crawler"
+		if i == 1 {
+			tool = "code-stats"
+		}
+		f.runs = append(f.runs, &fakeRun{rec: api.Run{ID: fmt.Sprintf("r-%04d", 201+i), Tool: tool, Site: "lab-a", State: api.StateSucceeded,
+			Trigger: api.TriggerManual, Image: f.tools[tool].Image, DataRepo: f.tools[tool].DataRepo, ExitCode: intPtr(0),
+			CreatedAt: *at(2400 + 60*i), StartedAt: at(2401 + 60*i), FinishedAt: at(2430 + 60*i), Verdicts: verdicts}})
+	}
 }
 
 // seedFederation adds, for the cases that need them (a setup function of
@@ -386,6 +509,82 @@ func (f *fakeOrchestrator) handler() http.Handler {
 			out = append(out, run.rec)
 		}
 		writeAPI(w, http.StatusAccepted, out)
+	})
+
+	mux.HandleFunc("GET /api/v1/tools/{name}/series", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if _, ok := f.tools[r.PathValue("name")]; !ok {
+			notFound(w, "tool", r.PathValue("name"))
+			return
+		}
+		metric, site := r.URL.Query().Get("metric"), r.URL.Query().Get("site")
+		out := []api.Series{}
+		for _, s := range f.series[r.PathValue("name")] {
+			if (metric == "" || s.Metric == metric) && (site == "" || s.Site == site) {
+				out = append(out, s)
+			}
+		}
+		writeAPI(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("GET /api/v1/notifications", func(w http.ResponseWriter, r *http.Request) {
+		limit := 0
+		if s := r.URL.Query().Get("limit"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				writeAPIError(w, http.StatusBadRequest, api.CodeInvalid, "invalid query", "limit: must be a positive integer")
+				return
+			}
+			limit = n
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		out := []api.Notification{}
+		for _, n := range slices.Backward(f.notifications) {
+			if tool := r.URL.Query().Get("tool"); (tool == "" || n.Tool == tool) && (limit == 0 || len(out) < limit) {
+				out = append(out, n)
+			}
+		}
+		writeAPI(w, http.StatusOK, out)
+	})
+	mux.HandleFunc("POST /api/v1/notifications/test", func(w http.ResponseWriter, r *http.Request) {
+		var req api.NotifyTestRequest
+		if !decodeBody(w, r, &req) {
+			return
+		}
+		if u, err := url.Parse(req.URL); req.URL != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https")) {
+			// A careless server might quote the URL it was given in its
+			// errors; maoctl must not print it.
+			writeAPIError(w, http.StatusBadRequest, api.CodeInvalid, "invalid channel", fmt.Sprintf("url: %q is not an http or https URL", req.URL))
+			return
+		}
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		channels := f.channels
+		if req.URL != "" {
+			channels = []string{req.URL}
+		}
+		if len(channels) == 0 {
+			writeAPIError(w, http.StatusBadRequest, api.CodeInvalid, "site lab-a has no notification channels; give a URL")
+			return
+		}
+		var out []api.Notification
+		for _, ch := range channels {
+			n := api.Notification{ID: fmt.Sprintf("n-%04d", len(f.notifications)+1), Kind: "test", Site: f.health.Site,
+				Channel: redactChannel(ch), Status: "sent", Attempts: 1, Title: "mao test message", CreatedAt: *fakeNow, FinishedAt: *fakeNow}
+			answer := n
+			if u, err := url.Parse(ch); err != nil || u.Port() == "9" {
+				n.Status, n.Attempts = "failed", 3
+				n.Error = fmt.Sprintf("Post %q: dial tcp 127.0.0.1:9: connect: connection refused", n.Channel)
+				answer = n
+				if req.URL != "" { // careless again, in the answer only
+					answer.Error = strings.ReplaceAll(n.Error, n.Channel, req.URL)
+				}
+			}
+			f.notifications = append(f.notifications, n)
+			out = append(out, answer)
+		}
+		writeAPI(w, http.StatusOK, out)
 	})
 
 	mux.HandleFunc("GET /api/v1/datasets", func(w http.ResponseWriter, r *http.Request) {

@@ -44,6 +44,7 @@ const secretToken = "s3cret-t0ken"
 type cliCase struct {
 	name  string
 	setup func(t *testing.T, f *fakeOrchestrator, tmp string)
+	stdin string // the standard input of each command
 	cmds  [][]string
 	exits []int // the expected exit status of each command
 }
@@ -61,7 +62,13 @@ func TestCommands(t *testing.T) {
 			[]string{"site"},
 			[]string{"federation"},
 			[]string{"federation", "add-site", "--help"},
-		), exits: []int{0, 0, 0, 0, 0, 0, 0, 0}},
+			[]string{"tool", "series", "--help"},
+			[]string{"notify"},
+			[]string{"notify", "list", "-h"},
+			[]string{"help", "notify", "test"},
+			[]string{"detector"},
+			[]string{"detector", "check", "--help"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 
 		{name: "help-schedule", cmds: cmds(
 			[]string{"schedule"},
@@ -211,6 +218,60 @@ func TestCommands(t *testing.T) {
 			[]string{"run", "show", "r-0004"},
 		), exits: []int{1, 0}},
 
+		{name: "tool-series", cmds: cmds(
+			[]string{"tool", "series", "gh-crawler"},
+			[]string{"tool", "series", "gh-crawler", "--site", "lab-a", "--all-points"},
+			[]string{"tool", "series", "code-stats", "--metric", "go_lines"},
+			[]string{"tool", "series", "gh-crawler", "--site", "lab-b", "-o", "json"},
+			[]string{"tool", "series", "gh-crawler", "--metric", "nothing"},
+			[]string{"tool", "series", "gh-crawler", "--metric", "nothing", "-o", "json"},
+			[]string{"tool", "series", "nope"},
+			[]string{"tool", "series"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 1, 2}},
+
+		{name: "detector-check", stdin: "value\n3\n3.2\n2.9\n3.1\n3\n2.8\n9.5\n3\n", cmds: cmds(
+			[]string{"detector", "check", "testdata/detector-flat-jump.csv"},
+			[]string{"detector", "check", "testdata/detector-predecessor.csv", "--column", "control", "--method", "gain", "--threshold", "6"},
+			[]string{"detector", "check", "testdata/detector-predecessor.csv", "--column", "3", "--method", "gain"},
+			[]string{"detector", "check", "-", "--method", "zscore", "--window", "4", "--min-history", "3", "--direction", "up", "-o", "json"},
+			[]string{"--addr", "$CLOSED", "detector", "check", "-", "--floor", "10", "--min-history", "3"},
+		), exits: []int{0, 0, 0, 0, 0}},
+		{name: "detector-check-errors", cmds: cmds(
+			[]string{"detector", "check", "testdata/detector-bad-cell.csv"},
+			[]string{"detector", "check", "testdata/detector-predecessor.csv", "--column", "commits"},
+			[]string{"detector", "check", "testdata/missing.csv"},
+			[]string{"detector", "check", "-"},
+			[]string{"detector", "check", "testdata/detector-flat-jump.csv", "--method", "median", "--window", "2",
+				"--threshold", "-1", "--direction", "sideways", "--floor", "-0.5", "--column", "0"},
+			[]string{"detector", "check", "testdata/detector-flat-jump.csv", "--method", "gain", "--min-history", "1"},
+			[]string{"detector", "check", "testdata/detector-flat-jump.csv", "--window", "many"},
+			[]string{"detector", "check"},
+			[]string{"detector", "check", "a.csv", "b.csv"},
+		), exits: []int{1, 1, 1, 1, 2, 2, 2, 2, 2}},
+
+		{name: "notify-list", cmds: cmds(
+			[]string{"notify", "list"},
+			[]string{"notify", "list", "--tool", "gh-crawler", "--limit", "2"},
+			[]string{"notify", "list", "--limit", "1", "-o", "json"},
+			[]string{"notify", "list", "--tool", "nothing"},
+			[]string{"notify", "list", "--tool", "nothing", "-o", "json"},
+			[]string{"notify", "list", "--limit", "0"},
+		), exits: []int{0, 0, 0, 0, 0, 2}},
+		{name: "notify-test", cmds: cmds(
+			[]string{"notify", "test"},
+			[]string{"notify", "test", "https://hooks.example.org/services/" + secretToken},
+			[]string{"notify", "test", "https://mao:" + secretToken + "@down.example.org:9/notify"},
+			[]string{"notify", "test", "https://hooks.example.org/services/" + secretToken, "-o", "json"},
+			[]string{"notify", "test", "https://hooks.example.org/services/" + secretToken, "extra"},
+			[]string{"notify", "test", "ftp://mao:" + secretToken + "@files.example.org/"},
+			[]string{"notify", "list", "--limit", "5"},
+		), exits: []int{1, 0, 1, 0, 2, 1, 0}},
+		{name: "notify-test-no-channels", setup: func(t *testing.T, f *fakeOrchestrator, _ string) {
+			f.channels = nil
+		}, cmds: cmds(
+			[]string{"notify", "test"},
+		), exits: []int{1}},
+
 		{name: "dataset-list-show-get", cmds: cmds(
 			[]string{"dataset", "list"},
 			[]string{"dataset", "list", "-o", "json"},
@@ -287,6 +348,14 @@ func TestCommands(t *testing.T) {
 			[]string{"run", "logs", "r-0004", "--follow"},
 			[]string{"run", "list", "--tool", "gh-crawler"},
 		), exits: []int{0, 0, 0, 2, 1, 0, 0, 0}},
+
+		{name: "run-show-verdicts", setup: seedVerdicts, cmds: cmds(
+			[]string{"run", "show", "r-0201"},
+			[]string{"run", "show", "r-0202"},
+			[]string{"run", "show", "r-0203"},
+			[]string{"run", "show", "r-0204"},
+			[]string{"run", "show", "r-0201", "-o", "json"},
+		), exits: []int{0, 0, 0, 0, 0}},
 
 		{name: "run-list-federation", setup: seedFederation, cmds: cmds(
 			[]string{"run", "list"},
@@ -515,7 +584,12 @@ func TestCommands(t *testing.T) {
 			[]string{"tool", "run", "--generate-bash-completion"},
 			[]string{"federation", "--generate-bash-completion"},
 			[]string{"federation", "add-site", "--generate-bash-completion"},
-		), exits: []int{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+			[]string{"tool", "series", "--generate-bash-completion"},
+			[]string{"notify", "--generate-bash-completion"},
+			[]string{"notify", "list", "--generate-bash-completion"},
+			[]string{"detector", "--generate-bash-completion"},
+			[]string{"detector", "check", "--generate-bash-completion"},
+		), exits: []int{0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
 	}
 	goldenDir, err := filepath.Abs("testdata") // some cases change directory
 	if err != nil {
@@ -543,7 +617,7 @@ func TestCommands(t *testing.T) {
 				for j, a := range cmd {
 					args[j] = expand.Replace(a)
 				}
-				stdout, stderr, code := runMaoctl(t, context.Background(), args...)
+				stdout, stderr, code := runMaoctl(t, context.Background(), tc.stdin, args...)
 				if code != tc.exits[i] {
 					t.Errorf("maoctl %q: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", cmd, code, tc.exits[i], stdout, stderr)
 				}
@@ -560,11 +634,12 @@ func TestCommands(t *testing.T) {
 	}
 }
 
-// runMaoctl runs one command line the way cmd/maoctl does.
-func runMaoctl(t *testing.T, ctx context.Context, args ...string) (stdout, stderr string, code int) {
+// runMaoctl runs one command line the way cmd/maoctl does, with stdin as
+// its standard input.
+func runMaoctl(t *testing.T, ctx context.Context, stdin string, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	err := Run(ctx, args, &out, &errOut)
+	err := run(ctx, args, strings.NewReader(stdin), &out, &errOut)
 	PrintError(&errOut, err)
 	return out.String(), errOut.String(), ExitCode(err)
 }

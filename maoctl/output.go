@@ -1,6 +1,7 @@
 package maoctl
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,11 +21,18 @@ func writeJSON(w io.Writer, v any) error {
 }
 
 // table writes aligned columns.
-type table struct{ tw *tabwriter.Writer }
+type table struct {
+	w   io.Writer
+	buf bytes.Buffer
+	tw  *tabwriter.Writer
+}
 
 func newTable(w io.Writer, header ...string) *table {
-	t := &table{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
-	t.row(header...)
+	t := &table{w: w}
+	t.tw = tabwriter.NewWriter(&t.buf, 0, 0, 2, ' ', 0)
+	if len(header) > 0 {
+		t.row(header...)
+	}
 	return t
 }
 
@@ -35,7 +43,28 @@ func (t *table) row(cells ...string) {
 	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
 }
 
-func (t *table) flush() error { return t.tw.Flush() }
+// rawRow writes cells as they are, for cells that are already one line
+// and may be blank on purpose.
+func (t *table) rawRow(cells ...string) {
+	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+}
+
+// flush writes the table, without the padding a blank last cell leaves.
+func (t *table) flush() error {
+	if err := t.tw.Flush(); err != nil {
+		return err
+	}
+	for _, line := range strings.SplitAfter(t.buf.String(), "\n") {
+		if trimmed := strings.TrimRight(line, " \n"); trimmed != line {
+			line = trimmed + "\n"
+		}
+		if _, err := io.WriteString(t.w, line); err != nil {
+			return err
+		}
+	}
+	t.buf.Reset()
+	return nil
+}
 
 // cell makes s fit in one table cell: its first line, tabs as spaces, "-"
 // when empty.

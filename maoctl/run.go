@@ -139,6 +139,11 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	if err := f.flush(); err != nil {
 		return err
 	}
+	if len(r.Verdicts) > 0 {
+		if err := writeVerdicts(c.stdout, r.Verdicts); err != nil {
+			return err
+		}
+	}
 
 	var log bytes.Buffer
 	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Tail: showLogLines}, &log); err != nil {

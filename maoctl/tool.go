@@ -75,6 +75,19 @@ func (c *ctl) toolCommand() *cli.Command {
 				Action: c.toolSchedule,
 			},
 			{
+				Name:      "series",
+				Usage:     "plot and list the values the spike detector keeps for a tool",
+				ArgsUsage: "NAME",
+				Description: "Prints, for each site and metric, a sparkline of the values (^ marks spikes) and\n" +
+					"the last 20 of them with the runs they came from.",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "metric", Usage: "only this metric"},
+					&cli.StringFlag{Name: "site", Usage: "only the values of runs at this site"},
+					&cli.BoolFlag{Name: "all-points", Usage: "list every value, not only the last 20"},
+				},
+				Action: c.toolSeries,
+			},
+			{
 				Name:      "get",
 				Usage:     "show one tool, or list them all (the predecessor's spelling)",
 				ArgsUsage: "[NAME]",

@@ -2,8 +2,11 @@ package toolspec
 
 import (
 	"fmt"
+	"net/url"
 	"sort"
 	"time"
+
+	"github.com/mao-research/mao/detector"
 )
 
 // Defaults for optional Tool fields.
@@ -38,7 +41,19 @@ type Tool struct {
 	Timeout      string            `json:"timeout,omitempty" yaml:"timeout,omitempty"` // Go duration; default 1h
 	Resources    *Resources        `json:"resources,omitempty" yaml:"resources,omitempty"`
 	Network      string            `json:"network,omitempty" yaml:"network,omitempty"` // default "bridge"
+
+	// Detector says where each run's metric is and how spikes are found;
+	// absent: the MAO contract (the newest control-*.csv the run wrote)
+	// with the mad method's defaults.
+	Detector *detector.Config `json:"detector,omitempty" yaml:"detector,omitempty"`
+	// Notify are shoutrrr URLs of channels told about this tool's
+	// events, besides the site's. They hold secrets: the API and maoctl
+	// show them redacted.
+	Notify []string `json:"notify,omitempty" yaml:"notify,omitempty"`
 }
+
+// maxChannels bounds a tool's notify list.
+const maxChannels = 16
 
 // Resources are the limits applied to a tool's container.
 type Resources struct {
@@ -75,6 +90,20 @@ func (t *Tool) Validate() error {
 	if t.Timeout != "" {
 		_, err := checkDuration(t.Timeout)
 		p.check("timeout", err)
+	}
+	if t.Detector != nil {
+		for _, pr := range t.Detector.Problems() {
+			p.add("detector."+pr.Field, "%s", pr.Problem)
+		}
+	}
+	if len(t.Notify) > maxChannels {
+		p.add("notify", "has %d channels; the limit is %d", len(t.Notify), maxChannels)
+	}
+	for i, u := range t.Notify {
+		// The problem never quotes the URL: it holds secrets.
+		if parsed, err := url.Parse(u); err != nil || parsed.Scheme == "" || len(u) > maxLongText {
+			p.add(fmt.Sprintf("notify[%d]", i), "is not a channel URL such as slack://..., smtp://... or generic://...")
+		}
 	}
 	if r := t.Resources; r != nil {
 		if r.CPUs < 0 || r.CPUs > 1024 {

@@ -17,6 +17,8 @@ type Config struct {
 	Docker    Docker
 	Runs      Runs
 	Schedules Schedules
+	Detector  Detector
+	Notify    Notify
 	// Warnings are non-fatal notes, e.g. legacy sections that were mapped
 	// or ignored. The daemon should log them at startup.
 	Warnings []string
@@ -112,6 +114,31 @@ type Schedules struct {
 	History int
 }
 
+// Detector is the [detector] section.
+type Detector struct {
+	// SeriesLength (key series_length) is how many values each series
+	// (one metric of one tool at one site) keeps in etcd; default 1000.
+	SeriesLength int
+}
+
+// Notify is the [notify] section.
+type Notify struct {
+	// URLs are shoutrrr channel URLs, separated by whitespace (a URL may
+	// hold commas), notified of every tool's events besides the tool's own
+	// notify list. They hold secrets: never log them.
+	URLs []string
+	// Cooldown is how long a lasting spike or failure stays quiet after
+	// it was notified; default 24h.
+	Cooldown time.Duration
+	// Attempts is how often a message is tried per channel; default 5.
+	Attempts int
+	// TitleTemplate (key title_template) and BodyTemplateFile (key
+	// body_template_file) override the messages' title and body as Go
+	// text/template; empty: the defaults.
+	TitleTemplate    string
+	BodyTemplateFile string
+}
+
 // Defaults that do not depend on the machine.
 const (
 	defaultLeaseTTL       = 10 * time.Second
@@ -127,6 +154,10 @@ const (
 	defaultPrepareTimeout = 15 * time.Minute
 	defaultHistory        = 100
 	maxHistory            = 100000
+	defaultSeriesLength   = 1000
+	maxSeriesLength       = 10000 // a series is one etcd value
+	defaultCooldown       = 24 * time.Hour
+	defaultAttempts       = 5
 )
 
 // Default returns the configuration used when there is no config file. Its
@@ -161,6 +192,8 @@ func base() Config {
 		API:       API{Listen: defaultListen},
 		Runs:      Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout},
 		Schedules: Schedules{History: defaultHistory},
+		Detector:  Detector{SeriesLength: defaultSeriesLength},
+		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},
 	}
 }
 

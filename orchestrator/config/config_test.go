@@ -80,6 +80,8 @@ func TestDefault(t *testing.T) {
 				API:       API{Listen: "127.0.0.1:8080"},
 				Runs:      Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute},
 				Schedules: Schedules{History: 100},
+				Detector:  Detector{SeriesLength: 1000},
+				Notify:    Notify{Cooldown: 24 * time.Hour, Attempts: 5},
 			}
 			if tc.dataDir != "" {
 				want.Runs.LogDir = filepath.Join(tc.dataDir, "logs")

@@ -18,7 +18,7 @@ import (
 )
 
 // knownSections names the sections of the current format, for messages.
-const knownSections = "[site], [etcd], [api], [docker], [runs] or [schedules]"
+const knownSections = "[site], [etcd], [api], [docker], [runs], [schedules], [detector] or [notify]"
 
 // legacyField maps a key of the predecessor's [WORKING_ENVIRONMENT] to the
 // field it sets, or "" for an unknown key.
@@ -289,19 +289,30 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			c.API.Tokens = append(c.API.Tokens, tokens...)
 			return err
 		},
-		"docker.host":          str(&c.Docker.Host),
-		"runs.shutdown_grace":  dur(&c.Runs.ShutdownGrace),
-		"runs.stop_grace":      dur(&c.Runs.StopGrace),
-		"runs.prepare_timeout": dur(&c.Runs.PrepareTimeout),
-		"runs.log_dir":         path(&c.Runs.LogDir),
-		"schedules.history": func(v string) error {
-			n, err := strconv.Atoi(v)
-			if err != nil {
-				return fmt.Errorf("%q is not a whole number", v)
-			}
-			c.Schedules.History = n
-			return nil
-		},
+		"docker.host":               str(&c.Docker.Host),
+		"runs.shutdown_grace":       dur(&c.Runs.ShutdownGrace),
+		"runs.stop_grace":           dur(&c.Runs.StopGrace),
+		"runs.prepare_timeout":      dur(&c.Runs.PrepareTimeout),
+		"runs.log_dir":              path(&c.Runs.LogDir),
+		"schedules.history":         whole(&c.Schedules.History),
+		"detector.series_length":    whole(&c.Detector.SeriesLength),
+		"notify.urls":               func(v string) error { c.Notify.URLs = strings.Fields(v); return nil },
+		"notify.cooldown":           dur(&c.Notify.Cooldown),
+		"notify.attempts":           whole(&c.Notify.Attempts),
+		"notify.title_template":     str(&c.Notify.TitleTemplate),
+		"notify.body_template_file": path(&c.Notify.BodyTemplateFile),
+	}
+}
+
+// whole returns a setter of a whole number.
+func whole(p *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*p = n
+		return nil
 	}
 }
 

@@ -111,6 +111,24 @@ func (c *Config) problems() []problem {
 	if h := c.Schedules.History; h < 1 || h > maxHistory {
 		check("schedules.history", fmt.Errorf("%d is not from 1 to %d", h, maxHistory))
 	}
+	if n := c.Detector.SeriesLength; n < 3 || n > maxSeriesLength {
+		check("detector.series_length", fmt.Errorf("%d is not from 3 to %d", n, maxSeriesLength))
+	}
+	for i, u := range c.Notify.URLs {
+		// The URL holds secrets: the message names its scheme only.
+		if parsed, err := url.Parse(u); err != nil || parsed.Scheme == "" {
+			check("notify.urls", fmt.Errorf("entry %d is not a channel URL such as slack://..., smtp://... or generic://...", i+1))
+		}
+	}
+	check("notify.cooldown", checkDuration(c.Notify.Cooldown, 0))
+	if a := c.Notify.Attempts; a < 1 || a > 100 {
+		check("notify.attempts", fmt.Errorf("%d is not from 1 to 100", a))
+	}
+	if f := c.Notify.BodyTemplateFile; f != "" {
+		if _, err := os.Stat(f); err != nil {
+			check("notify.body_template_file", err)
+		}
+	}
 	return ps
 }
 

@@ -18,6 +18,8 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
+	"github.com/mao-research/mao/notify"
+	"github.com/mao-research/mao/orchestrator/alerts"
 	"github.com/mao-research/mao/orchestrator/config"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
 	"github.com/mao-research/mao/orchestrator/etcdclient"
@@ -96,6 +98,7 @@ type running struct {
 	etcdErr <-chan error
 	runner  *runner.Runner
 	workers []func(context.Context) // the scheduler and the federation's loops, stopped before the runner
+	late    []func(context.Context) // stopped after the runner, in order: alerts, then the notifier
 	member  *store.Membership
 	store   *store.Store
 	logs    *runlog.Dir
@@ -142,9 +145,22 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	}
 	clock := clockwork.NewRealClock()
 	registry := federation.NewRegistry(st, log)
+	templates, err := loadTemplates(cfg.Notify)
+	if err != nil {
+		return nil, err
+	}
+	sender := notify.NewShoutrrrSender()
+	notifier := notify.New(sender, templates, notify.Options{Attempts: cfg.Notify.Attempts, Clock: clock, Log: log,
+		Record: func(ctx context.Context, o notify.Outcome) {
+			if _, err := st.RecordNotification(ctx, alerts.Outcome(o), alerts.KeepNotifications); err != nil {
+				log.Warn("record a notification's outcome", "kind", o.Kind, "channel", o.Channel, "status", o.Status, "err", err)
+			}
+		}})
+	checks := alerts.New(st, st, registry, notifier, alerts.Options{Site: cfg.Site.Name, SeriesLength: cfg.Detector.SeriesLength,
+		Cooldown: cfg.Notify.Cooldown, Channels: cfg.Notify.URLs, Clock: clock, Log: log})
 	run := runner.New(registry, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
 		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
@@ -173,7 +189,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		return nil, err
 	}
 	images := federation.NewImages(docker, clock, log)
-	fedOpts := federation.Options{Site: cfg.Site.Name, Labels: cfg.Site.Labels, Clock: clock, Log: log}
+	fedOpts := federation.Options{Site: cfg.Site.Name, Labels: cfg.Site.Labels, Clock: clock, Log: log, Ended: checks.Ended}
 	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: st, Sites: st,
 		Tools: registry, Images: images, Launcher: run}, fedOpts)
 	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: st, History: st, Tools: registry, Launcher: run,
@@ -183,12 +199,17 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		return nil, err
 	}
 	handler := httpapi.New(httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
-		Sites: st, Federation: st, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
+		Sites: st, Federation: st, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
+			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
 		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
 	workers := []func(context.Context){registry.Run, dispatcher.Run,
 		federation.NewFailover(st, st, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
-	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, workers: workers, member: member, store: st, logs: logs,
+	// The notifications of runs that end during the shutdown still go out:
+	// these stop after the runner, checks first, which hands its last
+	// events to the notifier.
+	late := []func(context.Context){checks.Run, notifier.Run}
+	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, workers: workers, late: late, member: member, store: st, logs: logs,
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
 	go func() { r.served <- r.srv.Serve(ln) }()
 
@@ -206,6 +227,13 @@ func (r *running) serve(ctx context.Context) (err error) {
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	kept := make(chan struct{})
 	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second, r.leaseLost) }()
+	lateStops := make([]func(), len(r.late))
+	for i, work := range r.late {
+		ctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); work(ctx) }()
+		lateStops[i] = func() { stop(); <-done }
+	}
 	workCtx, stopWork := context.WithCancel(context.Background())
 	var working sync.WaitGroup
 	for _, work := range r.workers {
@@ -228,10 +256,30 @@ func (r *running) serve(ctx context.Context) (err error) {
 	stopWork() // no new ticks or claims; one being made finishes first
 	working.Wait()
 	shutdown(r.srv, r.runner, r.cfg.Runs.ShutdownGrace, r.log)
+	for _, stop := range lateStops {
+		stop()
+	}
 	stopKeep()
 	<-kept
 	r.log.Info("stopped") // the cleanup stack leaves the federation
 	return err
+}
+
+// loadTemplates reads the [notify] templates.
+func loadTemplates(n config.Notify) (*notify.Templates, error) {
+	body := ""
+	if n.BodyTemplateFile != "" {
+		b, err := os.ReadFile(n.BodyTemplateFile)
+		if err != nil {
+			return nil, fmt.Errorf("notify.body_template_file: %w", err)
+		}
+		body = string(b)
+	}
+	t, err := notify.NewTemplates(n.TitleTemplate, body)
+	if err != nil {
+		return nil, fmt.Errorf("notify templates: %w", err)
+	}
+	return t, nil
 }
 
 // errLeaseLost is why runs stop when the site's lease expired.
@@ -348,6 +396,15 @@ var (
 	_ federation.Losses        = (*store.Store)(nil)
 	_ federation.RegistryStore = (*store.Store)(nil)
 	_ scheduler.Images         = (*federation.Images)(nil)
+	_ runner.Outputs           = (*alerts.Alerts)(nil)
+	_ alerts.Series            = (*store.Store)(nil)
+	_ alerts.States            = (*store.Store)(nil)
+	_ alerts.Tools             = (*federation.Registry)(nil)
+	_ alerts.Notifier          = (*notify.Notifier)(nil)
+	_ alerts.Recorder          = (*store.Store)(nil)
+	_ httpapi.SeriesReader     = (*store.Store)(nil)
+	_ httpapi.Notifications    = (*store.Store)(nil)
+	_ httpapi.NotifyTester     = (*alerts.Tester)(nil)
 	_ httpapi.Logs             = (*runlog.Dir)(nil)
 	_ httpapi.Health           = (*health)(nil)
 	_ httpapi.ScheduleReader   = (*store.Store)(nil)

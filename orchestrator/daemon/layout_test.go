@@ -54,7 +54,10 @@ func documentedKeys(t *testing.T) map[string]*regexp.Regexp {
 func TestEtcdLayoutIsDocumented(t *testing.T) {
 	image := testenv.BuildTestImage(t)
 	endpoints := testenv.Etcd(t)
-	s := startSite(t, testenv.SiteConfig(t, "site-a", endpoints))
+	cfg := testenv.SiteConfig(t, "site-a", endpoints)
+	hookURL, hook := webhook(t)
+	cfg.Notify.URLs = []string{hookURL}
+	s := startSite(t, cfg)
 	ctx := context.Background()
 	if _, err := s.client.RegisterDataset(ctx, api.Dataset{Name: "ds", URL: testenv.GitRepo(t, nil)}); err != nil {
 		t.Fatal(err)
@@ -65,6 +68,17 @@ func TestEtcdLayoutIsDocumented(t *testing.T) {
 	}
 	if run, _ := s.runToEnd(t, "mao-style"); run.State != api.StateSucceeded {
 		t.Fatalf("run: %s %s", run.State, run.Reason)
+	}
+	// A run whose output feeds a series, and a failed one that is notified.
+	for name, args := range map[string][]string{"measured": {"-control", "7"}, "failing": {"-exit", "1"}} {
+		tool := api.Tool{Name: name, Author: "a", Image: image, DataRepo: testenv.GitRepo(t, nil), Network: "none", Command: args}
+		if _, err := s.client.RegisterTool(ctx, tool); err != nil {
+			t.Fatal(err)
+		}
+		s.runToEnd(t, name)
+	}
+	if m := recv(t, hook); !strings.Contains(m["title"], "failing") {
+		t.Fatalf("notification: %+v", m)
 	}
 	runs := watchRuns(t, endpoints)
 	sch := scheduleEvery(t, s, "mao-style", "1s", "forbid")

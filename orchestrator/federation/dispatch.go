@@ -70,6 +70,9 @@ type Options struct {
 	// site that has become eligible since (an image was built). Default 1m.
 	Relist time.Duration
 	Retry  time.Duration // how soon to list again after etcd failed; default 2s
+	// Ended, if set, hears of runs that Failover settled as lost for good,
+	// for their notifications; it must not block.
+	Ended func(api.Run)
 }
 
 func (o *Options) defaults() {

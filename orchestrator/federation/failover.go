@@ -95,6 +95,9 @@ func (f *Failover) sweep(ctx context.Context, gone func(site string) bool) error
 				f.opts.Log.Warn("settle a run of a gone site", "run", r.ID, "site", r.Site, "err", err)
 			case ok && run.State == api.StateLost:
 				f.opts.Log.Warn("run lost; no attempts left", "run", run.ID, "site", r.Site)
+				if f.opts.Ended != nil {
+					f.opts.Ended(run)
+				}
 			case ok:
 				f.opts.Log.Warn("run lost; requested again", "run", run.ID, "site", r.Site, "attempt", run.Attempt, "target", run.Target.String())
 			}

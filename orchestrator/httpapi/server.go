@@ -88,6 +88,9 @@ type Deps struct {
 	Runs           Runs
 	Sites          Sites
 	Federation     Federation
+	Series         SeriesReader
+	Notifications  Notifications
+	NotifyTester   NotifyTester
 	Schedules      ScheduleReader
 	ScheduleEdits  ScheduleWriter
 	ScheduleEditor ScheduleEditor
@@ -149,6 +152,9 @@ func New(deps Deps, opts Options) *Server {
 	s.mux.HandleFunc("GET "+p+"/runs/{id}", s.getRun)
 	s.mux.HandleFunc("GET "+p+"/runs/{id}/logs", s.runLogs)
 	s.mux.HandleFunc("GET "+p+"/sites", s.listSites)
+	s.mux.HandleFunc("GET "+p+"/tools/{name}/series", s.listSeries)
+	s.mux.HandleFunc("GET "+p+"/notifications", s.listNotifications)
+	s.mux.HandleFunc("POST "+p+"/notifications/test", s.testNotify)
 	s.mux.HandleFunc("GET "+p+"/federation", s.federation)
 	s.mux.HandleFunc("POST "+p+"/federation/sites", s.addSite)
 	s.mux.HandleFunc("DELETE "+p+"/federation/sites/{name}", s.removeSite)
@@ -215,22 +221,27 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, http.StatusOK)(s.deps.Tools.Tools(r.Context()))
+	tools, err := s.deps.Tools.Tools(r.Context())
+	for i := range tools {
+		tools[i] = redacted(tools[i])
+	}
+	s.answer(w, r, http.StatusOK)(tools, err)
 }
 
 func (s *Server) getTool(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, http.StatusOK)(s.deps.Tools.Tool(r.Context(), r.PathValue("name")))
+	t, err := s.deps.Tools.Tool(r.Context(), r.PathValue("name"))
+	s.answer(w, r, http.StatusOK)(redacted(t), err)
 }
 
 func (s *Server) createTool(w http.ResponseWriter, r *http.Request) {
 	var t toolspec.Tool
-	create(s, w, r, &t, t.Validate, func() string { return t.Name }, s.deps.ToolEdits.CreateTool)
+	create(s, w, r, &t, t.Validate, func() string { return t.Name }, s.deps.ToolEdits.CreateTool, redacted)
 }
 
 // create decodes a new registry record into v, validates it, stores it and
 // answers 201 with it.
 func create[T any](s *Server, w http.ResponseWriter, r *http.Request, v *T, validate func() error, name func() string,
-	store func(context.Context, T) error) {
+	store func(context.Context, T) error, show func(T) T) {
 	err := decode(r, v)
 	if err == nil {
 		err = validate()
@@ -239,7 +250,7 @@ func create[T any](s *Server, w http.ResponseWriter, r *http.Request, v *T, vali
 		err = store(r.Context(), *v)
 	}
 	w.Header().Set("Location", r.URL.Path+"/"+name())
-	s.answer(w, r, http.StatusCreated)(*v, err)
+	s.answer(w, r, http.StatusCreated)(show(*v), err)
 }
 
 func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
@@ -269,7 +280,8 @@ func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
 	var d toolspec.Dataset
-	create(s, w, r, &d, d.Validate, func() string { return d.Name }, s.deps.DatasetEdits.CreateDataset)
+	create(s, w, r, &d, d.Validate, func() string { return d.Name }, s.deps.DatasetEdits.CreateDataset,
+		func(d toolspec.Dataset) toolspec.Dataset { return d })
 }
 
 func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {

@@ -16,6 +16,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/detector"
 	"github.com/mao-research/mao/internal/randid"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
 	"github.com/mao-research/mao/orchestrator/errs"
@@ -53,6 +54,17 @@ type Git interface {
 	Discard(ctx context.Context, dir string) (files []string, err error)
 }
 
+// Outputs checks the output of successful runs and hears of every run
+// that has ended; alerts.Alerts is one.
+type Outputs interface {
+	// Detect returns the spike detector's verdicts on a successful run's
+	// output in its data folder dir.
+	Detect(ctx context.Context, run api.Run, tool toolspec.Tool, dir string) []detector.Verdict
+	// Ended is told of each final record, once it is stored; it must not
+	// block.
+	Ended(run api.Run)
+}
+
 // Clock tells the time and waits; clockwork.Clock satisfies it.
 type Clock interface {
 	Now() time.Time
@@ -77,6 +89,9 @@ type Options struct {
 	// PrepareTimeout bounds a run's preparation: syncing its data
 	// repository and input dataset and pulling its image. Default 15m.
 	PrepareTimeout time.Duration
+	// Outputs, if set, checks successful runs' output and hears of ended
+	// runs.
+	Outputs Outputs
 }
 
 // Runner starts runs and owns their goroutines.
@@ -328,7 +343,11 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		run.ExitCode = &exit.Code
 		run.State = api.StateSucceeded
 	}
-	return r.finishRepo(context.WithoutCancel(ctx), run, dir)
+	run = r.finishRepo(context.WithoutCancel(ctx), run, dir)
+	if run.State == api.StateSucceeded && r.opts.Outputs != nil {
+		run.Verdicts = r.opts.Outputs.Detect(context.WithoutCancel(ctx), run, tool, dir)
+	}
+	return run
 }
 
 // prepare syncs the run's data repository and input dataset and makes sure
@@ -493,6 +512,9 @@ func (r *Runner) save(run api.Run) {
 	for attempt := 1; ; attempt++ {
 		err := r.rec.SaveRun(ctx, run)
 		if err == nil {
+			if run.State.Terminal() && r.opts.Outputs != nil {
+				r.opts.Outputs.Ended(run)
+			}
 			return
 		}
 		if errors.Is(err, errs.ErrChanged) {

@@ -1,0 +1,95 @@
+package maoctl
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/mao-research/mao/api"
+)
+
+// seriesTail is how many of a series' points tool series lists without
+// --all-points.
+const seriesTail = 20
+
+func (c *ctl) toolSeries(cCtx *cli.Context) error {
+	a, err := args(cCtx, "NAME")
+	if err != nil {
+		return err
+	}
+	list, err := c.client.Series(cCtx.Context, a[0], cCtx.String("metric"), cCtx.String("site"))
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.stdout, nonNil(list))
+	}
+	if len(list) == 0 {
+		_, err := fmt.Fprintf(c.stderr, "no values of tool %s\n", a[0])
+		return err
+	}
+	for i, s := range list {
+		if i > 0 {
+			fmt.Fprintln(c.stdout)
+		}
+		if err := writeSeries(c.stdout, s, cCtx.Bool("all-points")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeSeries prints one series: a header line, its sparkline and a table
+// of its last points, or of all of them.
+func writeSeries(w io.Writer, s api.Series, all bool) error {
+	values := make([]float64, len(s.Points))
+	spikes := make([]bool, len(s.Points))
+	for i, p := range s.Points {
+		values[i], spikes[i] = p.Value, p.Spike
+	}
+	fmt.Fprintf(w, "%s at %s, metric %s: %s, %s\n", s.Tool, s.Site, s.Metric,
+		plural(len(values), "point"), plural(count(spikes), "spike"))
+	if len(values) == 0 {
+		return nil
+	}
+	if err := writeSparkline(w, values, spikes); err != nil {
+		return err
+	}
+	points := s.Points
+	if !all && len(points) > seriesTail {
+		fmt.Fprintf(w, "the last %d points (--all-points lists every one):\n", seriesTail)
+		points = points[len(points)-seriesTail:]
+	}
+	tab := newTable(w, "TIME", "RUN", "VALUE", "SPIKE")
+	for _, p := range points {
+		spike := ""
+		if p.Spike {
+			spike = "spike"
+		}
+		tab.rawRow(timestamp(&p.Time), cell(p.Run), number(p.Value), spike)
+	}
+	return tab.flush()
+}
+
+// count is how many of bs are true.
+func count(bs []bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
+
+// plural is "1 spike", "2 spikes", "no spikes".
+func plural(n int, noun string) string {
+	switch n {
+	case 0:
+		return "no " + noun + "s"
+	case 1:
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}

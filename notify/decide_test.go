@@ -1,0 +1,112 @@
+package notify
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+
+func TestDecideSpike(t *testing.T) {
+	type step struct {
+		at    time.Duration // after t0
+		spike bool
+		want  []string
+	}
+	tests := []struct {
+		name     string
+		cooldown time.Duration
+		steps    []step
+	}{
+		{"new spike", time.Hour, []step{{0, true, []string{KindSpike}}}},
+		{"ok without a spike before", time.Hour, []step{{0, false, nil}, {time.Minute, false, nil}}},
+		{"stays high within cooldown", time.Hour, []step{
+			{0, true, []string{KindSpike}}, {time.Minute, true, nil}, {59 * time.Minute, true, nil}}},
+		{"stays high past cooldown: one reminder", time.Hour, []step{
+			{0, true, []string{KindSpike}}, {30 * time.Minute, true, nil}, {time.Hour, true, []string{KindSpike}},
+			{90 * time.Minute, true, nil}, {2 * time.Hour, true, []string{KindSpike}}}},
+		{"resolved once", time.Hour, []step{
+			{0, true, []string{KindSpike}}, {time.Minute, false, []string{KindSpikeResolved}},
+			{2 * time.Minute, false, nil}, {3 * time.Minute, false, nil}}},
+		{"spikes again after resolving", time.Hour, []step{
+			{0, true, []string{KindSpike}}, {time.Minute, false, []string{KindSpikeResolved}},
+			{2 * time.Minute, true, []string{KindSpike}}}},
+		{"default cooldown is a day", 0, []step{
+			{0, true, []string{KindSpike}}, {23 * time.Hour, true, nil}, {24 * time.Hour, true, []string{KindSpike}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s State
+			for i, st := range tt.steps {
+				var kinds []string
+				kinds, s = DecideSpike(s, st.spike, t0.Add(st.at), tt.cooldown)
+				if !slices.Equal(kinds, st.want) {
+					t.Fatalf("step %d (spike %v at +%v): got %v, want %v", i, st.spike, st.at, kinds, st.want)
+				}
+				if s.Spiking != st.spike {
+					t.Fatalf("step %d: Spiking %v, want %v", i, s.Spiking, st.spike)
+				}
+			}
+		})
+	}
+}
+
+func TestDecideSpikeLeavesRunState(t *testing.T) {
+	sent := t0
+	prev := State{Failing: true, FailureSentAt: &sent, Failures: 2}
+	_, next := DecideSpike(prev, true, t0, time.Hour)
+	if !next.Failing || next.FailureSentAt != &sent || next.Failures != 2 || next.SpikeSentAt == nil || !next.SpikeSentAt.Equal(t0) {
+		t.Fatalf("got %+v", next)
+	}
+}
+
+func TestDecideRun(t *testing.T) {
+	type step struct {
+		at           time.Duration // after t0
+		state        string
+		want         []string
+		wantFailures int
+	}
+	tests := []struct {
+		name     string
+		cooldown time.Duration
+		steps    []step
+	}{
+		{"success without failures before", time.Hour, []step{{0, "succeeded", nil, 0}, {time.Minute, "succeeded", nil, 0}}},
+		{"first failure", time.Hour, []step{{0, "failed", []string{KindRunFailed}, 1}}},
+		{"first timeout", time.Hour, []step{{0, "timed_out", []string{KindRunTimedOut}, 1}}},
+		{"first lost run", time.Hour, []step{{0, "lost", []string{KindRunLost}, 1}}},
+		{"repeated failures: one message", time.Hour, []step{
+			{0, "failed", []string{KindRunFailed}, 1}, {time.Minute, "failed", nil, 2},
+			{2 * time.Minute, "timed_out", nil, 3}, {3 * time.Minute, "lost", nil, 4}}},
+		{"failures past cooldown: one reminder of the newest kind", time.Hour, []step{
+			{0, "failed", []string{KindRunFailed}, 1}, {30 * time.Minute, "failed", nil, 2},
+			{time.Hour, "timed_out", []string{KindRunTimedOut}, 3}, {90 * time.Minute, "failed", nil, 4}}},
+		{"recovery: one message", time.Hour, []step{
+			{0, "failed", []string{KindRunFailed}, 1}, {time.Minute, "failed", nil, 2},
+			{2 * time.Minute, "succeeded", []string{KindRunRecovered}, 0}, {3 * time.Minute, "succeeded", nil, 0}}},
+		{"fails again after recovering", time.Hour, []step{
+			{0, "failed", []string{KindRunFailed}, 1}, {time.Minute, "succeeded", []string{KindRunRecovered}, 0},
+			{2 * time.Minute, "failed", []string{KindRunFailed}, 1}}},
+		{"other states change nothing", time.Hour, []step{
+			{0, "failed", []string{KindRunFailed}, 1}, {time.Minute, "running", nil, 1}, {2 * time.Minute, "skipped", nil, 1},
+			{3 * time.Minute, "missed", nil, 1}, {4 * time.Minute, "succeeded", []string{KindRunRecovered}, 0}}},
+		{"default cooldown is a day", 0, []step{
+			{0, "failed", []string{KindRunFailed}, 1}, {23 * time.Hour, "failed", nil, 2},
+			{24 * time.Hour, "failed", []string{KindRunFailed}, 3}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s State
+			for i, st := range tt.steps {
+				var kinds []string
+				kinds, s = DecideRun(s, st.state, t0.Add(st.at), tt.cooldown)
+				if !slices.Equal(kinds, st.want) || s.Failures != st.wantFailures {
+					t.Fatalf("step %d (%s at +%v): got %v with %d failures, want %v with %d",
+						i, st.state, st.at, kinds, s.Failures, st.want, st.wantFailures)
+				}
+			}
+		})
+	}
+}
