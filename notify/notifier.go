@@ -241,7 +241,7 @@ func (n *Notifier) deliver(ctx context.Context, j job) {
 			}
 			tries[ch]++
 			if err := n.send(ctx, ch, m); err != nil {
-				lastErr[ch] = scrub(ch, err.Error())
+				lastErr[ch] = Scrub(ch, err.Error())
 				n.o.Log.Warn("send a notification", "channel", Redact(ch), "attempt", round, "err", lastErr[ch])
 				failed = append(failed, ch)
 				continue

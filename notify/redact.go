@@ -33,13 +33,13 @@ func Redact(rawURL string) string {
 	return s
 }
 
-// scrub hides, in a text such as an error message, rawURL (replaced by
+// Scrub hides, in a text such as an error message, rawURL (replaced by
 // its redacted form) and every secret that Redact hides in it, in the
 // encodings a URL may give it, and the longer pieces of each (a service
 // may split a token into its parts).
 // Values shorter than minSecret are left: hiding them would garble the
 // text (a path segment "in" in "sending"), and they guard nothing.
-func scrub(rawURL, text string) string {
+func Scrub(rawURL, text string) string {
 	redacted, secrets := redact(rawURL)
 	if rawURL != "" {
 		text = strings.ReplaceAll(text, rawURL, redacted)

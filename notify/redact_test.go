@@ -63,7 +63,7 @@ func TestRedact(t *testing.T) {
 			}
 			// An error text with the URL and its secrets unescaped hides them too.
 			text := fmt.Sprintf("post %q: %s", tt.url, strings.Join(tt.secrets, " "))
-			scrubbed := scrub(tt.url, text)
+			scrubbed := Scrub(tt.url, text)
 			for _, s := range tt.secrets {
 				if strings.Contains(scrubbed, s) {
 					t.Errorf("secret %q survives in scrubbed %q", s, scrubbed)
@@ -130,7 +130,7 @@ func TestRedactProperty(t *testing.T) {
 			}
 			u := fmt.Sprintf(form, args...)
 			got := Redact(u)
-			scrubbed := scrub(u, "error: Post \""+u+"\": "+strings.Join(secrets, ","))
+			scrubbed := Scrub(u, "error: Post \""+u+"\": "+strings.Join(secrets, ","))
 			for _, s := range secrets {
 				if strings.Contains(got, s) || strings.Contains(scrubbed, s) {
 					t.Fatalf("secret %q survives: Redact(%q) = %q; scrubbed %q", s, u, got, scrubbed)
@@ -144,7 +144,7 @@ func TestRedactProperty(t *testing.T) {
 }
 
 func TestScrubEmptyURL(t *testing.T) {
-	if got := scrub("", "dial tcp: connection refused"); got != "dial tcp: connection refused" {
+	if got := Scrub("", "dial tcp: connection refused"); got != "dial tcp: connection refused" {
 		t.Fatalf("got %q", got)
 	}
 }

@@ -44,7 +44,7 @@ func (s *ShoutrrrSender) Send(ctx context.Context, rawURL string, m Message) err
 	}
 	svc, err := service(rawURL)
 	if err != nil {
-		return fmt.Errorf("channel %s: %w", Redact(rawURL), errors.New(scrub(rawURL, err.Error())))
+		return fmt.Errorf("channel %s: %w", Redact(rawURL), errors.New(Scrub(rawURL, err.Error())))
 	}
 	body, params := m.Body, types.Params{}
 	if hasTitle(svc) {
@@ -57,7 +57,7 @@ func (s *ShoutrrrSender) Send(ctx context.Context, rawURL string, m Message) err
 	select {
 	case err := <-done:
 		if err != nil {
-			return fmt.Errorf("send to %s: %w", Redact(rawURL), errors.New(scrub(rawURL, err.Error())))
+			return fmt.Errorf("send to %s: %w", Redact(rawURL), errors.New(Scrub(rawURL, err.Error())))
 		}
 		return nil
 	case <-ctx.Done():

@@ -160,6 +160,10 @@ func (a *Alerts) Run(ctx context.Context) {
 			a.drain(ctx)
 			return
 		case run := <-a.ended:
+			if ctx.Err() != nil { // select picks at random when both are ready
+				a.drain(ctx, run)
+				return
+			}
 			a.decide(ctx, run)
 		}
 	}
@@ -170,9 +174,12 @@ const drainFor = 10 * time.Second
 
 // drain decides on the runs queued still, so that runs that ended during a
 // shutdown are notified too.
-func (a *Alerts) drain(ctx context.Context) {
+func (a *Alerts) drain(ctx context.Context, first ...api.Run) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainFor)
 	defer cancel()
+	for _, run := range first {
+		a.decide(ctx, run)
+	}
 	for {
 		select {
 		case run := <-a.ended:
@@ -216,11 +223,12 @@ func (a *Alerts) decide(ctx context.Context, run api.Run) {
 func (a *Alerts) transition(ctx context.Context, tool, scope string, decide func(notify.State) ([]string, notify.State),
 	e notify.Event, channels []string) {
 	var kinds []string
-	_, _, err := a.states.UpdateNotifyState(ctx, tool, scope, func(s notify.State) notify.State {
+	_, stored, err := a.states.UpdateNotifyState(ctx, tool, scope, func(s notify.State) notify.State {
 		var next notify.State
 		kinds, next = decide(s) // the last call is the one stored
 		return next
 	})
+	e.Failures = stored.Failures
 	if err != nil {
 		a.opts.Log.Warn("record a notification state; not notifying", "tool", tool, "scope", scope, "err", err)
 		return

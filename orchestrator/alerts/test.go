@@ -38,8 +38,10 @@ type Tester struct {
 
 // errNoChannels is the answer of a test with no URL at a site without
 // channels.
-var errNoChannels = &toolspec.ValidationError{Kind: "notification test", Fields: []toolspec.FieldError{{
-	Field: "url", Problem: "is required: this site has no [notify] urls"}}}
+func errNoChannels() error {
+	return &toolspec.ValidationError{Kind: "notification test", Fields: []toolspec.FieldError{{
+		Field: "url", Problem: "is required: this site has no [notify] urls"}}}
+}
 
 // Test sends a test message to url, or, when it is empty, to each of the
 // site's channels, and returns each outcome (a failed send is an outcome,
@@ -50,7 +52,7 @@ func (t *Tester) Test(ctx context.Context, url string) ([]api.Notification, erro
 		channels = []string{url}
 	}
 	if len(channels) == 0 {
-		return nil, errNoChannels
+		return nil, errNoChannels()
 	}
 	e := notify.Event{Kind: notify.KindTest, Site: t.Site, Time: t.Clock.Now().UTC(),
 		Reason: "someone ran maoctl notify test: this channel works"}
@@ -64,7 +66,7 @@ func (t *Tester) Test(ctx context.Context, url string) ([]api.Notification, erro
 			Attempts: 1, Title: msg.Title, CreatedAt: t.Clock.Now().UTC()}
 		sctx, cancel := context.WithTimeout(ctx, testTimeout)
 		if err := t.Sender.Send(sctx, ch, msg); err != nil {
-			n.Status, n.Error = "failed", err.Error() // redacted by the sender
+			n.Status, n.Error = "failed", notify.Scrub(ch, err.Error())
 		}
 		cancel()
 		n.FinishedAt = t.Clock.Now().UTC()
