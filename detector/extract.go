@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"math"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,6 +19,14 @@ import (
 
 // MaxFileSize is the largest metric file Extract reads.
 const MaxFileSize = 64 << 20
+
+// MaxMetrics bounds the metrics of one run: each is a series, a verdict in
+// the run record and a notification state.
+const MaxMetrics = 100
+
+// metricNameRe is what a metric name may be: it is one segment of the
+// series' etcd key, so it has no '/', and it is shown in tables.
+var metricNameRe = regexp.MustCompile(`^[^/\x00-\x1f\x7f]{1,128}$`)
 
 // Metric is one value read from a run's output.
 type Metric struct {
@@ -60,6 +69,9 @@ func Extract(dataDir string, c Config) ([]Metric, error) {
 	v, err := readCSV(f, name, strings.TrimSpace(c.Column))
 	if err != nil {
 		return nil, err
+	}
+	if !metricNameRe.MatchString(c.Metric) {
+		return nil, fmt.Errorf("%s: %q is not a metric name (1 to 128 characters, no '/' or control characters): set the detector's metric", name, c.Metric)
 	}
 	return []Metric{{Name: c.Metric, Value: v, File: name}}, nil
 }
@@ -264,7 +276,13 @@ func readJSON(r io.Reader, name, key string) ([]Metric, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: key %q: %s is out of range", name, k, raw)
 		}
+		if !metricNameRe.MatchString(k) {
+			return nil, fmt.Errorf("%s: key %q is not a metric name (1 to 128 characters, no '/' or control characters)", name, k)
+		}
 		ms = append(ms, Metric{Name: k, Value: v, File: name})
+	}
+	if len(ms) > MaxMetrics {
+		return nil, fmt.Errorf("%s: %d numeric keys; a run may report at most %d metrics", name, len(ms), MaxMetrics)
 	}
 	if len(ms) == 0 {
 		if key != "" {

@@ -1,6 +1,8 @@
 package detector
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -220,5 +222,32 @@ func TestCompareNames(t *testing.T) {
 				t.Errorf("compareNames(%q, %q) = %d", a, b, got)
 			}
 		}
+	}
+}
+
+func TestExtractBoundsMetrics(t *testing.T) {
+	many := map[string]float64{}
+	for i := range MaxMetrics + 1 {
+		many[fmt.Sprintf("m%03d", i)] = float64(i)
+	}
+	manyJSON, _ := json.Marshal(many)
+	tests := []struct {
+		name, body, want string
+	}{
+		{"a key with a slash", `{"a/b": 1}`, `key "a/b" is not a metric name`},
+		{"an empty key", `{"": 1}`, `key "" is not a metric name`},
+		{"too many metrics", string(manyJSON), fmt.Sprintf("%d numeric keys; a run may report at most %d", MaxMetrics+1, MaxMetrics)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "m.json"), []byte(tt.body), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Extract(dir, Config{File: "m.json"})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Extract = %v, want an error saying %q", err, tt.want)
+			}
+		})
 	}
 }

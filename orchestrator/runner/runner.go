@@ -109,7 +109,7 @@ type Runner struct {
 
 	mu      sync.Mutex // guards closing, active and wg.Add
 	closing bool
-	active  map[string]context.CancelCauseFunc // runs executing here, and how to stop each
+	active  map[string]*execution // runs executing here
 	wg      sync.WaitGroup
 }
 
@@ -130,7 +130,7 @@ func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runne
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Runner{reg: reg, rec: rec, rt: rt, git: git, opts: opts,
 		locks: dirLocks{m: map[string]chan struct{}{}}, inputs: inputClones{m: map[string]*inputClone{}},
-		runCtx: ctx, cancelRun: cancel, active: map[string]context.CancelCauseFunc{}}
+		runCtx: ctx, cancelRun: cancel, active: map[string]*execution{}}
 }
 
 // Start records a pending run of the named tool and executes it in the
@@ -183,11 +183,18 @@ func (r *Runner) Launch(ctx context.Context, run api.Run, tool toolspec.Tool) er
 func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, create bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch {
-	case r.closing:
+	for e := r.active[run.ID]; e != nil; e = r.active[run.ID] {
+		if !e.abandoned {
+			return nil
+		}
+		// An abandoned execution of the run is still stopping: this is the
+		// run's next claim. Start once the old one has ended.
+		r.mu.Unlock()
+		<-e.done
+		r.mu.Lock()
+	}
+	if r.closing {
 		return ErrShuttingDown
-	case r.active[run.ID] != nil:
-		return nil
 	}
 	log, err := r.opts.Logs.Create(run.ID)
 	if err != nil {
@@ -203,7 +210,8 @@ func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, cre
 		}
 	}
 	runCtx, stop := context.WithCancelCause(r.runCtx)
-	r.active[run.ID] = stop
+	e := &execution{stop: stop, done: make(chan struct{})}
+	r.active[run.ID] = e
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -212,20 +220,36 @@ func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, cre
 		delete(r.active, run.ID)
 		r.mu.Unlock()
 		stop(nil)
+		close(e.done)
 	}()
 	return nil
 }
 
+// execution is a run's goroutine.
+type execution struct {
+	stop      context.CancelCauseFunc
+	abandoned bool          // stopped by Abandon; r.mu guards it
+	done      chan struct{} // closed once it has ended and left active
+}
+
 // Abandon stops every run executing here, for cause: the site lost its
 // lease, so other sites may run them again, and it must not go on too.
-// Each is recorded as failed with cause as its reason, if the site still
-// holds it.
+// Each is recorded as failed with cause as its reason, unless a later
+// attempt of it has been recorded since (the store refuses an older
+// attempt's record). It returns once they have ended. A run claimed again
+// meanwhile starts after its abandoned execution has ended.
 func (r *Runner) Abandon(cause error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
-	for id, stop := range r.active {
+	var stopped []*execution
+	for id, e := range r.active {
 		r.opts.Log.Warn("stopping a run", "run", id, "cause", cause)
-		stop(cause)
+		e.abandoned = true
+		e.stop(cause)
+		stopped = append(stopped, e)
+	}
+	r.mu.Unlock()
+	for _, e := range stopped {
+		<-e.done
 	}
 }
 

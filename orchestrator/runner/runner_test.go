@@ -445,3 +445,28 @@ func TestRecoverRetriesAnInterruptedAttempt(t *testing.T) {
 		t.Fatalf("second attempt: %s attempt %d", got.State, got.Attempt)
 	}
 }
+
+// TestAbandonedRunRunsAgainWhenClaimedAgain: after its site lost its
+// lease, a run is abandoned; when the same site claims the run's next
+// attempt, it runs.
+func TestAbandonedRunRunsAgainWhenClaimedAgain(t *testing.T) {
+	f := newFixture(t)
+	f.rt.block = true
+	f.rt.started = make(chan struct{}, 2)
+	run, tool := scheduledRun(f, 1)
+	ctx := context.Background()
+	if err := f.r.Launch(ctx, run, tool); err != nil {
+		t.Fatal(err)
+	}
+	<-f.rt.started
+	f.r.Abandon(errors.New("the site's lease expired")) // returns once the run has ended
+	f.rt.block = false
+	run.Attempt = 2 // as LoseRun requests it again
+	if err := f.r.Launch(ctx, run, tool); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Shutdown(ctx)
+	if got := f.rec.last(run.ID); len(f.rt.specs) != 2 || got.State != api.StateSucceeded || got.Attempt != 2 {
+		t.Fatalf("%d runs; last record %s, attempt %d", len(f.rt.specs), got.State, got.Attempt)
+	}
+}

@@ -216,11 +216,18 @@ cluster_state = existing
 `, req.Name, prefix, req.ClientURL, req.PeerURL, initial)
 }
 
-// RemoveSite removes a site's etcd member, if it has one, and its lasting
-// record. name may also be a member's ID in hex, for a member that was
+// RemoveSite removes a site that is not live: its etcd member, if it has
+// one, and its lasting record. A live site is ErrInUse. name may also be a member's ID in hex, for a member that was
 // added but never started (it has no name yet). A site without either is
 // ErrNotFound.
 func (s *Store) RemoveSite(ctx context.Context, name string) error {
+	var live api.Site
+	switch err := s.get(ctx, s.key(sitesDir, name), &live); {
+	case err == nil:
+		return fmt.Errorf("site %s is live (API %s); stop its orchestrator first: %w", name, live.APIAddr, ErrInUse)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
 	members, _, err := s.members(ctx)
 	if err != nil {
 		return err
@@ -238,9 +245,9 @@ func (s *Store) RemoveSite(ctx context.Context, name string) error {
 		}
 		removed = true
 	}
-	err = s.delete(ctx, s.key(seenDir, name))
+	err = s.ForgetSite(ctx, name)
 	if errors.Is(err, ErrNotFound) && removed {
 		return nil
 	}
-	return wrapName(err, "site", name)
+	return err
 }

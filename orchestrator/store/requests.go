@@ -83,7 +83,8 @@ func (s *Store) WatchRequests(ctx context.Context, rev int64) <-chan []Request {
 
 // ClaimRequest gives the requested run to site: in one transaction it
 // removes the request and records the site in the run. It returns false
-// when another site claimed it first (or the request is gone).
+// when another site claimed it first, the request is gone, or site is not
+// live (its record is absent).
 func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error) {
 	reqKey, runKey := s.key(requestsDir, id), s.key(runsDir, id)
 	var req Request
@@ -111,6 +112,9 @@ func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, boo
 	err = s.txn(ctx, []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(reqKey), "=", reqRev),
 		clientv3.Compare(clientv3.ModRevision(runKey), "=", runRev),
+		// Only a live site claims: one whose lease has expired would have
+		// the run settled as lost at once (LoseRun's mirror condition).
+		clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, site)), ">", 0),
 	}, op{key: reqKey, del: true}, op{key: runKey, v: run})
 	if errors.Is(err, errCondition) {
 		return api.Run{}, false, nil

@@ -75,8 +75,15 @@ func TestRequestAndClaim(t *testing.T) {
 		t.Fatal("a request without a target was stored")
 	}
 
-	// Two sites claim at once: one wins.
+	// A site that is not live claims nothing.
+	if _, ok, err := s.ClaimRequest(ctx, "t-1", "a"); ok || err != nil {
+		t.Fatalf("claim by a site that is not live: %v %v", ok, err)
+	}
+	// Two live sites claim at once: one wins.
 	sites := []string{"a", "b"}
+	for _, site := range sites {
+		joinSite(t, s, site)
+	}
 	won := make([]bool, len(sites))
 	var wg sync.WaitGroup
 	for i, site := range sites {
@@ -144,6 +151,7 @@ func TestWatchRequests(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	s, _ := newStore(t)
+	joinSite(t, s, "a")
 	if err := s.RequestRun(ctx, requested("t-1", toolspec.Target{}), false); err != nil {
 		t.Fatal(err)
 	}
@@ -410,6 +418,7 @@ func TestSaveRunOnlyWhileHeld(t *testing.T) {
 	if err := s.SaveRun(ctx, run); !notHeld(err) {
 		t.Fatalf("save by the site that lost the run (now unclaimed): %v, want ErrNotHeld", err)
 	}
+	joinSite(t, s, "b")
 	claimed, ok, err := s.ClaimRequest(ctx, "t-1", "b")
 	if !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
@@ -424,6 +433,29 @@ func TestSaveRunOnlyWhileHeld(t *testing.T) {
 	if got, _ := s.Run(ctx, "t-1"); got.Site != "b" || got.State != api.StateRunning {
 		t.Fatalf("run = site %q state %s", got.Site, got.State)
 	}
+	// The site that lost the run claims it again (a run meant for it):
+	// its abandoned first attempt still cannot overwrite the second.
+	again := held("t-3", "a", api.StateRunning)
+	again.Target, again.MaxAttempts = &toolspec.Target{Mode: toolspec.TargetSite, Site: "a"}, 2
+	if err := s.CreateRun(ctx, again); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := s.LoseRun(ctx, "t-3", "a", testNow); !ok || err != nil {
+		t.Fatalf("lose: %v %v", ok, err)
+	}
+	joinSite(t, s, "a") // the site registers again
+	second, ok, err := s.ClaimRequest(ctx, "t-3", "a")
+	if !ok || err != nil || second.Attempt != 2 {
+		t.Fatalf("claim again: %+v %v %v", second, ok, err)
+	}
+	again.State = api.StateFailed
+	if err := s.SaveRun(ctx, again); !notHeld(err) {
+		t.Fatalf("save of attempt 1 after attempt 2 was claimed by the same site: %v, want ErrNotHeld", err)
+	}
+	second.State = api.StateSucceeded
+	if err := s.SaveRun(ctx, second); err != nil {
+		t.Fatalf("save of attempt 2: %v", err)
+	}
 	fresh := held("t-2", "a", api.StateFailed)
 	if err := s.SaveRun(ctx, fresh); err != nil {
 		t.Fatalf("save of a record that is gone: %v", err)
@@ -437,6 +469,7 @@ func TestWaitClaimed(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := newStore(t)
+	joinSite(t, s, "b")
 	if err := s.CreateRun(ctx, held("t-1", "a", api.StateRunning)); err != nil {
 		t.Fatal(err)
 	}
@@ -545,4 +578,14 @@ func TestWatchRegistry(t *testing.T) {
 			}
 		})
 	}
+}
+
+// joinSite makes a site live until the test ends.
+func joinSite(t *testing.T, s *Store, name string) {
+	t.Helper()
+	m, err := s.Join(context.Background(), api.Site{Name: name}, 30*time.Second, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Leave(context.Background()) })
 }

@@ -138,9 +138,10 @@ func (s *Store) CreateRun(ctx context.Context, r api.Run) error {
 // now: the run was lost by the first (its lease expired) and taken over.
 var ErrNotHeld = errs.New(errs.ErrChanged, "the run is held by another site")
 
-// SaveRun overwrites a run record, but only while r.Site holds the run: a
-// run that another site took over (see LoseRun) fails with ErrNotHeld. A
-// record that is gone is written again.
+// SaveRun overwrites a run record, but only while r.Site holds the run and
+// r is not an older attempt than the stored one: a run that another site
+// took over (see LoseRun), or that was lost and claimed again, fails with
+// ErrNotHeld. A record that is gone is written again.
 func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	key := s.key(runsDir, r.ID)
 	for {
@@ -153,6 +154,10 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 			return wrapName(err, "run", r.ID)
 		case cur.Site != r.Site:
 			return fmt.Errorf("run %s at site %s: %w (%q)", r.ID, r.Site, ErrNotHeld, cur.Site)
+		case max(r.Attempt, 1) < max(cur.Attempt, 1):
+			// A later attempt was claimed since, possibly by this site:
+			// the record of an abandoned older one must not replace it.
+			return fmt.Errorf("run %s, attempt %d: %w (attempt %d is recorded)", r.ID, r.Attempt, ErrNotHeld, cur.Attempt)
 		}
 		err = s.putIf(ctx, key, r, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
 		if !errors.Is(err, errCondition) {
