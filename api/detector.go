@@ -10,10 +10,6 @@ import (
 // block of its spec (see detector.Config).
 type DetectorConfig = detector.Config
 
-// DetectorProblem is one invalid field of a DetectorConfig; Field is the
-// field's JSON name, e.g. "min_history".
-type DetectorProblem = detector.Problem
-
 // Verdict statuses and detector methods.
 const (
 	VerdictOK        = detector.StatusOK

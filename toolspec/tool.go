@@ -1,6 +1,7 @@
 package toolspec
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"sort"
@@ -52,6 +53,15 @@ type Tool struct {
 	Notify []string `json:"notify,omitempty" yaml:"notify,omitempty"`
 }
 
+// CheckChannelURL reports whether u looks like a shoutrrr channel URL. Its
+// error never quotes u, which holds secrets.
+func CheckChannelURL(u string) error {
+	if parsed, err := url.Parse(u); err != nil || parsed.Scheme == "" || len(u) > maxLongText {
+		return errors.New("is not a channel URL such as slack://..., smtp://... or generic://...")
+	}
+	return nil
+}
+
 // maxChannels bounds a tool's notify list.
 const maxChannels = 16
 
@@ -100,10 +110,7 @@ func (t *Tool) Validate() error {
 		p.add("notify", "has %d channels; the limit is %d", len(t.Notify), maxChannels)
 	}
 	for i, u := range t.Notify {
-		// The problem never quotes the URL: it holds secrets.
-		if parsed, err := url.Parse(u); err != nil || parsed.Scheme == "" || len(u) > maxLongText {
-			p.add(fmt.Sprintf("notify[%d]", i), "is not a channel URL such as slack://..., smtp://... or generic://...")
-		}
+		p.check(fmt.Sprintf("notify[%d]", i), CheckChannelURL(u))
 	}
 	if r := t.Resources; r != nil {
 		if r.CPUs < 0 || r.CPUs > 1024 {

@@ -42,7 +42,7 @@ type Clock interface {
 type Options struct {
 	Site         string
 	SeriesLength int           // points kept per series; default 1000
-	Cooldown     time.Duration // how long a lasting condition stays quiet; default 24h
+	Cooldown     time.Duration // how long a lasting condition stays quiet; default notify.DefaultCooldown
 	Channels     []string      // the site's channels, for every tool, besides the tool's own
 	Clock        Clock
 	Log          *slog.Logger
@@ -61,7 +61,6 @@ type Alerts struct {
 // Default option values.
 const (
 	DefaultSeriesLength = 1000
-	DefaultCooldown     = 24 * time.Hour
 	endedQueue          = 1024
 )
 
@@ -71,7 +70,7 @@ func New(series Series, states States, tools Tools, n Notifier, opts Options) *A
 		opts.SeriesLength = DefaultSeriesLength
 	}
 	if opts.Cooldown <= 0 {
-		opts.Cooldown = DefaultCooldown
+		opts.Cooldown = notify.DefaultCooldown
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)

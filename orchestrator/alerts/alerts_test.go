@@ -89,7 +89,7 @@ func TestDecideSequences(t *testing.T) {
 			{hour, ended("r5", api.StateSucceeded), nil},
 			{hour, ended("r6", api.StateLost), []string{notify.KindRunLost}},
 			{hour, ended("r7", api.StateTimedOut), nil},
-			{DefaultCooldown, ended("r8", api.StateTimedOut), []string{notify.KindRunTimedOut}}, // the reminder
+			{notify.DefaultCooldown, ended("r8", api.StateTimedOut), []string{notify.KindRunTimedOut}}, // the reminder
 			{hour, ended("r9", api.StateSucceeded), []string{notify.KindRunRecovered}},
 		}},
 		{"states that are no ends change nothing", []step{
@@ -105,7 +105,7 @@ func TestDecideSequences(t *testing.T) {
 			{hour, ended("r5", api.StateSucceeded, verdict(detector.StatusOK)), []string{notify.KindSpikeResolved}},
 			{hour, ended("r6", api.StateSucceeded, verdict(detector.StatusOK)), nil},
 			{hour, ended("r7", api.StateSucceeded, spikeVerdict()), []string{notify.KindSpike}},
-			{DefaultCooldown, ended("r8", api.StateSucceeded, spikeVerdict()), []string{notify.KindSpike}}, // the reminder
+			{notify.DefaultCooldown, ended("r8", api.StateSucceeded, spikeVerdict()), []string{notify.KindSpike}}, // the reminder
 		}},
 		{"a failure and a spike in one sequence", []step{
 			{0, ended("r1", api.StateFailed), []string{notify.KindRunFailed}},
@@ -157,7 +157,7 @@ func TestDecideReminderCountsFailures(t *testing.T) {
 		{0, ended("r1", api.StateFailed), []string{notify.KindRunFailed}},
 		{time.Hour, ended("r2", api.StateFailed), nil},
 	})
-	e.clock.Advance(DefaultCooldown)
+	e.clock.Advance(notify.DefaultCooldown)
 	e.a.decide(context.Background(), ended("r3", api.StateFailed))
 	got := e.notifier.pending()
 	if len(got) != 1 || got[0].e.Kind != notify.KindRunFailed {

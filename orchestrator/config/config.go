@@ -156,8 +156,8 @@ const (
 	maxHistory            = 100000
 	defaultSeriesLength   = 1000
 	maxSeriesLength       = 10000 // a series is one etcd value
-	defaultCooldown       = 24 * time.Hour
 	defaultAttempts       = 5
+	defaultCooldown       = 24 * time.Hour // as notify.DefaultCooldown; config does not depend on notify
 )
 
 // Default returns the configuration used when there is no config file. Its

@@ -115,9 +115,8 @@ func (c *Config) problems() []problem {
 		check("detector.series_length", fmt.Errorf("%d is not from 3 to %d", n, maxSeriesLength))
 	}
 	for i, u := range c.Notify.URLs {
-		// The URL holds secrets: the message names its scheme only.
-		if parsed, err := url.Parse(u); err != nil || parsed.Scheme == "" {
-			check("notify.urls", fmt.Errorf("entry %d is not a channel URL such as slack://..., smtp://... or generic://...", i+1))
+		if err := toolspec.CheckChannelURL(u); err != nil {
+			check("notify.urls", fmt.Errorf("entry %d %w", i+1, err))
 		}
 	}
 	check("notify.cooldown", checkDuration(c.Notify.Cooldown, 0))

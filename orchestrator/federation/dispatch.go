@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/mao-research/mao/api"
-	"github.com/mao-research/mao/internal/randid"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/runner"
 	"github.com/mao-research/mao/orchestrator/store"
@@ -134,7 +133,7 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 		return nil, err
 	}
 	now := d.opts.Clock.Now().UTC()
-	id := fmt.Sprintf("%s-%d-%s", tool.Name, now.Unix(), randid.Hex(3))
+	id := runner.NewRunID(tool.Name, now)
 	newRun := func(id string, t toolspec.Target) api.Run {
 		run := runner.NewRun(id, tool, "", now)
 		run.Trigger, run.Target, run.MaxAttempts = api.TriggerManual, &t, 1+req.Retries

@@ -141,12 +141,18 @@ func (r *Runner) Start(ctx context.Context, toolName string) (api.Run, error) {
 		return api.Run{}, err
 	}
 	now := r.opts.Clock.Now().UTC()
-	run := NewRun(fmt.Sprintf("%s-%d-%s", tool.Name, now.Unix(), randid.Hex(3)), tool, r.opts.Site, now)
+	run := NewRun(NewRunID(tool.Name, now), tool, r.opts.Site, now)
 	run.Trigger = api.TriggerManual
 	if err := r.begin(ctx, run, tool, true); err != nil {
 		return api.Run{}, err
 	}
 	return run, nil
+}
+
+// NewRunID is the ID of a run of tool requested at now that no schedule
+// names: <tool>-<unix seconds>-<6 hex digits>.
+func NewRunID(tool string, now time.Time) string {
+	return fmt.Sprintf("%s-%d-%s", tool, now.Unix(), randid.Hex(3))
 }
 
 // NewRun is the pending record of a run of tool at site, requested at now.
