@@ -28,9 +28,9 @@ type Claims interface {
 	SaveRun(ctx context.Context, r api.Run) error
 }
 
-// Sites lists the sites of the federation.
+// Sites lists the sites of the federation (without their runs).
 type Sites interface {
-	SiteInfos(ctx context.Context) ([]api.SiteInfo, error)
+	KnownSites(ctx context.Context) ([]api.SiteInfo, error)
 }
 
 // Tools looks tools up; Registry is one.
@@ -163,7 +163,7 @@ func (d *Dispatcher) targetSites(ctx context.Context, target toolspec.Target) ([
 	if target.Mode == toolspec.TargetAny {
 		return nil, nil // waits, if need be, for an eligible site
 	}
-	infos, err := d.deps.Sites.SiteInfos(ctx)
+	infos, err := d.deps.Sites.KnownSites(ctx)
 	if err != nil {
 		return nil, err
 	}

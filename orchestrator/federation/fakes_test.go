@@ -107,7 +107,7 @@ type fakeSites []api.SiteInfo
 
 var _ federation.Sites = fakeSites(nil)
 
-func (f fakeSites) SiteInfos(context.Context) ([]api.SiteInfo, error) { return f, nil }
+func (f fakeSites) KnownSites(context.Context) ([]api.SiteInfo, error) { return f, nil }
 
 // fakeTools looks tools up in a map; err, when set, is every answer.
 type fakeTools struct {

@@ -15,7 +15,7 @@ import (
 // tokens must be valid at every site). Logs stay at the site that ran the
 // run; they do not travel through etcd.
 func (s *Server) proxyLogs(w http.ResponseWriter, r *http.Request, run api.Run) {
-	infos, err := s.deps.Sites.SiteInfos(r.Context())
+	infos, err := s.deps.Sites.KnownSites(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return

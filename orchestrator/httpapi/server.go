@@ -49,9 +49,11 @@ type Runs interface {
 	WaitClaimed(ctx context.Context, id string) (api.Run, error)
 }
 
-// Sites lists the federation's sites, live and gone.
+// Sites lists the federation's sites, live and gone: with their runs in
+// progress (SiteInfos), or without, which is cheaper (KnownSites).
 type Sites interface {
 	SiteInfos(ctx context.Context) ([]api.SiteInfo, error)
+	KnownSites(ctx context.Context) ([]api.SiteInfo, error)
 }
 
 // Launcher starts runs where a request's target says.

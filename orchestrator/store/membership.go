@@ -181,11 +181,7 @@ func (m *Membership) Leave(ctx context.Context) error {
 // SiteInfos lists every site ever seen (until it is removed), live or gone,
 // sorted by name, with the runs each holds that have not ended.
 func (s *Store) SiteInfos(ctx context.Context) ([]api.SiteInfo, error) {
-	seen, _, err := list[seenRecord](ctx, s, seenDir)
-	if err != nil {
-		return nil, err
-	}
-	live, _, err := list[api.Site](ctx, s, sitesDir)
+	infos, err := s.KnownSites(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +193,24 @@ func (s *Store) SiteInfos(ctx context.Context) ([]api.SiteInfo, error) {
 	for _, r := range held {
 		busy[r.Site]++
 	}
+	for i := range infos {
+		infos[i].RunsInProgress = busy[infos[i].Name]
+	}
+	return infos, nil
+}
+
+// KnownSites is SiteInfos without the runs in progress, which cost a read
+// of every run record: for looking up sites' addresses, labels and
+// liveness.
+func (s *Store) KnownSites(ctx context.Context) ([]api.SiteInfo, error) {
+	seen, _, err := list[seenRecord](ctx, s, seenDir)
+	if err != nil {
+		return nil, err
+	}
+	live, _, err := list[api.Site](ctx, s, sitesDir)
+	if err != nil {
+		return nil, err
+	}
 	byName := map[string]api.SiteInfo{}
 	for _, r := range seen {
 		byName[r.Name] = api.SiteInfo{Site: r.Site, LastSeen: r.LastSeen}
@@ -207,7 +221,6 @@ func (s *Store) SiteInfos(ctx context.Context) ([]api.SiteInfo, error) {
 	}
 	out := make([]api.SiteInfo, 0, len(byName))
 	for _, info := range byName {
-		info.RunsInProgress = busy[info.Name]
 		out = append(out, info)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
