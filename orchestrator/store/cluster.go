@@ -98,19 +98,30 @@ func (s *Store) statuses(ctx context.Context, members []*etcdserverpb.Member) ma
 }
 
 func (s *Store) members(ctx context.Context) ([]*etcdserverpb.Member, uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	// Serializable: the member asked answers alone, so that the list is
-	// there even while the cluster lacks quorum (a member was added and
-	// has not started yet).
-	resp, err := s.c.MemberList(ctx, clientv3.WithSerializable())
+	// A linearizable list is current; without quorum (a member was added
+	// and has not started yet) it cannot be had, and the member asked
+	// answers alone (serializable), perhaps a moment behind.
+	lctx, cancel := context.WithTimeout(ctx, min(s.timeout, linearizableWait))
+	resp, err := s.c.MemberList(lctx)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		sctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		resp, err = s.c.MemberList(sctx, clientv3.WithSerializable())
+		if err != nil {
+			return nil, 0, fmt.Errorf("list etcd members: %w", s.unavailable(sctx, err))
+		}
+	}
 	if err != nil {
-		return nil, 0, fmt.Errorf("list etcd members: %w", s.unavailable(ctx, err))
+		return nil, 0, fmt.Errorf("list etcd members: %w", err)
 	}
 	members := resp.Members
 	sort.Slice(members, func(i, j int) bool { return members[i].Name < members[j].Name })
 	return members, resp.Header.ClusterId, nil
 }
+
+// linearizableWait bounds the try of a current member list.
+const linearizableWait = 2 * time.Second
 
 // AddSite adds an etcd member for a new site, which will run an embedded
 // member at req.PeerURL, and returns the config lines that site needs to
