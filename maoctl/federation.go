@@ -99,7 +99,7 @@ func (c *ctl) federationAddSite(cCtx *cli.Context) error {
 	if _, err := fmt.Fprint(c.stdout, config); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.stderr, "Note: until site %s starts, the cluster may lack quorum (it does if it had only one member).\n",
+	_, err = fmt.Fprintf(c.stderr, "Note: site %s joins as a learner and promotes itself to a voting member once it has caught up.\n",
 		res.Member.Name)
 	return err
 }

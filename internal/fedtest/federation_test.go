@@ -294,6 +294,19 @@ func TestFederation(t *testing.T) {
 				t.Errorf("member %s: %s", m.Name, m.Health)
 			}
 		}
+		// s4 joined as a learner and promotes itself once it has caught up.
+		Eventually(t, 30*time.Second, "s4's member promoted to a voting member", func() bool {
+			fed, err := s2.Client.Federation(ctx)
+			if err != nil {
+				return false
+			}
+			for _, m := range fed.Members {
+				if m.Name == "s4" {
+					return !m.Learner
+				}
+			}
+			return false
+		})
 		f.tool(t, "joined", "-env")
 		started, err := s2.Client.RunTool(ctx, "joined", api.RunRequest{Target: &api.Target{Mode: "site", Site: "s4"}})
 		if err != nil {

@@ -110,6 +110,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	}
 	endpoints := cfg.Etcd.Endpoints
 	var etcdErr <-chan error
+	var promote func(context.Context, *clientv3.Client, *store.Store) // for a learner member
 	if cfg.Etcd.Embedded() {
 		srv, err := etcdembed.Start(ctx, etcdembed.Options{
 			Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
@@ -122,6 +123,23 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		stack.push(srv.Close)
 		endpoints, etcdErr = srv.Endpoints(), srv.Err()
 		log.Info("embedded etcd started", "endpoints", endpoints)
+		if srv.Learner() {
+			// A learner serves no clients: go through the others until it
+			// has promoted itself (see promote).
+			learner, own, others := srv.ID(), endpoints, srv.OtherEndpoints()
+			if len(others) > 0 {
+				endpoints = others
+			}
+			log.Info("the embedded member is a learner; using the other members until it is promoted", "endpoints", others)
+			promote = func(ctx context.Context, c *clientv3.Client, st *store.Store) {
+				if err := st.PromoteSelf(ctx, learner, time.Second); err != nil {
+					log.Warn("the embedded member is still a learner", "err", err)
+					return
+				}
+				c.SetEndpoints(append(own, others...)...)
+				log.Info("the embedded member is promoted to a voting member")
+			}
+		}
 	}
 	etcdCfg, err := etcdclient.Config(cfg.Etcd, endpoints)
 	if err != nil {
@@ -205,6 +223,9 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
 	workers := []func(context.Context){registry.Run, dispatcher.Run,
 		federation.NewFailover(st, st, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
+	if promote != nil {
+		workers = append(workers, func(ctx context.Context) { promote(ctx, etcd, st) })
+	}
 	// The notifications of runs that end during the shutdown still go out:
 	// these stop after the runner, checks first, which hands its last
 	// events to the notifier.

@@ -129,6 +129,26 @@ func parseURL(what, s, def string) (*url.URL, error) {
 	return u, nil
 }
 
+// Learner reports whether the member is a learner: added to the cluster
+// with `federation add-site`, it gets the log but does not vote, nor serve
+// clients, until it is promoted.
+func (s *Server) Learner() bool { return s.etcd.Server.IsLearner() }
+
+// ID is the member's ID.
+func (s *Server) ID() uint64 { return uint64(s.etcd.Server.MemberID()) }
+
+// OtherEndpoints are the client URLs of the cluster's other members, as
+// this member knows them.
+func (s *Server) OtherEndpoints() []string {
+	var urls []string
+	for _, m := range s.etcd.Server.Cluster().Members() {
+		if m.ID != s.etcd.Server.MemberID() {
+			urls = append(urls, m.ClientURLs...)
+		}
+	}
+	return urls
+}
+
 // Endpoints are the client URLs the member actually listens on.
 func (s *Server) Endpoints() []string { return s.endpoints }
 

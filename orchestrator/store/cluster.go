@@ -188,7 +188,9 @@ func (s *Store) memberAdd(ctx context.Context, peerURL string) (*clientv3.Member
 	deadline := time.Now().Add(unhealthyWait)
 	for {
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
-		resp, err := s.c.MemberAdd(actx, []string{peerURL})
+		// As a learner, the new member does not count towards quorum until
+		// it has caught up and promoted itself (PromoteSelf).
+		resp, err := s.c.MemberAddAsLearner(actx, []string{peerURL})
 		cancel()
 		if err == nil {
 			return resp, nil
@@ -208,6 +210,25 @@ func (s *Store) memberAdd(ctx context.Context, peerURL string) (*clientv3.Member
 }
 
 const unhealthyWait = 15 * time.Second
+
+// PromoteSelf makes the learner member id, this site's, a voting member,
+// trying every retry interval until etcd takes it (the learner has caught
+// up with the leader) or ctx ends. A member that votes already is done.
+func (s *Store) PromoteSelf(ctx context.Context, id uint64, retry time.Duration) error {
+	for {
+		pctx, cancel := context.WithTimeout(ctx, s.timeout)
+		_, err := s.c.MemberPromote(pctx, id)
+		cancel()
+		if err == nil || errors.Is(err, rpctypes.ErrMemberNotLearner) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("promote etcd member %x: %w (last: %v)", id, ctx.Err(), err)
+		case <-time.After(retry):
+		}
+	}
+}
 
 // joinConfig is the config.ini text a joining site needs.
 func joinConfig(req api.AddSiteRequest, initial, prefix string) string {

@@ -118,9 +118,9 @@ func TestFederationOfOneMember(t *testing.T) {
 }
 
 // TestAddSiteToOneMember adds a second member to a cluster of one, the
-// usual way a federation grows. Until the new site starts, the cluster has
-// two voting members and one running: it has no quorum. Each call is bounded
-// by a short store timeout, so that the test cannot hang.
+// usual way a federation grows. The new member is a learner until it
+// promotes itself, so the cluster keeps its quorum meanwhile. Each call is
+// bounded by a short store timeout, so that the test cannot hang.
 func TestAddSiteToOneMember(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -150,16 +150,26 @@ func TestAddSiteToOneMember(t *testing.T) {
 		}
 	}
 
-	// What an operator does next must still answer, though the cluster
-	// cannot commit anything until b starts.
-	if f, err := s.Federation(ctx); err != nil || len(f.Members) != 2 {
-		t.Errorf("federation after the add: %+v, %v; want two members", f, err)
+	// b is a learner: the cluster keeps its quorum of one, so it still
+	// writes, lists and can remove b, which has not started.
+	f, err := s.Federation(ctx)
+	if err != nil || len(f.Members) != 2 {
+		t.Fatalf("federation after the add: %+v, %v; want two members", f, err)
+	}
+	if err := s.CreateDataset(ctx, toolspec.Dataset{Name: "after-add", URL: "file:///d"}); err != nil {
+		t.Errorf("a write after the add: %v", err)
 	}
 	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "c", PeerURL: testenv.FreeURL(t)}); !errors.Is(err, errs.ErrInUse) {
 		t.Errorf("a second add before b started: %v, want ErrInUse", err)
 	}
-	// Removing b needs a quorum too, which only b's start brings: the
-	// documented way out is to start it.
+	for _, m := range f.Members {
+		if m.Name == "" && !m.Learner {
+			t.Errorf("the added member is not a learner: %+v", m)
+		}
+	}
+	if err := s.RemoveSite(ctx, res.Member.ID); err != nil {
+		t.Errorf("remove b, never started, by ID: %v", err)
+	}
 }
 
 // TestAddAndRemoveSite works on a cluster of three, which keeps its quorum
