@@ -24,17 +24,29 @@ type Sender interface {
 // title of a generic webhook's JSON with template=json, ...); a service
 // without one, and a generic webhook without a template (which posts the
 // body as plain text), gets it as the first line of the body.
-type ShoutrrrSender struct{}
+type ShoutrrrSender struct {
+	// inflight bounds the sends under way, including those whose ctx has
+	// ended but whose service call goes on: a webhook that never answers
+	// cannot pile up goroutines.
+	inflight chan struct{}
+}
 
 var _ Sender = (*ShoutrrrSender)(nil)
 
+// MaxInflight is how many sends a ShoutrrrSender has under way at most.
+const MaxInflight = 16
+
 // NewShoutrrrSender returns a ShoutrrrSender.
-func NewShoutrrrSender() *ShoutrrrSender { return &ShoutrrrSender{} }
+func NewShoutrrrSender() *ShoutrrrSender {
+	return &ShoutrrrSender{inflight: make(chan struct{}, MaxInflight)}
+}
 
 // Send sends m to the channel at url. It returns when ctx ends, with
 // ctx's error; the service's own call then goes on in the background
 // until its own time limit (shoutrrr's services give up after about 10s;
 // its generic webhook has no limit of its own), and may still deliver.
+// While MaxInflight such calls are under way, Send waits for one to end,
+// or for ctx.
 //
 // Errors never hold the URL's secrets: they name the channel by its
 // redacted URL and have the secrets hidden from shoutrrr's own text.
@@ -52,8 +64,16 @@ func (s *ShoutrrrSender) Send(ctx context.Context, rawURL string, m Message) err
 	} else if m.Title != "" {
 		body = m.Title + "\n\n" + m.Body
 	}
+	select {
+	case s.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("send to %s: %d earlier sends still wait for their channels: %w", Redact(rawURL), MaxInflight, ctx.Err())
+	}
 	done := make(chan error, 1) // the goroutine never blocks on it
-	go func() { done <- svc.Send(body, &params) }()
+	go func() {
+		defer func() { <-s.inflight }()
+		done <- svc.Send(body, &params)
+	}()
 	select {
 	case err := <-done:
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -231,4 +232,45 @@ func TestShoutrrrSMTP(t *testing.T) {
 		t.Fatalf("with a wrong password: got %v, want an error without it", err)
 	}
 	t.Log(err)
+}
+
+// TestShoutrrrBoundsHangingSends: a webhook that never answers holds at
+// most MaxInflight sends; further ones fail when their ctx ends, and sends
+// work again once the hanging ones end.
+func TestShoutrrrBoundsHangingSends(t *testing.T) {
+	release := make(chan struct{})
+	arrived := make(chan struct{}, MaxInflight+1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-release
+	}))
+	defer srv.Close()
+	released := false
+	defer func() {
+		if !released {
+			close(release) // before srv.Close, which waits for the handlers
+		}
+	}()
+	url := "generic://" + strings.TrimPrefix(srv.URL, "http://") + "/hook?disabletls=yes"
+	s := NewShoutrrrSender()
+	for range MaxInflight {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- s.Send(ctx, url, testMessage) }()
+		<-arrived // the call hangs at the server
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Fatalf("hanging send: %v, want context.Canceled", err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond) // it waits for a slot, then gives up
+	defer cancel()
+	if err := s.Send(ctx, url, testMessage); err == nil || !strings.Contains(err.Error(), "earlier sends still wait") {
+		t.Fatalf("send past the bound: %v", err)
+	}
+	close(release)
+	released = true
+	if err := s.Send(context.Background(), url, testMessage); err != nil {
+		t.Fatalf("send once the hanging ones ended: %v", err)
+	}
 }
