@@ -112,33 +112,9 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	var etcdErr <-chan error
 	var promote func(context.Context, *clientv3.Client, *store.Store) // for a learner member
 	if cfg.Etcd.Embedded() {
-		srv, err := etcdembed.Start(ctx, etcdembed.Options{
-			Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
-			ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL,
-			InitialCluster: cfg.Etcd.InitialCluster, ClusterState: cfg.Etcd.ClusterState,
-		})
-		if err != nil {
+		var err error
+		if endpoints, etcdErr, promote, err = startMember(ctx, cfg, log, stack); err != nil {
 			return nil, err
-		}
-		stack.push(srv.Close)
-		endpoints, etcdErr = srv.Endpoints(), srv.Err()
-		log.Info("embedded etcd started", "endpoints", endpoints)
-		if srv.Learner() {
-			// A learner serves no clients: go through the others until it
-			// has promoted itself (see promote).
-			learner, own, others := srv.ID(), endpoints, srv.OtherEndpoints()
-			if len(others) > 0 {
-				endpoints = others
-			}
-			log.Info("the embedded member is a learner; using the other members until it is promoted", "endpoints", others)
-			promote = func(ctx context.Context, c *clientv3.Client, st *store.Store) {
-				if err := st.PromoteSelf(ctx, learner, time.Second); err != nil {
-					log.Warn("the embedded member is still a learner", "err", err)
-					return
-				}
-				c.SetEndpoints(append(own, others...)...)
-				log.Info("the embedded member is promoted to a voting member")
-			}
 		}
 	}
 	etcdCfg, err := etcdclient.Config(cfg.Etcd, endpoints)
@@ -241,6 +217,43 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	stack.push(func() { os.Remove(addrFile) })
 	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "auth", len(cfg.API.Tokens) > 0)
 	return &Daemon{addr: addr, serve: r.serve, done: make(chan struct{})}, nil
+}
+
+// startMember starts the embedded etcd member and returns the endpoints to
+// use, its error channel and, for a learner (a site that is joining), the
+// work that promotes it to a voting member and then uses every member.
+func startMember(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (
+	endpoints []string, errs <-chan error, promote func(context.Context, *clientv3.Client, *store.Store), err error) {
+	srv, err := etcdembed.Start(ctx, etcdembed.Options{
+		Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
+		ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL,
+		InitialCluster: cfg.Etcd.InitialCluster, ClusterState: cfg.Etcd.ClusterState,
+	})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	stack.push(srv.Close)
+	endpoints = srv.Endpoints()
+	log.Info("embedded etcd started", "endpoints", endpoints)
+	if !srv.Learner() {
+		return endpoints, srv.Err(), nil, nil
+	}
+	// A learner serves no clients: go through the others until it has
+	// promoted itself.
+	learner, own, others := srv.ID(), endpoints, srv.OtherEndpoints()
+	if len(others) > 0 {
+		endpoints = others
+	}
+	log.Info("the embedded member is a learner; using the other members until it is promoted", "endpoints", others)
+	promote = func(ctx context.Context, c *clientv3.Client, st *store.Store) {
+		if err := st.PromoteSelf(ctx, learner, time.Second); err != nil {
+			log.Warn("the embedded member is still a learner", "err", err)
+			return
+		}
+		c.SetEndpoints(append(own, others...)...)
+		log.Info("the embedded member is promoted to a voting member")
+	}
+	return endpoints, srv.Err(), promote, nil
 }
 
 // serve runs until ctx ends or a server fails, then shuts down in order.

@@ -4,8 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
+	"slices"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -125,13 +124,14 @@ func (s *Store) pruneNotifications(ctx context.Context, keep int) error {
 }
 
 // Notifications lists the recorded outcomes, newest first, at most limit
-// (0: all); a non-empty tool selects that tool's.
+// (0: all); a non-empty tool selects that tool's. Their keys sort by time,
+// so etcd returns them in order.
 func (s *Store) Notifications(ctx context.Context, tool string, limit int) ([]api.Notification, error) {
 	all, _, err := list[api.Notification](ctx, s, notificationsDir)
 	if err != nil {
 		return nil, err
 	}
-	sort.Slice(all, func(i, j int) bool { return strings.Compare(all[i].ID, all[j].ID) > 0 })
+	slices.Reverse(all)
 	out := all[:0]
 	for _, n := range all {
 		if tool == "" || n.Tool == tool {
