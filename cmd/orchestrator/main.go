@@ -48,7 +48,7 @@ func main() {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 	defer stop()
-	d, err := daemon.Start(ctx, cfg, log)
+	d, err := daemon.Start(ctx, cfg, daemon.Options{Log: log})
 	if err == nil {
 		err = d.Wait()
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -20,7 +21,8 @@ import (
 func site(t *testing.T) func(args ...string) (stdout, stderr string, code int) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := daemon.Start(ctx, testenv.SiteConfig(t, "e2e", nil), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	cfg := testenv.SiteConfig(t, "e2e", nil)
+	d, err := daemon.Start(ctx, cfg, daemon.Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -31,9 +33,13 @@ func site(t *testing.T) func(args ...string) (stdout, stderr string, code int) {
 			t.Errorf("orchestrator stopped with %v", err)
 		}
 	})
+	addr, err := os.ReadFile(filepath.Join(cfg.Site.DataDir, daemon.AddrFile))
+	if err != nil {
+		t.Fatal(err)
+	}
 	return func(args ...string) (string, string, int) {
 		var out, errOut bytes.Buffer
-		err := maoctl.Run(context.Background(), append([]string{"--addr", d.Addr()}, args...), &out, &errOut)
+		err := maoctl.Run(context.Background(), append([]string{"--addr", strings.TrimSpace(string(addr))}, args...), &out, &errOut)
 		maoctl.PrintError(&errOut, err)
 		return out.String(), errOut.String(), maoctl.ExitCode(err)
 	}

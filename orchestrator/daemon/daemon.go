@@ -40,14 +40,19 @@ const AddrFile = "api.addr"
 
 // Daemon is a started orchestrator.
 type Daemon struct {
-	addr  string
 	serve func(context.Context) error
 	done  chan struct{}
 	err   error // set before done is closed
 }
 
-// Addr is the API's base URL, e.g. "http://127.0.0.1:8080".
-func (d *Daemon) Addr() string { return d.addr }
+// Options are what Start takes besides the config.
+type Options struct {
+	Log *slog.Logger // default: discard
+	// Clock tells the time to every part of the site (runs' times,
+	// schedules' ticks, records' stamps); default the real clock. Tests
+	// pass a fake one for output that does not change from run to run.
+	Clock clockwork.Clock
+}
 
 // Wait blocks until the orchestrator has stopped and returns why it stopped:
 // nil after a clean shutdown when the Start context ended.
@@ -59,12 +64,19 @@ func (d *Daemon) Wait() error {
 // Start brings the orchestrator up and serves the API until ctx ends; then
 // it shuts down cleanly (see Wait). It returns an error if the orchestrator
 // cannot start.
-func Start(ctx context.Context, cfg config.Config, log *slog.Logger) (*Daemon, error) {
+func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
+	}
+	log := opts.Log
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
 	var stack cleanup // undone in reverse order when Start fails or the daemon stops
-	d, err := start(ctx, cfg, log, &stack)
+	d, err := start(ctx, cfg, opts, &stack)
 	if err != nil {
 		stack.run()
 		return nil, err
@@ -104,7 +116,8 @@ type running struct {
 	logs    *runlog.Dir
 }
 
-func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (*Daemon, error) {
+func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup) (*Daemon, error) {
+	log, clock := opts.Log, opts.Clock
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
@@ -126,7 +139,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}
 	stack.push(func() { etcd.Close() })
-	st := store.New(etcd, cfg.Etcd.Prefix, cfg.Etcd.RequestTimeout)
+	st := store.New(etcd, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now})
 
 	docker, err := dockerrt.New(dockerrt.Options{Host: cfg.Docker.Host, StopGrace: cfg.Runs.StopGrace})
 	if err != nil {
@@ -137,7 +150,6 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	if err != nil {
 		return nil, err
 	}
-	clock := clockwork.NewRealClock()
 	registry := federation.NewRegistry(st, log)
 	templates, err := loadTemplates(cfg.Notify)
 	if err != nil {
@@ -170,7 +182,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	addr := "http://" + ln.Addr().String()
 	// Join before Recover: while this site is not live, other sites
 	// settle the runs it held as lost.
-	member, err := st.Join(ctx, siteRecord(ctx, cfg, addr, docker, log), cfg.Site.LeaseTTL, log)
+	member, err := st.Join(ctx, siteRecord(ctx, cfg, addr, docker, clock, log), cfg.Site.LeaseTTL, log)
 	if err != nil {
 		return nil, err
 	}
@@ -216,7 +228,7 @@ func start(ctx context.Context, cfg config.Config, log *slog.Logger, stack *clea
 	}
 	stack.push(func() { os.Remove(addrFile) })
 	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "auth", len(cfg.API.Tokens) > 0)
-	return &Daemon{addr: addr, serve: r.serve, done: make(chan struct{})}, nil
+	return &Daemon{serve: r.serve, done: make(chan struct{})}, nil
 }
 
 // startMember starts the embedded etcd member and returns the endpoints to
@@ -363,7 +375,7 @@ func shutdown(srv *http.Server, run *runner.Runner, grace time.Duration, log *sl
 }
 
 // siteRecord gathers the facts a site publishes about itself.
-func siteRecord(ctx context.Context, cfg config.Config, addr string, docker *dockerrt.Runtime, log *slog.Logger) api.Site {
+func siteRecord(ctx context.Context, cfg config.Config, addr string, docker *dockerrt.Runtime, clock clockwork.Clock, log *slog.Logger) api.Site {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	dockerVersion, err := docker.Version(ctx)
@@ -381,7 +393,7 @@ func siteRecord(ctx context.Context, cfg config.Config, addr string, docker *doc
 		MemoryBytes:   totalMemory(),
 		DockerVersion: dockerVersion,
 		Labels:        cfg.Site.Labels,
-		StartedAt:     time.Now().UTC(),
+		StartedAt:     clock.Now().UTC(),
 	}
 }
 

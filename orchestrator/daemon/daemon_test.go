@@ -33,7 +33,7 @@ type site struct {
 func startSite(t *testing.T, cfg config.Config) *site {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	d, err := Start(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	d, err := Start(ctx, cfg, Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()
 		t.Fatal(err)
@@ -48,11 +48,21 @@ func startSite(t *testing.T, cfg config.Config) *site {
 		return d.Wait()
 	}
 	t.Cleanup(func() { stop() })
-	client, err := api.NewClient(d.Addr(), "", nil)
+	client, err := api.NewClient(apiAddr(t, cfg), "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return &site{d: d, client: client, cfg: cfg, stop: stop}
+}
+
+// apiAddr is the address a started site wrote into its data directory.
+func apiAddr(t *testing.T, cfg config.Config) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(cfg.Site.DataDir, AddrFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(b))
 }
 
 // runToEnd starts a run, follows its log to the end and returns the final

@@ -167,7 +167,7 @@ func TestCatchUpAfterDowntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	last, err := store.New(c, "/mao/", 5*time.Second).LastScheduledRun(ctx, sch.ID, "")
+	last, err := store.New(c, store.Options{Prefix: "/mao/", Timeout: 5 * time.Second}).LastScheduledRun(ctx, sch.ID, "")
 	if err != nil || last == nil {
 		t.Fatalf("last run before the downtime: %v %v", last, err)
 	}

@@ -11,6 +11,7 @@ var (
 	ErrExists      = errors.New("already exists")                       // 409
 	ErrInUse       = errors.New("in use")                               // 409
 	ErrChanged     = errors.New("changed since it was read; try again") // 409
+	ErrConflict    = errors.New("cannot be done in the current state")  // 409
 	ErrUnavailable = errors.New("unavailable")                          // 503
 )
 

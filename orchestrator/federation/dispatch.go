@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -157,8 +160,10 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 	return runs, nil
 }
 
-// targetSites checks that target can be met: a named site must have
-// joined once; --all returns the live sites that match its labels.
+// targetSites checks that target can be met, and refuses one that cannot
+// (ErrConflict): a named site must have joined once and carry the target's
+// labels (a site that is down may come back: the run waits for it); --all
+// returns the live sites that match its labels, and needs one.
 func (d *Dispatcher) targetSites(ctx context.Context, target toolspec.Target) ([]string, error) {
 	if target.Mode == toolspec.TargetAny {
 		return nil, nil // waits, if need be, for an eligible site
@@ -170,6 +175,9 @@ func (d *Dispatcher) targetSites(ctx context.Context, target toolspec.Target) ([
 	var sites []string
 	for _, info := range infos {
 		switch {
+		case target.Mode == toolspec.TargetSite && info.Name == target.Site && !target.Matches(info.Labels):
+			return nil, errs.New(errs.ErrConflict, fmt.Sprintf("site %s does not carry the labels of target %s (its labels: %s)",
+				info.Name, target, labelText(info.Labels)))
 		case target.Mode == toolspec.TargetSite && info.Name == target.Site:
 			return []string{info.Name}, nil
 		case target.Mode == toolspec.TargetAll && info.Live && target.Matches(info.Labels):
@@ -180,9 +188,21 @@ func (d *Dispatcher) targetSites(ctx context.Context, target toolspec.Target) ([
 		return nil, errs.New(errs.ErrNotFound, fmt.Sprintf("no site named %q has joined the federation", target.Site))
 	}
 	if len(sites) == 0 {
-		return nil, errs.New(errs.ErrNotFound, fmt.Sprintf("no live site matches the target (%s)", target))
+		return nil, errs.New(errs.ErrConflict, fmt.Sprintf("no live site matches the target (%s)", target))
 	}
 	return sites, nil
+}
+
+// labelText is labels as k=v pairs, or "none".
+func labelText(labels map[string]string) string {
+	if len(labels) == 0 {
+		return "none"
+	}
+	pairs := make([]string, 0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		pairs = append(pairs, k+"="+labels[k])
+	}
+	return strings.Join(pairs, " ")
 }
 
 // Run claims and launches the requests this site is eligible for, until

@@ -31,6 +31,8 @@ func isValidation(err error) bool {
 
 func isNotFound(err error) bool { return errors.Is(err, errs.ErrNotFound) }
 
+func isConflict(err error) bool { return errors.Is(err, errs.ErrConflict) }
+
 func TestRequest(t *testing.T) {
 	eu, gpu := map[string]string{"zone": "eu"}, map[string]string{"gpu": "yes"}
 	sites := fakeSites{
@@ -70,7 +72,13 @@ func TestRequest(t *testing.T) {
 		{name: "all live sites", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAll}},
 			fanOut: true, runs: []wantRun{{"-b", site("b", nil)}, {"-c", site("c", nil)}, {"-here", site("here", nil)}}},
 		{name: "all with no live matching site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAll, Labels: map[string]string{"arch": "arm"}}},
-			err: isNotFound},
+			err: isConflict},
+		{name: "a named site without the labels can never take it", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "c", Labels: eu}},
+			err: isConflict},
+		{name: "a named site that is down, without the labels", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "gone", Labels: eu}},
+			err: isConflict},
+		{name: "a named site with the labels", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "b", Labels: eu}},
+			runs: []wantRun{{target: site("b", eu)}}},
 		{name: "an unknown site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "nope"}}, err: isNotFound},
 		{name: "an invalid mode", req: api.RunRequest{Target: &toolspec.Target{Mode: "x"}}, err: isValidation},
 		{name: "a site for mode any", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAny, Site: "b"}}, err: isValidation},

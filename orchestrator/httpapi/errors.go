@@ -37,7 +37,7 @@ func errorBody(err error) (int, api.ErrorBody) {
 		return http.StatusUnauthorized, api.ErrorBody{Code: api.CodeUnauthorized, Message: err.Error()}
 	case errors.Is(err, errs.ErrNotFound):
 		return http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Message: err.Error()}
-	case errors.Is(err, errs.ErrExists), errors.Is(err, errs.ErrInUse), errors.Is(err, errs.ErrChanged):
+	case errors.Is(err, errs.ErrExists), errors.Is(err, errs.ErrInUse), errors.Is(err, errs.ErrChanged), errors.Is(err, errs.ErrConflict):
 		return http.StatusConflict, api.ErrorBody{Code: api.CodeConflict, Message: err.Error()}
 	case errors.Is(err, errs.ErrUnavailable):
 		return http.StatusServiceUnavailable, api.ErrorBody{Code: api.CodeUnavailable, Message: err.Error()}

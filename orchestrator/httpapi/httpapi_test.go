@@ -76,7 +76,7 @@ func newSiteEnv(t *testing.T, site string, endpoints []string, tokens ...string)
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	st := store.New(c, "/mao/", time.Second)
+	st := store.New(c, store.Options{Prefix: "/mao/", Timeout: time.Second})
 	logs, err := runlog.Open(t.TempDir())
 	if err != nil {
 		t.Fatal(err)

@@ -309,7 +309,7 @@ func TestFailedClaimIsCaughtUpWhenEtcdReturns(t *testing.T) {
 // etcd, one with its clock 3s ahead of the other, for 30 ticks: each tick
 // is recorded and launched exactly once, and none is missing.
 func TestTwoSitesOnOneEtcdClaimEachTickOnce(t *testing.T) {
-	st := store.New(testenv.EtcdClient(t), "/mao/", 5*time.Second)
+	st := store.New(testenv.EtcdClient(t), store.Options{Prefix: "/mao/", Timeout: 5 * time.Second})
 	sched := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = t0.Add(-2 * time.Second) })
 	launched := make(chan api.Run, 100)
 	type site struct {

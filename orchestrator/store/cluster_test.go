@@ -33,7 +33,7 @@ func oneMember(t *testing.T, timeout time.Duration) *Store {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return New(c, "/mao/", timeout)
+	return New(c, Options{Prefix: "/mao/", Timeout: timeout})
 }
 
 // checkAlone checks a federation of one healthy member.
@@ -177,7 +177,7 @@ func TestAddSiteToOneMember(t *testing.T) {
 func TestAddAndRemoveSite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := New(testenv.EtcdCluster(t, 3).Client(t), "/mao/", 5*time.Second)
+	s := New(testenv.EtcdCluster(t, 3).Client(t), Options{Prefix: "/mao/", Timeout: 5 * time.Second})
 	peer := testenv.FreeURL(t)
 	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "d", PeerURL: peer}); err != nil {
 		t.Fatal(err)

@@ -75,7 +75,7 @@ type seenRecord struct {
 
 // seen writes the site's lasting record with the time now.
 func (m *Membership) seen(ctx context.Context) error {
-	return m.s.put(ctx, m.s.key(seenDir, m.site.Name), seenRecord{Site: m.site, LastSeen: time.Now().UTC()})
+	return m.s.put(ctx, m.s.key(seenDir, m.site.Name), seenRecord{Site: m.site, LastSeen: m.s.now().UTC()})
 }
 
 // waitGone waits until the site's record is deleted, or at most d.
@@ -215,7 +215,7 @@ func (s *Store) KnownSites(ctx context.Context) ([]api.SiteInfo, error) {
 	for _, r := range seen {
 		byName[r.Name] = api.SiteInfo{Site: r.Site, LastSeen: r.LastSeen}
 	}
-	now := time.Now().UTC()
+	now := s.now().UTC()
 	for _, site := range live { // the live record is the newer
 		byName[site.Name] = api.SiteInfo{Site: site, Live: true, LastSeen: now}
 	}

@@ -40,15 +40,33 @@ type Store struct {
 	c       *clientv3.Client
 	prefix  string
 	timeout time.Duration
+	now     func() time.Time
 }
 
-// New returns a Store for keys under prefix (e.g. "/mao/"). Each etcd
-// request is bounded by timeout, after which it fails with ErrUnavailable.
-func New(c *clientv3.Client, prefix string, timeout time.Duration) *Store {
-	if timeout <= 0 {
-		timeout = 5 * time.Second
+// Options configure a Store.
+type Options struct {
+	Prefix string // keys live under it; default "/mao/"
+	// Timeout bounds each etcd request, after which it fails with
+	// ErrUnavailable; default 5s.
+	Timeout time.Duration
+	// Now stamps the times the store writes into records (a site's
+	// last_seen); default time.Now. Waits on etcd (leases, retries) use
+	// real time, as etcd's leases do.
+	Now func() time.Time
+}
+
+// New returns a Store over the etcd client c.
+func New(c *clientv3.Client, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = "/mao/"
 	}
-	return &Store{c: c, prefix: prefix, timeout: timeout}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 5 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Store{c: c, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now}
 }
 
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }

@@ -20,7 +20,7 @@ import (
 func newStore(t *testing.T) (*Store, *clientv3.Client) {
 	t.Helper()
 	c := testenv.EtcdClient(t)
-	return New(c, "/mao/", 2*time.Second), c
+	return New(c, Options{Prefix: "/mao/", Timeout: 2 * time.Second}), c
 }
 
 func tool(name, input string) toolspec.Tool {
@@ -151,7 +151,7 @@ func TestUnavailable(t *testing.T) {
 	}
 	defer c.Close()
 	srv.Close()
-	s := New(c, "/mao/", 500*time.Millisecond)
+	s := New(c, Options{Prefix: "/mao/", Timeout: 500 * time.Millisecond})
 	ctx := context.Background()
 	for name, call := range map[string]func() error{
 		"create": func() error { return s.CreateDataset(ctx, toolspec.Dataset{Name: "d", URL: "file:///d"}) },
