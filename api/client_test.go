@@ -217,9 +217,6 @@ func TestClientErrorAnswers(t *testing.T) {
 			if apiErr.Status != tc.status || apiErr.Error() != tc.wantMsg {
 				t.Errorf("error %d %q, want %d %q", apiErr.Status, apiErr.Error(), tc.status, tc.wantMsg)
 			}
-			if IsNotFound(err) != tc.notFound {
-				t.Errorf("IsNotFound = %v, want %v", !tc.notFound, tc.notFound)
-			}
 		})
 	}
 }

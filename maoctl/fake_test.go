@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/detector"
 )
 
 // fakeOrchestrator serves the /api/v1 endpoints that api.Client calls over
@@ -262,12 +263,12 @@ func redactChannel(raw string) string {
 //   - r-0204: gh-crawler's value equals a flat history.
 func seedVerdicts(t *testing.T, f *fakeOrchestrator, _ string) {
 	t.Helper()
-	last := func(values []float64, c api.DetectorConfig, metric string) api.Verdict {
+	last := func(values []float64, c detector.Config, metric string) api.Verdict {
 		t.Helper()
 		if ps := c.Problems(); len(ps) > 0 {
 			t.Fatalf("detector settings %+v: %v", c, ps)
 		}
-		vs := api.ScanSeries(values, c)
+		vs := detector.Scan(values, c)
 		v := vs[len(vs)-1]
 		v.Metric = metric
 		return v
@@ -276,18 +277,18 @@ func seedVerdicts(t *testing.T, f *fakeOrchestrator, _ string) {
 	for _, p := range f.series["gh-crawler"][0].Points[:18] {
 		control = append(control, p.Value)
 	}
-	gain := api.DetectorConfig{Method: api.MethodGain, Threshold: 6}
-	noData := last([]float64{1}, api.DetectorConfig{}, "control")
-	noData.Status, noData.Value, noData.History, noData.Reason = api.VerdictNoData, nil, 0, "no control-*.csv in the output"
+	gain := detector.Config{Method: detector.MethodGain, Threshold: 6}
+	noData := last([]float64{1}, detector.Config{}, "control")
+	noData.Status, noData.Value, noData.History, noData.Reason = detector.StatusNoData, nil, 0, "no control-*.csv in the output"
 	for i, verdicts := range [][]api.Verdict{
-		{last(control, api.DetectorConfig{}, "control")},
+		{last(control, detector.Config{}, "control")},
 		{
 			last([]float64{120, 121, 121, 123, 122, 125}, gain, "files"),
 			last([]float64{10250.5, 10310, 10302.25, 10400, 0.125}, gain, "go_lines"),
 			last([]float64{3}, gain, "python_lines"),
 		},
 		{noData},
-		{last([]float64{42, 42, 42, 42, 42, 42}, api.DetectorConfig{}, "control")},
+		{last([]float64{42, 42, 42, 42, 42, 42}, detector.Config{}, "control")},
 	} {
 		tool := "gh-crawler"
 		if i == 1 {

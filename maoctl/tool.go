@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/toolspec"
 )
 
 func (c *ctl) toolCommand() *cli.Command {
@@ -149,7 +150,7 @@ func (c *ctl) toolRegister(cCtx *cli.Context) error {
 		return usageErrorf("give either -f FILE or the positional fields, not both")
 	case file != "":
 		var err error
-		if t, err = api.LoadTool(file); err != nil {
+		if t, err = toolspec.LoadTool(file); err != nil {
 			return fmt.Errorf("read tool spec: %w", err)
 		}
 	case len(pos) == 6:

@@ -11,4 +11,9 @@
 // the time zone database (to check site.timezone), and opening etcd's TLS
 // files to check that they are readable: it never creates directories. The package only describes settings, so it must
 // not import etcd, Docker or git packages, nor other orchestrator packages.
+//
+// # Rules
+//
+// Imports from mao: only toolspec.
+// Never links: etcd, Docker, go-git, net/http, orchestrator.
 package config

@@ -112,8 +112,6 @@ type running struct {
 	workers []func(context.Context) // the scheduler and the federation's loops, stopped before the runner
 	late    []func(context.Context) // stopped after the runner, in order: alerts, then the notifier
 	member  *store.Membership
-	store   *store.Store
-	logs    *runlog.Dir
 }
 
 func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup) (*Daemon, error) {
@@ -150,7 +148,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	registry := federation.NewRegistry(st, log)
+	registry := federation.NewRegistry(st, clock, log)
 	templates, err := loadTemplates(cfg.Notify)
 	if err != nil {
 		return nil, err
@@ -199,7 +197,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: st, Sites: st,
 		Tools: registry, Images: images, Launcher: run}, fedOpts)
 	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: st, History: st, Tools: registry, Launcher: run,
-		Logs: logs, Images: images}, scheduler.Options{
+		Images: images}, scheduler.Options{
 		Site: cfg.Site.Name, Labels: cfg.Site.Labels, History: cfg.Schedules.History, Clock: clock, Log: log})
 	if err != nil {
 		return nil, err
@@ -209,8 +207,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
 		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
-	workers := []func(context.Context){registry.Run, dispatcher.Run,
-		federation.NewFailover(st, st, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
+	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
+		federation.NewPrunedLogs(st, logs, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
 	if promote != nil {
 		workers = append(workers, func(ctx context.Context) { promote(ctx, etcd, st) })
 	}
@@ -218,7 +216,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	// these stop after the runner, checks first, which hands its last
 	// events to the notifier.
 	late := []func(context.Context){checks.Run, notifier.Run}
-	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, workers: workers, late: late, member: member, store: st, logs: logs,
+	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, workers: workers, late: late, member: member,
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
 	go func() { r.served <- r.srv.Serve(ln) }()
 
@@ -286,11 +284,6 @@ func (r *running) serve(ctx context.Context) (err error) {
 		working.Add(1)
 		go func() { defer working.Done(); work(workCtx) }()
 	}
-	janitorCtx, stopJanitor := context.WithCancel(context.Background())
-	swept := make(chan struct{})
-	go func() { defer close(swept); r.removePrunedLogs(janitorCtx) }()
-	defer func() { stopJanitor(); <-swept }()
-
 	select {
 	case <-ctx.Done():
 		r.log.Info("shutting down")
@@ -335,24 +328,6 @@ var errLeaseLost = errors.New("this site's lease in etcd expired (etcd was unrea
 // leaseLost stops the runs executing here: other sites have settled them
 // as lost and may be running them again.
 func (r *running) leaseLost() { r.runner.Abandon(errLeaseLost) }
-
-// removePrunedLogs deletes the log files of runs whose records are pruned,
-// whichever site pruned them, until ctx ends.
-func (r *running) removePrunedLogs(ctx context.Context) {
-	for ctx.Err() == nil {
-		for ids := range r.store.WatchRunDeletions(ctx) {
-			for _, id := range ids {
-				if err := r.logs.Remove(id); err != nil {
-					r.log.Warn("remove a pruned run's log", "run", id, "err", err)
-				}
-			}
-		}
-		select { // the watch failed: etcd trouble; watch again shortly
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
-	}
-}
 
 // shutdown stops accepting requests, lets running runs finish within grace
 // (then stops and records them), and waits for open requests, such as
@@ -462,5 +437,6 @@ var (
 	_ scheduler.Claims         = (*store.Store)(nil)
 	_ scheduler.Tools          = (*federation.Registry)(nil)
 	_ scheduler.Launcher       = (*runner.Runner)(nil)
-	_ scheduler.Logs           = (*runlog.Dir)(nil)
+	_ federation.RunDeletions  = (*store.Store)(nil)
+	_ federation.LogFiles      = (*runlog.Dir)(nil)
 )

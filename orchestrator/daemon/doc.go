@@ -7,4 +7,9 @@
 //
 // It is the only package that knows every other orchestrator package; no
 // package imports it except the main package.
+//
+// # Rules
+//
+// Imports from mao: only api, internal/version, notify, orchestrator/alerts, orchestrator/config, orchestrator/dockerrt, orchestrator/etcdclient, orchestrator/etcdembed, orchestrator/federation, orchestrator/gitrepo, orchestrator/httpapi, orchestrator/runlog, orchestrator/runner, orchestrator/scheduler, orchestrator/store.
+// Imported by: only cmd/orchestrator.
 package daemon

@@ -6,8 +6,10 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/docker/docker/api/types/container"
+	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+
+	"github.com/mao-research/mao/orchestrator/container"
 )
 
 // ErrDockerSocket is returned by Run for a mount that would give the
@@ -17,7 +19,7 @@ var ErrDockerSocket = errors.New("mounting the Docker socket is not allowed")
 // containerConfig turns spec into the engine's create request for a
 // non-interactive, auto-removed container. daemonHost is the engine address,
 // whose socket is refused as a mount source like the default ones.
-func containerConfig(spec Spec, daemonHost string) (*container.Config, *container.HostConfig, error) {
+func containerConfig(spec container.Spec, daemonHost string) (*dcontainer.Config, *dcontainer.HostConfig, error) {
 	if spec.Image == "" {
 		return nil, nil, errors.New("no image")
 	}
@@ -33,7 +35,7 @@ func containerConfig(spec Spec, daemonHost string) (*container.Config, *containe
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
-	cfg := &container.Config{
+	cfg := &dcontainer.Config{
 		Image:        spec.Image,
 		Env:          spec.Env,
 		Labels:       spec.Labels,
@@ -43,12 +45,12 @@ func containerConfig(spec Spec, daemonHost string) (*container.Config, *containe
 	if len(spec.Cmd) > 0 {
 		cfg.Cmd = spec.Cmd
 	}
-	hc := &container.HostConfig{
+	hc := &dcontainer.HostConfig{
 		AutoRemove:  true,
-		NetworkMode: container.NetworkMode(spec.Network),
+		NetworkMode: dcontainer.NetworkMode(spec.Network),
 		Mounts:      mounts,
 		// MemorySwap equal to Memory: the limit covers swap too.
-		Resources: container.Resources{NanoCPUs: spec.NanoCPUs, Memory: spec.Memory, MemorySwap: spec.Memory},
+		Resources: dcontainer.Resources{NanoCPUs: spec.NanoCPUs, Memory: spec.Memory, MemorySwap: spec.Memory},
 	}
 	return cfg, hc, nil
 }

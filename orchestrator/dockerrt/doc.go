@@ -7,5 +7,10 @@
 //
 // It owns the conversation with the Docker engine only. It must not import
 // mao's registries (etcd), the tool model (toolspec) or the HTTP API (api):
-// callers translate a tool run into a Spec. It never shells out to `docker`.
+// callers translate a tool run into a container.Spec. It never shells out to `docker`.
+//
+// # Rules
+//
+// Imports from mao: only orchestrator/container.
+// Never links: etcd, go-git, api, toolspec.
 package dockerrt

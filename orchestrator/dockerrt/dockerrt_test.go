@@ -18,12 +18,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
 )
 
@@ -83,8 +84,8 @@ func uniqueID(t *testing.T) string {
 }
 
 // spec is a run of the test tool with args, labelled for this test.
-func (f fixture) spec(args ...string) dockerrt.Spec {
-	return dockerrt.Spec{
+func (f fixture) spec(args ...string) container.Spec {
+	return container.Spec{
 		Name:    "mao-test-" + f.id,
 		Image:   f.image,
 		Cmd:     args,
@@ -94,9 +95,9 @@ func (f fixture) spec(args ...string) dockerrt.Spec {
 }
 
 // containers lists this test's containers, running or not.
-func (f fixture) containers(t *testing.T) []container.Summary {
+func (f fixture) containers(t *testing.T) []dcontainer.Summary {
 	t.Helper()
-	list, err := f.dc.ContainerList(context.Background(), container.ListOptions{
+	list, err := f.dc.ContainerList(context.Background(), dcontainer.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+f.id)),
 	})
@@ -197,7 +198,7 @@ func TestRunMounts(t *testing.T) {
 			f := setup(t)
 			dir := t.TempDir()
 			spec := f.spec("-control", "42")
-			spec.Mounts = []dockerrt.Mount{{Source: dir, Target: dataDir, ReadOnly: tt.readOnly}}
+			spec.Mounts = []container.Mount{{Source: dir, Target: dataDir, ReadOnly: tt.readOnly}}
 			var out bytes.Buffer
 			exit, err := f.rt.Run(context.Background(), spec, &out)
 			if err != nil {
@@ -270,13 +271,13 @@ func (w *markWriter) Write(p []byte) (int, error) {
 }
 
 type runResult struct {
-	exit dockerrt.Exit
+	exit container.Exit
 	err  error
 }
 
 // startSleeper runs the tool with -sleep 60s in the background and returns
 // once it is sleeping, with the channel Run's result arrives on.
-func startSleeper(ctx context.Context, t *testing.T, f fixture, spec dockerrt.Spec) <-chan runResult {
+func startSleeper(ctx context.Context, t *testing.T, f fixture, spec container.Spec) <-chan runResult {
 	t.Helper()
 	spec.Cmd = []string{"-sleep", "60s"}
 	w := newMarkWriter("sleeping")
@@ -322,7 +323,7 @@ func TestRunAppliesSpec(t *testing.T) {
 	spec.Labels["mao.run"] = "r1"
 	spec.NanoCPUs = 500_000_000
 	spec.Memory = 64 << 20
-	spec.Mounts = []dockerrt.Mount{{Source: t.TempDir(), Target: dataDir, ReadOnly: true}}
+	spec.Mounts = []container.Mount{{Source: t.TempDir(), Target: dataDir, ReadOnly: true}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := startSleeper(ctx, t, f, spec)
@@ -471,8 +472,8 @@ func TestRemoveLabelled(t *testing.T) {
 	other := f.id + "-other"
 	for i, value := range []string{f.id, f.id, other} {
 		_, err := f.dc.ContainerCreate(ctx,
-			&container.Config{Image: f.image, Labels: map[string]string{testLabel: value}},
-			&container.HostConfig{NetworkMode: "none"}, nil, nil, fmt.Sprintf("mao-test-%s-%d", f.id, i))
+			&dcontainer.Config{Image: f.image, Labels: map[string]string{testLabel: value}},
+			&dcontainer.HostConfig{NetworkMode: "none"}, nil, nil, fmt.Sprintf("mao-test-%s-%d", f.id, i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,7 +510,7 @@ func BenchmarkRun(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rt.Close()
-	spec := dockerrt.Spec{Image: img, Network: "none"}
+	spec := container.Spec{Image: img, Network: "none"}
 	for b.Loop() {
 		if exit, err := rt.Run(context.Background(), spec, nil); err != nil || exit.Code != 0 {
 			b.Fatalf("exit %+v, %v", exit, err)

@@ -1,6 +1,3 @@
-// Package errs holds the orchestrator's error kinds. Every package wraps
-// one of them into its own errors, and the API maps each kind to one HTTP
-// status (httpapi/errors.go). It is a leaf: it imports nothing of mao.
 package errs
 
 import "errors"

@@ -15,7 +15,7 @@ import (
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/federation"
-	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -158,14 +158,14 @@ func TestRequestStoreFails(t *testing.T) {
 func TestClaims(t *testing.T) {
 	usable := fakeUsable{"img:1": true}
 	tools := fakeTools{tools: map[string]toolspec.Tool{"t": testTool, "u": {Name: "u", Image: "gone:1"}}}
-	req := func(tool string, target toolspec.Target, fanOut bool) store.Request {
-		return store.Request{Run: "r1", Tool: tool, Target: target, FanOut: fanOut, CreatedAt: start}
+	req := func(tool string, target toolspec.Target, fanOut bool) runs.Request {
+		return runs.Request{Run: "r1", Tool: tool, Target: target, FanOut: fanOut, CreatedAt: start}
 	}
 	anySite := toolspec.Target{Mode: toolspec.TargetAny}
 	here := toolspec.Target{Mode: toolspec.TargetSite, Site: "here"}
 	tests := []struct {
 		name    string
-		req     store.Request
+		req     runs.Request
 		watched bool
 		tools   federation.Tools
 		lose    bool
@@ -193,7 +193,7 @@ func TestClaims(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reqs, launcher := newFakeRequests(), &fakeLauncher{site: "here"}
 			if !tc.watched {
-				reqs.open = []store.Request{tc.req}
+				reqs.open = []runs.Request{tc.req}
 			}
 			reqs.lose[tc.req.Run] = tc.lose
 			if tc.tools == nil {
@@ -209,7 +209,7 @@ func TestClaims(t *testing.T) {
 			go func() { defer close(done); d.Run(ctx) }()
 			watch := <-reqs.feed.watches
 			if tc.watched {
-				watch <- []store.Request{tc.req}
+				watch <- []runs.Request{tc.req}
 			}
 			// Run returns once every request it took is handled.
 			cancel()

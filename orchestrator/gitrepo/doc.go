@@ -16,4 +16,9 @@
 //
 // The package must not import mao's registry, scheduler, Docker or API
 // packages: it knows directories and URLs, not tools or runs.
+//
+// # Rules
+//
+// Imports from mao: nothing.
+// Never links: etcd, Docker, orchestrator.
 package gitrepo

@@ -6,4 +6,9 @@
 // It declares the small interfaces it needs and imports nothing that knows
 // etcd, Docker or git (error kinds come from the leaf package errs); the
 // daemon wires in the store, the runner and the log directory.
+//
+// # Rules
+//
+// Imports from mao: only api, internal/randid, notify, orchestrator/errs, toolspec.
+// Never links: etcd, Docker, go-git.
 package httpapi

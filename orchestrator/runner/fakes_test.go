@@ -10,7 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
-	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -101,28 +101,28 @@ func (f *fakeRecords) states(id string) []api.RunState {
 // is set.
 type fakeContainers struct {
 	mu       sync.Mutex
-	exit     dockerrt.Exit
-	exits    []dockerrt.Exit // if not empty, the exits of successive runs; then exit
+	exit     container.Exit
+	exits    []container.Exit // if not empty, the exits of successive runs; then exit
 	output   string
 	imageErr error
 	block    bool
 	gate     chan struct{} // if not nil, Run waits for it to close
 	started  chan struct{} // receives once per Run, if not nil
 	rmErr    error
-	specs    []dockerrt.Spec
+	specs    []container.Spec
 	removed  []string
 	running  int
 	maxConc  int
 }
 
-func (f *fakeContainers) EnsureImage(_ context.Context, ref string) (dockerrt.Image, error) {
+func (f *fakeContainers) EnsureImage(_ context.Context, ref string) (container.Image, error) {
 	if f.imageErr != nil {
-		return dockerrt.Image{}, f.imageErr
+		return container.Image{}, f.imageErr
 	}
-	return dockerrt.Image{ID: "sha256:" + ref, Digest: ref + "@sha256:d"}, nil
+	return container.Image{ID: "sha256:" + ref, Digest: ref + "@sha256:d"}, nil
 }
 
-func (f *fakeContainers) Run(ctx context.Context, spec dockerrt.Spec, w io.Writer) (dockerrt.Exit, error) {
+func (f *fakeContainers) Run(ctx context.Context, spec container.Spec, w io.Writer) (container.Exit, error) {
 	f.mu.Lock()
 	f.specs = append(f.specs, spec)
 	f.running++
@@ -138,7 +138,7 @@ func (f *fakeContainers) Run(ctx context.Context, spec dockerrt.Spec, w io.Write
 	}
 	if f.block {
 		<-ctx.Done()
-		return dockerrt.Exit{}, fmt.Errorf("run: %w", ctx.Err())
+		return container.Exit{}, fmt.Errorf("run: %w", ctx.Err())
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -202,5 +202,4 @@ var (
 	_ Containers = (*fakeContainers)(nil)
 	_ Git        = (*fakeGit)(nil)
 	_ Clock      = clockwork.NewFakeClock()
-	_ Containers = (*dockerrt.Runtime)(nil)
 )

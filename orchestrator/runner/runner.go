@@ -17,10 +17,10 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/detector"
-	"github.com/mao-research/mao/internal/randid"
-	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -42,8 +42,8 @@ type Records interface {
 
 // Containers runs tool images.
 type Containers interface {
-	EnsureImage(ctx context.Context, ref string) (dockerrt.Image, error)
-	Run(ctx context.Context, spec dockerrt.Spec, logw io.Writer) (dockerrt.Exit, error)
+	EnsureImage(ctx context.Context, ref string) (container.Image, error)
+	Run(ctx context.Context, spec container.Spec, logw io.Writer) (container.Exit, error)
 	RemoveLabelled(ctx context.Context, key, value string) (int, error)
 }
 
@@ -140,35 +140,12 @@ func (r *Runner) Start(ctx context.Context, toolName string) (api.Run, error) {
 	if err != nil {
 		return api.Run{}, err
 	}
-	now := r.opts.Clock.Now().UTC()
-	run := NewRun(NewRunID(tool.Name, now), tool, r.opts.Site, now)
-	run.Trigger = api.TriggerManual
+	now := r.opts.Clock.Now()
+	run := runs.NewManual(runs.Manual(tool.Name, now), tool, runs.Ask{Site: r.opts.Site}, now)
 	if err := r.begin(ctx, run, tool, true); err != nil {
 		return api.Run{}, err
 	}
 	return run, nil
-}
-
-// NewRunID is the ID of a run of tool requested at now that no schedule
-// names: <tool>-<unix seconds>-<6 hex digits>.
-func NewRunID(tool string, now time.Time) string {
-	return fmt.Sprintf("%s-%d-%s", tool, now.Unix(), randid.Hex(3))
-}
-
-// NewRun is the pending record of a run of tool at site, requested at now.
-func NewRun(id string, tool toolspec.Tool, site string, now time.Time) api.Run {
-	return api.Run{
-		ID:          id,
-		Tool:        tool.Name,
-		Site:        site,
-		State:       api.StatePending,
-		Image:       tool.Image,
-		Network:     tool.NetworkName(),
-		DataRepo:    tool.DataRepo,
-		Attempt:     1,
-		MaxAttempts: 1,
-		CreatedAt:   now,
-	}
 }
 
 // Launch executes a pending run whose record has already been written (a
@@ -178,7 +155,7 @@ func NewRun(id string, tool toolspec.Tool, site string, now time.Time) api.Run {
 func (r *Runner) Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error {
 	err := r.begin(ctx, run, tool, false)
 	if err != nil && !errors.Is(err, ErrShuttingDown) {
-		r.save(r.fail(run, api.StateFailed, "could not start: %v", err))
+		r.save(r.apply(run, runs.Fail{Reason: fmt.Sprintf("could not start: %v", err)}))
 	}
 	return err
 }
@@ -282,7 +259,6 @@ func (r *Runner) Shutdown(ctx context.Context) {
 // step. Between attempts the run is pending until its RetryAt; when the
 // runner shuts down meanwhile, it stays so, and Recover resumes it.
 func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, log *runlog.Log) {
-	run.Attempt, run.MaxAttempts = max(run.Attempt, 1), max(run.MaxAttempts, 1) // records from before retries
 	defer func() {
 		if err := log.Close(); err != nil {
 			r.opts.Log.Error("close run log", "run", run.ID, "err", err)
@@ -292,13 +268,12 @@ func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		if run.RetryAt != nil {
 			select {
 			case <-r.opts.Clock.After(run.RetryAt.Sub(r.opts.Clock.Now())):
-				run.RetryAt = nil
 			case <-ctx.Done():
 				return // pending, with its RetryAt, for Recover to resume
 			}
 		}
 		run = r.attempt(ctx, run, tool, log)
-		if run.State == api.StateSucceeded || run.Attempt >= run.MaxAttempts || ctx.Err() != nil {
+		if !runs.CanRetry(run) || ctx.Err() != nil {
 			break
 		}
 		run = r.retryLater(run, log)
@@ -313,21 +288,13 @@ func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, l
 // retryLater files a failed attempt in the run's history and makes the
 // run pending until its retry delay has passed.
 func (r *Runner) retryLater(run api.Run, log io.Writer) api.Run {
-	delay := toolspec.DefaultRetryDelay
-	if d, err := time.ParseDuration(run.RetryDelay); err == nil && d > 0 {
-		delay = d
+	next := r.apply(run, runs.RetryLater{})
+	if next.RetryAt != nil {
+		fmt.Fprintf(log, "[mao] attempt %d of %d %s: %s; next attempt at %s\n",
+			run.Attempt, run.MaxAttempts, run.State, run.Reason, next.RetryAt.Format(time.RFC3339))
 	}
-	now := r.opts.Clock.Now().UTC()
-	run.Attempts = append(run.Attempts, api.Attempt{Attempt: run.Attempt, State: run.State, Reason: run.Reason,
-		ExitCode: run.ExitCode, StartedAt: run.StartedAt, FinishedAt: &now})
-	retryAt := now.Add(delay)
-	fmt.Fprintf(log, "[mao] attempt %d of %d %s: %s; next attempt at %s\n",
-		run.Attempt, run.MaxAttempts, run.State, run.Reason, retryAt.Format(time.RFC3339))
-	run.Attempt++
-	run.State, run.Reason, run.RetryAt = api.StatePending, "", &retryAt
-	run.ExitCode, run.StartedAt, run.ContainerStartedAt, run.Files, run.FilesTotal = nil, nil, nil, nil, 0
-	r.save(run)
-	return run
+	r.save(next)
+	return next
 }
 
 // attempt performs the run and returns its final record.
@@ -335,61 +302,93 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	dir := filepath.Join(r.opts.DataDir, "repos", tool.Name)
 	unlock, err := r.locks.lock(ctx, dir)
 	if err != nil {
-		return r.fail(run, api.StateFailed, "interrupted before it started: %v", err)
+		return r.apply(run, runs.Fail{Reason: fmt.Sprintf("interrupted before it started: %v", err)})
 	}
 	defer unlock()
 
-	started := r.opts.Clock.Now().UTC()
-	run.State, run.StartedAt = api.StateRunning, &started
+	if run = r.apply(run, runs.Start{}); run.State != api.StateRunning {
+		return run
+	}
 	r.save(run)
 
-	run, mounts, img, release, err := r.prepare(ctx, run, tool, dir, log)
+	out, mounts, img, release, err := r.prepare(ctx, tool, dir, log)
 	if err != nil {
-		return r.fail(run, api.StateFailed, "%v", err)
+		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out})
 	}
 	defer release()
 
 	exit, err := r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
 	if !exit.StartedAt.IsZero() {
 		started := exit.StartedAt.UTC()
-		run.ContainerStartedAt = &started
+		out.ContainerStartedAt = &started
 	}
+	if err == nil {
+		out.ExitCode = &exit.Code
+	}
+	failure := failure(ctx, exit, err)
+	ctx = context.WithoutCancel(ctx) // what the attempt did is recorded, whatever happens now
+	if failure == "" {
+		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
+		after, files, err := r.git.Commit(ctx, dir, msg)
+		if err == nil {
+			out.DataCommitAfter, out.Files = after, files
+			out.Verdicts = r.detect(ctx, run, tool, dir, out)
+			return r.apply(run, runs.Succeed{Outcome: out})
+		}
+		failure = fmt.Sprintf("commit the run's output: %v", err)
+	}
+	if out.Files, err = r.git.Discard(ctx, dir); err != nil {
+		r.opts.Log.Error("discard a failed run's output", "run", run.ID, "dir", dir, "err", err)
+	}
+	if exit.TimedOut && failure == errTimedOut {
+		return r.apply(run, runs.TimeOut{Limit: tool.TimeoutDuration(), Outcome: out})
+	}
+	return r.apply(run, runs.Fail{Reason: failure, Outcome: out})
+}
+
+// errTimedOut is failure's answer for a container stopped at its timeout.
+const errTimedOut = "timed out"
+
+// failure is why an attempt's container failed, from its exit and the error
+// of running it; "" when it exited 0.
+func failure(ctx context.Context, exit container.Exit, err error) string {
 	switch {
 	case err != nil && ctx.Err() != nil:
 		cause := "the orchestrator shut down while the run was running"
 		if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
 			cause = c.Error()
 		}
-		run = r.fail(run, api.StateFailed, "interrupted: %s", cause)
+		return "interrupted: " + cause
 	case err != nil:
-		run = r.fail(run, api.StateFailed, "container: %v", err)
+		return fmt.Sprintf("container: %v", err)
 	case exit.TimedOut:
-		run.ExitCode = &exit.Code
-		run = r.fail(run, api.StateTimedOut, "timed out after %s; the container was stopped", tool.TimeoutDuration())
+		return errTimedOut
 	case exit.Code != 0:
-		run.ExitCode = &exit.Code
-		run = r.fail(run, api.StateFailed, "exit code %d", exit.Code)
-	default:
-		run.ExitCode = &exit.Code
-		run.State = api.StateSucceeded
+		return fmt.Sprintf("exit code %d", exit.Code)
 	}
-	run = r.finishRepo(context.WithoutCancel(ctx), run, dir)
-	if run.State == api.StateSucceeded && r.opts.Outputs != nil {
-		run.Verdicts = r.opts.Outputs.Detect(context.WithoutCancel(ctx), run, tool, dir)
+	return ""
+}
+
+// detect checks a successful attempt's output with the spike detector,
+// which sees the record as it will be, with its files.
+func (r *Runner) detect(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, out runs.Outcome) []detector.Verdict {
+	if r.opts.Outputs == nil {
+		return nil
 	}
-	return run
+	done := r.apply(run, runs.Succeed{Outcome: out})
+	return r.opts.Outputs.Detect(ctx, done, tool, dir)
 }
 
 // prepare syncs the run's data repository and input dataset and makes sure
 // its image is present, within PrepareTimeout. It returns the mounts, the
 // image, and a function that releases the input dataset after the run.
-func (r *Runner) prepare(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, log io.Writer) (
-	api.Run, []dockerrt.Mount, dockerrt.Image, func(), error) {
+func (r *Runner) prepare(ctx context.Context, tool toolspec.Tool, dir string, log io.Writer) (
+	out runs.Outcome, mounts []container.Mount, img container.Image, release func(), err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.PrepareTimeout)
 	defer cancel()
 	// The image is checked (or pulled) while git works: they are independent.
 	type imageResult struct {
-		img dockerrt.Image
+		img container.Image
 		err error
 	}
 	image := make(chan imageResult, 1)
@@ -404,57 +403,33 @@ func (r *Runner) prepare(ctx context.Context, run api.Run, tool toolspec.Tool, d
 			<-image
 		}
 	}()
-	release := func() {}
+	release = func() {}
 	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, "")
 	if err != nil {
-		return run, nil, dockerrt.Image{}, release, fmt.Errorf("data repository: %w", err)
+		return out, nil, img, release, fmt.Errorf("data repository: %w", err)
 	}
 	if note != "" {
 		fmt.Fprintf(log, "[mao] %s\n", note)
 	}
-	run.DataCommitBefore, run.DataCommitAfter = before, before
-	mounts := []dockerrt.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
+	out.DataCommitBefore, out.DataCommitAfter = before, before
+	mounts = []container.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
 	if tool.InputDataset != "" {
 		inDir, commit, done, err := r.useDataset(ctx, tool.InputDataset)
 		if err != nil {
-			return run, nil, dockerrt.Image{}, release, fmt.Errorf("input dataset %s: %w", tool.InputDataset, err)
+			return out, nil, img, release, fmt.Errorf("input dataset %s: %w", tool.InputDataset, err)
 		}
 		release = done
-		run.InputDataset, run.InputCommit = tool.InputDataset, commit
-		mounts = append(mounts, dockerrt.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
+		out.InputDataset, out.InputCommit = tool.InputDataset, commit
+		mounts = append(mounts, container.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
 	}
 	res := <-image
 	waited = true
 	if res.err != nil {
 		release()
-		return run, nil, dockerrt.Image{}, func() {}, fmt.Errorf("image: %w", res.err)
+		return out, nil, img, func() {}, fmt.Errorf("image: %w", res.err)
 	}
-	run.ImageID, run.ImageDigest = res.img.ID, res.img.Digest
-	return run, mounts, res.img, release, nil
-}
-
-// finishRepo commits what a successful run wrote, or discards what a failed
-// run left behind, and records the changed files.
-func (r *Runner) finishRepo(ctx context.Context, run api.Run, dir string) api.Run {
-	var files []string
-	var err error
-	if run.State == api.StateSucceeded {
-		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
-		var after string
-		if after, files, err = r.git.Commit(ctx, dir, msg); err == nil {
-			run.DataCommitAfter = after
-		} else {
-			run = r.fail(run, api.StateFailed, "commit the run's output: %v", err)
-		}
-	} else if files, err = r.git.Discard(ctx, dir); err != nil {
-		r.opts.Log.Error("discard a failed run's output", "run", run.ID, "dir", dir, "err", err)
-	}
-	run.FilesTotal = len(files)
-	if len(files) > api.MaxRunFiles {
-		files = files[:api.MaxRunFiles]
-	}
-	run.Files = files
-	return run
+	out.ImageID, out.ImageDigest = res.img.ID, res.img.Digest
+	return out, mounts, res.img, release, nil
 }
 
 // useDataset makes the named dataset's clone available to a run until the
@@ -481,11 +456,8 @@ func (r *Runner) useDataset(ctx context.Context, name string) (dir, commit strin
 	return dir, r.inputs.acquire(dir, synced, commit), func() { r.inputs.release(dir) }, nil
 }
 
-func (r *Runner) spec(run api.Run, tool toolspec.Tool, img dockerrt.Image, mounts []dockerrt.Mount) dockerrt.Spec {
-	scheduled := run.CreatedAt
-	if run.ScheduledTime != nil {
-		scheduled = *run.ScheduledTime
-	}
+func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, mounts []container.Mount) container.Spec {
+	scheduled := runs.Scheduled(run)
 	vars := maps.Clone(tool.Env)
 	if vars == nil {
 		vars = map[string]string{}
@@ -497,7 +469,7 @@ func (r *Runner) spec(run api.Run, tool toolspec.Tool, img dockerrt.Image, mount
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])
 	}
-	return dockerrt.Spec{
+	return container.Spec{
 		Name:     "mao-" + run.ID,
 		Image:    img.ID,
 		Cmd:      tool.Command,
@@ -521,9 +493,15 @@ func (r *Runner) hostPath(p string) string {
 	return filepath.Join(r.opts.HostDataDir, rel)
 }
 
-func (r *Runner) fail(run api.Run, state api.RunState, format string, args ...any) api.Run {
-	run.State, run.Reason = state, fmt.Sprintf(format, args...)
-	return run
+// apply moves the run on by ev (see package runs). A transition that the
+// run's state does not allow is a bug: it is logged, and the run stays as
+// it was.
+func (r *Runner) apply(run api.Run, ev runs.Event) api.Run {
+	next, err := runs.Apply(run, ev, r.opts.Clock.Now())
+	if err != nil {
+		r.opts.Log.Error("run transition refused", "run", run.ID, "err", err)
+	}
+	return next
 }
 
 // save writes the run record. A final record must not be lost, so while
@@ -533,10 +511,6 @@ func (r *Runner) save(run api.Run) {
 	attempts := 1
 	if run.State.Terminal() {
 		attempts = saveAttempts
-		if run.FinishedAt == nil {
-			now := r.opts.Clock.Now().UTC()
-			run.FinishedAt = &now
-		}
 	}
 	ctx := context.Background()
 	for attempt := 1; ; attempt++ {
@@ -564,7 +538,7 @@ func (r *Runner) save(run api.Run) {
 			// Recover settles it at the next start.
 			r.opts.Log.Error("record run: shutting down before etcd came back", "run", run.ID, "state", run.State, "err", err)
 			return
-		case <-time.After(saveRetry):
+		case <-r.opts.Clock.After(saveRetry):
 		}
 	}
 }

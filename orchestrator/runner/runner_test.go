@@ -12,8 +12,9 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
-	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -77,8 +78,8 @@ func TestRunOutcomes(t *testing.T) {
 		ranImage  bool
 	}{
 		{"success", func(*fixture) {}, "t1", api.StateSucceeded, 0, "", true, true},
-		{"exit 3", func(f *fixture) { f.rt.exit = dockerrt.Exit{Code: 3} }, "t1", api.StateFailed, 3, "exit code 3", false, true},
-		{"timeout", func(f *fixture) { f.rt.exit = dockerrt.Exit{Code: 137, TimedOut: true} }, "t1", api.StateTimedOut, 137, "timed out after 2m0s; the container was stopped", false, true},
+		{"exit 3", func(f *fixture) { f.rt.exit = container.Exit{Code: 3} }, "t1", api.StateFailed, 3, "exit code 3", false, true},
+		{"timeout", func(f *fixture) { f.rt.exit = container.Exit{Code: 137, TimedOut: true} }, "t1", api.StateTimedOut, 137, "timed out after 2m0s; the container was stopped", false, true},
 		{"git error", func(f *fixture) { f.git.syncErr = errors.New("clone file:///data.git: repository not found") }, "t1",
 			api.StateFailed, -1, "data repository: clone file:///data.git: repository not found", false, false},
 		{"pull error", func(f *fixture) { f.rt.imageErr = errors.New("pull img:1: connection refused") }, "t1",
@@ -133,12 +134,12 @@ func TestContainerSpec(t *testing.T) {
 	f := newFixture(t)
 	run := f.runToEnd(t, "t1")
 	spec := f.rt.specs[0]
-	want := dockerrt.Spec{
+	want := container.Spec{
 		Name:     "mao-" + run.ID,
 		Image:    "sha256:img:1",
 		Env:      []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_SCHEDULED_TIME=2026-11-22T01:02:03Z", "MAO_SITE=s1", "MAO_TOOL=t1"},
 		Labels:   map[string]string{LabelRun: run.ID, LabelTool: "t1", LabelSite: "s1"},
-		Mounts:   []dockerrt.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
+		Mounts:   []container.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
 		NanoCPUs: 5e8,
 		Memory:   64 << 20,
 		Network:  "none",
@@ -156,7 +157,7 @@ func TestContainerSpec(t *testing.T) {
 	f = newFixture(t)
 	run = f.runToEnd(t, "t2")
 	mounts := f.rt.specs[0].Mounts
-	if len(mounts) != 2 || mounts[1] != (dockerrt.Mount{Source: "/host/mao/datasets/ds", Target: "/usr/src/app/input", ReadOnly: true}) {
+	if len(mounts) != 2 || mounts[1] != (container.Mount{Source: "/host/mao/datasets/ds", Target: "/usr/src/app/input", ReadOnly: true}) {
 		t.Fatalf("mounts %+v", mounts)
 	}
 	if !slices.Contains(f.git.synced, "/var/mao/datasets/ds@file:///ds.git#main") || run.InputCommit != "c1" {
@@ -329,23 +330,21 @@ func TestInputDatasetStaysPutWhileRead(t *testing.T) {
 func scheduledRun(f *fixture, retries int) (api.Run, toolspec.Tool) {
 	tool := f.reg.tools["t1"]
 	tick := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
-	run := NewRun("t1-daily-abcd-1795305600", tool, "s1", f.clock.Now())
-	run.Schedule, run.ScheduledTime, run.Trigger = "t1-daily-abcd", &tick, api.TriggerSchedule
-	run.Env = map[string]string{"K": "from-schedule", "EXTRA": "1"}
-	run.MaxAttempts, run.RetryDelay = 1+retries, "1m"
-	return run, tool
+	sch := toolspec.Schedule{ID: "t1-daily-abcd", Tool: "t1", Retries: retries, RetryDelay: "1m",
+		Env: map[string]string{"K": "from-schedule", "EXTRA": "1"}}
+	return runs.NewTick(runs.Tick(sch.ID, tick), sch, tool, "s1", api.TriggerSchedule, f.clock.Now()), tool
 }
 
 func TestRetries(t *testing.T) {
 	tests := []struct {
 		name     string
-		exits    []dockerrt.Exit
+		exits    []container.Exit
 		state    api.RunState
 		attempts int
 	}{
-		{"fails every attempt", []dockerrt.Exit{{Code: 3}, {Code: 3}, {Code: 3}}, api.StateFailed, 3},
-		{"succeeds on the second", []dockerrt.Exit{{Code: 3}, {Code: 0}}, api.StateSucceeded, 2},
-		{"timeout then success", []dockerrt.Exit{{Code: 137, TimedOut: true}, {Code: 0}}, api.StateSucceeded, 2},
+		{"fails every attempt", []container.Exit{{Code: 3}, {Code: 3}, {Code: 3}}, api.StateFailed, 3},
+		{"succeeds on the second", []container.Exit{{Code: 3}, {Code: 0}}, api.StateSucceeded, 2},
+		{"timeout then success", []container.Exit{{Code: 137, TimedOut: true}, {Code: 0}}, api.StateSucceeded, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -389,7 +388,7 @@ func TestRetries(t *testing.T) {
 
 func TestShutdownDuringRetryDelayKeepsTheRunPending(t *testing.T) {
 	f := newFixture(t)
-	f.rt.exit = dockerrt.Exit{Code: 1}
+	f.rt.exit = container.Exit{Code: 1}
 	run, tool := scheduledRun(f, 1)
 	ctx := context.Background()
 	if err := f.r.Launch(ctx, run, tool); err != nil {

@@ -18,4 +18,9 @@
 // the rules between them. It keeps no state, reads no clock and does no I/O:
 // the store, the runner, the scheduler and the federation call it, and so
 // the scheduler and the federation need neither etcd nor Docker.
+//
+// # Rules
+//
+// Imports from mao: only api, detector, internal/randid, orchestrator/errs, toolspec.
+// Never links: etcd, Docker, go-git.
 package runs

@@ -150,14 +150,14 @@ func (s *Store) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSit
 	for _, m := range members {
 		switch {
 		case m.Name == req.Name:
-			return api.AddSiteResult{}, fmt.Errorf("site %s is an etcd member already: %w", req.Name, ErrExists)
+			return api.AddSiteResult{}, fmt.Errorf("site %s is an etcd member already: %w", req.Name, errs.ErrExists)
 		case m.Name == "":
 			return api.AddSiteResult{}, fmt.Errorf("member %x (%s) was added but has not started yet; start that site first, or remove it (federation remove-site %[1]x): %[3]w",
 				m.ID, strings.Join(m.PeerURLs, ","), errs.ErrInUse)
 		}
 		for _, p := range m.PeerURLs {
 			if p == req.PeerURL {
-				return api.AddSiteResult{}, fmt.Errorf("peer URL %s is member %s's already: %w", p, m.Name, ErrExists)
+				return api.AddSiteResult{}, fmt.Errorf("peer URL %s is member %s's already: %w", p, m.Name, errs.ErrExists)
 			}
 		}
 	}
@@ -249,15 +249,15 @@ cluster_state = existing
 }
 
 // RemoveSite removes a site that is not live: its etcd member, if it has
-// one, and its lasting record. A live site is ErrInUse. name may also be a member's ID in hex, for a member that was
+// one, and its lasting record. A live site is errs.ErrInUse. name may also be a member's ID in hex, for a member that was
 // added but never started (it has no name yet). A site without either is
-// ErrNotFound.
+// errs.ErrNotFound.
 func (s *Store) RemoveSite(ctx context.Context, name string) error {
 	var live api.Site
 	switch err := s.get(ctx, s.key(sitesDir, name), &live); {
 	case err == nil:
-		return fmt.Errorf("site %s is live (API %s); stop its orchestrator first: %w", name, live.APIAddr, ErrInUse)
-	case !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("site %s is live (API %s); stop its orchestrator first: %w", name, live.APIAddr, errs.ErrInUse)
+	case !errors.Is(err, errs.ErrNotFound):
 		return err
 	}
 	members, _, err := s.members(ctx)
@@ -278,7 +278,7 @@ func (s *Store) RemoveSite(ctx context.Context, name string) error {
 		removed = true
 	}
 	err = s.ForgetSite(ctx, name)
-	if errors.Is(err, ErrNotFound) && removed {
+	if errors.Is(err, errs.ErrNotFound) && removed {
 		return nil
 	}
 	return err

@@ -103,14 +103,14 @@ func TestFederationOfOneMember(t *testing.T) {
 			t.Errorf("%s: fields %v, want %v", tc.name, fields, tc.fields)
 		}
 	}
-	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: m.Name, PeerURL: "http://127.0.0.1:2380"}); !errors.Is(err, ErrExists) {
-		t.Errorf("a member's name: %v, want ErrExists", err)
+	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: m.Name, PeerURL: "http://127.0.0.1:2380"}); !errors.Is(err, errs.ErrExists) {
+		t.Errorf("a member's name: %v, want errs.ErrExists", err)
 	}
-	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "b", PeerURL: m.PeerURLs[0]}); !errors.Is(err, ErrExists) {
-		t.Errorf("a member's peer URL: %v, want ErrExists", err)
+	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "b", PeerURL: m.PeerURLs[0]}); !errors.Is(err, errs.ErrExists) {
+		t.Errorf("a member's peer URL: %v, want errs.ErrExists", err)
 	}
-	if err := s.RemoveSite(ctx, "nope"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("remove an unknown site: %v, want ErrNotFound", err)
+	if err := s.RemoveSite(ctx, "nope"); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("remove an unknown site: %v, want errs.ErrNotFound", err)
 	}
 	if f, err := s.Federation(ctx); err != nil || len(f.Members) != 1 {
 		t.Fatalf("the refused requests changed the cluster: %+v, %v", f, err)
@@ -160,7 +160,7 @@ func TestAddSiteToOneMember(t *testing.T) {
 		t.Errorf("a write after the add: %v", err)
 	}
 	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "c", PeerURL: testenv.FreeURL(t)}); !errors.Is(err, errs.ErrInUse) {
-		t.Errorf("a second add before b started: %v, want ErrInUse", err)
+		t.Errorf("a second add before b started: %v, want errs.ErrInUse", err)
 	}
 	for _, m := range f.Members {
 		if m.Name == "" && !m.Learner {
@@ -200,7 +200,7 @@ func TestAddAndRemoveSite(t *testing.T) {
 		t.Fatalf("the added member: %+v", m)
 	}
 	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "e", PeerURL: testenv.FreeURL(t)}); !errors.Is(err, errs.ErrInUse) {
-		t.Fatalf("a second add before d started: %v, want ErrInUse", err)
+		t.Fatalf("a second add before d started: %v, want errs.ErrInUse", err)
 	}
 	// Not started, it has no name yet: it is removed by its ID.
 	if err := s.RemoveSite(ctx, m.ID); err != nil {

@@ -76,7 +76,7 @@ func TestScheduleRecords(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
 	sch := toolspec.Schedule{ID: "t-daily-0001", Tool: "t", Spec: "daily", TZ: "UTC"}
-	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, ErrNotFound) {
+	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("schedule of an unknown tool: %v", err)
 	}
 	if err := s.CreateTool(ctx, tool("t", "")); err != nil {
@@ -90,7 +90,7 @@ func TestScheduleRecords(t *testing.T) {
 	if err := s.CreateSchedule(ctx, sch); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, ErrExists) {
+	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, errs.ErrExists) {
 		t.Fatalf("duplicate ID: %v", err)
 	}
 	got, rev, err := s.ScheduleRevision(ctx, sch.ID)
@@ -107,7 +107,7 @@ func TestScheduleRecords(t *testing.T) {
 	if err := s.DeleteSchedule(ctx, sch.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateSchedule(ctx, got, rev); !errors.Is(err, ErrNotFound) {
+	if err := s.UpdateSchedule(ctx, got, rev); !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("update of a removed schedule: %v", err)
 	}
 	var seen []string

@@ -19,13 +19,9 @@ import (
 	"github.com/mao-research/mao/toolspec"
 )
 
-// The store's errors, of the kinds in package errs.
-var (
-	ErrNotFound    = errs.ErrNotFound
-	ErrExists      = errs.ErrExists
-	ErrInUse       = errs.ErrInUse
-	ErrUnavailable = errs.New(errs.ErrUnavailable, "etcd unavailable")
-)
+// ErrUnavailable is the store's error when etcd does not answer in time;
+// it is of kind errs.ErrUnavailable.
+var ErrUnavailable = errs.New(errs.ErrUnavailable, "etcd unavailable")
 
 // Key directories under the prefix; see docs/etcd-keys.md.
 const (
@@ -71,7 +67,7 @@ func New(c *clientv3.Client, opts Options) *Store {
 
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }
 
-// CreateTool stores a new tool. It fails with ErrExists when the name is
+// CreateTool stores a new tool. It fails with errs.ErrExists when the name is
 // taken, and with a *toolspec.ValidationError when the input dataset it names
 // is not registered.
 func (s *Store) CreateTool(ctx context.Context, t toolspec.Tool) error {
@@ -87,7 +83,7 @@ func (s *Store) CreateTool(ctx context.Context, t toolspec.Tool) error {
 	return wrapName(err, "tool", t.Name)
 }
 
-// Tool returns the named tool or ErrNotFound.
+// Tool returns the named tool or errs.ErrNotFound.
 func (s *Store) Tool(ctx context.Context, name string) (toolspec.Tool, error) {
 	var t toolspec.Tool
 	return t, wrapName(s.get(ctx, s.key(toolsDir, name), &t), "tool", name)
@@ -104,12 +100,12 @@ func (s *Store) DeleteTool(ctx context.Context, name string) error {
 	return wrapName(s.delete(ctx, s.key(toolsDir, name)), "tool", name)
 }
 
-// CreateDataset stores a new dataset or fails with ErrExists.
+// CreateDataset stores a new dataset or fails with errs.ErrExists.
 func (s *Store) CreateDataset(ctx context.Context, d toolspec.Dataset) error {
 	return wrapName(s.create(ctx, s.key(datasetsDir, d.Name), d, nil), "dataset", d.Name)
 }
 
-// Dataset returns the named dataset or ErrNotFound.
+// Dataset returns the named dataset or errs.ErrNotFound.
 func (s *Store) Dataset(ctx context.Context, name string) (toolspec.Dataset, error) {
 	var d toolspec.Dataset
 	return d, wrapName(s.get(ctx, s.key(datasetsDir, name), &d), "dataset", name)
@@ -122,7 +118,7 @@ func (s *Store) Datasets(ctx context.Context) ([]toolspec.Dataset, error) {
 }
 
 // DeleteDataset removes a dataset unless a tool names it as its input, in
-// which case it fails with ErrInUse. The check and the delete are one
+// which case it fails with errs.ErrInUse. The check and the delete are one
 // transaction: a tool registered in between makes it try again.
 func (s *Store) DeleteDataset(ctx context.Context, name string) error {
 	for {
@@ -137,7 +133,7 @@ func (s *Store) DeleteDataset(ctx context.Context, name string) error {
 			}
 		}
 		if len(users) > 0 {
-			return fmt.Errorf("dataset %s is the input of tool %s: %w", name, strings.Join(users, ", "), ErrInUse)
+			return fmt.Errorf("dataset %s is the input of tool %s: %w", name, strings.Join(users, ", "), errs.ErrInUse)
 		}
 		unchanged := clientv3.Compare(clientv3.ModRevision(s.prefix+toolsDir).WithPrefix(), "<", rev+1)
 		err = s.delete(ctx, s.key(datasetsDir, name), unchanged)
@@ -166,7 +162,7 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 		var cur api.Run
 		rev, err := s.getRev(ctx, key, &cur)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, errs.ErrNotFound):
 			rev = 0
 		case err != nil:
 			return wrapName(err, "run", r.ID)
@@ -184,7 +180,7 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	}
 }
 
-// Run returns one run record or ErrNotFound.
+// Run returns one run record or errs.ErrNotFound.
 func (s *Store) Run(ctx context.Context, id string) (api.Run, error) {
 	var r api.Run
 	return r, wrapName(s.get(ctx, s.key(runsDir, id), &r), "run", id)
@@ -237,7 +233,7 @@ func (s *Store) create(ctx context.Context, key string, v any, conds []clientv3.
 		return nil
 	}
 	if resp.Responses[0].GetResponseRange().Count > 0 {
-		return ErrExists
+		return errs.ErrExists
 	}
 	return errCondition
 }
@@ -269,7 +265,7 @@ func (s *Store) getRev(ctx context.Context, key string, v any) (int64, error) {
 		return 0, s.unavailable(ctx, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return 0, ErrNotFound
+		return 0, errs.ErrNotFound
 	}
 	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
 		return 0, fmt.Errorf("decode %s: %w", key, err)
@@ -334,7 +330,7 @@ func (s *Store) delete(ctx context.Context, key string, conds ...clientv3.Cmp) e
 		return nil
 	}
 	if resp.Responses[0].GetResponseRange().Count == 0 {
-		return ErrNotFound
+		return errs.ErrNotFound
 	}
 	return errCondition
 }
@@ -384,9 +380,9 @@ func wrapName(err error, kind, name string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, errs.ErrNotFound):
 		return fmt.Errorf("no %s named %q: %w", kind, name, err)
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, errs.ErrExists):
 		return fmt.Errorf("a %s named %q is already registered: %w", kind, name, err)
 	}
 	return err
@@ -402,24 +398,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Registry kinds, for ListRegistry and WatchRegistry.
-const (
-	KindTool    = "tool"
-	KindDataset = "dataset"
-)
-
-// RegistryEvent is a tool or dataset record, or its deletion: Tool or
-// Dataset is set for a record, neither for a deletion.
-type RegistryEvent struct {
-	Kind    string // KindTool or KindDataset
-	Name    string
-	Tool    *toolspec.Tool
-	Dataset *toolspec.Dataset
-}
-
 // registryDir is the key directory of a registry kind.
 func registryDir(kind string) string {
-	if kind == KindDataset {
+	if kind == toolspec.KindDataset {
 		return datasetsDir
 	}
 	return toolsDir
@@ -427,14 +408,14 @@ func registryDir(kind string) string {
 
 // ListRegistry returns every record of a registry kind, and the revision
 // it read at, for WatchRegistry.
-func (s *Store) ListRegistry(ctx context.Context, kind string) ([]RegistryEvent, int64, error) {
+func (s *Store) ListRegistry(ctx context.Context, kind string) ([]toolspec.RegistryEvent, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.c.Get(ctx, s.prefix+registryDir(kind), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, s.unavailable(ctx, err)
 	}
-	out := make([]RegistryEvent, 0, len(resp.Kvs))
+	out := make([]toolspec.RegistryEvent, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		if e, ok := s.registryEvent(kind, kv, true); ok {
 			out = append(out, e)
@@ -446,19 +427,19 @@ func (s *Store) ListRegistry(ctx context.Context, kind string) ([]RegistryEvent,
 // WatchRegistry reports changes to a registry kind after revision rev,
 // until ctx ends or the watch fails; then it closes the channel and the
 // caller lists the records again.
-func (s *Store) WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []RegistryEvent {
-	return watch(ctx, s, s.prefix+registryDir(kind), rev, func(ev *clientv3.Event) (RegistryEvent, bool) {
+func (s *Store) WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []toolspec.RegistryEvent {
+	return watch(ctx, s, s.prefix+registryDir(kind), rev, func(ev *clientv3.Event) (toolspec.RegistryEvent, bool) {
 		return s.registryEvent(kind, ev.Kv, ev.Type == clientv3.EventTypePut)
 	})
 }
 
-func (s *Store) registryEvent(kind string, kv *mvccpb.KeyValue, put bool) (RegistryEvent, bool) {
-	e := RegistryEvent{Kind: kind, Name: strings.TrimPrefix(string(kv.Key), s.prefix+registryDir(kind))}
+func (s *Store) registryEvent(kind string, kv *mvccpb.KeyValue, put bool) (toolspec.RegistryEvent, bool) {
+	e := toolspec.RegistryEvent{Kind: kind, Name: strings.TrimPrefix(string(kv.Key), s.prefix+registryDir(kind))}
 	if !put {
 		return e, true
 	}
 	var err error
-	if kind == KindDataset {
+	if kind == toolspec.KindDataset {
 		e.Dataset = new(toolspec.Dataset)
 		err = json.Unmarshal(kv.Value, e.Dataset)
 	} else {

@@ -1,0 +1,7 @@
+// Package randid makes the random parts of run and schedule IDs.
+//
+// # Rules
+//
+// Imports from mao: nothing.
+// Never links: etcd, Docker, go-git, net/http.
+package randid
