@@ -1,4 +1,5 @@
-// Package randid makes the random parts of run and schedule IDs.
+// Package randid makes the random parts of run, schedule and notification
+// IDs.
 //
 // # Rules
 //

@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -44,9 +45,24 @@ func rel(path string) string {
 	return r
 }
 
-// listPackages runs `go list -json ./...` at the module's root.
+// listed is `go list`'s answer, read once for every test.
+var listed struct {
+	once sync.Once
+	pkgs map[string]pkg
+	err  error
+}
+
+// listPackages runs `go list -json ./...` at the module's root, once.
 func listPackages(t *testing.T) map[string]pkg {
 	t.Helper()
+	listed.once.Do(func() { listed.pkgs, listed.err = goList() })
+	if listed.err != nil {
+		t.Fatal(listed.err)
+	}
+	return listed.pkgs
+}
+
+func goList() (map[string]pkg, error) {
 	goBin, err := exec.LookPath("go")
 	if err != nil {
 		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
@@ -57,18 +73,18 @@ func listPackages(t *testing.T) map[string]pkg {
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
 	if err != nil {
-		t.Fatalf("go list: %v\n%s", err, stderr.String())
+		return nil, fmt.Errorf("go list: %v\n%s", err, stderr.String())
 	}
 	pkgs := map[string]pkg{}
 	dec := json.NewDecoder(bytes.NewReader(out))
 	for dec.More() {
 		var p pkg
 		if err := dec.Decode(&p); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		pkgs[rel(p.ImportPath)] = p
 	}
-	return pkgs
+	return pkgs, nil
 }
 
 // rule is what one package's doc.go says of its imports.
@@ -213,6 +229,11 @@ func check(pkgs map[string]pkg, rules map[string]rule) []string {
 	}
 	for _, name := range slices.Sorted(maps.Keys(rules)) {
 		r, p := rules[name], pkgs[name]
+		for _, listedName := range append(slices.Clone(r.imports), r.importedBy...) {
+			if pkgs[listedName].ImportPath == "" {
+				problems = append(problems, fmt.Sprintf("%s: its rules name %s, which is not a package of this module", name, listedName))
+			}
+		}
 		for _, imp := range p.Imports {
 			if dep := rel(imp); dep != "" && !slices.Contains(r.imports, dep) {
 				problems = append(problems, fmt.Sprintf("%s imports %s, which its doc.go does not allow (Imports from mao)", name, dep))
@@ -394,7 +415,7 @@ func TestTheRulesCatchABreach(t *testing.T) {
 	rules := map[string]rule{
 		"leaf":       {hasImports: true, hasBy: true, importedBy: []string{"room"}},
 		"room":       {hasImports: true, imports: []string{"leaf"}, never: []string{"Docker"}},
-		"other":      {hasImports: true},
+		"other":      {hasImports: true, imports: []string{"lef"}},
 		"consumer":   {hasImports: true, imports: []string{"room"}, never: []string{"etcd"}},
 		"typo-maker": {hasImports: true, never: []string{"Dokcer"}},
 	}
@@ -403,6 +424,7 @@ func TestTheRulesCatchABreach(t *testing.T) {
 		"consumer links go.etcd.io/etcd/client/v3 (etcd)",
 		"leaf is imported by other",
 		"other imports leaf",
+		"other: its rules name lef",
 		`typo-maker: Never links: "Dokcer" is not a known name`,
 	}
 	if len(got) != len(want) {

@@ -49,8 +49,10 @@ type Daemon struct {
 type Options struct {
 	Log *slog.Logger // default: discard
 	// Clock tells the time to every part of the site (runs' times,
-	// schedules' ticks, records' stamps); default the real clock. Tests
-	// pass a fake one for output that does not change from run to run.
+	// schedules' ticks, records' stamps) and times its waits (retries,
+	// retry delays, relists); default the real clock. A test may pass one
+	// whose Now is fixed, for output that does not change from run to run,
+	// but its timers must still fire, or the site's retries stall.
 	Clock clockwork.Clock
 }
 
@@ -189,6 +191,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			log.Warn("leave", "err", err)
 		}
 	})
+	// Pruned runs' logs go from here on, however late their watch starts.
+	pruneFrom, err := st.Revision(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := run.Recover(ctx); err != nil {
 		return nil, err
 	}
@@ -208,7 +215,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
 		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
 	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
-		federation.NewPrunedLogs(st, logs, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
+		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
 	if promote != nil {
 		workers = append(workers, func(ctx context.Context) { promote(ctx, etcd, st) })
 	}

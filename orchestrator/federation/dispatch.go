@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/runs"
@@ -77,6 +79,9 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
+	}
 	if o.Relist <= 0 {
 		o.Relist = time.Minute
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/orchestrator/federation"
+	"github.com/mao-research/mao/orchestrator/runs"
 )
 
 // fakeDeletions is a watch of run deletions that the test drives: each
@@ -18,15 +19,16 @@ import (
 type fakeDeletions struct{ watches chan *deletionWatch }
 
 type deletionWatch struct {
-	ch   chan []string
+	from int64 // the revision it watches after
+	ch   chan []runs.Deletion
 	once sync.Once
 }
 
 // fail ends the watch, as a watch that etcd cancelled.
 func (w *deletionWatch) fail() { w.once.Do(func() { close(w.ch) }) }
 
-func (f fakeDeletions) WatchRunDeletions(ctx context.Context) <-chan []string {
-	w := &deletionWatch{ch: make(chan []string)}
+func (f fakeDeletions) WatchRunDeletions(ctx context.Context, rev int64) <-chan []runs.Deletion {
+	w := &deletionWatch{from: rev, ch: make(chan []runs.Deletion)}
 	go func() { <-ctx.Done(); w.fail() }()
 	f.watches <- w
 	return w.ch
@@ -60,35 +62,58 @@ var (
 )
 
 // TestPrunedLogs checks that the logs of pruned runs are removed, that a
-// failed removal does not stop the others, and that a watch that fails is
-// started again after the retry delay.
+// failed removal does not stop the others, that a watch that fails starts
+// again after the retry delay from the last deletion seen, and that one
+// that keeps failing without a deletion starts from now.
 func TestPrunedLogs(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(start)
 	dels, logs := fakeDeletions{watches: make(chan *deletionWatch, 1)}, &fakeLogFiles{}
-	p := federation.NewPrunedLogs(dels, logs, federation.Options{Site: "here", Clock: clock})
+	p := federation.NewPrunedLogs(dels, logs, 5, federation.Options{Site: "here", Clock: clock})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); p.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
+	// fail ends a watch and returns the next, once the retry delay passed.
+	fail := func(w *deletionWatch) *deletionWatch {
+		t.Helper()
+		w.fail()
+		wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer wcancel()
+		if err := clock.BlockUntilContext(wctx, 1); err != nil {
+			t.Fatal(err)
+		}
+		clock.Advance(2 * time.Second)
+		return <-dels.watches
+	}
 	watch := <-dels.watches
-	watch.ch <- []string{"r1", "broken", "r2"}
+	if watch.from != 5 {
+		t.Fatalf("first watch from %d, want 5", watch.from)
+	}
+	watch.ch <- []runs.Deletion{{Run: "r1", Rev: 7}, {Run: "broken", Rev: 8}, {Run: "r2", Rev: 9}}
 	watch.ch <- nil // taken once the batch before is handled
 	if got := logs.list(); !slices.Equal(got, []string{"r1", "r2"}) {
 		t.Fatalf("removed %v, want r1 r2", got)
 	}
-
-	// The watch fails: a new one starts after the retry delay.
-	watch.fail()
-	wctx, wcancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer wcancel()
-	if err := clock.BlockUntilContext(wctx, 1); err != nil {
-		t.Fatal(err)
+	steps := []struct {
+		name string
+		send []runs.Deletion
+		from int64 // where the next watch starts
+	}{
+		{"resumes after the last deletion", nil, 9},
+		{"a failure without deletions: from the same revision", nil, 9},
+		{"a second one in a row: from now", nil, 0},
+		{"a deletion resets it", []runs.Deletion{{Run: "r3", Rev: 12}}, 12},
 	}
-	clock.Advance(2 * time.Second)
-	watch = <-dels.watches
-	watch.ch <- []string{"r3"}
-	watch.ch <- nil
+	for _, st := range steps {
+		if st.send != nil {
+			watch.ch <- st.send
+			watch.ch <- nil
+		}
+		if watch = fail(watch); watch.from != st.from {
+			t.Fatalf("%s: next watch from %d, want %d", st.name, watch.from, st.from)
+		}
+	}
 	if got := logs.list(); !slices.Equal(got, []string{"r1", "r2", "r3"}) {
 		t.Fatalf("removed %v, want r1 r2 r3", got)
 	}

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
@@ -36,6 +38,9 @@ type Registry struct {
 
 // NewRegistry returns an empty Registry; Run fills and follows it.
 func NewRegistry(st RegistryStore, clock Clock, log *slog.Logger) *Registry {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
 	return &Registry{st: st, clock: clock, log: log, retry: 2 * time.Second,
 		tools: map[string]toolspec.Tool{}, datasets: map[string]toolspec.Dataset{}}
 }

@@ -167,6 +167,7 @@ type fakeGit struct {
 	discarded []string
 	calls     []string // "sync DIR", "discard DIR", in order
 	hang      bool     // Sync waits for its context to end
+	commitErr error    // what Commit fails with, if set
 }
 
 func (f *fakeGit) Sync(ctx context.Context, dir, url, branch string) (string, string, error) {
@@ -185,6 +186,9 @@ func (f *fakeGit) Commit(context.Context, string, string) (string, []string, err
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.commits++
+	if f.commitErr != nil {
+		return "", nil, f.commitErr
+	}
 	return fmt.Sprintf("c%d", f.commits), f.files, nil
 }
 

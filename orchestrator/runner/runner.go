@@ -325,9 +325,9 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	if err == nil {
 		out.ExitCode = &exit.Code
 	}
-	failure := failure(ctx, exit, err)
+	end := ending(ctx, exit, err, tool)
 	ctx = context.WithoutCancel(ctx) // what the attempt did is recorded, whatever happens now
-	if failure == "" {
+	if end == nil {
 		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
 		after, files, err := r.git.Commit(ctx, dir, msg)
 		if err == nil {
@@ -335,38 +335,45 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 			out.Verdicts = r.detect(ctx, run, tool, dir, out)
 			return r.apply(run, runs.Succeed{Outcome: out})
 		}
-		failure = fmt.Sprintf("commit the run's output: %v", err)
+		end = runs.Fail{Reason: fmt.Sprintf("commit the run's output: %v", err)}
 	}
-	if out.Files, err = r.git.Discard(ctx, dir); err != nil {
+	// The attempt failed: what it left in the clone goes, so that the next
+	// run's commit does not take it in.
+	files, err := r.git.Discard(ctx, dir)
+	if err != nil {
 		r.opts.Log.Error("discard a failed run's output", "run", run.ID, "dir", dir, "err", err)
 	}
-	if exit.TimedOut && failure == errTimedOut {
-		return r.apply(run, runs.TimeOut{Limit: tool.TimeoutDuration(), Outcome: out})
+	out.Files = files
+	switch e := end.(type) {
+	case runs.TimeOut:
+		e.Outcome = out
+		end = e
+	case runs.Fail:
+		e.Outcome = out
+		end = e
 	}
-	return r.apply(run, runs.Fail{Reason: failure, Outcome: out})
+	return r.apply(run, end)
 }
 
-// errTimedOut is failure's answer for a container stopped at its timeout.
-const errTimedOut = "timed out"
-
-// failure is why an attempt's container failed, from its exit and the error
-// of running it; "" when it exited 0.
-func failure(ctx context.Context, exit container.Exit, err error) string {
+// ending is how an attempt whose container ran (or failed to) ends: nil
+// when it exited 0 (the output is then committed), else runs.Fail or
+// runs.TimeOut; their outcome is filled in by the caller.
+func ending(ctx context.Context, exit container.Exit, err error, tool toolspec.Tool) runs.Event {
 	switch {
 	case err != nil && ctx.Err() != nil:
 		cause := "the orchestrator shut down while the run was running"
 		if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
 			cause = c.Error()
 		}
-		return "interrupted: " + cause
+		return runs.Fail{Reason: "interrupted: " + cause}
 	case err != nil:
-		return fmt.Sprintf("container: %v", err)
+		return runs.Fail{Reason: fmt.Sprintf("container: %v", err)}
 	case exit.TimedOut:
-		return errTimedOut
+		return runs.TimeOut{Limit: tool.TimeoutDuration()}
 	case exit.Code != 0:
-		return fmt.Sprintf("exit code %d", exit.Code)
+		return runs.Fail{Reason: fmt.Sprintf("exit code %d", exit.Code)}
 	}
-	return ""
+	return nil
 }
 
 // detect checks a successful attempt's output with the spike detector,

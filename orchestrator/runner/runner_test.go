@@ -86,6 +86,10 @@ func TestRunOutcomes(t *testing.T) {
 			api.StateFailed, -1, "image: pull img:1: connection refused", false, false},
 		{"with input dataset", func(*fixture) {}, "t2", api.StateSucceeded, 0, "", true, true},
 		{"missing input dataset", func(f *fixture) { delete(f.reg.datasets, "ds") }, "t2", api.StateFailed, -1, "input dataset ds: dataset ds: not found", false, false},
+		// The output of a run whose commit failed is discarded like a
+		// failed run's, so that the next run's commit does not take it in.
+		{"commit error", func(f *fixture) { f.git.commitErr = errors.New("disk full") }, "t1", api.StateFailed, 0,
+			"commit the run's output: disk full", false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -104,7 +108,7 @@ func TestRunOutcomes(t *testing.T) {
 			if run.FinishedAt == nil || run.StartedAt == nil {
 				t.Errorf("times not recorded: %+v", run)
 			}
-			if got := f.git.commits == 1; got != tc.committed {
+			if got := f.git.commits == 1 && f.git.commitErr == nil; got != tc.committed {
 				t.Errorf("committed = %v, want %v", got, tc.committed)
 			}
 			if tc.committed && (run.DataCommitAfter != "c1" || run.DataCommitBefore != "c0" || !slices.Equal(run.Files, []string{"control-1.csv"})) {

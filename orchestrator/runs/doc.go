@@ -1,7 +1,7 @@
 // Package runs owns a run's life: the one place that says what a run record
 // is and how it may change.
 //
-//   - ID is a run's name, in one Format and one Parse: a run asked for by
+//   - ID is a run's name, formatted by ID.String and read by Parse: a run asked for by
 //     hand (<tool>-<unix seconds>-<6 hex digits>), a schedule's tick
 //     (<schedule>-<tick in unix seconds>), and one run of an --all target
 //     (either of those, then -<site>). A retried or lost-and-requested-again
@@ -15,9 +15,10 @@
 //     record (RequestOf).
 //
 // The states themselves are the wire type api.RunState; this package owns
-// the rules between them. It keeps no state, reads no clock and does no I/O:
-// the store, the runner, the scheduler and the federation call it, and so
-// the scheduler and the federation need neither etcd nor Docker.
+// the rules between them. It keeps no state, reads no clock and does no
+// I/O (but for crypto/rand's nonces): the store, the runner, the scheduler
+// and the federation call it, and so the scheduler and the federation need
+// neither etcd nor Docker.
 //
 // # Rules
 //

@@ -24,7 +24,8 @@ type ID struct {
 // nonceDigits is the length of a manual run's nonce.
 const nonceDigits = 6
 
-// Manual is the ID of a run of tool asked for at now, with a fresh nonce.
+// Manual is the ID of a run of tool asked for at now, with a fresh nonce
+// (from crypto/rand).
 func Manual(tool string, now time.Time) ID {
 	return ID{Tool: tool, Time: now.UTC().Truncate(time.Second), Nonce: randid.Hex(nonceDigits / 2)}
 }
@@ -81,7 +82,7 @@ func Parse(s, schedule, tool string) (ID, error) {
 	}
 	digits, rest, more := strings.Cut(rest, "-")
 	secs, err := strconv.ParseInt(digits, 10, 64)
-	if err != nil || digits == "" || digits[0] == '+' || digits[0] == '-' {
+	if err != nil || digits == "" || digits[0] == '+' || digits[0] == '-' || (digits[0] == '0' && len(digits) > 1) {
 		return ID{}, fmt.Errorf("run ID %q: %q is not a time in Unix seconds", s, digits)
 	}
 	id.Time = time.Unix(secs, 0).UTC()

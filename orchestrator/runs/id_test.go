@@ -23,7 +23,7 @@ func TestIDFormatAndParse(t *testing.T) {
 		{"tick of an --all schedule", ID{Schedule: "s-every-0001", Time: at, Site: "abcdef"},
 			"s-every-0001-1796193000-abcdef", "s-every-0001", ""},
 		{"a site named like digits", ID{Schedule: "s", Time: at, Site: "2026"}, "s-1796193000-2026", "s", ""},
-		{"a tick before 1970", ID{Schedule: "s", Time: time.Unix(0, 0).UTC()}, "s-0", "s", ""},
+		{"a tick at the Unix epoch", ID{Schedule: "s", Time: time.Unix(0, 0).UTC()}, "s-0", "s", ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -48,6 +48,8 @@ func TestParseRefuses(t *testing.T) {
 		{"no time", "t--abcdef", "", "t", "not a time"},
 		{"a signed time", "s-+1", "s", "", "not a time"},
 		{"a time that is not a number", "s-x1", "s", "", "not a time"},
+		{"a time with a leading zero", "s-01", "s", "", "not a time"},
+		{"a negative time", "s--5", "s", "", "not a time"},
 		{"no nonce", "t-1", "", "t", "nonce"},
 		{"a short nonce", "t-1-abc", "", "t", "nonce"},
 		{"an upper-case nonce", "t-1-ABCDEF", "", "t", "nonce"},

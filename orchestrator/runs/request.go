@@ -37,3 +37,11 @@ func RequestOf(r api.Run, at time.Time) (req Request, ok bool) {
 	}
 	return req, true
 }
+
+// Deletion is a run record's deletion (its schedule's history was pruned),
+// as a watch of the store reports it: the run and the store revision it
+// was deleted at, from which a watch that failed goes on.
+type Deletion struct {
+	Run string
+	Rev int64
+}

@@ -113,6 +113,15 @@ type errState string
 
 func (e errState) Error() string { return string(e) }
 
+// held allows only a run that a site holds, in one of the given states:
+// a run that waits for a site is claimed first.
+func held(r api.Run, states ...api.RunState) error {
+	if r.Site == "" {
+		return errState("no site holds it")
+	}
+	return in(r, states...)
+}
+
 // in allows only the given states.
 func in(r api.Run, states ...api.RunState) error {
 	for _, s := range states {
@@ -135,13 +144,8 @@ func (e Claim) from(r api.Run) error {
 }
 func (e Claim) apply(r *api.Run, _ time.Time) { r.Site = e.Site }
 
-func (Start) name() string { return "start" }
-func (Start) from(r api.Run) error {
-	if r.Site == "" {
-		return errState("no site holds it")
-	}
-	return in(r, api.StatePending)
-}
+func (Start) name() string         { return "start" }
+func (Start) from(r api.Run) error { return held(r, api.StatePending) }
 func (Start) apply(r *api.Run, now time.Time) {
 	r.State, r.StartedAt, r.RetryAt = api.StateRunning, &now, nil
 }
@@ -154,7 +158,7 @@ func (e Succeed) apply(r *api.Run, now time.Time) {
 }
 
 func (Fail) name() string         { return "fail" }
-func (Fail) from(r api.Run) error { return in(r, api.StatePending, api.StateRunning) }
+func (Fail) from(r api.Run) error { return held(r, api.StatePending, api.StateRunning) }
 func (e Fail) apply(r *api.Run, now time.Time) {
 	end(r, api.StateFailed, e.Reason, now)
 	e.Outcome.copyTo(r)
@@ -203,21 +207,20 @@ func (e Lose) apply(r *api.Run, now time.Time) {
 	}
 	if started {
 		fileAttempt(r, api.StateLost, reason, now)
-		r.RetryAt = nil // a run that waited for its retry delay keeps it
 	}
 	target := retryTarget(*r, e.Site)
 	r.Target, r.Site = &target, ""
 }
 
 func (Skip) name() string         { return "skip" }
-func (Skip) from(r api.Run) error { return in(r, api.StatePending) }
+func (Skip) from(r api.Run) error { return held(r, api.StatePending) }
 func (e Skip) apply(r *api.Run, now time.Time) {
 	end(r, api.StateSkipped, e.Reason, now)
 	noAttempt(r)
 }
 
 func (Miss) name() string         { return "miss" }
-func (Miss) from(r api.Run) error { return in(r, api.StatePending) }
+func (Miss) from(r api.Run) error { return held(r, api.StatePending) }
 func (e Miss) apply(r *api.Run, now time.Time) {
 	end(r, api.StateMissed, e.Reason, now)
 	noAttempt(r)
@@ -228,7 +231,7 @@ func (Orphan) from(r api.Run) error {
 	if r.Schedule == "" {
 		return errState("only a schedule's tick can be orphaned")
 	}
-	return in(r, api.StatePending)
+	return held(r, api.StatePending)
 }
 func (Orphan) apply(r *api.Run, now time.Time) {
 	end(r, api.StateFailed, fmt.Sprintf("orphaned: tool %s is no longer registered; register it again, or pause or remove schedule %s",
@@ -241,10 +244,11 @@ func end(r *api.Run, state api.RunState, reason string, now time.Time) {
 	r.State, r.Reason, r.FinishedAt, r.RetryAt = state, reason, &now, nil
 }
 
-// noAttempt marks a run that ended without running as having made no
-// attempt (attempt 0), unless it had made some already.
+// noAttempt marks a schedule's tick that ended without running (missed,
+// skipped, orphaned) as having made no attempt: attempt 0. A run asked for
+// by hand, or one that had an attempt already, keeps its number.
 func noAttempt(r *api.Run) {
-	if len(r.Attempts) == 0 && r.StartedAt == nil {
+	if r.Schedule != "" && len(r.Attempts) == 0 && r.StartedAt == nil {
 		r.Attempt = 0
 	}
 }

@@ -51,7 +51,8 @@ func TestLegality(t *testing.T) {
 	lastAttempt := record(api.StateFailed, "a")
 	lastAttempt.Attempt = 2
 	variants := []variant{
-		{"pending, waiting for a site", record(api.StatePending, ""), []string{"claim", "fail", "skip", "miss"}},
+		{"pending, waiting for a site", record(api.StatePending, ""), []string{"claim"}},
+		{"a tick waiting for a site", func() api.Run { r := record(api.StatePending, ""); r.Schedule = "s"; return r }(), []string{"claim"}},
 		{"pending at a site", record(api.StatePending, "a"), []string{"start", "fail", "lose", "skip", "miss"}},
 		{"a pending tick", tick, []string{"start", "fail", "lose", "skip", "miss", "orphan"}},
 		{"running", record(api.StateRunning, "a"), []string{"succeed", "fail", "time out", "lose"}},
@@ -198,7 +199,10 @@ func TestTransitions(t *testing.T) {
 		}(), Lose{Site: "a"}, func(r *api.Run) {
 			r.Site, r.Target = "", &toolspec.Target{Mode: toolspec.TargetSite, Site: "a"}
 		}},
-		{"skip", record(api.StatePending, "a"), Skip{Reason: "busy"}, func(r *api.Run) {
+		{"skip a run asked for by hand: it keeps its attempt", record(api.StatePending, "a"), Skip{Reason: "busy"}, func(r *api.Run) {
+			r.State, r.Reason, r.FinishedAt = api.StateSkipped, "busy", &now
+		}},
+		{"skip a tick: attempt 0", tick, Skip{Reason: "busy"}, func(r *api.Run) {
 			r.State, r.Reason, r.FinishedAt, r.Attempt = api.StateSkipped, "busy", &now, 0
 		}},
 		{"skip a run that had an attempt", withRetryAt, Skip{Reason: "busy"}, func(r *api.Run) {

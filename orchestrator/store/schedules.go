@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -27,11 +28,19 @@ type indexEntry struct {
 	Run string `json:"run"`
 }
 
-// scheduleRunKey is the index key of a scheduled run: its run ID with the
-// schedule's ID as a directory, so that the runs of a schedule list in tick
-// order.
+// scheduleRunKey is the index key of a scheduled run: the schedule's ID
+// as a directory, then the tick (and, for an --all schedule, -<site>), so
+// that the runs of a schedule list in tick order.
 func (s *Store) scheduleRunKey(r api.Run) string {
-	return s.key(scheduleRunDir, r.Schedule+"/"+strings.TrimPrefix(r.ID, r.Schedule+"-"))
+	id, err := runs.Parse(r.ID, r.Schedule, "")
+	if err != nil { // not a tick's ID: keep it whole, under its schedule
+		return s.key(scheduleRunDir, r.Schedule+"/"+r.ID)
+	}
+	tick := strconv.FormatInt(id.Time.Unix(), 10)
+	if id.Site != "" {
+		tick += "-" + id.Site
+	}
+	return s.key(scheduleRunDir, r.Schedule+"/"+tick)
 }
 
 // CreateSchedule stores a new schedule of a registered tool. It fails with
@@ -128,13 +137,26 @@ func (s *Store) WatchSchedules(ctx context.Context, rev int64) <-chan []toolspec
 	})
 }
 
-// WatchRunDeletions reports the IDs of run records deleted (pruned) from
-// now on, until ctx ends or the watch fails; then it closes the channel.
-func (s *Store) WatchRunDeletions(ctx context.Context) <-chan []string {
+// WatchRunDeletions reports the run records deleted (pruned) after
+// revision rev (0: from now), until ctx ends or the watch fails; then it
+// closes the channel.
+func (s *Store) WatchRunDeletions(ctx context.Context, rev int64) <-chan []runs.Deletion {
 	prefix := s.prefix + runsDir
-	return watch(ctx, s, prefix, 0, func(ev *clientv3.Event) (string, bool) {
-		return strings.TrimPrefix(string(ev.Kv.Key), prefix), ev.Type == clientv3.EventTypeDelete
+	return watch(ctx, s, prefix, rev, func(ev *clientv3.Event) (runs.Deletion, bool) {
+		return runs.Deletion{Run: strings.TrimPrefix(string(ev.Kv.Key), prefix), Rev: ev.Kv.ModRevision}, ev.Type == clientv3.EventTypeDelete
 	})
+}
+
+// Revision is the store's current revision, for a watch that must see
+// everything from now on, however late it starts.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.prefix, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, s.unavailable(ctx, err)
+	}
+	return resp.Header.Revision, nil
 }
 
 // watch follows the keys under prefix after revision rev (0: from now),

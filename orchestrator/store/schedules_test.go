@@ -86,7 +86,10 @@ func TestScheduleRecords(t *testing.T) {
 	watchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := s.WatchSchedules(watchCtx, rev0)
-	deletions := s.WatchRunDeletions(watchCtx)
+	from, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.CreateSchedule(ctx, sch); err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +127,17 @@ func TestScheduleRecords(t *testing.T) {
 	if _, err := s.PruneSchedule(ctx, sch.ID, 1); err != nil {
 		t.Fatal(err)
 	}
-	if ids := <-deletions; fmt.Sprint(ids) != "[t-daily-0001-1795300000]" {
-		t.Fatalf("deleted runs seen: %v", ids)
+	// A watch that starts after the deletion sees it, from the revision
+	// read before; one from the deletion's own revision sees nothing more.
+	ds := <-s.WatchRunDeletions(watchCtx, from)
+	if len(ds) != 1 || ds[0].Run != "t-daily-0001-1795300000" || ds[0].Rev <= from {
+		t.Fatalf("deleted runs seen: %+v", ds)
+	}
+	s.ClaimRun(ctx, tickRun(sch.ID, 1795300020, api.StateSucceeded))
+	if _, err := s.PruneSchedule(ctx, sch.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if next := <-s.WatchRunDeletions(watchCtx, ds[0].Rev); len(next) != 1 || next[0].Run != "t-daily-0001-1795300010" {
+		t.Fatalf("deleted runs seen after revision %d: %+v", ds[0].Rev, next)
 	}
 }
