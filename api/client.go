@@ -241,6 +241,12 @@ func (c *Client) AddSite(ctx context.Context, req AddSiteRequest) (AddSiteResult
 	return out, c.do(ctx, http.MethodPost, "/federation/sites", nil, req, &out)
 }
 
+// Credentials issues a collaborator's read-only certificate for etcd.
+func (c *Client) Credentials(ctx context.Context, req CredentialsRequest) (Credentials, error) {
+	var out Credentials
+	return out, c.do(ctx, http.MethodPost, "/federation/credentials", nil, req, &out)
+}
+
 // RemoveSite removes the named site's etcd member from the cluster.
 func (c *Client) RemoveSite(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/federation/sites/"+url.PathEscape(name), nil, nil, nil)

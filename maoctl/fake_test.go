@@ -779,13 +779,9 @@ func (f *fakeOrchestrator) handler() http.Handler {
 		m := api.Member{ID: fmt.Sprintf("%016x", uint64(0xa1b2c3d4e5f60000)+uint64(len(f.federation.Members))), Name: req.Name,
 			PeerURLs: []string{req.PeerURL}, Health: "not started"}
 		f.federation.Members = append(f.federation.Members, m)
-		var cluster []string
-		for _, m := range f.federation.Members {
-			cluster = append(cluster, m.Name+"="+m.PeerURLs[0])
-		}
-		res := api.AddSiteResult{Member: m, InitialCluster: strings.Join(cluster, ",")}
-		res.Config = fmt.Sprintf("[site]\nname = %s\n\n[etcd]\npeer_url = %s\nclient_url = %s\ninitial_cluster = %s\ninitial_cluster_state = existing\n",
-			req.Name, req.PeerURL, req.ClientURL, res.InitialCluster)
+		res := api.AddSiteResult{Site: req.Name, Token: "maojoin1.fake", ExpiresAt: fakeNow.Add(time.Hour)}
+		res.Config = fmt.Sprintf("[site]\nname = %s\n\n[etcd]\npeer_url = %s\nclient_url = %s\njoin_token = %s\n",
+			req.Name, req.PeerURL, req.ClientURL, res.Token)
 		writeAPI(w, http.StatusCreated, res)
 	})
 	mux.HandleFunc("DELETE /api/v1/federation/sites/{name}", func(w http.ResponseWriter, r *http.Request) {

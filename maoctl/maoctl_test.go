@@ -532,7 +532,7 @@ func TestCommands(t *testing.T) {
 			[]string{"federation", "add-site", "--peer-url", "http://10.0.0.11:2380"},
 			[]string{"federation", "remove-site"},
 			[]string{"federation", "frob"},
-		), exits: []int{0, 0, 0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2}},
+		), exits: []int{0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2}},
 		{name: "health", cmds: cmds(
 			[]string{"health"},
 			[]string{"health", "-o", "json"},

@@ -11,14 +11,15 @@ import (
 
 // Config is the orchestrator's configuration.
 type Config struct {
-	Site      Site
-	Etcd      Etcd
-	API       API
-	Docker    Docker
-	Runs      Runs
-	Schedules Schedules
-	Detector  Detector
-	Notify    Notify
+	Site       Site
+	Etcd       Etcd
+	Federation Federation
+	API        API
+	Docker     Docker
+	Runs       Runs
+	Schedules  Schedules
+	Detector   Detector
+	Notify     Notify
 	// Warnings are non-fatal notes, e.g. legacy sections that were mapped
 	// or ignored. The daemon should log them at startup.
 	Warnings []string
@@ -57,26 +58,32 @@ type Etcd struct {
 	KeyFile  string
 
 	// ClientURL and PeerURL are for the embedded member only; port 0 means
-	// a free port, for a one-member cluster only.
-	ClientURL string // default http://127.0.0.1:2379
-	PeerURL   string // default http://127.0.0.1:2380
-	// InitialCluster (key initial_cluster) lists every member of the
-	// embedded member's cluster as "name=peerURL,name2=peerURL2" (etcd's
-	// format); it includes this site, whose member name is Site.Name, with
-	// PeerURL. Empty (the default) means a new cluster of this site alone.
-	InitialCluster string
-	// ClusterState (key cluster_state) is ClusterNew (the default), to
-	// start a new cluster, or ClusterExisting, to join a running one
-	// (which needs InitialCluster). etcd reads both only when the member's
-	// data directory is empty; a restarted member ignores them.
-	ClusterState string
+	// a free port, for a one-member cluster only. The member serves mutual
+	// TLS with the federation's certificates, so both are https.
+	ClientURL string // default https://127.0.0.1:2379
+	PeerURL   string // default https://127.0.0.1:2380
+	// JoinToken (key join_token) is the one-time token, from maoctl
+	// federation add-site at a site of the federation, with which this
+	// site joins it and gets its certificates. Read at the first start
+	// only: a site that has its certificates ignores it.
+	JoinToken string
+	// Gateway (key grpc_gateway) turns on etcd's HTTP/JSON gateway on the
+	// embedded member's client port; default off. It is TLS with client
+	// certificates like the rest of the port, and allows no cross-origin
+	// requests.
+	Gateway bool
 }
 
-// Values of Etcd.ClusterState.
-const (
-	ClusterNew      = "new"
-	ClusterExisting = "existing"
-)
+// Federation is the [federation] section: what sites offer each other.
+type Federation struct {
+	// Listen is where this site serves the federation API (logs of its
+	// runs, joins of new sites) to other sites, over mutual TLS; port 0
+	// picks a free port, which other sites read from this site's record.
+	// Default 127.0.0.1:0: set an address the other sites can reach.
+	Listen string
+	// TokenTTL (key token_ttl) is how long a join token is good; default 1h.
+	TokenTTL time.Duration
+}
 
 // TLS reports whether any client TLS file is set.
 func (e Etcd) TLS() bool { return e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" }
@@ -146,8 +153,10 @@ const (
 	defaultTimezone       = "UTC"
 	defaultPrefix         = "/mao/"
 	defaultEtcdTimeout    = 5 * time.Second
-	defaultClientURL      = "http://127.0.0.1:2379"
-	defaultPeerURL        = "http://127.0.0.1:2380"
+	defaultClientURL      = "https://127.0.0.1:2379"
+	defaultPeerURL        = "https://127.0.0.1:2380"
+	defaultFederation     = "127.0.0.1:0"
+	defaultTokenTTL       = time.Hour
 	defaultListen         = "127.0.0.1:8080"
 	defaultShutdownGrace  = 30 * time.Second
 	defaultStopGrace      = 10 * time.Second
@@ -187,13 +196,13 @@ func base() Config {
 			RequestTimeout: defaultEtcdTimeout,
 			ClientURL:      defaultClientURL,
 			PeerURL:        defaultPeerURL,
-			ClusterState:   ClusterNew,
 		},
-		API:       API{Listen: defaultListen},
-		Runs:      Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout},
-		Schedules: Schedules{History: defaultHistory},
-		Detector:  Detector{SeriesLength: defaultSeriesLength},
-		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},
+		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL},
+		API:        API{Listen: defaultListen},
+		Runs:       Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout},
+		Schedules:  Schedules{History: defaultHistory},
+		Detector:   Detector{SeriesLength: defaultSeriesLength},
+		Notify:     Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},
 	}
 }
 

@@ -75,13 +75,14 @@ func TestDefault(t *testing.T) {
 				Site: Site{Name: wantName, DataDir: tc.dataDir, HostDataDir: tc.dataDir, LeaseTTL: 10 * time.Second, Timezone: "UTC"},
 				Etcd: Etcd{
 					Prefix: "/mao/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
-					ClientURL: "http://127.0.0.1:2379", PeerURL: "http://127.0.0.1:2380", ClusterState: "new",
+					ClientURL: "https://127.0.0.1:2379", PeerURL: "https://127.0.0.1:2380",
 				},
-				API:       API{Listen: "127.0.0.1:8080"},
-				Runs:      Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute},
-				Schedules: Schedules{History: 100},
-				Detector:  Detector{SeriesLength: 1000},
-				Notify:    Notify{Cooldown: 24 * time.Hour, Attempts: 5},
+				Federation: Federation{Listen: "127.0.0.1:0", TokenTTL: time.Hour},
+				API:        API{Listen: "127.0.0.1:8080"},
+				Runs:       Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute},
+				Schedules:  Schedules{History: 100},
+				Detector:   Detector{SeriesLength: 1000},
+				Notify:     Notify{Cooldown: 24 * time.Hour, Attempts: 5},
 			}
 			if tc.dataDir != "" {
 				want.Runs.LogDir = filepath.Join(tc.dataDir, "logs")
@@ -161,18 +162,17 @@ func TestParseKeys(t *testing.T) {
 		{"etcd timeouts", "[etcd]\ndial_timeout = 1s\nrequest_timeout = 1m30s\n", func(c *Config) {
 			c.Etcd.DialTimeout, c.Etcd.RequestTimeout = time.Second, 90*time.Second
 		}},
-		{"etcd urls with free ports", "[etcd]\nclient_url = http://127.0.0.1:0\npeer_url = https://localhost:0/\n", func(c *Config) {
-			c.Etcd.ClientURL, c.Etcd.PeerURL = "http://127.0.0.1:0", "https://localhost:0/"
+		{"etcd urls with free ports", "[etcd]\nclient_url = https://127.0.0.1:0\npeer_url = https://localhost:0/\n", func(c *Config) {
+			c.Etcd.ClientURL, c.Etcd.PeerURL = "https://127.0.0.1:0", "https://localhost:0/"
 		}},
-		{"join a cluster", "[site]\nname = lab-2\n[etcd]\npeer_url = http://10.0.0.2:2380\n" +
-			"initial_cluster = lab-1=http://10.0.0.1:2380,lab-2=http://10.0.0.2:2380,lab-3=https://[fd00::3]:2380\ncluster_state = existing\n",
+		{"join a federation", "[site]\nname = lab-2\n[etcd]\npeer_url = https://10.0.0.2:2380\njoin_token = maojoin1.eyJhIjoiIn0\n",
 			func(c *Config) {
-				c.Site.Name, c.Etcd.PeerURL = "lab-2", "http://10.0.0.2:2380"
-				c.Etcd.InitialCluster = "lab-1=http://10.0.0.1:2380,lab-2=http://10.0.0.2:2380,lab-3=https://[fd00::3]:2380"
-				c.Etcd.ClusterState = "existing"
+				c.Site.Name, c.Etcd.PeerURL, c.Etcd.JoinToken = "lab-2", "https://10.0.0.2:2380", "maojoin1.eyJhIjoiIn0"
 			}},
-		{"start a cluster of one", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://127.0.0.1:2380\ncluster_state = new\n",
-			func(c *Config) { c.Site.Name, c.Etcd.InitialCluster = "lab-1", "lab-1=http://127.0.0.1:2380" }},
+		{"the gateway", "[etcd]\ngrpc_gateway = true\n", func(c *Config) { c.Etcd.Gateway = true }},
+		{"federation", "[federation]\nlisten = 10.0.0.2:8443\ntoken_ttl = 30m\n", func(c *Config) {
+			c.Federation.Listen, c.Federation.TokenTTL = "10.0.0.2:8443", 30*time.Minute
+		}},
 		{"api.listen", "[api]\nlisten = [::1]:0\n", func(c *Config) { c.API.Listen = "[::1]:0" }},
 		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) { c.API.Tokens = []string{"s3cr#t;1", "tok2"} }},
 		{"docker.host", "[docker]\nhost = tcp://127.0.0.1:2375\n", func(c *Config) { c.Docker.Host = "tcp://127.0.0.1:2375" }},
@@ -257,33 +257,19 @@ history = 0
 		{"endpoint with port 0", "[etcd]\nendpoints = http://h:0\n", []string{"2 etcd.endpoints"}},
 		{"endpoint with path", "[etcd]\nendpoints = http://h:2379/v2\n", []string{"2 etcd.endpoints"}},
 		{"endpoint with credentials", "[etcd]\nendpoints = http://u:p@h:2379\n", []string{"2 etcd.endpoints"}},
-		{"embedded urls with endpoints", "[etcd]\nclient_url = http://127.0.0.1:1\nendpoints = http://h:2379\npeer_url = http://127.0.0.1:2\n",
+		{"embedded urls with endpoints", "[etcd]\nclient_url = https://127.0.0.1:1\nendpoints = http://h:2379\npeer_url = https://127.0.0.1:2\n",
 			[]string{"2 etcd.client_url", "4 etcd.peer_url"}},
-		{"bad embedded urls", "[etcd]\nclient_url = 127.0.0.1:2379\npeer_url = http://127.0.0.1:99999\n",
+		{"bad embedded urls", "[etcd]\nclient_url = 127.0.0.1:2379\npeer_url = https://127.0.0.1:99999\n",
 			[]string{"2 etcd.client_url", "3 etcd.peer_url"}},
-		{"peer_url equals client_url", "[etcd]\nclient_url = http://127.0.0.1:2379\npeer_url = http://127.0.0.1:2379\n", []string{"3 etcd.peer_url"}},
-		{"initial_cluster without this site", "[site]\nname = lab-2\n[etcd]\ninitial_cluster = lab-1=http://10.0.0.1:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster with another peer_url", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://10.0.0.1:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster with this site twice", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://127.0.0.1:2380,lab-1=http://10.0.0.1:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster with a space", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380, b=http://h:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster entry without a name", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,http://h:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster empty entry", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,,b=http://h:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster URL with a path", "[site]\nname = a\n[etcd]\npeer_url = http://127.0.0.1:2380/\ninitial_cluster = a=http://127.0.0.1:2380/\n",
-			[]string{"5 etcd.initial_cluster"}},
-		{"initial_cluster URL twice", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,b=http://127.0.0.1:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster with port 0", "[site]\nname = a\n[etcd]\npeer_url = http://127.0.0.1:0\ninitial_cluster = a=http://127.0.0.1:0\n",
-			[]string{"5 etcd.initial_cluster"}},
-		{"unknown cluster_state", "[etcd]\ncluster_state = join\n", []string{"2 etcd.cluster_state"}},
-		{"existing cluster_state without initial_cluster", "[etcd]\ncluster_state = existing\n", []string{"2 etcd.cluster_state"}},
-		{"join keys with endpoints", "[etcd]\nendpoints = http://h:2379\ninitial_cluster = a=http://h:2380\ncluster_state = new\n",
-			[]string{"3 etcd.initial_cluster", "4 etcd.cluster_state"}},
+		{"plaintext embedded urls", "[etcd]\nclient_url = http://127.0.0.1:2379\npeer_url = http://127.0.0.1:2380\n",
+			[]string{"2 etcd.client_url", "3 etcd.peer_url"}},
+		{"peer_url equals client_url", "[etcd]\nclient_url = https://127.0.0.1:2379\npeer_url = https://127.0.0.1:2379\n", []string{"3 etcd.peer_url"}},
+		{"the keys of joining before join tokens", "[etcd]\ninitial_cluster = a=http://h:2380\ncluster_state = existing\n",
+			[]string{"2 etcd.initial_cluster", "3 etcd.cluster_state"}},
+		{"a join token in two words", "[etcd]\njoin_token = maojoin1.a b\n", []string{"2 etcd.join_token"}},
+		{"gateway not a boolean", "[etcd]\ngrpc_gateway = sometimes\n", []string{"2 etcd.grpc_gateway"}},
+		{"gateway with endpoints", "[etcd]\nendpoints = http://h:2379\ngrpc_gateway = true\n", []string{"3 etcd.grpc_gateway"}},
+		{"bad federation keys", "[federation]\nlisten = nowhere\ntoken_ttl = 5s\n", []string{"2 federation.listen", "3 federation.token_ttl"}},
 		{"unknown time zone", "[site]\ntimezone = Europe/Zurch\n", []string{"2 site.timezone"}},
 		{"time zone with a path", "[site]\ntimezone = ../../etc/passwd\n", []string{"2 site.timezone"}},
 		{"Local is not a time zone name", "[site]\ntimezone = Local\n", []string{"2 site.timezone"}},
@@ -568,15 +554,11 @@ func TestValidate(t *testing.T) {
 			c.Etcd.Endpoints = []string{"https://h:2379"}
 			c.Etcd.CAFile, c.Etcd.CertFile, c.Etcd.KeyFile = "ca.pem", "/nonexistent/cert.pem", "/nonexistent/key.pem"
 		}, []string{"etcd.ca_file", "etcd.cert_file", "etcd.key_file"}},
-		{"initial cluster", func(c *Config) { c.Etcd.InitialCluster = "other=http://127.0.0.1:2381" }, []string{"etcd.initial_cluster"}},
-		{"joining", func(c *Config) {
-			c.Site.Name, c.Etcd.InitialCluster, c.Etcd.ClusterState = "b", "a=http://10.0.0.1:2380,b=http://127.0.0.1:2380", "existing"
-		}, nil},
-		{"joining without initial cluster", func(c *Config) { c.Etcd.ClusterState = "existing" }, []string{"etcd.cluster_state"}},
-		{"empty cluster state", func(c *Config) { c.Etcd.ClusterState = "" }, []string{"etcd.cluster_state"}},
-		{"external cluster ignores the embedded member's keys", func(c *Config) {
-			c.Etcd.Endpoints, c.Etcd.InitialCluster, c.Etcd.ClusterState = []string{"http://h:2379"}, "x", "existing"
-		}, nil},
+		{"plaintext member URLs", func(c *Config) { c.Etcd.ClientURL, c.Etcd.PeerURL = "http://127.0.0.1:1", "http://127.0.0.1:2" },
+			[]string{"etcd.client_url", "etcd.peer_url"}},
+		{"joining", func(c *Config) { c.Site.Name, c.Etcd.JoinToken = "b", "maojoin1.x" }, nil},
+		{"federation keys", func(c *Config) { c.Federation.Listen, c.Federation.TokenTTL = "", 0 },
+			[]string{"federation.listen", "federation.token_ttl"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -617,46 +599,23 @@ func TestListenWarning(t *testing.T) {
 	}
 }
 
-func TestEtcdClientURLWarning(t *testing.T) {
+// TestEmbeddedEtcdOnTheNetwork checks that an embedded member that listens
+// beyond loopback draws no warning: it admits only clients with the
+// federation's certificates.
+func TestEmbeddedEtcdOnTheNetwork(t *testing.T) {
 	fakeHome(t)
-	const etcdWarning = "embedded etcd has no authentication"
-	tests := []struct {
-		name string
-		ini  string
-		want []string // prefixes of the warnings, in order
-	}{
-		{name: "default", ini: ""},
-		{name: "localhost", ini: "[etcd]\nclient_url = http://localhost:2379\n"},
-		{name: "IPv6 loopback", ini: "[etcd]\nclient_url = http://[::1]:0\n"},
-		{name: "other loopback address", ini: "[etcd]\nclient_url = https://127.0.0.2:2379\n"},
-		{name: "external cluster", ini: "[etcd]\nendpoints = http://10.0.0.1:2379\n"},
-		{name: "all interfaces", ini: "[etcd]\nclient_url = http://0.0.0.0:2379\n",
-			want: []string{file + ":2: etcd.client_url http://0.0.0.0:2379"}},
-		{name: "LAN address", ini: "# lab\n[etcd]\nclient_url = http://192.168.1.5:2379\n",
-			want: []string{file + ":3: etcd.client_url http://192.168.1.5:2379"}},
-		{name: "host name", ini: "[etcd]\nclient_url = http://etcd.lab.example.org:2379\n",
-			want: []string{file + ":2: etcd.client_url http://etcd.lab.example.org:2379"}},
-		{name: "with an open api.listen", ini: "[etcd]\nclient_url = http://[::]:2379\n[api]\nlisten = :8080\n",
-			want: []string{file + ":4: api.listen :8080", file + ":2: etcd.client_url http://[::]:2379"}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse([]byte(tc.ini), file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(c.Warnings) != len(tc.want) {
-				t.Fatalf("warnings = %q, want %d", c.Warnings, len(tc.want))
-			}
-			for i, w := range tc.want {
-				if !strings.HasPrefix(c.Warnings[i], w) {
-					t.Errorf("warning %d = %q, want it to start with %q", i, c.Warnings[i], w)
-				}
-				if strings.Contains(w, "etcd.client_url") && !strings.Contains(c.Warnings[i], etcdWarning) {
-					t.Errorf("warning %q does not say %q", c.Warnings[i], etcdWarning)
-				}
-			}
-		})
+	for _, ini := range []string{
+		"[etcd]\nclient_url = https://0.0.0.0:2379\n",
+		"# lab\n[etcd]\nclient_url = https://192.168.1.5:2379\npeer_url = https://192.168.1.5:2380\n",
+		"[etcd]\nclient_url = https://etcd.lab.example.org:2379\n",
+	} {
+		c, err := Parse([]byte(ini), file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Warnings) != 0 {
+			t.Errorf("%q: warnings %q", ini, c.Warnings)
+		}
 	}
 }
 

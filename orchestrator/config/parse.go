@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -106,6 +105,10 @@ func (p *parser) section(s *ini.Section) {
 	case len(keys) > 0:
 		for _, k := range s.Keys() {
 			key := name + "." + k.Name()
+			if why, ok := retired[key]; ok {
+				p.add(key, errors.New(why))
+				continue
+			}
 			if _, ok := p.set[key]; !ok {
 				p.add(key, fmt.Errorf("unknown key; [%s] has %s", name, strings.Join(keys, ", ")))
 				continue
@@ -201,7 +204,7 @@ func (p *parser) finish() {
 	c := &p.cfg
 	c.derive()
 	if len(c.Etcd.Endpoints) > 0 {
-		for _, field := range []string{"etcd.client_url", "etcd.peer_url", "etcd.initial_cluster", "etcd.cluster_state"} {
+		for _, field := range []string{"etcd.client_url", "etcd.peer_url", "etcd.grpc_gateway"} {
 			if key, ok := p.from[field]; ok {
 				ext := p.from["etcd.endpoints"]
 				p.add(key, fmt.Errorf("is for the embedded etcd only, but %s (line %d) names an external cluster", ext, p.lines.line(ext)))
@@ -220,9 +223,6 @@ func (p *parser) finish() {
 	}
 	if len(c.API.Tokens) == 0 && !isLoopback(c.API.Listen) {
 		p.warn(p.lines.line("api.listen"), "api.listen %s is reachable from other machines and no api.tokens are set: anyone who reaches it can use the API", c.API.Listen)
-	}
-	if u, err := url.Parse(c.Etcd.ClientURL); c.Etcd.Embedded() && err == nil && !isLoopbackHost(u.Hostname()) {
-		p.warn(p.lines.line("etcd.client_url"), "etcd.client_url %s is reachable from other machines and the embedded etcd has no authentication: anyone who reaches it can rewrite the registry", c.Etcd.ClientURL)
 	}
 }
 
@@ -275,8 +275,10 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		"etcd.key_file":        path(&c.Etcd.KeyFile),
 		"etcd.client_url":      str(&c.Etcd.ClientURL),
 		"etcd.peer_url":        str(&c.Etcd.PeerURL),
-		"etcd.initial_cluster": str(&c.Etcd.InitialCluster),
-		"etcd.cluster_state":   str(&c.Etcd.ClusterState),
+		"etcd.join_token":      str(&c.Etcd.JoinToken),
+		"etcd.grpc_gateway":    boolean(&c.Etcd.Gateway),
+		"federation.listen":    str(&c.Federation.Listen),
+		"federation.token_ttl": dur(&c.Federation.TokenTTL),
 		"api.listen":           str(&c.API.Listen),
 		// Tokens listed inline come first, so "entry N" in messages counts them.
 		"api.tokens": func(v string) error { c.API.Tokens = append(splitList(v), c.API.Tokens...); return nil },
@@ -312,6 +314,18 @@ func whole(p *int) func(string) error {
 			return fmt.Errorf("%q is not a whole number", v)
 		}
 		*p = n
+		return nil
+	}
+}
+
+// boolean returns a setter of true or false.
+func boolean(p *bool) func(string) error {
+	return func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		*p = b
 		return nil
 	}
 }
@@ -381,6 +395,15 @@ func localPath(p, dir string) (string, error) {
 	}
 	return filepath.Abs(p)
 }
+
+// retired are keys of earlier versions, with what replaced them.
+var retired = map[string]string{
+	"etcd.initial_cluster": joinedWithToken,
+	"etcd.cluster_state":   joinedWithToken,
+}
+
+const joinedWithToken = "is no longer used: a site joins a federation with etcd.join_token, which maoctl federation add-site prints " +
+	"with the other lines the site needs; remove this key"
 
 // readTokens reads one bearer token per line; blank lines and lines starting
 // with '#' are skipped. Messages never include a token.

@@ -67,24 +67,16 @@ func (c *Config) problems() []problem {
 	check("etcd.prefix", checkPrefix(c.Etcd.Prefix))
 	check("etcd.dial_timeout", checkDuration(c.Etcd.DialTimeout, 0))
 	check("etcd.request_timeout", checkDuration(c.Etcd.RequestTimeout, 0))
-	check("etcd.client_url", checkURL(c.Etcd.ClientURL, true))
-	check("etcd.peer_url", checkURL(c.Etcd.PeerURL, true))
+	check("etcd.client_url", checkMemberURL(c.Etcd.ClientURL))
+	check("etcd.peer_url", checkMemberURL(c.Etcd.PeerURL))
 	if c.Etcd.PeerURL == c.Etcd.ClientURL && !strings.HasSuffix(c.Etcd.PeerURL, ":0") {
 		check("etcd.peer_url", errors.New("is the same address as etcd.client_url"))
 	}
-	if c.Etcd.Embedded() {
-		check("etcd.initial_cluster", checkInitialCluster(c.Etcd.InitialCluster, c.Site.Name, c.Etcd.PeerURL))
+	if c.Etcd.JoinToken != "" && hasSpaceOrControl(c.Etcd.JoinToken) {
+		check("etcd.join_token", errors.New("must be one word, as maoctl federation add-site printed it"))
 	}
-	switch c.Etcd.ClusterState {
-	case ClusterNew:
-	case ClusterExisting:
-		if c.Etcd.Embedded() && c.Etcd.InitialCluster == "" {
-			check("etcd.cluster_state", errors.New("is existing (join a running cluster) but etcd.initial_cluster is empty; "+
-				"copy both from the output of `maoctl federation add-site`"))
-		}
-	default:
-		check("etcd.cluster_state", fmt.Errorf("%q: want %s or %s", c.Etcd.ClusterState, ClusterNew, ClusterExisting))
-	}
+	check("federation.listen", checkListen(c.Federation.Listen))
+	check("federation.token_ttl", checkDuration(c.Federation.TokenTTL, time.Minute))
 
 	check("api.listen", checkListen(c.API.Listen))
 	for i, t := range c.API.Tokens {
@@ -218,51 +210,14 @@ func checkEndpoint(s string, tls bool) error {
 	return nil
 }
 
-// checkInitialCluster checks etcd's "name=peerURL,name2=peerURL2" list, as
-// etcd reads it (no spaces, no path): every URL has a real port and belongs
-// to one member, and site is listed with exactly peerURL. Empty is valid.
-func checkInitialCluster(s, site, peerURL string) error {
-	if s == "" {
-		return nil
+// checkMemberURL checks an embedded member's URL: https (the member
+// serves mutual TLS only), a host and a port.
+func checkMemberURL(s string) error {
+	if err := checkURL(s, true); err != nil {
+		return err
 	}
-	if hasSpaceOrControl(s) {
-		return errors.New("must not contain spaces: etcd reads it as is")
-	}
-	var own []string
-	member := map[string]string{} // peer URL -> name
-	for i, entry := range strings.Split(s, ",") {
-		err := checkEntry(i, entry, func(entry string) error {
-			name, u, ok := strings.Cut(entry, "=")
-			if !ok || name == "" {
-				return fmt.Errorf("%q: want name=peer-url", entry)
-			}
-			if err := checkURL(u, true); err != nil {
-				return err
-			}
-			switch pu, _ := url.Parse(u); {
-			case pu.Path != "":
-				return fmt.Errorf("%q: want only scheme, host and port", u)
-			case pu.Port() == "0":
-				return fmt.Errorf("%q: port 0 works only for a one-member cluster; members need each other's ports", u)
-			}
-			if other, ok := member[u]; ok {
-				return fmt.Errorf("%s is also the URL of %s", u, other)
-			}
-			member[u] = name
-			if name == site {
-				own = append(own, u)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	switch {
-	case len(own) == 0:
-		return fmt.Errorf("does not list this site (site.name %s); add %s=%s", site, site, peerURL)
-	case len(own) > 1 || own[0] != peerURL:
-		return fmt.Errorf("lists %s=%s, but etcd.peer_url is %s: they must be the same", site, strings.Join(own, ","), peerURL)
+	if u, _ := url.Parse(s); u.Scheme != "https" {
+		return fmt.Errorf("%q: the embedded etcd serves mutual TLS only: use https://", s)
 	}
 	return nil
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
@@ -22,11 +21,10 @@ import (
 	"github.com/mao-research/mao/orchestrator/alerts"
 	"github.com/mao-research/mao/orchestrator/config"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
-	"github.com/mao-research/mao/orchestrator/etcdclient"
-	"github.com/mao-research/mao/orchestrator/etcdembed"
 	"github.com/mao-research/mao/orchestrator/federation"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
+	"github.com/mao-research/mao/orchestrator/peer"
 	"github.com/mao-research/mao/orchestrator/runlog"
 	"github.com/mao-research/mao/orchestrator/runner"
 	"github.com/mao-research/mao/orchestrator/scheduler"
@@ -121,25 +119,14 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	endpoints := cfg.Etcd.Endpoints
-	var etcdErr <-chan error
-	var promote func(context.Context, *clientv3.Client, *store.Store) // for a learner member
-	if cfg.Etcd.Embedded() {
-		var err error
-		if endpoints, etcdErr, promote, err = startMember(ctx, cfg, log, stack); err != nil {
-			return nil, err
-		}
-	}
-	etcdCfg, err := etcdclient.Config(cfg.Etcd, endpoints)
+	acc, err := openEtcd(ctx, cfg, clock, log, stack)
 	if err != nil {
 		return nil, err
 	}
-	etcd, err := clientv3.New(etcdCfg)
-	if err != nil {
-		return nil, fmt.Errorf("etcd client: %w", err)
+	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now, Admin: acc.admin})
+	if err := secureFederation(ctx, cfg, acc, st, clock, log); err != nil {
+		return nil, err
 	}
-	stack.push(func() { etcd.Close() })
-	st := store.New(etcd, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now})
 
 	docker, err := dockerrt.New(dockerrt.Options{Host: cfg.Docker.Host, StopGrace: cfg.Runs.StopGrace})
 	if err != nil {
@@ -180,9 +167,15 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	}
 	stack.push(func() { ln.Close() })
 	addr := "http://" + ln.Addr().String()
+	fed, err := listenFederation(cfg, acc.pki, stack)
+	if err != nil {
+		return nil, err
+	}
+	record := siteRecord(ctx, cfg, addr, docker, clock, log)
+	record.FederationAddr = fed.addr
 	// Join before Recover: while this site is not live, other sites
 	// settle the runs it held as lost.
-	member, err := st.Join(ctx, siteRecord(ctx, cfg, addr, docker, clock, log), cfg.Site.LeaseTTL, log)
+	member, err := st.Join(ctx, record, cfg.Site.LeaseTTL, log)
 	if err != nil {
 		return nil, err
 	}
@@ -209,21 +202,38 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	handler := httpapi.New(httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
+	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
 		Sites: st, Federation: st, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
-		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
+		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}}
+	if acc.pki != "" {
+		deps.Issuer = &peer.Issuer{Grants: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
+			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
+		if deps.LogProxy, err = peer.NewClient(cfg.Site.Name, acc.pki); err != nil {
+			return nil, err
+		}
+	}
+	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
+	if fed.ln != nil {
+		fed.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: peer.NewServer(st, st, acc.pki, peer.ServerOptions{
+			Prefix: cfg.Etcd.Prefix, Etcd: cfg.Etcd.Embedded(), Clock: clock, Log: log, Logs: handler.LocalLogs()})}
+		go func() {
+			if err := fed.srv.Serve(fed.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("federation API", "err", err)
+			}
+		}()
+		stack.push(func() { fed.srv.Close() })
+	}
 	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
 		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
-	if promote != nil {
-		workers = append(workers, func(ctx context.Context) { promote(ctx, etcd, st) })
+	if acc.promote != nil {
+		workers = append(workers, func(ctx context.Context) { acc.promote(ctx, st) })
 	}
 	// The notifications of runs that end during the shutdown still go out:
 	// these stop after the runner, checks first, which hands its last
 	// events to the notifier.
 	late := []func(context.Context){checks.Run, notifier.Run}
-	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, workers: workers, late: late, member: member,
+	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
 		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
 	go func() { r.served <- r.srv.Serve(ln) }()
 
@@ -232,45 +242,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		log.Warn("write the API address file", "err", err)
 	}
 	stack.push(func() { os.Remove(addrFile) })
-	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "auth", len(cfg.API.Tokens) > 0)
+	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "federation", fed.addr, "auth", len(cfg.API.Tokens) > 0)
 	return &Daemon{serve: r.serve, done: make(chan struct{})}, nil
-}
-
-// startMember starts the embedded etcd member and returns the endpoints to
-// use, its error channel and, for a learner (a site that is joining), the
-// work that promotes it to a voting member and then uses every member.
-func startMember(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (
-	endpoints []string, errs <-chan error, promote func(context.Context, *clientv3.Client, *store.Store), err error) {
-	srv, err := etcdembed.Start(ctx, etcdembed.Options{
-		Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
-		ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL,
-		InitialCluster: cfg.Etcd.InitialCluster, ClusterState: cfg.Etcd.ClusterState,
-	})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	stack.push(srv.Close)
-	endpoints = srv.Endpoints()
-	log.Info("embedded etcd started", "endpoints", endpoints)
-	if !srv.Learner() {
-		return endpoints, srv.Err(), nil, nil
-	}
-	// A learner serves no clients: go through the others until it has
-	// promoted itself.
-	learner, own, others := srv.ID(), endpoints, srv.OtherEndpoints()
-	if len(others) > 0 {
-		endpoints = others
-	}
-	log.Info("the embedded member is a learner; using the other members until it is promoted", "endpoints", others)
-	promote = func(ctx context.Context, c *clientv3.Client, st *store.Store) {
-		if err := st.PromoteSelf(ctx, learner, time.Second); err != nil {
-			log.Warn("the embedded member is still a learner", "err", err)
-			return
-		}
-		c.SetEndpoints(append(own, others...)...)
-		log.Info("the embedded member is promoted to a voting member")
-	}
-	return endpoints, srv.Err(), promote, nil
 }
 
 // serve runs until ctx ends or a server fails, then shuts down in order.
@@ -413,6 +386,10 @@ var (
 	_ httpapi.Launcher         = (*federation.Dispatcher)(nil)
 	_ httpapi.Sites            = (*store.Store)(nil)
 	_ httpapi.Federation       = (*store.Store)(nil)
+	_ httpapi.Issuer           = (*peer.Issuer)(nil)
+	_ httpapi.LogProxy         = (*peer.Client)(nil)
+	_ peer.Grants              = (*store.Store)(nil)
+	_ peer.Sites               = (*store.Store)(nil)
 	_ federation.RequestStore  = (*store.Store)(nil)
 	_ federation.Claims        = (*store.Store)(nil)
 	_ federation.Sites         = (*store.Store)(nil)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -60,6 +59,7 @@ type env struct {
 	url    string
 	store  *store.Store
 	site   string
+	srv    *Server
 }
 
 func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
@@ -70,6 +70,12 @@ func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
 // newSiteEnv serves the API of the named site; its site record is not
 // written (see join).
 func newSiteEnv(t *testing.T, site string, endpoints []string, tokens ...string) env {
+	t.Helper()
+	return newProxyingEnv(t, site, endpoints, nil, tokens...)
+}
+
+// newProxyingEnv is newSiteEnv with a proxy to other sites' logs.
+func newProxyingEnv(t *testing.T, site string, endpoints []string, proxy LogProxy, tokens ...string) env {
 	t.Helper()
 	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: time.Second})
 	if err != nil {
@@ -83,7 +89,7 @@ func newSiteEnv(t *testing.T, site string, endpoints []string, tokens ...string)
 	}
 	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st, Sites: st, Federation: st,
 		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: fakeHealth{}},
+		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: fakeHealth{}, LogProxy: proxy},
 		Options{Site: site, Tokens: tokens, Timezone: "Europe/Zurich"})
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
@@ -95,7 +101,7 @@ func newSiteEnv(t *testing.T, site string, endpoints []string, tokens ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env{etcd: c, client: client, url: ts.URL, store: st, site: site}
+	return env{etcd: c, client: client, url: ts.URL, store: st, site: site, srv: srv}
 }
 
 func (e env) keys(t *testing.T) []string {
@@ -342,40 +348,4 @@ func mustZone(t *testing.T, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
-}
-
-// TestLogsOfRunsElsewhere asks one site for the logs of runs held by
-// others: a live site's are proxied from its API (tokens pass through), a
-// down site's are 503 and an unknown site's 404.
-func TestLogsOfRunsElsewhere(t *testing.T) {
-	endpoints := testenv.Etcd(t)
-	a := newSiteEnv(t, "a", endpoints, "tok")
-	b := newSiteEnv(t, "b", endpoints, "tok")
-	ctx := context.Background()
-	if _, err := a.client.RegisterTool(ctx, api.Tool{Name: "t1", Author: "x", Image: "busybox", DataRepo: "file:///r"}); err != nil {
-		t.Fatal(err)
-	}
-	runs, err := b.client.RunTool(ctx, "t1", api.RunRequest{}) // held by b, log at b
-	if err != nil {
-		t.Fatal(err)
-	}
-	member, err := b.store.Join(ctx, api.Site{Name: "b", APIAddr: b.url}, 5*time.Second, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, follow := range []bool{false, true} {
-		var got strings.Builder
-		err := a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{Follow: follow}, &got)
-		if err != nil || got.String() != "line 1 at b\nline 2\nline 3\n" {
-			t.Fatalf("logs through a (follow %v): %q, %v", follow, got.String(), err)
-		}
-	}
-	if err := member.Leave(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wantStatus(t, a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{}, io.Discard), http.StatusServiceUnavailable, "site b", "down")
-	if err := a.store.RemoveSite(ctx, "b"); err != nil {
-		t.Fatal(err)
-	}
-	wantStatus(t, a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{}, io.Discard), http.StatusNotFound, "left the federation")
 }

@@ -8,12 +8,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -64,8 +66,20 @@ type Launcher interface {
 // Federation reads and changes the etcd cluster the sites share.
 type Federation interface {
 	Federation(ctx context.Context) (api.Federation, error)
-	AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSiteResult, error)
 	RemoveSite(ctx context.Context, name string) error
+}
+
+// Issuer gives new sites join tokens and collaborators credentials, from
+// the federation's CA; peer.Issuer is one.
+type Issuer interface {
+	AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSiteResult, error)
+	Credentials(ctx context.Context, req api.CredentialsRequest) (api.Credentials, error)
+}
+
+// LogProxy reads the log of a run held by another site, as this site
+// (never with the user's credentials); peer.Client is one.
+type LogProxy interface {
+	OpenLogs(ctx context.Context, owner api.SiteInfo, id string, query url.Values) (*http.Response, error)
 }
 
 // Logs reads run logs kept at this site.
@@ -90,6 +104,8 @@ type Deps struct {
 	Runs           Runs
 	Sites          Sites
 	Federation     Federation
+	Issuer         Issuer   // nil at a site without the federation's certificates
+	LogProxy       LogProxy // nil at a site without the federation's certificates
 	Series         SeriesReader
 	Notifications  Notifications
 	NotifyTester   NotifyTester
@@ -160,6 +176,7 @@ func New(deps Deps, opts Options) *Server {
 	s.mux.HandleFunc("GET "+p+"/federation", s.federation)
 	s.mux.HandleFunc("POST "+p+"/federation/sites", s.addSite)
 	s.mux.HandleFunc("DELETE "+p+"/federation/sites/{name}", s.removeSite)
+	s.mux.HandleFunc("POST "+p+"/federation/credentials", s.credentials)
 	s.mux.HandleFunc("GET "+p+"/schedules", s.listSchedules)
 	s.mux.HandleFunc("POST "+p+"/schedules", s.createSchedule)
 	s.mux.HandleFunc("GET "+p+"/schedules/{id}", s.getSchedule)
@@ -317,37 +334,48 @@ func (s *Server) federation(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) addSite(w http.ResponseWriter, r *http.Request) {
 	var req api.AddSiteRequest
-	err := decode(r, &req)
-	if err != nil {
+	if err := decode(r, &req); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.answer(w, r, http.StatusCreated)(s.deps.Federation.AddSite(r.Context(), req))
+	if s.deps.Issuer == nil {
+		s.writeError(w, r, errNoCA)
+		return
+	}
+	s.answer(w, r, http.StatusCreated)(s.deps.Issuer.AddSite(r.Context(), req))
 }
+
+// credentials issues a collaborator's read-only certificate for etcd.
+func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
+	var req api.CredentialsRequest
+	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.deps.Issuer == nil {
+		s.writeError(w, r, errNoCA)
+		return
+	}
+	s.answer(w, r, http.StatusCreated)(s.deps.Issuer.Credentials(r.Context(), req))
+}
+
+// errNoCA is the answer of a site that has none of the federation's
+// certificates (an external etcd, and it has not joined).
+var errNoCA = errs.New(errs.ErrConflict, "this site has no federation certificates: it cannot issue join tokens or credentials, "+
+	"nor read other sites' logs; join it with a token from a site that has them (etcd.join_token)")
 
 func (s *Server) removeSite(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, s.deps.Federation.RemoveSite(r.Context(), r.PathValue("name")))
 }
 
 // runLogs sends a run's log as text; with follow=true it streams until the
-// run has ended and its record is final.
+// run has ended and its record is final. The log of a run held by another
+// site is read from that site (proxyLogs).
 func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	q := r.URL.Query()
-	follow, err := boolParam(q.Get("follow"))
+	follow, tail, err := logParams(r.URL.Query())
 	if err != nil {
-		s.writeError(w, r, &badRequest{"follow: " + err.Error()})
-		return
-	}
-	tail := 0
-	if v := q.Get("tail"); v != "" {
-		if tail, err = strconv.Atoi(v); err != nil || tail < 0 {
-			s.writeError(w, r, &badRequest{fmt.Sprintf("tail: %q is not a number of lines", v)})
-			return
-		}
-	}
-	if tail > 0 && follow {
-		s.writeError(w, r, &badRequest{"tail and follow cannot be combined"})
+		s.writeError(w, r, err)
 		return
 	}
 	run, err := s.deps.Runs.Run(r.Context(), id)
@@ -362,6 +390,49 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		s.proxyLogs(w, r, run)
 		return
 	}
+	s.serveLog(w, r, run, follow, tail)
+}
+
+// LocalLogs serves the log of a run held by this site, and of no other:
+// what other sites ask for through the federation API.
+func (s *Server) LocalLogs() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		follow, tail, err := logParams(r.URL.Query())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		run, err := s.deps.Runs.Run(r.Context(), r.PathValue("id"))
+		if err == nil && run.Site != s.opts.Site {
+			err = errs.New(errs.ErrNotFound, fmt.Sprintf("run %s is not held by site %s", run.ID, s.opts.Site))
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.serveLog(w, r, run, follow, tail)
+	})
+}
+
+// logParams reads the query of a log request: follow, and tail lines.
+func logParams(q url.Values) (follow bool, tail int, err error) {
+	if follow, err = boolParam(q.Get("follow")); err != nil {
+		return false, 0, &badRequest{"follow: " + err.Error()}
+	}
+	if v := q.Get("tail"); v != "" {
+		if tail, err = strconv.Atoi(v); err != nil || tail < 0 {
+			return false, 0, &badRequest{fmt.Sprintf("tail: %q is not a number of lines", v)}
+		}
+	}
+	if tail > 0 && follow {
+		return false, 0, &badRequest{"tail and follow cannot be combined"}
+	}
+	return follow, tail, nil
+}
+
+// serveLog sends the log this site keeps of run.
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, run api.Run, follow bool, tail int) {
+	id := run.ID
 	if tail > 0 {
 		var buf bytes.Buffer
 		if err := s.deps.Logs.Tail(id, tail, &buf); err != nil {
@@ -378,7 +449,7 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	out := &textStream{w: w, rc: http.NewResponseController(w)}
-	err = s.deps.Logs.Copy(r.Context(), id, follow, out, out.flush)
+	err := s.deps.Logs.Copy(r.Context(), id, follow, out, out.flush)
 	switch {
 	case err != nil && !out.started:
 		s.writeError(w, r, fmt.Errorf("%w (run %s ran at site %s)", err, id, run.Site))

@@ -12,6 +12,6 @@
 //
 // # Rules
 //
-// Imports from mao: only api, notify, toolspec, internal/randid, orchestrator/errs, orchestrator/runs.
+// Imports from mao: only api, notify, toolspec, internal/randid, orchestrator/errs, orchestrator/pki, orchestrator/runs.
 // Never links: Docker, go-git.
 package store

@@ -34,6 +34,7 @@ const (
 // Store reads and writes mao's records in etcd.
 type Store struct {
 	c       *clientv3.Client
+	adminC  *clientv3.Client // for what needs etcd's root role; nil: c
 	prefix  string
 	timeout time.Duration
 	now     func() time.Time
@@ -49,6 +50,10 @@ type Options struct {
 	// last_seen); default time.Now. Waits on etcd (leases, retries) use
 	// real time, as etcd's leases do.
 	Now func() time.Time
+	// Admin is a client with etcd's root role, for cluster membership,
+	// users and maintenance, when the cluster has access control; nil: the
+	// store's own client does those too.
+	Admin *clientv3.Client
 }
 
 // New returns a Store over the etcd client c.
@@ -62,7 +67,7 @@ func New(c *clientv3.Client, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{c: c, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now}
+	return &Store{c: c, adminC: opts.Admin, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now}
 }
 
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }
