@@ -44,6 +44,15 @@ const (
 	StateLost RunState = "lost"
 )
 
+// Valid reports whether s is one of the run states.
+func (s RunState) Valid() bool {
+	switch s {
+	case StatePending, StateRunning, StateSucceeded, StateFailed, StateTimedOut, StateMissed, StateSkipped, StateLost:
+		return true
+	}
+	return false
+}
+
 // Terminal reports whether the run has ended.
 func (s RunState) Terminal() bool {
 	switch s {

@@ -123,7 +123,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now, Admin: acc.admin})
+	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now, Admin: acc.admin, Log: log})
 	if err := secureFederation(ctx, cfg, acc, st, clock, log); err != nil {
 		return nil, err
 	}

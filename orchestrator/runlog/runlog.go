@@ -33,13 +33,42 @@ func Open(path string) (*Dir, error) {
 	return &Dir{path: path, active: map[string]*Log{}, created: make(chan struct{})}, nil
 }
 
-func (d *Dir) file(id string) string { return filepath.Join(d.path, id+".log") }
+// file is the path of a run's log. A run ID comes from etcd, which anyone
+// with a certificate may write: one that is not shaped like an ID (a
+// '/', "..", a leading dot) would name a file elsewhere, and is refused.
+func (d *Dir) file(id string) (string, error) {
+	if !validID(id) {
+		return "", fmt.Errorf("run ID %q: %w", id, errBadID)
+	}
+	return filepath.Join(d.path, id+".log"), nil
+}
+
+// errBadID is a run ID that cannot name a log file.
+var errBadID = errs.New(errs.ErrNotFound, "not a run ID: it would name a file outside the log directory")
+
+// validID reports whether id can be a run's log file name: lowercase
+// letters, digits, '.', '_' and '-', not starting with '.', at most 255.
+func validID(id string) bool {
+	if id == "" || len(id) > 255 || id[0] == '.' {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // Create opens a run's log for writing, appending to what an earlier life
 // of the run (before a restart, or an earlier attempt) wrote. Followers of
 // the run wait for its writes until the Log is closed.
 func (d *Dir) Create(id string) (*Log, error) {
-	f, err := os.OpenFile(d.file(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	path, err := d.file(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create log: %w", err)
 	}
@@ -55,11 +84,15 @@ func (d *Dir) Create(id string) (*Log, error) {
 // Await waits until the run's log exists, or ctx ends: a follower of a run
 // that was just claimed may ask before the run has started writing.
 func (d *Dir) Await(ctx context.Context, id string) error {
+	path, err := d.file(id)
+	if err != nil {
+		return err
+	}
 	for {
 		d.mu.Lock()
 		created := d.created
 		d.mu.Unlock()
-		if _, err := os.Stat(d.file(id)); err == nil {
+		if _, err := os.Stat(path); err == nil {
 			return nil
 		}
 		select {
@@ -72,7 +105,11 @@ func (d *Dir) Await(ctx context.Context, id string) error {
 
 // Remove deletes a run's log file.
 func (d *Dir) Remove(id string) error {
-	err := os.Remove(d.file(id))
+	path, err := d.file(id)
+	if err != nil {
+		return err
+	}
+	err = os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -161,7 +198,11 @@ func (d *Dir) Copy(ctx context.Context, id string, follow bool, w io.Writer, flu
 
 // open opens a run's log for reading.
 func (d *Dir) open(id string) (*os.File, error) {
-	f, err := os.Open(d.file(id))
+	path, err := d.file(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("run %s: %w", id, ErrNoLog)
 	}

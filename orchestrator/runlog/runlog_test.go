@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -141,5 +143,42 @@ func TestAwait(t *testing.T) {
 	defer l.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Await after Create = %v", err)
+	}
+}
+
+// TestRunIDsThatClimbOut replays the log-path attack: a run record written
+// to etcd under /mao/runs/../../… named files outside the log directory,
+// which the site then read or deleted. Every method refuses such an ID and
+// leaves the file alone.
+func TestRunIDsThatClimbOut(t *testing.T) {
+	root := t.TempDir()
+	d, err := Open(filepath.Join(root, "logs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(root, "secret")
+	if err := os.WriteFile(victim+".log", []byte("host secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"../secret", "../../secret", "/etc/passwd", ".hidden", "a/b", "", "Upper", "a\x00b", strings.Repeat("a", 256)} {
+		if _, err := d.Create(id); err == nil {
+			t.Errorf("Create(%q) succeeded", id)
+		}
+		if err := d.Remove(id); err == nil {
+			t.Errorf("Remove(%q) succeeded", id)
+		}
+		var out strings.Builder
+		if err := d.Tail(id, 10, &out); err == nil || out.Len() > 0 {
+			t.Errorf("Tail(%q) = %q, %v", id, out.String(), err)
+		}
+		if err := d.Copy(context.Background(), id, false, &out, nil); err == nil || out.Len() > 0 {
+			t.Errorf("Copy(%q) = %q, %v", id, out.String(), err)
+		}
+		if err := d.Await(context.Background(), id); err == nil {
+			t.Errorf("Await(%q) succeeded", id)
+		}
+	}
+	if b, err := os.ReadFile(victim + ".log"); err != nil || string(b) != "host secret\n" {
+		t.Fatalf("the file outside the log directory: %q, %v", b, err)
 	}
 }

@@ -110,3 +110,20 @@ func isHex(s string) bool {
 	}
 	return true
 }
+
+// CheckID checks that s can be a run's ID wherever one goes: an etcd key
+// segment, a log file's name, a container's name. It does not parse it
+// (that needs its owner): lowercase letters, digits, '.', '_' and '-',
+// starting with a letter or digit, at most 255.
+func CheckID(s string) error {
+	if s == "" || len(s) > 255 {
+		return fmt.Errorf("run ID %q: must have 1 to 255 characters", s)
+	}
+	for i, c := range s {
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')
+		if !ok {
+			return fmt.Errorf("run ID %q: %q is not a lowercase letter, digit, '.', '_' or '-' (nor the first character)", s, c)
+		}
+	}
+	return nil
+}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -53,7 +52,7 @@ func (s *Store) Requests(ctx context.Context) ([]runs.Request, int64, error) {
 func (s *Store) WatchRequests(ctx context.Context, rev int64) <-chan []runs.Request {
 	return watch(ctx, s, s.prefix+requestsDir, rev, func(ev *clientv3.Event) (runs.Request, bool) {
 		var r runs.Request
-		if ev.Type != clientv3.EventTypePut || json.Unmarshal(ev.Kv.Value, &r) != nil {
+		if ev.Type != clientv3.EventTypePut || s.decode(string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision, &r) != nil {
 			return r, false
 		}
 		return r, true

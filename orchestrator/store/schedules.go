@@ -74,10 +74,11 @@ func (s *Store) ScheduleRevision(ctx context.Context, id string) (toolspec.Sched
 	if len(resp.Kvs) == 0 {
 		return sch, 0, wrapName(errs.ErrNotFound, "schedule", id)
 	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, &sch); err != nil {
-		return sch, 0, fmt.Errorf("decode %s: %w", key, err)
+	kv := resp.Kvs[0]
+	if err := s.decode(key, kv.Value, kv.ModRevision, &sch); err != nil {
+		return sch, 0, wrapName(err, "schedule", id)
 	}
-	return sch, resp.Kvs[0].ModRevision, nil
+	return sch, kv.ModRevision, nil
 }
 
 // Schedules lists every schedule, sorted by ID, and the store revision it
@@ -128,8 +129,8 @@ func (s *Store) WatchSchedules(ctx context.Context, rev int64) <-chan []toolspec
 		e := toolspec.ScheduleEvent{ID: strings.TrimPrefix(string(ev.Kv.Key), prefix)}
 		if ev.Type == clientv3.EventTypePut {
 			var sch toolspec.Schedule
-			if err := json.Unmarshal(ev.Kv.Value, &sch); err != nil {
-				return e, false // not a schedule mao wrote; listing reports it
+			if s.decode(string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision, &sch) != nil {
+				return e, true // an invalid record: as good as deleted
 			}
 			e.Schedule = &sch
 		}
@@ -321,10 +322,9 @@ func (s *Store) scheduleRunIDs(ctx context.Context, schedule string, opts ...cli
 	ids := make([]string, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var e indexEntry
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &e) == nil {
+			ids = append(ids, e.Run)
 		}
-		ids = append(ids, e.Run)
 	}
 	return ids, nil
 }

@@ -14,7 +14,7 @@ import (
 
 func tickRun(sid string, tick int64, state api.RunState) api.Run {
 	at := time.Unix(tick, 0).UTC()
-	return api.Run{ID: fmt.Sprintf("%s-%d", sid, tick), Schedule: sid, ScheduledTime: &at, State: state}
+	return api.Run{ID: fmt.Sprintf("%s-%d", sid, tick), Tool: "t", Schedule: sid, ScheduledTime: &at, State: state}
 }
 
 func TestClaimsHistoryAndPruning(t *testing.T) {
@@ -75,7 +75,7 @@ func TestClaimsHistoryAndPruning(t *testing.T) {
 func TestScheduleRecords(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	sch := toolspec.Schedule{ID: "t-daily-0001", Tool: "t", Spec: "daily", TZ: "UTC"}
+	sch := toolspec.Schedule{ID: "t-daily-0001", Tool: "t", Spec: "daily", TZ: "UTC", Overlap: "forbid", Catchup: "once"}
 	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("schedule of an unknown tool: %v", err)
 	}

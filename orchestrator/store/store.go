@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -38,6 +39,8 @@ type Store struct {
 	prefix  string
 	timeout time.Duration
 	now     func() time.Time
+	log     *slog.Logger
+	invalid invalidRecords
 }
 
 // Options configure a Store.
@@ -50,6 +53,8 @@ type Options struct {
 	// last_seen); default time.Now. Waits on etcd (leases, retries) use
 	// real time, as etcd's leases do.
 	Now func() time.Time
+	// Log hears of invalid records, once each; default: discard.
+	Log *slog.Logger
 	// Admin is a client with etcd's root role, for cluster membership,
 	// users and maintenance, when the cluster has access control; nil: the
 	// store's own client does those too.
@@ -67,7 +72,10 @@ func New(c *clientv3.Client, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{c: c, adminC: opts.Admin, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{c: c, adminC: opts.Admin, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now, log: opts.Log}
 }
 
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }
@@ -160,7 +168,8 @@ var ErrNotHeld = errs.New(errs.ErrChanged, "the run is held by another site")
 // SaveRun overwrites a run record, but only while r.Site holds the run and
 // r is not an older attempt than the stored one: a run that another site
 // took over (see LoseRun), or that was lost and claimed again, fails with
-// ErrNotHeld. A record that is gone is written again.
+// ErrNotHeld. A record that is gone is written again, and one that is not
+// a valid record is overwritten.
 func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	key := s.key(runsDir, r.ID)
 	for {
@@ -168,7 +177,8 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 		rev, err := s.getRev(ctx, key, &cur)
 		switch {
 		case errors.Is(err, errs.ErrNotFound):
-			rev = 0
+			// Gone (rev 0): written again; or invalid: overwritten, at
+			// its revision.
 		case err != nil:
 			return wrapName(err, "run", r.ID)
 		case cur.Site != r.Site:
@@ -261,7 +271,9 @@ func (s *Store) get(ctx context.Context, key string, v any) error {
 	return err
 }
 
-// getRev decodes key into v and returns the revision it was last changed at.
+// getRev decodes key into v and returns the revision it was last changed
+// at: 0 and ErrNotFound when the key is absent, its revision and errInvalid
+// (of kind ErrNotFound) when its value is not a valid record.
 func (s *Store) getRev(ctx context.Context, key string, v any) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -272,10 +284,8 @@ func (s *Store) getRev(ctx context.Context, key string, v any) (int64, error) {
 	if len(resp.Kvs) == 0 {
 		return 0, errs.ErrNotFound
 	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
-		return 0, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return resp.Kvs[0].ModRevision, nil
+	kv := resp.Kvs[0]
+	return kv.ModRevision, s.decode(key, kv.Value, kv.ModRevision, v)
 }
 
 // putIf puts v at key if every cond holds, else fails with errCondition.
@@ -341,7 +351,7 @@ func (s *Store) delete(ctx context.Context, key string, conds ...clientv3.Cmp) e
 }
 
 // list decodes every value under dir, in key order, and returns the store
-// revision it read at.
+// revision it read at. Invalid records are left out (and reported).
 func list[T any](ctx context.Context, s *Store, dir string, opts ...clientv3.OpOption) ([]T, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -353,10 +363,9 @@ func list[T any](ctx context.Context, s *Store, dir string, opts ...clientv3.OpO
 	out := make([]T, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var v T
-		if err := json.Unmarshal(kv.Value, &v); err != nil {
-			return nil, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &v) == nil {
+			out = append(out, v)
 		}
-		out = append(out, v)
 	}
 	return out, resp.Header.Revision, nil
 }
@@ -422,7 +431,7 @@ func (s *Store) ListRegistry(ctx context.Context, kind string) ([]toolspec.Regis
 	}
 	out := make([]toolspec.RegistryEvent, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		if e, ok := s.registryEvent(kind, kv, true); ok {
+		if e, ok := s.registryEvent(kind, kv, true, true); ok {
 			out = append(out, e)
 		}
 	}
@@ -434,22 +443,28 @@ func (s *Store) ListRegistry(ctx context.Context, kind string) ([]toolspec.Regis
 // caller lists the records again.
 func (s *Store) WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []toolspec.RegistryEvent {
 	return watch(ctx, s, s.prefix+registryDir(kind), rev, func(ev *clientv3.Event) (toolspec.RegistryEvent, bool) {
-		return s.registryEvent(kind, ev.Kv, ev.Type == clientv3.EventTypePut)
+		return s.registryEvent(kind, ev.Kv, ev.Type == clientv3.EventTypePut, false)
 	})
 }
 
-func (s *Store) registryEvent(kind string, kv *mvccpb.KeyValue, put bool) (toolspec.RegistryEvent, bool) {
+// registryEvent is the event of a record (put) or of its deletion. An
+// invalid record is left out of a listing, and is as good as a deletion in
+// a watch: whatever the key held before is no longer to be used.
+func (s *Store) registryEvent(kind string, kv *mvccpb.KeyValue, put, listed bool) (toolspec.RegistryEvent, bool) {
 	e := toolspec.RegistryEvent{Kind: kind, Name: strings.TrimPrefix(string(kv.Key), s.prefix+registryDir(kind))}
 	if !put {
 		return e, true
 	}
-	var err error
 	if kind == toolspec.KindDataset {
 		e.Dataset = new(toolspec.Dataset)
-		err = json.Unmarshal(kv.Value, e.Dataset)
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, e.Dataset) != nil {
+			e.Dataset = nil // an invalid record: as good as deleted
+		}
 	} else {
 		e.Tool = new(toolspec.Tool)
-		err = json.Unmarshal(kv.Value, e.Tool)
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, e.Tool) != nil {
+			e.Tool = nil
+		}
 	}
-	return e, err == nil // a record mao did not write is left out
+	return e, !listed || e.Tool != nil || e.Dataset != nil
 }
