@@ -31,23 +31,14 @@ func (f *fakeSchedules) Schedules(context.Context) ([]toolspec.Schedule, int64, 
 	return slices.Clone(f.list), 1, nil
 }
 
+// WatchSchedules hands the scheduler the test's own channel: a send
+// returns once the scheduler has taken the batch, and, the scheduler being
+// a loop, once it has applied the batch before (see harness.send).
 func (f *fakeSchedules) WatchSchedules(ctx context.Context, _ int64) <-chan []toolspec.ScheduleEvent {
 	if f.watching != nil {
 		f.watching <- struct{}{}
 	}
-	out := make(chan []toolspec.ScheduleEvent)
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case evs := <-f.events:
-				out <- evs
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out
+	return f.events
 }
 
 // fakeClaims keeps run records like the store: one per ID.

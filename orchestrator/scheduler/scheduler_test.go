@@ -79,6 +79,13 @@ func (h *harness) advanceTo(at time.Time) {
 	}
 }
 
+// send hands the scheduler a batch of schedule events and returns once it
+// has applied them: the empty batch after it is taken only then.
+func (h *harness) send(evs ...toolspec.ScheduleEvent) {
+	h.schedules.events <- evs
+	h.schedules.events <- nil
+}
+
 func (h *harness) nextLaunch() api.Run {
 	h.t.Helper()
 	select {
@@ -147,7 +154,7 @@ func TestEditsPausesAndRemovalsTakeEffect(t *testing.T) {
 	// Edit: every 30s from now on.
 	edited := every("s", "30s", allow, func(s *toolspec.Schedule) { s.UpdatedAt = t0.Add(time.Second) })
 	h.clock.Advance(time.Second)
-	h.schedules.events <- []toolspec.ScheduleEvent{{ID: "s", Schedule: &edited}}
+	h.send(toolspec.ScheduleEvent{ID: "s", Schedule: &edited})
 	next := time.Unix((t0.Unix()/30+1)*30, 0).UTC()
 	h.advanceTo(next.Add(-time.Millisecond))
 	h.noLaunch() // the old 10s ticks are gone
@@ -159,14 +166,14 @@ func TestEditsPausesAndRemovalsTakeEffect(t *testing.T) {
 	// Pause: nothing fires.
 	paused := edited
 	paused.Paused, paused.UpdatedAt = true, next.Add(time.Second)
-	h.schedules.events <- []toolspec.ScheduleEvent{{ID: "s", Schedule: &paused}}
+	h.send(toolspec.ScheduleEvent{ID: "s", Schedule: &paused})
 	h.clock.Advance(5 * time.Minute)
 	h.noLaunch()
 
 	// Resume: the ticks while paused are not caught up.
 	resumed := edited
 	resumed.UpdatedAt = h.clock.Now()
-	h.schedules.events <- []toolspec.ScheduleEvent{{ID: "s", Schedule: &resumed}}
+	h.send(toolspec.ScheduleEvent{ID: "s", Schedule: &resumed})
 	after := edited
 	timing, _ := after.Timing()
 	upcoming := timing.Next(h.clock.Now())
@@ -176,7 +183,7 @@ func TestEditsPausesAndRemovalsTakeEffect(t *testing.T) {
 	}
 
 	// Remove: nothing fires any more.
-	h.schedules.events <- []toolspec.ScheduleEvent{{ID: "s"}}
+	h.send(toolspec.ScheduleEvent{ID: "s"})
 	h.clock.Advance(time.Hour)
 	h.noLaunch()
 }
@@ -246,7 +253,7 @@ func TestOverlapForbidSkips(t *testing.T) {
 	}
 	// With overlap allowed, the next tick runs although the first is pending.
 	allow := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = h.clock.Now() })
-	h.schedules.events <- []toolspec.ScheduleEvent{{ID: "s", Schedule: &allow}}
+	h.send(toolspec.ScheduleEvent{ID: "s", Schedule: &allow})
 	h.advanceTo(t0.Add(30 * time.Second))
 	if r := h.nextLaunch(); r.ID != "s-"+unix(t0.Add(30*time.Second)) {
 		t.Fatalf("launched %s", r.ID)
