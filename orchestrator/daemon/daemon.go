@@ -167,6 +167,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	run := runner.New(registry, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
 		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks,
+		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
 		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
@@ -213,7 +214,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		Sites: st, Federation: st, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
-		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
+		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log,
+			CheckTool: run.CheckTool})
 	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
 		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
 	if promote != nil {

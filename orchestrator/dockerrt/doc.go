@@ -8,8 +8,8 @@
 // Every container it creates gets the same security defaults, which no
 // caller can turn off: no-new-privileges, Docker's capabilities dropped but
 // for Capabilities (what a root process needs to write into the data
-// folder), the Spec's pids and memory limits and user, and never the
-// Docker socket in a mount.
+// folder), and never the Docker socket in a mount. The Spec sets the pids
+// and memory limits and the user.
 //
 // It owns the conversation with the Docker engine only. It must not import
 // mao's registries (etcd), the tool model (toolspec) or the HTTP API (api):

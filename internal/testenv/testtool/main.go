@@ -2,7 +2,8 @@
 // follows the MAO tool contract and does what its flags say, in this order:
 // print env, print who it is (uid, gid, capabilities, cgroup limits), print
 // lines, list the input, dial an address, try file operations in the data
-// folder, mark the run, write a control file, start processes, sleep, exit.
+// folder, leave a setuid file and one given away, mark the run, write a control file, start
+// processes, sleep, exit.
 package main
 
 import (
@@ -34,6 +35,8 @@ func main() {
 		dial    = flag.String("dial", "", `connect to this TCP address, send "hello from testtool\n" and print "dialed ADDR" (exit 1 if it cannot)`)
 		writes  = flag.Bool("writes", false, `try the file operations a tool does in the data folder, print "OP: ok" or "OP: ERROR" for each; exit 1 if one failed`)
 		fork    = flag.Int("fork", 0, `try to start this many child processes that wait, print "started N of M" (children die with the container)`)
+		setuid  = flag.String("setuid-file", "", "write this file into the data folder as a setuid and setgid program (exit 1 if it cannot)")
+		give    = flag.String("give", "", "write this file into the data folder and give it to uid and gid 4321 (exit 1 if it cannot)")
 	)
 	flag.Parse()
 	if *env {
@@ -81,6 +84,30 @@ func main() {
 	}
 	if *writes && !tryWrites(*data) {
 		os.Exit(1)
+	}
+	if *setuid != "" {
+		name := filepath.Join(*data, *setuid)
+		err := os.WriteFile(name, []byte("#!/bin/sh\nid\n"), 0o755)
+		if err == nil {
+			err = os.Chmod(name, 0o755|os.ModeSetuid|os.ModeSetgid)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "setuid-file:", err)
+			os.Exit(1)
+		}
+		fmt.Println("wrote setuid", *setuid)
+	}
+	if *give != "" {
+		name := filepath.Join(*data, *give)
+		err := os.WriteFile(name, []byte("given away\n"), 0o644)
+		if err == nil {
+			err = os.Lchown(name, 4321, 4321)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "give:", err)
+			os.Exit(1)
+		}
+		fmt.Println("gave", *give)
 	}
 	if *mark {
 		name := filepath.Join(*data, "run-"+os.Getenv("MAO_RUN_ID"))
