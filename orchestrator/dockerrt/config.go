@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	dcontainer "github.com/docker/docker/api/types/container"
@@ -17,7 +16,7 @@ import (
 // container the Docker engine socket.
 var ErrDockerSocket = errors.New("mounting the Docker socket is not allowed")
 
-// Capabilities is the whole capability set of every container: Docker's
+// Capabilities returns the whole capability set of every container: Docker's
 // default set is dropped (CapDrop ALL) and only these are added back. They
 // are what a process running as root in the container needs to write into
 // the bind-mounted data folder with ordinary tools, whoever owns the files
@@ -29,12 +28,13 @@ var ErrDockerSocket = errors.New("mounting the Docker socket is not allowed")
 // owns. FSETID was never needed. A container that runs as another user
 // than root has no capability at all. The runner takes every file back
 // for the orchestrator's user after the run and clears setuid and setgid
-// bits, so CHOWN cannot leave anything behind on the host.
-var Capabilities = []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"}
+// bits, so that what a tool gave away with CHOWN does not stay another
+// user's on the host.
+func Capabilities() []string { return []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"} }
 
 // securityOpts are set on every container: no process in it can gain
 // privileges through setuid or setgid binaries or file capabilities.
-var securityOpts = []string{"no-new-privileges"}
+func securityOpts() []string { return []string{"no-new-privileges"} }
 
 // containerConfig turns spec into the engine's create request for a
 // non-interactive, auto-removed container with mao's security defaults
@@ -73,9 +73,9 @@ func containerConfig(spec container.Spec, daemonHost string) (*dcontainer.Config
 		Mounts:      mounts,
 		// MemorySwap equal to Memory: the limit covers swap too.
 		Resources:   dcontainer.Resources{NanoCPUs: spec.NanoCPUs, Memory: spec.Memory, MemorySwap: spec.Memory},
-		SecurityOpt: slices.Clone(securityOpts),
+		SecurityOpt: securityOpts(),
 		CapDrop:     []string{"ALL"},
-		CapAdd:      slices.Clone(Capabilities),
+		CapAdd:      Capabilities(),
 	}
 	if spec.PidsLimit > 0 {
 		limit := spec.PidsLimit

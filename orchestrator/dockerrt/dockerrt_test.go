@@ -348,7 +348,7 @@ func TestRunAppliesSpec(t *testing.T) {
 			hc.NanoCPUs, hc.Memory, hc.AutoRemove, hc.NetworkMode)
 	}
 	if hc.PidsLimit == nil || *hc.PidsLimit != 100 || !slices.Equal(hc.SecurityOpt, []string{"no-new-privileges"}) ||
-		!slices.Equal(hc.CapDrop, []string{"ALL"}) || !slices.Equal(hc.CapAdd, capNames(dockerrt.Capabilities)) || hc.Privileged {
+		!slices.Equal(hc.CapDrop, []string{"ALL"}) || !slices.Equal(hc.CapAdd, capNames(dockerrt.Capabilities())) || hc.Privileged {
 		t.Errorf("host config: PidsLimit %v, SecurityOpt %v, CapDrop %v, CapAdd %v, Privileged %v",
 			hc.PidsLimit, hc.SecurityOpt, hc.CapDrop, hc.CapAdd, hc.Privileged)
 	}
@@ -400,7 +400,7 @@ func capMask(t *testing.T, names []string) string {
 // root.
 func TestRunSecurityDefaults(t *testing.T) {
 	t.Parallel()
-	caps := capMask(t, dockerrt.Capabilities)
+	caps := capMask(t, dockerrt.Capabilities())
 	none := capMask(t, nil)
 	tests := []struct {
 		user                 string
