@@ -28,7 +28,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) > 0 && args[0] == "help" { // `maoctl help tool run` is `maoctl tool run --help`
 		args = append(args[1:len(args):len(args)], "--help")
 	}
-	c := &ctl{stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &ctl{stdin: stdin, stdout: stdout, stderr: stderr, tty: isTerminal(stdout)}
 	app := c.app()
 	return app.RunContext(ctx, append([]string{app.Name}, hoistFlags(app, args)...))
 }
@@ -38,6 +38,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type ctl struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	tty            bool // stdout is a terminal: logs are printed without control sequences
 	client         *api.Client
 	json           bool
 }

@@ -54,6 +54,16 @@ func TestToolValidate(t *testing.T) {
 		{"bad resources", func(t *Tool) { t.Resources = &Resources{CPUs: -1, Memory: "1KiB"} }, []string{"resources.cpus", "resources.memory"}},
 		{"bad memory", func(t *Tool) { t.Resources = &Resources{Memory: "lots"} }, []string{"resources.memory"}},
 		{"bad network", func(t *Tool) { t.Network = "container:abc" }, []string{"network"}},
+		{"user uid", func(t *Tool) { t.User = "1000" }, nil},
+		{"user uid:gid", func(t *Tool) { t.User = "1000:100" }, nil},
+		{"user root", func(t *Tool) { t.User = "0:0" }, nil},
+		{"user largest id", func(t *Tool) { t.User = "2147483647:2147483647" }, nil},
+		{"user name", func(t *Tool) { t.User = "nobody" }, []string{"user"}},
+		{"user uid:name", func(t *Tool) { t.User = "1000:staff" }, []string{"user"}},
+		{"user negative", func(t *Tool) { t.User = "-1" }, []string{"user"}},
+		{"user too large", func(t *Tool) { t.User = "2147483648" }, []string{"user"}},
+		{"user empty gid", func(t *Tool) { t.User = "1000:" }, []string{"user"}},
+		{"user spaces", func(t *Tool) { t.User = " 1000" }, []string{"user"}},
 		{"bad input dataset", func(t *Tool) { t.InputDataset = "../x" }, []string{"input_dataset"}},
 		{"everything at once", func(t *Tool) {
 			t.Name, t.Image, t.DataRepo, t.Timeout = "A/B", "x y", "", "0s"
@@ -135,6 +145,9 @@ func TestLoadTool(t *testing.T) {
 			if tool.Author != `O'Brien "the analyst"` || tool.Env["LANGS"] != "go,python" || len(tool.Command) != 2 {
 				t.Errorf("decoded %+v", tool)
 			}
+			if uid, gid, ok := tool.UserIDs(); tool.User != "1000:100" || uid != 1000 || gid != 100 || !ok {
+				t.Errorf("user %q: %d %d %v", tool.User, uid, gid, ok)
+			}
 		}},
 		{file: "testdata/unknown-field.yaml", wantErr: "imagee"},
 		{file: "testdata/missing.yaml", wantErr: "no such file"},
@@ -174,6 +187,26 @@ func TestDecodeStrictJSON(t *testing.T) {
 		err := Decode([]byte(tc.in), true, &d)
 		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("Decode(%s) = %v, want %q", tc.in, err, tc.wantErr)
+		}
+	}
+}
+
+func TestUserIDs(t *testing.T) {
+	tests := []struct {
+		user     string
+		uid, gid int
+		ok       bool
+	}{
+		{"", 0, -1, false},
+		{"1000", 1000, -1, true},
+		{"0:0", 0, 0, true},
+		{"1000:100", 1000, 100, true},
+	}
+	for _, tc := range tests {
+		tool := validTool()
+		tool.User = tc.user
+		if uid, gid, ok := tool.UserIDs(); uid != tc.uid || gid != tc.gid || ok != tc.ok {
+			t.Errorf("UserIDs(%q) = %d, %d, %v; want %d, %d, %v", tc.user, uid, gid, ok, tc.uid, tc.gid, tc.ok)
 		}
 	}
 }

@@ -111,6 +111,18 @@ type Runs struct {
 	// preparing (cloning or fetching its data repository and input dataset,
 	// pulling its image) before it fails; default 15m.
 	PrepareTimeout time.Duration
+	// PidsLimit (key pids_limit) is the most processes and threads a run's
+	// container may have at once; default 4096, from 16 to 4194304. A fork
+	// bomb stops there instead of exhausting the machine.
+	PidsLimit int
+	// DefaultMemory (key default_memory) is the memory limit in bytes of
+	// the container of a tool whose spec sets no resources.memory; default
+	// 4GiB, at least 6MiB. A tool's own memory wins, above it or below.
+	DefaultMemory int64
+	// AllowHostNetwork (key allow_host_network) lets tools with network
+	// host run at this site and be registered through its API; default
+	// false: such runs fail and such registrations are refused (400).
+	AllowHostNetwork bool
 }
 
 // Schedules is the [schedules] section.
@@ -161,6 +173,12 @@ const (
 	defaultShutdownGrace  = 30 * time.Second
 	defaultStopGrace      = 10 * time.Second
 	defaultPrepareTimeout = 15 * time.Minute
+	defaultPidsLimit      = 4096
+	minPidsLimit          = 16
+	maxPidsLimit          = 4194304 // the kernel's largest pid_max
+	defaultMemory         = 4 << 30
+	minMemory             = 6 << 20 // as toolspec: Docker refuses less
+	maxMemory             = 1 << 50 // as toolspec
 	defaultHistory        = 100
 	maxHistory            = 100000
 	defaultSeriesLength   = 1000
@@ -199,10 +217,11 @@ func base() Config {
 		},
 		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL},
 		API:        API{Listen: defaultListen},
-		Runs:       Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout},
-		Schedules:  Schedules{History: defaultHistory},
-		Detector:   Detector{SeriesLength: defaultSeriesLength},
-		Notify:     Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},
+		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout,
+			PidsLimit: defaultPidsLimit, DefaultMemory: defaultMemory},
+		Schedules: Schedules{History: defaultHistory},
+		Detector:  Detector{SeriesLength: defaultSeriesLength},
+		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},
 	}
 }
 

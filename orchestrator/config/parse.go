@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"gopkg.in/ini.v1"
+
+	"github.com/mao-research/mao/toolspec"
 )
 
 // knownSections names the sections of the current format, for messages.
@@ -291,11 +293,20 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			c.API.Tokens = append(c.API.Tokens, tokens...)
 			return err
 		},
-		"docker.host":               str(&c.Docker.Host),
-		"runs.shutdown_grace":       dur(&c.Runs.ShutdownGrace),
-		"runs.stop_grace":           dur(&c.Runs.StopGrace),
-		"runs.prepare_timeout":      dur(&c.Runs.PrepareTimeout),
-		"runs.log_dir":              path(&c.Runs.LogDir),
+		"docker.host":          str(&c.Docker.Host),
+		"runs.shutdown_grace":  dur(&c.Runs.ShutdownGrace),
+		"runs.stop_grace":      dur(&c.Runs.StopGrace),
+		"runs.prepare_timeout": dur(&c.Runs.PrepareTimeout),
+		"runs.log_dir":         path(&c.Runs.LogDir),
+		"runs.pids_limit":      whole(&c.Runs.PidsLimit),
+		"runs.default_memory": func(v string) error {
+			n, err := toolspec.ParseMemory(v)
+			if err == nil {
+				c.Runs.DefaultMemory = n
+			}
+			return err
+		},
+		"runs.allow_host_network":   boolean(&c.Runs.AllowHostNetwork),
 		"schedules.history":         whole(&c.Schedules.History),
 		"detector.series_length":    whole(&c.Detector.SeriesLength),
 		"notify.urls":               func(v string) error { c.Notify.URLs = strings.Fields(v); return nil },
@@ -318,14 +329,18 @@ func whole(p *int) func(string) error {
 	}
 }
 
-// boolean returns a setter of true or false.
+// boolean returns a setter of a yes-or-no value, spelled as Python's
+// configparser reads it (true/false, yes/no, on/off, 1/0, in any case).
 func boolean(p *bool) func(string) error {
 	return func(v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
+		switch strings.ToLower(v) {
+		case "true", "yes", "on", "1":
+			*p = true
+		case "false", "no", "off", "0":
+			*p = false
+		default:
 			return fmt.Errorf("%q is not true or false", v)
 		}
-		*p = b
 		return nil
 	}
 }

@@ -96,6 +96,12 @@ func (c *Config) problems() []problem {
 		check("runs.stop_grace", fmt.Errorf("%s must be whole seconds: Docker's stop timeout counts seconds", c.Runs.StopGrace))
 	}
 	check("runs.prepare_timeout", checkDuration(c.Runs.PrepareTimeout, 0))
+	if n := c.Runs.PidsLimit; n < minPidsLimit || n > maxPidsLimit {
+		check("runs.pids_limit", fmt.Errorf("%d is not from %d to %d", n, minPidsLimit, maxPidsLimit))
+	}
+	if m := c.Runs.DefaultMemory; m < minMemory || m > maxMemory {
+		check("runs.default_memory", fmt.Errorf("%d bytes is not from 6MiB to 1PiB", m))
+	}
 	if dataDir {
 		check("runs.log_dir", checkAbs(c.Runs.LogDir))
 	}

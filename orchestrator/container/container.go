@@ -19,8 +19,14 @@ type Spec struct {
 	Mounts   []Mount           // bind mounts; the Docker socket is refused
 	NanoCPUs int64             // CPU limit in 1e-9 CPUs, 0 = none
 	Memory   int64             // memory limit in bytes, 0 = none
-	Network  string            // "bridge", "none", "host" or a network name; "" = engine default
-	Timeout  time.Duration     // the container is stopped after this long, 0 = never
+	// PidsLimit is the most processes and threads the container may have
+	// at once, 0 = none.
+	PidsLimit int64
+	// User is "UID" or "UID:GID", numeric, that the container's process
+	// runs as; "" = the image's user.
+	User    string
+	Network string        // "bridge", "none", "host" or a network name; "" = engine default
+	Timeout time.Duration // the container is stopped after this long, 0 = never
 }
 
 // Image identifies a local image.

@@ -154,6 +154,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	run := runner.New(registry, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
 		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks,
+		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
 		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
@@ -213,7 +214,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			return nil, err
 		}
 	}
-	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
+	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log,
+		CheckTool: run.CheckTool})
 	if fed.ln != nil {
 		fed.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: peer.NewServer(st, st, acc.pki, peer.ServerOptions{
 			Prefix: cfg.Etcd.Prefix, Etcd: cfg.Etcd.Embedded(), Clock: clock, Log: log, Logs: handler.LocalLogs()})}

@@ -18,16 +18,19 @@ const defaultHost = "unix:///var/run/docker.sock"
 
 func TestContainerConfig(t *testing.T) {
 	spec := container.Spec{
-		Name:     "mao-r1",
-		Image:    "tool:1",
-		Cmd:      []string{"-exit", "3"},
-		Env:      []string{"MAO_RUN_ID=r1"},
-		Labels:   map[string]string{"mao.run": "r1"},
-		Mounts:   []container.Mount{{Source: "/srv/data", Target: "/usr/src/app/data"}, {Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true}},
-		NanoCPUs: 1_500_000_000,
-		Memory:   256 << 20,
-		Network:  "none",
+		Name:      "mao-r1",
+		Image:     "tool:1",
+		Cmd:       []string{"-exit", "3"},
+		Env:       []string{"MAO_RUN_ID=r1"},
+		Labels:    map[string]string{"mao.run": "r1"},
+		Mounts:    []container.Mount{{Source: "/srv/data", Target: "/usr/src/app/data"}, {Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true}},
+		NanoCPUs:  1_500_000_000,
+		Memory:    256 << 20,
+		PidsLimit: 64,
+		User:      "1000:100",
+		Network:   "none",
 	}
+	pids := int64(64)
 	noCmd := spec
 	noCmd.Cmd = []string{}
 	tests := []struct {
@@ -40,7 +43,7 @@ func TestContainerConfig(t *testing.T) {
 			name: "full",
 			spec: spec,
 			wantCfg: &dcontainer.Config{
-				Image: "tool:1", Cmd: []string{"-exit", "3"}, Env: []string{"MAO_RUN_ID=r1"},
+				Image: "tool:1", Cmd: []string{"-exit", "3"}, Env: []string{"MAO_RUN_ID=r1"}, User: "1000:100",
 				Labels: map[string]string{"mao.run": "r1"}, AttachStdout: true, AttachStderr: true,
 			},
 			wantHC: &dcontainer.HostConfig{
@@ -50,14 +53,17 @@ func TestContainerConfig(t *testing.T) {
 					{Type: mount.TypeBind, Source: "/srv/data", Target: "/usr/src/app/data"},
 					{Type: mount.TypeBind, Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true},
 				},
-				Resources: dcontainer.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20},
+				Resources:   dcontainer.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20, PidsLimit: &pids},
+				SecurityOpt: []string{"no-new-privileges"},
+				CapDrop:     []string{"ALL"},
+				CapAdd:      []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"},
 			},
 		},
 		{
 			name: "empty cmd keeps the image cmd",
 			spec: noCmd,
 			wantCfg: &dcontainer.Config{
-				Image: "tool:1", Env: []string{"MAO_RUN_ID=r1"},
+				Image: "tool:1", Env: []string{"MAO_RUN_ID=r1"}, User: "1000:100",
 				Labels: map[string]string{"mao.run": "r1"}, AttachStdout: true, AttachStderr: true,
 			},
 			wantHC: &dcontainer.HostConfig{
@@ -67,14 +73,18 @@ func TestContainerConfig(t *testing.T) {
 					{Type: mount.TypeBind, Source: "/srv/data", Target: "/usr/src/app/data"},
 					{Type: mount.TypeBind, Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true},
 				},
-				Resources: dcontainer.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20},
+				Resources:   dcontainer.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20, PidsLimit: &pids},
+				SecurityOpt: []string{"no-new-privileges"},
+				CapDrop:     []string{"ALL"},
+				CapAdd:      []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"},
 			},
 		},
 		{
 			name:    "minimal",
 			spec:    container.Spec{Image: "tool:1"},
 			wantCfg: &dcontainer.Config{Image: "tool:1", AttachStdout: true, AttachStderr: true},
-			wantHC:  &dcontainer.HostConfig{AutoRemove: true},
+			wantHC: &dcontainer.HostConfig{AutoRemove: true, SecurityOpt: []string{"no-new-privileges"},
+				CapDrop: []string{"ALL"}, CapAdd: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"}},
 		},
 	}
 	for _, tt := range tests {

@@ -5,6 +5,12 @@
 // guarantees the container is gone afterwards. It also removes containers a
 // crashed orchestrator left behind.
 //
+// Every container it creates gets the same security defaults, which no
+// caller can turn off: no-new-privileges, Docker's capabilities dropped but
+// for Capabilities (what a root process needs to write into the data
+// folder), and never the Docker socket in a mount. The Spec sets the pids
+// and memory limits and the user.
+//
 // It owns the conversation with the Docker engine only. It must not import
 // mao's registries (etcd), the tool model (toolspec) or the HTTP API (api):
 // callers translate a tool run into a container.Spec. It never shells out to `docker`.

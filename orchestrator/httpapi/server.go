@@ -125,6 +125,10 @@ type Options struct {
 	Timezone string           // the site's default time zone for new schedules; default UTC
 	Now      func() time.Time // default time.Now
 	Log      *slog.Logger
+	// CheckTool, if set, applies the site's policy to a valid tool that is
+	// being registered (e.g. a host network the site does not allow); its
+	// *toolspec.ValidationError is a 400 naming the field.
+	CheckTool func(toolspec.Tool) error
 }
 
 // Server is the REST API of one orchestrator.
@@ -254,7 +258,14 @@ func (s *Server) getTool(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createTool(w http.ResponseWriter, r *http.Request) {
 	var t toolspec.Tool
-	create(s, w, r, &t, t.Validate, func() string { return t.Name }, s.deps.ToolEdits.CreateTool, redacted)
+	validate := func() error {
+		err := t.Validate()
+		if err == nil && s.opts.CheckTool != nil {
+			err = s.opts.CheckTool(t)
+		}
+		return err
+	}
+	create(s, w, r, &t, validate, func() string { return t.Name }, s.deps.ToolEdits.CreateTool, redacted)
 }
 
 // create decodes a new registry record into v, validates it, stores it and

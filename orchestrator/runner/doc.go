@@ -6,6 +6,15 @@
 // run's log, and commits what the tool wrote (or discards it when the run
 // did not succeed). Every step is recorded in the run's record.
 //
+// It applies the site's container policy: a tool on the host network runs
+// only where the site allows it (CheckTool says so at registration too),
+// every container gets the site's pids limit and, unless the tool sets
+// its own, its default memory limit, and runs as the tool's user (at an
+// orchestrator that is not root: as the orchestrator's user, and never as
+// another). Before anything is committed or discarded, everything in the
+// data folder becomes the orchestrator's user's again, without setuid and
+// setgid bits, never following a link.
+//
 // The runner declares what it needs as small interfaces (Registry, Records,
 // Containers, Git, Outputs, Clock), described with the plain types of
 // package container; the daemon wires in the store, dockerrt and gitrepo.

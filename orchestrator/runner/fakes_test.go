@@ -106,8 +106,9 @@ type fakeContainers struct {
 	output   string
 	imageErr error
 	block    bool
-	gate     chan struct{} // if not nil, Run waits for it to close
-	started  chan struct{} // receives once per Run, if not nil
+	gate     chan struct{}             // if not nil, Run waits for it to close
+	started  chan struct{}             // receives once per Run, if not nil
+	onRun    func(spec container.Spec) // if not nil, what the container does
 	rmErr    error
 	specs    []container.Spec
 	removed  []string
@@ -131,6 +132,9 @@ func (f *fakeContainers) Run(ctx context.Context, spec container.Spec, w io.Writ
 	defer func() { f.mu.Lock(); f.running--; f.mu.Unlock() }()
 	if f.started != nil {
 		f.started <- struct{}{}
+	}
+	if f.onRun != nil {
+		f.onRun(spec)
 	}
 	io.WriteString(w, f.output)
 	if f.gate != nil {

