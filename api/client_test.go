@@ -14,7 +14,8 @@ import (
 
 // TestClientRequests checks the requests and answers of the federation,
 // series and notification calls: method, path, query, body and the
-// decoded answer.
+// decoded answer. Every write says Content-Type: application/json, even
+// without a body: the API refuses writes without it.
 func TestClientRequests(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -67,6 +68,14 @@ func TestClientRequests(t *testing.T) {
 			status:   http.StatusCreated,
 			answer:   `{"member":{"id":"m2","name":"b","peer_urls":["http://h:2380"],"health":"not started"},"initial_cluster":"a=x,b=http://h:2380","config":"[etcd]\n"}`,
 			wantResp: AddSiteResult{Member: Member{ID: "m2", Name: "b", PeerURLs: []string{"http://h:2380"}, Health: "not started"}, InitialCluster: "a=x,b=http://h:2380", Config: "[etcd]\n"},
+		},
+		{
+			name:     "pause a schedule, without a body",
+			call:     func(c *Client) (any, error) { return c.PauseSchedule(context.Background(), "s1") },
+			wantReq:  "POST /api/v1/schedules/s1/pause ",
+			status:   http.StatusOK,
+			answer:   `{"id":"s1","paused":true}`,
+			wantResp: ScheduleInfo{Schedule: Schedule{ID: "s1", Paused: true}},
 		},
 		{
 			name:     "remove site",
@@ -135,6 +144,9 @@ func TestClientRequests(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
 				gotReq = r.Method + " " + r.URL.EscapedPath() + query(r.URL.RawQuery) + " " + strings.TrimSpace(string(body))
+				if ct := r.Header.Get("Content-Type"); (r.Method != http.MethodGet) != (ct == "application/json") {
+					gotReq += " with Content-Type " + ct
+				}
 				w.WriteHeader(tc.status)
 				io.WriteString(w, tc.answer)
 			}))

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/net/netutil"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
@@ -172,12 +174,23 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		run.Shutdown(grace)
 	})
 
+	tokens, err := apiTokens(cfg.API.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := apiTLS(cfg.API)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("api listen: %w", err)
 	}
 	stack.push(func() { ln.Close() })
 	addr := "http://" + ln.Addr().String()
+	if tlsConfig != nil {
+		addr = "https://" + ln.Addr().String()
+	}
 	// Join before Recover: while this site is not live, other sites
 	// settle the runs it held as lost.
 	member, err := st.Join(ctx, siteRecord(ctx, cfg, addr, docker, clock, log), cfg.Site.LeaseTTL, log)
@@ -206,7 +219,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		Sites: st, Federation: st, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
-		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
+		httpapi.Options{Site: cfg.Site.Name, Tokens: tokens, Hosts: httpapi.Hosts(cfg.API.Listen, cfg.API.Hostnames),
+			Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
 	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
 		federation.NewPrunedLogs(st, logs, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
 	if promote != nil {
@@ -217,16 +231,56 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	// events to the notifier.
 	late := []func(context.Context){checks.Run, notifier.Run}
 	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, workers: workers, late: late, member: member,
-		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
-	go func() { r.served <- r.srv.Serve(ln) }()
+		srv: handler.HTTPServer(), served: make(chan error, 1)}
+	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
+	if tlsConfig != nil {
+		r.srv.TLSConfig = tlsConfig
+		go func() { r.served <- r.srv.ServeTLS(limited, "", "") }()
+	} else {
+		go func() { r.served <- r.srv.Serve(limited) }()
+	}
 
 	addrFile := filepath.Join(cfg.Site.DataDir, AddrFile)
 	if err := os.WriteFile(addrFile, []byte(addr+"\n"), 0o644); err != nil {
 		log.Warn("write the API address file", "err", err)
 	}
 	stack.push(func() { os.Remove(addrFile) })
-	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "auth", len(cfg.API.Tokens) > 0)
+	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "auth", len(tokens) > 0, "tokens", tokenNames(tokens))
 	return &Daemon{serve: r.serve, done: make(chan struct{})}, nil
+}
+
+// apiTokens are the config's tokens as the API takes them.
+func apiTokens(list []config.Token) ([]httpapi.Token, error) {
+	out := make([]httpapi.Token, len(list))
+	for i, t := range list {
+		scope, err := httpapi.ParseScope(t.Scope)
+		if err != nil {
+			return nil, fmt.Errorf("%s: token %s: %w", t.Key, t.Name, err)
+		}
+		out[i] = httpapi.Token{Name: t.Name, Scope: scope, Secret: t.Secret}
+	}
+	return out, nil
+}
+
+// tokenNames lists the tokens as name:scope, for the log.
+func tokenNames(tokens []httpapi.Token) []string {
+	out := make([]string, len(tokens))
+	for i, t := range tokens {
+		out[i] = t.Name + ":" + t.Scope.String()
+	}
+	return out
+}
+
+// apiTLS is the API's TLS configuration, nil without a certificate.
+func apiTLS(a config.API) (*tls.Config, error) {
+	if !a.TLS() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("api.tls_cert_file and api.tls_key_file: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // startMember starts the embedded etcd member and returns the endpoints to
