@@ -31,17 +31,38 @@ func errCredentials(shown string) error {
 // user name). An ssh user without a password, as in ssh://git@host/r or
 // git@host:r, is a login name, not a secret, and stays valid.
 func checkNoCredentials(s string) error {
-	if shown := RedactURL(s); shown != s {
-		return errCredentials(shown)
+	if hasCredentials(s) {
+		return errCredentials(RedactURL(s))
 	}
 	return nil
+}
+
+func hasCredentials(s string) bool {
+	if !strings.Contains(s, "://") {
+		return scpPasswordRe.MatchString(s)
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		_, at := userInfo(s)
+		return at >= 0 // url.Parse refuses, say, a bad escape in the user info
+	}
+	if u.User == nil {
+		return false
+	}
+	_, hasPassword := u.User.Password()
+	return hasPassword || !isSSH(u.Scheme)
+}
+
+func isSSH(scheme string) bool {
+	return strings.EqualFold(scheme, "ssh") || strings.EqualFold(scheme, "git+ssh") || strings.EqualFold(scheme, "ssh+git")
 }
 
 // RedactURL returns a git or web URL with its credentials replaced by ***:
 // a password, and the user of an https, http, git or file URL (a token is
 // often sent as the user name). An ssh login name without a password is
-// kept. Anything else is returned as it is. Records written before mao
-// refused credentials may still hold some; the API shows them with this.
+// kept. Only the user info changes; the rest is returned as it is. Records
+// written before mao refused credentials may still hold some; the API
+// shows them with this.
 func RedactURL(s string) string {
 	if !strings.Contains(s, "://") {
 		if scpPasswordRe.MatchString(s) {
@@ -51,40 +72,38 @@ func RedactURL(s string) string {
 		}
 		return s
 	}
-	u, err := url.Parse(s)
-	if err != nil {
-		// url.Parse refuses, say, a bad escape in the user info: hide
-		// whatever comes between "://" and the last "@" of the authority.
-		return redactAuthority(s)
-	}
-	if u.User == nil {
-		return s
-	}
-	_, hasPassword := u.User.Password()
-	switch {
-	case hasPassword:
-		u.User = url.UserPassword(u.User.Username(), hiddenCredential)
-	case strings.EqualFold(u.Scheme, "ssh") || strings.EqualFold(u.Scheme, "git+ssh") || strings.EqualFold(u.Scheme, "ssh+git"):
-		return s // a login name
-	default:
-		u.User = url.User(hiddenCredential)
-	}
-	// url.URL.String escapes "*"; the mark reads better as it is.
-	return strings.Replace(u.String(), url.QueryEscape(hiddenCredential), hiddenCredential, 1)
-}
-
-// redactAuthority hides the user info of a URL that url.Parse refuses.
-func redactAuthority(s string) string {
-	scheme, rest, _ := strings.Cut(s, "://")
-	end := strings.IndexAny(rest, "/?#")
-	if end < 0 {
-		end = len(rest)
-	}
-	at := strings.LastIndex(rest[:end], "@")
+	info, at := userInfo(s)
 	if at < 0 {
 		return s
 	}
-	return scheme + "://" + hiddenCredential + rest[at:]
+	if u, err := url.Parse(s); err == nil {
+		_, hasPassword := u.User.Password()
+		switch {
+		case u.User == nil || !hasPassword && isSSH(u.Scheme):
+			return s
+		case hasPassword:
+			user, _, _ := strings.Cut(info, ":")
+			return s[:at-len(info)] + user + ":" + hiddenCredential + s[at:]
+		}
+	}
+	// A user alone, or user info that url.Parse refuses: hide all of it.
+	return s[:at-len(info)] + hiddenCredential + s[at:]
+}
+
+// userInfo returns the user info of a URL with "://", as url.Parse finds
+// it (before the last '@' of the authority), and the index in s of that
+// '@', or -1 without one.
+func userInfo(s string) (string, int) {
+	i := strings.Index(s, "://") + len("://")
+	authority := s[i:]
+	if end := strings.IndexAny(authority, "/?#"); end >= 0 {
+		authority = authority[:end]
+	}
+	at := strings.LastIndex(authority, "@")
+	if at < 0 {
+		return "", -1
+	}
+	return authority[:at], i + at
 }
 
 // schemeURLRe matches the start of a URL with user info inside free text,

@@ -2,6 +2,8 @@ package toolspec
 
 import (
 	"encoding/json"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 )
@@ -97,6 +99,39 @@ func FuzzSchedule(f *testing.F) {
 			if !tick.After(at) || tick.After(at.Add(48*time.Hour)) || i > 0 && !tick.After(last[i-1]) {
 				t.Fatalf("%q: ticks %v are not in order in (%s, +48h]", s.Spec, last, at)
 			}
+		}
+	})
+}
+
+// FuzzRedactURL checks RedactURL on any string: it is stable, and a URL
+// that parses with a password, or with a user outside ssh, is shown with
+// *** in its place.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"https://ada:hunter2@h.example/r.git", "https://tok@h.example/r", "ssh://git@h.example/r",
+		"git:pw@h.example:r.git", "git@h.example:r.git", "https://a%zz@h/r", "file:///srv/r"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		shown := RedactURL(s)
+		if again := RedactURL(shown); again != shown {
+			t.Fatalf("not stable: %q -> %q -> %q", s, shown, again)
+		}
+		u, err := url.Parse(s)
+		if err != nil || u.User == nil || !strings.Contains(s, "://") {
+			return
+		}
+		v, err := url.Parse(shown)
+		if err != nil {
+			t.Fatalf("%q is shown as %q, which does not parse: %v", s, shown, err)
+		}
+		_, hasPassword := u.User.Password()
+		password, _ := v.User.Password()
+		ssh := strings.EqualFold(u.Scheme, "ssh") || strings.EqualFold(u.Scheme, "git+ssh") || strings.EqualFold(u.Scheme, "ssh+git")
+		switch {
+		case hasPassword && password != hiddenCredential:
+			t.Fatalf("%q is shown as %q: its password is not hidden", s, shown)
+		case !hasPassword && !ssh && v.User.Username() != hiddenCredential:
+			t.Fatalf("%q is shown as %q: its user is not hidden", s, shown)
 		}
 	})
 }
