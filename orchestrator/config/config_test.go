@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -186,9 +187,9 @@ func TestParseKeys(t *testing.T) {
 				{"watch", ScopeRead, "x:y#z;0123456789", "tokens.watch"}}
 		}},
 		{"api keys", "[api]\nlisten = 0.0.0.0:8443\nhostnames = mao.lab.example.org, 10.0.0.5,fd00::5\nmax_connections = 32\n" +
-			"insecure_no_auth = true\ntls_cert_file = /etc/hosts\ntls_key_file = /etc/hostname\n", func(c *Config) {
+			"insecure_no_auth = true\ntls_cert_file = /etc/hosts\ntls_key_file = /etc/passwd\n", func(c *Config) {
 			c.API.Listen, c.API.Hostnames, c.API.MaxConnections = "0.0.0.0:8443", []string{"mao.lab.example.org", "10.0.0.5", "fd00::5"}, 32
-			c.API.InsecureNoAuth, c.API.TLSCertFile, c.API.TLSKeyFile = true, "/etc/hosts", "/etc/hostname"
+			c.API.InsecureNoAuth, c.API.TLSCertFile, c.API.TLSKeyFile = true, "/etc/hosts", "/etc/passwd"
 			c.Warnings = []string{file + ":2: api.listen 0.0.0.0:8443 is reachable from other machines and no tokens are set (api.insecure_no_auth): " +
 				"anyone who reaches it can use the API, and through it the site's Docker engine"}
 		}},
@@ -787,5 +788,42 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		if !shown[key] {
 			t.Errorf("%s does not show %s", example, key)
 		}
+	}
+}
+
+var exampleToken = regexp.MustCompile(`^#[a-z0-9._-]+ = (read|run|admin):\S+$`)
+
+// TestExampleTokens uncomments the example's [tokens] entries and its
+// [api] listen beyond loopback: they must load as documented.
+func TestExampleTokens(t *testing.T) {
+	fakeHome(t)
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	section := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "[") {
+			section = line
+		}
+		if section == "[tokens]" && exampleToken.MatchString(line) {
+			line = strings.TrimPrefix(line, "#")
+		}
+		if section == "[api]" && strings.HasPrefix(line, "listen = ") {
+			line = "listen = 0.0.0.0:8080"
+		}
+		out = append(out, line)
+	}
+	c, err := Parse([]byte(strings.Join(out, "\n")), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tok := range c.API.Tokens {
+		got = append(got, tok.Name+" "+tok.Scope)
+	}
+	if want := []string{"ci run", "ada admin", "dashboard read"}; !slices.Equal(got, want) || len(c.Warnings) != 0 {
+		t.Fatalf("tokens %q, warnings %q; want %q and no warnings", got, c.Warnings, want)
 	}
 }
