@@ -332,7 +332,9 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	if method != http.MethodGet && method != http.MethodHead {
+		// Every write says it is JSON, even without a body: the API refuses
+		// writes of other types, which a web page could send.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")

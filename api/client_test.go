@@ -14,7 +14,8 @@ import (
 
 // TestClientRequests checks the requests and answers of the federation,
 // series and notification calls: method, path, query, body and the
-// decoded answer.
+// decoded answer. Every write says Content-Type: application/json, even
+// without a body: the API refuses writes without it.
 func TestClientRequests(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -77,6 +78,14 @@ func TestClientRequests(t *testing.T) {
 			status:   http.StatusCreated,
 			answer:   `{"name":"ada","user":"reader:ada","ca_cert":"C","cert":"X","key":"K","endpoints":["https://h:2379"],"prefix":"/mao/","expires_at":"2027-12-02T13:00:00Z"}`,
 			wantResp: Credentials{Name: "ada", User: "reader:ada", CACert: "C", Cert: "X", Key: "K", Endpoints: []string{"https://h:2379"}, Prefix: "/mao/", ExpiresAt: time.Date(2027, 12, 2, 13, 0, 0, 0, time.UTC)},
+		},
+		{
+			name:     "pause a schedule, without a body",
+			call:     func(c *Client) (any, error) { return c.PauseSchedule(context.Background(), "s1") },
+			wantReq:  "POST /api/v1/schedules/s1/pause ",
+			status:   http.StatusOK,
+			answer:   `{"id":"s1","paused":true}`,
+			wantResp: ScheduleInfo{Schedule: Schedule{ID: "s1", Paused: true}},
 		},
 		{
 			name:     "remove site",
@@ -145,6 +154,9 @@ func TestClientRequests(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				body, _ := io.ReadAll(r.Body)
 				gotReq = r.Method + " " + r.URL.EscapedPath() + query(r.URL.RawQuery) + " " + strings.TrimSpace(string(body))
+				if ct := r.Header.Get("Content-Type"); (r.Method != http.MethodGet) != (ct == "application/json") {
+					gotReq += " with Content-Type " + ct
+				}
 				w.WriteHeader(tc.status)
 				io.WriteString(w, tc.answer)
 			}))

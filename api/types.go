@@ -83,6 +83,10 @@ type Run struct {
 	Image   string   `json:"image"`             // the reference from the tool spec
 	Network string   `json:"network,omitempty"` // the container network
 
+	// RequestedBy is the name of the API token that asked for a manual
+	// run; empty for a tick and when the API needs no token.
+	RequestedBy string `json:"requested_by,omitempty"`
+
 	ImageID     string `json:"image_id,omitempty"`     // the local image ID that ran
 	ImageDigest string `json:"image_digest,omitempty"` // repo digest, when the image came from a registry
 	ExitCode    *int   `json:"exit_code,omitempty"`    // set once the container has exited
@@ -287,7 +291,8 @@ type NotifyTestRequest struct {
 	URL string `json:"url,omitempty"`
 }
 
-// Health is the answer of GET /api/v1/health.
+// Health is the answer of GET /api/v1/health. GET /healthz, which needs
+// no token, answers only its Status.
 type Health struct {
 	// Status is "ok", or "degraded" when etcd (e.g. it lost quorum) or
 	// Docker does not answer: then writes fail with 503 until it is back.
@@ -306,10 +311,18 @@ const HopHeader = "X-Mao-Hop"
 const (
 	CodeInvalid      = "invalid"      // 400
 	CodeUnauthorized = "unauthorized" // 401
-	CodeNotFound     = "not_found"    // 404
-	CodeConflict     = "conflict"     // 409
-	CodeUnavailable  = "unavailable"  // 503
-	CodeInternal     = "internal"     // 500
+	// CodeForbidden: the token is valid but its scope does not allow the
+	// request (the message names the scope needed), or a browser sent the
+	// request from another origin.
+	CodeForbidden   = "forbidden"   // 403
+	CodeNotFound    = "not_found"   // 404
+	CodeConflict    = "conflict"    // 409
+	CodeUnsupported = "unsupported" // 415: a write without Content-Type: application/json
+	// CodeMisdirected: the Host header names neither this site nor one of
+	// its [api] hostnames (a DNS-rebinding attempt, or a missing name).
+	CodeMisdirected = "misdirected" // 421
+	CodeUnavailable = "unavailable" // 503
+	CodeInternal    = "internal"    // 500
 )
 
 // ErrorBody is the JSON body of every error response.

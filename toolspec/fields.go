@@ -69,10 +69,13 @@ func isGitScheme(scheme string) bool {
 }
 
 // checkGitURL accepts https, ssh, git and file URLs and git's scp-like
-// "user@host:path" form.
+// "user@host:path" form, without credentials (see checkNoCredentials).
 func checkGitURL(s string) error {
 	if s == "" {
 		return errors.New("is required")
+	}
+	if err := checkNoCredentials(s); err != nil {
+		return err
 	}
 	if err := checkLine(s, maxShortText); err != nil {
 		return err
@@ -113,8 +116,12 @@ func checkGitURL(s string) error {
 }
 
 // checkLinkURL accepts anything checkGitURL accepts, plus http and https web
-// addresses: code_repo is informational and often a project page.
+// addresses: code_repo is informational and often a project page. Neither
+// may carry credentials: every reader of the registry sees it.
 func checkLinkURL(s string) error {
+	if err := checkNoCredentials(s); err != nil {
+		return err
+	}
 	if err := checkGitURL(s); err == nil {
 		return nil
 	}

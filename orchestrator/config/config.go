@@ -91,10 +91,55 @@ func (e Etcd) TLS() bool { return e.CAFile != "" || e.CertFile != "" || e.KeyFil
 // Embedded reports whether the orchestrator runs its own etcd member.
 func (e Etcd) Embedded() bool { return len(e.Endpoints) == 0 }
 
-// API is the [api] section.
+// API is the [api] section, and the tokens of the [tokens] section.
 type API struct {
-	Listen string   // host:port; default 127.0.0.1:8080; port 0 means a free port
-	Tokens []string // accepted bearer tokens (tokens and tokens_file); empty means no auth
+	Listen string // host:port; default 127.0.0.1:8080; port 0 means a free port
+	// Tokens are the accepted bearer tokens: those of [tokens], then
+	// api.tokens and api.tokens_file. Empty means no authentication, which
+	// Validate allows only on a loopback Listen or with InsecureNoAuth.
+	Tokens []Token
+	// InsecureNoAuth (key insecure_no_auth) allows a Listen that other
+	// machines can reach without tokens. Default false.
+	InsecureNoAuth bool
+	// Hostnames are the names and addresses, besides the site's own (see
+	// httpapi), that the Host header of a request may carry: the names
+	// people and other sites reach the API by. Without them a request
+	// for another name is refused (DNS rebinding).
+	Hostnames []string
+	// TLSCertFile and TLSKeyFile (keys tls_cert_file, tls_key_file),
+	// set together, make the API serve HTTPS only, with this PEM
+	// certificate and key. Validate has checked that they are readable.
+	TLSCertFile string
+	TLSKeyFile  string
+	// MaxConnections (key max_connections) bounds the connections the
+	// API holds open at once (a followed log holds one); more wait to be
+	// accepted. Default 256.
+	MaxConnections int
+}
+
+// TLS reports whether the API serves HTTPS.
+func (a API) TLS() bool { return a.TLSCertFile != "" }
+
+// The scopes of a token: what it may do through the API.
+const (
+	ScopeRead  = "read"  // every GET
+	ScopeRun   = "run"   // read, and start runs and test the site's own channels
+	ScopeAdmin = "admin" // everything
+)
+
+// Token is one accepted bearer token.
+type Token struct {
+	// Name says who uses the token, in logs and run records; it is never
+	// the secret. The key of a [tokens] entry, the first field of a
+	// "NAME SCOPE SECRET" line of tokens_file, or, for a token that has
+	// none, generated: api.tokens[N] (the Nth of api.tokens) or
+	// tokens_file:LINE.
+	Name   string
+	Scope  string // ScopeRead, ScopeRun or ScopeAdmin; admin for a token without a name
+	Secret string
+	// Key is the config key that set it, for messages: tokens.NAME,
+	// api.tokens or api.tokens_file.
+	Key string
 }
 
 // Docker is the [docker] section.
@@ -179,6 +224,9 @@ const (
 	defaultMemory         = 4 << 30
 	minMemory             = 6 << 20 // as toolspec: Docker refuses less
 	maxMemory             = 1 << 50 // as toolspec
+	defaultMaxConnections = 256
+	maxMaxConnections     = 100000
+	minTokenSecret        = 16 // shorter secrets are warned about
 	defaultHistory        = 100
 	maxHistory            = 100000
 	defaultSeriesLength   = 1000
@@ -216,7 +264,7 @@ func base() Config {
 			PeerURL:        defaultPeerURL,
 		},
 		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL},
-		API:        API{Listen: defaultListen},
+		API:        API{Listen: defaultListen, MaxConnections: defaultMaxConnections},
 		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout,
 			PidsLimit: defaultPidsLimit, DefaultMemory: defaultMemory},
 		Schedules: Schedules{History: defaultHistory},

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -78,7 +79,7 @@ func TestDefault(t *testing.T) {
 					ClientURL: "https://127.0.0.1:2379", PeerURL: "https://127.0.0.1:2380",
 				},
 				Federation: Federation{Listen: "127.0.0.1:0", TokenTTL: time.Hour},
-				API:        API{Listen: "127.0.0.1:8080"},
+				API:        API{Listen: "127.0.0.1:8080", MaxConnections: 256},
 				Runs: Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute,
 					PidsLimit: 4096, DefaultMemory: 4 << 30},
 				Schedules: Schedules{History: 100},
@@ -175,7 +176,24 @@ func TestParseKeys(t *testing.T) {
 			c.Federation.Listen, c.Federation.TokenTTL = "10.0.0.2:8443", 30*time.Minute
 		}},
 		{"api.listen", "[api]\nlisten = [::1]:0\n", func(c *Config) { c.API.Listen = "[::1]:0" }},
-		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) { c.API.Tokens = []string{"s3cr#t;1", "tok2"} }},
+		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) {
+			c.API.Tokens = []Token{{"api.tokens[1]", ScopeAdmin, "s3cr#t;1", "api.tokens"}, {"api.tokens[2]", ScopeAdmin, "tok2", "api.tokens"}}
+			c.Warnings = []string{file + ":2: api.tokens: the secret of token api.tokens[1] is shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32)",
+				file + ":2: api.tokens: the secret of token api.tokens[2] is shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32)",
+				file + ":2: api.tokens: 2 token(s) have no name and get scope admin (named api.tokens[1], api.tokens[2] in logs and run records); " +
+					"name and scope each in a [tokens] section, as NAME = SCOPE:SECRET (e.g. ci = run:SECRET), with scope read, run or admin"}
+		}},
+		{"[tokens]", "[tokens]\nci = run:0123456789abcdef\nAda.L = admin : 0123456789abcdef0\nwatch = read:x:y#z;0123456789\n", func(c *Config) {
+			c.API.Tokens = []Token{{"ci", ScopeRun, "0123456789abcdef", "tokens.ci"}, {"ada.l", ScopeAdmin, "0123456789abcdef0", "tokens.ada.l"},
+				{"watch", ScopeRead, "x:y#z;0123456789", "tokens.watch"}}
+		}},
+		{"api keys", "[api]\nlisten = 0.0.0.0:8443\nhostnames = mao.lab.example.org, 10.0.0.5,fd00::5\nmax_connections = 32\n" +
+			"insecure_no_auth = true\ntls_cert_file = /etc/hosts\ntls_key_file = /etc/passwd\n", func(c *Config) {
+			c.API.Listen, c.API.Hostnames, c.API.MaxConnections = "0.0.0.0:8443", []string{"mao.lab.example.org", "10.0.0.5", "fd00::5"}, 32
+			c.API.InsecureNoAuth, c.API.TLSCertFile, c.API.TLSKeyFile = true, "/etc/hosts", "/etc/passwd"
+			c.Warnings = []string{file + ":2: api.listen 0.0.0.0:8443 is reachable from other machines and no tokens are set (api.insecure_no_auth): " +
+				"anyone who reaches it can use the API, and through it the site's Docker engine"}
+		}},
 		{"docker.host", "[docker]\nhost = tcp://127.0.0.1:2375\n", func(c *Config) { c.Docker.Host = "tcp://127.0.0.1:2375" }},
 		{"runs", "[runs]\nshutdown_grace = 2m\nstop_grace = 3s\nlog_dir = logs\n", func(c *Config) {
 			c.Runs.ShutdownGrace, c.Runs.StopGrace, c.Runs.LogDir = 2*time.Minute, 3*time.Second, "/etc/mao/logs"
@@ -300,6 +318,22 @@ history = 0
 		{"negative history", "[schedules]\nhistory = -3\n", []string{"2 schedules.history"}},
 		{"unknown key in [schedules]", "[schedules]\nkeep = 3\n", []string{"2 schedules.keep"}},
 		{"listen with a service name", "[api]\nlisten = :http\n", []string{"2 api.listen"}},
+		{"open listen without tokens", "[api]\nlisten = 0.0.0.0:8080\n", []string{"2 api.listen"}},
+		{"insecure_no_auth not a boolean", "[api]\ninsecure_no_auth = maybe\n", []string{"2 api.insecure_no_auth"}},
+		{"insecure_no_auth with tokens", "[api]\ntokens = abcdefghijklmnopq\ninsecure_no_auth = yes\n", []string{"3 api.insecure_no_auth"}},
+		{"insecure_no_auth and tokens", "[tokens]\nci = run:0123456789abcdef\n[api]\ninsecure_no_auth = true\n", []string{"4 api.insecure_no_auth"}},
+		{"bad hostnames", "[api]\nhostnames = http://h, h:80, , a b, ok.example\n", []string{"2 api.hostnames", "2 api.hostnames", "2 api.hostnames", "2 api.hostnames"}},
+		{"tls cert without key", "[api]\ntls_cert_file = /etc/hosts\n", []string{"2 api.tls_cert_file"}},
+		{"tls files missing", "[api]\ntls_cert_file = nope.pem\ntls_key_file = nope-key.pem\n", []string{"2 api.tls_cert_file", "3 api.tls_key_file"}},
+		{"max_connections", "[api]\nmax_connections = 0\n", []string{"2 api.max_connections"}},
+		{"token without a scope", "[tokens]\nci = 0123456789abcdef\n", []string{"2 tokens.ci"}},
+		{"token with an unknown scope", "[tokens]\nci = write:0123456789abcdef\n", []string{"2 tokens.ci"}},
+		{"token with a bad name", "[tokens]\nci/x = run:0123456789abcdef\n", []string{"2 tokens.ci/x"}},
+		{"token with an empty secret", "[tokens]\nci = run:\n", []string{"2 tokens.ci"}},
+		{"token with a space", "[tokens]\nci = run:0123456789 abcdef\n", []string{"2 tokens.ci"}},
+		{"token name twice", "[tokens]\nci = run:0123456789abcdef\nCI = read:0123456789abcdefg\n", []string{"3 tokens.ci"}},
+		{"token secret twice", "[tokens]\nci = run:0123456789abcdef\nbot = read:0123456789abcdef\n[api]\ntokens = 0123456789abcdef\n",
+			[]string{"3 tokens.bot", "5 api.tokens"}},
 		{"docker host without a path", "[docker]\nhost = unix://\n", []string{"2 docker.host"}},
 		{"legacy unknown keys", "[WORKING_ENVIRONMENT]\nhome = /x\n[ETCD]\nhost = h\nport = 1\nuser = u\n",
 			[]string{"2 WORKING_ENVIRONMENT.home", "6 ETCD.user"}},
@@ -408,19 +442,20 @@ func TestTokensFile(t *testing.T) {
 	fakeHome(t)
 	tests := []struct {
 		name     string
-		tokens   string // contents of the tokens file; "" means no file
-		api      string // the [api] section
-		want     []string
+		tokens   string   // contents of the tokens file; "" means no file
+		api      string   // the [api] section
+		want     []string // "name scope secret"
 		problems []string
 		notIn    string // must not appear in the error
 	}{
 		{
-			name:   "merged after inline tokens",
-			tokens: "# team tokens\n\nfile-1\n  file-2  \n#file-3\n",
+			name:   "merged with inline tokens",
+			tokens: "# team tokens\n\nfile-1\n  file-2  \n#file-3\nci  run\tfile-4\n",
 			api:    "tokens_file = tokens\ntokens = inline-1",
-			want:   []string{"inline-1", "file-1", "file-2"},
+			want: []string{"tokens_file:3 admin file-1", "tokens_file:4 admin file-2", "ci run file-4",
+				"api.tokens[1] admin inline-1"},
 		},
-		{name: "absolute path", tokens: "t\n", api: "tokens_file = ABS", want: []string{"t"}},
+		{name: "absolute path", tokens: "t\n", api: "tokens_file = ABS", want: []string{"tokens_file:1 admin t"}},
 		{name: "comments only", tokens: "# none yet\n", api: "tokens_file = tokens"},
 		{name: "missing file", api: "tokens_file = missing", problems: []string{"2 api.tokens_file"}},
 		{
@@ -428,6 +463,27 @@ func TestTokensFile(t *testing.T) {
 			tokens:   "good\nhunter two\n",
 			api:      "tokens_file = tokens",
 			problems: []string{"2 api.tokens_file"},
+			notIn:    "hunter",
+		},
+		{
+			name:     "bad scope",
+			tokens:   "ci write hunter2\n",
+			api:      "tokens_file = tokens",
+			problems: []string{"2 api.tokens_file"},
+			notIn:    "hunter",
+		},
+		{
+			name:     "bad name",
+			tokens:   "CI/1 run hunter2\n",
+			api:      "tokens_file = tokens",
+			problems: []string{"2 api.tokens_file"},
+			notIn:    "hunter",
+		},
+		{
+			name:     "same secret inline and in the file",
+			tokens:   "ci run hunter2-0123456789\n",
+			api:      "tokens_file = tokens\ntokens = hunter2-0123456789",
+			problems: []string{"3 api.tokens"},
 			notIn:    "hunter",
 		},
 	}
@@ -455,8 +511,12 @@ func TestTokensFile(t *testing.T) {
 				}
 				return
 			}
-			if !slices.Equal(c.API.Tokens, tc.want) {
-				t.Fatalf("tokens = %q, want %q", c.API.Tokens, tc.want)
+			var got []string
+			for _, tok := range c.API.Tokens {
+				got = append(got, tok.Name+" "+tok.Scope+" "+tok.Secret)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("tokens = %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -554,8 +614,16 @@ func TestValidate(t *testing.T) {
 		{"lease below minimum", func(c *Config) { c.Site.LeaseTTL = time.Second }, []string{"site.lease_ttl"}},
 		{"endpoints", func(c *Config) { c.Etcd.Endpoints = []string{"http://h:2379", "", "h:2379"} },
 			[]string{"etcd.endpoints", "etcd.endpoints"}},
-		{"tokens", func(c *Config) { c.API.Tokens = []string{"ok", "", "a\tb", "x\x00", "café"} },
-			[]string{"api.tokens", "api.tokens", "api.tokens", "api.tokens"}},
+		{"tokens", func(c *Config) {
+			c.API.Tokens = []Token{{"a", ScopeRun, "ok", "tokens.a"}, {"b", ScopeRun, "", "tokens.b"}, {"c", ScopeRun, "a\tb", "tokens.c"},
+				{"api.tokens[1]", ScopeAdmin, "x\x00", "api.tokens"}, {"e", "all", "café", ""}, {"", ScopeRead, "fine", "tokens"},
+				{"a", ScopeRead, "ok", "tokens.a"}, {"B", ScopeRead, "B", "tokens.B"}}
+		}, []string{"tokens.b", "tokens.c", "api.tokens", "tokens", "tokens", "tokens", "tokens.a", "tokens.a", "tokens.B"}},
+		{"open listen", func(c *Config) { c.API.Listen = "[::]:8080" }, []string{"api.listen"}},
+		{"open listen, no auth", func(c *Config) { c.API.Listen, c.API.InsecureNoAuth = "[::]:8080", true }, nil},
+		{"open listen with a token", func(c *Config) {
+			c.API.Listen, c.API.Tokens = "[::]:8080", []Token{{"ci", ScopeRun, "0123456789abcdef", "tokens.ci"}}
+		}, nil},
 		{"zero durations", func(c *Config) {
 			c.Site.LeaseTTL, c.Etcd.DialTimeout, c.Etcd.RequestTimeout = 0, 0, 0
 			c.Runs.ShutdownGrace, c.Runs.StopGrace, c.Runs.PrepareTimeout = 0, 0, 0
@@ -606,16 +674,24 @@ func TestListenWarning(t *testing.T) {
 		{"listen = 127.0.0.1:8080", false},
 		{"listen = localhost:0", false},
 		{"listen = [::1]:8080", false},
-		{"listen = 0.0.0.0:8080", true},
-		{"listen = :8080", true},
-		{"listen = 0.0.0.0:8080\ntokens = t", false},
+		{"listen = 0.0.0.0:8080\ninsecure_no_auth = true", true},
+		{"listen = :8080\ninsecure_no_auth = true", true},
+		{"listen = 127.0.0.1:8080\ninsecure_no_auth = true", false},
+		{"listen = 0.0.0.0:8080\ntokens = t0123456789abcdef", false},
+		{"listen = 0.0.0.0:8080\n[tokens]\nci = read:0123456789abcdef", false},
 	}
 	for _, tc := range tests {
 		c, err := Parse([]byte("[api]\n"+tc.api+"\n"), file)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.api, err)
 		}
-		if got := len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "anyone"); got != tc.warn || len(c.Warnings) > 1 {
+		var warnings []string // of the listen address; an unnamed token has its own
+		for _, w := range c.Warnings {
+			if !strings.Contains(w, "no name") {
+				warnings = append(warnings, w)
+			}
+		}
+		if got := len(warnings) == 1 && strings.Contains(warnings[0], "anyone"); got != tc.warn || len(warnings) > 1 {
 			t.Errorf("%q: warnings %q, want a warning: %v", tc.api, c.Warnings, tc.warn)
 		}
 	}
@@ -638,6 +714,15 @@ func TestEmbeddedEtcdOnTheNetwork(t *testing.T) {
 		if len(c.Warnings) != 0 {
 			t.Errorf("%q: warnings %q", ini, c.Warnings)
 		}
+	}
+	// An API open to other machines without tokens is warned about, when
+	// the config says so on purpose.
+	c, err := Parse([]byte("[api]\nlisten = :8080\ninsecure_no_auth = true\n"), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.HasPrefix(c.Warnings[0], file+":2: api.listen :8080") {
+		t.Errorf("warnings %q, want one about api.listen", c.Warnings)
 	}
 }
 
@@ -694,5 +779,42 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		if !shown[key] {
 			t.Errorf("%s does not show %s", example, key)
 		}
+	}
+}
+
+var exampleToken = regexp.MustCompile(`^#[a-z0-9._-]+ = (read|run|admin):\S+$`)
+
+// TestExampleTokens uncomments the example's [tokens] entries and its
+// [api] listen beyond loopback: they must load as documented.
+func TestExampleTokens(t *testing.T) {
+	fakeHome(t)
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	section := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "[") {
+			section = line
+		}
+		if section == "[tokens]" && exampleToken.MatchString(line) {
+			line = strings.TrimPrefix(line, "#")
+		}
+		if section == "[api]" && strings.HasPrefix(line, "listen = ") {
+			line = "listen = 0.0.0.0:8080"
+		}
+		out = append(out, line)
+	}
+	c, err := Parse([]byte(strings.Join(out, "\n")), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tok := range c.API.Tokens {
+		got = append(got, tok.Name+" "+tok.Scope)
+	}
+	if want := []string{"ci run", "ada admin", "dashboard read"}; !slices.Equal(got, want) || len(c.Warnings) != 0 {
+		t.Fatalf("tokens %q, warnings %q; want %q and no warnings", got, c.Warnings, want)
 	}
 }

@@ -19,7 +19,7 @@ import (
 )
 
 // knownSections names the sections of the current format, for messages.
-const knownSections = "[site], [etcd], [api], [docker], [runs], [schedules], [detector] or [notify]"
+const knownSections = "[site], [etcd], [api], [tokens], [docker], [runs], [schedules], [detector] or [notify]"
 
 // legacyField maps a key of the predecessor's [WORKING_ENVIRONMENT] to the
 // field it sets, or "" for an unknown key.
@@ -117,6 +117,8 @@ func (p *parser) section(s *ini.Section) {
 			}
 			p.apply(key, key, k.Value())
 		}
+	case name == "tokens":
+		p.tokens(s)
 	case name == "WORKING_ENVIRONMENT":
 		for _, k := range s.Keys() {
 			key, field := name+"."+k.Name(), legacyField(k.Name())
@@ -141,6 +143,29 @@ func (p *parser) section(s *ini.Section) {
 		p.warn(header, "[DATA_REPOS] is ignored: mao keeps track of its dataset clones itself")
 	default:
 		p.addAt(header, "["+name+"]", errors.New("unknown section; want "+knownSections))
+	}
+}
+
+// tokens reads the [tokens] section: NAME = SCOPE:SECRET per token.
+// Messages never include a secret.
+func (p *parser) tokens(s *ini.Section) {
+	for _, k := range s.Keys() {
+		name, key := k.Name(), "tokens."+k.Name()
+		if lines := p.lines.at[key]; len(lines) > 1 {
+			p.addAt(lines[1], key, fmt.Errorf("is set again (first on line %d); each token has its own name", lines[0]))
+			continue
+		}
+		p.from[key] = key
+		if err := toolspec.CheckName(name); err != nil {
+			p.add(key, fmt.Errorf("the token's name %w", err))
+			continue
+		}
+		scope, secret, ok := strings.Cut(k.Value(), ":")
+		if !ok {
+			p.add(key, errors.New("want SCOPE:SECRET, with scope read, run or admin"))
+			continue
+		}
+		p.cfg.API.Tokens = append(p.cfg.API.Tokens, Token{Name: name, Scope: strings.TrimSpace(scope), Secret: strings.TrimSpace(secret), Key: key})
 	}
 }
 
@@ -223,8 +248,35 @@ func (p *parser) finish() {
 		pr.file = p.name
 		p.problems = append(p.problems, pr)
 	}
-	if len(c.API.Tokens) == 0 && !isLoopback(c.API.Listen) {
-		p.warn(p.lines.line("api.listen"), "api.listen %s is reachable from other machines and no api.tokens are set: anyone who reaches it can use the API", c.API.Listen)
+	if len(c.API.Tokens) == 0 && c.API.InsecureNoAuth && !isLoopback(c.API.Listen) {
+		p.warn(p.lines.line("api.listen"), "api.listen %s is reachable from other machines and no tokens are set (api.insecure_no_auth): "+
+			"anyone who reaches it can use the API, and through it the site's Docker engine", c.API.Listen)
+	}
+	p.warnTokens()
+}
+
+// warnTokens warns of tokens without a name (they get scope admin) and of
+// short secrets.
+func (p *parser) warnTokens() {
+	unnamed := map[string][]string{} // key -> generated names
+	for _, t := range p.cfg.API.Tokens {
+		if t.Key == "api.tokens" || t.Key == "api.tokens_file" && strings.HasPrefix(t.Name, "tokens_file:") {
+			unnamed[t.Key] = append(unnamed[t.Key], t.Name)
+		}
+		if len(t.Secret) < minTokenSecret && checkToken(t.Secret) == nil && t.Secret != "" {
+			p.warn(p.lines.line(t.Key), "%s: the secret of token %s is shorter than %d characters; use a long random one (e.g. openssl rand -hex 32)",
+				t.Key, t.Name, minTokenSecret)
+		}
+	}
+	for _, key := range []string{"api.tokens", "api.tokens_file"} {
+		if names := unnamed[key]; len(names) > 0 {
+			how := `in a [tokens] section, as NAME = SCOPE:SECRET (e.g. ci = run:SECRET)`
+			if key == "api.tokens_file" {
+				how = `in the file, as NAME SCOPE SECRET lines (e.g. ci run SECRET), or in a [tokens] section`
+			}
+			p.warn(p.lines.line(key), "%s: %d token(s) have no name and get scope admin (named %s in logs and run records); "+
+				"name and scope each %s, with scope read, run or admin", key, len(names), strings.Join(names, ", "), how)
+		}
 	}
 }
 
@@ -282,8 +334,13 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		"federation.listen":    str(&c.Federation.Listen),
 		"federation.token_ttl": dur(&c.Federation.TokenTTL),
 		"api.listen":           str(&c.API.Listen),
-		// Tokens listed inline come first, so "entry N" in messages counts them.
-		"api.tokens": func(v string) error { c.API.Tokens = append(splitList(v), c.API.Tokens...); return nil },
+		// Tokens without a name get one from their place and scope admin.
+		"api.tokens": func(v string) error {
+			for i, secret := range splitList(v) {
+				c.API.Tokens = append(c.API.Tokens, Token{Name: fmt.Sprintf("api.tokens[%d]", i+1), Scope: ScopeAdmin, Secret: secret, Key: "api.tokens"})
+			}
+			return nil
+		},
 		"api.tokens_file": func(v string) error {
 			file, err := localPath(v, dir)
 			if err != nil {
@@ -293,6 +350,11 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			c.API.Tokens = append(c.API.Tokens, tokens...)
 			return err
 		},
+		"api.insecure_no_auth": boolean(&c.API.InsecureNoAuth),
+		"api.hostnames":        func(v string) error { c.API.Hostnames = splitList(v); return nil },
+		"api.tls_cert_file":    path(&c.API.TLSCertFile),
+		"api.tls_key_file":     path(&c.API.TLSKeyFile),
+		"api.max_connections":  whole(&c.API.MaxConnections),
 		"docker.host":          str(&c.Docker.Host),
 		"runs.shutdown_grace":  dur(&c.Runs.ShutdownGrace),
 		"runs.stop_grace":      dur(&c.Runs.StopGrace),
@@ -420,23 +482,34 @@ var retired = map[string]string{
 const joinedWithToken = "is no longer used: a site joins a federation with etcd.join_token, which maoctl federation add-site prints " +
 	"with the other lines the site needs; remove this key"
 
-// readTokens reads one bearer token per line; blank lines and lines starting
-// with '#' are skipped. Messages never include a token.
-func readTokens(file string) ([]string, error) {
+// readTokens reads one bearer token per line, as "NAME SCOPE SECRET" or as
+// a SECRET alone (then named tokens_file:LINE, with scope admin); blank
+// lines and lines starting with '#' are skipped. Messages never include a
+// secret.
+func readTokens(file string) ([]Token, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	var tokens []string
+	var tokens []Token
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		if err := checkToken(line); err != nil {
-			return nil, fmt.Errorf("%s:%d: the token %w", file, i+1, err)
+		t := Token{Name: fmt.Sprintf("tokens_file:%d", i+1), Scope: ScopeAdmin, Key: "api.tokens_file"}
+		switch f := strings.Fields(line); len(f) {
+		case 1:
+			t.Secret = f[0]
+		case 3:
+			if err := toolspec.CheckName(f[0]); err != nil {
+				return nil, fmt.Errorf("%s:%d: the token's name %w", file, i+1, err)
+			}
+			t.Name, t.Scope, t.Secret = f[0], f[1], f[2]
+		default:
+			return nil, fmt.Errorf("%s:%d: want NAME SCOPE SECRET, or a SECRET alone; a secret has no whitespace", file, i+1)
 		}
-		tokens = append(tokens, line)
+		tokens = append(tokens, t)
 	}
 	return tokens, nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -79,13 +81,32 @@ func (c *Config) problems() []problem {
 	check("federation.token_ttl", checkDuration(c.Federation.TokenTTL, time.Minute))
 
 	check("api.listen", checkListen(c.API.Listen))
-	for i, t := range c.API.Tokens {
-		check("api.tokens", checkEntry(i, t, func(s string) error {
-			if err := checkToken(s); err != nil {
-				return fmt.Errorf("the token %w", err)
-			}
-			return nil
-		}))
+	switch {
+	case len(c.API.Tokens) == 0 && !c.API.InsecureNoAuth && checkListen(c.API.Listen) == nil && !isLoopback(c.API.Listen):
+		check("api.listen", fmt.Errorf("%s is reachable from other machines, but no tokens are set: anyone who reaches it could use "+
+			"the API, and through it the site's Docker engine. Add tokens in a [tokens] section (NAME = SCOPE:SECRET), "+
+			"listen on 127.0.0.1, or set api.insecure_no_auth = true on a network you trust", c.API.Listen))
+	case len(c.API.Tokens) > 0 && c.API.InsecureNoAuth:
+		check("api.insecure_no_auth", errors.New("is true, but tokens are set and are required; remove one of them"))
+	}
+	ps = append(ps, tokenProblems(c.API.Tokens)...)
+	for i, h := range c.API.Hostnames {
+		check("api.hostnames", checkEntry(i, h, checkHostname))
+	}
+	switch {
+	case c.API.TLSCertFile != "" && c.API.TLSKeyFile == "":
+		check("api.tls_cert_file", errors.New("is set without api.tls_key_file; set both or neither"))
+	case c.API.TLSCertFile == "" && c.API.TLSKeyFile != "":
+		check("api.tls_key_file", errors.New("is set without api.tls_cert_file; set both or neither"))
+	}
+	if c.API.TLSCertFile != "" {
+		check("api.tls_cert_file", checkReadable(c.API.TLSCertFile))
+	}
+	if c.API.TLSKeyFile != "" {
+		check("api.tls_key_file", checkReadable(c.API.TLSKeyFile))
+	}
+	if n := c.API.MaxConnections; n < 1 || n > maxMaxConnections {
+		check("api.max_connections", fmt.Errorf("%d is not from 1 to %d", n, maxMaxConnections))
 	}
 
 	check("docker.host", checkDockerHost(c.Docker.Host))
@@ -128,6 +149,61 @@ func (c *Config) problems() []problem {
 	}
 	return ps
 }
+
+// tokenProblems checks each token's name, scope and secret, and that no two
+// share a name or a secret. Messages name tokens, never their secrets.
+func tokenProblems(tokens []Token) []problem {
+	var ps []problem
+	names := map[string]string{}   // name -> key
+	secrets := map[string]string{} // secret -> name
+	for _, t := range tokens {
+		key := cmp.Or(t.Key, "tokens")
+		add := func(format string, args ...any) {
+			ps = append(ps, problem{key: key, err: fmt.Errorf("token %s: "+format, append([]any{t.Name}, args...)...)})
+		}
+		switch {
+		case t.Name == "":
+			ps = append(ps, problem{key: key, err: errors.New("a token has no name")})
+		case strings.HasPrefix(key, "tokens."):
+			if err := toolspec.CheckName(t.Name); err != nil {
+				add("the name %v", err)
+			}
+		}
+		switch t.Scope {
+		case ScopeRead, ScopeRun, ScopeAdmin:
+		default:
+			add("scope %q is not read, run or admin", t.Scope)
+		}
+		switch err := checkToken(t.Secret); {
+		case t.Secret == "":
+			add("the secret is empty")
+		case err != nil:
+			add("the secret %v", err)
+		}
+		if other, ok := names[t.Name]; ok && t.Name != "" {
+			add("the name is also given by %s; each token needs its own name", other)
+		}
+		if other, ok := secrets[t.Secret]; ok && t.Secret != "" {
+			add("has the same secret as token %s; each token needs its own secret", other)
+		}
+		names[t.Name], secrets[t.Secret] = key, t.Name
+	}
+	return ps
+}
+
+// checkHostname accepts a DNS name or an IP address, without a port: a
+// name the Host header of an API request may carry.
+func checkHostname(h string) error {
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	if len(h) > 253 || !hostnameRe.MatchString(h) {
+		return fmt.Errorf("%q is not a host name or IP address (no scheme, port or path)", h)
+	}
+	return nil
+}
+
+var hostnameRe = regexp.MustCompile(`^(?i)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$`)
 
 // checkTimezone accepts an IANA time zone name that time.LoadLocation
 // loads. It refuses "", which LoadLocation reads as UTC, and "Local", which

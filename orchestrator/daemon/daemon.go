@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"golang.org/x/net/netutil"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
@@ -162,12 +164,23 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		run.Shutdown(grace)
 	})
 
+	tokens, err := apiTokens(cfg.API.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := apiTLS(cfg.API)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("api listen: %w", err)
 	}
 	stack.push(func() { ln.Close() })
 	addr := "http://" + ln.Addr().String()
+	if tlsConfig != nil {
+		addr = "https://" + ln.Addr().String()
+	}
 	fed, err := listenFederation(cfg, acc.pki, stack)
 	if err != nil {
 		return nil, err
@@ -214,8 +227,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			return nil, err
 		}
 	}
-	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log,
-		CheckTool: run.CheckTool})
+	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: tokens, Hosts: httpapi.Hosts(cfg.API.Listen, cfg.API.Hostnames),
+		Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log, CheckTool: run.CheckTool})
 	if fed.ln != nil {
 		fed.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: peer.NewServer(st, st, acc.pki, peer.ServerOptions{
 			Prefix: cfg.Etcd.Prefix, Etcd: cfg.Etcd.Embedded(), Clock: clock, Log: log, Logs: handler.LocalLogs()})}
@@ -236,16 +249,56 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	// events to the notifier.
 	late := []func(context.Context){checks.Run, notifier.Run}
 	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
-		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
-	go func() { r.served <- r.srv.Serve(ln) }()
+		srv: handler.HTTPServer(), served: make(chan error, 1)}
+	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
+	if tlsConfig != nil {
+		r.srv.TLSConfig = tlsConfig
+		go func() { r.served <- r.srv.ServeTLS(limited, "", "") }()
+	} else {
+		go func() { r.served <- r.srv.Serve(limited) }()
+	}
 
 	addrFile := filepath.Join(cfg.Site.DataDir, AddrFile)
 	if err := os.WriteFile(addrFile, []byte(addr+"\n"), 0o644); err != nil {
 		log.Warn("write the API address file", "err", err)
 	}
 	stack.push(func() { os.Remove(addrFile) })
-	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "federation", fed.addr, "auth", len(cfg.API.Tokens) > 0)
+	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "federation", fed.addr, "auth", len(tokens) > 0, "tokens", tokenNames(tokens))
 	return &Daemon{serve: r.serve, done: make(chan struct{})}, nil
+}
+
+// apiTokens are the config's tokens as the API takes them.
+func apiTokens(list []config.Token) ([]httpapi.Token, error) {
+	out := make([]httpapi.Token, len(list))
+	for i, t := range list {
+		scope, err := httpapi.ParseScope(t.Scope)
+		if err != nil {
+			return nil, fmt.Errorf("%s: token %s: %w", t.Key, t.Name, err)
+		}
+		out[i] = httpapi.Token{Name: t.Name, Scope: scope, Secret: t.Secret}
+	}
+	return out, nil
+}
+
+// tokenNames lists the tokens as name:scope, for the log.
+func tokenNames(tokens []httpapi.Token) []string {
+	out := make([]string, len(tokens))
+	for i, t := range tokens {
+		out[i] = t.Name + ":" + t.Scope.String()
+	}
+	return out
+}
+
+// apiTLS is the API's TLS configuration, nil without a certificate.
+func apiTLS(a config.API) (*tls.Config, error) {
+	if !a.TLS() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("api.tls_cert_file and api.tls_key_file: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // serve runs until ctx ends or a server fails, then shuts down in order.

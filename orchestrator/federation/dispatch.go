@@ -49,7 +49,7 @@ type Usable interface {
 
 // Launcher runs runs at this site; runner.Runner is one.
 type Launcher interface {
-	Start(ctx context.Context, tool string) (api.Run, error)
+	Start(ctx context.Context, tool, requestedBy string) (api.Run, error)
 	Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error
 }
 
@@ -108,13 +108,15 @@ func NewDispatcher(deps DispatcherDeps, opts Options) *Dispatcher {
 // MaxRetries bounds RunRequest.Retries, as a schedule's retries.
 const MaxRetries = 100
 
-// Request starts runs of the named tool as req asks. With no target and no
+// Request starts runs of the named tool as req asks, for the API token
+// named requestedBy ("" when the API needs none), which each run records.
+// With no target and no
 // retries the run starts here at once. Otherwise each run is recorded
 // pending with a request in etcd, which the eligible site claims: one run
 // for a site or any-site target, one per live matching site for --all
 // (run IDs end in -<site>). A site target may name a site that is down: the
 // run waits for it.
-func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunRequest) ([]api.Run, error) {
+func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunRequest, requestedBy string) ([]api.Run, error) {
 	tool, err := d.deps.Tools.Tool(ctx, name)
 	if err != nil {
 		return nil, err
@@ -124,7 +126,7 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 			Field: "retries", Problem: fmt.Sprintf("%d must be between 0 and %d", req.Retries, MaxRetries)}}}
 	}
 	if req.Target == nil && req.Retries == 0 {
-		run, err := d.deps.Launcher.Start(ctx, name)
+		run, err := d.deps.Launcher.Start(ctx, name, requestedBy)
 		return []api.Run{run}, err
 	}
 	target := toolspec.Target{Mode: toolspec.TargetSite, Site: d.opts.Site}
@@ -142,7 +144,7 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 	now := d.opts.Clock.Now()
 	id := runs.Manual(tool.Name, now)
 	newRun := func(id runs.ID, t toolspec.Target) api.Run {
-		return runs.NewManual(id, tool, runs.Ask{Target: &t, Retries: req.Retries}, now)
+		return runs.NewManual(id, tool, runs.Ask{Target: &t, Retries: req.Retries, RequestedBy: requestedBy}, now)
 	}
 	if target.Mode != toolspec.TargetAll {
 		run := newRun(id, target)

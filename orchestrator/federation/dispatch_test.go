@@ -97,7 +97,7 @@ func TestRequest(t *testing.T) {
 			if name == "" {
 				name = "t"
 			}
-			runs, err := d.Request(context.Background(), name, tc.req)
+			runs, err := d.Request(context.Background(), name, tc.req, "ci")
 			requested, _, _ := reqs.calls()
 			started, _, _ := launcher.calls()
 			if tc.err != nil {
@@ -110,7 +110,7 @@ func TestRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.local {
-				if len(started) != 1 || started[0] != "t" || len(requested) > 0 || len(runs) != 1 || runs[0].ID != "t-local" {
+				if len(started) != 1 || started[0] != "t" || len(requested) > 0 || len(runs) != 1 || runs[0].ID != "t-local" || runs[0].RequestedBy != "ci" {
 					t.Fatalf("started %v, requested %d, returned %+v; want a start here only", started, len(requested), runs)
 				}
 				return
@@ -129,7 +129,7 @@ func TestRequest(t *testing.T) {
 				}
 				if r.ID != base+w.suffix || r.Site != "" || r.State != api.StatePending || r.Tool != "t" ||
 					r.Image != testTool.Image || r.Trigger != api.TriggerManual || !r.CreatedAt.Equal(start) ||
-					r.MaxAttempts != 1+tc.retries || requested[i].fanOut != tc.fanOut {
+					r.MaxAttempts != 1+tc.retries || requested[i].fanOut != tc.fanOut || r.RequestedBy != "ci" {
 					t.Errorf("request %d: %+v fan-out %v", i, r, requested[i].fanOut)
 				}
 				if r.Target == nil || !reflect.DeepEqual(*r.Target, w.target) {
@@ -147,7 +147,7 @@ func TestRequestStoreFails(t *testing.T) {
 		Requests: reqs, Claims: reqs, Sites: fakeSites{}, Launcher: &fakeLauncher{}, Images: fakeUsable{},
 		Tools: fakeTools{tools: map[string]toolspec.Tool{"t": testTool}},
 	}, federation.Options{Site: "here", Clock: clockwork.NewFakeClockAt(start)})
-	if _, err := d.Request(context.Background(), "t", api.RunRequest{Target: &toolspec.Target{}}); !errors.Is(err, errs.ErrUnavailable) {
+	if _, err := d.Request(context.Background(), "t", api.RunRequest{Target: &toolspec.Target{}}, ""); !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("err %v, want ErrUnavailable", err)
 	}
 }

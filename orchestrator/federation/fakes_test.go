@@ -150,11 +150,11 @@ type fakeLauncher struct {
 
 var _ federation.Launcher = (*fakeLauncher)(nil)
 
-func (f *fakeLauncher) Start(_ context.Context, tool string) (api.Run, error) {
+func (f *fakeLauncher) Start(_ context.Context, tool, requestedBy string) (api.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.started = append(f.started, tool)
-	return api.Run{ID: tool + "-local", Tool: tool, Site: f.site, State: api.StatePending}, nil
+	return api.Run{ID: tool + "-local", Tool: tool, Site: f.site, State: api.StatePending, RequestedBy: requestedBy}, nil
 }
 
 func (f *fakeLauncher) Launch(_ context.Context, run api.Run, tool toolspec.Tool) error {

@@ -89,8 +89,8 @@ func TestLogsOfRunsElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	const token = "users-secret-token"
-	a := newProxyingEnv(t, "a", endpoints, proxy, token)
-	b := newSiteEnv(t, "b", endpoints, token)
+	a := newProxyingEnv(t, "a", endpoints, proxy, admin(token)...)
+	b := newSiteEnv(t, "b", endpoints, admin(token)...)
 	ctx := context.Background()
 	if _, err := a.client.RegisterTool(ctx, api.Tool{Name: "t1", Author: "x", Image: "busybox", DataRepo: "file:///r"}); err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -108,6 +109,69 @@ func TestCopyAndTail(t *testing.T) {
 	}
 	if err := d.Tail("nope", 1, io.Discard); !errors.Is(err, ErrNoLog) {
 		t.Errorf("missing log tail: %v", err)
+	}
+}
+
+// TestTail checks Tail's lines, and that what it holds in memory does not
+// follow the number of lines asked for: tail=10000000000000 once made the
+// daemon allocate that many strings and die out of memory.
+func TestTail(t *testing.T) {
+	d, _ := Open(t.TempDir())
+	write := func(id, text string) {
+		l, err := d.Create(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(l, text)
+		l.Close()
+	}
+	long := strings.Repeat("x", 3*tailBlock) // lines across blocks
+	write("lines", "a\nb\nc\n")
+	write("open-end", "a\nb\nc")
+	write("blank", "a\n\n\nb\n")
+	write("empty", "")
+	write("crlf", "a\r\nb\r\n")
+	write("long", long+"\n"+long+"\nend\n")
+	tests := []struct {
+		id   string
+		n    int
+		want string
+	}{
+		{"lines", 1, "c\n"},
+		{"lines", 2, "b\nc\n"},
+		{"lines", 3, "a\nb\nc\n"},
+		{"lines", 4, "a\nb\nc\n"},
+		{"lines", 10000000000000, "a\nb\nc\n"},
+		{"open-end", 1, "c\n"},
+		{"open-end", 2, "b\nc\n"},
+		{"blank", 2, "\nb\n"},
+		{"blank", 3, "\n\nb\n"},
+		{"empty", 5, ""},
+		{"crlf", 1, "b\r\n"},
+		{"long", 1, "end\n"},
+		{"long", 2, long + "\nend\n"},
+		{"long", 3, long + "\n" + long + "\nend\n"},
+	}
+	for _, tc := range tests {
+		var b bytes.Buffer
+		if err := d.Tail(tc.id, tc.n, &b); err != nil || b.String() != tc.want {
+			t.Errorf("Tail(%s, %d) = %.40q, %v; want %.40q", tc.id, tc.n, b.String(), err, tc.want)
+		}
+	}
+	allocs := testing.AllocsPerRun(5, func() { _ = d.Tail("lines", 1<<40, io.Discard) })
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := d.Tail("lines", 1<<40, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("Tail of 2^40 lines allocated %d bytes (%v allocations)", grew, allocs)
+	}
+	for _, id := range []string{"../lines", "a/b", "..", ""} {
+		if err := d.Tail(id, 1, io.Discard); !errors.Is(err, ErrNoLog) {
+			t.Errorf("Tail(%q): %v, want ErrNoLog", id, err)
+		}
 	}
 }
 

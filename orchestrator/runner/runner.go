@@ -219,15 +219,16 @@ func (r *Runner) lendee(tool toolspec.Tool) (o owner, ok bool) {
 	return owner{uid: uid, gid: gid}, true
 }
 
-// Start records a pending run of the named tool and executes it in the
-// background. It returns the pending record.
-func (r *Runner) Start(ctx context.Context, toolName string) (api.Run, error) {
+// Start records a pending run of the named tool, asked for by the API token
+// named requestedBy ("" without one), and executes it in the background. It
+// returns the pending record.
+func (r *Runner) Start(ctx context.Context, toolName, requestedBy string) (api.Run, error) {
 	tool, err := r.reg.Tool(ctx, toolName)
 	if err != nil {
 		return api.Run{}, err
 	}
 	now := r.opts.Clock.Now()
-	run := runs.NewManual(runs.Manual(tool.Name, now), tool, runs.Ask{Site: r.opts.Site}, now)
+	run := runs.NewManual(runs.Manual(tool.Name, now), tool, runs.Ask{Site: r.opts.Site, RequestedBy: requestedBy}, now)
 	if err := r.begin(ctx, run, tool, true); err != nil {
 		return api.Run{}, err
 	}

@@ -65,7 +65,7 @@ func newFixture(t *testing.T, edits ...func(*Options)) *fixture {
 // runToEnd starts a run of tool and waits until the runner is idle.
 func (f *fixture) runToEnd(t *testing.T, tool string) api.Run {
 	t.Helper()
-	run, err := f.r.Start(context.Background(), tool)
+	run, err := f.r.Start(context.Background(), tool, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -180,7 +180,7 @@ func TestContainerSpec(t *testing.T) {
 
 func TestStartUnknownTool(t *testing.T) {
 	f := newFixture(t)
-	if _, err := f.r.Start(context.Background(), "nope"); !errors.Is(err, errNotFound) {
+	if _, err := f.r.Start(context.Background(), "nope", ""); !errors.Is(err, errNotFound) {
 		t.Fatalf("err = %v", err)
 	}
 	if runs, _ := f.rec.Runs(context.Background(), ""); len(runs) != 0 {
@@ -191,7 +191,7 @@ func TestStartUnknownTool(t *testing.T) {
 func TestRunsOfOneToolDoNotOverlap(t *testing.T) {
 	f := newFixture(t)
 	for range 5 {
-		if _, err := f.r.Start(context.Background(), "t1"); err != nil {
+		if _, err := f.r.Start(context.Background(), "t1", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -205,7 +205,7 @@ func TestShutdownInterruptsRuns(t *testing.T) {
 	f := newFixture(t)
 	f.rt.block = true
 	f.rt.started = make(chan struct{}, 1)
-	run, err := f.r.Start(context.Background(), "t1")
+	run, err := f.r.Start(context.Background(), "t1", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -217,7 +217,7 @@ func TestShutdownInterruptsRuns(t *testing.T) {
 	if got.State != api.StateFailed || !strings.Contains(got.Reason, "shut down") {
 		t.Fatalf("run after shutdown: %s %q", got.State, got.Reason)
 	}
-	if _, err := f.r.Start(context.Background(), "t1"); !errors.Is(err, ErrShuttingDown) {
+	if _, err := f.r.Start(context.Background(), "t1", ""); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("start after shutdown: %v", err)
 	}
 }
@@ -226,7 +226,7 @@ func TestAbandonStopsRunsWithItsCause(t *testing.T) {
 	f := newFixture(t)
 	f.rt.block = true
 	f.rt.started = make(chan struct{}, 1)
-	run, err := f.r.Start(context.Background(), "t1")
+	run, err := f.r.Start(context.Background(), "t1", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,12 +309,12 @@ func TestInputDatasetStaysPutWhileRead(t *testing.T) {
 	f.rt.started = make(chan struct{}, 3)
 	f.rec.ended = make(chan string, 3)
 	ctx := context.Background()
-	first, err := f.r.Start(ctx, "t2")
+	first, err := f.r.Start(ctx, "t2", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-f.rt.started // t2 reads the dataset now
-	second, err := f.r.Start(ctx, "t3")
+	second, err := f.r.Start(ctx, "t3", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,12 +16,16 @@ type Ask struct {
 	Target *toolspec.Target
 	// Retries are extra attempts after a failed or lost one.
 	Retries int
+	// RequestedBy is the name of the API token that asked for the run
+	// (never its secret); empty when the API needs no token.
+	RequestedBy string
 }
 
 // NewManual is the pending record of run id of tool, asked for at now.
 func NewManual(id ID, tool toolspec.Tool, ask Ask, now time.Time) api.Run {
 	r := newRecord(id, tool, ask.Site, now)
 	r.Trigger = api.TriggerManual
+	r.RequestedBy = ask.RequestedBy
 	r.Target = ask.Target
 	r.MaxAttempts = 1 + max(ask.Retries, 0)
 	return r

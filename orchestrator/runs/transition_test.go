@@ -260,8 +260,8 @@ func TestRequestOf(t *testing.T) {
 func TestConstructors(t *testing.T) {
 	tool := toolspec.Tool{Name: "t", Image: "img:1", DataRepo: "file:///r", Network: "none"}
 	target := toolspec.Target{Mode: toolspec.TargetAny}
-	m := NewManual(Manual("t", now), tool, Ask{Target: &target, Retries: 2}, now)
-	if m.State != api.StatePending || m.Site != "" || m.Trigger != api.TriggerManual || m.MaxAttempts != 3 || m.Attempt != 1 ||
+	m := NewManual(Manual("t", now), tool, Ask{Target: &target, Retries: 2, RequestedBy: "ci"}, now)
+	if m.State != api.StatePending || m.Site != "" || m.Trigger != api.TriggerManual || m.MaxAttempts != 3 || m.Attempt != 1 || m.RequestedBy != "ci" ||
 		m.Image != "img:1" || m.Network != "none" || m.DataRepo != "file:///r" || !m.CreatedAt.Equal(now) || m.Target != &target {
 		t.Errorf("NewManual: %+v", m)
 	}
@@ -270,7 +270,8 @@ func TestConstructors(t *testing.T) {
 	tick := NewTick(Tick("s", t0).For("a"), sch, tool, "a", api.TriggerCatchup, now)
 	if tick.ID != "s-1796191200-a" || tick.Site != "a" || tick.Schedule != "s" || !tick.ScheduledTime.Equal(t0) ||
 		tick.Trigger != api.TriggerCatchup || tick.MaxAttempts != 2 || tick.RetryDelay != "5m" || tick.Env["K"] != "V" ||
-		tick.Target == nil || tick.Target.Mode != toolspec.TargetAll || !Scheduled(tick).Equal(t0) || !Scheduled(m).Equal(now) {
+		tick.Target == nil || tick.Target.Mode != toolspec.TargetAll || !Scheduled(tick).Equal(t0) || !Scheduled(m).Equal(now) ||
+		tick.RequestedBy != "" {
 		t.Errorf("NewTick: %+v", tick)
 	}
 }

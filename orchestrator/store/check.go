@@ -92,9 +92,9 @@ func (s *Store) recordName(key string) string {
 func checkRecord(name string, v any) error {
 	switch r := v.(type) {
 	case *toolspec.Tool:
-		return sameName("name", r.Name, name, r.Validate)
+		return sameName("name", r.Name, name, r.ValidateStored)
 	case *toolspec.Dataset:
-		return sameName("name", r.Name, name, r.Validate)
+		return sameName("name", r.Name, name, r.ValidateStored)
 	case *toolspec.Schedule:
 		return sameName("id", r.ID, name, r.Validate)
 	case *api.Run:
