@@ -104,6 +104,14 @@ type Runs struct {
 	// preparing (cloning or fetching its data repository and input dataset,
 	// pulling its image) before it fails; default 15m.
 	PrepareTimeout time.Duration
+	// MaxOutputBytes and MaxOutputFiles (keys max_output_bytes,
+	// max_output_files) bound one run's output: the bytes of the files it
+	// creates or changes in its data folder, and how many files, links
+	// and directories it creates or changes. Beyond either the run fails,
+	// naming the limit, and its output is discarded. Defaults 10GiB and
+	// 100000.
+	MaxOutputBytes int64
+	MaxOutputFiles int
 }
 
 // Schedules is the [schedules] section.
@@ -152,6 +160,10 @@ const (
 	defaultShutdownGrace  = 30 * time.Second
 	defaultStopGrace      = 10 * time.Second
 	defaultPrepareTimeout = 15 * time.Minute
+	defaultMaxOutputBytes = 10 << 30
+	maxMaxOutputBytes     = 1 << 50
+	defaultMaxOutputFiles = 100000
+	maxMaxOutputFiles     = 100000000
 	defaultHistory        = 100
 	maxHistory            = 100000
 	defaultSeriesLength   = 1000
@@ -189,8 +201,9 @@ func base() Config {
 			PeerURL:        defaultPeerURL,
 			ClusterState:   ClusterNew,
 		},
-		API:       API{Listen: defaultListen},
-		Runs:      Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout},
+		API: API{Listen: defaultListen},
+		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout,
+			MaxOutputBytes: defaultMaxOutputBytes, MaxOutputFiles: defaultMaxOutputFiles},
 		Schedules: Schedules{History: defaultHistory},
 		Detector:  Detector{SeriesLength: defaultSeriesLength},
 		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},

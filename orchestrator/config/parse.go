@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"gopkg.in/ini.v1"
 )
 
@@ -294,6 +296,8 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		"runs.stop_grace":           dur(&c.Runs.StopGrace),
 		"runs.prepare_timeout":      dur(&c.Runs.PrepareTimeout),
 		"runs.log_dir":              path(&c.Runs.LogDir),
+		"runs.max_output_bytes":     size(&c.Runs.MaxOutputBytes),
+		"runs.max_output_files":     whole(&c.Runs.MaxOutputFiles),
 		"schedules.history":         whole(&c.Schedules.History),
 		"detector.series_length":    whole(&c.Detector.SeriesLength),
 		"notify.urls":               func(v string) error { c.Notify.URLs = strings.Fields(v); return nil },
@@ -312,6 +316,23 @@ func whole(p *int) func(string) error {
 			return fmt.Errorf("%q is not a whole number", v)
 		}
 		*p = n
+		return nil
+	}
+}
+
+// size returns a setter of a size in bytes, read as tool specs read
+// memory sizes: a number with an optional unit, binary (KiB, MiB, GiB,
+// TiB) or decimal (kB, MB, GB, TB), such as 10GiB or 500MB.
+func size(p *int64) func(string) error {
+	return func(v string) error {
+		n, err := humanize.ParseBytes(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a size in bytes (e.g. 10GiB, 500MB or 1048576)", v)
+		}
+		if n > math.MaxInt64 {
+			return fmt.Errorf("%q is too large", v)
+		}
+		*p = int64(n)
 		return nil
 	}
 }
