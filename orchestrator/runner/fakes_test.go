@@ -113,6 +113,7 @@ type fakeContainers struct {
 	removed  []string
 	running  int
 	maxConc  int
+	onRun    func(spec container.Spec) // if not nil, what the tool does before it exits
 }
 
 func (f *fakeContainers) EnsureImage(_ context.Context, ref string) (container.Image, error) {
@@ -139,6 +140,9 @@ func (f *fakeContainers) Run(ctx context.Context, spec container.Spec, w io.Writ
 	if f.block {
 		<-ctx.Done()
 		return container.Exit{}, fmt.Errorf("run: %w", ctx.Err())
+	}
+	if f.onRun != nil {
+		f.onRun(spec)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()

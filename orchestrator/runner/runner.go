@@ -326,19 +326,26 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		out.ExitCode = &exit.Code
 	}
 	failure := failure(ctx, exit, err)
-	ctx = context.WithoutCancel(ctx) // what the attempt did is recorded, whatever happens now
+	// Committing and discarding stop when the run is stopped (the
+	// shutdown grace ended, or the site lost the run): what they leave
+	// undone, the next Sync of the clone discards.
 	if failure == "" {
 		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
 		after, files, err := r.git.Commit(ctx, dir, msg)
 		if err == nil {
 			out.DataCommitAfter, out.Files = after, files
-			out.Verdicts = r.detect(ctx, run, tool, dir, out)
+			// What the attempt did is recorded, whatever happens now.
+			out.Verdicts = r.detect(context.WithoutCancel(ctx), run, tool, dir, out)
 			return r.apply(run, runs.Succeed{Outcome: out})
 		}
-		failure = fmt.Sprintf("commit the run's output: %v", err)
+		failure = commitFailure(ctx, err)
 	}
 	if out.Files, err = r.git.Discard(ctx, dir); err != nil {
-		r.opts.Log.Error("discard a failed run's output", "run", run.ID, "dir", dir, "err", err)
+		level := slog.LevelError
+		if ctx.Err() != nil {
+			level = slog.LevelWarn // stopped: expected
+		}
+		r.opts.Log.Log(context.Background(), level, "discard a failed run's output; the next sync of the clone discards it", "run", run.ID, "dir", dir, "err", err)
 	}
 	if exit.TimedOut && failure == errTimedOut {
 		return r.apply(run, runs.TimeOut{Limit: tool.TimeoutDuration(), Outcome: out})
@@ -354,11 +361,7 @@ const errTimedOut = "timed out"
 func failure(ctx context.Context, exit container.Exit, err error) string {
 	switch {
 	case err != nil && ctx.Err() != nil:
-		cause := "the orchestrator shut down while the run was running"
-		if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
-			cause = c.Error()
-		}
-		return "interrupted: " + cause
+		return "interrupted: " + stopCause(ctx, "the orchestrator shut down while the run was running")
 	case err != nil:
 		return fmt.Sprintf("container: %v", err)
 	case exit.TimedOut:
@@ -367,6 +370,25 @@ func failure(ctx context.Context, exit container.Exit, err error) string {
 		return fmt.Sprintf("exit code %d", exit.Code)
 	}
 	return ""
+}
+
+// commitFailure is why committing an attempt's output failed: the output
+// refused (over a limit, a .git, ...) or, when the run was stopped while
+// committing, why it was stopped.
+func commitFailure(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "interrupted while committing the run's output: " + stopCause(ctx, "the orchestrator shut down")
+	}
+	return fmt.Sprintf("commit the run's output: %v", err)
+}
+
+// stopCause says why a run's context ended: the cause it was stopped
+// with, or shutdown when it was cancelled without one.
+func stopCause(ctx context.Context, shutdown string) string {
+	if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
+		return c.Error()
+	}
+	return shutdown
 }
 
 // detect checks a successful attempt's output with the spike detector,
