@@ -168,6 +168,14 @@ type Runs struct {
 	// host run at this site and be registered through its API; default
 	// false: such runs fail and such registrations are refused (400).
 	AllowHostNetwork bool
+	// MaxOutputBytes and MaxOutputFiles (keys max_output_bytes,
+	// max_output_files) bound one run's output: the bytes of the files it
+	// creates or changes in its data folder, and how many files, links
+	// and directories it creates or changes. Beyond either the run fails,
+	// naming the limit, and its output is discarded. Defaults 10GiB and
+	// 100000.
+	MaxOutputBytes int64
+	MaxOutputFiles int
 }
 
 // Schedules is the [schedules] section.
@@ -227,6 +235,10 @@ const (
 	defaultMaxConnections = 256
 	maxMaxConnections     = 100000
 	minTokenSecret        = 16 // shorter secrets are warned about
+	defaultMaxOutputBytes = 10 << 30
+	maxMaxOutputBytes     = 1 << 50
+	defaultMaxOutputFiles = 100000
+	maxMaxOutputFiles     = 100000000
 	defaultHistory        = 100
 	maxHistory            = 100000
 	defaultSeriesLength   = 1000
@@ -266,7 +278,8 @@ func base() Config {
 		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL},
 		API:        API{Listen: defaultListen, MaxConnections: defaultMaxConnections},
 		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout,
-			PidsLimit: defaultPidsLimit, DefaultMemory: defaultMemory},
+			PidsLimit: defaultPidsLimit, DefaultMemory: defaultMemory,
+			MaxOutputBytes: defaultMaxOutputBytes, MaxOutputFiles: defaultMaxOutputFiles},
 		Schedules: Schedules{History: defaultHistory},
 		Detector:  Detector{SeriesLength: defaultSeriesLength},
 		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},

@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"gopkg.in/ini.v1"
 
 	"github.com/mao-research/mao/toolspec"
@@ -369,6 +371,8 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			return err
 		},
 		"runs.allow_host_network":   boolean(&c.Runs.AllowHostNetwork),
+		"runs.max_output_bytes":     size(&c.Runs.MaxOutputBytes),
+		"runs.max_output_files":     whole(&c.Runs.MaxOutputFiles),
 		"schedules.history":         whole(&c.Schedules.History),
 		"detector.series_length":    whole(&c.Detector.SeriesLength),
 		"notify.urls":               func(v string) error { c.Notify.URLs = strings.Fields(v); return nil },
@@ -403,6 +407,23 @@ func boolean(p *bool) func(string) error {
 		default:
 			return fmt.Errorf("%q is not true or false", v)
 		}
+		return nil
+	}
+}
+
+// size returns a setter of a size in bytes, read as tool specs read
+// memory sizes: a number with an optional unit, binary (KiB, MiB, GiB,
+// TiB) or decimal (kB, MB, GB, TB), such as 10GiB or 500MB.
+func size(p *int64) func(string) error {
+	return func(v string) error {
+		n, err := humanize.ParseBytes(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a size in bytes (e.g. 10GiB, 500MB or 1048576)", v)
+		}
+		if n > math.MaxInt64 {
+			return fmt.Errorf("%q is too large", v)
+		}
+		*p = int64(n)
 		return nil
 	}
 }

@@ -126,6 +126,12 @@ func (c *Config) problems() []problem {
 	if dataDir {
 		check("runs.log_dir", checkAbs(c.Runs.LogDir))
 	}
+	if n := c.Runs.MaxOutputBytes; n < 1 || n > maxMaxOutputBytes {
+		check("runs.max_output_bytes", fmt.Errorf("%d bytes is not from 1 byte to 1PiB", n))
+	}
+	if n := c.Runs.MaxOutputFiles; n < 1 || n > maxMaxOutputFiles {
+		check("runs.max_output_files", fmt.Errorf("%d is not from 1 to %d", n, maxMaxOutputFiles))
+	}
 
 	if h := c.Schedules.History; h < 1 || h > maxHistory {
 		check("schedules.history", fmt.Errorf("%d is not from 1 to %d", h, maxHistory))

@@ -153,7 +153,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		}})
 	checks := alerts.New(st, st, registry, notifier, alerts.Options{Site: cfg.Site.Name, SeriesLength: cfg.Detector.SeriesLength,
 		Cooldown: cfg.Notify.Cooldown, Channels: cfg.Notify.URLs, Clock: clock, Log: log})
-	run := runner.New(registry, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
+	repos := gitrepo.New(gitrepo.Options{MaxOutputBytes: cfg.Runs.MaxOutputBytes, MaxOutputFiles: cfg.Runs.MaxOutputFiles})
+	run := runner.New(registry, st, docker, repos, runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
 		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks,
 		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,

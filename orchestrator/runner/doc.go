@@ -4,7 +4,10 @@
 // dataset) clone, makes sure the image is present, runs the container with
 // the clone mounted at /usr/src/app/data, streams its output into the
 // run's log, and commits what the tool wrote (or discards it when the run
-// did not succeed). Every step is recorded in the run's record.
+// did not succeed, or its output was refused). Committing and discarding
+// stop when the run is stopped (shutdown, or the site lost the run): the
+// run fails, and the next sync of the clone discards what is left. Every
+// step is recorded in the run's record.
 //
 // It applies the site's container policy: a tool on the host network runs
 // only where the site allows it (CheckTool says so at registration too),

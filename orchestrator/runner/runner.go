@@ -418,31 +418,41 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		out.ExitCode = &exit.Code
 	}
 	end := ending(ctx, exit, err, tool)
-	ctx = context.WithoutCancel(ctx) // what the attempt did is recorded, whatever happens now
 	// Before anything is committed or discarded, everything in the data
 	// folder becomes the orchestrator's again.
 	if err := r.chown(dir, r.owner, true); err != nil {
 		err = fmt.Errorf("take back the data folder for the orchestrator's user %s: %w", r.owner, err)
 		r.opts.Log.Error("files left that the orchestrator does not own", "run", run.ID, "dir", dir, "err", err)
+		// Committing and discarding stop when the run is stopped (the
+		// shutdown grace ended, or the site lost the run): what they leave
+		// undone, the next Sync of the clone discards.
 		if end == nil {
 			end = runs.Fail{Reason: err.Error()}
 		}
 	}
+	// Committing and discarding stop when the run is stopped (the
+	// shutdown grace ended, or the site lost the run): what they leave
+	// undone, the next Sync of the clone discards.
 	if end == nil {
 		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
 		after, files, err := r.git.Commit(ctx, dir, msg)
 		if err == nil {
 			out.DataCommitAfter, out.Files = after, files
-			out.Verdicts = r.detect(ctx, run, tool, dir, out)
+			// What the attempt did is recorded, whatever happens now.
+			out.Verdicts = r.detect(context.WithoutCancel(ctx), run, tool, dir, out)
 			return r.apply(run, runs.Succeed{Outcome: out}), false
 		}
-		end = runs.Fail{Reason: fmt.Sprintf("commit the run's output: %v", err)}
+		end = runs.Fail{Reason: commitFailure(ctx, err)}
 	}
 	// The attempt failed: what it left in the clone goes, so that the next
 	// run's commit does not take it in.
 	files, err := r.git.Discard(ctx, dir)
 	if err != nil {
-		r.opts.Log.Error("discard a failed run's output", "run", run.ID, "dir", dir, "err", err)
+		level := slog.LevelError
+		if ctx.Err() != nil {
+			level = slog.LevelWarn // stopped: expected
+		}
+		r.opts.Log.Log(context.Background(), level, "discard a failed run's output; the next sync of the clone discards it", "run", run.ID, "dir", dir, "err", err)
 	}
 	out.Files = files
 	switch e := end.(type) {
@@ -480,11 +490,7 @@ func ending(ctx context.Context, exit container.Exit, err error, tool toolspec.T
 	case errors.Is(err, errLend):
 		return runs.Fail{Reason: err.Error()}
 	case err != nil && ctx.Err() != nil:
-		cause := "the orchestrator shut down while the run was running"
-		if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
-			cause = c.Error()
-		}
-		return runs.Fail{Reason: "interrupted: " + cause}
+		return runs.Fail{Reason: "interrupted: " + stopCause(ctx, "the orchestrator shut down while the run was running")}
 	case err != nil:
 		return runs.Fail{Reason: fmt.Sprintf("container: %v", err)}
 	case exit.TimedOut:
@@ -493,6 +499,25 @@ func ending(ctx context.Context, exit container.Exit, err error, tool toolspec.T
 		return runs.Fail{Reason: fmt.Sprintf("exit code %d", exit.Code)}
 	}
 	return nil
+}
+
+// commitFailure is why committing an attempt's output failed: the output
+// refused (over a limit, a .git, ...) or, when the run was stopped while
+// committing, why it was stopped.
+func commitFailure(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "interrupted while committing the run's output: " + stopCause(ctx, "the orchestrator shut down")
+	}
+	return fmt.Sprintf("commit the run's output: %v", err)
+}
+
+// stopCause says why a run's context ended: the cause it was stopped
+// with, or shutdown when it was cancelled without one.
+func stopCause(ctx context.Context, shutdown string) string {
+	if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
+		return c.Error()
+	}
+	return shutdown
 }
 
 // detect checks a successful attempt's output with the spike detector,

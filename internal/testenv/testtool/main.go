@@ -2,8 +2,9 @@
 // follows the MAO tool contract and does what its flags say, in this order:
 // print env, print who it is (uid, gid, capabilities, cgroup limits), print
 // lines, list the input, dial an address, try file operations in the data
-// folder, leave a setuid file and one given away, mark the run, write a control file, start
-// processes, sleep, exit.
+// folder, leave a setuid file and one given away, mark the run, write a
+// control file, start processes, write files and links (as a hostile tool
+// could), sleep, exit.
 package main
 
 import (
@@ -33,11 +34,25 @@ func main() {
 		caps    = flag.Bool("caps", false, "print the Cap* and NoNewPrivs lines of /proc/self/status")
 		limits  = flag.Bool("limits", false, `print "memory.limit=N" and "pids.max=N" from the container's cgroup`)
 		dial    = flag.String("dial", "", `connect to this TCP address, send "hello from testtool\n" and print "dialed ADDR" (exit 1 if it cannot)`)
-		writes  = flag.Bool("writes", false, `try the file operations a tool does in the data folder, print "OP: ok" or "OP: ERROR" for each; exit 1 if one failed`)
+		tryOps  = flag.Bool("writes", false, `try the file operations a tool does in the data folder, print "OP: ok" or "OP: ERROR" for each; exit 1 if one failed`)
 		fork    = flag.Int("fork", 0, `try to start this many child processes that wait, print "started N of M" (children die with the container)`)
 		setuid  = flag.String("setuid-file", "", "write this file into the data folder as a setuid and setgid program (exit 1 if it cannot)")
 		give    = flag.String("give", "", "write this file into the data folder and give it to uid and gid 4321 (exit 1 if it cannot)")
+		files   [][2]string // path in the data folder, content
+		links   [][2]string // path in the data folder, target
 	)
+	pair := func(list *[][2]string) func(string) error {
+		return func(v string) error {
+			k, val, ok := strings.Cut(v, "=")
+			if !ok {
+				return fmt.Errorf("%q is not PATH=VALUE", v)
+			}
+			*list = append(*list, [2]string{k, val})
+			return nil
+		}
+	}
+	flag.Func("write", "write PATH=CONTENT into the data folder (repeatable)", pair(&files))
+	flag.Func("link", "make PATH=TARGET a symbolic link in the data folder (repeatable)", pair(&links))
 	flag.Parse()
 	if *env {
 		vars := os.Environ()
@@ -82,7 +97,7 @@ func main() {
 		}
 		fmt.Println("dialed", *dial)
 	}
-	if *writes && !tryWrites(*data) {
+	if *tryOps && !tryWrites(*data) {
 		os.Exit(1)
 	}
 	if *setuid != "" {
@@ -130,6 +145,30 @@ func main() {
 		if err != nil {
 			fmt.Println("stopped by:", err)
 		}
+	}
+	for _, w := range files {
+		name := filepath.Join(*data, w[0])
+		err := os.MkdirAll(filepath.Dir(name), 0o755)
+		if err == nil {
+			err = os.WriteFile(name, []byte(w[1]), 0o644)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "write:", err)
+			os.Exit(1)
+		}
+		fmt.Println("wrote", w[0])
+	}
+	for _, l := range links {
+		name := filepath.Join(*data, l[0])
+		if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "link:", err)
+			os.Exit(1)
+		}
+		if err := os.Symlink(l[1], name); err != nil {
+			fmt.Fprintln(os.Stderr, "link:", err)
+			os.Exit(1)
+		}
+		fmt.Println("linked", l[0], "to", l[1])
 	}
 	if *sleep > 0 {
 		fmt.Println("sleeping", *sleep)
