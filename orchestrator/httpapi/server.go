@@ -282,6 +282,9 @@ func (s *Server) getTool(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) createTool(w http.ResponseWriter, r *http.Request) {
 	t, err := decodeTool(r)
+	if err == nil && s.opts.CheckTool != nil {
+		err = s.opts.CheckTool(t)
+	}
 	create(s, w, r, t, t.Name, err, s.deps.ToolEdits.CreateTool)
 }
 
