@@ -77,6 +77,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
+	if err := checkChannels(cfg.Notify.URLs); err != nil {
+		return nil, err
+	}
 	var stack cleanup // undone in reverse order when Start fails or the daemon stops
 	d, err := start(ctx, cfg, opts, &stack)
 	if err != nil {
@@ -89,6 +92,19 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error
 		d.err = d.serve(ctx)
 	}()
 	return d, nil
+}
+
+// checkChannels refuses [notify] urls that name no service notify can
+// send to: config checks only their shape, and a site whose alerts can
+// never leave should not start as if they could.
+func checkChannels(urls []string) error {
+	var problems []error
+	for i, u := range urls {
+		if err := notify.CheckURL(u); err != nil {
+			problems = append(problems, fmt.Errorf("notify.urls: entry %d %w", i+1, err))
+		}
+	}
+	return errors.Join(problems...)
 }
 
 // cleanup is a stack of functions to run in reverse order.
