@@ -27,6 +27,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
 	"github.com/mao-research/mao/orchestrator/peer"
+	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/orchestrator/runlog"
 	"github.com/mao-research/mao/orchestrator/runner"
 	"github.com/mao-research/mao/orchestrator/scheduler"
@@ -185,7 +186,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	tlsConfig, err := apiTLS(cfg.API)
+	tlsConfig, err := apiTLS(cfg.API, acc.pki)
 	if err != nil {
 		return nil, err
 	}
@@ -306,14 +307,24 @@ func tokenNames(tokens []httpapi.Token) []string {
 	return out
 }
 
-// apiTLS is the API's TLS configuration, nil without a certificate.
-func apiTLS(a config.API) (*tls.Config, error) {
-	if !a.TLS() {
+// apiTLS is the API's TLS configuration, nil when it serves plain HTTP:
+// the configured certificate, or else the site's own (dir).
+func apiTLS(a config.API, dir pki.Dir) (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	switch {
+	case !a.TLS():
 		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("api.tls_cert_file and api.tls_key_file: %w", err)
+	case a.TLSCertFile != "":
+		if cert, err = tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile); err != nil {
+			return nil, fmt.Errorf("api.tls_cert_file and api.tls_key_file: %w", err)
+		}
+	case dir == "":
+		return nil, errors.New("api.tls: this site has no certificate of the federation's to serve the API with; set api.tls_cert_file and api.tls_key_file")
+	default:
+		if cert, err = dir.Pair(pki.SiteCertFile, pki.SiteKeyFile); err != nil {
+			return nil, fmt.Errorf("api.tls: the site's certificate: %w", err)
+		}
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -98,6 +98,13 @@ func decodeRunRequest(r *http.Request) (api.RunRequest, error) {
 	return req, decode(r, &req)
 }
 
+// decodeCredentials reads a request for a collaborator's credentials;
+// the issuer checks it.
+func decodeCredentials(r *http.Request) (api.CredentialsRequest, error) {
+	var req api.CredentialsRequest
+	return req, decode(r, &req)
+}
+
 // decodeAddSite reads a request to add a site; the store checks it.
 func decodeAddSite(r *http.Request) (api.AddSiteRequest, error) {
 	var req api.AddSiteRequest

@@ -371,8 +371,8 @@ func (s *Server) addSite(w http.ResponseWriter, r *http.Request) {
 
 // credentials issues a collaborator's read-only certificate for etcd.
 func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
-	var req api.CredentialsRequest
-	if err := decode(r, &req); err != nil {
+	req, err := decodeCredentials(r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
