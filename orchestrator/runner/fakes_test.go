@@ -186,7 +186,14 @@ func (f *fakeGit) Sync(ctx context.Context, dir, url, branch string) (string, st
 	return fmt.Sprintf("c%d", len(f.synced)-1), f.note, f.syncErr
 }
 
-func (f *fakeGit) Commit(context.Context, string, string) (string, []string, error) {
+// Commit commits the fake's files, if keep (called first, as gitrepo
+// does before moving the branch) lets it.
+func (f *fakeGit) Commit(_ context.Context, _, _ string, keep func() error) (string, []string, error) {
+	if f.commitErr == nil && keep != nil {
+		if err := keep(); err != nil {
+			return "", nil, fmt.Errorf("not kept: %w", err)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.commits++

@@ -50,7 +50,10 @@ type Containers interface {
 // Git keeps the site's clones of data repositories and datasets.
 type Git interface {
 	Sync(ctx context.Context, dir, url, branch string) (commit, note string, err error)
-	Commit(ctx context.Context, dir, message string) (commit string, files []string, err error)
+	// Commit calls keep, when it is set, once the commit is written and
+	// just before the branch moves to it: an error from keep stops the
+	// commit, and the branch stays where it was.
+	Commit(ctx context.Context, dir, message string, keep func() error) (commit string, files []string, err error)
 	Discard(ctx context.Context, dir string) (files []string, err error)
 }
 
@@ -435,7 +438,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	// undone, the next Sync of the clone discards.
 	if end == nil {
 		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
-		after, files, err := r.git.Commit(ctx, dir, msg)
+		after, files, err := r.git.Commit(ctx, dir, msg, nil)
 		if err == nil {
 			out.DataCommitAfter, out.Files = after, files
 			// What the attempt did is recorded, whatever happens now.
