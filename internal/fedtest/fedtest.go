@@ -81,6 +81,9 @@ type Site struct {
 	Dir    string // its data directory, holding config.ini and orchestrator.log
 	Addr   string // API base URL
 	Client *api.Client
+	// Started is when the current process was started: the origin of its
+	// start-up times.
+	Started time.Time
 
 	t       testing.TB
 	bins    Binaries
@@ -156,6 +159,7 @@ func (s *Site) start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	s.Started = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -248,6 +252,47 @@ func (s *Site) Kill() time.Time {
 	<-s.exited
 	s.down = true
 	return at
+}
+
+// StartTimes are the times of one start of a site, from its log.
+type StartTimes struct {
+	// Etcd is from the process's start until its embedded etcd member
+	// served: etcd's own start-up, with the process's.
+	Etcd time.Duration
+	// Ready is from the process's start until "orchestrator ready".
+	Ready time.Duration
+	// Revoked says that the site revoked its previous life's lease;
+	// Waited that it waited for another record's lease to expire.
+	Revoked, Waited bool
+}
+
+// Beyond is how long the start took beyond etcd's own start-up.
+func (st StartTimes) Beyond() time.Duration { return st.Ready - st.Etcd }
+
+// AwaitStart reads the log records of the site's current life up to
+// "orchestrator ready" and returns the start's times. Call it once after
+// Start or Restart, before anything else reads the records.
+func (s *Site) AwaitStart() StartTimes {
+	s.t.Helper()
+	var st StartTimes
+	_, err := s.Await(30*time.Second, func(r Record) bool {
+		switch r.Msg {
+		case "embedded etcd started":
+			st.Etcd = r.Time.Sub(s.Started)
+		case "the site's record is its previous life's (same instance): revoking that life's lease":
+			st.Revoked = true
+		case "site name held by another orchestrator's record; waiting for its lease to expire":
+			st.Waited = true
+		case "orchestrator ready":
+			st.Ready = r.Time.Sub(s.Started)
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st
 }
 
 // Up reports whether the process runs (it was not killed or stopped).

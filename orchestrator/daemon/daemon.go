@@ -138,6 +138,13 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	if err := lockDataDir(cfg.Site.DataDir, stack); err != nil {
+		return nil, err
+	}
+	instance, err := siteInstance(cfg.Site.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	acc, err := openEtcd(ctx, cfg, clock, log, stack)
 	if err != nil {
 		return nil, err
@@ -204,7 +211,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 	record := siteRecord(ctx, cfg, addr, docker, clock, log)
-	record.FederationAddr = fed.addr
+	record.FederationAddr, record.Instance = fed.addr, instance
 	// Join before Recover: while this site is not live, other sites
 	// settle the runs it held as lost.
 	member, err := st.Join(ctx, record, cfg.Site.LeaseTTL, log)

@@ -8,6 +8,7 @@ import (
 	"sort"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
@@ -26,27 +27,67 @@ type Membership struct {
 // Join writes site's record under a new lease of ttl. The record is
 // removed by etcd when the lease expires; Keep renews it.
 //
-// Site names are unique: while another orchestrator's record holds the
-// name, Join waits up to ttl for it to expire (a crashed previous life of
-// this site leaves one behind) and then fails with errs.ErrExists.
+// Site names are unique. A record that holds the name and carries the
+// site's own instance (site.Instance, the ID of its data directory) is its
+// previous life's, left by a crash: Join revokes its lease and registers.
+// While another orchestrator's record holds the name, Join waits up to ttl
+// for it to expire and then fails with errs.ErrExists.
 func (s *Store) Join(ctx context.Context, site api.Site, ttl time.Duration, log *slog.Logger) (*Membership, error) {
 	m := &Membership{s: s, site: site, ttl: ttl, log: log}
 	deadline := time.Now().Add(ttl + time.Second)
+	revoked := false
 	for {
 		err := m.register(ctx)
 		if !errors.Is(err, errs.ErrExists) {
 			return m, err
 		}
-		if !time.Now().Before(deadline) {
-			var other api.Site
-			_ = s.get(ctx, s.key(sitesDir, site.Name), &other) // for the message only
-			return nil, fmt.Errorf("site name %q is in use by a live orchestrator (API %s): %w", site.Name, other.APIAddr, err)
+		holder, lease, herr := m.holder(ctx)
+		if herr == nil && !revoked && site.Instance != "" && holder.Instance == site.Instance {
+			log.Info("the site's record is its previous life's (same instance): revoking that life's lease",
+				"site", site.Name, "instance", site.Instance, "lease", fmt.Sprintf("%x", lease))
+			if err := m.s.revoke(ctx, lease); err != nil {
+				return nil, err
+			}
+			revoked = true
+			continue
 		}
-		log.Info("site name still held, maybe by this site's previous life; waiting for its lease to expire", "site", site.Name)
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("site name %q is in use by a live orchestrator (API %s, instance %q): %w",
+				site.Name, holder.APIAddr, holder.Instance, err)
+		}
+		log.Info("site name held by another orchestrator's record; waiting for its lease to expire",
+			"site", site.Name, "api", holder.APIAddr, "instance", holder.Instance)
 		if err := m.waitGone(ctx, time.Until(deadline)); err != nil {
 			return nil, err
 		}
 	}
+}
+
+// holder reads the record that holds the site's name and its lease.
+func (m *Membership) holder(ctx context.Context) (api.Site, clientv3.LeaseID, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.s.timeout)
+	defer cancel()
+	key := m.s.key(sitesDir, m.site.Name)
+	resp, err := m.s.c.Get(ctx, key)
+	if err != nil {
+		return api.Site{}, 0, m.s.unavailable(ctx, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return api.Site{}, 0, errs.ErrNotFound
+	}
+	var site api.Site
+	kv := resp.Kvs[0]
+	return site, clientv3.LeaseID(kv.Lease), m.s.decode(key, kv.Value, kv.ModRevision, &site)
+}
+
+// revoke revokes a lease; one that is gone already is no error.
+func (s *Store) revoke(ctx context.Context, lease clientv3.LeaseID) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if _, err := s.c.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("revoke lease %x: %w", lease, s.unavailable(ctx, err))
+	}
+	return nil
 }
 
 // register creates the site's record under a new lease.
