@@ -204,7 +204,7 @@ type caRecord struct {
 // fingerprint: ca's when this site is the first (it founds the
 // federation's PKI), another's when a site was first.
 func (s *Store) ClaimFederationCA(ctx context.Context, site string, ca *pki.CA) (string, error) {
-	rec := caRecord{Cert: string(ca.PEM), Fingerprint: ca.Fingerprint(), FoundedBy: site, CreatedAt: s.now().UTC()}
+	rec := caRecord{Cert: string(ca.PEM), Fingerprint: ca.Fingerprint(), FoundedBy: site, CreatedAt: s.clock.Now().UTC()}
 	err := s.create(ctx, s.key(caKey, ""), rec, nil)
 	if err == nil {
 		return rec.Fingerprint, nil

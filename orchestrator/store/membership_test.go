@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
 )
@@ -38,7 +40,7 @@ func TestJoinRecognisesItsPreviousLife(t *testing.T) {
 	if took := time.Since(start); took >= longTTL {
 		t.Fatalf("the next life waited %s, as for the old lease", took)
 	}
-	if ttl, err := c.TimeToLive(ctx, prev.lease); err != nil || ttl.TTL != -1 {
+	if ttl, err := c.TimeToLive(ctx, clientv3.LeaseID(prev.lease.Load())); err != nil || ttl.TTL != -1 {
 		t.Fatalf("the previous life's lease: TTL %v, %v; want revoked", ttl, err)
 	}
 	if sites, err := s.Sites(ctx); err != nil || len(sites) != 1 || sites[0].APIAddr != "http://127.0.0.1:2" {
