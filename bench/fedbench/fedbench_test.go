@@ -126,6 +126,29 @@ func BenchmarkPropagation(b *testing.B) {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+// runAnywhere registers tool at the first of two sites and asks for an
+// --any run of it with one retry; once a site runs it (the record says
+// running), it returns the run's ID, that site and the other.
+func runAnywhere(b *testing.B, s []*fedtest.Site, runs *fedtest.Runs, tool api.Tool) (id string, holder, other *fedtest.Site) {
+	b.Helper()
+	ctx := context.Background()
+	if _, err := s[0].Client.RegisterTool(ctx, tool); err != nil {
+		b.Fatal(err)
+	}
+	started, err := s[0].Client.RunTool(ctx, tool.Name, api.RunRequest{Target: &api.Target{Mode: "any"}, Retries: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	id = started[0].ID
+	first := runs.Until(30*time.Second, "the run started", func(m map[string]api.Run) bool {
+		return m[id].State == api.StateRunning
+	})[id]
+	if s[0].Name == first.Site {
+		return id, s[0], s[1]
+	}
+	return id, s[1], s[0]
+}
+
 // BenchmarkFailover kills (SIGKILL) the site running an --any run with a
 // retry, and times until another site has started the run's next attempt,
 // with the default lease TTL; three times.
@@ -134,7 +157,6 @@ func BenchmarkFailover(b *testing.B) {
 	cluster, s := sites(b, fedtest.Build(b), 2, ttl)
 	runs := fedtest.WatchRuns(b, cluster.Client(b))
 	image := testenv.BuildTestImage(b)
-	ctx := context.Background()
 	var took []time.Duration
 	for b.Loop() {
 		took = took[:0]
@@ -143,23 +165,7 @@ func BenchmarkFailover(b *testing.B) {
 			// with its clone, and the previous round's run still runs.
 			tool := api.Tool{Name: fmt.Sprintf("long-%d", round), Author: "bench", Image: image, DataRepo: testenv.GitRepo(b, nil),
 				Network: "none", Command: []string{"-lines", "1", "-sleep", "60s"}}
-			if _, err := s[0].Client.RegisterTool(ctx, tool); err != nil {
-				b.Fatal(err)
-			}
-			started, err := s[0].Client.RunTool(ctx, tool.Name, api.RunRequest{Target: &api.Target{Mode: "any"}, Retries: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			id := started[0].ID
-			first := runs.Until(30*time.Second, "the run started", func(m map[string]api.Run) bool {
-				return m[id].State == api.StateRunning
-			})[id]
-			var victim *fedtest.Site
-			for _, site := range s {
-				if site.Name == first.Site {
-					victim = site
-				}
-			}
+			id, victim, _ := runAnywhere(b, s, runs, tool)
 			killed := victim.Kill()
 			next := runs.Until(ttl+30*time.Second, "the run started again elsewhere", func(m map[string]api.Run) bool {
 				return m[id].Attempt == 2 && m[id].State == api.StateRunning
@@ -240,21 +246,7 @@ func BenchmarkFailoverAfterSIGSTOP(b *testing.B) {
 		for round := range rounds {
 			tool := api.Tool{Name: fmt.Sprintf("frozen-%d", round), Author: "bench", Image: image, DataRepo: testenv.GitRepo(b, nil),
 				Network: "none", Command: []string{"-lines", "1", "-mark", "-control", "1", "-sleep", "12s"}}
-			if _, err := s[0].Client.RegisterTool(ctx, tool); err != nil {
-				b.Fatal(err)
-			}
-			started, err := s[0].Client.RunTool(ctx, tool.Name, api.RunRequest{Target: &api.Target{Mode: "any"}, Retries: 1})
-			if err != nil {
-				b.Fatal(err)
-			}
-			id := started[0].ID
-			first := runs.Until(30*time.Second, "the run started", func(m map[string]api.Run) bool {
-				return m[id].State == api.StateRunning
-			})[id]
-			victim, survivor := s[0], s[1]
-			if victim.Name != first.Site {
-				victim, survivor = survivor, victim
-			}
+			id, victim, survivor := runAnywhere(b, s, runs, tool)
 			// The sites have no federation certificates here: the log is
 			// read at the site that holds it.
 			fedtest.AwaitOutput(b, victim.Client, id, "line 1") // attempt 1's container runs

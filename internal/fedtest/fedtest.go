@@ -259,26 +259,21 @@ func (s *Site) Kill() time.Time {
 // a partition would look to the others: it keeps its connections, its
 // containers go on, and it does nothing until Thaw. It returns when the
 // kernel has stopped the process.
-func (s *Site) Freeze() time.Time {
-	s.t.Helper()
-	at := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		s.t.Fatal(err)
-	}
-	s.frozen = true
-	s.awaitState("T", true)
-	return at
-}
+func (s *Site) Freeze() time.Time { return s.stopped(syscall.SIGSTOP, true) }
 
 // Thaw continues a frozen process with SIGCONT and returns when it runs.
-func (s *Site) Thaw() time.Time {
+func (s *Site) Thaw() time.Time { return s.stopped(syscall.SIGCONT, false) }
+
+// stopped sends sig to the process and waits until the kernel has
+// stopped it (stop is true) or continued it; it returns when it sent sig.
+func (s *Site) stopped(sig syscall.Signal, stop bool) time.Time {
 	s.t.Helper()
 	at := time.Now()
-	if err := s.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+	if err := s.cmd.Process.Signal(sig); err != nil {
 		s.t.Fatal(err)
 	}
-	s.frozen = false
-	s.awaitState("T", false)
+	s.frozen = stop
+	s.awaitState("T", stop)
 	return at
 }
 
