@@ -1,0 +1,273 @@
+package maoctl
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+)
+
+// normalizer makes transcripts the same on every run. It replaces only
+// what is random by nature, each distinct value by a placeholder of the
+// same width (the n-th distinct value becomes a zero-padded counter), so
+// that table columns stay aligned:
+//   - the random hex suffix of run IDs (<tool>-<unix>-<6 hex>), schedule IDs
+//     (<tool>-<kind>-<4 hex>) and notification IDs (<unix nanos>-<6 hex>);
+//   - the free loopback ports the case registered (addr);
+//   - etcd member and cluster IDs that are random (randomMember): always
+//     16 wide, see memberIDs;
+//   - temporary directories: $TMP (the case's) and $TESTDIR (the test's
+//     others), which only appear where no column follows;
+//   - the site's own machine facts (CPUs, memory, OS, architecture);
+//   - with docker, what the site takes from the real clock and the engine
+//     rather than its fake clock: git commits of the runs (stamped with
+//     the time), the test image's ID, and when a container started.
+//
+// Values the case seeded are kept as they are, and so is everything the
+// server decides (states, reasons, codes).
+//
+// It remembers its placeholders, so that a later command line can name a
+// server-made ID by its placeholder (expand).
+type normalizer struct {
+	mu      sync.Mutex
+	keep    map[string]bool              // seeded values, left alone
+	named   []string                     // path, name pairs replaced first
+	vars    map[string]string            // $NAME -> value, for command lines
+	ports   map[string]string            // free port -> placeholder
+	seen    map[string]map[string]string // kind -> value -> placeholder
+	full    map[string][]string          // kind -> whole IDs, first seen first
+	members map[string]bool              // etcd member and cluster IDs to replace
+	own     map[string]bool              // real sites, whose machine facts are replaced
+}
+
+func newNormalizer() *normalizer {
+	return &normalizer{keep: map[string]bool{}, vars: map[string]string{}, ports: map[string]string{},
+		seen: map[string]map[string]string{}, full: map[string][]string{}, members: map[string]bool{}, own: map[string]bool{}}
+}
+
+// name replaces every occurrence of path by name, and name in command
+// lines by path.
+func (n *normalizer) name(path, name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.named = append(n.named, path, name)
+	n.vars[name] = path
+}
+
+// addr registers a free loopback port (in a host:port), so that it is
+// replaced by the next counter, and names the address for command lines.
+func (n *normalizer) addr(hostport, name string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, port, _ := strings.Cut(hostport, ":")
+	if _, ok := n.ports[port]; !ok {
+		n.ports[port] = fmt.Sprintf("%0*d", len(port), len(n.ports)+1)
+	}
+	if name != "" {
+		n.vars[name] = hostport
+	}
+}
+
+// setVar names value for command lines.
+func (n *normalizer) setVar(name, value string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.vars[name] = value
+}
+
+// keepValue marks a seeded value (an ID, a hash) as fixed.
+func (n *normalizer) keepValue(v string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.keep[v] = true
+}
+
+// randomMember marks an etcd member ID as random.
+func (n *normalizer) randomMember(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.members[id] = true
+}
+
+var (
+	runIDRe      = regexp.MustCompile(`\b([a-z0-9][a-z0-9._-]*-\d{10})-([0-9a-f]{6})\b`)
+	scheduleIDRe = regexp.MustCompile(`\b([a-z0-9][a-z0-9._-]*-(?:daily|weekly|monthly|every|cron))-([0-9a-f]{4})\b`)
+	notifyIDRe   = regexp.MustCompile(`\b(\d{19})-([0-9a-f]{6})\b`)
+	portRe       = regexp.MustCompile(`\b(127\.0\.0\.1|localhost):(\d+)\b`)
+	hexRe        = regexp.MustCompile(`\b[0-9a-f]{12,16}\b`)
+	// Values from the real clock and the engine, in cases that really run
+	// containers.
+	commitRe   = regexp.MustCompile(`\b[0-9a-f]{40}\b`)
+	imageIDRe  = regexp.MustCompile(`sha256:[0-9a-f]{64}`)
+	realTimeRe = regexp.MustCompile(`(Container started:\s+|"container_started_at": ")(\d{4}-\d\d-\d\dT[0-9:.]+Z)`)
+)
+
+// placeholder returns the placeholder of value of kind: the n-th distinct
+// value of that kind as a counter of width digits.
+func (n *normalizer) placeholder(kind, value string, width int) string {
+	m := n.seen[kind]
+	if m == nil {
+		m = map[string]string{}
+		n.seen[kind] = m
+	}
+	if p, ok := m[value]; ok {
+		return p
+	}
+	p := fmt.Sprintf("%0*d", width, len(m)+1)
+	m[value] = p
+	return p
+}
+
+// normalize rewrites one command's output.
+func (n *normalizer) normalize(s string, docker bool) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s = strings.NewReplacer(n.named...).Replace(s)
+	s = n.suffixes(s, runIDRe, "run")
+	s = n.suffixes(s, scheduleIDRe, "schedule")
+	s = n.suffixes(s, notifyIDRe, "notification")
+	s = portRe.ReplaceAllStringFunc(s, func(m string) string {
+		host, port, _ := strings.Cut(m, ":")
+		if p, ok := n.ports[port]; ok {
+			return host + ":" + p
+		}
+		return m
+	})
+	s = n.memberIDs(s)
+	if docker {
+		s = commitRe.ReplaceAllStringFunc(s, func(m string) string {
+			if n.keep[m] {
+				return m
+			}
+			return n.placeholder("commit", m, len(m))
+		})
+		s = imageIDRe.ReplaceAllStringFunc(s, func(m string) string {
+			return "sha256:" + n.placeholder("image", m, 64)
+		})
+		s = realTimeRe.ReplaceAllStringFunc(s, func(m string) string {
+			sub := realTimeRe.FindStringSubmatch(m)
+			return sub[1] + strings.Repeat("X", len(sub[2])-1) + "Z"
+		})
+	}
+	return n.machine(s)
+}
+
+// memberIDs replaces etcd member and cluster IDs that are random. Their
+// hex form has no leading zeros, so it is 15 digits wide now and then: the
+// placeholder is always 16 wide, and a table cell that was narrower loses
+// as many of the spaces that pad it.
+func (n *normalizer) memberIDs(s string) string {
+	var b strings.Builder
+	for {
+		loc := hexRe.FindStringIndex(s)
+		if loc == nil {
+			b.WriteString(s)
+			return b.String()
+		}
+		id := s[loc[0]:loc[1]]
+		b.WriteString(s[:loc[0]])
+		s = s[loc[1]:]
+		if !n.members[id] {
+			b.WriteString(id)
+			continue
+		}
+		if _, ok := n.seen["member"][id]; !ok {
+			n.full["member"] = append(n.full["member"], id)
+		}
+		b.WriteString(n.placeholder("member", id, 16))
+		if short := 16 - len(id); short > 0 && strings.HasPrefix(s, strings.Repeat(" ", short+2)) {
+			s = s[short:]
+		}
+	}
+}
+
+// suffixes replaces the random hex suffix of the IDs re matches, unless
+// the ID was seeded.
+func (n *normalizer) suffixes(s string, re *regexp.Regexp, kind string) string {
+	return re.ReplaceAllStringFunc(s, func(m string) string {
+		if n.keep[m] {
+			return m
+		}
+		sub := re.FindStringSubmatch(m)
+		if _, ok := n.seen[kind][sub[2]]; !ok {
+			n.full[kind] = append(n.full[kind], m)
+		}
+		return sub[1] + "-" + n.placeholder(kind, sub[2], len(sub[2]))
+	})
+}
+
+// machineKeys are the fields of a site's record that describe the machine
+// the test runs on, in JSON and in site show.
+var machineKeys = regexp.MustCompile(`^(\s*"(?:os|arch|cpus|memory_bytes)": |(?:Platform|CPUs|Memory):\s+)(.*?)(,?)$`)
+
+// machine replaces the machine facts of the case's own site (its CPUs,
+// memory, OS and architecture, which the site reads from the machine)
+// by X's, in site show and in JSON site records. Other sites' records
+// are seeded and kept.
+func (n *normalizer) machine(s string) string {
+	if len(n.own) == 0 {
+		return s
+	}
+	lines := strings.Split(s, "\n")
+	current := ""
+	for i, l := range lines {
+		trimmed := strings.TrimSpace(l)
+		switch {
+		case strings.HasPrefix(trimmed, `"name": `):
+			current = strings.Trim(strings.TrimSuffix(strings.TrimPrefix(trimmed, `"name": `), ","), `"`)
+		case strings.HasPrefix(trimmed, "Site:"):
+			current = strings.TrimSpace(strings.TrimPrefix(trimmed, "Site:"))
+		}
+		if !n.own[current] {
+			continue
+		}
+		if m := machineKeys.FindStringSubmatch(l); m != nil {
+			lines[i] = m[1] + "$MACHINE" + m[3]
+		}
+	}
+	return strings.Join(lines, "\n")
+}
+
+// refRe are references in command lines to IDs the orchestrator made:
+// $RUN1 is the first run ID seen in the case's output.
+var (
+	refRe = regexp.MustCompile(`\$(RUN|SCHED)(\d+)`)
+	varRe = regexp.MustCompile(`\$[A-Z][A-Z0-9_]*`)
+)
+
+// expand turns names and references in a command line argument into the
+// values they stand for.
+func (n *normalizer) expand(arg string) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	arg = refRe.ReplaceAllStringFunc(arg, func(m string) string {
+		sub := refRe.FindStringSubmatch(m)
+		kind := map[string]string{"RUN": "run", "SCHED": "schedule"}[sub[1]]
+		var i int
+		fmt.Sscan(sub[2], &i)
+		if i < 1 || i > len(n.full[kind]) {
+			return m
+		}
+		return n.full[kind][i-1]
+	})
+	arg = varRe.ReplaceAllStringFunc(arg, func(m string) string {
+		if v, ok := n.vars[m]; ok {
+			return v
+		}
+		return m
+	})
+	back := func(re *regexp.Regexp, kind string) {
+		arg = re.ReplaceAllStringFunc(arg, func(m string) string {
+			sub := re.FindStringSubmatch(m)
+			for v, p := range n.seen[kind] {
+				if p == sub[2] {
+					return sub[1] + "-" + v
+				}
+			}
+			return m
+		})
+	}
+	back(runIDRe, "run")
+	back(scheduleIDRe, "schedule")
+	return arg
+}
