@@ -5,6 +5,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"testing"
+	"text/tabwriter"
 )
 
 // normalizer makes transcripts the same on every run. It replaces only
@@ -154,31 +156,56 @@ func (n *normalizer) normalize(s string, docker bool) string {
 
 // memberIDs replaces etcd member and cluster IDs that are random. Their
 // hex form has no leading zeros, so it is 15 digits wide now and then: the
-// placeholder is always 16 wide, and a table cell that was narrower loses
-// as many of the spaces that pad it.
+// placeholder is always 16 wide, and the table of federation status is
+// aligned again for it (alignMembers).
 func (n *normalizer) memberIDs(s string) string {
-	var b strings.Builder
-	for {
-		loc := hexRe.FindStringIndex(s)
-		if loc == nil {
-			b.WriteString(s)
-			return b.String()
-		}
-		id := s[loc[0]:loc[1]]
-		b.WriteString(s[:loc[0]])
-		s = s[loc[1]:]
+	replaced := false
+	s = hexRe.ReplaceAllStringFunc(s, func(id string) string {
 		if !n.members[id] {
-			b.WriteString(id)
-			continue
+			return id
 		}
 		if _, ok := n.seen["member"][id]; !ok {
 			n.full["member"] = append(n.full["member"], id)
 		}
-		b.WriteString(n.placeholder("member", id, 16))
-		if short := 16 - len(id); short > 0 && strings.HasPrefix(s, strings.Repeat(" ", short+2)) {
-			s = s[short:]
-		}
+		replaced = true
+		return n.placeholder("member", id, 16)
+	})
+	if replaced {
+		s = alignMembers(s)
 	}
+	return s
+}
+
+// membersHeader is the header of federation status's table.
+var membersHeader = regexp.MustCompile(`^NAME +ID +PEER URLS +CLIENT URLS +LEADER +HEALTH +VERSION$`)
+
+// alignMembers lays out federation status's table again, as maoctl does
+// (text/tabwriter, two spaces between columns), from its cells, which
+// hold no two spaces in a row.
+func alignMembers(s string) string {
+	lines := strings.Split(s, "\n")
+	for i := 0; i < len(lines); i++ {
+		if !membersHeader.MatchString(lines[i]) {
+			continue
+		}
+		end := i + 1
+		for end < len(lines) && strings.TrimSpace(lines[end]) != "" {
+			end++
+		}
+		var b strings.Builder
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		for _, l := range lines[i:end] {
+			fmt.Fprintln(tw, strings.Join(regexp.MustCompile(` {2,}`).Split(l, -1), "\t"))
+		}
+		tw.Flush()
+		table := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+		for j := range table {
+			table[j] = strings.TrimRight(table[j], " ")
+		}
+		lines = append(lines[:i], append(table, lines[end:]...)...)
+		i = end - 1
+	}
+	return strings.Join(lines, "\n")
 }
 
 // suffixes replaces the random hex suffix of the IDs re matches, unless
@@ -270,4 +297,33 @@ func (n *normalizer) expand(arg string) string {
 	back(runIDRe, "run")
 	back(scheduleIDRe, "schedule")
 	return arg
+}
+
+// TestNormalizeMemberIDs checks that federation status's table comes out
+// the same whether a random member ID is 16 hex digits wide or, without
+// its leading zero, 15.
+func TestNormalizeMemberIDs(t *testing.T) {
+	table := func(id string) string {
+		var b strings.Builder
+		tab := newTable(&b, "NAME", "ID", "PEER URLS", "CLIENT URLS", "LEADER", "HEALTH", "VERSION")
+		tab.row("", id, "http://127.0.0.1:9", "", "", "not started", "")
+		tab.row("lab-a", "18872ab49415b7e4", "http://127.0.0.1:0", "http://127.0.0.1:0", "*", "ok", "3.7.3")
+		if err := tab.flush(); err != nil {
+			t.Fatal(err)
+		}
+		return "Cluster:  " + id + "\n\n" + b.String()
+	}
+	var got []string
+	for _, id := range []string{"a1b2c3d4e5f60718", "1b2c3d4e5f60718"} {
+		n := newNormalizer()
+		n.randomMember(id)
+		n.randomMember("18872ab49415b7e4")
+		got = append(got, n.normalize(table(id), false))
+	}
+	if got[0] != got[1] {
+		t.Errorf("a 16-digit ID gives\n%s\na 15-digit one\n%s", got[0], got[1])
+	}
+	if !strings.Contains(got[0], "-      0000000000000001  http://127.0.0.1:9") {
+		t.Errorf("the table is not aligned for 16-digit placeholders:\n%s", got[0])
+	}
 }
