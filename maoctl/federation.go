@@ -24,8 +24,9 @@ func (c *ctl) federationCommand() *cli.Command {
 				Usage:     "add an etcd member for a new site and print the config.ini lines it needs",
 				ArgsUsage: "NAME",
 				Description: "NAME is the new site's name, also its member's name. Put the printed lines in the new\n" +
-					"site's config.ini and start it: it joins the cluster. Until it has, a cluster that had one\n" +
-					"member has no quorum, so add one site at a time.",
+					"site's config.ini and start it: it joins the cluster as a learner, which does not count for\n" +
+					"the quorum, and promotes itself. Add one site at a time: until the member added has started,\n" +
+					"it has no name, and another cannot be added (remove it by its ID to start again).",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "peer-url", Usage: "`URL` where the new member listens for its peers, e.g. http://10.0.0.8:2380"},
 					&cli.StringFlag{Name: "client-url", Usage: "`URL` where the new member serves clients", DefaultText: "http://127.0.0.1:2379"},
@@ -115,6 +116,8 @@ func (c *ctl) federationRemoveSite(cCtx *cli.Context) error {
 	if c.json {
 		return nil
 	}
-	_, err = fmt.Fprintf(c.stdout, "removed the etcd member of site %s from the federation\n", a[0])
+	// The orchestrator removes the site's etcd member, if it has one, and
+	// its lasting record; it does not say which it found.
+	_, err = fmt.Fprintf(c.stdout, "removed %s from the federation\n", a[0])
 	return err
 }

@@ -59,10 +59,13 @@ func targetText(t *api.Target) string {
 	return t.String()
 }
 
-// runSite is the run's site, or "(any eligible)" while it waits for an
-// eligible site to claim it.
+// runSite is the run's site, or, while no site has claimed it, "(any
+// eligible)" or, for a run sent to one site, "(waits for NAME)".
 func runSite(r api.Run) string {
 	if r.Site == "" && !r.State.Terminal() {
+		if site := namedSite(r); site != "" {
+			return "(waits for " + site + ")"
+		}
 		return "(any eligible)"
 	}
 	return r.Site
@@ -75,4 +78,14 @@ func runWhere(r api.Run) string {
 		return "at the eligible site that claims it"
 	}
 	return "at site " + r.Site
+}
+
+// namedSite is the site a run was sent to (tool run --site, or one of
+// --all's runs, which the orchestrator records with a site target), ""
+// when any eligible site may claim it.
+func namedSite(r api.Run) string {
+	if r.Target != nil && r.Target.EffectiveMode() == "site" {
+		return r.Target.Site
+	}
+	return ""
 }
