@@ -11,8 +11,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-
-	"github.com/mao-research/mao/toolspec"
 )
 
 // DefaultAddr is where maoctl looks for an orchestrator when neither --addr
@@ -31,12 +29,6 @@ func (e *Error) Error() string {
 		msg += ": " + strings.Join(e.Details, "; ")
 	}
 	return msg
-}
-
-// IsNotFound reports whether err is a 404 answer.
-func IsNotFound(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Status == http.StatusNotFound
 }
 
 // Client talks to one orchestrator's REST API. The zero value is not usable;
@@ -103,10 +95,6 @@ func (c *Client) RunTool(ctx context.Context, name string, req RunRequest) ([]Ru
 	var out []Run
 	return out, c.do(ctx, http.MethodPost, "/tools/"+url.PathEscape(name)+"/runs", nil, req, &out)
 }
-
-// ParseLabels reads labels given as "key=value" strings, such as the
-// --label flags of a target (see toolspec.ParseLabels).
-func ParseLabels(pairs []string) (map[string]string, error) { return toolspec.ParseLabels(pairs) }
 
 // RegisterDataset stores a new dataset.
 func (c *Client) RegisterDataset(ctx context.Context, d Dataset) (Dataset, error) {
@@ -253,6 +241,12 @@ func (c *Client) AddSite(ctx context.Context, req AddSiteRequest) (AddSiteResult
 	return out, c.do(ctx, http.MethodPost, "/federation/sites", nil, req, &out)
 }
 
+// Credentials issues a collaborator's read-only certificate for etcd.
+func (c *Client) Credentials(ctx context.Context, req CredentialsRequest) (Credentials, error) {
+	var out Credentials
+	return out, c.do(ctx, http.MethodPost, "/federation/credentials", nil, req, &out)
+}
+
 // RemoveSite removes the named site's etcd member from the cluster.
 func (c *Client) RemoveSite(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/federation/sites/"+url.PathEscape(name), nil, nil, nil)
@@ -338,7 +332,9 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	if err != nil {
 		return nil, err
 	}
-	if body != nil {
+	if method != http.MethodGet && method != http.MethodHead {
+		// Every write says it is JSON, even without a body: the API refuses
+		// writes of other types, which a web page could send.
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")

@@ -44,6 +44,15 @@ const (
 	StateLost RunState = "lost"
 )
 
+// Valid reports whether s is one of the run states.
+func (s RunState) Valid() bool {
+	switch s {
+	case StatePending, StateRunning, StateSucceeded, StateFailed, StateTimedOut, StateMissed, StateSkipped, StateLost:
+		return true
+	}
+	return false
+}
+
 // Terminal reports whether the run has ended.
 func (s RunState) Terminal() bool {
 	switch s {
@@ -73,6 +82,10 @@ type Run struct {
 	Trigger string   `json:"trigger"`           // TriggerManual, TriggerSchedule or TriggerCatchup
 	Image   string   `json:"image"`             // the reference from the tool spec
 	Network string   `json:"network,omitempty"` // the container network
+
+	// RequestedBy is the name of the API token that asked for a manual
+	// run; empty for a tick and when the API needs no token.
+	RequestedBy string `json:"requested_by,omitempty"`
 
 	ImageID     string `json:"image_id,omitempty"`     // the local image ID that ran
 	ImageDigest string `json:"image_digest,omitempty"` // repo digest, when the image came from a registry
@@ -140,16 +153,20 @@ type ScheduleInfo struct {
 // Site is an orchestrator's membership record. It lives in etcd under a
 // lease, so it disappears when the site stops renewing it.
 type Site struct {
-	Name          string            `json:"name"`
-	APIAddr       string            `json:"api_addr"`
-	Version       string            `json:"version"`
-	OS            string            `json:"os"`
-	Arch          string            `json:"arch"`
-	CPUs          int               `json:"cpus"`
-	MemoryBytes   uint64            `json:"memory_bytes"`
-	DockerVersion string            `json:"docker_version"`
-	Labels        map[string]string `json:"labels,omitempty"`
-	StartedAt     time.Time         `json:"started_at"`
+	Name    string `json:"name"`
+	APIAddr string `json:"api_addr"`
+	// FederationAddr is where other sites reach this one over mutual TLS
+	// (https://host:port): logs of its runs, joins of new sites. Empty for
+	// a site without the federation's certificates (an external etcd).
+	FederationAddr string            `json:"federation_addr,omitempty"`
+	Version        string            `json:"version"`
+	OS             string            `json:"os"`
+	Arch           string            `json:"arch"`
+	CPUs           int               `json:"cpus"`
+	MemoryBytes    uint64            `json:"memory_bytes"`
+	DockerVersion  string            `json:"docker_version"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	StartedAt      time.Time         `json:"started_at"`
 }
 
 // SiteInfo is a site as GET /api/v1/sites lists it: its last published
@@ -192,24 +209,44 @@ type Federation struct {
 	Members   []Member `json:"members"`
 }
 
-// AddSiteRequest is the body of POST /api/v1/federation/sites: it adds an
-// etcd member for a new site that runs an embedded member.
+// AddSiteRequest is the body of POST /api/v1/federation/sites: it lets a
+// new site that runs an embedded etcd member join the federation.
 type AddSiteRequest struct {
 	Name    string `json:"name"`     // the new site's name, also its member name
-	PeerURL string `json:"peer_url"` // where the new member listens for peers
-	// ClientURL is where the new member will serve clients; only
-	// printed in the config. Default http://127.0.0.1:2379.
+	PeerURL string `json:"peer_url"` // where the new member will listen for peers (https)
+	// ClientURL is where the new member will serve clients; default
+	// https://127.0.0.1:2379.
 	ClientURL string `json:"client_url,omitempty"`
 }
 
-// AddSiteResult is the answer of POST /api/v1/federation/sites.
+// AddSiteResult is the answer of POST /api/v1/federation/sites: a join
+// token for the new site, good once, until ExpiresAt.
 type AddSiteResult struct {
-	Member Member `json:"member"`
-	// InitialCluster is every member as name=peer-url, the new one
-	// included: the new site's [etcd] initial_cluster.
-	InitialCluster string `json:"initial_cluster"`
+	Site      string    `json:"site"`
+	Token     string    `json:"token"`
+	ExpiresAt time.Time `json:"expires_at"`
 	// Config is the config.ini lines the new site needs, ready to paste.
 	Config string `json:"config"`
+}
+
+// CredentialsRequest is the body of POST /api/v1/federation/credentials: a
+// certificate for a collaborator who reads the federation's etcd directly.
+type CredentialsRequest struct {
+	Name     string `json:"name"`      // the collaborator, e.g. ada; their etcd user is reader:<name>
+	ReadOnly bool   `json:"read_only"` // must be true: only read-only credentials are issued
+}
+
+// Credentials is a collaborator's client certificate for etcd, with what
+// they need to use it: PEM files and the cluster's endpoints.
+type Credentials struct {
+	Name      string    `json:"name"`
+	User      string    `json:"user"`    // the etcd user, the certificate's common name
+	CACert    string    `json:"ca_cert"` // verifies etcd's members
+	Cert      string    `json:"cert"`
+	Key       string    `json:"key"`
+	Endpoints []string  `json:"endpoints"`
+	Prefix    string    `json:"prefix"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // SeriesPoint is one run's value of a metric.
@@ -254,7 +291,8 @@ type NotifyTestRequest struct {
 	URL string `json:"url,omitempty"`
 }
 
-// Health is the answer of GET /api/v1/health.
+// Health is the answer of GET /api/v1/health. GET /healthz, which needs
+// no token, answers only its Status.
 type Health struct {
 	// Status is "ok", or "degraded" when etcd (e.g. it lost quorum) or
 	// Docker does not answer: then writes fail with 503 until it is back.
@@ -264,14 +302,27 @@ type Health struct {
 	Docker string `json:"docker"` // "ok" or the error
 }
 
+// HopHeader marks a request that one site makes of another on behalf of
+// one of its users (a log read from the site that holds it); its value is
+// the calling site. A request that carries it is never passed on again.
+const HopHeader = "X-Mao-Hop"
+
 // Error codes in error bodies; each maps to one HTTP status.
 const (
 	CodeInvalid      = "invalid"      // 400
 	CodeUnauthorized = "unauthorized" // 401
-	CodeNotFound     = "not_found"    // 404
-	CodeConflict     = "conflict"     // 409
-	CodeUnavailable  = "unavailable"  // 503
-	CodeInternal     = "internal"     // 500
+	// CodeForbidden: the token is valid but its scope does not allow the
+	// request (the message names the scope needed), or a browser sent the
+	// request from another origin.
+	CodeForbidden   = "forbidden"   // 403
+	CodeNotFound    = "not_found"   // 404
+	CodeConflict    = "conflict"    // 409
+	CodeUnsupported = "unsupported" // 415: a write without Content-Type: application/json
+	// CodeMisdirected: the Host header names neither this site nor one of
+	// its [api] hostnames (a DNS-rebinding attempt, or a missing name).
+	CodeMisdirected = "misdirected" // 421
+	CodeUnavailable = "unavailable" // 503
+	CodeInternal    = "internal"    // 500
 )
 
 // ErrorBody is the JSON body of every error response.

@@ -55,4 +55,9 @@
 // depend on the unit of the metric. A flat window gives no score, since
 // the deviation count would only measure the tolerance; the reason says
 // "which were all B" instead. Use floor to ignore larger changes.
+//
+// # Rules
+//
+// Imports from mao: nothing.
+// Never links: etcd, Docker, go-git, net/http.
 package detector

@@ -2,9 +2,12 @@ package maoctl
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"regexp"
 	"strings"
@@ -28,7 +31,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	if len(args) > 0 && args[0] == "help" { // `maoctl help tool run` is `maoctl tool run --help`
 		args = append(args[1:len(args):len(args)], "--help")
 	}
-	c := &ctl{stdin: stdin, stdout: stdout, stderr: stderr}
+	c := &ctl{stdin: stdin, stdout: stdout, stderr: stderr, tty: isTerminal(stdout)}
 	app := c.app()
 	return app.RunContext(ctx, append([]string{app.Name}, hoistFlags(app, args)...))
 }
@@ -38,6 +41,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 type ctl struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	tty            bool // stdout is a terminal: logs are printed without control sequences
 	client         *api.Client
 	json           bool
 }
@@ -47,6 +51,7 @@ const (
 	flagOutput = "output"
 	flagAddr   = "addr"
 	flagToken  = "token"
+	flagCAFile = "ca-file"
 )
 
 func (c *ctl) app() *cli.App {
@@ -60,6 +65,8 @@ func (c *ctl) app() *cli.App {
 			&cli.StringFlag{Name: flagOutput, Aliases: []string{"o"}, Value: "table", Usage: "output format: table or json"},
 			&cli.StringFlag{Name: flagAddr, EnvVars: []string{"MAO_ADDR"}, Value: api.DefaultAddr, Usage: "orchestrator address"},
 			&cli.StringFlag{Name: flagToken, EnvVars: []string{"MAO_TOKEN"}, Usage: "API bearer token", DefaultText: "none"},
+			&cli.StringFlag{Name: flagCAFile, EnvVars: []string{"MAO_CA_FILE"}, Usage: "PEM certificates of the authority that signed an https orchestrator's certificate",
+				DefaultText: "the system's", TakesFile: true},
 		},
 		Commands: []*cli.Command{
 			c.toolCommand(),
@@ -114,12 +121,36 @@ func (c *ctl) setup(cCtx *cli.Context) error {
 	default:
 		return usageErrorf("--output must be table or json, not %q", out)
 	}
-	client, err := api.NewClient(cCtx.String(flagAddr), cCtx.String(flagToken), nil)
+	hc, err := httpClient(cCtx.String(flagCAFile))
+	if err != nil {
+		return usageErrorf("--ca-file: %w", err)
+	}
+	client, err := api.NewClient(cCtx.String(flagAddr), cCtx.String(flagToken), hc)
 	if err != nil {
 		return usageErrorf("--addr: %w", err)
 	}
 	c.client = client
 	return nil
+}
+
+// httpClient is the client of the API: nil (http.DefaultClient, which
+// trusts the system's certificate authorities) without caFile, else one
+// that trusts only the authorities in caFile, as curl --cacert does.
+func httpClient(caFile string) (*http.Client, error) {
+	if caFile == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+	}
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return &http.Client{Transport: transport}, nil
 }
 
 // onUsageError turns a flag parsing error into a usage error that names

@@ -121,7 +121,7 @@ func TestBashCompletionScript(t *testing.T) {
 		{"maoctl tool re", "register remove"},
 		{"maoctl dataset ", "register list show remove clone get --help -h"},
 		{"maoctl run logs --f", "--follow"},
-		{"maoctl -o json tool run x --", "--site --any --all --label --retries --follow --quiet --help"},
+		{"maoctl -o json tool run x --", "--site --any --all --label --retries --follow --quiet --raw --help"},
 		{"maoctl tool run x --a", "--any --all"},
 		{"maoctl f", "federation"},
 		{"maoctl federation add-site x --", "--peer-url --client-url --help"},

@@ -17,6 +17,7 @@ import (
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/internal/testsite"
+	"github.com/mao-research/mao/orchestrator/config"
 )
 
 // commandCases are the golden transcripts of TestCommands.
@@ -551,7 +552,7 @@ func commandCases() []cliCase {
 		), exits: []int{1}},
 
 		{name: "error-unauthorized", options: func(t *testing.T, e *env, o *testsite.Options) {
-			o.Tokens = []string{secretToken}
+			o.Tokens = []config.Token{{Name: "ci", Scope: "admin", Secret: secretToken}}
 		}, cmds: cmds(
 			[]string{"tool", "list"},
 			[]string{"--token", "wrong", "tool", "list"},

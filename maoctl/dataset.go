@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/toolspec"
 )
 
 func (c *ctl) datasetCommand() *cli.Command {
@@ -80,7 +81,7 @@ func (c *ctl) datasetRegister(cCtx *cli.Context) error {
 		return usageErrorf("give either -f FILE or NAME URL, not both")
 	case file != "":
 		var err error
-		if d, err = api.LoadDataset(file); err != nil {
+		if d, err = toolspec.LoadDataset(file); err != nil {
 			return fmt.Errorf("read dataset spec: %w", err)
 		}
 	case len(pos) == 2:

@@ -11,6 +11,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/detector"
 )
 
 func (c *ctl) detectorCommand() *cli.Command {
@@ -27,7 +28,7 @@ func (c *ctl) detectorCommand() *cli.Command {
 					"It needs no orchestrator. It exits 0 whether or not it finds spikes.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "column", Usage: "the column's header name or 1-based index", DefaultText: "the first"},
-					&cli.StringFlag{Name: "method", Usage: "mad, zscore or gain (the predecessor's rule)", DefaultText: api.MethodMAD},
+					&cli.StringFlag{Name: "method", Usage: "mad, zscore or gain (the predecessor's rule)", DefaultText: detector.MethodMAD},
 					&cli.IntFlag{Name: "window", Usage: "compare with the last `W` values (gain: always the 2 previous)", DefaultText: "30"},
 					&cli.Float64Flag{Name: "threshold", Usage: "spike when the score is beyond `K`", DefaultText: "3.5 mad, 3 zscore, 20% gain"},
 					&cli.IntFlag{Name: "min-history", Usage: "judge a value only once `N` earlier values exist", DefaultText: "5, gain 2"},
@@ -45,7 +46,7 @@ func (c *ctl) detectorCheck(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg := api.DetectorConfig{
+	cfg := detector.Config{
 		Method:     cCtx.String("method"),
 		Window:     cCtx.Int("window"),
 		Threshold:  cCtx.Float64("threshold"),
@@ -65,7 +66,7 @@ func (c *ctl) detectorCheck(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	verdicts := api.ScanSeries(values, cfg)
+	verdicts := detector.Scan(values, cfg)
 	if c.json {
 		return writeJSON(c.stdout, verdicts)
 	}
@@ -102,7 +103,7 @@ func (c *ctl) readValues(name, column string) ([]float64, error) {
 		defer f.Close()
 		r = f
 	}
-	values, err := api.ReadColumn(r, column)
+	values, err := detector.ReadColumn(r, column)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -112,9 +113,9 @@ func (c *ctl) readValues(name, column string) ([]float64, error) {
 // settingsText describes the detector settings the verdicts were made
 // with, "method mad, window 30, threshold 3.5", and the minimum history,
 // direction and floor when they were given.
-func settingsText(cfg api.DetectorConfig, minHistory bool) string {
+func settingsText(cfg detector.Config, minHistory bool) string {
 	parts := []string{"method " + cfg.Method}
-	if cfg.Method == api.MethodGain {
+	if cfg.Method == detector.MethodGain {
 		parts = append(parts, "threshold "+number(cfg.Threshold)+"%")
 	} else {
 		parts = append(parts, "window "+strconv.Itoa(cfg.Window), "threshold "+number(cfg.Threshold))
@@ -171,7 +172,7 @@ func verdictDetails(v api.Verdict) string {
 // 3.5", "-1.2 >= -3.5". Gain scores are percentages.
 func scoreComparison(score, threshold float64, method string) string {
 	text, limit := scoreFunc(method)(score), number(threshold)
-	if method == api.MethodGain {
+	if method == detector.MethodGain {
 		limit += "%"
 	}
 	switch {
@@ -193,7 +194,7 @@ func scoreFunc(method string) func(float64) string {
 		if math.Abs(s) >= 1e6 {
 			text = strconv.FormatFloat(s, 'e', 2, 64)
 		}
-		if method == api.MethodGain {
+		if method == detector.MethodGain {
 			text += "%"
 		}
 		return text

@@ -103,8 +103,13 @@ func describe(err error) (msg string, details []string) {
 			msg = strings.TrimSuffix(msg, ": "+strings.Join(apiErr.Details, "; "))
 			details = apiErr.Details
 		}
-		if apiErr.Status == http.StatusUnauthorized {
+		switch apiErr.Status {
+		case http.StatusUnauthorized:
 			msg += " (check --token or MAO_TOKEN)"
+		case http.StatusForbidden:
+			if strings.Contains(msg, "needs scope") {
+				msg += " (use a token with that scope: --token or MAO_TOKEN)"
+			}
 		}
 		return msg, details
 	}

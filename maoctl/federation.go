@@ -2,6 +2,8 @@ package maoctl
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -21,17 +23,31 @@ func (c *ctl) federationCommand() *cli.Command {
 			},
 			{
 				Name:      "add-site",
-				Usage:     "add an etcd member for a new site and print the config.ini lines it needs",
+				Usage:     "issue a one-time join token for a new site and print the config.ini lines it needs",
 				ArgsUsage: "NAME",
-				Description: "NAME is the new site's name, also its member's name. Put the printed lines in the new\n" +
-					"site's config.ini and start it: it joins the cluster as a learner, which does not count for\n" +
-					"the quorum, and promotes itself. Add one site at a time: until the member added has started,\n" +
-					"it has no name, and another cannot be added (remove it by its ID to start again).",
+				Description: "NAME is the new site's name. Put the printed lines in the new site's config.ini and\n" +
+					"start it: it presents the token to this site, checks that this site is the federation's (the\n" +
+					"token pins the federation's CA), and gets its certificates. With --peer-url it runs an etcd\n" +
+					"member of its own, added as a learner when it joins (the quorum does not change), which\n" +
+					"promotes itself once it has caught up. Needs an admin token.",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "peer-url", Usage: "`URL` where the new member listens for its peers, e.g. http://10.0.0.8:2380"},
-					&cli.StringFlag{Name: "client-url", Usage: "`URL` where the new member serves clients", DefaultText: "http://127.0.0.1:2379"},
+					&cli.StringFlag{Name: "peer-url", Usage: "`URL` where the new site's etcd member will listen for its peers, e.g. https://10.0.0.8:2380; without it, the site uses the federation's external etcd"},
+					&cli.StringFlag{Name: "client-url", Usage: "`URL` where the new member serves clients", DefaultText: "https://127.0.0.1:2379"},
 				},
 				Action: c.federationAddSite,
+			},
+			{
+				Name:      "credentials",
+				Usage:     "issue a collaborator's read-only client certificate for the federation's etcd",
+				ArgsUsage: "NAME",
+				Description: "NAME is the collaborator (their etcd user is reader:NAME). The CA certificate, the\n" +
+					"certificate and its key are written into --out, and the etcdctl flags that use them are\n" +
+					"printed. The certificate reads the federation's keys and nothing else. Needs an admin token.",
+				Flags: []cli.Flag{
+					&cli.BoolFlag{Name: "read-only", Usage: "a certificate that can only read (required: the only kind issued)"},
+					&cli.StringFlag{Name: "out", Usage: "`DIR` for the files", DefaultText: "./mao-credentials-NAME"},
+				},
+				Action: c.federationCredentials,
 			},
 			{
 				Name:      "remove-site",
@@ -82,8 +98,8 @@ func (c *ctl) federationAddSite(cCtx *cli.Context) error {
 		return err
 	}
 	req := api.AddSiteRequest{Name: a[0], PeerURL: cCtx.String("peer-url"), ClientURL: cCtx.String("client-url")}
-	if req.PeerURL == "" {
-		return usageErrorf("%s needs --peer-url URL, where the new site's etcd member will listen for its peers", commandName(cCtx))
+	if req.ClientURL != "" && req.PeerURL == "" {
+		return usageErrorf("%s: --client-url is for a site with its own etcd member: give --peer-url too", commandName(cCtx))
 	}
 	res, err := c.client.AddSite(cCtx.Context, req)
 	if err != nil {
@@ -92,7 +108,7 @@ func (c *ctl) federationAddSite(cCtx *cli.Context) error {
 	if c.json {
 		return writeJSON(c.stdout, res)
 	}
-	fmt.Fprintf(c.stderr, "Put these lines in the config.ini of site %s, then start it:\n", res.Member.Name)
+	fmt.Fprintf(c.stderr, "Put these lines in the config.ini of site %s, then start it:\n", res.Site)
 	config := res.Config
 	if !strings.HasSuffix(config, "\n") {
 		config += "\n"
@@ -100,8 +116,44 @@ func (c *ctl) federationAddSite(cCtx *cli.Context) error {
 	if _, err := fmt.Fprint(c.stdout, config); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(c.stderr, "Note: site %s joins as a learner and promotes itself to a voting member once it has caught up.\n",
-		res.Member.Name)
+	_, err = fmt.Fprintf(c.stderr, "The join token is good once, until %s. It is a secret: pass it on as you would a password.\n",
+		timestamp(&res.ExpiresAt))
+	return err
+}
+
+func (c *ctl) federationCredentials(cCtx *cli.Context) error {
+	a, err := args(cCtx, "NAME")
+	if err != nil {
+		return err
+	}
+	if !cCtx.Bool("read-only") {
+		return usageErrorf("%s issues read-only credentials only: say --read-only", commandName(cCtx))
+	}
+	creds, err := c.client.Credentials(cCtx.Context, api.CredentialsRequest{Name: a[0], ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.stdout, creds)
+	}
+	dir := cCtx.String("out")
+	if dir == "" {
+		dir = "mao-credentials-" + a[0]
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	files := []struct{ name, data string }{{"ca.crt", creds.CACert}, {a[0] + ".crt", creds.Cert}, {a[0] + ".key", creds.Key}}
+	for _, f := range files {
+		if err := os.WriteFile(filepath.Join(dir, f.name), []byte(f.data), 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(c.stderr, "Wrote %s, %s and %s into %s: etcd user %s, read-only, until %s.\n",
+		files[0].name, files[1].name, files[2].name, dir, creds.User, timestamp(&creds.ExpiresAt))
+	_, err = fmt.Fprintf(c.stdout, "etcdctl --endpoints=%s --cacert=%s --cert=%s --key=%s get --prefix %s\n",
+		strings.Join(creds.Endpoints, ","), filepath.Join(dir, files[0].name), filepath.Join(dir, files[1].name),
+		filepath.Join(dir, files[2].name), creds.Prefix)
 	return err
 }
 

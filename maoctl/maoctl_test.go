@@ -192,6 +192,11 @@ func runCase(t *testing.T, tc cliCase, goldenDir string) {
 func startSites(t *testing.T, tc cliCase, e *env) {
 	t.Helper()
 	opts := testsite.Options{Name: "lab-a", Labels: map[string]string{"zone": "eu", "gpu": "none"}, Timezone: "Europe/Zurich", Docker: tc.docker}
+	if tc.realLabB {
+		// Two real sites share an external etcd: lab-a founds the
+		// federation's certificates and lab-b joins with a token.
+		opts.Etcd = testenv.Etcd(t)
+	}
 	if tc.options != nil {
 		tc.options(t, e, &opts)
 	}
@@ -207,7 +212,7 @@ func startSites(t *testing.T, tc cliCase, e *env) {
 	e.norm.own["lab-a"] = true
 	if tc.realLabB {
 		e.labB = testsite.Start(t, testsite.Options{Name: "lab-b", Labels: map[string]string{"zone": "eu", "gpu": "a100"},
-			Etcd: e.site.Endpoints, Clock: e.site.Clock})
+			Join: e.site, Clock: e.site.Clock})
 		e.addr(strings.TrimPrefix(e.labB.Addr, "http://"), "$LAB_B")
 		e.norm.own["lab-b"] = true
 	}

@@ -41,6 +41,7 @@ func (c *ctl) runCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep streaming until the run ends"},
 					&cli.IntFlag{Name: "tail", Usage: "only the last `N` lines", DefaultText: "all"},
+					rawFlag(),
 				},
 				Action: c.runLogs,
 			},
@@ -159,6 +160,11 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	if len(lines) == showLogLines {
 		header = fmt.Sprintf("\nLog (last %d lines):", showLogLines)
 	}
+	if c.tty { // without control sequences, and their carriage returns as new lines
+		var clean bytes.Buffer
+		(&stripper{w: &clean}).Write(log.Bytes())
+		lines = strings.Split(strings.TrimSuffix(clean.String(), "\n"), "\n")
+	}
 	fmt.Fprintln(c.stdout, header)
 	for _, line := range lines {
 		fmt.Fprintf(c.stdout, "  %s\n", line)
@@ -193,7 +199,12 @@ func (c *ctl) runLogs(cCtx *cli.Context) error {
 		return usageErrorf("--tail must not be negative")
 	}
 	opts := api.LogOptions{Follow: cCtx.Bool("follow"), Tail: cCtx.Int("tail")}
-	return c.client.RunLogs(cCtx.Context, a[0], opts, c.stdout)
+	return c.client.RunLogs(cCtx.Context, a[0], opts, c.logWriter(cCtx.Bool("raw")))
+}
+
+// rawFlag is --raw of the commands that print a run's log.
+func rawFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "raw", Usage: "print the log's bytes unchanged (else, on a terminal, its control sequences are left out)"}
 }
 
 // triggerText is what started a run, in words.

@@ -13,6 +13,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/detector"
 	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/toolspec"
 )
@@ -254,25 +255,25 @@ func seedNotifications(t *testing.T, e *env) {
 //   - runFlatHit: gh-crawler's value equals a flat history.
 func seedVerdicts(t *testing.T, e *env) {
 	t.Helper()
-	last := func(values []float64, c api.DetectorConfig, metric string) api.Verdict {
+	last := func(values []float64, c detector.Config, metric string) api.Verdict {
 		t.Helper()
 		if ps := c.Problems(); len(ps) > 0 {
 			t.Fatalf("detector settings %+v: %v", c, ps)
 		}
-		vs := api.ScanSeries(values, c)
+		vs := detector.Scan(values, c)
 		v := vs[len(vs)-1]
 		v.Metric = metric
 		return v
 	}
-	gain := api.DetectorConfig{Method: api.MethodGain, Threshold: 6}
-	noData := last([]float64{1}, api.DetectorConfig{}, "control")
-	noData.Status, noData.Value, noData.History, noData.Reason = api.VerdictNoData, nil, 0, "no control-*.csv in the output"
+	gain := detector.Config{Method: detector.MethodGain, Threshold: 6}
+	noData := last([]float64{1}, detector.Config{}, "control")
+	noData.Status, noData.Value, noData.History, noData.Reason = detector.StatusNoData, nil, 0, "no control-*.csv in the output"
 	for i, r := range []struct {
 		id, tool, image, repo string
 		verdicts              []api.Verdict
 	}{
 		{runSpike, "gh-crawler", "mao/gh-crawler:1.2", "https://git.example.org/data/gh.git",
-			[]api.Verdict{last(seriesLabA()[:18], api.DetectorConfig{}, "control")}},
+			[]api.Verdict{last(seriesLabA()[:18], detector.Config{}, "control")}},
 		{runMixed, "code-stats", "mao/code-stats:2", "git@git.example.org:data/stats.git", []api.Verdict{
 			last([]float64{120, 121, 121, 123, 122, 125}, gain, "files"),
 			last([]float64{10250.5, 10310, 10302.25, 10400, 0.125}, gain, "go_lines"),
@@ -280,7 +281,7 @@ func seedVerdicts(t *testing.T, e *env) {
 		}},
 		{runNoData, "gh-crawler", "mao/gh-crawler:1.2", "https://git.example.org/data/gh.git", []api.Verdict{noData}},
 		{runFlatHit, "gh-crawler", "mao/gh-crawler:1.2", "https://git.example.org/data/gh.git",
-			[]api.Verdict{last([]float64{42, 42, 42, 42, 42, 42}, api.DetectorConfig{}, "control")}},
+			[]api.Verdict{last([]float64{42, 42, 42, 42, 42, 42}, detector.Config{}, "control")}},
 	} {
 		e.site.Run(t, api.Run{ID: r.id, Tool: r.tool, Site: "lab-a", State: api.StateSucceeded, Trigger: api.TriggerManual,
 			Image: r.image, Network: "bridge", DataRepo: r.repo, ExitCode: intPtr(0), Attempt: 1, MaxAttempts: 1,
@@ -334,10 +335,10 @@ func seedFederation(t *testing.T, e *env) {
 
 	s.Request(t, api.Run{ID: runWaiting, Tool: "gpu-train", Target: &api.Target{Mode: "any", Labels: map[string]string{"gpu": "a100"}},
 		State: api.StatePending, Trigger: api.TriggerManual, Image: "mao/gpu-train:1", Network: "bridge",
-		DataRepo: trainRepo, Attempt: 1, MaxAttempts: 1, CreatedAt: *at(2400)}, false)
+		DataRepo: trainRepo, Attempt: 1, MaxAttempts: 1, CreatedAt: *at(2400)})
 	s.Request(t, api.Run{ID: runAtB, Tool: "gh-crawler", Target: &api.Target{Mode: "site", Site: "lab-b"},
 		State: api.StatePending, Trigger: api.TriggerManual, Image: "mao/gh-crawler:1.2", Network: "bridge",
-		DataRepo: "https://git.example.org/data/gh.git", Attempt: 1, MaxAttempts: 1, CreatedAt: *at(2500)}, false)
+		DataRepo: "https://git.example.org/data/gh.git", Attempt: 1, MaxAttempts: 1, CreatedAt: *at(2500)})
 	run = s.ClaimAs(t, runAtB, "lab-b")
 	run.State, run.StartedAt = api.StateRunning, at(2501)
 	s.SaveAs(t, run)

@@ -4,6 +4,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/toolspec"
 )
 
 // targetFlags pick the sites that may run a run or a schedule's ticks:
@@ -36,7 +37,7 @@ func targetFromFlags(cCtx *cli.Context) (*api.Target, error) {
 	if modes > 1 {
 		return nil, usageErrorf("%s takes at most one of --site, --any and --all", commandName(cCtx))
 	}
-	labels, err := api.ParseLabels(cCtx.StringSlice("label"))
+	labels, err := toolspec.ParseLabels(cCtx.StringSlice("label"))
 	if err != nil {
 		return nil, usageErrorf("--%w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/toolspec"
 )
 
 func (c *ctl) toolCommand() *cli.Command {
@@ -60,6 +61,7 @@ func (c *ctl) toolCommand() *cli.Command {
 					&cli.IntFlag{Name: "retries", Usage: "`N` extra attempts after a failed or lost one"},
 					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the run's log until it ends (not with --all)"},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the run IDs, one per line (for scripts)"},
+					rawFlag(),
 				),
 				Action: c.toolRun,
 			},
@@ -149,7 +151,7 @@ func (c *ctl) toolRegister(cCtx *cli.Context) error {
 		return usageErrorf("give either -f FILE or the positional fields, not both")
 	case file != "":
 		var err error
-		if t, err = api.LoadTool(file); err != nil {
+		if t, err = toolspec.LoadTool(file); err != nil {
 			return fmt.Errorf("read tool spec: %w", err)
 		}
 	case len(pos) == 6:
@@ -344,7 +346,7 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 	} else {
 		fmt.Fprintf(c.stderr, "run %s of %s started at site %s\n", r.ID, r.Tool, r.Site)
 	}
-	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.stdout); err != nil {
+	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.logWriter(cCtx.Bool("raw"))); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return fmt.Errorf("stopped following run %s, which goes on %s (see maoctl run show %s): %w", r.ID, runWhere(r), r.ID, err)
 		}

@@ -45,36 +45,47 @@ func DecideSpike(prev State, spike bool, now time.Time, cooldown time.Duration) 
 	return nil, next
 }
 
-// DecideRun decides what to notify about a tool whose run ended in
-// runState ("succeeded", "failed", "timed_out" or "lost"), given what was
-// notified before (prev):
+// RunEnd is how a run ended, as DecideRun weighs it.
+type RunEnd int
+
+// How runs end.
+const (
+	RunNeither   RunEnd = iota // neither a success nor a failure: skipped, missed, not ended
+	RunSucceeded               // it succeeded
+	RunFailed                  // it failed
+	RunTimedOut                // it ran past its timeout and was stopped
+	RunLost                    // its site went away while it held the run
+)
+
+// DecideRun decides what to notify about a tool whose run ended as end,
+// given what was notified before (prev):
 //
 //   - the first failure: KindRunFailed, KindRunTimedOut or KindRunLost;
 //   - further failures: nothing (they are counted in Failures), until
 //     cooldown (default 24h) has passed since the last one notified, then
 //     one reminder of the newest failure's kind;
 //   - a success after notified failures: KindRunRecovered, once;
-//   - a success otherwise, or any other state: nothing.
+//   - a success otherwise, or RunNeither: nothing.
 //
 // It returns the kinds to notify and the state to store.
-func DecideRun(prev State, runState string, now time.Time, cooldown time.Duration) (kinds []string, next State) {
+func DecideRun(prev State, end RunEnd, now time.Time, cooldown time.Duration) (kinds []string, next State) {
 	if cooldown <= 0 {
 		cooldown = DefaultCooldown
 	}
 	next = prev
 	var kind string
-	switch runState {
-	case "succeeded":
+	switch end {
+	case RunSucceeded:
 		next.Failing, next.FailureSentAt, next.Failures = false, nil, 0
 		if prev.Failing {
 			return []string{KindRunRecovered}, next
 		}
 		return nil, next
-	case "failed":
+	case RunFailed:
 		kind = KindRunFailed
-	case "timed_out":
+	case RunTimedOut:
 		kind = KindRunTimedOut
-	case "lost":
+	case RunLost:
 		kind = KindRunLost
 	default:
 		return nil, next

@@ -64,7 +64,7 @@ func TestDecideSpikeLeavesRunState(t *testing.T) {
 func TestDecideRun(t *testing.T) {
 	type step struct {
 		at           time.Duration // after t0
-		state        string
+		end          RunEnd
 		want         []string
 		wantFailures int
 	}
@@ -73,38 +73,38 @@ func TestDecideRun(t *testing.T) {
 		cooldown time.Duration
 		steps    []step
 	}{
-		{"success without failures before", time.Hour, []step{{0, "succeeded", nil, 0}, {time.Minute, "succeeded", nil, 0}}},
-		{"first failure", time.Hour, []step{{0, "failed", []string{KindRunFailed}, 1}}},
-		{"first timeout", time.Hour, []step{{0, "timed_out", []string{KindRunTimedOut}, 1}}},
-		{"first lost run", time.Hour, []step{{0, "lost", []string{KindRunLost}, 1}}},
+		{"success without failures before", time.Hour, []step{{0, RunSucceeded, nil, 0}, {time.Minute, RunSucceeded, nil, 0}}},
+		{"first failure", time.Hour, []step{{0, RunFailed, []string{KindRunFailed}, 1}}},
+		{"first timeout", time.Hour, []step{{0, RunTimedOut, []string{KindRunTimedOut}, 1}}},
+		{"first lost run", time.Hour, []step{{0, RunLost, []string{KindRunLost}, 1}}},
 		{"repeated failures: one message", time.Hour, []step{
-			{0, "failed", []string{KindRunFailed}, 1}, {time.Minute, "failed", nil, 2},
-			{2 * time.Minute, "timed_out", nil, 3}, {3 * time.Minute, "lost", nil, 4}}},
+			{0, RunFailed, []string{KindRunFailed}, 1}, {time.Minute, RunFailed, nil, 2},
+			{2 * time.Minute, RunTimedOut, nil, 3}, {3 * time.Minute, RunLost, nil, 4}}},
 		{"failures past cooldown: one reminder of the newest kind", time.Hour, []step{
-			{0, "failed", []string{KindRunFailed}, 1}, {30 * time.Minute, "failed", nil, 2},
-			{time.Hour, "timed_out", []string{KindRunTimedOut}, 3}, {90 * time.Minute, "failed", nil, 4}}},
+			{0, RunFailed, []string{KindRunFailed}, 1}, {30 * time.Minute, RunFailed, nil, 2},
+			{time.Hour, RunTimedOut, []string{KindRunTimedOut}, 3}, {90 * time.Minute, RunFailed, nil, 4}}},
 		{"recovery: one message", time.Hour, []step{
-			{0, "failed", []string{KindRunFailed}, 1}, {time.Minute, "failed", nil, 2},
-			{2 * time.Minute, "succeeded", []string{KindRunRecovered}, 0}, {3 * time.Minute, "succeeded", nil, 0}}},
+			{0, RunFailed, []string{KindRunFailed}, 1}, {time.Minute, RunFailed, nil, 2},
+			{2 * time.Minute, RunSucceeded, []string{KindRunRecovered}, 0}, {3 * time.Minute, RunSucceeded, nil, 0}}},
 		{"fails again after recovering", time.Hour, []step{
-			{0, "failed", []string{KindRunFailed}, 1}, {time.Minute, "succeeded", []string{KindRunRecovered}, 0},
-			{2 * time.Minute, "failed", []string{KindRunFailed}, 1}}},
+			{0, RunFailed, []string{KindRunFailed}, 1}, {time.Minute, RunSucceeded, []string{KindRunRecovered}, 0},
+			{2 * time.Minute, RunFailed, []string{KindRunFailed}, 1}}},
 		{"other states change nothing", time.Hour, []step{
-			{0, "failed", []string{KindRunFailed}, 1}, {time.Minute, "running", nil, 1}, {2 * time.Minute, "skipped", nil, 1},
-			{3 * time.Minute, "missed", nil, 1}, {4 * time.Minute, "succeeded", []string{KindRunRecovered}, 0}}},
+			{0, RunFailed, []string{KindRunFailed}, 1}, {time.Minute, RunNeither, nil, 1}, {2 * time.Minute, RunNeither, nil, 1},
+			{3 * time.Minute, RunNeither, nil, 1}, {4 * time.Minute, RunSucceeded, []string{KindRunRecovered}, 0}}},
 		{"default cooldown is a day", 0, []step{
-			{0, "failed", []string{KindRunFailed}, 1}, {23 * time.Hour, "failed", nil, 2},
-			{24 * time.Hour, "failed", []string{KindRunFailed}, 3}}},
+			{0, RunFailed, []string{KindRunFailed}, 1}, {23 * time.Hour, RunFailed, nil, 2},
+			{24 * time.Hour, RunFailed, []string{KindRunFailed}, 3}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var s State
 			for i, st := range tt.steps {
 				var kinds []string
-				kinds, s = DecideRun(s, st.state, t0.Add(st.at), tt.cooldown)
+				kinds, s = DecideRun(s, st.end, t0.Add(st.at), tt.cooldown)
 				if !slices.Equal(kinds, st.want) || s.Failures != st.wantFailures {
-					t.Fatalf("step %d (%s at +%v): got %v with %d failures, want %v with %d",
-						i, st.state, st.at, kinds, s.Failures, st.want, st.wantFailures)
+					t.Fatalf("step %d (%v at +%v): got %v with %d failures, want %v with %d",
+						i, st.end, st.at, kinds, s.Failures, st.want, st.wantFailures)
 				}
 			}
 		})

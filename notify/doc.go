@@ -20,4 +20,9 @@
 // It is a leaf: it must not import etcd, Docker, git or any other package
 // of mao. Where events come from and where outcomes and states are stored
 // is the caller's business (package orchestrator/alerts).
+//
+// # Rules
+//
+// Imports from mao: nothing.
+// Never links: etcd, Docker, go-git.
 package notify

@@ -53,8 +53,8 @@ labels = purpose=demo
 
 [etcd]
 # free ports, so the demo never collides with a real etcd
-client_url = http://127.0.0.1:0
-peer_url = http://127.0.0.1:0
+client_url = https://127.0.0.1:0
+peer_url = https://127.0.0.1:0
 
 [api]
 listen = 127.0.0.1:0

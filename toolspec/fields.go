@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -17,6 +18,7 @@ var (
 	nameRe    = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
 	envKeyRe  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 	networkRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+	userRe    = regexp.MustCompile(`^([0-9]{1,10})(?::([0-9]{1,10}))?$`)
 	// scpLikeRe matches git's scp-like ssh form: [user@]host:path.
 	scpLikeRe = regexp.MustCompile(`^(?:[A-Za-z0-9._-]+@)?[A-Za-z0-9][A-Za-z0-9.-]*:[^\s\\]+$`)
 )
@@ -26,6 +28,7 @@ const (
 	maxShortText = 256
 	maxLongText  = 4096
 	minMemory    = 6 << 20 // Docker refuses less than 6 MiB
+	maxID        = 1<<31 - 1
 )
 
 // CheckName reports whether s is a valid tool, dataset or site name:
@@ -66,10 +69,13 @@ func isGitScheme(scheme string) bool {
 }
 
 // checkGitURL accepts https, ssh, git and file URLs and git's scp-like
-// "user@host:path" form.
+// "user@host:path" form, without credentials (see checkNoCredentials).
 func checkGitURL(s string) error {
 	if s == "" {
 		return errors.New("is required")
+	}
+	if err := checkNoCredentials(s); err != nil {
+		return err
 	}
 	if err := checkLine(s, maxShortText); err != nil {
 		return err
@@ -110,8 +116,12 @@ func checkGitURL(s string) error {
 }
 
 // checkLinkURL accepts anything checkGitURL accepts, plus http and https web
-// addresses: code_repo is informational and often a project page.
+// addresses: code_repo is informational and often a project page. Neither
+// may carry credentials: every reader of the registry sees it.
 func checkLinkURL(s string) error {
+	if err := checkNoCredentials(s); err != nil {
+		return err
+	}
 	if err := checkGitURL(s); err == nil {
 		return nil
 	}
@@ -186,6 +196,28 @@ func checkNetwork(s string) error {
 		return fmt.Errorf("%q is not a network name (bridge, host, none or a user-defined network)", s)
 	}
 	return nil
+}
+
+// parseUser parses "UID" or "UID:GID", numeric; gid is -1 when absent.
+// Names are refused: what they mean depends on the image's /etc/passwd,
+// and the site must know the ids to hand the data folder over.
+func parseUser(s string) (uid, gid int, err error) {
+	m := userRe.FindStringSubmatch(s)
+	if m == nil {
+		return 0, 0, fmt.Errorf("%q is not UID or UID:GID (numbers, e.g. 1000 or 1000:1000; names are not allowed)", s)
+	}
+	gid = -1
+	for i, p := range []*int{&uid, &gid} {
+		if m[i+1] == "" {
+			continue
+		}
+		n, err := strconv.Atoi(m[i+1])
+		if err != nil || n > maxID {
+			return 0, 0, fmt.Errorf("%q: ids go from 0 to %d", s, maxID)
+		}
+		*p = n
+	}
+	return uid, gid, nil
 }
 
 // checkBranch applies the parts of git-check-ref-format that matter for a

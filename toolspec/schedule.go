@@ -44,6 +44,9 @@ type Schedule struct {
 
 	Paused    bool      `json:"paused,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
+	// CreatedBy is the name of the API token that created the schedule
+	// (never its secret); empty when the API needs no token.
+	CreatedBy string `json:"created_by,omitempty"`
 	// UpdatedAt is the last creation, edit, pause or resume: ticks before
 	// it are never caught up.
 	UpdatedAt time.Time `json:"updated_at"`

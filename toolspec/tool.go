@@ -42,6 +42,10 @@ type Tool struct {
 	Timeout      string            `json:"timeout,omitempty" yaml:"timeout,omitempty"` // Go duration; default 1h
 	Resources    *Resources        `json:"resources,omitempty" yaml:"resources,omitempty"`
 	Network      string            `json:"network,omitempty" yaml:"network,omitempty"` // default "bridge"
+	// User is "UID" or "UID:GID", numeric, that the container runs as;
+	// empty: the image's user (see docs/etcd-keys.md for what a site does
+	// with it).
+	User string `json:"user,omitempty" yaml:"user,omitempty"`
 
 	// Detector says where each run's metric is and how spikes are found;
 	// absent: the MAO contract (the newest control-*.csv the run wrote)
@@ -124,6 +128,10 @@ func (t *Tool) Validate() error {
 	if t.Network != "" {
 		p.check("network", checkNetwork(t.Network))
 	}
+	if t.User != "" {
+		_, _, err := parseUser(t.User)
+		p.check("user", err)
+	}
 	return p.err()
 }
 
@@ -142,6 +150,16 @@ func (t *Tool) NetworkName() string {
 		return DefaultNetwork
 	}
 	return t.Network
+}
+
+// UserIDs are the uid and gid of User; gid is -1 when User names none, and
+// ok is false when User is empty. It assumes Validate passed.
+func (t *Tool) UserIDs() (uid, gid int, ok bool) {
+	if t.User == "" {
+		return 0, -1, false
+	}
+	uid, gid, err := parseUser(t.User)
+	return uid, gid, err == nil
 }
 
 // MemoryBytes is the memory limit in bytes, 0 for none. It assumes Validate

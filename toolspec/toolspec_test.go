@@ -54,7 +54,24 @@ func TestToolValidate(t *testing.T) {
 		{"bad resources", func(t *Tool) { t.Resources = &Resources{CPUs: -1, Memory: "1KiB"} }, []string{"resources.cpus", "resources.memory"}},
 		{"bad memory", func(t *Tool) { t.Resources = &Resources{Memory: "lots"} }, []string{"resources.memory"}},
 		{"bad network", func(t *Tool) { t.Network = "container:abc" }, []string{"network"}},
+		{"user uid", func(t *Tool) { t.User = "1000" }, nil},
+		{"user uid:gid", func(t *Tool) { t.User = "1000:100" }, nil},
+		{"user root", func(t *Tool) { t.User = "0:0" }, nil},
+		{"user largest id", func(t *Tool) { t.User = "2147483647:2147483647" }, nil},
+		{"user name", func(t *Tool) { t.User = "nobody" }, []string{"user"}},
+		{"user uid:name", func(t *Tool) { t.User = "1000:staff" }, []string{"user"}},
+		{"user negative", func(t *Tool) { t.User = "-1" }, []string{"user"}},
+		{"user too large", func(t *Tool) { t.User = "2147483648" }, []string{"user"}},
+		{"user empty gid", func(t *Tool) { t.User = "1000:" }, []string{"user"}},
+		{"user spaces", func(t *Tool) { t.User = " 1000" }, []string{"user"}},
 		{"bad input dataset", func(t *Tool) { t.InputDataset = "../x" }, []string{"input_dataset"}},
+		{"password in data repo", func(t *Tool) { t.DataRepo = "https://ada:hunter2@h.example/r.git" }, []string{"data_repo"}},
+		{"token as user in data repo", func(t *Tool) { t.DataRepo = "https://ghp_s3cret@h.example/r.git" }, []string{"data_repo"}},
+		{"password in ssh data repo", func(t *Tool) { t.DataRepo = "ssh://git:hunter2@h.example/r.git" }, []string{"data_repo"}},
+		{"password in scp-like data repo", func(t *Tool) { t.DataRepo = "git:hunter2@h.example:r.git" }, []string{"data_repo"}},
+		{"user in git url", func(t *Tool) { t.DataRepo = "git://ada@h.example/r" }, []string{"data_repo"}},
+		{"password in code repo", func(t *Tool) { t.CodeRepo = "https://ada:hunter2@h.example/tools/t" }, []string{"code_repo"}},
+		{"ssh login in code repo", func(t *Tool) { t.CodeRepo = "git@h.example:tools/t.git" }, nil},
 		{"everything at once", func(t *Tool) {
 			t.Name, t.Image, t.DataRepo, t.Timeout = "A/B", "x y", "", "0s"
 		}, []string{"name", "image", "data_repo", "timeout"}},
@@ -68,6 +85,55 @@ func TestToolValidate(t *testing.T) {
 				t.Fatalf("fields with problems = %v, want %v (err: %v)", got, tc.fields, err)
 			}
 		})
+	}
+}
+
+// TestCredentialsRefused checks that a URL with credentials is refused
+// with a message that tells where credentials belong and hides the secret.
+func TestCredentialsRefused(t *testing.T) {
+	for _, u := range []string{
+		"https://ada:hunter2@h.example/r.git",
+		"https://hunter2@h.example/r.git",
+		"ssh://git:hunter2@h.example/r.git",
+		"git:hunter2@h.example:r.git",
+		"https://ada:hunter2 x@h.example/r.git",
+		"https://hunter2%zz@h.example/r.git",
+	} {
+		tool := validTool()
+		tool.DataRepo = u
+		ds := Dataset{Name: "d", URL: u}
+		for _, err := range []error{tool.Validate(), ds.Validate()} {
+			if err == nil || !strings.Contains(err.Error(), "site's config file") || strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("%s: %v", u, err)
+			}
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://h.example/r.git", "https://h.example/r.git"},
+		{"https://ada:hunter2@h.example/r.git", "https://ada:***@h.example/r.git"},
+		{"https://hunter2@h.example/r.git", "https://***@h.example/r.git"},
+		{"http://hunter2@h.example/r", "http://***@h.example/r"},
+		{"git://ada@h.example/r", "git://***@h.example/r"},
+		{"ssh://git@h.example:22/r.git", "ssh://git@h.example:22/r.git"},
+		{"ssh://git:hunter2@h.example/r.git", "ssh://git:***@h.example/r.git"},
+		{"git@h.example:r.git", "git@h.example:r.git"},
+		{"git:hunter2@h.example:r.git", "git:***@h.example:r.git"},
+		{"h.example:path/with@at", "h.example:path/with@at"},
+		{"https://hunter2%zz@h.example/r", "https://***@h.example/r"},
+		{"file:///srv/r", "file:///srv/r"},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := RedactURL(tc.in); got != tc.want {
+			t.Errorf("RedactURL(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	text := `git clone https://ada:hunter2@h.example/r.git: auth failed; ssh://git@h.example/r "https://tok@h"`
+	if got, want := RedactText(text), `git clone https://***@h.example/r.git: auth failed; ssh://***@h.example/r "https://***@h"`; got != want {
+		t.Errorf("RedactText = %q, want %q", got, want)
 	}
 }
 
@@ -103,6 +169,9 @@ func TestDatasetValidate(t *testing.T) {
 		{"empty", Dataset{}, []string{"name", "url"}},
 		{"bad branch", Dataset{Name: "d", URL: "git://h/d", Branch: "a..b"}, []string{"branch"}},
 		{"slash name and quote url", Dataset{Name: "a/b", URL: `https://h/"d`}, []string{"name", "url"}},
+		{"ssh login", Dataset{Name: "d", URL: "ssh://git@h.example/d.git"}, nil},
+		{"password", Dataset{Name: "d", URL: "https://ada:hunter2@h.example/d.git"}, []string{"url"}},
+		{"token as user", Dataset{Name: "d", URL: "https://hunter2@h.example/d.git"}, []string{"url"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +203,9 @@ func TestLoadTool(t *testing.T) {
 			}
 			if tool.Author != `O'Brien "the analyst"` || tool.Env["LANGS"] != "go,python" || len(tool.Command) != 2 {
 				t.Errorf("decoded %+v", tool)
+			}
+			if uid, gid, ok := tool.UserIDs(); tool.User != "1000:100" || uid != 1000 || gid != 100 || !ok {
+				t.Errorf("user %q: %d %d %v", tool.User, uid, gid, ok)
 			}
 		}},
 		{file: "testdata/unknown-field.yaml", wantErr: "imagee"},
@@ -175,5 +247,50 @@ func TestDecodeStrictJSON(t *testing.T) {
 		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("Decode(%s) = %v, want %q", tc.in, err, tc.wantErr)
 		}
+	}
+}
+
+func TestUserIDs(t *testing.T) {
+	tests := []struct {
+		user     string
+		uid, gid int
+		ok       bool
+	}{
+		{"", 0, -1, false},
+		{"1000", 1000, -1, true},
+		{"0:0", 0, 0, true},
+		{"1000:100", 1000, 100, true},
+	}
+	for _, tc := range tests {
+		tool := validTool()
+		tool.User = tc.user
+		if uid, gid, ok := tool.UserIDs(); uid != tc.uid || gid != tc.gid || ok != tc.ok {
+			t.Errorf("UserIDs(%q) = %d, %d, %v; want %d, %d, %v", tc.user, uid, gid, ok, tc.uid, tc.gid, tc.ok)
+		}
+	}
+}
+
+// TestValidateStored: a record written before credentials were refused
+// stays usable (its URLs are shown hidden), while everything else about it
+// is checked as for a new record.
+func TestValidateStored(t *testing.T) {
+	old := Tool{Name: "old", Author: "a", Image: "busybox", DataRepo: "https://ada:pw@git.example.org/d.git", CodeRepo: "https://tok@h/c"}
+	if err := old.Validate(); err == nil {
+		t.Error("Validate accepted credentials")
+	}
+	if err := old.ValidateStored(); err != nil {
+		t.Errorf("ValidateStored: %v", err)
+	}
+	bad := old
+	bad.Network = "host; rm -rf /"
+	if err := bad.ValidateStored(); err == nil {
+		t.Error("ValidateStored accepted a bad network")
+	}
+	ds := Dataset{Name: "d", URL: "user:pw@host:path"}
+	if err := ds.Validate(); err == nil {
+		t.Error("Validate accepted an scp-like password")
+	}
+	if err := ds.ValidateStored(); err != nil {
+		t.Errorf("ValidateStored: %v", err)
 	}
 }

@@ -106,7 +106,7 @@ func command(env []string, name string, args ...string) *exec.Cmd {
 // for its "ready" log line.
 func startOrchestrator(bin, dir string) (stop func(), addr string, err error) {
 	cfg := filepath.Join(dir, "config.ini")
-	ini := fmt.Sprintf("[site]\nname = bench\ndata_dir = %s\n[etcd]\nclient_url = http://127.0.0.1:0\npeer_url = http://127.0.0.1:0\n[api]\nlisten = 127.0.0.1:0\n", filepath.Join(dir, "site"))
+	ini := fmt.Sprintf("[site]\nname = bench\ndata_dir = %s\n[etcd]\nclient_url = https://127.0.0.1:0\npeer_url = https://127.0.0.1:0\n[api]\nlisten = 127.0.0.1:0\n", filepath.Join(dir, "site"))
 	if err := os.WriteFile(cfg, []byte(ini), 0o644); err != nil {
 		return nil, "", err
 	}

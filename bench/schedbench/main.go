@@ -302,8 +302,8 @@ type proc struct {
 // config in dir, and waits until its API and its scheduler are ready.
 func start(ctx context.Context, bin, dir string) (*proc, error) {
 	cfg := filepath.Join(dir, "config.ini")
-	ini := fmt.Sprintf("[site]\nname = bench\ndata_dir = %s\ntimezone = UTC\n[etcd]\nclient_url = http://127.0.0.1:0\n"+
-		"peer_url = http://127.0.0.1:0\n[api]\nlisten = 127.0.0.1:0\n[schedules]\nhistory = 100000\n", filepath.Join(dir, "site"))
+	ini := fmt.Sprintf("[site]\nname = bench\ndata_dir = %s\ntimezone = UTC\n[etcd]\nclient_url = https://127.0.0.1:0\n"+
+		"peer_url = https://127.0.0.1:0\n[api]\nlisten = 127.0.0.1:0\n[schedules]\nhistory = 100000\n", filepath.Join(dir, "site"))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,3 @@
-// Command orchestrator is mao's per-site daemon. See README.md and
-// config.ini.example.
 package main
 
 import (

@@ -66,7 +66,7 @@ func TestBadConfigRefusesToStart(t *testing.T) {
 func TestSIGTERMStopsCleanly(t *testing.T) {
 	bin := build(t)
 	dir := t.TempDir()
-	cfg := writeConfig(t, "[site]\nname = sigterm\ndata_dir = "+dir+"\n[etcd]\nclient_url = http://127.0.0.1:0\npeer_url = http://127.0.0.1:0\n[api]\nlisten = 127.0.0.1:0\n")
+	cfg := writeConfig(t, "[site]\nname = sigterm\ndata_dir = "+dir+"\n[etcd]\nclient_url = https://127.0.0.1:0\npeer_url = https://127.0.0.1:0\n[api]\nlisten = 127.0.0.1:0\n")
 	cmd := exec.Command(bin, "-config", cfg)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // never outlives the test
 	stderr, err := cmd.StderrPipe()

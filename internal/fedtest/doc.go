@@ -5,4 +5,9 @@
 // etcd comes from testenv.EtcdCluster or a site's embedded member.
 //
 // It is test support: only _test.go files and benchmarks import it.
+//
+// # Rules
+//
+// Imports from mao: only api, internal/testenv.
+// Imported by: tests only.
 package fedtest

@@ -53,6 +53,21 @@ func (b Binaries) Ctl(t testing.TB, addr string, args ...string) string {
 	return out.String()
 }
 
+// JoinToken asks the site at addr for a join token for site name, one that
+// uses the federation's external etcd (maoctl federation add-site), and
+// returns the token.
+func JoinToken(t testing.TB, bins Binaries, addr, name string) string {
+	t.Helper()
+	config := bins.Ctl(t, addr, "federation", "add-site", name)
+	for _, line := range strings.Split(config, "\n") {
+		if tok, ok := strings.CutPrefix(line, "join_token = "); ok {
+			return tok
+		}
+	}
+	t.Fatalf("add-site printed no join token:\n%s", config)
+	return ""
+}
+
 // Record is one JSON log record of an orchestrator.
 type Record struct {
 	Time  time.Time
@@ -108,6 +123,24 @@ func Start(t testing.TB, bins Binaries, name, config string) *Site {
 	s.start()
 	t.Cleanup(s.cleanup)
 	return s
+}
+
+// StartFails writes config to a new data directory and starts an
+// orchestrator with it that must exit at start-up; it returns its log.
+func StartFails(t testing.TB, bins Binaries, config string) string {
+	t.Helper()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "config.ini")
+	if err := os.WriteFile(path, []byte(strings.ReplaceAll(config, "%DIR%", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, bins.Orchestrator, "-config", path).CombinedOutput()
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("the orchestrator did not fail at start-up (%v):\n%s", err, out)
+	}
+	return string(out)
 }
 
 // start starts the process and waits for "orchestrator ready".

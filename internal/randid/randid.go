@@ -1,5 +1,3 @@
-// Package randid makes the random parts of run and schedule IDs. It is a
-// leaf: it imports nothing of mao.
 package randid
 
 import (

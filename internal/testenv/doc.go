@@ -8,4 +8,9 @@
 // Docker tests skip when no engine answers, unless MAO_REQUIRE_DOCKER=1 (set
 // by `make test` and CI), in which case they fail: integration tests must run
 // in CI, not skip. Only tests import this package.
+//
+// # Rules
+//
+// Imports from mao: only orchestrator/config, orchestrator/etcdclient, orchestrator/etcdembed.
+// Imported by: only internal/fedtest, internal/testsite.
 package testenv

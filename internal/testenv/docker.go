@@ -4,11 +4,14 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,14 +45,17 @@ func Docker(t testing.TB) *client.Client {
 }
 
 // BuildTestImage builds TestImage (FROM scratch with the static testtool
-// binary) and returns its tag. Go's build cache and Docker's layer cache
-// make a repeated build cheap.
+// binary) and returns a tag of it that names its content
+// (mao-testtool:<hash>): TestImage itself may be retagged meanwhile by the
+// tests of another checkout, whose testtool has other flags. Go's build
+// cache and Docker's layer cache make a repeated build cheap.
 func BuildTestImage(t testing.TB) string {
 	t.Helper()
-	if err := buildGoImage(Docker(t), TestImage, filepath.Join(RepoRoot(), "internal", "testenv", "testtool")); err != nil {
+	tag, err := buildGoImage(Docker(t), TestImage, filepath.Join(RepoRoot(), "internal", "testenv", "testtool"))
+	if err != nil {
 		t.Fatalf("build %s: %v", TestImage, err)
 	}
-	return TestImage
+	return tag
 }
 
 // ExampleImage builds the image of the example tool in examples/NAME, as
@@ -57,7 +63,7 @@ func BuildTestImage(t testing.TB) string {
 func ExampleImage(t testing.TB, name string) string {
 	t.Helper()
 	tag := "mao-examples/" + name + ":latest"
-	if err := buildGoImage(Docker(t), tag, filepath.Join(RepoRoot(), "examples", name)); err != nil {
+	if _, err := buildGoImage(Docker(t), tag, filepath.Join(RepoRoot(), "examples", name)); err != nil {
 		t.Fatalf("build %s: %v", tag, err)
 	}
 	return tag
@@ -70,11 +76,12 @@ func RepoRoot() string {
 }
 
 // buildGoImage builds tag FROM scratch with the static binary of the Go
-// command in pkgDir as its entrypoint.
-func buildGoImage(c *client.Client, tag, pkgDir string) error {
+// command in pkgDir as its entrypoint, and tags it also with a tag of the
+// same repository that names the binary's content, which it returns.
+func buildGoImage(c *client.Client, tag, pkgDir string) (string, error) {
 	dir, err := os.MkdirTemp("", "mao-image-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(dir)
 	name := filepath.Base(pkgDir)
@@ -83,20 +90,23 @@ func buildGoImage(c *client.Client, tag, pkgDir string) error {
 	cmd.Dir = pkgDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return &buildError{what: "go build " + name, out: out, err: err}
+		return "", &buildError{what: "go build " + name, out: out, err: err}
 	}
 	exe, err := os.ReadFile(bin)
 	if err != nil {
-		return err
+		return "", err
 	}
-	return BuildImage(c, tag, map[string][]byte{
+	repo, _, _ := strings.Cut(tag, ":")
+	contentTag := fmt.Sprintf("%s:%x", repo, sha256.Sum256(exe))[:len(repo)+1+16]
+	return contentTag, BuildImage(c, tag, map[string][]byte{
 		"Dockerfile": []byte("FROM scratch\nCOPY " + name + " /" + name + "\nENTRYPOINT [\"/" + name + "\"]\n"),
 		name:         exe,
-	})
+	}, contentTag)
 }
 
-// BuildImage builds tag from a build context given as file name → content.
-func BuildImage(c *client.Client, tag string, files map[string][]byte) error {
+// BuildImage builds tag, and any more tags, from a build context given as
+// file name → content.
+func BuildImage(c *client.Client, tag string, files map[string][]byte, more ...string) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	for name, data := range files {
@@ -112,7 +122,7 @@ func BuildImage(c *client.Client, tag string, files map[string][]byte) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	resp, err := c.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Remove: true, ForceRemove: true})
+	resp, err := c.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: append([]string{tag}, more...), Remove: true, ForceRemove: true})
 	if err != nil {
 		return err
 	}

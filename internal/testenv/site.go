@@ -20,7 +20,7 @@ func SiteConfig(t testing.TB, site string, endpoints []string) config.Config {
 	cfg.Runs.LogDir = filepath.Join(dir, "logs")
 	cfg.Runs.ShutdownGrace, cfg.Runs.StopGrace = 10*time.Second, time.Second
 	cfg.Etcd.Endpoints = endpoints
-	cfg.Etcd.ClientURL, cfg.Etcd.PeerURL = "http://127.0.0.1:0", "http://127.0.0.1:0"
+	cfg.Etcd.ClientURL, cfg.Etcd.PeerURL = "https://127.0.0.1:0", "https://127.0.0.1:0"
 	cfg.API.Listen = "127.0.0.1:0"
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)

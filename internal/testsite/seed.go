@@ -14,6 +14,8 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/orchestrator/store"
 	"github.com/mao-research/mao/toolspec"
 )
@@ -58,11 +60,12 @@ func (s *Site) Run(t testing.TB, r api.Run) {
 
 // Request records a pending run with no site and the request that an
 // eligible site claims, as POST /api/v1/tools/NAME/runs with a target
-// does (fanOut: one of an --all request's runs).
-func (s *Site) Request(t testing.TB, r api.Run, fanOut bool) {
+// does (one of an --all request's runs has an ID that ends in -SITE and
+// a site target).
+func (s *Site) Request(t testing.TB, r api.Run) {
 	t.Helper()
 	s.markSeeded(r.ID)
-	must(t, "seed request "+r.ID, s.Store.RequestRun(s.ctx(t), r, fanOut))
+	must(t, "seed request "+r.ID, s.Store.RequestRun(s.ctx(t), r))
 }
 
 // Log writes a run's log at this site: the file <log_dir>/<run-id>.log
@@ -173,7 +176,7 @@ func (s *Site) WaitRun(t testing.TB, id string, done func(api.Run) bool) api.Run
 	var last api.Run
 	s.waitFor(t, func(ctx context.Context) (bool, error) {
 		r, err := s.Store.Run(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
+		if errors.Is(err, errs.ErrNotFound) {
 			return false, nil
 		}
 		last = r
@@ -213,7 +216,7 @@ func (s *Site) Settle(t testing.TB) {
 			}
 		}
 		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
-			var req store.Request
+			var req runs.Request
 			if err := json.Unmarshal(kv.Value, &req); err != nil {
 				return false, fmt.Errorf("%s: %w", kv.Key, err)
 			}

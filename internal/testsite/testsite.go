@@ -3,8 +3,11 @@ package testsite
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,27 +15,33 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/orchestrator/config"
 	"github.com/mao-research/mao/orchestrator/daemon"
+	"github.com/mao-research/mao/orchestrator/etcdclient"
+	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/orchestrator/store"
 )
 
-// Epoch is where a site's fake clock starts unless Options.Now says
-// otherwise: 2025-03-14T12:26:00Z.
+// Epoch is where a site's clock starts unless Options.Now says otherwise:
+// 2025-03-14T12:26:00Z.
 var Epoch = time.Date(2025, 3, 14, 12, 26, 0, 0, time.UTC)
 
 // Options say what kind of site to start.
 type Options struct {
-	Name       string            // the site's name; default "lab-a"
-	Labels     map[string]string // [site] labels
-	Timezone   string            // [site] timezone, the default of new schedules; default UTC
-	Tokens     []string          // [api] tokens; none: no authentication
-	NotifyURLs []string          // [notify] urls, the site's channels
+	Name     string            // the site's name; default "lab-a"
+	Labels   map[string]string // [site] labels
+	Timezone string            // [site] timezone, the default of new schedules; default UTC
+	// Tokens are the API's named, scoped tokens ([tokens] NAME =
+	// SCOPE:SECRET); none: no authentication, every caller an admin.
+	Tokens     []config.Token
+	NotifyURLs []string // [notify] urls, the site's channels
+	// APITLS makes the API serve HTTPS with a certificate of a throwaway
+	// authority (testenv.TLSFiles), whose certificate is Site.APICAFile.
+	APITLS bool
 	// Docker makes the site use the local Docker engine, for tests that
 	// really run containers: the test fails without one when
 	// MAO_REQUIRE_DOCKER=1, and skips otherwise. By default the site's
@@ -40,10 +49,18 @@ type Options struct {
 	// reaches Docker: runs fail at their image, health says degraded, and
 	// no image is usable for a requested run.
 	Docker bool
-	// Etcd, when set, are the endpoints of an etcd cluster the site uses
-	// instead of its embedded member (a second site of a federation, or a
-	// cluster a test stops).
+	// Etcd, when set, are the endpoints of an external etcd cluster the
+	// site uses instead of its embedded member (a cluster a test stops, or
+	// one that two real sites share, see Join). The first site on it
+	// founds the federation's certificates and publishes its CA there.
 	Etcd []string
+	// Join, when set, is a site of the federation this one joins, as a
+	// new site does: Join issues a join token (federation add-site, with
+	// its admin token) and this site starts with it ([etcd] join_token),
+	// on Join's etcd, which must be external (Etcd): it gets the
+	// federation's certificates, so that each site reads the logs of the
+	// other's runs over mutual TLS.
+	Join *Site
 	// RequestTimeout bounds each etcd request ([etcd] request_timeout);
 	// default the config's.
 	RequestTimeout time.Duration
@@ -53,24 +70,32 @@ type Options struct {
 	// same on every run, but asking it for its status at its advertised
 	// URL (federation status) waits for the request timeout.
 	AdvertisedPorts bool
-	// Clock is the site's clock; default a new fake clock at Now. Sites
-	// of one federation share one.
-	Clock *clockwork.FakeClock
-	Now   time.Time // where a new fake clock starts; default Epoch
+	// Clock is the site's clock; default a new Clock at Now. Sites of one
+	// federation share one.
+	Clock *Clock
+	Now   time.Time // where a new clock starts; default Epoch
 }
 
 // Site is a started orchestrator, stopped when the test ends.
 type Site struct {
 	Name      string
-	Addr      string // the API's base URL, http://127.0.0.1:PORT
+	Addr      string // the API's base URL, http://127.0.0.1:PORT (https:// with APITLS)
+	APICAFile string // with APITLS: the certificate of the authority that signed the API's
 	Config    config.Config
-	Clock     *clockwork.FakeClock
-	Endpoints []string         // etcd client endpoints
-	Etcd      *clientv3.Client // a client of the site's etcd
+	Clock     *Clock
+	Endpoints []string // etcd client endpoints
+	// Etcd is a client of the site's etcd as the site itself: with the
+	// site's certificate (etcd user site:NAME) for its embedded member, as
+	// the site connects for an external cluster.
+	Etcd *clientv3.Client
 	// Store is the real store over Etcd, with the site's prefix and
 	// clock: seeding goes through it.
 	Store *store.Store
+	// PKI is the site's certificates (<data_dir>/pki), "" for a site that
+	// has none.
+	PKI pki.Dir
 
+	admin  string // the secret of an admin token of the API, "" without authentication
 	docker bool
 	mu     sync.Mutex
 	seeded map[string]bool // IDs of the runs the test put in place
@@ -92,7 +117,7 @@ func Start(t testing.TB, opts Options) *Site {
 		if now.IsZero() {
 			now = Epoch
 		}
-		clock = clockwork.NewFakeClockAt(now)
+		clock = NewClock(now)
 	}
 	for attempt := 1; ; attempt++ {
 		s, err := start(t, opts, clock)
@@ -110,11 +135,22 @@ func Start(t testing.TB, opts Options) *Site {
 }
 
 // start starts a site or says why it cannot.
-func start(t testing.TB, opts Options, clock *clockwork.FakeClock) (*Site, error) {
+func start(t testing.TB, opts Options, clock *Clock) (*Site, error) {
 	t.Helper()
-	cfg := testenv.SiteConfig(t, opts.Name, opts.Etcd)
-	if opts.AdvertisedPorts && len(opts.Etcd) == 0 {
-		cfg.Etcd.ClientURL, cfg.Etcd.PeerURL = testenv.FreeURL(t), testenv.FreeURL(t)
+	etcd := opts.Etcd
+	if opts.Join != nil {
+		if len(etcd) == 0 {
+			etcd = opts.Join.Config.Etcd.Endpoints
+		}
+		if len(etcd) == 0 {
+			t.Fatalf("site %s joins %s, whose etcd is its embedded member: start %s on an external etcd (Options.Etcd)",
+				opts.Name, opts.Join.Name, opts.Join.Name)
+		}
+	}
+	cfg := testenv.SiteConfig(t, opts.Name, etcd)
+	if opts.AdvertisedPorts && len(etcd) == 0 {
+		// The embedded member serves mutual TLS only.
+		cfg.Etcd.ClientURL, cfg.Etcd.PeerURL = "https://"+testenv.ClosedPort(t), "https://"+testenv.ClosedPort(t)
 	}
 	// Tests of clients do not wait for this site's lease to expire; a
 	// short one expires when a busy machine keeps etcd from answering for
@@ -128,6 +164,27 @@ func start(t testing.TB, opts Options, clock *clockwork.FakeClock) (*Site, error
 		cfg.Site.Timezone = opts.Timezone
 	}
 	cfg.API.Tokens = opts.Tokens
+	admin := ""
+	for _, tok := range opts.Tokens {
+		if tok.Scope == "admin" {
+			admin = tok.Secret
+			break
+		}
+	}
+	if len(opts.Tokens) > 0 && admin == "" {
+		t.Fatalf("site %s: give it an admin token too, for the test's own calls", opts.Name)
+	}
+	var apiCA string
+	if opts.APITLS {
+		apiCA, cfg.API.TLSCertFile, cfg.API.TLSKeyFile = testenv.TLSFiles(t)
+	}
+	if opts.Join != nil {
+		res, err := opts.Join.Client(t, opts.Join.admin).AddSite(context.Background(), api.AddSiteRequest{Name: opts.Name})
+		if err != nil {
+			return nil, fmt.Errorf("site %s: a join token from %s: %w", opts.Name, opts.Join.Name, err)
+		}
+		cfg.Etcd.JoinToken = res.Token
+	}
 	cfg.Notify.URLs = opts.NotifyURLs
 	if opts.RequestTimeout > 0 {
 		cfg.Etcd.RequestTimeout = opts.RequestTimeout
@@ -169,13 +226,29 @@ func start(t testing.TB, opts Options, clock *clockwork.FakeClock) (*Site, error
 	if err != nil {
 		t.Fatal(err)
 	}
-	endpoints := opts.Etcd
+	endpoints := cfg.Etcd.Endpoints
 	if len(endpoints) == 0 {
 		if endpoints = logs.endpoints(); len(endpoints) == 0 {
 			t.Fatalf("site %s did not log its embedded etcd's endpoints", opts.Name)
 		}
 	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second})
+	// A client as the site's own: with the site's certificate, which its
+	// embedded member requires (and whose etcd user may write the prefix),
+	// or as configured for an external cluster; as the daemon connects.
+	etcdCfg, err := etcdclient.Config(cfg.Etcd, endpoints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := pki.Dir(filepath.Join(cfg.Site.DataDir, "pki"))
+	if !dir.Exists() {
+		dir = ""
+	}
+	if cfg.Etcd.Embedded() {
+		if etcdCfg.TLS, err = dir.ClientTLS(pki.SiteCertFile, pki.SiteKeyFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, err := clientv3.New(etcdCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,11 +256,14 @@ func start(t testing.TB, opts Options, clock *clockwork.FakeClock) (*Site, error
 	return &Site{
 		Name:      opts.Name,
 		Addr:      strings.TrimSpace(string(addr)),
+		APICAFile: apiCA,
 		Config:    cfg,
 		Clock:     clock,
 		Endpoints: endpoints,
 		Etcd:      c,
 		Store:     store.New(c, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now}),
+		PKI:       dir,
+		admin:     admin,
 		docker:    opts.Docker,
 		seeded:    map[string]bool{},
 		stop:      stop,
@@ -198,18 +274,34 @@ func start(t testing.TB, opts Options, clock *clockwork.FakeClock) (*Site, error
 // stopped (nil after a clean shutdown).
 func (s *Site) Stop() error { return s.stop() }
 
-// Client is an API client of the site with token.
+// Client is an API client of the site with token ("" for none).
 func (s *Site) Client(t testing.TB, token string) *api.Client {
 	t.Helper()
-	c, err := api.NewClient(s.Addr, token, nil)
+	var hc *http.Client
+	if s.APICAFile != "" {
+		pem, err := os.ReadFile(s.APICAFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			t.Fatalf("%s holds no certificate", s.APICAFile)
+		}
+		hc = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
+	c, err := api.NewClient(s.Addr, token, hc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
 }
 
-// Advance moves the site's clock forward by d; the site's timers that
-// come due fire.
+// AdminClient is an API client of the site with an admin token (none for
+// a site without authentication).
+func (s *Site) AdminClient(t testing.TB) *api.Client { return s.Client(t, s.admin) }
+
+// Advance moves the site's clock forward by d. It fires no timer: the
+// site's waits take real time (see Clock).
 func (s *Site) Advance(d time.Duration) { s.Clock.Advance(d) }
 
 // Now is the site's time.

@@ -203,7 +203,7 @@ func (a *Alerts) decide(ctx context.Context, run api.Run) {
 	base := notify.Event{Tool: run.Tool, Site: run.Site, RunID: run.ID, State: string(run.State), Reason: run.Reason,
 		Logs: "maoctl run logs " + run.ID, Time: now}
 	a.transition(ctx, run.Tool, "runs", func(s notify.State) ([]string, notify.State) {
-		return notify.DecideRun(s, string(run.State), now, a.opts.Cooldown)
+		return notify.DecideRun(s, runEnd(run.State), now, a.opts.Cooldown)
 	}, base, channels)
 	for _, v := range run.Verdicts {
 		if v.Status != detector.StatusOK && v.Status != detector.StatusSpike {
@@ -215,6 +215,21 @@ func (a *Alerts) decide(ctx context.Context, run api.Run) {
 			return notify.DecideSpike(s, v.Spike, now, a.opts.Cooldown)
 		}, e, channels)
 	}
+}
+
+// runEnd is how a run in state ended, for notify.DecideRun.
+func runEnd(state api.RunState) notify.RunEnd {
+	switch state {
+	case api.StateSucceeded:
+		return notify.RunSucceeded
+	case api.StateFailed:
+		return notify.RunFailed
+	case api.StateTimedOut:
+		return notify.RunTimedOut
+	case api.StateLost:
+		return notify.RunLost
+	}
+	return notify.RunNeither
 }
 
 // transition applies a decision to a scope's state in one compare-and-swap

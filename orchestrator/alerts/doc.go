@@ -14,4 +14,9 @@
 //
 // It works through small interfaces over the store and the notifier; it
 // must not import the etcd client, Docker or git, and it serves no HTTP.
+//
+// # Rules
+//
+// Imports from mao: only api, detector, notify, toolspec.
+// Never links: etcd, Docker, go-git.
 package alerts

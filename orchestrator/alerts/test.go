@@ -62,11 +62,11 @@ func (t *Tester) Test(ctx context.Context, url string) ([]api.Notification, erro
 	}
 	out := make([]api.Notification, 0, len(channels))
 	for _, ch := range channels {
-		n := api.Notification{Kind: notify.KindTest, Site: t.Site, Channel: notify.Redact(ch), Status: "sent",
+		n := api.Notification{Kind: notify.KindTest, Site: t.Site, Channel: notify.Redact(ch), Status: notify.StatusSent,
 			Attempts: 1, Title: msg.Title, CreatedAt: t.Clock.Now().UTC()}
 		sctx, cancel := context.WithTimeout(ctx, testTimeout)
 		if err := t.Sender.Send(sctx, ch, msg); err != nil {
-			n.Status, n.Error = "failed", notify.Scrub(ch, err.Error())
+			n.Status, n.Error = notify.StatusFailed, notify.Scrub(ch, err.Error())
 		}
 		cancel()
 		n.FinishedAt = t.Clock.Now().UTC()

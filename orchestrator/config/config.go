@@ -11,14 +11,15 @@ import (
 
 // Config is the orchestrator's configuration.
 type Config struct {
-	Site      Site
-	Etcd      Etcd
-	API       API
-	Docker    Docker
-	Runs      Runs
-	Schedules Schedules
-	Detector  Detector
-	Notify    Notify
+	Site       Site
+	Etcd       Etcd
+	Federation Federation
+	API        API
+	Docker     Docker
+	Runs       Runs
+	Schedules  Schedules
+	Detector   Detector
+	Notify     Notify
 	// Warnings are non-fatal notes, e.g. legacy sections that were mapped
 	// or ignored. The daemon should log them at startup.
 	Warnings []string
@@ -57,26 +58,32 @@ type Etcd struct {
 	KeyFile  string
 
 	// ClientURL and PeerURL are for the embedded member only; port 0 means
-	// a free port, for a one-member cluster only.
-	ClientURL string // default http://127.0.0.1:2379
-	PeerURL   string // default http://127.0.0.1:2380
-	// InitialCluster (key initial_cluster) lists every member of the
-	// embedded member's cluster as "name=peerURL,name2=peerURL2" (etcd's
-	// format); it includes this site, whose member name is Site.Name, with
-	// PeerURL. Empty (the default) means a new cluster of this site alone.
-	InitialCluster string
-	// ClusterState (key cluster_state) is ClusterNew (the default), to
-	// start a new cluster, or ClusterExisting, to join a running one
-	// (which needs InitialCluster). etcd reads both only when the member's
-	// data directory is empty; a restarted member ignores them.
-	ClusterState string
+	// a free port, for a one-member cluster only. The member serves mutual
+	// TLS with the federation's certificates, so both are https.
+	ClientURL string // default https://127.0.0.1:2379
+	PeerURL   string // default https://127.0.0.1:2380
+	// JoinToken (key join_token) is the one-time token, from maoctl
+	// federation add-site at a site of the federation, with which this
+	// site joins it and gets its certificates. Read at the first start
+	// only: a site that has its certificates ignores it.
+	JoinToken string
+	// Gateway (key grpc_gateway) turns on etcd's HTTP/JSON gateway on the
+	// embedded member's client port; default off. It is TLS with client
+	// certificates like the rest of the port, and allows no cross-origin
+	// requests.
+	Gateway bool
 }
 
-// Values of Etcd.ClusterState.
-const (
-	ClusterNew      = "new"
-	ClusterExisting = "existing"
-)
+// Federation is the [federation] section: what sites offer each other.
+type Federation struct {
+	// Listen is where this site serves the federation API (logs of its
+	// runs, joins of new sites) to other sites, over mutual TLS; port 0
+	// picks a free port, which other sites read from this site's record.
+	// Default 127.0.0.1:0: set an address the other sites can reach.
+	Listen string
+	// TokenTTL (key token_ttl) is how long a join token is good; default 1h.
+	TokenTTL time.Duration
+}
 
 // TLS reports whether any client TLS file is set.
 func (e Etcd) TLS() bool { return e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" }
@@ -84,10 +91,55 @@ func (e Etcd) TLS() bool { return e.CAFile != "" || e.CertFile != "" || e.KeyFil
 // Embedded reports whether the orchestrator runs its own etcd member.
 func (e Etcd) Embedded() bool { return len(e.Endpoints) == 0 }
 
-// API is the [api] section.
+// API is the [api] section, and the tokens of the [tokens] section.
 type API struct {
-	Listen string   // host:port; default 127.0.0.1:8080; port 0 means a free port
-	Tokens []string // accepted bearer tokens (tokens and tokens_file); empty means no auth
+	Listen string // host:port; default 127.0.0.1:8080; port 0 means a free port
+	// Tokens are the accepted bearer tokens: those of [tokens], then
+	// api.tokens and api.tokens_file. Empty means no authentication, which
+	// Validate allows only on a loopback Listen or with InsecureNoAuth.
+	Tokens []Token
+	// InsecureNoAuth (key insecure_no_auth) allows a Listen that other
+	// machines can reach without tokens. Default false.
+	InsecureNoAuth bool
+	// Hostnames are the names and addresses, besides the site's own (see
+	// httpapi), that the Host header of a request may carry: the names
+	// people and other sites reach the API by. Without them a request
+	// for another name is refused (DNS rebinding).
+	Hostnames []string
+	// TLSCertFile and TLSKeyFile (keys tls_cert_file, tls_key_file),
+	// set together, make the API serve HTTPS only, with this PEM
+	// certificate and key. Validate has checked that they are readable.
+	TLSCertFile string
+	TLSKeyFile  string
+	// MaxConnections (key max_connections) bounds the connections the
+	// API holds open at once (a followed log holds one); more wait to be
+	// accepted. Default 256.
+	MaxConnections int
+}
+
+// TLS reports whether the API serves HTTPS.
+func (a API) TLS() bool { return a.TLSCertFile != "" }
+
+// The scopes of a token: what it may do through the API.
+const (
+	ScopeRead  = "read"  // every GET
+	ScopeRun   = "run"   // read, and start runs and test the site's own channels
+	ScopeAdmin = "admin" // everything
+)
+
+// Token is one accepted bearer token.
+type Token struct {
+	// Name says who uses the token, in logs and run records; it is never
+	// the secret. The key of a [tokens] entry, the first field of a
+	// "NAME SCOPE SECRET" line of tokens_file, or, for a token that has
+	// none, generated: api.tokens[N] (the Nth of api.tokens) or
+	// tokens_file:LINE.
+	Name   string
+	Scope  string // ScopeRead, ScopeRun or ScopeAdmin; admin for a token without a name
+	Secret string
+	// Key is the config key that set it, for messages: tokens.NAME,
+	// api.tokens or api.tokens_file.
+	Key string
 }
 
 // Docker is the [docker] section.
@@ -104,6 +156,26 @@ type Runs struct {
 	// preparing (cloning or fetching its data repository and input dataset,
 	// pulling its image) before it fails; default 15m.
 	PrepareTimeout time.Duration
+	// PidsLimit (key pids_limit) is the most processes and threads a run's
+	// container may have at once; default 4096, from 16 to 4194304. A fork
+	// bomb stops there instead of exhausting the machine.
+	PidsLimit int
+	// DefaultMemory (key default_memory) is the memory limit in bytes of
+	// the container of a tool whose spec sets no resources.memory; default
+	// 4GiB, at least 6MiB. A tool's own memory wins, above it or below.
+	DefaultMemory int64
+	// AllowHostNetwork (key allow_host_network) lets tools with network
+	// host run at this site and be registered through its API; default
+	// false: such runs fail and such registrations are refused (400).
+	AllowHostNetwork bool
+	// MaxOutputBytes and MaxOutputFiles (keys max_output_bytes,
+	// max_output_files) bound one run's output: the bytes of the files it
+	// creates or changes in its data folder, and how many files, links
+	// and directories it creates or changes. Beyond either the run fails,
+	// naming the limit, and its output is discarded. Defaults 10GiB and
+	// 100000.
+	MaxOutputBytes int64
+	MaxOutputFiles int
 }
 
 // Schedules is the [schedules] section.
@@ -146,12 +218,27 @@ const (
 	defaultTimezone       = "UTC"
 	defaultPrefix         = "/mao/"
 	defaultEtcdTimeout    = 5 * time.Second
-	defaultClientURL      = "http://127.0.0.1:2379"
-	defaultPeerURL        = "http://127.0.0.1:2380"
+	defaultClientURL      = "https://127.0.0.1:2379"
+	defaultPeerURL        = "https://127.0.0.1:2380"
+	defaultFederation     = "127.0.0.1:0"
+	defaultTokenTTL       = time.Hour
 	defaultListen         = "127.0.0.1:8080"
 	defaultShutdownGrace  = 30 * time.Second
 	defaultStopGrace      = 10 * time.Second
 	defaultPrepareTimeout = 15 * time.Minute
+	defaultPidsLimit      = 4096
+	minPidsLimit          = 16
+	maxPidsLimit          = 4194304 // the kernel's largest pid_max
+	defaultMemory         = 4 << 30
+	minMemory             = 6 << 20 // as toolspec: Docker refuses less
+	maxMemory             = 1 << 50 // as toolspec
+	defaultMaxConnections = 256
+	maxMaxConnections     = 100000
+	minTokenSecret        = 16 // shorter secrets are warned about
+	defaultMaxOutputBytes = 10 << 30
+	maxMaxOutputBytes     = 1 << 50
+	defaultMaxOutputFiles = 100000
+	maxMaxOutputFiles     = 100000000
 	defaultHistory        = 100
 	maxHistory            = 100000
 	defaultSeriesLength   = 1000
@@ -187,10 +274,12 @@ func base() Config {
 			RequestTimeout: defaultEtcdTimeout,
 			ClientURL:      defaultClientURL,
 			PeerURL:        defaultPeerURL,
-			ClusterState:   ClusterNew,
 		},
-		API:       API{Listen: defaultListen},
-		Runs:      Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout},
+		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL},
+		API:        API{Listen: defaultListen, MaxConnections: defaultMaxConnections},
+		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout,
+			PidsLimit: defaultPidsLimit, DefaultMemory: defaultMemory,
+			MaxOutputBytes: defaultMaxOutputBytes, MaxOutputFiles: defaultMaxOutputFiles},
 		Schedules: Schedules{History: defaultHistory},
 		Detector:  Detector{SeriesLength: defaultSeriesLength},
 		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -75,10 +76,12 @@ func TestDefault(t *testing.T) {
 				Site: Site{Name: wantName, DataDir: tc.dataDir, HostDataDir: tc.dataDir, LeaseTTL: 10 * time.Second, Timezone: "UTC"},
 				Etcd: Etcd{
 					Prefix: "/mao/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
-					ClientURL: "http://127.0.0.1:2379", PeerURL: "http://127.0.0.1:2380", ClusterState: "new",
+					ClientURL: "https://127.0.0.1:2379", PeerURL: "https://127.0.0.1:2380",
 				},
-				API:       API{Listen: "127.0.0.1:8080"},
-				Runs:      Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute},
+				Federation: Federation{Listen: "127.0.0.1:0", TokenTTL: time.Hour},
+				API:        API{Listen: "127.0.0.1:8080", MaxConnections: 256},
+				Runs: Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute,
+					PidsLimit: 4096, DefaultMemory: 4 << 30, MaxOutputBytes: 10 << 30, MaxOutputFiles: 100000},
 				Schedules: Schedules{History: 100},
 				Detector:  Detector{SeriesLength: 1000},
 				Notify:    Notify{Cooldown: 24 * time.Hour, Attempts: 5},
@@ -161,25 +164,57 @@ func TestParseKeys(t *testing.T) {
 		{"etcd timeouts", "[etcd]\ndial_timeout = 1s\nrequest_timeout = 1m30s\n", func(c *Config) {
 			c.Etcd.DialTimeout, c.Etcd.RequestTimeout = time.Second, 90*time.Second
 		}},
-		{"etcd urls with free ports", "[etcd]\nclient_url = http://127.0.0.1:0\npeer_url = https://localhost:0/\n", func(c *Config) {
-			c.Etcd.ClientURL, c.Etcd.PeerURL = "http://127.0.0.1:0", "https://localhost:0/"
+		{"etcd urls with free ports", "[etcd]\nclient_url = https://127.0.0.1:0\npeer_url = https://localhost:0/\n", func(c *Config) {
+			c.Etcd.ClientURL, c.Etcd.PeerURL = "https://127.0.0.1:0", "https://localhost:0/"
 		}},
-		{"join a cluster", "[site]\nname = lab-2\n[etcd]\npeer_url = http://10.0.0.2:2380\n" +
-			"initial_cluster = lab-1=http://10.0.0.1:2380,lab-2=http://10.0.0.2:2380,lab-3=https://[fd00::3]:2380\ncluster_state = existing\n",
+		{"join a federation", "[site]\nname = lab-2\n[etcd]\npeer_url = https://10.0.0.2:2380\njoin_token = maojoin1.eyJhIjoiIn0\n",
 			func(c *Config) {
-				c.Site.Name, c.Etcd.PeerURL = "lab-2", "http://10.0.0.2:2380"
-				c.Etcd.InitialCluster = "lab-1=http://10.0.0.1:2380,lab-2=http://10.0.0.2:2380,lab-3=https://[fd00::3]:2380"
-				c.Etcd.ClusterState = "existing"
+				c.Site.Name, c.Etcd.PeerURL, c.Etcd.JoinToken = "lab-2", "https://10.0.0.2:2380", "maojoin1.eyJhIjoiIn0"
 			}},
-		{"start a cluster of one", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://127.0.0.1:2380\ncluster_state = new\n",
-			func(c *Config) { c.Site.Name, c.Etcd.InitialCluster = "lab-1", "lab-1=http://127.0.0.1:2380" }},
+		{"the gateway", "[etcd]\ngrpc_gateway = true\n", func(c *Config) { c.Etcd.Gateway = true }},
+		{"federation", "[federation]\nlisten = 10.0.0.2:8443\ntoken_ttl = 30m\n", func(c *Config) {
+			c.Federation.Listen, c.Federation.TokenTTL = "10.0.0.2:8443", 30*time.Minute
+		}},
 		{"api.listen", "[api]\nlisten = [::1]:0\n", func(c *Config) { c.API.Listen = "[::1]:0" }},
-		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) { c.API.Tokens = []string{"s3cr#t;1", "tok2"} }},
+		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) {
+			c.API.Tokens = []Token{{"api.tokens[1]", ScopeAdmin, "s3cr#t;1", "api.tokens"}, {"api.tokens[2]", ScopeAdmin, "tok2", "api.tokens"}}
+			c.Warnings = []string{file + ":2: api.tokens: the secret of token api.tokens[1] is shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32)",
+				file + ":2: api.tokens: the secret of token api.tokens[2] is shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32)",
+				file + ":2: api.tokens: 2 token(s) have no name and get scope admin (named api.tokens[1], api.tokens[2] in logs and run records); " +
+					"name and scope each in a [tokens] section, as NAME = SCOPE:SECRET (e.g. ci = run:SECRET), with scope read, run or admin"}
+		}},
+		{"[tokens]", "[tokens]\nci = run:0123456789abcdef\nAda.L = admin : 0123456789abcdef0\nwatch = read:x:y#z;0123456789\n", func(c *Config) {
+			c.API.Tokens = []Token{{"ci", ScopeRun, "0123456789abcdef", "tokens.ci"}, {"ada.l", ScopeAdmin, "0123456789abcdef0", "tokens.ada.l"},
+				{"watch", ScopeRead, "x:y#z;0123456789", "tokens.watch"}}
+		}},
+		{"api keys", "[api]\nlisten = 0.0.0.0:8443\nhostnames = mao.lab.example.org, 10.0.0.5,fd00::5\nmax_connections = 32\n" +
+			"insecure_no_auth = true\ntls_cert_file = /etc/hosts\ntls_key_file = /etc/passwd\n", func(c *Config) {
+			c.API.Listen, c.API.Hostnames, c.API.MaxConnections = "0.0.0.0:8443", []string{"mao.lab.example.org", "10.0.0.5", "fd00::5"}, 32
+			c.API.InsecureNoAuth, c.API.TLSCertFile, c.API.TLSKeyFile = true, "/etc/hosts", "/etc/passwd"
+			c.Warnings = []string{file + ":2: api.listen 0.0.0.0:8443 is reachable from other machines and no tokens are set (api.insecure_no_auth): " +
+				"anyone who reaches it can use the API, and through it the site's Docker engine"}
+		}},
 		{"docker.host", "[docker]\nhost = tcp://127.0.0.1:2375\n", func(c *Config) { c.Docker.Host = "tcp://127.0.0.1:2375" }},
 		{"runs", "[runs]\nshutdown_grace = 2m\nstop_grace = 3s\nlog_dir = logs\n", func(c *Config) {
 			c.Runs.ShutdownGrace, c.Runs.StopGrace, c.Runs.LogDir = 2*time.Minute, 3*time.Second, "/etc/mao/logs"
 		}},
 		{"runs.prepare_timeout", "[runs]\nprepare_timeout = 1h30m\n", func(c *Config) { c.Runs.PrepareTimeout = 90 * time.Minute }},
+		{"runs container limits", "[runs]\npids_limit = 64\ndefault_memory = 512MiB\n", func(c *Config) {
+			c.Runs.PidsLimit, c.Runs.DefaultMemory = 64, 512<<20
+		}},
+		{"runs.pids_limit bounds", "[runs]\npids_limit = 16\n", func(c *Config) { c.Runs.PidsLimit = 16 }},
+		{"runs.default_memory in GB", "[runs]\ndefault_memory = 8GB\n", func(c *Config) { c.Runs.DefaultMemory = 8e9 }},
+		{"runs.allow_host_network", "[runs]\nallow_host_network = true\n", func(c *Config) { c.Runs.AllowHostNetwork = true }},
+		{"runs.allow_host_network as configparser spells it", "[runs]\nallow_host_network = Yes\n", func(c *Config) { c.Runs.AllowHostNetwork = true }},
+		{"runs.allow_host_network off", "[runs]\nallow_host_network = off\n", func(*Config) {}},
+		{"runs output limits", "[runs]\nmax_output_bytes = 2GiB\nmax_output_files = 5000\n", func(c *Config) {
+			c.Runs.MaxOutputBytes, c.Runs.MaxOutputFiles = 2<<30, 5000
+		}},
+		{"runs.max_output_bytes in decimal units", "[runs]\nmax_output_bytes = 500 MB\n", func(c *Config) { c.Runs.MaxOutputBytes = 500e6 }},
+		{"runs.max_output_bytes in bytes", "[runs]\nmax_output_bytes = 1048576\n", func(c *Config) { c.Runs.MaxOutputBytes = 1 << 20 }},
+		{"runs output limits at their maximum", "[runs]\nmax_output_bytes = 1PiB\nmax_output_files = 100000000\n", func(c *Config) {
+			c.Runs.MaxOutputBytes, c.Runs.MaxOutputFiles = 1<<50, 100000000
+		}},
 		{"schedules.history", "[schedules]\nhistory = 7\n", func(c *Config) { c.Schedules.History = 7 }},
 		{"schedules.history bounds", "[schedules]\nhistory = 1\n", func(c *Config) { c.Schedules.History = 1 }},
 		{"schedules.history maximum", "[schedules]\nhistory = 100000\n", func(c *Config) { c.Schedules.History = 100000 }},
@@ -257,45 +292,65 @@ history = 0
 		{"endpoint with port 0", "[etcd]\nendpoints = http://h:0\n", []string{"2 etcd.endpoints"}},
 		{"endpoint with path", "[etcd]\nendpoints = http://h:2379/v2\n", []string{"2 etcd.endpoints"}},
 		{"endpoint with credentials", "[etcd]\nendpoints = http://u:p@h:2379\n", []string{"2 etcd.endpoints"}},
-		{"embedded urls with endpoints", "[etcd]\nclient_url = http://127.0.0.1:1\nendpoints = http://h:2379\npeer_url = http://127.0.0.1:2\n",
+		{"embedded urls with endpoints", "[etcd]\nclient_url = https://127.0.0.1:1\nendpoints = http://h:2379\npeer_url = https://127.0.0.1:2\n",
 			[]string{"2 etcd.client_url", "4 etcd.peer_url"}},
-		{"bad embedded urls", "[etcd]\nclient_url = 127.0.0.1:2379\npeer_url = http://127.0.0.1:99999\n",
+		{"bad embedded urls", "[etcd]\nclient_url = 127.0.0.1:2379\npeer_url = https://127.0.0.1:99999\n",
 			[]string{"2 etcd.client_url", "3 etcd.peer_url"}},
-		{"peer_url equals client_url", "[etcd]\nclient_url = http://127.0.0.1:2379\npeer_url = http://127.0.0.1:2379\n", []string{"3 etcd.peer_url"}},
-		{"initial_cluster without this site", "[site]\nname = lab-2\n[etcd]\ninitial_cluster = lab-1=http://10.0.0.1:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster with another peer_url", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://10.0.0.1:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster with this site twice", "[site]\nname = lab-1\n[etcd]\ninitial_cluster = lab-1=http://127.0.0.1:2380,lab-1=http://10.0.0.1:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster with a space", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380, b=http://h:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster entry without a name", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,http://h:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster empty entry", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,,b=http://h:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster URL with a path", "[site]\nname = a\n[etcd]\npeer_url = http://127.0.0.1:2380/\ninitial_cluster = a=http://127.0.0.1:2380/\n",
-			[]string{"5 etcd.initial_cluster"}},
-		{"initial_cluster URL twice", "[site]\nname = a\n[etcd]\ninitial_cluster = a=http://127.0.0.1:2380,b=http://127.0.0.1:2380\n",
-			[]string{"4 etcd.initial_cluster"}},
-		{"initial_cluster with port 0", "[site]\nname = a\n[etcd]\npeer_url = http://127.0.0.1:0\ninitial_cluster = a=http://127.0.0.1:0\n",
-			[]string{"5 etcd.initial_cluster"}},
-		{"unknown cluster_state", "[etcd]\ncluster_state = join\n", []string{"2 etcd.cluster_state"}},
-		{"existing cluster_state without initial_cluster", "[etcd]\ncluster_state = existing\n", []string{"2 etcd.cluster_state"}},
-		{"join keys with endpoints", "[etcd]\nendpoints = http://h:2379\ninitial_cluster = a=http://h:2380\ncluster_state = new\n",
-			[]string{"3 etcd.initial_cluster", "4 etcd.cluster_state"}},
+		{"plaintext embedded urls", "[etcd]\nclient_url = http://127.0.0.1:2379\npeer_url = http://127.0.0.1:2380\n",
+			[]string{"2 etcd.client_url", "3 etcd.peer_url"}},
+		{"peer_url equals client_url", "[etcd]\nclient_url = https://127.0.0.1:2379\npeer_url = https://127.0.0.1:2379\n", []string{"3 etcd.peer_url"}},
+		{"the keys of joining before join tokens", "[etcd]\ninitial_cluster = a=http://h:2380\ncluster_state = existing\n",
+			[]string{"2 etcd.initial_cluster", "3 etcd.cluster_state"}},
+		{"a join token in two words", "[etcd]\njoin_token = maojoin1.a b\n", []string{"2 etcd.join_token"}},
+		{"gateway not a boolean", "[etcd]\ngrpc_gateway = sometimes\n", []string{"2 etcd.grpc_gateway"}},
+		{"gateway with endpoints", "[etcd]\nendpoints = http://h:2379\ngrpc_gateway = true\n", []string{"3 etcd.grpc_gateway"}},
+		{"bad federation keys", "[federation]\nlisten = nowhere\ntoken_ttl = 5s\n", []string{"2 federation.listen", "3 federation.token_ttl"}},
 		{"unknown time zone", "[site]\ntimezone = Europe/Zurch\n", []string{"2 site.timezone"}},
 		{"time zone with a path", "[site]\ntimezone = ../../etc/passwd\n", []string{"2 site.timezone"}},
 		{"Local is not a time zone name", "[site]\ntimezone = Local\n", []string{"2 site.timezone"}},
 		{"empty time zone", "[site]\ntimezone =\n", []string{"2 site.timezone"}},
 		{"prepare_timeout not a duration", "[runs]\nprepare_timeout = 15\n", []string{"2 runs.prepare_timeout"}},
 		{"negative prepare_timeout", "[runs]\nprepare_timeout = -1m\n", []string{"2 runs.prepare_timeout"}},
+		{"pids_limit not a number", "[runs]\npids_limit = lots\n", []string{"2 runs.pids_limit"}},
+		{"pids_limit too small", "[runs]\npids_limit = 15\n", []string{"2 runs.pids_limit"}},
+		{"pids_limit zero", "[runs]\npids_limit = 0\n", []string{"2 runs.pids_limit"}},
+		{"pids_limit too large", "[runs]\npids_limit = 4194305\n", []string{"2 runs.pids_limit"}},
+		{"default_memory not a size", "[runs]\ndefault_memory = plenty\n", []string{"2 runs.default_memory"}},
+		{"default_memory too small", "[runs]\ndefault_memory = 1MiB\n", []string{"2 runs.default_memory"}},
+		{"default_memory empty", "[runs]\ndefault_memory =\n", []string{"2 runs.default_memory"}},
+		{"allow_host_network not a boolean", "[runs]\nallow_host_network = maybe\n", []string{"2 runs.allow_host_network"}},
+		{"allow_host_network empty", "[runs]\nallow_host_network =\n", []string{"2 runs.allow_host_network"}},
+		{"max_output_bytes not a size", "[runs]\nmax_output_bytes = lots\n", []string{"2 runs.max_output_bytes"}},
+		{"max_output_bytes with an unknown unit", "[runs]\nmax_output_bytes = 10GiBs\n", []string{"2 runs.max_output_bytes"}},
+		{"negative max_output_bytes", "[runs]\nmax_output_bytes = -1\n", []string{"2 runs.max_output_bytes"}},
+		{"zero max_output_bytes", "[runs]\nmax_output_bytes = 0\n", []string{"2 runs.max_output_bytes"}},
+		{"max_output_bytes too large", "[runs]\nmax_output_bytes = 2PiB\n", []string{"2 runs.max_output_bytes"}},
+		{"max_output_bytes beyond int64", "[runs]\nmax_output_bytes = 16EiB\n", []string{"2 runs.max_output_bytes"}},
+		{"max_output_files not a number", "[runs]\nmax_output_files = 10k\n", []string{"2 runs.max_output_files"}},
+		{"zero max_output_files", "[runs]\nmax_output_files = 0\n", []string{"2 runs.max_output_files"}},
+		{"max_output_files too large", "[runs]\nmax_output_files = 100000001\n", []string{"2 runs.max_output_files"}},
 		{"history not a number", "[schedules]\nhistory = many\n", []string{"2 schedules.history"}},
 		{"history with a fraction", "[schedules]\nhistory = 1.5\n", []string{"2 schedules.history"}},
 		{"history too large", "[schedules]\nhistory = 100001\n", []string{"2 schedules.history"}},
 		{"negative history", "[schedules]\nhistory = -3\n", []string{"2 schedules.history"}},
 		{"unknown key in [schedules]", "[schedules]\nkeep = 3\n", []string{"2 schedules.keep"}},
 		{"listen with a service name", "[api]\nlisten = :http\n", []string{"2 api.listen"}},
+		{"open listen without tokens", "[api]\nlisten = 0.0.0.0:8080\n", []string{"2 api.listen"}},
+		{"insecure_no_auth not a boolean", "[api]\ninsecure_no_auth = maybe\n", []string{"2 api.insecure_no_auth"}},
+		{"insecure_no_auth with tokens", "[api]\ntokens = abcdefghijklmnopq\ninsecure_no_auth = yes\n", []string{"3 api.insecure_no_auth"}},
+		{"insecure_no_auth and tokens", "[tokens]\nci = run:0123456789abcdef\n[api]\ninsecure_no_auth = true\n", []string{"4 api.insecure_no_auth"}},
+		{"bad hostnames", "[api]\nhostnames = http://h, h:80, , a b, ok.example\n", []string{"2 api.hostnames", "2 api.hostnames", "2 api.hostnames", "2 api.hostnames"}},
+		{"tls cert without key", "[api]\ntls_cert_file = /etc/hosts\n", []string{"2 api.tls_cert_file"}},
+		{"tls files missing", "[api]\ntls_cert_file = nope.pem\ntls_key_file = nope-key.pem\n", []string{"2 api.tls_cert_file", "3 api.tls_key_file"}},
+		{"max_connections", "[api]\nmax_connections = 0\n", []string{"2 api.max_connections"}},
+		{"token without a scope", "[tokens]\nci = 0123456789abcdef\n", []string{"2 tokens.ci"}},
+		{"token with an unknown scope", "[tokens]\nci = write:0123456789abcdef\n", []string{"2 tokens.ci"}},
+		{"token with a bad name", "[tokens]\nci/x = run:0123456789abcdef\n", []string{"2 tokens.ci/x"}},
+		{"token with an empty secret", "[tokens]\nci = run:\n", []string{"2 tokens.ci"}},
+		{"token with a space", "[tokens]\nci = run:0123456789 abcdef\n", []string{"2 tokens.ci"}},
+		{"token name twice", "[tokens]\nci = run:0123456789abcdef\nCI = read:0123456789abcdefg\n", []string{"3 tokens.ci"}},
+		{"token secret twice", "[tokens]\nci = run:0123456789abcdef\nbot = read:0123456789abcdef\n[api]\ntokens = 0123456789abcdef\n",
+			[]string{"3 tokens.bot", "5 api.tokens"}},
 		{"docker host without a path", "[docker]\nhost = unix://\n", []string{"2 docker.host"}},
 		{"legacy unknown keys", "[WORKING_ENVIRONMENT]\nhome = /x\n[ETCD]\nhost = h\nport = 1\nuser = u\n",
 			[]string{"2 WORKING_ENVIRONMENT.home", "6 ETCD.user"}},
@@ -404,19 +459,20 @@ func TestTokensFile(t *testing.T) {
 	fakeHome(t)
 	tests := []struct {
 		name     string
-		tokens   string // contents of the tokens file; "" means no file
-		api      string // the [api] section
-		want     []string
+		tokens   string   // contents of the tokens file; "" means no file
+		api      string   // the [api] section
+		want     []string // "name scope secret"
 		problems []string
 		notIn    string // must not appear in the error
 	}{
 		{
-			name:   "merged after inline tokens",
-			tokens: "# team tokens\n\nfile-1\n  file-2  \n#file-3\n",
+			name:   "merged with inline tokens",
+			tokens: "# team tokens\n\nfile-1\n  file-2  \n#file-3\nci  run\tfile-4\n",
 			api:    "tokens_file = tokens\ntokens = inline-1",
-			want:   []string{"inline-1", "file-1", "file-2"},
+			want: []string{"tokens_file:3 admin file-1", "tokens_file:4 admin file-2", "ci run file-4",
+				"api.tokens[1] admin inline-1"},
 		},
-		{name: "absolute path", tokens: "t\n", api: "tokens_file = ABS", want: []string{"t"}},
+		{name: "absolute path", tokens: "t\n", api: "tokens_file = ABS", want: []string{"tokens_file:1 admin t"}},
 		{name: "comments only", tokens: "# none yet\n", api: "tokens_file = tokens"},
 		{name: "missing file", api: "tokens_file = missing", problems: []string{"2 api.tokens_file"}},
 		{
@@ -424,6 +480,27 @@ func TestTokensFile(t *testing.T) {
 			tokens:   "good\nhunter two\n",
 			api:      "tokens_file = tokens",
 			problems: []string{"2 api.tokens_file"},
+			notIn:    "hunter",
+		},
+		{
+			name:     "bad scope",
+			tokens:   "ci write hunter2\n",
+			api:      "tokens_file = tokens",
+			problems: []string{"2 api.tokens_file"},
+			notIn:    "hunter",
+		},
+		{
+			name:     "bad name",
+			tokens:   "CI/1 run hunter2\n",
+			api:      "tokens_file = tokens",
+			problems: []string{"2 api.tokens_file"},
+			notIn:    "hunter",
+		},
+		{
+			name:     "same secret inline and in the file",
+			tokens:   "ci run hunter2-0123456789\n",
+			api:      "tokens_file = tokens\ntokens = hunter2-0123456789",
+			problems: []string{"3 api.tokens"},
 			notIn:    "hunter",
 		},
 	}
@@ -451,8 +528,12 @@ func TestTokensFile(t *testing.T) {
 				}
 				return
 			}
-			if !slices.Equal(c.API.Tokens, tc.want) {
-				t.Fatalf("tokens = %q, want %q", c.API.Tokens, tc.want)
+			var got []string
+			for _, tok := range c.API.Tokens {
+				got = append(got, tok.Name+" "+tok.Scope+" "+tok.Secret)
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("tokens = %q, want %q", got, tc.want)
 			}
 		})
 	}
@@ -550,8 +631,16 @@ func TestValidate(t *testing.T) {
 		{"lease below minimum", func(c *Config) { c.Site.LeaseTTL = time.Second }, []string{"site.lease_ttl"}},
 		{"endpoints", func(c *Config) { c.Etcd.Endpoints = []string{"http://h:2379", "", "h:2379"} },
 			[]string{"etcd.endpoints", "etcd.endpoints"}},
-		{"tokens", func(c *Config) { c.API.Tokens = []string{"ok", "", "a\tb", "x\x00", "café"} },
-			[]string{"api.tokens", "api.tokens", "api.tokens", "api.tokens"}},
+		{"tokens", func(c *Config) {
+			c.API.Tokens = []Token{{"a", ScopeRun, "ok", "tokens.a"}, {"b", ScopeRun, "", "tokens.b"}, {"c", ScopeRun, "a\tb", "tokens.c"},
+				{"api.tokens[1]", ScopeAdmin, "x\x00", "api.tokens"}, {"e", "all", "café", ""}, {"", ScopeRead, "fine", "tokens"},
+				{"a", ScopeRead, "ok", "tokens.a"}, {"B", ScopeRead, "B", "tokens.B"}}
+		}, []string{"tokens.b", "tokens.c", "api.tokens", "tokens", "tokens", "tokens", "tokens.a", "tokens.a", "tokens.B"}},
+		{"open listen", func(c *Config) { c.API.Listen = "[::]:8080" }, []string{"api.listen"}},
+		{"open listen, no auth", func(c *Config) { c.API.Listen, c.API.InsecureNoAuth = "[::]:8080", true }, nil},
+		{"open listen with a token", func(c *Config) {
+			c.API.Listen, c.API.Tokens = "[::]:8080", []Token{{"ci", ScopeRun, "0123456789abcdef", "tokens.ci"}}
+		}, nil},
 		{"zero durations", func(c *Config) {
 			c.Site.LeaseTTL, c.Etcd.DialTimeout, c.Etcd.RequestTimeout = 0, 0, 0
 			c.Runs.ShutdownGrace, c.Runs.StopGrace, c.Runs.PrepareTimeout = 0, 0, 0
@@ -560,6 +649,14 @@ func TestValidate(t *testing.T) {
 			[]string{"site.timezone", "runs.prepare_timeout", "schedules.history"}},
 		{"time zones", func(c *Config) { c.Site.Timezone = "America/Argentina/Buenos_Aires" }, nil},
 		{"history above the maximum", func(c *Config) { c.Schedules.History = 1 << 20 }, []string{"schedules.history"}},
+		{"container limits unset", func(c *Config) { c.Runs.PidsLimit, c.Runs.DefaultMemory = 0, 0 },
+			[]string{"runs.pids_limit", "runs.default_memory"}},
+		{"container limits out of range", func(c *Config) { c.Runs.PidsLimit, c.Runs.DefaultMemory = 1<<23, 1<<51 },
+			[]string{"runs.pids_limit", "runs.default_memory"}},
+		{"output limits", func(c *Config) { c.Runs.MaxOutputBytes, c.Runs.MaxOutputFiles = -1, 0 },
+			[]string{"runs.max_output_bytes", "runs.max_output_files"}},
+		{"output limits above the maximum", func(c *Config) { c.Runs.MaxOutputBytes, c.Runs.MaxOutputFiles = 1<<50+1, 1<<30 },
+			[]string{"runs.max_output_bytes", "runs.max_output_files"}},
 		{"docker hosts", func(c *Config) { c.Docker.Host = "npipe:////./pipe/docker_engine" }, nil},
 		{"stop grace in whole seconds", func(c *Config) { c.Runs.StopGrace = 2 * time.Minute }, nil},
 		{"TLS files with the embedded member", func(c *Config) { c.Etcd.CAFile, c.Etcd.KeyFile = "/etc/ca.pem", "/etc/key.pem" },
@@ -568,15 +665,11 @@ func TestValidate(t *testing.T) {
 			c.Etcd.Endpoints = []string{"https://h:2379"}
 			c.Etcd.CAFile, c.Etcd.CertFile, c.Etcd.KeyFile = "ca.pem", "/nonexistent/cert.pem", "/nonexistent/key.pem"
 		}, []string{"etcd.ca_file", "etcd.cert_file", "etcd.key_file"}},
-		{"initial cluster", func(c *Config) { c.Etcd.InitialCluster = "other=http://127.0.0.1:2381" }, []string{"etcd.initial_cluster"}},
-		{"joining", func(c *Config) {
-			c.Site.Name, c.Etcd.InitialCluster, c.Etcd.ClusterState = "b", "a=http://10.0.0.1:2380,b=http://127.0.0.1:2380", "existing"
-		}, nil},
-		{"joining without initial cluster", func(c *Config) { c.Etcd.ClusterState = "existing" }, []string{"etcd.cluster_state"}},
-		{"empty cluster state", func(c *Config) { c.Etcd.ClusterState = "" }, []string{"etcd.cluster_state"}},
-		{"external cluster ignores the embedded member's keys", func(c *Config) {
-			c.Etcd.Endpoints, c.Etcd.InitialCluster, c.Etcd.ClusterState = []string{"http://h:2379"}, "x", "existing"
-		}, nil},
+		{"plaintext member URLs", func(c *Config) { c.Etcd.ClientURL, c.Etcd.PeerURL = "http://127.0.0.1:1", "http://127.0.0.1:2" },
+			[]string{"etcd.client_url", "etcd.peer_url"}},
+		{"joining", func(c *Config) { c.Site.Name, c.Etcd.JoinToken = "b", "maojoin1.x" }, nil},
+		{"federation keys", func(c *Config) { c.Federation.Listen, c.Federation.TokenTTL = "", 0 },
+			[]string{"federation.listen", "federation.token_ttl"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -602,61 +695,55 @@ func TestListenWarning(t *testing.T) {
 		{"listen = 127.0.0.1:8080", false},
 		{"listen = localhost:0", false},
 		{"listen = [::1]:8080", false},
-		{"listen = 0.0.0.0:8080", true},
-		{"listen = :8080", true},
-		{"listen = 0.0.0.0:8080\ntokens = t", false},
+		{"listen = 0.0.0.0:8080\ninsecure_no_auth = true", true},
+		{"listen = :8080\ninsecure_no_auth = true", true},
+		{"listen = 127.0.0.1:8080\ninsecure_no_auth = true", false},
+		{"listen = 0.0.0.0:8080\ntokens = t0123456789abcdef", false},
+		{"listen = 0.0.0.0:8080\n[tokens]\nci = read:0123456789abcdef", false},
 	}
 	for _, tc := range tests {
 		c, err := Parse([]byte("[api]\n"+tc.api+"\n"), file)
 		if err != nil {
 			t.Fatalf("%s: %v", tc.api, err)
 		}
-		if got := len(c.Warnings) == 1 && strings.Contains(c.Warnings[0], "anyone"); got != tc.warn || len(c.Warnings) > 1 {
+		var warnings []string // of the listen address; an unnamed token has its own
+		for _, w := range c.Warnings {
+			if !strings.Contains(w, "no name") {
+				warnings = append(warnings, w)
+			}
+		}
+		if got := len(warnings) == 1 && strings.Contains(warnings[0], "anyone"); got != tc.warn || len(warnings) > 1 {
 			t.Errorf("%q: warnings %q, want a warning: %v", tc.api, c.Warnings, tc.warn)
 		}
 	}
 }
 
-func TestEtcdClientURLWarning(t *testing.T) {
+// TestEmbeddedEtcdOnTheNetwork checks that an embedded member that listens
+// beyond loopback draws no warning: it admits only clients with the
+// federation's certificates.
+func TestEmbeddedEtcdOnTheNetwork(t *testing.T) {
 	fakeHome(t)
-	const etcdWarning = "embedded etcd has no authentication"
-	tests := []struct {
-		name string
-		ini  string
-		want []string // prefixes of the warnings, in order
-	}{
-		{name: "default", ini: ""},
-		{name: "localhost", ini: "[etcd]\nclient_url = http://localhost:2379\n"},
-		{name: "IPv6 loopback", ini: "[etcd]\nclient_url = http://[::1]:0\n"},
-		{name: "other loopback address", ini: "[etcd]\nclient_url = https://127.0.0.2:2379\n"},
-		{name: "external cluster", ini: "[etcd]\nendpoints = http://10.0.0.1:2379\n"},
-		{name: "all interfaces", ini: "[etcd]\nclient_url = http://0.0.0.0:2379\n",
-			want: []string{file + ":2: etcd.client_url http://0.0.0.0:2379"}},
-		{name: "LAN address", ini: "# lab\n[etcd]\nclient_url = http://192.168.1.5:2379\n",
-			want: []string{file + ":3: etcd.client_url http://192.168.1.5:2379"}},
-		{name: "host name", ini: "[etcd]\nclient_url = http://etcd.lab.example.org:2379\n",
-			want: []string{file + ":2: etcd.client_url http://etcd.lab.example.org:2379"}},
-		{name: "with an open api.listen", ini: "[etcd]\nclient_url = http://[::]:2379\n[api]\nlisten = :8080\n",
-			want: []string{file + ":4: api.listen :8080", file + ":2: etcd.client_url http://[::]:2379"}},
+	for _, ini := range []string{
+		"[etcd]\nclient_url = https://0.0.0.0:2379\n",
+		"# lab\n[etcd]\nclient_url = https://192.168.1.5:2379\npeer_url = https://192.168.1.5:2380\n",
+		"[etcd]\nclient_url = https://etcd.lab.example.org:2379\n",
+	} {
+		c, err := Parse([]byte(ini), file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Warnings) != 0 {
+			t.Errorf("%q: warnings %q", ini, c.Warnings)
+		}
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			c, err := Parse([]byte(tc.ini), file)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(c.Warnings) != len(tc.want) {
-				t.Fatalf("warnings = %q, want %d", c.Warnings, len(tc.want))
-			}
-			for i, w := range tc.want {
-				if !strings.HasPrefix(c.Warnings[i], w) {
-					t.Errorf("warning %d = %q, want it to start with %q", i, c.Warnings[i], w)
-				}
-				if strings.Contains(w, "etcd.client_url") && !strings.Contains(c.Warnings[i], etcdWarning) {
-					t.Errorf("warning %q does not say %q", c.Warnings[i], etcdWarning)
-				}
-			}
-		})
+	// An API open to other machines without tokens is warned about, when
+	// the config says so on purpose.
+	c, err := Parse([]byte("[api]\nlisten = :8080\ninsecure_no_auth = true\n"), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Warnings) != 1 || !strings.HasPrefix(c.Warnings[0], file+":2: api.listen :8080") {
+		t.Errorf("warnings %q, want one about api.listen", c.Warnings)
 	}
 }
 
@@ -713,5 +800,42 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		if !shown[key] {
 			t.Errorf("%s does not show %s", example, key)
 		}
+	}
+}
+
+var exampleToken = regexp.MustCompile(`^#[a-z0-9._-]+ = (read|run|admin):\S+$`)
+
+// TestExampleTokens uncomments the example's [tokens] entries and its
+// [api] listen beyond loopback: they must load as documented.
+func TestExampleTokens(t *testing.T) {
+	fakeHome(t)
+	data, err := os.ReadFile(example)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	section := ""
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "[") {
+			section = line
+		}
+		if section == "[tokens]" && exampleToken.MatchString(line) {
+			line = strings.TrimPrefix(line, "#")
+		}
+		if section == "[api]" && strings.HasPrefix(line, "listen = ") {
+			line = "listen = 0.0.0.0:8080"
+		}
+		out = append(out, line)
+	}
+	c, err := Parse([]byte(strings.Join(out, "\n")), file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tok := range c.API.Tokens {
+		got = append(got, tok.Name+" "+tok.Scope)
+	}
+	if want := []string{"ci run", "ada admin", "dashboard read"}; !slices.Equal(got, want) || len(c.Warnings) != 0 {
+		t.Fatalf("tokens %q, warnings %q; want %q and no warnings", got, c.Warnings, want)
 	}
 }

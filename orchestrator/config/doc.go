@@ -8,7 +8,12 @@
 // to Config.Warnings.
 //
 // Loading does no I/O beyond reading the config file, api.tokens_file and
-// the time zone database (to check site.timezone), and opening etcd's TLS
+// the time zone database (to check site.timezone), and opening the API's and etcd's TLS
 // files to check that they are readable: it never creates directories. The package only describes settings, so it must
 // not import etcd, Docker or git packages, nor other orchestrator packages.
+//
+// # Rules
+//
+// Imports from mao: only toolspec.
+// Never links: etcd, Docker, go-git, net/http, orchestrator.
 package config

@@ -5,8 +5,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,11 +14,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"gopkg.in/ini.v1"
+
+	"github.com/mao-research/mao/toolspec"
 )
 
 // knownSections names the sections of the current format, for messages.
-const knownSections = "[site], [etcd], [api], [docker], [runs], [schedules], [detector] or [notify]"
+const knownSections = "[site], [etcd], [api], [tokens], [docker], [runs], [schedules], [detector] or [notify]"
 
 // legacyField maps a key of the predecessor's [WORKING_ENVIRONMENT] to the
 // field it sets, or "" for an unknown key.
@@ -106,12 +109,18 @@ func (p *parser) section(s *ini.Section) {
 	case len(keys) > 0:
 		for _, k := range s.Keys() {
 			key := name + "." + k.Name()
+			if why, ok := retired[key]; ok {
+				p.add(key, errors.New(why))
+				continue
+			}
 			if _, ok := p.set[key]; !ok {
 				p.add(key, fmt.Errorf("unknown key; [%s] has %s", name, strings.Join(keys, ", ")))
 				continue
 			}
 			p.apply(key, key, k.Value())
 		}
+	case name == "tokens":
+		p.tokens(s)
 	case name == "WORKING_ENVIRONMENT":
 		for _, k := range s.Keys() {
 			key, field := name+"."+k.Name(), legacyField(k.Name())
@@ -136,6 +145,29 @@ func (p *parser) section(s *ini.Section) {
 		p.warn(header, "[DATA_REPOS] is ignored: mao keeps track of its dataset clones itself")
 	default:
 		p.addAt(header, "["+name+"]", errors.New("unknown section; want "+knownSections))
+	}
+}
+
+// tokens reads the [tokens] section: NAME = SCOPE:SECRET per token.
+// Messages never include a secret.
+func (p *parser) tokens(s *ini.Section) {
+	for _, k := range s.Keys() {
+		name, key := k.Name(), "tokens."+k.Name()
+		if lines := p.lines.at[key]; len(lines) > 1 {
+			p.addAt(lines[1], key, fmt.Errorf("is set again (first on line %d); each token has its own name", lines[0]))
+			continue
+		}
+		p.from[key] = key
+		if err := toolspec.CheckName(name); err != nil {
+			p.add(key, fmt.Errorf("the token's name %w", err))
+			continue
+		}
+		scope, secret, ok := strings.Cut(k.Value(), ":")
+		if !ok {
+			p.add(key, errors.New("want SCOPE:SECRET, with scope read, run or admin"))
+			continue
+		}
+		p.cfg.API.Tokens = append(p.cfg.API.Tokens, Token{Name: name, Scope: strings.TrimSpace(scope), Secret: strings.TrimSpace(secret), Key: key})
 	}
 }
 
@@ -201,7 +233,7 @@ func (p *parser) finish() {
 	c := &p.cfg
 	c.derive()
 	if len(c.Etcd.Endpoints) > 0 {
-		for _, field := range []string{"etcd.client_url", "etcd.peer_url", "etcd.initial_cluster", "etcd.cluster_state"} {
+		for _, field := range []string{"etcd.client_url", "etcd.peer_url", "etcd.grpc_gateway"} {
 			if key, ok := p.from[field]; ok {
 				ext := p.from["etcd.endpoints"]
 				p.add(key, fmt.Errorf("is for the embedded etcd only, but %s (line %d) names an external cluster", ext, p.lines.line(ext)))
@@ -218,11 +250,35 @@ func (p *parser) finish() {
 		pr.file = p.name
 		p.problems = append(p.problems, pr)
 	}
-	if len(c.API.Tokens) == 0 && !isLoopback(c.API.Listen) {
-		p.warn(p.lines.line("api.listen"), "api.listen %s is reachable from other machines and no api.tokens are set: anyone who reaches it can use the API", c.API.Listen)
+	if len(c.API.Tokens) == 0 && c.API.InsecureNoAuth && !isLoopback(c.API.Listen) {
+		p.warn(p.lines.line("api.listen"), "api.listen %s is reachable from other machines and no tokens are set (api.insecure_no_auth): "+
+			"anyone who reaches it can use the API, and through it the site's Docker engine", c.API.Listen)
 	}
-	if u, err := url.Parse(c.Etcd.ClientURL); c.Etcd.Embedded() && err == nil && !isLoopbackHost(u.Hostname()) {
-		p.warn(p.lines.line("etcd.client_url"), "etcd.client_url %s is reachable from other machines and the embedded etcd has no authentication: anyone who reaches it can rewrite the registry", c.Etcd.ClientURL)
+	p.warnTokens()
+}
+
+// warnTokens warns of tokens without a name (they get scope admin) and of
+// short secrets.
+func (p *parser) warnTokens() {
+	unnamed := map[string][]string{} // key -> generated names
+	for _, t := range p.cfg.API.Tokens {
+		if t.Key == "api.tokens" || t.Key == "api.tokens_file" && strings.HasPrefix(t.Name, "tokens_file:") {
+			unnamed[t.Key] = append(unnamed[t.Key], t.Name)
+		}
+		if len(t.Secret) < minTokenSecret && checkToken(t.Secret) == nil && t.Secret != "" {
+			p.warn(p.lines.line(t.Key), "%s: the secret of token %s is shorter than %d characters; use a long random one (e.g. openssl rand -hex 32)",
+				t.Key, t.Name, minTokenSecret)
+		}
+	}
+	for _, key := range []string{"api.tokens", "api.tokens_file"} {
+		if names := unnamed[key]; len(names) > 0 {
+			how := `in a [tokens] section, as NAME = SCOPE:SECRET (e.g. ci = run:SECRET)`
+			if key == "api.tokens_file" {
+				how = `in the file, as NAME SCOPE SECRET lines (e.g. ci run SECRET), or in a [tokens] section`
+			}
+			p.warn(p.lines.line(key), "%s: %d token(s) have no name and get scope admin (named %s in logs and run records); "+
+				"name and scope each %s, with scope read, run or admin", key, len(names), strings.Join(names, ", "), how)
+		}
 	}
 }
 
@@ -275,11 +331,18 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		"etcd.key_file":        path(&c.Etcd.KeyFile),
 		"etcd.client_url":      str(&c.Etcd.ClientURL),
 		"etcd.peer_url":        str(&c.Etcd.PeerURL),
-		"etcd.initial_cluster": str(&c.Etcd.InitialCluster),
-		"etcd.cluster_state":   str(&c.Etcd.ClusterState),
+		"etcd.join_token":      str(&c.Etcd.JoinToken),
+		"etcd.grpc_gateway":    boolean(&c.Etcd.Gateway),
+		"federation.listen":    str(&c.Federation.Listen),
+		"federation.token_ttl": dur(&c.Federation.TokenTTL),
 		"api.listen":           str(&c.API.Listen),
-		// Tokens listed inline come first, so "entry N" in messages counts them.
-		"api.tokens": func(v string) error { c.API.Tokens = append(splitList(v), c.API.Tokens...); return nil },
+		// Tokens without a name get one from their place and scope admin.
+		"api.tokens": func(v string) error {
+			for i, secret := range splitList(v) {
+				c.API.Tokens = append(c.API.Tokens, Token{Name: fmt.Sprintf("api.tokens[%d]", i+1), Scope: ScopeAdmin, Secret: secret, Key: "api.tokens"})
+			}
+			return nil
+		},
 		"api.tokens_file": func(v string) error {
 			file, err := localPath(v, dir)
 			if err != nil {
@@ -289,11 +352,27 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			c.API.Tokens = append(c.API.Tokens, tokens...)
 			return err
 		},
-		"docker.host":               str(&c.Docker.Host),
-		"runs.shutdown_grace":       dur(&c.Runs.ShutdownGrace),
-		"runs.stop_grace":           dur(&c.Runs.StopGrace),
-		"runs.prepare_timeout":      dur(&c.Runs.PrepareTimeout),
-		"runs.log_dir":              path(&c.Runs.LogDir),
+		"api.insecure_no_auth": boolean(&c.API.InsecureNoAuth),
+		"api.hostnames":        func(v string) error { c.API.Hostnames = splitList(v); return nil },
+		"api.tls_cert_file":    path(&c.API.TLSCertFile),
+		"api.tls_key_file":     path(&c.API.TLSKeyFile),
+		"api.max_connections":  whole(&c.API.MaxConnections),
+		"docker.host":          str(&c.Docker.Host),
+		"runs.shutdown_grace":  dur(&c.Runs.ShutdownGrace),
+		"runs.stop_grace":      dur(&c.Runs.StopGrace),
+		"runs.prepare_timeout": dur(&c.Runs.PrepareTimeout),
+		"runs.log_dir":         path(&c.Runs.LogDir),
+		"runs.pids_limit":      whole(&c.Runs.PidsLimit),
+		"runs.default_memory": func(v string) error {
+			n, err := toolspec.ParseMemory(v)
+			if err == nil {
+				c.Runs.DefaultMemory = n
+			}
+			return err
+		},
+		"runs.allow_host_network":   boolean(&c.Runs.AllowHostNetwork),
+		"runs.max_output_bytes":     size(&c.Runs.MaxOutputBytes),
+		"runs.max_output_files":     whole(&c.Runs.MaxOutputFiles),
 		"schedules.history":         whole(&c.Schedules.History),
 		"detector.series_length":    whole(&c.Detector.SeriesLength),
 		"notify.urls":               func(v string) error { c.Notify.URLs = strings.Fields(v); return nil },
@@ -312,6 +391,39 @@ func whole(p *int) func(string) error {
 			return fmt.Errorf("%q is not a whole number", v)
 		}
 		*p = n
+		return nil
+	}
+}
+
+// boolean returns a setter of a yes-or-no value, spelled as Python's
+// configparser reads it (true/false, yes/no, on/off, 1/0, in any case).
+func boolean(p *bool) func(string) error {
+	return func(v string) error {
+		switch strings.ToLower(v) {
+		case "true", "yes", "on", "1":
+			*p = true
+		case "false", "no", "off", "0":
+			*p = false
+		default:
+			return fmt.Errorf("%q is not true or false", v)
+		}
+		return nil
+	}
+}
+
+// size returns a setter of a size in bytes, read as tool specs read
+// memory sizes: a number with an optional unit, binary (KiB, MiB, GiB,
+// TiB) or decimal (kB, MB, GB, TB), such as 10GiB or 500MB.
+func size(p *int64) func(string) error {
+	return func(v string) error {
+		n, err := humanize.ParseBytes(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a size in bytes (e.g. 10GiB, 500MB or 1048576)", v)
+		}
+		if n > math.MaxInt64 {
+			return fmt.Errorf("%q is too large", v)
+		}
+		*p = int64(n)
 		return nil
 	}
 }
@@ -382,23 +494,43 @@ func localPath(p, dir string) (string, error) {
 	return filepath.Abs(p)
 }
 
-// readTokens reads one bearer token per line; blank lines and lines starting
-// with '#' are skipped. Messages never include a token.
-func readTokens(file string) ([]string, error) {
+// retired are keys of earlier versions, with what replaced them.
+var retired = map[string]string{
+	"etcd.initial_cluster": joinedWithToken,
+	"etcd.cluster_state":   joinedWithToken,
+}
+
+const joinedWithToken = "is no longer used: a site joins a federation with etcd.join_token, which maoctl federation add-site prints " +
+	"with the other lines the site needs; remove this key"
+
+// readTokens reads one bearer token per line, as "NAME SCOPE SECRET" or as
+// a SECRET alone (then named tokens_file:LINE, with scope admin); blank
+// lines and lines starting with '#' are skipped. Messages never include a
+// secret.
+func readTokens(file string) ([]Token, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
-	var tokens []string
+	var tokens []Token
 	for i, line := range strings.Split(string(data), "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		if err := checkToken(line); err != nil {
-			return nil, fmt.Errorf("%s:%d: the token %w", file, i+1, err)
+		t := Token{Name: fmt.Sprintf("tokens_file:%d", i+1), Scope: ScopeAdmin, Key: "api.tokens_file"}
+		switch f := strings.Fields(line); len(f) {
+		case 1:
+			t.Secret = f[0]
+		case 3:
+			if err := toolspec.CheckName(f[0]); err != nil {
+				return nil, fmt.Errorf("%s:%d: the token's name %w", file, i+1, err)
+			}
+			t.Name, t.Scope, t.Secret = f[0], f[1], f[2]
+		default:
+			return nil, fmt.Errorf("%s:%d: want NAME SCOPE SECRET, or a SECRET alone; a secret has no whitespace", file, i+1)
 		}
-		tokens = append(tokens, line)
+		tokens = append(tokens, t)
 	}
 	return tokens, nil
 }

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -8,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -67,33 +69,44 @@ func (c *Config) problems() []problem {
 	check("etcd.prefix", checkPrefix(c.Etcd.Prefix))
 	check("etcd.dial_timeout", checkDuration(c.Etcd.DialTimeout, 0))
 	check("etcd.request_timeout", checkDuration(c.Etcd.RequestTimeout, 0))
-	check("etcd.client_url", checkURL(c.Etcd.ClientURL, true))
-	check("etcd.peer_url", checkURL(c.Etcd.PeerURL, true))
+	check("etcd.client_url", checkMemberURL(c.Etcd.ClientURL))
+	check("etcd.peer_url", checkMemberURL(c.Etcd.PeerURL))
 	if c.Etcd.PeerURL == c.Etcd.ClientURL && !strings.HasSuffix(c.Etcd.PeerURL, ":0") {
 		check("etcd.peer_url", errors.New("is the same address as etcd.client_url"))
 	}
-	if c.Etcd.Embedded() {
-		check("etcd.initial_cluster", checkInitialCluster(c.Etcd.InitialCluster, c.Site.Name, c.Etcd.PeerURL))
+	if c.Etcd.JoinToken != "" && hasSpaceOrControl(c.Etcd.JoinToken) {
+		check("etcd.join_token", errors.New("must be one word, as maoctl federation add-site printed it"))
 	}
-	switch c.Etcd.ClusterState {
-	case ClusterNew:
-	case ClusterExisting:
-		if c.Etcd.Embedded() && c.Etcd.InitialCluster == "" {
-			check("etcd.cluster_state", errors.New("is existing (join a running cluster) but etcd.initial_cluster is empty; "+
-				"copy both from the output of `maoctl federation add-site`"))
-		}
-	default:
-		check("etcd.cluster_state", fmt.Errorf("%q: want %s or %s", c.Etcd.ClusterState, ClusterNew, ClusterExisting))
-	}
+	check("federation.listen", checkListen(c.Federation.Listen))
+	check("federation.token_ttl", checkDuration(c.Federation.TokenTTL, time.Minute))
 
 	check("api.listen", checkListen(c.API.Listen))
-	for i, t := range c.API.Tokens {
-		check("api.tokens", checkEntry(i, t, func(s string) error {
-			if err := checkToken(s); err != nil {
-				return fmt.Errorf("the token %w", err)
-			}
-			return nil
-		}))
+	switch {
+	case len(c.API.Tokens) == 0 && !c.API.InsecureNoAuth && checkListen(c.API.Listen) == nil && !isLoopback(c.API.Listen):
+		check("api.listen", fmt.Errorf("%s is reachable from other machines, but no tokens are set: anyone who reaches it could use "+
+			"the API, and through it the site's Docker engine. Add tokens in a [tokens] section (NAME = SCOPE:SECRET), "+
+			"listen on 127.0.0.1, or set api.insecure_no_auth = true on a network you trust", c.API.Listen))
+	case len(c.API.Tokens) > 0 && c.API.InsecureNoAuth:
+		check("api.insecure_no_auth", errors.New("is true, but tokens are set and are required; remove one of them"))
+	}
+	ps = append(ps, tokenProblems(c.API.Tokens)...)
+	for i, h := range c.API.Hostnames {
+		check("api.hostnames", checkEntry(i, h, checkHostname))
+	}
+	switch {
+	case c.API.TLSCertFile != "" && c.API.TLSKeyFile == "":
+		check("api.tls_cert_file", errors.New("is set without api.tls_key_file; set both or neither"))
+	case c.API.TLSCertFile == "" && c.API.TLSKeyFile != "":
+		check("api.tls_key_file", errors.New("is set without api.tls_cert_file; set both or neither"))
+	}
+	if c.API.TLSCertFile != "" {
+		check("api.tls_cert_file", checkReadable(c.API.TLSCertFile))
+	}
+	if c.API.TLSKeyFile != "" {
+		check("api.tls_key_file", checkReadable(c.API.TLSKeyFile))
+	}
+	if n := c.API.MaxConnections; n < 1 || n > maxMaxConnections {
+		check("api.max_connections", fmt.Errorf("%d is not from 1 to %d", n, maxMaxConnections))
 	}
 
 	check("docker.host", checkDockerHost(c.Docker.Host))
@@ -104,8 +117,20 @@ func (c *Config) problems() []problem {
 		check("runs.stop_grace", fmt.Errorf("%s must be whole seconds: Docker's stop timeout counts seconds", c.Runs.StopGrace))
 	}
 	check("runs.prepare_timeout", checkDuration(c.Runs.PrepareTimeout, 0))
+	if n := c.Runs.PidsLimit; n < minPidsLimit || n > maxPidsLimit {
+		check("runs.pids_limit", fmt.Errorf("%d is not from %d to %d", n, minPidsLimit, maxPidsLimit))
+	}
+	if m := c.Runs.DefaultMemory; m < minMemory || m > maxMemory {
+		check("runs.default_memory", fmt.Errorf("%d bytes is not from 6MiB to 1PiB", m))
+	}
 	if dataDir {
 		check("runs.log_dir", checkAbs(c.Runs.LogDir))
+	}
+	if n := c.Runs.MaxOutputBytes; n < 1 || n > maxMaxOutputBytes {
+		check("runs.max_output_bytes", fmt.Errorf("%d bytes is not from 1 byte to 1PiB", n))
+	}
+	if n := c.Runs.MaxOutputFiles; n < 1 || n > maxMaxOutputFiles {
+		check("runs.max_output_files", fmt.Errorf("%d is not from 1 to %d", n, maxMaxOutputFiles))
 	}
 
 	if h := c.Schedules.History; h < 1 || h > maxHistory {
@@ -130,6 +155,61 @@ func (c *Config) problems() []problem {
 	}
 	return ps
 }
+
+// tokenProblems checks each token's name, scope and secret, and that no two
+// share a name or a secret. Messages name tokens, never their secrets.
+func tokenProblems(tokens []Token) []problem {
+	var ps []problem
+	names := map[string]string{}   // name -> key
+	secrets := map[string]string{} // secret -> name
+	for _, t := range tokens {
+		key := cmp.Or(t.Key, "tokens")
+		add := func(format string, args ...any) {
+			ps = append(ps, problem{key: key, err: fmt.Errorf("token %s: "+format, append([]any{t.Name}, args...)...)})
+		}
+		switch {
+		case t.Name == "":
+			ps = append(ps, problem{key: key, err: errors.New("a token has no name")})
+		case strings.HasPrefix(key, "tokens."):
+			if err := toolspec.CheckName(t.Name); err != nil {
+				add("the name %v", err)
+			}
+		}
+		switch t.Scope {
+		case ScopeRead, ScopeRun, ScopeAdmin:
+		default:
+			add("scope %q is not read, run or admin", t.Scope)
+		}
+		switch err := checkToken(t.Secret); {
+		case t.Secret == "":
+			add("the secret is empty")
+		case err != nil:
+			add("the secret %v", err)
+		}
+		if other, ok := names[t.Name]; ok && t.Name != "" {
+			add("the name is also given by %s; each token needs its own name", other)
+		}
+		if other, ok := secrets[t.Secret]; ok && t.Secret != "" {
+			add("has the same secret as token %s; each token needs its own secret", other)
+		}
+		names[t.Name], secrets[t.Secret] = key, t.Name
+	}
+	return ps
+}
+
+// checkHostname accepts a DNS name or an IP address, without a port: a
+// name the Host header of an API request may carry.
+func checkHostname(h string) error {
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	if len(h) > 253 || !hostnameRe.MatchString(h) {
+		return fmt.Errorf("%q is not a host name or IP address (no scheme, port or path)", h)
+	}
+	return nil
+}
+
+var hostnameRe = regexp.MustCompile(`^(?i)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$`)
 
 // checkTimezone accepts an IANA time zone name that time.LoadLocation
 // loads. It refuses "", which LoadLocation reads as UTC, and "Local", which
@@ -218,51 +298,14 @@ func checkEndpoint(s string, tls bool) error {
 	return nil
 }
 
-// checkInitialCluster checks etcd's "name=peerURL,name2=peerURL2" list, as
-// etcd reads it (no spaces, no path): every URL has a real port and belongs
-// to one member, and site is listed with exactly peerURL. Empty is valid.
-func checkInitialCluster(s, site, peerURL string) error {
-	if s == "" {
-		return nil
+// checkMemberURL checks an embedded member's URL: https (the member
+// serves mutual TLS only), a host and a port.
+func checkMemberURL(s string) error {
+	if err := checkURL(s, true); err != nil {
+		return err
 	}
-	if hasSpaceOrControl(s) {
-		return errors.New("must not contain spaces: etcd reads it as is")
-	}
-	var own []string
-	member := map[string]string{} // peer URL -> name
-	for i, entry := range strings.Split(s, ",") {
-		err := checkEntry(i, entry, func(entry string) error {
-			name, u, ok := strings.Cut(entry, "=")
-			if !ok || name == "" {
-				return fmt.Errorf("%q: want name=peer-url", entry)
-			}
-			if err := checkURL(u, true); err != nil {
-				return err
-			}
-			switch pu, _ := url.Parse(u); {
-			case pu.Path != "":
-				return fmt.Errorf("%q: want only scheme, host and port", u)
-			case pu.Port() == "0":
-				return fmt.Errorf("%q: port 0 works only for a one-member cluster; members need each other's ports", u)
-			}
-			if other, ok := member[u]; ok {
-				return fmt.Errorf("%s is also the URL of %s", u, other)
-			}
-			member[u] = name
-			if name == site {
-				own = append(own, u)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	switch {
-	case len(own) == 0:
-		return fmt.Errorf("does not list this site (site.name %s); add %s=%s", site, site, peerURL)
-	case len(own) > 1 || own[0] != peerURL:
-		return fmt.Errorf("lists %s=%s, but etcd.peer_url is %s: they must be the same", site, strings.Join(own, ","), peerURL)
+	if u, _ := url.Parse(s); u.Scheme != "https" {
+		return fmt.Errorf("%q: the embedded etcd serves mutual TLS only: use https://", s)
 	}
 	return nil
 }

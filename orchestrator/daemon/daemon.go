@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +15,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
-	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/net/netutil"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
@@ -22,11 +23,10 @@ import (
 	"github.com/mao-research/mao/orchestrator/alerts"
 	"github.com/mao-research/mao/orchestrator/config"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
-	"github.com/mao-research/mao/orchestrator/etcdclient"
-	"github.com/mao-research/mao/orchestrator/etcdembed"
 	"github.com/mao-research/mao/orchestrator/federation"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
+	"github.com/mao-research/mao/orchestrator/peer"
 	"github.com/mao-research/mao/orchestrator/runlog"
 	"github.com/mao-research/mao/orchestrator/runner"
 	"github.com/mao-research/mao/orchestrator/scheduler"
@@ -49,8 +49,10 @@ type Daemon struct {
 type Options struct {
 	Log *slog.Logger // default: discard
 	// Clock tells the time to every part of the site (runs' times,
-	// schedules' ticks, records' stamps); default the real clock. Tests
-	// pass a fake one for output that does not change from run to run.
+	// schedules' ticks, records' stamps) and times its waits (retries,
+	// retry delays, relists); default the real clock. A test may pass one
+	// whose Now is fixed, for output that does not change from run to run,
+	// but its timers must still fire, or the site's retries stall.
 	Clock clockwork.Clock
 }
 
@@ -112,8 +114,6 @@ type running struct {
 	workers []func(context.Context) // the scheduler and the federation's loops, stopped before the runner
 	late    []func(context.Context) // stopped after the runner, in order: alerts, then the notifier
 	member  *store.Membership
-	store   *store.Store
-	logs    *runlog.Dir
 }
 
 func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup) (*Daemon, error) {
@@ -121,25 +121,14 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	endpoints := cfg.Etcd.Endpoints
-	var etcdErr <-chan error
-	var promote func(context.Context, *clientv3.Client, *store.Store) // for a learner member
-	if cfg.Etcd.Embedded() {
-		var err error
-		if endpoints, etcdErr, promote, err = startMember(ctx, cfg, log, stack); err != nil {
-			return nil, err
-		}
-	}
-	etcdCfg, err := etcdclient.Config(cfg.Etcd, endpoints)
+	acc, err := openEtcd(ctx, cfg, clock, log, stack)
 	if err != nil {
 		return nil, err
 	}
-	etcd, err := clientv3.New(etcdCfg)
-	if err != nil {
-		return nil, fmt.Errorf("etcd client: %w", err)
+	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now, Admin: acc.admin, Log: log})
+	if err := secureFederation(ctx, cfg, acc, st, clock, log); err != nil {
+		return nil, err
 	}
-	stack.push(func() { etcd.Close() })
-	st := store.New(etcd, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now})
 
 	docker, err := dockerrt.New(dockerrt.Options{Host: cfg.Docker.Host, StopGrace: cfg.Runs.StopGrace})
 	if err != nil {
@@ -150,7 +139,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	registry := federation.NewRegistry(st, log)
+	registry := federation.NewRegistry(st, clock, log)
 	templates, err := loadTemplates(cfg.Notify)
 	if err != nil {
 		return nil, err
@@ -164,9 +153,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		}})
 	checks := alerts.New(st, st, registry, notifier, alerts.Options{Site: cfg.Site.Name, SeriesLength: cfg.Detector.SeriesLength,
 		Cooldown: cfg.Notify.Cooldown, Channels: cfg.Notify.URLs, Clock: clock, Log: log})
-	run := runner.New(registry, st, docker, gitrepo.New(gitrepo.Options{}), runner.Options{
+	repos := gitrepo.New(gitrepo.Options{MaxOutputBytes: cfg.Runs.MaxOutputBytes, MaxOutputFiles: cfg.Runs.MaxOutputFiles})
+	run := runner.New(registry, st, docker, repos, runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
 		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks,
+		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
 		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
@@ -174,15 +165,32 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		run.Shutdown(grace)
 	})
 
+	tokens, err := apiTokens(cfg.API.Tokens)
+	if err != nil {
+		return nil, err
+	}
+	tlsConfig, err := apiTLS(cfg.API)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.API.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("api listen: %w", err)
 	}
 	stack.push(func() { ln.Close() })
 	addr := "http://" + ln.Addr().String()
+	if tlsConfig != nil {
+		addr = "https://" + ln.Addr().String()
+	}
+	fed, err := listenFederation(cfg, acc.pki, stack)
+	if err != nil {
+		return nil, err
+	}
+	record := siteRecord(ctx, cfg, addr, docker, clock, log)
+	record.FederationAddr = fed.addr
 	// Join before Recover: while this site is not live, other sites
 	// settle the runs it held as lost.
-	member, err := st.Join(ctx, siteRecord(ctx, cfg, addr, docker, clock, log), cfg.Site.LeaseTTL, log)
+	member, err := st.Join(ctx, record, cfg.Site.LeaseTTL, log)
 	if err != nil {
 		return nil, err
 	}
@@ -191,6 +199,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			log.Warn("leave", "err", err)
 		}
 	})
+	// Pruned runs' logs go from here on, however late their watch starts.
+	pruneFrom, err := st.Revision(ctx)
+	if err != nil {
+		return nil, err
+	}
 	if err := run.Recover(ctx); err != nil {
 		return nil, err
 	}
@@ -199,73 +212,94 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: st, Sites: st,
 		Tools: registry, Images: images, Launcher: run}, fedOpts)
 	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: st, History: st, Tools: registry, Launcher: run,
-		Logs: logs, Images: images}, scheduler.Options{
+		Images: images}, scheduler.Options{
 		Site: cfg.Site.Name, Labels: cfg.Site.Labels, History: cfg.Schedules.History, Clock: clock, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	handler := httpapi.New(httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
+	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
 		Sites: st, Federation: st, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}},
-		httpapi.Options{Site: cfg.Site.Name, Tokens: cfg.API.Tokens, Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log})
-	workers := []func(context.Context){registry.Run, dispatcher.Run,
-		federation.NewFailover(st, st, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
-	if promote != nil {
-		workers = append(workers, func(ctx context.Context) { promote(ctx, etcd, st) })
+		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}}
+	if acc.pki != "" {
+		deps.Issuer = &peer.Issuer{Grants: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
+			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
+		if deps.LogProxy, err = peer.NewClient(cfg.Site.Name, acc.pki); err != nil {
+			return nil, err
+		}
+	}
+	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: tokens, Hosts: httpapi.Hosts(cfg.API.Listen, cfg.API.Hostnames),
+		Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log, CheckTool: run.CheckTool})
+	if fed.ln != nil {
+		fed.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: peer.NewServer(st, st, acc.pki, peer.ServerOptions{
+			Prefix: cfg.Etcd.Prefix, Etcd: cfg.Etcd.Embedded(), Clock: clock, Log: log, Logs: handler.LocalLogs()})}
+		go func() {
+			if err := fed.srv.Serve(fed.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("federation API", "err", err)
+			}
+		}()
+		stack.push(func() { fed.srv.Close() })
+	}
+	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
+		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
+	if acc.promote != nil {
+		workers = append(workers, func(ctx context.Context) { acc.promote(ctx, st) })
 	}
 	// The notifications of runs that end during the shutdown still go out:
 	// these stop after the runner, checks first, which hands its last
 	// events to the notifier.
 	late := []func(context.Context){checks.Run, notifier.Run}
-	r := &running{cfg: cfg, log: log, etcdErr: etcdErr, runner: run, workers: workers, late: late, member: member, store: st, logs: logs,
-		srv: &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}, served: make(chan error, 1)}
-	go func() { r.served <- r.srv.Serve(ln) }()
+	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
+		srv: handler.HTTPServer(), served: make(chan error, 1)}
+	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
+	if tlsConfig != nil {
+		r.srv.TLSConfig = tlsConfig
+		go func() { r.served <- r.srv.ServeTLS(limited, "", "") }()
+	} else {
+		go func() { r.served <- r.srv.Serve(limited) }()
+	}
 
 	addrFile := filepath.Join(cfg.Site.DataDir, AddrFile)
 	if err := os.WriteFile(addrFile, []byte(addr+"\n"), 0o644); err != nil {
 		log.Warn("write the API address file", "err", err)
 	}
 	stack.push(func() { os.Remove(addrFile) })
-	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "auth", len(cfg.API.Tokens) > 0)
+	log.Info("orchestrator ready", "site", cfg.Site.Name, "api", addr, "federation", fed.addr, "auth", len(tokens) > 0, "tokens", tokenNames(tokens))
 	return &Daemon{serve: r.serve, done: make(chan struct{})}, nil
 }
 
-// startMember starts the embedded etcd member and returns the endpoints to
-// use, its error channel and, for a learner (a site that is joining), the
-// work that promotes it to a voting member and then uses every member.
-func startMember(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (
-	endpoints []string, errs <-chan error, promote func(context.Context, *clientv3.Client, *store.Store), err error) {
-	srv, err := etcdembed.Start(ctx, etcdembed.Options{
-		Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
-		ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL,
-		InitialCluster: cfg.Etcd.InitialCluster, ClusterState: cfg.Etcd.ClusterState,
-	})
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	stack.push(srv.Close)
-	endpoints = srv.Endpoints()
-	log.Info("embedded etcd started", "endpoints", endpoints)
-	if !srv.Learner() {
-		return endpoints, srv.Err(), nil, nil
-	}
-	// A learner serves no clients: go through the others until it has
-	// promoted itself.
-	learner, own, others := srv.ID(), endpoints, srv.OtherEndpoints()
-	if len(others) > 0 {
-		endpoints = others
-	}
-	log.Info("the embedded member is a learner; using the other members until it is promoted", "endpoints", others)
-	promote = func(ctx context.Context, c *clientv3.Client, st *store.Store) {
-		if err := st.PromoteSelf(ctx, learner, time.Second); err != nil {
-			log.Warn("the embedded member is still a learner", "err", err)
-			return
+// apiTokens are the config's tokens as the API takes them.
+func apiTokens(list []config.Token) ([]httpapi.Token, error) {
+	out := make([]httpapi.Token, len(list))
+	for i, t := range list {
+		scope, err := httpapi.ParseScope(t.Scope)
+		if err != nil {
+			return nil, fmt.Errorf("%s: token %s: %w", t.Key, t.Name, err)
 		}
-		c.SetEndpoints(append(own, others...)...)
-		log.Info("the embedded member is promoted to a voting member")
+		out[i] = httpapi.Token{Name: t.Name, Scope: scope, Secret: t.Secret}
 	}
-	return endpoints, srv.Err(), promote, nil
+	return out, nil
+}
+
+// tokenNames lists the tokens as name:scope, for the log.
+func tokenNames(tokens []httpapi.Token) []string {
+	out := make([]string, len(tokens))
+	for i, t := range tokens {
+		out[i] = t.Name + ":" + t.Scope.String()
+	}
+	return out
+}
+
+// apiTLS is the API's TLS configuration, nil without a certificate.
+func apiTLS(a config.API) (*tls.Config, error) {
+	if !a.TLS() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("api.tls_cert_file and api.tls_key_file: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 // serve runs until ctx ends or a server fails, then shuts down in order.
@@ -286,11 +320,6 @@ func (r *running) serve(ctx context.Context) (err error) {
 		working.Add(1)
 		go func() { defer working.Done(); work(workCtx) }()
 	}
-	janitorCtx, stopJanitor := context.WithCancel(context.Background())
-	swept := make(chan struct{})
-	go func() { defer close(swept); r.removePrunedLogs(janitorCtx) }()
-	defer func() { stopJanitor(); <-swept }()
-
 	select {
 	case <-ctx.Done():
 		r.log.Info("shutting down")
@@ -335,24 +364,6 @@ var errLeaseLost = errors.New("this site's lease in etcd expired (etcd was unrea
 // leaseLost stops the runs executing here: other sites have settled them
 // as lost and may be running them again.
 func (r *running) leaseLost() { r.runner.Abandon(errLeaseLost) }
-
-// removePrunedLogs deletes the log files of runs whose records are pruned,
-// whichever site pruned them, until ctx ends.
-func (r *running) removePrunedLogs(ctx context.Context) {
-	for ctx.Err() == nil {
-		for ids := range r.store.WatchRunDeletions(ctx) {
-			for _, id := range ids {
-				if err := r.logs.Remove(id); err != nil {
-					r.log.Warn("remove a pruned run's log", "run", id, "err", err)
-				}
-			}
-		}
-		select { // the watch failed: etcd trouble; watch again shortly
-		case <-ctx.Done():
-		case <-time.After(2 * time.Second):
-		}
-	}
-}
 
 // shutdown stops accepting requests, lets running runs finish within grace
 // (then stops and records them), and waits for open requests, such as
@@ -431,6 +442,10 @@ var (
 	_ httpapi.Launcher         = (*federation.Dispatcher)(nil)
 	_ httpapi.Sites            = (*store.Store)(nil)
 	_ httpapi.Federation       = (*store.Store)(nil)
+	_ httpapi.Issuer           = (*peer.Issuer)(nil)
+	_ httpapi.LogProxy         = (*peer.Client)(nil)
+	_ peer.Grants              = (*store.Store)(nil)
+	_ peer.Sites               = (*store.Store)(nil)
 	_ federation.RequestStore  = (*store.Store)(nil)
 	_ federation.Claims        = (*store.Store)(nil)
 	_ federation.Sites         = (*store.Store)(nil)
@@ -462,5 +477,6 @@ var (
 	_ scheduler.Claims         = (*store.Store)(nil)
 	_ scheduler.Tools          = (*federation.Registry)(nil)
 	_ scheduler.Launcher       = (*runner.Runner)(nil)
-	_ scheduler.Logs           = (*runlog.Dir)(nil)
+	_ federation.RunDeletions  = (*store.Store)(nil)
+	_ federation.LogFiles      = (*runlog.Dir)(nil)
 )

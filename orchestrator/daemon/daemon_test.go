@@ -13,13 +13,17 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/orchestrator/config"
+	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/runner"
 )
 
@@ -161,7 +165,7 @@ func TestRuns(t *testing.T) {
 	}
 	// The failed run's control file was discarded, not left for the next commit.
 	clone := filepath.Join(s.cfg.Site.DataDir, "repos", "exits-3")
-	if entries, _ := os.ReadDir(clone); len(entries) != 2 { // .git and README
+	if entries, _ := os.ReadDir(clone); len(entries) != 1 { // README; the git directory is outside the work tree
 		t.Errorf("failed run's output left in the clone: %v", entries)
 	}
 }
@@ -191,7 +195,8 @@ func TestConcurrentRunsShareOneClone(t *testing.T) {
 	if len(commits) != n {
 		t.Fatalf("%d distinct commits for %d runs", len(commits), n)
 	}
-	repo, err := git.PlainOpen(filepath.Join(s.cfg.Site.DataDir, "repos", "counter"))
+	clone := filepath.Join(s.cfg.Site.DataDir, "repos", "counter")
+	repo, err := git.Open(filesystem.NewStorage(osfs.New(gitrepo.GitDir(clone)), cache.NewObjectLRUDefault()), osfs.New(clone))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -93,6 +93,10 @@ func TestEtcdLayoutIsDocumented(t *testing.T) {
 	if _, err := s.client.PauseSchedule(ctx, sch.ID); err != nil {
 		t.Fatal(err)
 	}
+	// A join token for a new site waits to be used.
+	if _, err := s.client.AddSite(ctx, api.AddSiteRequest{Name: "joiner"}); err != nil {
+		t.Fatal(err)
+	}
 	// A run that no site is eligible for waits as a request.
 	waiting := api.Target{Mode: "any", Labels: map[string]string{"zone": "nowhere"}}
 	if _, err := s.client.RunTool(ctx, "mao-style", api.RunRequest{Target: &waiting}); err != nil {

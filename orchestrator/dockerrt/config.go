@@ -6,18 +6,41 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/docker/docker/api/types/container"
+	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+
+	"github.com/mao-research/mao/orchestrator/container"
 )
 
 // ErrDockerSocket is returned by Run for a mount that would give the
 // container the Docker engine socket.
 var ErrDockerSocket = errors.New("mounting the Docker socket is not allowed")
 
+// Capabilities returns the whole capability set of every container: Docker's
+// default set is dropped (CapDrop ALL) and only these are added back. They
+// are what a process running as root in the container needs to write into
+// the bind-mounted data folder with ordinary tools, whoever owns the files
+// in it (measured with the test tool, GNU tar and cp, busybox; see
+// docs/architecture.md): DAC_OVERRIDE to create and write files in
+// directories and files that another user owns, CHOWN for tools that keep
+// the owners they copy or unpack (GNU tar as root fails without it), and
+// FOWNER to change the mode and times of files that it then no longer
+// owns. FSETID was never needed. A container that runs as another user
+// than root has no capability at all. The runner takes every file back
+// for the orchestrator's user after the run and clears setuid and setgid
+// bits, so that what a tool gave away with CHOWN does not stay another
+// user's on the host.
+func Capabilities() []string { return []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"} }
+
+// securityOpts are set on every container: no process in it can gain
+// privileges through setuid or setgid binaries or file capabilities.
+func securityOpts() []string { return []string{"no-new-privileges"} }
+
 // containerConfig turns spec into the engine's create request for a
-// non-interactive, auto-removed container. daemonHost is the engine address,
-// whose socket is refused as a mount source like the default ones.
-func containerConfig(spec Spec, daemonHost string) (*container.Config, *container.HostConfig, error) {
+// non-interactive, auto-removed container with mao's security defaults
+// (securityOpts, Capabilities). daemonHost is the engine address, whose
+// socket is refused as a mount source like the default ones.
+func containerConfig(spec container.Spec, daemonHost string) (*dcontainer.Config, *dcontainer.HostConfig, error) {
 	if spec.Image == "" {
 		return nil, nil, errors.New("no image")
 	}
@@ -33,22 +56,30 @@ func containerConfig(spec Spec, daemonHost string) (*container.Config, *containe
 		}
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
-	cfg := &container.Config{
+	cfg := &dcontainer.Config{
 		Image:        spec.Image,
 		Env:          spec.Env,
 		Labels:       spec.Labels,
+		User:         spec.User,
 		AttachStdout: true,
 		AttachStderr: true,
 	}
 	if len(spec.Cmd) > 0 {
 		cfg.Cmd = spec.Cmd
 	}
-	hc := &container.HostConfig{
+	hc := &dcontainer.HostConfig{
 		AutoRemove:  true,
-		NetworkMode: container.NetworkMode(spec.Network),
+		NetworkMode: dcontainer.NetworkMode(spec.Network),
 		Mounts:      mounts,
 		// MemorySwap equal to Memory: the limit covers swap too.
-		Resources: container.Resources{NanoCPUs: spec.NanoCPUs, Memory: spec.Memory, MemorySwap: spec.Memory},
+		Resources:   dcontainer.Resources{NanoCPUs: spec.NanoCPUs, Memory: spec.Memory, MemorySwap: spec.Memory},
+		SecurityOpt: securityOpts(),
+		CapDrop:     []string{"ALL"},
+		CapAdd:      Capabilities(),
+	}
+	if spec.PidsLimit > 0 {
+		limit := spec.PidsLimit
+		hc.PidsLimit = &limit
 	}
 	return cfg, hc, nil
 }

@@ -8,71 +8,83 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/docker/docker/api/types/container"
+	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
+
+	"github.com/mao-research/mao/orchestrator/container"
 )
 
 const defaultHost = "unix:///var/run/docker.sock"
 
 func TestContainerConfig(t *testing.T) {
-	spec := Spec{
-		Name:     "mao-r1",
-		Image:    "tool:1",
-		Cmd:      []string{"-exit", "3"},
-		Env:      []string{"MAO_RUN_ID=r1"},
-		Labels:   map[string]string{"mao.run": "r1"},
-		Mounts:   []Mount{{Source: "/srv/data", Target: "/usr/src/app/data"}, {Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true}},
-		NanoCPUs: 1_500_000_000,
-		Memory:   256 << 20,
-		Network:  "none",
+	spec := container.Spec{
+		Name:      "mao-r1",
+		Image:     "tool:1",
+		Cmd:       []string{"-exit", "3"},
+		Env:       []string{"MAO_RUN_ID=r1"},
+		Labels:    map[string]string{"mao.run": "r1"},
+		Mounts:    []container.Mount{{Source: "/srv/data", Target: "/usr/src/app/data"}, {Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true}},
+		NanoCPUs:  1_500_000_000,
+		Memory:    256 << 20,
+		PidsLimit: 64,
+		User:      "1000:100",
+		Network:   "none",
 	}
+	pids := int64(64)
 	noCmd := spec
 	noCmd.Cmd = []string{}
 	tests := []struct {
 		name    string
-		spec    Spec
-		wantCfg *container.Config
-		wantHC  *container.HostConfig
+		spec    container.Spec
+		wantCfg *dcontainer.Config
+		wantHC  *dcontainer.HostConfig
 	}{
 		{
 			name: "full",
 			spec: spec,
-			wantCfg: &container.Config{
-				Image: "tool:1", Cmd: []string{"-exit", "3"}, Env: []string{"MAO_RUN_ID=r1"},
+			wantCfg: &dcontainer.Config{
+				Image: "tool:1", Cmd: []string{"-exit", "3"}, Env: []string{"MAO_RUN_ID=r1"}, User: "1000:100",
 				Labels: map[string]string{"mao.run": "r1"}, AttachStdout: true, AttachStderr: true,
 			},
-			wantHC: &container.HostConfig{
+			wantHC: &dcontainer.HostConfig{
 				AutoRemove:  true,
 				NetworkMode: "none",
 				Mounts: []mount.Mount{
 					{Type: mount.TypeBind, Source: "/srv/data", Target: "/usr/src/app/data"},
 					{Type: mount.TypeBind, Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true},
 				},
-				Resources: container.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20},
+				Resources:   dcontainer.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20, PidsLimit: &pids},
+				SecurityOpt: []string{"no-new-privileges"},
+				CapDrop:     []string{"ALL"},
+				CapAdd:      []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"},
 			},
 		},
 		{
 			name: "empty cmd keeps the image cmd",
 			spec: noCmd,
-			wantCfg: &container.Config{
-				Image: "tool:1", Env: []string{"MAO_RUN_ID=r1"},
+			wantCfg: &dcontainer.Config{
+				Image: "tool:1", Env: []string{"MAO_RUN_ID=r1"}, User: "1000:100",
 				Labels: map[string]string{"mao.run": "r1"}, AttachStdout: true, AttachStderr: true,
 			},
-			wantHC: &container.HostConfig{
+			wantHC: &dcontainer.HostConfig{
 				AutoRemove:  true,
 				NetworkMode: "none",
 				Mounts: []mount.Mount{
 					{Type: mount.TypeBind, Source: "/srv/data", Target: "/usr/src/app/data"},
 					{Type: mount.TypeBind, Source: "/srv/in", Target: "/usr/src/app/input", ReadOnly: true},
 				},
-				Resources: container.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20},
+				Resources:   dcontainer.Resources{NanoCPUs: 1_500_000_000, Memory: 256 << 20, MemorySwap: 256 << 20, PidsLimit: &pids},
+				SecurityOpt: []string{"no-new-privileges"},
+				CapDrop:     []string{"ALL"},
+				CapAdd:      []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"},
 			},
 		},
 		{
 			name:    "minimal",
-			spec:    Spec{Image: "tool:1"},
-			wantCfg: &container.Config{Image: "tool:1", AttachStdout: true, AttachStderr: true},
-			wantHC:  &container.HostConfig{AutoRemove: true},
+			spec:    container.Spec{Image: "tool:1"},
+			wantCfg: &dcontainer.Config{Image: "tool:1", AttachStdout: true, AttachStderr: true},
+			wantHC: &dcontainer.HostConfig{AutoRemove: true, SecurityOpt: []string{"no-new-privileges"},
+				CapDrop: []string{"ALL"}, CapAdd: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"}},
 		},
 	}
 	for _, tt := range tests {
@@ -125,7 +137,7 @@ func TestContainerConfigRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			spec := Spec{Image: tt.image, Mounts: []Mount{{Source: tt.source, Target: "/x"}}}
+			spec := container.Spec{Image: tt.image, Mounts: []container.Mount{{Source: tt.source, Target: "/x"}}}
 			_, _, err := containerConfig(spec, tt.host)
 			if err == nil {
 				t.Fatal("no error")
@@ -139,7 +151,7 @@ func TestContainerConfigRejects(t *testing.T) {
 
 func TestContainerConfigAllowsNeighbours(t *testing.T) {
 	for _, src := range []string{"/var/run/mao", "/srv/docker.socket.d", t.TempDir()} {
-		spec := Spec{Image: "tool:1", Mounts: []Mount{{Source: src, Target: "/x"}}}
+		spec := container.Spec{Image: "tool:1", Mounts: []container.Mount{{Source: src, Target: "/x"}}}
 		if _, _, err := containerConfig(spec, defaultHost); err != nil {
 			t.Errorf("%s: %v", src, err)
 		}
@@ -153,7 +165,7 @@ func TestRunRejectsDockerSocket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer r.Close()
-	spec := Spec{Name: "mao-sock", Image: "tool:1", Mounts: []Mount{{Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}}}
+	spec := container.Spec{Name: "mao-sock", Image: "tool:1", Mounts: []container.Mount{{Source: "/var/run/docker.sock", Target: "/var/run/docker.sock"}}}
 	if _, err := r.Run(context.Background(), spec, nil); !errors.Is(err, ErrDockerSocket) {
 		t.Fatalf("Run = %v, want ErrDockerSocket", err)
 	}

@@ -8,11 +8,13 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
+	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
+
+	"github.com/mao-research/mao/orchestrator/container"
 )
 
 // defaultStopGrace is how long a container gets between SIGTERM and SIGKILL
@@ -66,28 +68,20 @@ func (r *Runtime) Version(ctx context.Context) (string, error) {
 	return v.Version, nil
 }
 
-// Image identifies a local image.
-type Image struct {
-	ID string
-	// Digest is the first repository digest ("name@sha256:..."), or "" for
-	// an image that was built locally and never pushed or pulled.
-	Digest string
-}
-
 // EnsureImage returns the local image ref names, pulling it first when it is
 // not present.
-func (r *Runtime) EnsureImage(ctx context.Context, ref string) (Image, error) {
+func (r *Runtime) EnsureImage(ctx context.Context, ref string) (container.Image, error) {
 	img, err := r.c.ImageInspect(ctx, ref)
 	if cerrdefs.IsNotFound(err) {
 		if err := r.pull(ctx, ref); err != nil {
-			return Image{}, fmt.Errorf("pull %s: %w", ref, err)
+			return container.Image{}, fmt.Errorf("pull %s: %w", ref, err)
 		}
 		img, err = r.c.ImageInspect(ctx, ref)
 	}
 	if err != nil {
-		return Image{}, fmt.Errorf("inspect image %s: %w", ref, err)
+		return container.Image{}, fmt.Errorf("inspect image %s: %w", ref, err)
 	}
-	out := Image{ID: img.ID}
+	out := container.Image{ID: img.ID}
 	if len(img.RepoDigests) > 0 {
 		out.Digest = img.RepoDigests[0]
 	}
@@ -129,7 +123,7 @@ func (r *Runtime) RemoveLabelled(ctx context.Context, key, value string) (int, e
 		return 0, errors.New("remove labelled containers: empty label key")
 	}
 	label := key + "=" + value
-	list, err := r.c.ContainerList(ctx, container.ListOptions{
+	list, err := r.c.ContainerList(ctx, dcontainer.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", label)),
 	})
@@ -139,7 +133,7 @@ func (r *Runtime) RemoveLabelled(ctx context.Context, key, value string) (int, e
 	n := 0
 	var errs []error
 	for _, c := range list {
-		err := r.c.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true, RemoveVolumes: true})
+		err := r.c.ContainerRemove(ctx, c.ID, dcontainer.RemoveOptions{Force: true, RemoveVolumes: true})
 		switch {
 		case err == nil:
 			n++

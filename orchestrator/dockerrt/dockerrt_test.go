@@ -12,18 +12,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/docker/docker/api/types/container"
+	dcontainer "github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/orchestrator/dockerrt"
 )
 
@@ -83,8 +88,8 @@ func uniqueID(t *testing.T) string {
 }
 
 // spec is a run of the test tool with args, labelled for this test.
-func (f fixture) spec(args ...string) dockerrt.Spec {
-	return dockerrt.Spec{
+func (f fixture) spec(args ...string) container.Spec {
+	return container.Spec{
 		Name:    "mao-test-" + f.id,
 		Image:   f.image,
 		Cmd:     args,
@@ -94,9 +99,9 @@ func (f fixture) spec(args ...string) dockerrt.Spec {
 }
 
 // containers lists this test's containers, running or not.
-func (f fixture) containers(t *testing.T) []container.Summary {
+func (f fixture) containers(t *testing.T) []dcontainer.Summary {
 	t.Helper()
-	list, err := f.dc.ContainerList(context.Background(), container.ListOptions{
+	list, err := f.dc.ContainerList(context.Background(), dcontainer.ListOptions{
 		All:     true,
 		Filters: filters.NewArgs(filters.Arg("label", testLabel+"="+f.id)),
 	})
@@ -197,7 +202,7 @@ func TestRunMounts(t *testing.T) {
 			f := setup(t)
 			dir := t.TempDir()
 			spec := f.spec("-control", "42")
-			spec.Mounts = []dockerrt.Mount{{Source: dir, Target: dataDir, ReadOnly: tt.readOnly}}
+			spec.Mounts = []container.Mount{{Source: dir, Target: dataDir, ReadOnly: tt.readOnly}}
 			var out bytes.Buffer
 			exit, err := f.rt.Run(context.Background(), spec, &out)
 			if err != nil {
@@ -270,13 +275,13 @@ func (w *markWriter) Write(p []byte) (int, error) {
 }
 
 type runResult struct {
-	exit dockerrt.Exit
+	exit container.Exit
 	err  error
 }
 
 // startSleeper runs the tool with -sleep 60s in the background and returns
 // once it is sleeping, with the channel Run's result arrives on.
-func startSleeper(ctx context.Context, t *testing.T, f fixture, spec dockerrt.Spec) <-chan runResult {
+func startSleeper(ctx context.Context, t *testing.T, f fixture, spec container.Spec) <-chan runResult {
 	t.Helper()
 	spec.Cmd = []string{"-sleep", "60s"}
 	w := newMarkWriter("sleeping")
@@ -322,7 +327,9 @@ func TestRunAppliesSpec(t *testing.T) {
 	spec.Labels["mao.run"] = "r1"
 	spec.NanoCPUs = 500_000_000
 	spec.Memory = 64 << 20
-	spec.Mounts = []dockerrt.Mount{{Source: t.TempDir(), Target: dataDir, ReadOnly: true}}
+	spec.PidsLimit = 100
+	spec.User = "1000:1000"
+	spec.Mounts = []container.Mount{{Source: t.TempDir(), Target: dataDir, ReadOnly: true}}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := startSleeper(ctx, t, f, spec)
@@ -340,6 +347,14 @@ func TestRunAppliesSpec(t *testing.T) {
 		t.Errorf("host config: NanoCPUs %d, Memory %d, AutoRemove %v, NetworkMode %q",
 			hc.NanoCPUs, hc.Memory, hc.AutoRemove, hc.NetworkMode)
 	}
+	if hc.PidsLimit == nil || *hc.PidsLimit != 100 || !slices.Equal(hc.SecurityOpt, []string{"no-new-privileges"}) ||
+		!slices.Equal(hc.CapDrop, []string{"ALL"}) || !slices.Equal(hc.CapAdd, capNames(dockerrt.Capabilities())) || hc.Privileged {
+		t.Errorf("host config: PidsLimit %v, SecurityOpt %v, CapDrop %v, CapAdd %v, Privileged %v",
+			hc.PidsLimit, hc.SecurityOpt, hc.CapDrop, hc.CapAdd, hc.Privileged)
+	}
+	if got.Config.User != "1000:1000" {
+		t.Errorf("user %q", got.Config.User)
+	}
 	if got.Config.Labels["mao.run"] != "r1" || got.Name != "/"+spec.Name || got.Config.Tty || got.Config.OpenStdin {
 		t.Errorf("config: name %q, labels %v, tty %v, stdin %v", got.Name, got.Config.Labels, got.Config.Tty, got.Config.OpenStdin)
 	}
@@ -352,6 +367,131 @@ func TestRunAppliesSpec(t *testing.T) {
 		t.Errorf("Run error = %v, want context.Canceled", res.err)
 	}
 	f.assertGone(t)
+}
+
+// capNames are names as the engine reports them, with CAP_.
+func capNames(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "CAP_" + n
+	}
+	return out
+}
+
+// capMask is the capability bit set of names, as /proc/PID/status shows it.
+func capMask(t *testing.T, names []string) string {
+	t.Helper()
+	bits := map[string]uint{"CHOWN": 0, "DAC_OVERRIDE": 1, "DAC_READ_SEARCH": 2, "FOWNER": 3, "FSETID": 4, "KILL": 5,
+		"SETGID": 6, "SETUID": 7, "SETPCAP": 8, "NET_BIND_SERVICE": 10, "NET_RAW": 13, "SYS_CHROOT": 18, "MKNOD": 27,
+		"AUDIT_WRITE": 29, "SETFCAP": 31}
+	var mask uint64
+	for _, n := range names {
+		bit, ok := bits[n]
+		if !ok {
+			t.Fatalf("capMask does not know %s", n)
+		}
+		mask |= 1 << bit
+	}
+	return fmt.Sprintf("%016x", mask)
+}
+
+// What a process in the container is allowed, read from inside it: no new
+// privileges, only Capabilities, and none at all for another user than
+// root.
+func TestRunSecurityDefaults(t *testing.T) {
+	t.Parallel()
+	caps := capMask(t, dockerrt.Capabilities())
+	none := capMask(t, nil)
+	tests := []struct {
+		user                 string
+		whoami               string
+		effective, permitted string
+	}{
+		{user: "", whoami: "uid=0 gid=0", effective: caps, permitted: caps},
+		{user: "1000:1000", whoami: "uid=1000 gid=1000", effective: none, permitted: none},
+		{user: "4321", whoami: "uid=4321 gid=0", effective: none, permitted: none},
+	}
+	for _, tt := range tests {
+		t.Run("user "+tt.user, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t)
+			spec := f.spec("-whoami", "-caps")
+			spec.User = tt.user
+			var out bytes.Buffer
+			if exit, err := f.rt.Run(context.Background(), spec, &out); err != nil || exit.Code != 0 {
+				t.Fatalf("exit %+v, %v\n%s", exit, err, out.String())
+			}
+			want := fmt.Sprintf("%s\nCapInh: %s\nCapPrm: %s\nCapEff: %s\nCapBnd: %s\nCapAmb: %s\nNoNewPrivs: 1\n",
+				tt.whoami, none, tt.permitted, tt.effective, caps, none)
+			if out.String() != want {
+				t.Errorf("inside the container:\n%s\nwant\n%s", out.String(), want)
+			}
+		})
+	}
+}
+
+// The capabilities left are enough for a root tool to write its output
+// into a data folder that another user owns (the orchestrator's), with the
+// file operations tools use, including giving files away as tar does.
+func TestRunCapabilitiesSufficeForWrites(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "existing.csv"), []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if os.Getuid() == 0 { // else the folder is another user's already
+		for _, p := range []string{dir, filepath.Join(dir, "existing.csv")} {
+			if err := os.Chown(p, 1000, 1000); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	spec := f.spec("-writes")
+	spec.Mounts = []container.Mount{{Source: dir, Target: dataDir}}
+	var out bytes.Buffer
+	exit, err := f.rt.Run(context.Background(), spec, &out)
+	if err != nil || exit.Code != 0 || strings.Contains(out.String(), "ERROR") || !strings.Contains(out.String(), "chown: ok") {
+		t.Fatalf("exit %+v, %v; the writes:\n%s", exit, err, out.String())
+	}
+}
+
+// A fork bomb meets the pids limit: it starts fewer processes than the
+// limit, the run ends, nothing of it is left and the host can still start
+// processes.
+func TestRunPidsBomb(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	const limit = 64
+	spec := f.spec("-fork", "500", "-limits")
+	spec.PidsLimit = limit
+	var out bytes.Buffer
+	start := time.Now()
+	exit, err := f.rt.Run(context.Background(), spec, &out)
+	if err != nil || exit.Code != 0 {
+		t.Fatalf("exit %+v, %v\n%s", exit, err, out.String())
+	}
+	if elapsed := time.Since(start); elapsed > time.Minute {
+		t.Errorf("the bomb took %v to end", elapsed)
+	}
+	if !strings.Contains(out.String(), fmt.Sprintf("pids.max=%d\n", limit)) {
+		t.Errorf("the container's cgroup does not show the limit:\n%s", out.String())
+	}
+	m := regexp.MustCompile(`started (\d+) of 500\n`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("no count in the output:\n%s", out.String())
+	}
+	t.Logf("the bomb started %s processes", m[1])
+	if n, _ := strconv.Atoi(m[1]); n == 0 || n >= limit {
+		t.Errorf("the bomb started %d processes; want some, and fewer than the limit %d\n%s", n, limit, out.String())
+	}
+	f.assertGone(t)
+	if err := exec.Command("true").Run(); err != nil {
+		t.Errorf("the host cannot start a process after the bomb: %v", err)
+	}
 }
 
 func TestRunCreateFailure(t *testing.T) {
@@ -471,8 +611,8 @@ func TestRemoveLabelled(t *testing.T) {
 	other := f.id + "-other"
 	for i, value := range []string{f.id, f.id, other} {
 		_, err := f.dc.ContainerCreate(ctx,
-			&container.Config{Image: f.image, Labels: map[string]string{testLabel: value}},
-			&container.HostConfig{NetworkMode: "none"}, nil, nil, fmt.Sprintf("mao-test-%s-%d", f.id, i))
+			&dcontainer.Config{Image: f.image, Labels: map[string]string{testLabel: value}},
+			&dcontainer.HostConfig{NetworkMode: "none"}, nil, nil, fmt.Sprintf("mao-test-%s-%d", f.id, i))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -509,7 +649,7 @@ func BenchmarkRun(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer rt.Close()
-	spec := dockerrt.Spec{Image: img, Network: "none"}
+	spec := container.Spec{Image: img, Network: "none"}
 	for b.Loop() {
 		if exit, err := rt.Run(context.Background(), spec, nil); err != nil || exit.Code != 0 {
 			b.Fatalf("exit %+v, %v", exit, err)

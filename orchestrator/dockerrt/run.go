@@ -9,43 +9,17 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
-	"github.com/docker/docker/api/types/container"
+	dcontainer "github.com/docker/docker/api/types/container"
+
 	"github.com/docker/docker/pkg/stdcopy"
+
+	"github.com/mao-research/mao/orchestrator/container"
 )
 
 // cleanupTimeout bounds each clean-up step (force removal, and waiting for
 // the engine to remove a container after it was stopped), so that a hung
 // engine cannot hang Run forever.
 const cleanupTimeout = 30 * time.Second
-
-// Mount is a bind mount of a host path into the container.
-type Mount struct {
-	Source   string // absolute host path
-	Target   string // path in the container
-	ReadOnly bool
-}
-
-// Spec describes one container run.
-type Spec struct {
-	Name     string            // container name, e.g. "mao-<runid>"; "" lets the engine pick one
-	Image    string            // reference or ID of a local image
-	Cmd      []string          // replaces the image CMD when non-empty; the entrypoint is kept
-	Env      []string          // "K=V"
-	Labels   map[string]string // container labels
-	Mounts   []Mount           // bind mounts; the Docker socket is refused
-	NanoCPUs int64             // CPU limit in 1e-9 CPUs, 0 = none
-	Memory   int64             // memory limit in bytes, 0 = none
-	Network  string            // "bridge", "none", "host" or a network name; "" = engine default
-	Timeout  time.Duration     // the container is stopped after this long, 0 = never
-}
-
-// Exit is how a container ended.
-type Exit struct {
-	Code        int  // exit code
-	TimedOut    bool // stopped because Spec.Timeout elapsed
-	ContainerID string
-	StartedAt   time.Time // when the engine had started the container; zero if it never started
-}
 
 // Run runs spec to completion like `docker run --rm` and copies the
 // container's stdout and stderr into logw (nil discards them) as they
@@ -56,13 +30,13 @@ type Exit struct {
 // container got. When ctx ends the container is stopped the same way and
 // Run returns ctx's error. On every path the container has been removed
 // and all of its output written to logw when Run returns.
-func (r *Runtime) Run(ctx context.Context, spec Spec, logw io.Writer) (Exit, error) {
+func (r *Runtime) Run(ctx context.Context, spec container.Spec, logw io.Writer) (container.Exit, error) {
 	cfg, hc, err := containerConfig(spec, r.c.DaemonHost())
 	if err == nil {
 		err = ctx.Err()
 	}
 	if err != nil {
-		return Exit{}, fmt.Errorf("run %s: %w", spec.describe(), err)
+		return container.Exit{}, fmt.Errorf("run %s: %w", describe(spec), err)
 	}
 	if logw == nil {
 		logw = io.Discard
@@ -73,17 +47,17 @@ func (r *Runtime) Run(ctx context.Context, spec Spec, logw io.Writer) (Exit, err
 			// The engine may have created it before noticing ctx.
 			err = errors.Join(ctx.Err(), r.forceRemove(ctx, spec.Name))
 		}
-		return Exit{}, fmt.Errorf("run %s: create: %w", spec.describe(), err)
+		return container.Exit{}, fmt.Errorf("run %s: create: %w", describe(spec), err)
 	}
 	exit, err := r.runCreated(ctx, created.ID, spec.Timeout, logw)
 	if err != nil {
-		return exit, fmt.Errorf("run %s: %w", spec.describe(), err)
+		return exit, fmt.Errorf("run %s: %w", describe(spec), err)
 	}
 	return exit, nil
 }
 
 // describe names the run in errors.
-func (s Spec) describe() string {
+func describe(s container.Spec) string {
 	if s.Name != "" {
 		return s.Name
 	}
@@ -92,9 +66,9 @@ func (s Spec) describe() string {
 
 // runCreated attaches to the created container id, runs it and makes sure
 // it is gone.
-func (r *Runtime) runCreated(ctx context.Context, id string, timeout time.Duration, logw io.Writer) (Exit, error) {
-	exit := Exit{ContainerID: id}
-	attach, err := r.c.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdout: true, Stderr: true})
+func (r *Runtime) runCreated(ctx context.Context, id string, timeout time.Duration, logw io.Writer) (container.Exit, error) {
+	exit := container.Exit{ContainerID: id}
+	attach, err := r.c.ContainerAttach(ctx, id, dcontainer.AttachOptions{Stream: true, Stdout: true, Stderr: true})
 	if err != nil {
 		return exit, errors.Join(fmt.Errorf("attach: %w", ctxErr(ctx, err)), r.forceRemove(ctx, id))
 	}
@@ -125,7 +99,7 @@ func (r *Runtime) supervise(ctx context.Context, id string, timeout time.Duratio
 	// Register the wait before starting, like the docker CLI, so that a
 	// container that exits at once cannot be missed.
 	removal := r.waitRemoved(waitCtx, id)
-	if err := r.c.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+	if err := r.c.ContainerStart(ctx, id, dcontainer.StartOptions{}); err != nil {
 		return 0, false, false, fmt.Errorf("start: %w", ctxErr(ctx, err))
 	}
 	*started = time.Now()
@@ -173,7 +147,7 @@ type waited struct {
 // buffered so that nothing leaks when nobody reads it; cancelling ctx ends
 // the wait.
 func (r *Runtime) waitRemoved(ctx context.Context, id string) <-chan waited {
-	resC, errC := r.c.ContainerWait(ctx, id, container.WaitConditionRemoved)
+	resC, errC := r.c.ContainerWait(ctx, id, dcontainer.WaitConditionRemoved)
 	out := make(chan waited, 1)
 	go func() {
 		select {
@@ -194,7 +168,7 @@ func (r *Runtime) waitRemoved(ctx context.Context, id string) <-chan waited {
 // SIGKILL.
 func (r *Runtime) stop(ctx context.Context, id string) error {
 	secs := int(math.Ceil(r.grace.Seconds()))
-	err := r.c.ContainerStop(ctx, id, container.StopOptions{Timeout: &secs})
+	err := r.c.ContainerStop(ctx, id, dcontainer.StopOptions{Timeout: &secs})
 	if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
 		return nil // stopped, or already being removed
 	}
@@ -206,7 +180,7 @@ func (r *Runtime) stop(ctx context.Context, id string) error {
 func (r *Runtime) forceRemove(ctx context.Context, idOrName string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
-	err := r.c.ContainerRemove(ctx, idOrName, container.RemoveOptions{Force: true, RemoveVolumes: true})
+	err := r.c.ContainerRemove(ctx, idOrName, dcontainer.RemoveOptions{Force: true, RemoveVolumes: true})
 	// Conflict: the engine is already removing it (AutoRemove).
 	if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
 		return nil

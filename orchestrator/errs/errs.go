@@ -1,12 +1,10 @@
-// Package errs holds the orchestrator's error kinds. Every package wraps
-// one of them into its own errors, and the API maps each kind to one HTTP
-// status (httpapi/errors.go). It is a leaf: it imports nothing of mao.
 package errs
 
 import "errors"
 
 // The error kinds.
 var (
+	ErrForbidden   = errors.New("forbidden")                            // 403
 	ErrNotFound    = errors.New("not found")                            // 404
 	ErrExists      = errors.New("already exists")                       // 409
 	ErrInUse       = errors.New("in use")                               // 409

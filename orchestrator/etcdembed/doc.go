@@ -4,4 +4,9 @@
 // Tests use it too, so every test talks to a real etcd.
 //
 // It owns the server's lifecycle only; it must not know mao's key layout.
+//
+// # Rules
+//
+// Imports from mao: nothing.
+// Never links: Docker, go-git, orchestrator.
 package etcdembed

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -28,9 +29,25 @@ type Options struct {
 	// InitialCluster and ClusterState only when Dir holds no member data:
 	// a restarted member keeps the cluster it belongs to.
 	ClusterState string
-	LogLevel     string        // zap level; default "warn"
-	LogFile      string        // etcd's own log; default Dir + ".log"
-	Timeout      time.Duration // how long to wait for the member to be ready; default 60s
+	// TLS, when set, makes the member serve clients and peers over mutual
+	// TLS only: client_url and peer_url must be https.
+	TLS *TLS
+	// Gateway turns on etcd's HTTP/JSON gateway on the client port (off by
+	// default; with TLS it needs a client certificate like any client, and
+	// it allows no cross-origin requests).
+	Gateway  bool
+	LogLevel string        // zap level; default "warn"
+	LogFile  string        // etcd's own log; default Dir + ".log"
+	Timeout  time.Duration // how long to wait for the member to be ready; default 60s
+}
+
+// TLS are the files of a member that serves over mutual TLS. The member's
+// certificate serves clients and peers and is its own client certificate
+// towards peers. ClientCAFile verifies clients (sites and collaborators);
+// PeerCAFile verifies peers (sites only).
+type TLS struct {
+	CertFile, KeyFile        string
+	ClientCAFile, PeerCAFile string
 }
 
 // Server is a running embedded etcd member.
@@ -64,6 +81,9 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	if err := secure(cfg, o, client, peer); err != nil {
+		return nil, err
+	}
 	if err := cluster(cfg, o, peer); err != nil {
 		return nil, err
 	}
@@ -93,6 +113,26 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 		s.endpoints = append(s.endpoints, client.Scheme+"://"+l.Addr().String())
 	}
 	return s, nil
+}
+
+// secure sets TLS, the gateway and cross-origin requests on cfg: a browser
+// must never reach the member (a web page could otherwise write to it).
+func secure(cfg *embed.Config, o Options, client, peer *url.URL) error {
+	cfg.EnableGRPCGateway = o.Gateway
+	cfg.CORS = map[string]struct{}{} // no cross-origin requests, gateway or not
+	if o.TLS == nil {
+		return nil
+	}
+	if client.Scheme != "https" || peer.Scheme != "https" {
+		return fmt.Errorf("embedded etcd serves TLS only: client URL %s and peer URL %s must be https://", client, peer)
+	}
+	info := func(ca string) transport.TLSInfo {
+		return transport.TLSInfo{CertFile: o.TLS.CertFile, KeyFile: o.TLS.KeyFile, TrustedCAFile: ca, ClientCertAuth: true,
+			ClientCertFile: o.TLS.CertFile, ClientKeyFile: o.TLS.KeyFile}
+	}
+	cfg.ClientTLSInfo, cfg.PeerTLSInfo = info(o.TLS.ClientCAFile), info(o.TLS.PeerCAFile)
+	cfg.TlsMinVersion = "TLS1.3"
+	return nil
 }
 
 // cluster sets the initial cluster and its state on cfg.

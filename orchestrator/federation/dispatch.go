@@ -10,18 +10,19 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
-	"github.com/mao-research/mao/orchestrator/runner"
-	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
 // RequestStore writes, lists and watches run requests.
 type RequestStore interface {
-	RequestRun(ctx context.Context, r api.Run, fanOut bool) error
-	Requests(ctx context.Context) ([]store.Request, int64, error)
-	WatchRequests(ctx context.Context, rev int64) <-chan []store.Request
+	RequestRun(ctx context.Context, r api.Run) error
+	Requests(ctx context.Context) ([]runs.Request, int64, error)
+	WatchRequests(ctx context.Context, rev int64) <-chan []runs.Request
 }
 
 // Claims takes requested runs for this site and records those it does not
@@ -48,7 +49,7 @@ type Usable interface {
 
 // Launcher runs runs at this site; runner.Runner is one.
 type Launcher interface {
-	Start(ctx context.Context, tool string) (api.Run, error)
+	Start(ctx context.Context, tool, requestedBy string) (api.Run, error)
 	Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error
 }
 
@@ -78,6 +79,9 @@ type Options struct {
 }
 
 func (o *Options) defaults() {
+	if o.Clock == nil {
+		o.Clock = clockwork.NewRealClock()
+	}
 	if o.Relist <= 0 {
 		o.Relist = time.Minute
 	}
@@ -104,13 +108,15 @@ func NewDispatcher(deps DispatcherDeps, opts Options) *Dispatcher {
 // MaxRetries bounds RunRequest.Retries, as a schedule's retries.
 const MaxRetries = 100
 
-// Request starts runs of the named tool as req asks. With no target and no
+// Request starts runs of the named tool as req asks, for the API token
+// named requestedBy ("" when the API needs none), which each run records.
+// With no target and no
 // retries the run starts here at once. Otherwise each run is recorded
 // pending with a request in etcd, which the eligible site claims: one run
 // for a site or any-site target, one per live matching site for --all
 // (run IDs end in -<site>). A site target may name a site that is down: the
 // run waits for it.
-func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunRequest) ([]api.Run, error) {
+func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunRequest, requestedBy string) ([]api.Run, error) {
 	tool, err := d.deps.Tools.Tool(ctx, name)
 	if err != nil {
 		return nil, err
@@ -120,7 +126,7 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 			Field: "retries", Problem: fmt.Sprintf("%d must be between 0 and %d", req.Retries, MaxRetries)}}}
 	}
 	if req.Target == nil && req.Retries == 0 {
-		run, err := d.deps.Launcher.Start(ctx, name)
+		run, err := d.deps.Launcher.Start(ctx, name, requestedBy)
 		return []api.Run{run}, err
 	}
 	target := toolspec.Target{Mode: toolspec.TargetSite, Site: d.opts.Site}
@@ -135,29 +141,27 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 	if err != nil {
 		return nil, err
 	}
-	now := d.opts.Clock.Now().UTC()
-	id := runner.NewRunID(tool.Name, now)
-	newRun := func(id string, t toolspec.Target) api.Run {
-		run := runner.NewRun(id, tool, "", now)
-		run.Trigger, run.Target, run.MaxAttempts = api.TriggerManual, &t, 1+req.Retries
-		return run
+	now := d.opts.Clock.Now()
+	id := runs.Manual(tool.Name, now)
+	newRun := func(id runs.ID, t toolspec.Target) api.Run {
+		return runs.NewManual(id, tool, runs.Ask{Target: &t, Retries: req.Retries, RequestedBy: requestedBy}, now)
 	}
 	if target.Mode != toolspec.TargetAll {
 		run := newRun(id, target)
-		if err := d.deps.Requests.RequestRun(ctx, run, false); err != nil {
+		if err := d.deps.Requests.RequestRun(ctx, run); err != nil {
 			return nil, err
 		}
 		return []api.Run{run}, nil
 	}
-	var runs []api.Run
+	var out []api.Run
 	for _, site := range sites {
-		run := newRun(id+"-"+site, toolspec.Target{Mode: toolspec.TargetSite, Site: site, Labels: target.Labels})
-		if err := d.deps.Requests.RequestRun(ctx, run, true); err != nil {
-			return runs, err
+		run := newRun(id.For(site), toolspec.Target{Mode: toolspec.TargetSite, Site: site, Labels: target.Labels})
+		if err := d.deps.Requests.RequestRun(ctx, run); err != nil {
+			return out, err
 		}
-		runs = append(runs, run)
+		out = append(out, run)
 	}
-	return runs, nil
+	return out, nil
 }
 
 // targetSites checks that target can be met, and refuses one that cannot
@@ -210,7 +214,7 @@ func labelText(labels map[string]string) string {
 func (d *Dispatcher) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	handle := func(reqs []store.Request) {
+	handle := func(reqs []runs.Request) {
 		for _, req := range reqs {
 			wg.Add(1)
 			go func() { defer wg.Done(); d.handle(ctx, req) }()
@@ -220,7 +224,7 @@ func (d *Dispatcher) Run(ctx context.Context) {
 		reqs, rev, err := d.deps.Requests.Requests(ctx)
 		if err != nil {
 			d.opts.Log.Warn("list run requests; retrying", "err", err)
-			sleep(ctx, d.opts.Retry)
+			sleep(ctx, d.opts.Clock, d.opts.Retry)
 			continue
 		}
 		handle(reqs)
@@ -230,23 +234,22 @@ func (d *Dispatcher) Run(ctx context.Context) {
 
 // follow handles the requests made after rev until the watch fails or it
 // is time to list them again.
-func (d *Dispatcher) follow(ctx context.Context, rev int64, handle func([]store.Request)) {
+func (d *Dispatcher) follow(ctx context.Context, rev int64, handle func([]runs.Request)) {
 	wctx, stop := context.WithCancel(ctx)
 	defer stop()
 	events := d.deps.Requests.WatchRequests(wctx, rev)
-	relist := time.NewTimer(d.opts.Relist)
-	defer relist.Stop()
+	relist := d.opts.Clock.After(d.opts.Relist)
 	for {
 		select {
 		case reqs, ok := <-events:
 			if !ok {
 				if ctx.Err() == nil {
-					sleep(ctx, d.opts.Retry) // etcd trouble; list again shortly
+					sleep(ctx, d.opts.Clock, d.opts.Retry) // etcd trouble; list again shortly
 				}
 				return
 			}
 			handle(reqs)
-		case <-relist.C:
+		case <-relist:
 			return
 		case <-ctx.Done():
 			return
@@ -255,7 +258,7 @@ func (d *Dispatcher) follow(ctx context.Context, rev int64, handle func([]store.
 }
 
 // handle claims one request if this site is eligible, and runs it.
-func (d *Dispatcher) handle(ctx context.Context, req store.Request) {
+func (d *Dispatcher) handle(ctx context.Context, req runs.Request) {
 	if !req.Target.Allows(d.opts.Site, d.opts.Labels) {
 		return
 	}
@@ -280,9 +283,9 @@ func (d *Dispatcher) handle(ctx context.Context, req store.Request) {
 	d.opts.Log.Info("claimed a requested run", "run", run.ID, "tool", run.Tool, "target", req.Target.String())
 	switch {
 	case err != nil:
-		d.end(run, api.StateFailed, fmt.Sprintf("could not start: tool %s is no longer registered", req.Tool))
+		d.end(run, runs.Fail{Reason: fmt.Sprintf("could not start: tool %s is no longer registered", req.Tool)})
 	case !usable:
-		d.end(run, api.StateSkipped, fmt.Sprintf("skipped: image %s is neither here nor offered by its registry", tool.Image))
+		d.end(run, runs.Skip{Reason: fmt.Sprintf("skipped: image %s is neither here nor offered by its registry", tool.Image)})
 	default:
 		if err := d.deps.Launcher.Launch(ctx, run, tool); err != nil {
 			d.opts.Log.Warn("launch a requested run", "run", run.ID, "err", err)
@@ -290,11 +293,13 @@ func (d *Dispatcher) handle(ctx context.Context, req store.Request) {
 	}
 }
 
-// end records a claimed run that does not run.
-func (d *Dispatcher) end(run api.Run, state api.RunState, reason string) {
-	now := d.opts.Clock.Now().UTC()
-	run.State, run.Reason, run.FinishedAt = state, reason, &now
-	if err := d.deps.Claims.SaveRun(context.Background(), run); err != nil {
+// end records a claimed run that does not run, ended by ev.
+func (d *Dispatcher) end(run api.Run, ev runs.Event) {
+	run, err := runs.Apply(run, ev, d.opts.Clock.Now())
+	if err == nil {
+		err = d.deps.Claims.SaveRun(context.Background(), run)
+	}
+	if err != nil {
 		d.opts.Log.Error("record a requested run", "run", run.ID, "err", err)
 	}
 }

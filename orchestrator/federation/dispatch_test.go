@@ -15,7 +15,7 @@ import (
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/federation"
-	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -97,7 +97,7 @@ func TestRequest(t *testing.T) {
 			if name == "" {
 				name = "t"
 			}
-			runs, err := d.Request(context.Background(), name, tc.req)
+			runs, err := d.Request(context.Background(), name, tc.req, "ci")
 			requested, _, _ := reqs.calls()
 			started, _, _ := launcher.calls()
 			if tc.err != nil {
@@ -110,7 +110,7 @@ func TestRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 			if tc.local {
-				if len(started) != 1 || started[0] != "t" || len(requested) > 0 || len(runs) != 1 || runs[0].ID != "t-local" {
+				if len(started) != 1 || started[0] != "t" || len(requested) > 0 || len(runs) != 1 || runs[0].ID != "t-local" || runs[0].RequestedBy != "ci" {
 					t.Fatalf("started %v, requested %d, returned %+v; want a start here only", started, len(requested), runs)
 				}
 				return
@@ -129,7 +129,7 @@ func TestRequest(t *testing.T) {
 				}
 				if r.ID != base+w.suffix || r.Site != "" || r.State != api.StatePending || r.Tool != "t" ||
 					r.Image != testTool.Image || r.Trigger != api.TriggerManual || !r.CreatedAt.Equal(start) ||
-					r.MaxAttempts != 1+tc.retries || requested[i].fanOut != tc.fanOut {
+					r.MaxAttempts != 1+tc.retries || requested[i].fanOut != tc.fanOut || r.RequestedBy != "ci" {
 					t.Errorf("request %d: %+v fan-out %v", i, r, requested[i].fanOut)
 				}
 				if r.Target == nil || !reflect.DeepEqual(*r.Target, w.target) {
@@ -147,7 +147,7 @@ func TestRequestStoreFails(t *testing.T) {
 		Requests: reqs, Claims: reqs, Sites: fakeSites{}, Launcher: &fakeLauncher{}, Images: fakeUsable{},
 		Tools: fakeTools{tools: map[string]toolspec.Tool{"t": testTool}},
 	}, federation.Options{Site: "here", Clock: clockwork.NewFakeClockAt(start)})
-	if _, err := d.Request(context.Background(), "t", api.RunRequest{Target: &toolspec.Target{}}); !errors.Is(err, errs.ErrUnavailable) {
+	if _, err := d.Request(context.Background(), "t", api.RunRequest{Target: &toolspec.Target{}}, ""); !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("err %v, want ErrUnavailable", err)
 	}
 }
@@ -158,14 +158,14 @@ func TestRequestStoreFails(t *testing.T) {
 func TestClaims(t *testing.T) {
 	usable := fakeUsable{"img:1": true}
 	tools := fakeTools{tools: map[string]toolspec.Tool{"t": testTool, "u": {Name: "u", Image: "gone:1"}}}
-	req := func(tool string, target toolspec.Target, fanOut bool) store.Request {
-		return store.Request{Run: "r1", Tool: tool, Target: target, FanOut: fanOut, CreatedAt: start}
+	req := func(tool string, target toolspec.Target, fanOut bool) runs.Request {
+		return runs.Request{Run: "r1", Tool: tool, Target: target, FanOut: fanOut, CreatedAt: start}
 	}
 	anySite := toolspec.Target{Mode: toolspec.TargetAny}
 	here := toolspec.Target{Mode: toolspec.TargetSite, Site: "here"}
 	tests := []struct {
 		name    string
-		req     store.Request
+		req     runs.Request
 		watched bool
 		tools   federation.Tools
 		lose    bool
@@ -193,7 +193,7 @@ func TestClaims(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			reqs, launcher := newFakeRequests(), &fakeLauncher{site: "here"}
 			if !tc.watched {
-				reqs.open = []store.Request{tc.req}
+				reqs.open = []runs.Request{tc.req}
 			}
 			reqs.lose[tc.req.Run] = tc.lose
 			if tc.tools == nil {
@@ -209,7 +209,7 @@ func TestClaims(t *testing.T) {
 			go func() { defer close(done); d.Run(ctx) }()
 			watch := <-reqs.feed.watches
 			if tc.watched {
-				watch <- []store.Request{tc.req}
+				watch <- []runs.Request{tc.req}
 			}
 			// Run returns once every request it took is handled.
 			cancel()

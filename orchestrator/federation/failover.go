@@ -41,7 +41,7 @@ func (f *Failover) Run(ctx context.Context) {
 		live, rev, err := f.sites.LiveSites(ctx)
 		if err != nil {
 			f.opts.Log.Warn("list live sites; retrying", "err", err)
-			sleep(ctx, f.opts.Retry)
+			sleep(ctx, f.opts.Clock, f.opts.Retry)
 			continue
 		}
 		alive := map[string]bool{f.opts.Site: true}
@@ -51,7 +51,7 @@ func (f *Failover) Run(ctx context.Context) {
 		if err := f.sweep(ctx, func(site string) bool { return !alive[site] }); err == nil {
 			f.follow(ctx, rev)
 		}
-		sleep(ctx, f.opts.Retry)
+		sleep(ctx, f.opts.Clock, f.opts.Retry)
 	}
 }
 

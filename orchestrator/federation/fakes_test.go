@@ -12,7 +12,7 @@ import (
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/federation"
-	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -37,9 +37,9 @@ func (f *feed[T]) watch(ctx context.Context) <-chan []T {
 // fakeRequests is a RequestStore and Claims: Requests lists open, every
 // claim wins unless its run ID is in lose, and writes are recorded.
 type fakeRequests struct {
-	open  []store.Request
+	open  []runs.Request
 	lose  map[string]bool
-	feed  *feed[store.Request]
+	feed  *feed[runs.Request]
 	fail  error // what RequestRun returns
 	mu    sync.Mutex
 	reqs  []requestCall
@@ -57,25 +57,29 @@ var (
 	_ federation.Claims       = (*fakeRequests)(nil)
 )
 
-func newFakeRequests(open ...store.Request) *fakeRequests {
-	return &fakeRequests{open: open, lose: map[string]bool{}, feed: newFeed[store.Request]()}
+func newFakeRequests(open ...runs.Request) *fakeRequests {
+	return &fakeRequests{open: open, lose: map[string]bool{}, feed: newFeed[runs.Request]()}
 }
 
-func (f *fakeRequests) RequestRun(_ context.Context, r api.Run, fanOut bool) error {
+func (f *fakeRequests) RequestRun(_ context.Context, r api.Run) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.fail != nil {
 		return f.fail
 	}
-	f.reqs = append(f.reqs, requestCall{r, fanOut})
+	req, ok := runs.RequestOf(r, r.CreatedAt)
+	if !ok {
+		return fmt.Errorf("run %s does not wait for a site", r.ID)
+	}
+	f.reqs = append(f.reqs, requestCall{r, req.FanOut})
 	return nil
 }
 
-func (f *fakeRequests) Requests(context.Context) ([]store.Request, int64, error) {
+func (f *fakeRequests) Requests(context.Context) ([]runs.Request, int64, error) {
 	return slices.Clone(f.open), 7, nil
 }
 
-func (f *fakeRequests) WatchRequests(ctx context.Context, _ int64) <-chan []store.Request {
+func (f *fakeRequests) WatchRequests(ctx context.Context, _ int64) <-chan []runs.Request {
 	return f.feed.watch(ctx)
 }
 
@@ -146,11 +150,11 @@ type fakeLauncher struct {
 
 var _ federation.Launcher = (*fakeLauncher)(nil)
 
-func (f *fakeLauncher) Start(_ context.Context, tool string) (api.Run, error) {
+func (f *fakeLauncher) Start(_ context.Context, tool, requestedBy string) (api.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.started = append(f.started, tool)
-	return api.Run{ID: tool + "-local", Tool: tool, Site: f.site, State: api.StatePending}, nil
+	return api.Run{ID: tool + "-local", Tool: tool, Site: f.site, State: api.StatePending, RequestedBy: requestedBy}, nil
 }
 
 func (f *fakeLauncher) Launch(_ context.Context, run api.Run, tool toolspec.Tool) error {
@@ -254,8 +258,8 @@ func (f *fakeChecker) count(ref string) int {
 // fakeRegistryStore lists fixed records, watches through feeds the test
 // drives, and answers single lookups from its own maps, counting them.
 type fakeRegistryStore struct {
-	list     map[string][]store.RegistryEvent // by kind
-	feeds    map[string]*feed[store.RegistryEvent]
+	list     map[string][]toolspec.RegistryEvent // by kind
+	feeds    map[string]*feed[toolspec.RegistryEvent]
 	tools    map[string]toolspec.Tool
 	datasets map[string]toolspec.Dataset
 	mu       sync.Mutex
@@ -264,11 +268,11 @@ type fakeRegistryStore struct {
 
 var _ federation.RegistryStore = (*fakeRegistryStore)(nil)
 
-func (f *fakeRegistryStore) ListRegistry(_ context.Context, kind string) ([]store.RegistryEvent, int64, error) {
+func (f *fakeRegistryStore) ListRegistry(_ context.Context, kind string) ([]toolspec.RegistryEvent, int64, error) {
 	return f.list[kind], 3, nil
 }
 
-func (f *fakeRegistryStore) WatchRegistry(ctx context.Context, kind string, _ int64) <-chan []store.RegistryEvent {
+func (f *fakeRegistryStore) WatchRegistry(ctx context.Context, kind string, _ int64) <-chan []toolspec.RegistryEvent {
 	return f.feeds[kind].watch(ctx)
 }
 

@@ -13,9 +13,10 @@ type ImageChecker interface {
 	CheckImage(ctx context.Context, ref string) error
 }
 
-// Clock tells the time; clockwork.Clock satisfies it.
+// Clock tells the time and waits; clockwork.Clock satisfies it.
 type Clock interface {
 	Now() time.Time
+	After(d time.Duration) <-chan time.Time
 }
 
 // How long Images trusts an answer, and how long one check may take.

@@ -7,16 +7,17 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/mao-research/mao/orchestrator/errs"
-	"github.com/mao-research/mao/orchestrator/store"
 	"github.com/mao-research/mao/toolspec"
 )
 
 // RegistryStore lists and watches the registries, and reads one record
 // when the cache does not have it yet.
 type RegistryStore interface {
-	ListRegistry(ctx context.Context, kind string) ([]store.RegistryEvent, int64, error)
-	WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []store.RegistryEvent
+	ListRegistry(ctx context.Context, kind string) ([]toolspec.RegistryEvent, int64, error)
+	WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []toolspec.RegistryEvent
 	Tool(ctx context.Context, name string) (toolspec.Tool, error)
 	Dataset(ctx context.Context, name string) (toolspec.Dataset, error)
 }
@@ -26,6 +27,7 @@ type RegistryStore interface {
 // seen through the watch) goes to etcd.
 type Registry struct {
 	st    RegistryStore
+	clock Clock
 	log   *slog.Logger
 	retry time.Duration
 
@@ -35,8 +37,11 @@ type Registry struct {
 }
 
 // NewRegistry returns an empty Registry; Run fills and follows it.
-func NewRegistry(st RegistryStore, log *slog.Logger) *Registry {
-	return &Registry{st: st, log: log, retry: 2 * time.Second,
+func NewRegistry(st RegistryStore, clock Clock, log *slog.Logger) *Registry {
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	return &Registry{st: st, clock: clock, log: log, retry: 2 * time.Second,
 		tools: map[string]toolspec.Tool{}, datasets: map[string]toolspec.Dataset{}}
 }
 
@@ -65,7 +70,7 @@ func (r *Registry) Dataset(ctx context.Context, name string) (toolspec.Dataset, 
 // Run follows both registries until ctx ends.
 func (r *Registry) Run(ctx context.Context) {
 	var wg sync.WaitGroup
-	for _, kind := range []string{store.KindTool, store.KindDataset} {
+	for _, kind := range []string{toolspec.KindTool, toolspec.KindDataset} {
 		wg.Add(1)
 		go func() { defer wg.Done(); r.follow(ctx, kind) }()
 	}
@@ -79,7 +84,7 @@ func (r *Registry) follow(ctx context.Context, kind string) {
 		list, rev, err := r.st.ListRegistry(ctx, kind)
 		if err != nil {
 			r.log.Warn("list the registry; retrying", "kind", kind, "err", err)
-			sleep(ctx, r.retry)
+			sleep(ctx, r.clock, r.retry)
 			continue
 		}
 		r.replace(kind, list)
@@ -88,14 +93,14 @@ func (r *Registry) follow(ctx context.Context, kind string) {
 				r.apply(ev)
 			}
 		}
-		sleep(ctx, r.retry)
+		sleep(ctx, r.clock, r.retry)
 	}
 }
 
-func (r *Registry) replace(kind string, list []store.RegistryEvent) {
+func (r *Registry) replace(kind string, list []toolspec.RegistryEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if kind == store.KindTool {
+	if kind == toolspec.KindTool {
 		clear(r.tools)
 	} else {
 		clear(r.datasets)
@@ -105,7 +110,7 @@ func (r *Registry) replace(kind string, list []store.RegistryEvent) {
 	}
 }
 
-func (r *Registry) apply(ev store.RegistryEvent) {
+func (r *Registry) apply(ev toolspec.RegistryEvent) {
 	r.mu.Lock()
 	r.set(ev)
 	r.mu.Unlock()
@@ -114,26 +119,24 @@ func (r *Registry) apply(ev store.RegistryEvent) {
 }
 
 // set applies ev; r.mu is held.
-func (r *Registry) set(ev store.RegistryEvent) {
+func (r *Registry) set(ev toolspec.RegistryEvent) {
 	switch {
 	case ev.Tool != nil:
 		r.tools[ev.Name] = *ev.Tool
 	case ev.Dataset != nil:
 		r.datasets[ev.Name] = *ev.Dataset
-	case ev.Kind == store.KindTool:
+	case ev.Kind == toolspec.KindTool:
 		delete(r.tools, ev.Name)
 	default:
 		delete(r.datasets, ev.Name)
 	}
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
+// sleep waits d on clock, or until ctx ends.
+func sleep(ctx context.Context, clock Clock, d time.Duration) {
 	select {
 	case <-ctx.Done():
-	case <-t.C:
+	case <-clock.After(d):
 	}
 }
 

@@ -5,8 +5,9 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/jonboulle/clockwork"
+
 	"github.com/mao-research/mao/orchestrator/federation"
-	"github.com/mao-research/mao/orchestrator/store"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -14,18 +15,18 @@ func TestRegistry(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tool := func(name, image string) *toolspec.Tool { return &toolspec.Tool{Name: name, Image: image} }
 	st := &fakeRegistryStore{
-		list: map[string][]store.RegistryEvent{
-			store.KindTool:    {{Kind: store.KindTool, Name: "t1", Tool: tool("t1", "cached:1")}},
-			store.KindDataset: {{Kind: store.KindDataset, Name: "d1", Dataset: &toolspec.Dataset{Name: "d1", URL: "file:///d1"}}},
+		list: map[string][]toolspec.RegistryEvent{
+			toolspec.KindTool:    {{Kind: toolspec.KindTool, Name: "t1", Tool: tool("t1", "cached:1")}},
+			toolspec.KindDataset: {{Kind: toolspec.KindDataset, Name: "d1", Dataset: &toolspec.Dataset{Name: "d1", URL: "file:///d1"}}},
 		},
-		feeds: map[string]*feed[store.RegistryEvent]{
-			store.KindTool: newFeed[store.RegistryEvent](), store.KindDataset: newFeed[store.RegistryEvent](),
+		feeds: map[string]*feed[toolspec.RegistryEvent]{
+			toolspec.KindTool: newFeed[toolspec.RegistryEvent](), toolspec.KindDataset: newFeed[toolspec.RegistryEvent](),
 		},
 		// The store's own answers, for lookups the cache cannot serve.
 		tools:    map[string]toolspec.Tool{"t1": *tool("t1", "store:1"), "t9": *tool("t9", "store:9")},
 		datasets: map[string]toolspec.Dataset{},
 	}
-	r := federation.NewRegistry(st, slog.New(slog.DiscardHandler))
+	r := federation.NewRegistry(st, clockwork.NewFakeClock(), slog.New(slog.DiscardHandler))
 
 	// Before the listing, lookups go to the store.
 	if got, err := r.Tool(ctx, "t1"); err != nil || got.Image != "store:1" || st.lookupCount() != 1 {
@@ -36,8 +37,8 @@ func TestRegistry(t *testing.T) {
 	go func() { defer close(done); r.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	// Each kind is listed when its watch starts.
-	tools, datasets := <-st.feeds[store.KindTool].watches, <-st.feeds[store.KindDataset].watches
-	send := func(ch chan []store.RegistryEvent, evs ...store.RegistryEvent) {
+	tools, datasets := <-st.feeds[toolspec.KindTool].watches, <-st.feeds[toolspec.KindDataset].watches
+	send := func(ch chan []toolspec.RegistryEvent, evs ...toolspec.RegistryEvent) {
 		ch <- evs
 		ch <- nil // returns once evs are applied
 	}
@@ -56,34 +57,34 @@ func TestRegistry(t *testing.T) {
 		{
 			name: "listed",
 			lookups: []lookup{
-				{kind: store.KindTool, name: "t1", image: "cached:1", found: true},
-				{kind: store.KindDataset, name: "d1", found: true},
-				{kind: store.KindTool, name: "t9", image: "store:9", found: true, store: true},
-				{kind: store.KindDataset, name: "d9", store: true},
+				{kind: toolspec.KindTool, name: "t1", image: "cached:1", found: true},
+				{kind: toolspec.KindDataset, name: "d1", found: true},
+				{kind: toolspec.KindTool, name: "t9", image: "store:9", found: true, store: true},
+				{kind: toolspec.KindDataset, name: "d9", store: true},
 			},
 		},
 		{
 			name: "tools added and changed",
 			do: func() {
-				send(tools, store.RegistryEvent{Kind: store.KindTool, Name: "t2", Tool: tool("t2", "new:2")},
-					store.RegistryEvent{Kind: store.KindTool, Name: "t1", Tool: tool("t1", "cached:2")})
+				send(tools, toolspec.RegistryEvent{Kind: toolspec.KindTool, Name: "t2", Tool: tool("t2", "new:2")},
+					toolspec.RegistryEvent{Kind: toolspec.KindTool, Name: "t1", Tool: tool("t1", "cached:2")})
 			},
 			lookups: []lookup{
-				{kind: store.KindTool, name: "t1", image: "cached:2", found: true},
-				{kind: store.KindTool, name: "t2", image: "new:2", found: true},
+				{kind: toolspec.KindTool, name: "t1", image: "cached:2", found: true},
+				{kind: toolspec.KindTool, name: "t2", image: "new:2", found: true},
 			},
 		},
 		{
 			name: "a tool and a dataset removed",
 			do: func() {
 				delete(st.tools, "t1") // before the events, as etcd has it
-				send(tools, store.RegistryEvent{Kind: store.KindTool, Name: "t1"})
-				send(datasets, store.RegistryEvent{Kind: store.KindDataset, Name: "d1"})
+				send(tools, toolspec.RegistryEvent{Kind: toolspec.KindTool, Name: "t1"})
+				send(datasets, toolspec.RegistryEvent{Kind: toolspec.KindDataset, Name: "d1"})
 			},
 			lookups: []lookup{
-				{kind: store.KindTool, name: "t1", store: true},
-				{kind: store.KindDataset, name: "d1", store: true},
-				{kind: store.KindTool, name: "t2", image: "new:2", found: true},
+				{kind: toolspec.KindTool, name: "t1", store: true},
+				{kind: toolspec.KindDataset, name: "d1", store: true},
+				{kind: toolspec.KindTool, name: "t2", image: "new:2", found: true},
 			},
 		},
 	}
@@ -95,7 +96,7 @@ func TestRegistry(t *testing.T) {
 			before := st.lookupCount()
 			var err error
 			image := ""
-			if l.kind == store.KindTool {
+			if l.kind == toolspec.KindTool {
 				var got toolspec.Tool
 				got, err = r.Tool(ctx, l.name)
 				image = got.Image

@@ -6,9 +6,65 @@
 // and throws away a failed run's output (Discard). It never pushes or
 // deletes commits.
 //
-// It talks to git only through go-git and never runs the git binary itself.
-// Note that go-git serves file:// URLs by running git-upload-pack, so a site
-// that uses file:// remotes needs git installed.
+// # A clone is opened only as itself
+//
+// A clone is two directories: its work tree dir, which is all a tool's
+// container gets mounted, and its git directory GitDir(dir), the hidden
+// sibling .<name>.git, which no container sees. So a tool can neither
+// rewrite the repository's config, HEAD, refs or objects nor redirect
+// them; whatever it leaves in the work tree is hostile input:
+//
+//   - a path named .git anywhere (or a name other systems read as .git:
+//     .GIT, git~1, ".git."), a fifo, socket or device, a symbolic link
+//     named .gitmodules, paths deeper than 256 directories or longer than
+//     4096 bytes: Commit refuses the output (*OutputError), the runner
+//     fails the run and Discard removes it;
+//   - a symbolic link is committed as a link (its target, as git does)
+//     and never followed: not when reading, not when deleting, not when
+//     restoring a tracked file in its place;
+//   - a .gitignore that is a link is not read, and one larger than 1 MiB,
+//     or that brings more than 10,000 patterns into effect, is refused;
+//     Discard follows HEAD's .gitignore files, not those the run wrote, so
+//     a failed run cannot hide its output from it.
+//
+// The work tree is walked through os.Root, one directory at a time,
+// opening nothing but directories and regular files, each checked to be
+// the one that was listed; go-git gets the work tree and the git directory
+// as go-billy's bound OS file systems, which resolve nothing outside them.
+//
+// A clone of the old layout (a .git directory inside the work tree, which
+// earlier versions made) is moved to the new one the first time any call
+// meets it, keeping every commit, including those never pushed. A .git
+// that is a file (a "gitdir:" redirect), a symbolic link, or a directory
+// holding a link, a special file, objects/info/alternates or a commondir
+// is refused, naming the reason, and nothing is touched.
+//
+// # Staging
+//
+// Commit finds what changed without go-git's Status: it walks the work
+// tree comparing each file with the index by size, mode, mtime, ctime and
+// inode, and reads only new or changed files (and, as git, those "racily
+// clean", no older than the index). It streams their content into loose
+// objects (zlib level 1, as git), never holding a file in memory, writes
+// the trees of the directories that changed, the commit, the index, and
+// last moves the branch. The index is only a cache: changes are measured
+// against HEAD, so a file staged by someone else counts too.
+//
+// Options.MaxOutputBytes and MaxOutputFiles bound what one Commit reads:
+// beyond either (counted while walking, before anything is read) it
+// refuses the output and nothing is written.
+//
+// Commit and Discard check their context between files and within long
+// copies. When it ends, they return its error; the branch stays where it
+// was. Each marks the clone (mao-output-pending in its git directory) when
+// it starts and clears the mark when it succeeds, so the next Sync finds a
+// clone whose output was neither committed nor discarded and discards it
+// first: a failed or interrupted run's output never reaches a later commit.
+//
+// It talks to git only through go-git (and its own object and index
+// writing) and never runs the git binary itself. Note that go-git serves
+// file:// URLs by running git-upload-pack, so a site that uses file://
+// remotes needs git installed.
 //
 // A Repos does no locking: callers must serialise calls on the same
 // directory (the orchestrator holds a per-directory lock). Calls on
@@ -16,4 +72,9 @@
 //
 // The package must not import mao's registry, scheduler, Docker or API
 // packages: it knows directories and URLs, not tools or runs.
+//
+// # Rules
+//
+// Imports from mao: nothing.
+// Never links: etcd, Docker, orchestrator.
 package gitrepo

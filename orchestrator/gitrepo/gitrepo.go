@@ -9,15 +9,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"time"
 
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/format/index"
-	"github.com/go-git/go-git/v5/plumbing/object"
 	"github.com/go-git/go-git/v5/plumbing/transport"
 )
 
@@ -28,6 +25,12 @@ const (
 	emptyRemoteBranch = "main"
 )
 
+// Default output limits (see Options).
+const (
+	DefaultMaxOutputBytes = 10 << 30
+	DefaultMaxOutputFiles = 100000
+)
+
 // Options configures a Repos. Empty fields take the defaults noted.
 type Options struct {
 	AuthorName  string // author and committer name; default "mao"
@@ -35,6 +38,12 @@ type Options struct {
 	// Now is the clock for commit times and for naming the directory a
 	// replaced clone is moved to; default time.Now.
 	Now func() time.Time
+	// MaxOutputBytes and MaxOutputFiles bound what one Commit reads: the
+	// bytes of new or changed files and links, and the number of new or
+	// changed files, links and directories. Beyond either, Commit refuses
+	// the output. Defaults DefaultMaxOutputBytes and DefaultMaxOutputFiles.
+	MaxOutputBytes int64
+	MaxOutputFiles int
 }
 
 // Repos syncs, commits and discards changes in local clones. It holds no
@@ -54,12 +63,19 @@ func New(opts Options) *Repos {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxOutputBytes <= 0 {
+		opts.MaxOutputBytes = DefaultMaxOutputBytes
+	}
+	if opts.MaxOutputFiles <= 0 {
+		opts.MaxOutputFiles = DefaultMaxOutputFiles
+	}
 	return &Repos{opts: opts}
 }
 
 // Sync makes dir a clone of rawURL at branch ("" means the remote's default
 // branch) and returns the hex hash of HEAD's commit, or "" while the
-// repository has no commits.
+// repository has no commits. The clone's work tree is dir and its git
+// directory GitDir(dir), outside it.
 //
 // A missing or empty dir is cloned. An existing clone is fetched and its
 // branch fast-forwarded (switching to branch first if another one is checked
@@ -67,46 +83,121 @@ func New(opts Options) *Repos {
 // does not push), the local head is kept; if the two have diverged, the
 // local head is kept too and note says so.
 //
+// A clone of the old layout, with its git directory dir/.git inside the
+// work tree, is moved to the new one first, keeping every commit; one
+// whose .git is a file (a "gitdir:" redirect), a symbolic link, or holds
+// one, is refused and left as it is. In the new layout, a dir/.git is
+// refused too: no run's output may leave one.
+//
+// When the last Commit or Discard of dir did not finish (cancelled, or the
+// process died), Sync first discards what the work tree holds beyond HEAD,
+// as Discard, and note says so.
+//
 // If dir is a clone of another URL (the remote was changed), rawURL is
 // cloned anew and, only once that succeeded, the old clone is moved aside to
 // the sibling directory <dir>.replaced-<UTC time as 20060102T150405Z>
-// (with "-2", "-3", ... appended if that exists), keeping any commits that
-// were never pushed; note names both URLs and that directory.
+// (with "-2", "-3", ... appended if that exists), as an ordinary clone with
+// its .git inside, keeping any commits that were never pushed; note names
+// both URLs and that directory.
 //
 // An unreachable remote, or a dir that is neither empty nor a clone with an
 // origin remote, is an error, and leaves dir as it was.
 func (r *Repos) Sync(ctx context.Context, dir, rawURL, branch string) (commit, note string, err error) {
-	empty, err := isEmptyDir(dir)
+	if dir, err = filepath.Abs(dir); err != nil {
+		return "", "", err
+	}
+	c, err := openClone(dir)
+	var none *noClone
+	if errors.As(err, &none) {
+		empty, err := isEmptyDir(dir)
+		if err != nil {
+			return "", "", err
+		}
+		if !empty {
+			return "", "", fmt.Errorf("%s is neither empty nor a clone of %s: %w", dir, redact(rawURL), git.ErrRepositoryNotExists)
+		}
+		commit, err := r.cloneNew(ctx, dir, rawURL, branch)
+		return commit, "", err
+	}
 	if err != nil {
 		return "", "", err
 	}
-	if empty {
-		commit, err := clone(ctx, dir, rawURL, branch)
-		return commit, "", err
+	var notes []string
+	if pending, err := c.pending(); err != nil {
+		return "", "", err
+	} else if pending {
+		files, err := r.discard(ctx, c)
+		if err == nil {
+			err = c.clearPending()
+		}
+		if err != nil {
+			return "", "", fmt.Errorf("discard the output an interrupted run left in %s: %w", dir, err)
+		}
+		notes = append(notes, fmt.Sprintf("discarded the output an interrupted run left in the clone (%d files)", len(files)))
 	}
-	repo, err := git.PlainOpen(dir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		return "", "", fmt.Errorf("%s is neither empty nor a clone of %s: %w", dir, redact(rawURL), err)
+	if fi, err := os.Lstat(filepath.Join(dir, git.GitDirName)); err == nil {
+		return "", "", fmt.Errorf("%s holds a .git (%s) beside its git directory %s: mao never opens it, and refuses the clone until it is removed",
+			dir, kind(fi.Mode()), c.gitDir)
 	}
-	if err != nil {
-		return "", "", fmt.Errorf("open %s: %w", dir, err)
-	}
-	old, err := originURL(repo, dir, rawURL)
+	old, err := originURL(c.repo, dir, rawURL)
 	if err != nil {
 		return "", "", err
 	}
 	if !sameURL(old, rawURL) {
-		return r.replace(ctx, dir, old, rawURL, branch)
+		commit, note, err = r.replace(ctx, c, old, rawURL, branch)
+	} else {
+		commit, note, err = update(ctx, c.repo, rawURL, branch)
 	}
-	return update(ctx, repo, rawURL, branch)
+	if note != "" {
+		notes = append(notes, note)
+	}
+	return commit, strings.Join(notes, "; "), err
+}
+
+// cloneNew clones rawURL into dir, which is missing or empty: into a
+// temporary sibling first, which then takes dir's place, so that dir never
+// holds half a clone.
+func (r *Repos) cloneNew(ctx context.Context, dir, rawURL, branch string) (commit string, err error) {
+	tmp, err := tempSibling(dir)
+	if err != nil {
+		return "", fmt.Errorf("clone %s: %w", redact(rawURL), err)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, os.RemoveAll(tmp))
+		}
+	}()
+	if commit, err = cloneInto(ctx, tmp, rawURL, branch); err != nil {
+		return "", err
+	}
+	// dir is missing or empty (os.Rename does not replace a directory).
+	if err := os.Remove(dir); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("clone %s: %w", redact(rawURL), err)
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return "", fmt.Errorf("clone %s: move the clone to %s: %w", redact(rawURL), dir, err)
+	}
+	if err := adopt(dir, GitDir(dir)); err != nil {
+		return "", fmt.Errorf("clone %s: %w", redact(rawURL), err)
+	}
+	return commit, nil
+}
+
+func tempSibling(dir string) (string, error) {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return "", err
+	}
+	return os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".new-")
 }
 
 // replace clones rawURL next to dir, then moves the clone of oldURL in dir
 // aside and the new clone into its place. Until the new clone is complete,
-// dir is not touched.
-func (r *Repos) replace(ctx context.Context, dir, oldURL, rawURL, branch string) (commit, note string, err error) {
-	dir = filepath.Clean(dir)
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), filepath.Base(dir)+".new-")
+// dir is not touched. Every step leaves dir and the kept clone each either
+// missing or a whole clone (in one layout or the other), so a crash between
+// two loses nothing: the next Sync adopts or clones anew.
+func (r *Repos) replace(ctx context.Context, c *clone, oldURL, rawURL, branch string) (commit, note string, err error) {
+	dir := c.dir
+	tmp, err := tempSibling(dir)
 	if err != nil {
 		return "", "", fmt.Errorf("replace clone of %s: %w", redact(oldURL), err)
 	}
@@ -115,15 +206,28 @@ func (r *Repos) replace(ctx context.Context, dir, oldURL, rawURL, branch string)
 			err = errors.Join(err, os.RemoveAll(tmp))
 		}
 	}()
-	if commit, err = clone(ctx, tmp, rawURL, branch); err != nil {
+	if commit, err = cloneInto(ctx, tmp, rawURL, branch); err != nil {
 		return "", "", err
+	}
+	// The old clone takes its git directory back in, and so moves aside
+	// as an ordinary clone.
+	inside := filepath.Join(dir, git.GitDirName)
+	if err := os.Rename(c.gitDir, inside); err != nil {
+		return "", "", fmt.Errorf("move the clone of %s aside: %w", redact(oldURL), err)
 	}
 	kept, err := moveAside(dir, r.opts.Now())
 	if err != nil {
-		return "", "", err
+		return "", "", errors.Join(err, os.Rename(inside, c.gitDir))
 	}
 	if err := os.Rename(tmp, dir); err != nil {
-		return "", "", errors.Join(fmt.Errorf("move new clone of %s to %s: %w", redact(rawURL), dir, err), os.Rename(kept, dir))
+		err = fmt.Errorf("move new clone of %s to %s: %w", redact(rawURL), dir, err)
+		if rerr := os.Rename(kept, dir); rerr != nil {
+			return "", "", errors.Join(err, rerr)
+		}
+		return "", "", errors.Join(err, os.Rename(inside, c.gitDir))
+	}
+	if err := adopt(dir, c.gitDir); err != nil {
+		return "", "", fmt.Errorf("clone %s: %w", redact(rawURL), err)
 	}
 	return commit, fmt.Sprintf("repository URL changed from %s to %s; the old clone (with any unpushed commits) was kept at %s",
 		redact(oldURL), redact(rawURL), kept), nil
@@ -169,7 +273,9 @@ func isEmptyDir(dir string) (bool, error) {
 	return false, nil
 }
 
-func clone(ctx context.Context, dir, rawURL, branch string) (string, error) {
+// cloneInto clones rawURL into the empty directory dir as an ordinary
+// clone (its git directory inside), removing what it created on failure.
+func cloneInto(ctx context.Context, dir, rawURL, branch string) (string, error) {
 	opts := &git.CloneOptions{URL: rawURL}
 	if branch != "" {
 		opts.ReferenceName = plumbing.NewBranchReferenceName(branch)
@@ -391,169 +497,3 @@ func hexOrEmpty(h plumbing.Hash) string {
 }
 
 func short(h plumbing.Hash) string { return h.String()[:12] }
-
-// Commit stages every change in dir's worktree (new, modified and deleted
-// files, except those .gitignore or .git/info/exclude ignore) and commits
-// them with message. It returns the new HEAD and the changed paths, sorted,
-// slash-separated and relative to the repository root. With nothing to
-// commit it returns the current HEAD ("" if none) and no files.
-func (r *Repos) Commit(ctx context.Context, dir, message string) (commit string, files []string, err error) {
-	if err := ctx.Err(); err != nil {
-		return "", nil, err
-	}
-	repo, w, files, err := changes(dir)
-	if err != nil {
-		return "", nil, err
-	}
-	if len(files) == 0 {
-		commit, err := headHash(repo)
-		return commit, nil, err
-	}
-
-	// Stage with the status already computed: go-git's Add of a whole
-	// directory would compute it again.
-	var gone []string
-	for _, f := range files {
-		if fi, err := os.Lstat(filepath.Join(dir, filepath.FromSlash(f))); err != nil || fi.IsDir() {
-			gone = append(gone, f)
-			continue
-		}
-		if err := w.AddWithOptions(&git.AddOptions{Path: f, SkipStatus: true}); err != nil {
-			return "", nil, fmt.Errorf("commit %s: add %s: %w", dir, f, err)
-		}
-	}
-	if err := removeFromIndex(repo, gone); err != nil {
-		return "", nil, fmt.Errorf("commit %s: %w", dir, err)
-	}
-
-	sig := &object.Signature{Name: r.opts.AuthorName, Email: r.opts.AuthorEmail, When: r.opts.Now()}
-	h, err := w.Commit(message, &git.CommitOptions{Author: sig, Committer: sig})
-	if errors.Is(err, git.ErrEmptyCommit) {
-		// The staged result equals HEAD (say, a staged change undone in
-		// the worktree).
-		commit, err := headHash(repo)
-		return commit, nil, err
-	}
-	if err != nil {
-		return "", nil, fmt.Errorf("commit %s: %w", dir, err)
-	}
-	return h.String(), files, nil
-}
-
-func removeFromIndex(repo *git.Repository, paths []string) error {
-	if len(paths) == 0 {
-		return nil
-	}
-	idx, err := repo.Storer.Index()
-	if err != nil {
-		return fmt.Errorf("read index: %w", err)
-	}
-	for _, p := range paths {
-		if _, err := idx.Remove(p); err != nil && !errors.Is(err, index.ErrEntryNotFound) {
-			return fmt.Errorf("unstage %s: %w", p, err)
-		}
-	}
-	return repo.Storer.SetIndex(idx)
-}
-
-// Discard returns the changed paths as Commit would, then restores dir to
-// HEAD: tracked files are reset and untracked files and directories are
-// removed, so that a failed run's partial output cannot reach a later
-// commit. Ignored files are left alone.
-func (r *Repos) Discard(ctx context.Context, dir string) (files []string, err error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	repo, w, files, err := changes(dir)
-	if err != nil || len(files) == 0 {
-		return nil, err
-	}
-	head, err := hashOf(repo, plumbing.HEAD)
-	if err != nil {
-		return nil, err
-	}
-	if head.IsZero() {
-		err = discardUnborn(repo, dir, files)
-	} else {
-		// Limited to the changed files, a hard reset restores tracked
-		// files and deletes untracked ones; unlimited, go-git's would
-		// delete ignored files too.
-		err = w.Reset(&git.ResetOptions{Commit: head, Mode: git.HardReset, Files: files})
-	}
-	if err != nil {
-		return nil, fmt.Errorf("discard %s: %w", dir, err)
-	}
-	if _, err := pruneEmptyDirs(dir, git.GitDirName); err != nil {
-		return nil, fmt.Errorf("discard %s: %w", dir, err)
-	}
-	return files, nil
-}
-
-// discardUnborn empties the index and deletes files in a repository with no
-// commits, where every changed file is new.
-func discardUnborn(repo *git.Repository, dir string, files []string) error {
-	if err := repo.Storer.SetIndex(&index.Index{Version: 2}); err != nil {
-		return fmt.Errorf("reset index: %w", err)
-	}
-	for _, f := range files {
-		if err := os.Remove(filepath.Join(dir, filepath.FromSlash(f))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	return nil
-}
-
-// changes opens dir and returns its worktree's changed paths, sorted. It
-// makes the one Status call of Commit and Discard.
-func changes(dir string) (*git.Repository, *git.Worktree, []string, error) {
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open %s: %w", dir, err)
-	}
-	w, err := repo.Worktree()
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("open %s: %w", dir, err)
-	}
-	status, err := w.Status()
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("status %s: %w", dir, err)
-	}
-	var files []string
-	for path, s := range status {
-		if s.Staging != git.Unmodified || s.Worktree != git.Unmodified {
-			files = append(files, filepath.ToSlash(path))
-		}
-	}
-	sort.Strings(files)
-	return repo, w, files, nil
-}
-
-// pruneEmptyDirs removes the empty directories below dir, deepest first, as
-// `git clean -d` does (git cannot track them), leaving alone a top-level
-// entry named skip. It reports whether dir itself ended up empty.
-func pruneEmptyDirs(dir, skip string) (bool, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return false, err
-	}
-	empty := true
-	for _, e := range entries {
-		if !e.IsDir() || e.Name() == skip {
-			empty = false
-			continue
-		}
-		sub := filepath.Join(dir, e.Name())
-		subEmpty, err := pruneEmptyDirs(sub, "")
-		if err != nil {
-			return false, err
-		}
-		if !subEmpty {
-			empty = false
-			continue
-		}
-		if err := os.Remove(sub); err != nil {
-			return false, err
-		}
-	}
-	return empty, nil
-}

@@ -12,9 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-billy/v5/osfs"
 	"github.com/go-git/go-git/v5"
 	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/cache"
 	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 )
@@ -89,13 +92,29 @@ func exists(t *testing.T, dir, name string) bool {
 	return err == nil
 }
 
-// clonedHead is the hash HEAD of the clone in dir resolves to ("" if unborn).
-func clonedHead(t *testing.T, dir string) string {
+// openRepo opens the clone in dir: a work tree with its git directory
+// outside (gitrepo.GitDir), or an ordinary clone (a kept one).
+func openRepo(t *testing.T, dir string) *git.Repository {
 	t.Helper()
-	repo, err := git.PlainOpen(dir)
+	if _, err := os.Stat(gitrepo.GitDir(dir)); err != nil {
+		repo, err := git.PlainOpen(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return repo
+	}
+	storage := filesystem.NewStorage(osfs.New(gitrepo.GitDir(dir)), cache.NewObjectLRUDefault())
+	repo, err := git.Open(storage, osfs.New(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
+	return repo
+}
+
+// clonedHead is the hash HEAD of the clone in dir resolves to ("" if unborn).
+func clonedHead(t *testing.T, dir string) string {
+	t.Helper()
+	repo := openRepo(t, dir)
 	head, err := repo.Head()
 	if errors.Is(err, plumbing.ErrReferenceNotFound) {
 		return ""
@@ -108,10 +127,7 @@ func clonedHead(t *testing.T, dir string) string {
 
 func headCommit(t *testing.T, dir string) *object.Commit {
 	t.Helper()
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := openRepo(t, dir)
 	head, err := repo.Head()
 	if err != nil {
 		t.Fatal(err)
@@ -125,10 +141,7 @@ func headCommit(t *testing.T, dir string) *object.Commit {
 
 func isClean(t *testing.T, dir string) bool {
 	t.Helper()
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := openRepo(t, dir)
 	w, err := repo.Worktree()
 	if err != nil {
 		t.Fatal(err)
@@ -260,10 +273,7 @@ func TestSyncEmptyBareRemote(t *testing.T) {
 	if got, note := sync(t, r, dir, url, ""); got != "" || note != "" {
 		t.Fatalf("Sync of empty remote = %q, %q; want no commit, no note", got, note)
 	}
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		t.Fatalf("empty clone is not a repository: %v", err)
-	}
+	repo := openRepo(t, dir)
 	remote, err := repo.Remote("origin")
 	if err != nil || remote.Config().URLs[0] != url {
 		t.Fatalf("origin = %v, %v; want %s", remote, err, url)
@@ -574,10 +584,7 @@ func oldClone(t *testing.T, r *gitrepo.Repos, oldURL string) (dir, head string) 
 	sync(t, r, dir, u.url(), "")
 	writeFile(t, dir, "out.csv", "unpushed")
 	head, _ = commit(t, r, dir, "run")
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := openRepo(t, dir)
 	cfg, err := repo.Config()
 	if err != nil {
 		t.Fatal(err)
@@ -592,10 +599,7 @@ func oldClone(t *testing.T, r *gitrepo.Repos, oldURL string) (dir, head string) 
 // originOf is the URL of the origin remote of the clone in dir.
 func originOf(t *testing.T, dir string) string {
 	t.Helper()
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := openRepo(t, dir)
 	remote, err := repo.Remote("origin")
 	if err != nil {
 		t.Fatal(err)
@@ -603,7 +607,8 @@ func originOf(t *testing.T, dir string) string {
 	return remote.Config().URLs[0]
 }
 
-// siblings lists the names in dir's parent other than dir's own.
+// siblings lists the names in dir's parent other than dir's own and its git
+// directory's.
 func siblings(t *testing.T, dir string) []string {
 	t.Helper()
 	entries, err := os.ReadDir(filepath.Dir(dir))
@@ -612,7 +617,7 @@ func siblings(t *testing.T, dir string) []string {
 	}
 	var names []string
 	for _, e := range entries {
-		if e.Name() != filepath.Base(dir) {
+		if e.Name() != filepath.Base(dir) && e.Name() != filepath.Base(gitrepo.GitDir(dir)) {
 			names = append(names, e.Name())
 		}
 	}
@@ -880,10 +885,7 @@ func TestCommitNoChanges(t *testing.T) {
 		}},
 		{"rewritten with the same content", func(t *testing.T, dir string) { writeFile(t, dir, "edit.txt", "v1") }},
 		{"staged change undone in the worktree", func(t *testing.T, dir string) {
-			repo, err := git.PlainOpen(dir)
-			if err != nil {
-				t.Fatal(err)
-			}
+			repo := openRepo(t, dir)
 			w, err := repo.Worktree()
 			if err != nil {
 				t.Fatal(err)
@@ -919,10 +921,7 @@ func TestDiscard(t *testing.T) {
 	want := dirty(t, dir)
 
 	// A file staged by someone else is discarded too.
-	repo, err := git.PlainOpen(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	repo := openRepo(t, dir)
 	w, err := repo.Worktree()
 	if err != nil {
 		t.Fatal(err)

@@ -7,8 +7,6 @@ import (
 	"strconv"
 
 	"github.com/mao-research/mao/api"
-	"github.com/mao-research/mao/notify"
-	"github.com/mao-research/mao/toolspec"
 )
 
 // SeriesReader reads the spike detector's series.
@@ -58,25 +56,17 @@ func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request) {
 	s.answer(w, r, http.StatusOK)(list, err)
 }
 
+// testNotify sends a test message to the site's own channels (scope run)
+// or to a URL in the body: that makes the orchestrator send a request to
+// any address it can reach, so it needs scope admin.
 func (s *Server) testNotify(w http.ResponseWriter, r *http.Request) {
-	var req api.NotifyTestRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	req, err := decodeNotifyTest(r)
+	if err == nil && req.URL != "" {
+		err = need(r, ScopeAdmin, "notify test with a URL")
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	s.answer(w, r, http.StatusOK)(s.deps.NotifyTester.Test(r.Context(), req.URL))
-}
-
-// redacted is a tool as the API shows it: its channels' secrets hidden.
-func redacted(t toolspec.Tool) toolspec.Tool {
-	if len(t.Notify) > 0 {
-		urls := make([]string, len(t.Notify))
-		for i, u := range t.Notify {
-			urls[i] = notify.Redact(u)
-		}
-		t.Notify = urls
-	}
-	return t
 }

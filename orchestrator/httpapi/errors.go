@@ -16,6 +16,16 @@ type badRequest struct{ msg string }
 
 func (e *badRequest) Error() string { return e.msg }
 
+// unsupported is a write without Content-Type: application/json.
+type unsupported struct{ msg string }
+
+func (e *unsupported) Error() string { return e.msg }
+
+// misdirected is a request whose Host header names another host.
+type misdirected struct{ msg string }
+
+func (e *misdirected) Error() string { return e.msg }
+
 // errUnauthorized is a request without a valid bearer token.
 var errUnauthorized = errors.New("a valid bearer token is required (Authorization: Bearer <token>)")
 
@@ -24,6 +34,8 @@ var errUnauthorized = errors.New("a valid bearer token is required (Authorizatio
 func errorBody(err error) (int, api.ErrorBody) {
 	var invalid *toolspec.ValidationError
 	var bad *badRequest
+	var media *unsupported
+	var host *misdirected
 	switch {
 	case errors.As(err, &invalid):
 		details := make([]string, len(invalid.Fields))
@@ -33,8 +45,14 @@ func errorBody(err error) (int, api.ErrorBody) {
 		return http.StatusBadRequest, api.ErrorBody{Code: api.CodeInvalid, Message: "invalid " + invalid.Kind, Details: details}
 	case errors.As(err, &bad):
 		return http.StatusBadRequest, api.ErrorBody{Code: api.CodeInvalid, Message: bad.msg}
+	case errors.As(err, &media):
+		return http.StatusUnsupportedMediaType, api.ErrorBody{Code: api.CodeUnsupported, Message: media.msg}
+	case errors.As(err, &host):
+		return http.StatusMisdirectedRequest, api.ErrorBody{Code: api.CodeMisdirected, Message: host.msg}
 	case errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized, api.ErrorBody{Code: api.CodeUnauthorized, Message: err.Error()}
+	case errors.Is(err, errs.ErrForbidden):
+		return http.StatusForbidden, api.ErrorBody{Code: api.CodeForbidden, Message: err.Error()}
 	case errors.Is(err, errs.ErrNotFound):
 		return http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, errs.ErrExists), errors.Is(err, errs.ErrInUse), errors.Is(err, errs.ErrChanged), errors.Is(err, errs.ErrConflict):

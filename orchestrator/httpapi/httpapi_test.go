@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -9,6 +11,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,11 +32,13 @@ type fakeLauncher struct {
 	site string
 }
 
-func (f *fakeLauncher) Request(ctx context.Context, tool string, _ api.RunRequest) ([]api.Run, error) {
-	if _, err := f.st.Tool(ctx, tool); err != nil {
+func (f *fakeLauncher) Request(ctx context.Context, tool string, _ api.RunRequest, requestedBy string) ([]api.Run, error) {
+	t, err := f.st.Tool(ctx, tool)
+	if err != nil {
 		return nil, err
 	}
-	run := api.Run{ID: tool + "-1", Tool: tool, Site: f.site, State: api.StatePending, CreatedAt: time.Unix(1, 0).UTC()}
+	run := api.Run{ID: tool + "-1", Tool: tool, Site: f.site, State: api.StatePending, CreatedAt: time.Unix(1, 0).UTC(),
+		RequestedBy: requestedBy, DataRepo: t.DataRepo}
 	l, err := f.logs.Create(run.ID)
 	if err != nil {
 		return nil, err
@@ -42,13 +48,27 @@ func (f *fakeLauncher) Request(ctx context.Context, tool string, _ api.RunReques
 	return []api.Run{run}, f.st.CreateRun(ctx, run)
 }
 
-type fakeHealth struct{}
+// fakeHealth answers with status, "ok" when empty, and counts the checks.
+type fakeHealth struct {
+	status string
+	checks atomic.Int32
+}
 
-func (fakeHealth) Check(context.Context) api.Health { return api.Health{Status: "ok", Site: "s1"} }
+func (f *fakeHealth) Check(context.Context) api.Health {
+	f.checks.Add(1)
+	return api.Health{Status: cmp.Or(f.status, "ok"), Site: "s1", Etcd: "ok", Docker: "dial unix /var/run/docker.sock: secret detail"}
+}
+
+// fakeTester answers a notify test without sending anything.
+type fakeTester struct{}
+
+func (fakeTester) Test(_ context.Context, url string) ([]api.Notification, error) {
+	return []api.Notification{{Kind: "test", Channel: url, Status: "sent"}}, nil
+}
 
 var (
 	_ Launcher   = (*fakeLauncher)(nil)
-	_ Health     = fakeHealth{}
+	_ Health     = (*fakeHealth)(nil)
 	_ Runs       = (*store.Store)(nil)
 	_ Sites      = (*store.Store)(nil)
 	_ Federation = (*store.Store)(nil)
@@ -56,21 +76,54 @@ var (
 
 type env struct {
 	etcd   *clientv3.Client
-	client *api.Client
+	client *api.Client // with the first token
 	url    string
 	store  *store.Store
 	site   string
+	logs   *runlog.Dir
+	health *fakeHealth
+	srv    *Server
+	log    *bytes.Buffer // the server's log, as JSON lines
 }
 
-func newEnv(t *testing.T, endpoints []string, tokens ...string) env {
+// admin returns tokens of scope admin with the given secrets, named
+// admin-1, admin-2, ...
+func admin(secrets ...string) []Token {
+	out := make([]Token, len(secrets))
+	for i, s := range secrets {
+		out[i] = Token{Name: fmt.Sprintf("admin-%d", i+1), Scope: ScopeAdmin, Secret: s}
+	}
+	return out
+}
+
+func newEnv(t *testing.T, endpoints []string, tokens ...Token) env {
 	t.Helper()
 	return newSiteEnv(t, "s1", endpoints, tokens...)
 }
 
 // newSiteEnv serves the API of the named site; its site record is not
 // written (see join).
-func newSiteEnv(t *testing.T, site string, endpoints []string, tokens ...string) env {
+func newSiteEnv(t *testing.T, site string, endpoints []string, tokens ...Token) env {
 	t.Helper()
+	return newOptsEnv(t, endpoints, Options{Site: site, Tokens: tokens, Timezone: "Europe/Zurich"})
+}
+
+// newProxyingEnv is newSiteEnv with a proxy to other sites' logs.
+func newProxyingEnv(t *testing.T, site string, endpoints []string, proxy LogProxy, tokens ...Token) env {
+	t.Helper()
+	return newEnvWith(t, endpoints, Options{Site: site, Tokens: tokens, Timezone: "Europe/Zurich"}, proxy)
+}
+
+// newOptsEnv serves the API with opts on a loopback port.
+func newOptsEnv(t *testing.T, endpoints []string, opts Options) env {
+	t.Helper()
+	return newEnvWith(t, endpoints, opts, nil)
+}
+
+// newEnvWith is newOptsEnv with a proxy to other sites' logs.
+func newEnvWith(t *testing.T, endpoints []string, opts Options, proxy LogProxy) env {
+	t.Helper()
+	site, tokens := opts.Site, opts.Tokens
 	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: time.Second})
 	if err != nil {
 		t.Fatal(err)
@@ -81,21 +134,46 @@ func newSiteEnv(t *testing.T, site string, endpoints []string, tokens ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
+	health, log := &fakeHealth{}, &bytes.Buffer{}
+	opts.Log = slog.New(slog.NewJSONHandler(&lockedWriter{w: log}, nil))
 	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st, Sites: st, Federation: st,
+		Series: st, Notifications: st, NotifyTester: fakeTester{},
 		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: fakeHealth{}},
-		Options{Site: site, Tokens: tokens, Timezone: "Europe/Zurich"})
+		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: health, LogProxy: proxy}, opts)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	token := ""
 	if len(tokens) > 0 {
-		token = tokens[0]
+		token = tokens[0].Secret
 	}
 	client, err := api.NewClient(ts.URL, token, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return env{etcd: c, client: client, url: ts.URL, store: st, site: site}
+	return env{etcd: c, client: client, url: ts.URL, store: st, site: site, logs: logs, health: health, srv: srv, log: log}
+}
+
+// as is a client of e's API with the given bearer token.
+func (e env) as(t *testing.T, token string) *api.Client {
+	t.Helper()
+	c, err := api.NewClient(e.url, token, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// lockedWriter serialises writes to w: the server logs from its handlers'
+// goroutines while a test reads the log.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
 
 func (e env) keys(t *testing.T) []string {
@@ -183,7 +261,7 @@ func TestMalformedBodies(t *testing.T) {
 		{strings.Repeat(" ", maxBody+1), "larger than"},
 	}
 	for _, tc := range tests {
-		resp, err := http.Post(e.url+"/api/v1/tools", "application/json", strings.NewReader(tc.body))
+		resp, err := http.Post(e.url+"/api/v1/tools", "application/json; charset=utf-8", strings.NewReader(tc.body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,7 +339,7 @@ func TestRegistryCodes(t *testing.T) {
 
 func TestTokens(t *testing.T) {
 	endpoints := testenv.Etcd(t)
-	e := newEnv(t, endpoints, "s3cret", "other")
+	e := newEnv(t, endpoints, admin("s3cret", "other")...)
 	ctx := context.Background()
 	if _, err := e.client.Tools(ctx); err != nil {
 		t.Fatalf("right token: %v", err)
@@ -324,6 +402,7 @@ func TestNoRoute(t *testing.T) {
 	}
 	for _, tc := range tests {
 		req, _ := http.NewRequest(tc.method, e.url+tc.path, nil)
+		req.Header.Set("Content-Type", "application/json")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -342,40 +421,4 @@ func mustZone(t *testing.T, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
-}
-
-// TestLogsOfRunsElsewhere asks one site for the logs of runs held by
-// others: a live site's are proxied from its API (tokens pass through), a
-// down site's are 503 and an unknown site's 404.
-func TestLogsOfRunsElsewhere(t *testing.T) {
-	endpoints := testenv.Etcd(t)
-	a := newSiteEnv(t, "a", endpoints, "tok")
-	b := newSiteEnv(t, "b", endpoints, "tok")
-	ctx := context.Background()
-	if _, err := a.client.RegisterTool(ctx, api.Tool{Name: "t1", Author: "x", Image: "busybox", DataRepo: "file:///r"}); err != nil {
-		t.Fatal(err)
-	}
-	runs, err := b.client.RunTool(ctx, "t1", api.RunRequest{}) // held by b, log at b
-	if err != nil {
-		t.Fatal(err)
-	}
-	member, err := b.store.Join(ctx, api.Site{Name: "b", APIAddr: b.url}, 5*time.Second, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, follow := range []bool{false, true} {
-		var got strings.Builder
-		err := a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{Follow: follow}, &got)
-		if err != nil || got.String() != "line 1 at b\nline 2\nline 3\n" {
-			t.Fatalf("logs through a (follow %v): %q, %v", follow, got.String(), err)
-		}
-	}
-	if err := member.Leave(ctx); err != nil {
-		t.Fatal(err)
-	}
-	wantStatus(t, a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{}, io.Discard), http.StatusServiceUnavailable, "site b", "down")
-	if err := a.store.RemoveSite(ctx, "b"); err != nil {
-		t.Fatal(err)
-	}
-	wantStatus(t, a.client.RunLogs(ctx, runs[0].ID, api.LogOptions{}, io.Discard), http.StatusNotFound, "left the federation")
 }

@@ -66,7 +66,7 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, info)
 	}
-	writeJSON(w, http.StatusOK, out)
+	s.answer(w, r, http.StatusOK)(out, nil)
 }
 
 func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
@@ -79,25 +79,15 @@ func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {
 }
 
 // createSchedule stores a new schedule with an ID of the orchestrator's
-// choosing and the site's defaults.
+// choosing, the site's defaults and the caller's token name.
 func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
-	var sch toolspec.Schedule
-	if err := decode(r, &sch); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if sch.ID != "" || !sch.CreatedAt.IsZero() || !sch.UpdatedAt.IsZero() {
-		s.writeError(w, r, &badRequest{"id, created_at and updated_at are set by the orchestrator"})
-		return
-	}
-	sch.ApplyDefaults(s.opts.Timezone)
-	if err := sch.Validate(); err != nil {
+	sch, err := decodeNewSchedule(r, s.opts.Timezone)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	now := s.opts.Now().UTC()
-	sch.CreatedAt, sch.UpdatedAt = now, now
-	var err error
+	sch.CreatedAt, sch.UpdatedAt, sch.CreatedBy = now, now, callerOf(r).name
 	for range 3 { // a random ID can collide, if rarely
 		sch.ID = fmt.Sprintf("%s-%s-%s", sch.Tool, scheduleKind(sch.Spec), randid.Hex(2))
 		if err = s.deps.ScheduleEdits.CreateSchedule(r.Context(), sch); !errors.Is(err, errs.ErrExists) {
@@ -116,14 +106,10 @@ func (s *Server) createSchedule(w http.ResponseWriter, r *http.Request) {
 // creation time and pause stay (pause and resume change that); ticks before
 // the update are not caught up.
 func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request) {
-	var sch toolspec.Schedule
-	if err := decode(r, &sch); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
 	id := r.PathValue("id")
-	if sch.ID != "" && sch.ID != id {
-		s.writeError(w, r, &badRequest{fmt.Sprintf("the body's id %q is not the path's %q", sch.ID, id)})
+	sch, err := decodeScheduleUpdate(r, id)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	s.editSchedule(w, r, id, func(old *toolspec.Schedule) error {
@@ -131,7 +117,7 @@ func (s *Server) updateSchedule(w http.ResponseWriter, r *http.Request) {
 			return &badRequest{fmt.Sprintf("a schedule's tool cannot change (it is %s); create a new schedule", old.Tool)}
 		}
 		edited := sch
-		edited.ID, edited.Tool, edited.CreatedAt, edited.Paused = old.ID, old.Tool, old.CreatedAt, old.Paused
+		edited.ID, edited.Tool, edited.CreatedAt, edited.CreatedBy, edited.Paused = old.ID, old.Tool, old.CreatedAt, old.CreatedBy, old.Paused
 		edited.ApplyDefaults(s.opts.Timezone)
 		*old = edited
 		return nil

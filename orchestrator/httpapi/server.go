@@ -3,17 +3,19 @@ package httpapi
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -56,16 +58,30 @@ type Sites interface {
 	KnownSites(ctx context.Context) ([]api.SiteInfo, error)
 }
 
-// Launcher starts runs where a request's target says.
+// Launcher starts runs where a request's target says. requestedBy is the
+// name of the API token that asked ("" when the API needs none), for the
+// runs' records.
 type Launcher interface {
-	Request(ctx context.Context, tool string, req api.RunRequest) ([]api.Run, error)
+	Request(ctx context.Context, tool string, req api.RunRequest, requestedBy string) ([]api.Run, error)
 }
 
 // Federation reads and changes the etcd cluster the sites share.
 type Federation interface {
 	Federation(ctx context.Context) (api.Federation, error)
-	AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSiteResult, error)
 	RemoveSite(ctx context.Context, name string) error
+}
+
+// Issuer gives new sites join tokens and collaborators credentials, from
+// the federation's CA; peer.Issuer is one.
+type Issuer interface {
+	AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSiteResult, error)
+	Credentials(ctx context.Context, req api.CredentialsRequest) (api.Credentials, error)
+}
+
+// LogProxy reads the log of a run held by another site, as this site
+// (never with the user's credentials); peer.Client is one.
+type LogProxy interface {
+	OpenLogs(ctx context.Context, owner api.SiteInfo, id string, query url.Values) (*http.Response, error)
 }
 
 // Logs reads run logs kept at this site.
@@ -90,6 +106,8 @@ type Deps struct {
 	Runs           Runs
 	Sites          Sites
 	Federation     Federation
+	Issuer         Issuer   // nil at a site without the federation's certificates
+	LogProxy       LogProxy // nil at a site without the federation's certificates
 	Series         SeriesReader
 	Notifications  Notifications
 	NotifyTester   NotifyTester
@@ -104,27 +122,43 @@ type Deps struct {
 
 // Options configure a Server.
 type Options struct {
-	Site     string           // this site's name: logs of runs elsewhere are proxied to their site
-	Tokens   []string         // accepted bearer tokens; none: no authentication
+	Site string // this site's name: logs of runs elsewhere are proxied to their site
+	// Tokens are the accepted bearer tokens. None: no authentication,
+	// every caller may do everything (the config allows that only on a
+	// loopback address, or with insecure_no_auth).
+	Tokens []Token
+	// Hosts are the names and addresses that a request's Host header may
+	// carry besides localhost and loopback addresses (see Hosts).
+	Hosts    []string
 	Timezone string           // the site's default time zone for new schedules; default UTC
 	Now      func() time.Time // default time.Now
 	Log      *slog.Logger
+	// CheckTool, if set, applies the site's policy to a valid tool that is
+	// being registered (e.g. a host network the site does not allow); its
+	// *toolspec.ValidationError is a 400 naming the field.
+	CheckTool func(toolspec.Tool) error
 }
 
 // Server is the REST API of one orchestrator.
 type Server struct {
 	deps   Deps
 	opts   Options
-	tokens [][]byte
+	tokens []token
+	hosts  map[string]struct{}
+	scopes map[string]Scope // route pattern -> scope
 	log    *slog.Logger
 	mux    *http.ServeMux
+	probe  healthCache
 }
 
 // maxBody bounds request bodies; specs are small.
 const maxBody = 1 << 20
 
-// New returns the API server. With tokens, every request must carry one of
-// them as a bearer token.
+// maxTail bounds ?tail= of a run's logs.
+const maxTail = 100000
+
+// New returns the API server. With tokens, every request but GET /healthz
+// must carry one of them as a bearer token, whose scope allows it.
 func New(deps Deps, opts Options) *Server {
 	if opts.Timezone == "" {
 		opts.Timezone = "UTC"
@@ -135,53 +169,84 @@ func New(deps Deps, opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{deps: deps, opts: opts, log: opts.Log, mux: http.NewServeMux()}
+	s := &Server{deps: deps, opts: opts, log: opts.Log, mux: http.NewServeMux(),
+		hosts: map[string]struct{}{}, scopes: map[string]Scope{}}
 	for _, t := range opts.Tokens {
-		s.tokens = append(s.tokens, []byte(t))
+		s.tokens = append(s.tokens, token{name: t.Name, scope: t.Scope, digest: sha256.Sum256([]byte(t.Secret))})
 	}
-	p := "/api/" + api.Version
-	s.mux.HandleFunc("GET "+p+"/health", s.health)
-	s.mux.HandleFunc("GET "+p+"/tools", s.listTools)
-	s.mux.HandleFunc("POST "+p+"/tools", s.createTool)
-	s.mux.HandleFunc("GET "+p+"/tools/{name}", s.getTool)
-	s.mux.HandleFunc("DELETE "+p+"/tools/{name}", s.deleteTool)
-	s.mux.HandleFunc("POST "+p+"/tools/{name}/runs", s.startRun)
-	s.mux.HandleFunc("GET "+p+"/datasets", s.listDatasets)
-	s.mux.HandleFunc("POST "+p+"/datasets", s.createDataset)
-	s.mux.HandleFunc("GET "+p+"/datasets/{name}", s.getDataset)
-	s.mux.HandleFunc("DELETE "+p+"/datasets/{name}", s.deleteDataset)
-	s.mux.HandleFunc("GET "+p+"/runs", s.listRuns)
-	s.mux.HandleFunc("GET "+p+"/runs/{id}", s.getRun)
-	s.mux.HandleFunc("GET "+p+"/runs/{id}/logs", s.runLogs)
-	s.mux.HandleFunc("GET "+p+"/sites", s.listSites)
-	s.mux.HandleFunc("GET "+p+"/tools/{name}/series", s.listSeries)
-	s.mux.HandleFunc("GET "+p+"/notifications", s.listNotifications)
-	s.mux.HandleFunc("POST "+p+"/notifications/test", s.testNotify)
-	s.mux.HandleFunc("GET "+p+"/federation", s.federation)
-	s.mux.HandleFunc("POST "+p+"/federation/sites", s.addSite)
-	s.mux.HandleFunc("DELETE "+p+"/federation/sites/{name}", s.removeSite)
-	s.mux.HandleFunc("GET "+p+"/schedules", s.listSchedules)
-	s.mux.HandleFunc("POST "+p+"/schedules", s.createSchedule)
-	s.mux.HandleFunc("GET "+p+"/schedules/{id}", s.getSchedule)
-	s.mux.HandleFunc("PUT "+p+"/schedules/{id}", s.updateSchedule)
-	s.mux.HandleFunc("DELETE "+p+"/schedules/{id}", s.deleteSchedule)
-	s.mux.HandleFunc("POST "+p+"/schedules/{id}/pause", s.pauseSchedule)
-	s.mux.HandleFunc("POST "+p+"/schedules/{id}/resume", s.resumeSchedule)
+	for _, h := range opts.Hosts {
+		s.hosts[hostOnly(h)] = struct{}{}
+	}
+	for _, rt := range routes() {
+		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.handle(s, w, r) })
+		s.scopes[rt.pattern] = rt.scope
+	}
 	return s
 }
 
-// ServeHTTP authenticates the request and routes it.
+// ServeHTTP checks that the request does not come from a browser's page
+// (guard), authenticates its token, routes it, checks the token's scope,
+// and logs each write with the token's name.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !s.authorized(r) {
+	if err := s.guard(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	_, pattern := s.mux.Handler(r)
+	scope := s.scopes[pattern]
+	if scope == scopePublic {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	c, ok := s.authenticate(r)
+	if !ok {
+		s.log.Warn("api request without a valid token", "method", r.Method, "path", r.URL.Path, "remote", r.RemoteAddr)
 		s.writeError(w, r, errUnauthorized)
 		return
 	}
-	if _, pattern := s.mux.Handler(r); pattern == "" {
+	r = withCaller(r, c)
+	if pattern == "" {
 		s.noRoute(w, r)
 		return
 	}
-	s.mux.ServeHTTP(w, r)
+	if err := need(r, scope, r.Method+" "+r.URL.Path); err != nil || scope <= 0 {
+		if err == nil { // a route without a scope: TestEveryRouteHasAScope
+			err = fmt.Errorf("route %s has no scope", pattern)
+		}
+		s.log.Warn("api request refused", "method", r.Method, "path", r.URL.Path, "token", c.name, "err", err)
+		s.writeError(w, r, err)
+		return
+	}
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+	s.mux.ServeHTTP(sw, r)
+	s.log.Info("api write", "method", r.Method, "path", r.URL.Path, "token", c.name, "status", sw.status, "remote", r.RemoteAddr)
 }
+
+// statusWriter notes the status of an answer, for the log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if !w.wrote {
+		w.status, w.wrote = status, true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // noRoute answers a request that no route takes, in JSON: 405 with the
 // allowed methods when the path exists, else 404.
@@ -203,56 +268,34 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request) {
 		Message: fmt.Sprintf("%s is not allowed on %s (allowed: %s)", r.Method, r.URL.Path, strings.Join(allowed, ", "))})
 }
 
-func (s *Server) authorized(r *http.Request) bool {
-	if len(s.tokens) == 0 {
-		return true
-	}
-	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok {
-		return false
-	}
-	match := 0
-	for _, t := range s.tokens {
-		match |= subtle.ConstantTimeCompare([]byte(got), t)
-	}
-	return match == 1
-}
-
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, s.deps.Health.Check(r.Context()))
 }
 
 func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
-	tools, err := s.deps.Tools.Tools(r.Context())
-	for i := range tools {
-		tools[i] = redacted(tools[i])
-	}
-	s.answer(w, r, http.StatusOK)(tools, err)
+	s.answer(w, r, http.StatusOK)(s.deps.Tools.Tools(r.Context()))
 }
 
 func (s *Server) getTool(w http.ResponseWriter, r *http.Request) {
-	t, err := s.deps.Tools.Tool(r.Context(), r.PathValue("name"))
-	s.answer(w, r, http.StatusOK)(redacted(t), err)
+	s.answer(w, r, http.StatusOK)(s.deps.Tools.Tool(r.Context(), r.PathValue("name")))
 }
 
 func (s *Server) createTool(w http.ResponseWriter, r *http.Request) {
-	var t toolspec.Tool
-	create(s, w, r, &t, t.Validate, func() string { return t.Name }, s.deps.ToolEdits.CreateTool, redacted)
+	t, err := decodeTool(r)
+	if err == nil && s.opts.CheckTool != nil {
+		err = s.opts.CheckTool(t)
+	}
+	create(s, w, r, t, t.Name, err, s.deps.ToolEdits.CreateTool)
 }
 
-// create decodes a new registry record into v, validates it, stores it and
-// answers 201 with it.
-func create[T any](s *Server, w http.ResponseWriter, r *http.Request, v *T, validate func() error, name func() string,
-	store func(context.Context, T) error, show func(T) T) {
-	err := decode(r, v)
+// create stores a new registry record that was decoded and validated
+// (unless err) and answers 201 with it.
+func create[T any](s *Server, w http.ResponseWriter, r *http.Request, v T, name string, err error, store func(context.Context, T) error) {
 	if err == nil {
-		err = validate()
+		err = store(r.Context(), v)
 	}
-	if err == nil {
-		err = store(r.Context(), *v)
-	}
-	w.Header().Set("Location", r.URL.Path+"/"+name())
-	s.answer(w, r, http.StatusCreated)(show(*v), err)
+	w.Header().Set("Location", r.URL.Path+"/"+name)
+	s.answer(w, r, http.StatusCreated)(v, err)
 }
 
 func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
@@ -260,16 +303,15 @@ func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
 }
 
 // startRun starts runs of a tool: here with no body, else where the
-// api.RunRequest's target says. It answers with the list of runs.
+// api.RunRequest's target says. It answers with the list of runs, which
+// record the caller's token name.
 func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
-	var req api.RunRequest
-	if r.ContentLength != 0 {
-		if err := decode(r, &req); err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+	req, err := decodeRunRequest(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
-	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Request(r.Context(), r.PathValue("name"), req))
+	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Request(r.Context(), r.PathValue("name"), req, callerOf(r).name))
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
@@ -281,9 +323,8 @@ func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) createDataset(w http.ResponseWriter, r *http.Request) {
-	var d toolspec.Dataset
-	create(s, w, r, &d, d.Validate, func() string { return d.Name }, s.deps.DatasetEdits.CreateDataset,
-		func(d toolspec.Dataset) toolspec.Dataset { return d })
+	d, err := decodeDataset(r)
+	create(s, w, r, d, d.Name, err, s.deps.DatasetEdits.CreateDataset)
 }
 
 func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
@@ -316,40 +357,55 @@ func (s *Server) federation(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) addSite(w http.ResponseWriter, r *http.Request) {
-	var req api.AddSiteRequest
-	err := decode(r, &req)
+	req, err := decodeAddSite(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.answer(w, r, http.StatusCreated)(s.deps.Federation.AddSite(r.Context(), req))
+	if s.deps.Issuer == nil {
+		s.writeError(w, r, errNoCA)
+		return
+	}
+	s.answer(w, r, http.StatusCreated)(s.deps.Issuer.AddSite(r.Context(), req))
 }
+
+// credentials issues a collaborator's read-only certificate for etcd.
+func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
+	var req api.CredentialsRequest
+	if err := decode(r, &req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if s.deps.Issuer == nil {
+		s.writeError(w, r, errNoCA)
+		return
+	}
+	s.answer(w, r, http.StatusCreated)(s.deps.Issuer.Credentials(r.Context(), req))
+}
+
+// errNoCA is the answer of a site that has none of the federation's
+// certificates (an external etcd, and it has not joined).
+var errNoCA = errs.New(errs.ErrConflict, "this site has no federation certificates: it cannot issue join tokens or credentials, "+
+	"nor read other sites' logs; join it with a token from a site that has them (etcd.join_token)")
 
 func (s *Server) removeSite(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, s.deps.Federation.RemoveSite(r.Context(), r.PathValue("name")))
 }
 
 // runLogs sends a run's log as text; with follow=true it streams until the
-// run has ended and its record is final.
+// run has ended and its record is final. The log of a run held by another
+// site is read from that site (proxyLogs).
 func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	q := r.URL.Query()
-	follow, err := boolParam(q.Get("follow"))
+	follow, tail, err := logParams(r.URL.Query())
 	if err != nil {
-		s.writeError(w, r, &badRequest{"follow: " + err.Error()})
+		s.writeError(w, r, err)
 		return
 	}
-	tail := 0
-	if v := q.Get("tail"); v != "" {
-		if tail, err = strconv.Atoi(v); err != nil || tail < 0 {
-			s.writeError(w, r, &badRequest{fmt.Sprintf("tail: %q is not a number of lines", v)})
-			return
-		}
-	}
-	if tail > 0 && follow {
-		s.writeError(w, r, &badRequest{"tail and follow cannot be combined"})
-		return
-	}
+	// A log streams for as long as its run lasts, and a long one takes
+	// the time the client's link needs: the server's write timeout
+	// (HTTPServer) is for the other routes.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	run, err := s.deps.Runs.Run(r.Context(), id)
 	if err == nil && run.Site == "" && follow {
 		run, err = s.deps.Runs.WaitClaimed(r.Context(), id) // it waits for a site
@@ -362,6 +418,49 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		s.proxyLogs(w, r, run)
 		return
 	}
+	s.serveLog(w, r, run, follow, tail)
+}
+
+// LocalLogs serves the log of a run held by this site, and of no other:
+// what other sites ask for through the federation API.
+func (s *Server) LocalLogs() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		follow, tail, err := logParams(r.URL.Query())
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		run, err := s.deps.Runs.Run(r.Context(), r.PathValue("id"))
+		if err == nil && run.Site != s.opts.Site {
+			err = errs.New(errs.ErrNotFound, fmt.Sprintf("run %s is not held by site %s", run.ID, s.opts.Site))
+		}
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.serveLog(w, r, run, follow, tail)
+	})
+}
+
+// logParams reads the query of a log request: follow, and tail lines.
+func logParams(q url.Values) (follow bool, tail int, err error) {
+	if follow, err = boolParam(q.Get("follow")); err != nil {
+		return false, 0, &badRequest{"follow: " + err.Error()}
+	}
+	if v := q.Get("tail"); v != "" {
+		if tail, err = strconv.Atoi(v); err != nil || tail < 0 || tail > maxTail {
+			return false, 0, &badRequest{fmt.Sprintf("tail: %q is not a number of lines from 0 to %d", v, maxTail)}
+		}
+	}
+	if tail > 0 && follow {
+		return false, 0, &badRequest{"tail and follow cannot be combined"}
+	}
+	return follow, tail, nil
+}
+
+// serveLog sends the log this site keeps of run.
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, run api.Run, follow bool, tail int) {
+	id := run.ID
 	if tail > 0 {
 		var buf bytes.Buffer
 		if err := s.deps.Logs.Tail(id, tail, &buf); err != nil {
@@ -378,7 +477,7 @@ func (s *Server) runLogs(w http.ResponseWriter, r *http.Request) {
 		cancel()
 	}
 	out := &textStream{w: w, rc: http.NewResponseController(w)}
-	err = s.deps.Logs.Copy(r.Context(), id, follow, out, out.flush)
+	err := s.deps.Logs.Copy(r.Context(), id, follow, out, out.flush)
 	switch {
 	case err != nil && !out.started:
 		s.writeError(w, r, fmt.Errorf("%w (run %s ran at site %s)", err, id, run.Site))
@@ -440,7 +539,7 @@ func (s *Server) answer(w http.ResponseWriter, r *http.Request, status int) func
 			s.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, status, v)
+		writeJSON(w, status, shown(v))
 	}
 }
 
@@ -450,19 +549,4 @@ func (s *Server) noContent(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// decode reads one JSON object with no unknown fields.
-func decode(r *http.Request, v any) error {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
-	if err != nil {
-		return &badRequest{"read body: " + err.Error()}
-	}
-	if len(body) > maxBody {
-		return &badRequest{fmt.Sprintf("body is larger than %d bytes", maxBody)}
-	}
-	if err := toolspec.Decode(body, true, v); err != nil {
-		return &badRequest{"malformed JSON body: " + err.Error()}
-	}
-	return nil
 }

@@ -4,4 +4,9 @@
 //
 // Followers wait on a notification from the writer, not on a timer. The
 // package knows nothing of etcd, Docker or HTTP.
+//
+// # Rules
+//
+// Imports from mao: only orchestrator/errs.
+// Never links: etcd, Docker, go-git, net/http.
 package runlog

@@ -1,7 +1,6 @@
 package runlog
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -33,13 +32,42 @@ func Open(path string) (*Dir, error) {
 	return &Dir{path: path, active: map[string]*Log{}, created: make(chan struct{})}, nil
 }
 
-func (d *Dir) file(id string) string { return filepath.Join(d.path, id+".log") }
+// file is the path of a run's log. A run ID comes from etcd, which anyone
+// with a certificate may write: one that is not shaped like an ID (a
+// '/', "..", a leading dot) would name a file elsewhere, and is refused.
+func (d *Dir) file(id string) (string, error) {
+	if !validID(id) {
+		return "", fmt.Errorf("run ID %q: %w", id, errBadID)
+	}
+	return filepath.Join(d.path, id+".log"), nil
+}
+
+// errBadID is a run ID that cannot name a log file.
+var errBadID = fmt.Errorf("not a run ID: it would name a file outside the log directory: %w", ErrNoLog)
+
+// validID reports whether id can be a run's log file name: lowercase
+// letters, digits, '.', '_' and '-', not starting with '.', at most 255.
+func validID(id string) bool {
+	if id == "" || len(id) > 255 || id[0] == '.' {
+		return false
+	}
+	for _, c := range id {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
 
 // Create opens a run's log for writing, appending to what an earlier life
 // of the run (before a restart, or an earlier attempt) wrote. Followers of
 // the run wait for its writes until the Log is closed.
 func (d *Dir) Create(id string) (*Log, error) {
-	f, err := os.OpenFile(d.file(id), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	path, err := d.file(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create log: %w", err)
 	}
@@ -55,11 +83,15 @@ func (d *Dir) Create(id string) (*Log, error) {
 // Await waits until the run's log exists, or ctx ends: a follower of a run
 // that was just claimed may ask before the run has started writing.
 func (d *Dir) Await(ctx context.Context, id string) error {
+	path, err := d.file(id)
+	if err != nil {
+		return err
+	}
 	for {
 		d.mu.Lock()
 		created := d.created
 		d.mu.Unlock()
-		if _, err := os.Stat(d.file(id)); err == nil {
+		if _, err := os.Stat(path); err == nil {
 			return nil
 		}
 		select {
@@ -72,7 +104,11 @@ func (d *Dir) Await(ctx context.Context, id string) error {
 
 // Remove deletes a run's log file.
 func (d *Dir) Remove(id string) error {
-	err := os.Remove(d.file(id))
+	path, err := d.file(id)
+	if err != nil {
+		return err
+	}
+	err = os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -161,7 +197,11 @@ func (d *Dir) Copy(ctx context.Context, id string, follow bool, w io.Writer, flu
 
 // open opens a run's log for reading.
 func (d *Dir) open(id string) (*os.File, error) {
-	f, err := os.Open(d.file(id))
+	path, err := d.file(id)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("run %s: %w", id, ErrNoLog)
 	}
@@ -171,29 +211,66 @@ func (d *Dir) open(id string) (*os.File, error) {
 	return f, nil
 }
 
-// Tail writes the last n lines of the run's log to w.
+// Tail writes the last n lines of the run's log to w, and a newline after
+// a last line that has none. It reads the file backwards from its end, a
+// block at a time, so that neither its memory nor its work depends on n:
+// a caller that asks for a billion lines of a short log gets the log.
 func (d *Dir) Tail(id string, n int, w io.Writer) error {
 	f, err := d.open(id)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	ring := make([]string, 0, n)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		if len(ring) == n {
-			ring = append(ring[:0], ring[1:]...)
-		}
-		ring = append(ring, sc.Text())
-	}
-	if err := sc.Err(); err != nil {
+	st, err := f.Stat()
+	if err != nil {
 		return fmt.Errorf("read log: %w", err)
 	}
-	for _, line := range ring {
-		if _, err := fmt.Fprintln(w, line); err != nil {
-			return err
+	size := st.Size() // the log may grow meanwhile: tail what is there now
+	start, err := tailStart(f, size, n)
+	if err != nil {
+		return fmt.Errorf("read log: %w", err)
+	}
+	if _, err := io.Copy(w, io.NewSectionReader(f, start, size-start)); err != nil {
+		return err
+	}
+	if start < size {
+		last := make([]byte, 1)
+		if _, err := f.ReadAt(last, size-1); err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		if last[0] != '\n' {
+			_, err = io.WriteString(w, "\n")
 		}
 	}
-	return nil
+	return err
+}
+
+// tailBlock is how much Tail reads at a time.
+const tailBlock = 32 << 10
+
+// tailStart returns the offset of the first of the last n lines of the
+// first size bytes of r. A newline at the very end ends the last line; it
+// does not begin another.
+func tailStart(r io.ReaderAt, size int64, n int) (int64, error) {
+	if n <= 0 {
+		return size, nil
+	}
+	buf := make([]byte, tailBlock)
+	seen := 0
+	for pos := size; pos > 0; {
+		chunk := min(int64(len(buf)), pos)
+		pos -= chunk
+		if _, err := r.ReadAt(buf[:chunk], pos); err != nil && !errors.Is(err, io.EOF) {
+			return 0, err
+		}
+		for i := chunk - 1; i >= 0; i-- {
+			if buf[i] != '\n' || pos+i == size-1 {
+				continue
+			}
+			if seen++; seen == n {
+				return pos + i + 1, nil
+			}
+		}
+	}
+	return 0, nil
 }

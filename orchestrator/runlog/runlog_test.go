@@ -6,6 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -109,6 +112,69 @@ func TestCopyAndTail(t *testing.T) {
 	}
 }
 
+// TestTail checks Tail's lines, and that what it holds in memory does not
+// follow the number of lines asked for: tail=10000000000000 once made the
+// daemon allocate that many strings and die out of memory.
+func TestTail(t *testing.T) {
+	d, _ := Open(t.TempDir())
+	write := func(id, text string) {
+		l, err := d.Create(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(l, text)
+		l.Close()
+	}
+	long := strings.Repeat("x", 3*tailBlock) // lines across blocks
+	write("lines", "a\nb\nc\n")
+	write("open-end", "a\nb\nc")
+	write("blank", "a\n\n\nb\n")
+	write("empty", "")
+	write("crlf", "a\r\nb\r\n")
+	write("long", long+"\n"+long+"\nend\n")
+	tests := []struct {
+		id   string
+		n    int
+		want string
+	}{
+		{"lines", 1, "c\n"},
+		{"lines", 2, "b\nc\n"},
+		{"lines", 3, "a\nb\nc\n"},
+		{"lines", 4, "a\nb\nc\n"},
+		{"lines", 10000000000000, "a\nb\nc\n"},
+		{"open-end", 1, "c\n"},
+		{"open-end", 2, "b\nc\n"},
+		{"blank", 2, "\nb\n"},
+		{"blank", 3, "\n\nb\n"},
+		{"empty", 5, ""},
+		{"crlf", 1, "b\r\n"},
+		{"long", 1, "end\n"},
+		{"long", 2, long + "\nend\n"},
+		{"long", 3, long + "\n" + long + "\nend\n"},
+	}
+	for _, tc := range tests {
+		var b bytes.Buffer
+		if err := d.Tail(tc.id, tc.n, &b); err != nil || b.String() != tc.want {
+			t.Errorf("Tail(%s, %d) = %.40q, %v; want %.40q", tc.id, tc.n, b.String(), err, tc.want)
+		}
+	}
+	allocs := testing.AllocsPerRun(5, func() { _ = d.Tail("lines", 1<<40, io.Discard) })
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if err := d.Tail("lines", 1<<40, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("Tail of 2^40 lines allocated %d bytes (%v allocations)", grew, allocs)
+	}
+	for _, id := range []string{"../lines", "a/b", "..", ""} {
+		if err := d.Tail(id, 1, io.Discard); !errors.Is(err, ErrNoLog) {
+			t.Errorf("Tail(%q): %v, want ErrNoLog", id, err)
+		}
+	}
+}
+
 func TestFollowStopsWithContext(t *testing.T) {
 	d, _ := Open(t.TempDir())
 	l, _ := d.Create("r3")
@@ -141,5 +207,42 @@ func TestAwait(t *testing.T) {
 	defer l.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("Await after Create = %v", err)
+	}
+}
+
+// TestRunIDsThatClimbOut replays the log-path attack: a run record written
+// to etcd under /mao/runs/../../… named files outside the log directory,
+// which the site then read or deleted. Every method refuses such an ID and
+// leaves the file alone.
+func TestRunIDsThatClimbOut(t *testing.T) {
+	root := t.TempDir()
+	d, err := Open(filepath.Join(root, "logs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := filepath.Join(root, "secret")
+	if err := os.WriteFile(victim+".log", []byte("host secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"../secret", "../../secret", "/etc/passwd", ".hidden", "a/b", "", "Upper", "a\x00b", strings.Repeat("a", 256)} {
+		if _, err := d.Create(id); err == nil {
+			t.Errorf("Create(%q) succeeded", id)
+		}
+		if err := d.Remove(id); err == nil {
+			t.Errorf("Remove(%q) succeeded", id)
+		}
+		var out strings.Builder
+		if err := d.Tail(id, 10, &out); err == nil || out.Len() > 0 {
+			t.Errorf("Tail(%q) = %q, %v", id, out.String(), err)
+		}
+		if err := d.Copy(context.Background(), id, false, &out, nil); err == nil || out.Len() > 0 {
+			t.Errorf("Copy(%q) = %q, %v", id, out.String(), err)
+		}
+		if err := d.Await(context.Background(), id); err == nil {
+			t.Errorf("Await(%q) succeeded", id)
+		}
+	}
+	if b, err := os.ReadFile(victim + ".log"); err != nil || string(b) != "host secret\n" {
+		t.Fatalf("the file outside the log directory: %q, %v", b, err)
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
-	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -101,28 +101,29 @@ func (f *fakeRecords) states(id string) []api.RunState {
 // is set.
 type fakeContainers struct {
 	mu       sync.Mutex
-	exit     dockerrt.Exit
-	exits    []dockerrt.Exit // if not empty, the exits of successive runs; then exit
+	exit     container.Exit
+	exits    []container.Exit // if not empty, the exits of successive runs; then exit
 	output   string
 	imageErr error
 	block    bool
-	gate     chan struct{} // if not nil, Run waits for it to close
-	started  chan struct{} // receives once per Run, if not nil
+	gate     chan struct{}             // if not nil, Run waits for it to close
+	started  chan struct{}             // receives once per Run, if not nil
+	onRun    func(spec container.Spec) // if not nil, what the container does
 	rmErr    error
-	specs    []dockerrt.Spec
+	specs    []container.Spec
 	removed  []string
 	running  int
 	maxConc  int
 }
 
-func (f *fakeContainers) EnsureImage(_ context.Context, ref string) (dockerrt.Image, error) {
+func (f *fakeContainers) EnsureImage(_ context.Context, ref string) (container.Image, error) {
 	if f.imageErr != nil {
-		return dockerrt.Image{}, f.imageErr
+		return container.Image{}, f.imageErr
 	}
-	return dockerrt.Image{ID: "sha256:" + ref, Digest: ref + "@sha256:d"}, nil
+	return container.Image{ID: "sha256:" + ref, Digest: ref + "@sha256:d"}, nil
 }
 
-func (f *fakeContainers) Run(ctx context.Context, spec dockerrt.Spec, w io.Writer) (dockerrt.Exit, error) {
+func (f *fakeContainers) Run(ctx context.Context, spec container.Spec, w io.Writer) (container.Exit, error) {
 	f.mu.Lock()
 	f.specs = append(f.specs, spec)
 	f.running++
@@ -132,13 +133,16 @@ func (f *fakeContainers) Run(ctx context.Context, spec dockerrt.Spec, w io.Write
 	if f.started != nil {
 		f.started <- struct{}{}
 	}
+	if f.onRun != nil {
+		f.onRun(spec)
+	}
 	io.WriteString(w, f.output)
 	if f.gate != nil {
 		<-f.gate
 	}
 	if f.block {
 		<-ctx.Done()
-		return dockerrt.Exit{}, fmt.Errorf("run: %w", ctx.Err())
+		return container.Exit{}, fmt.Errorf("run: %w", ctx.Err())
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -167,6 +171,7 @@ type fakeGit struct {
 	discarded []string
 	calls     []string // "sync DIR", "discard DIR", in order
 	hang      bool     // Sync waits for its context to end
+	commitErr error    // what Commit fails with, if set
 }
 
 func (f *fakeGit) Sync(ctx context.Context, dir, url, branch string) (string, string, error) {
@@ -185,6 +190,9 @@ func (f *fakeGit) Commit(context.Context, string, string) (string, []string, err
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.commits++
+	if f.commitErr != nil {
+		return "", nil, f.commitErr
+	}
 	return fmt.Sprintf("c%d", f.commits), f.files, nil
 }
 
@@ -202,5 +210,4 @@ var (
 	_ Containers = (*fakeContainers)(nil)
 	_ Git        = (*fakeGit)(nil)
 	_ Clock      = clockwork.NewFakeClock()
-	_ Containers = (*dockerrt.Runtime)(nil)
 )

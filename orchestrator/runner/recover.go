@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/runs"
 )
 
 // Recover finishes what a previous life of this site left undone. First,
@@ -14,12 +15,12 @@ import (
 // (in that order, so that no cleanup touches a clone a restarted run uses).
 // Call it once at start-up, before the site accepts new runs.
 func (r *Runner) Recover(ctx context.Context) error {
-	runs, err := r.rec.Runs(ctx, "")
+	records, err := r.rec.Runs(ctx, "")
 	if err != nil {
 		return fmt.Errorf("list runs to recover: %w", err)
 	}
 	var pending []api.Run
-	for _, run := range runs {
+	for _, run := range records {
 		if run.Site != r.opts.Site || run.State.Terminal() {
 			continue
 		}
@@ -30,11 +31,17 @@ func (r *Runner) Recover(ctx context.Context) error {
 			pending = append(pending, run)
 			continue
 		}
-		if _, err := r.git.Discard(ctx, filepath.Join(r.opts.DataDir, "repos", run.Tool)); err != nil {
+		dir := filepath.Join(r.opts.DataDir, "repos", run.Tool)
+		// The container may have been running with the folder lent to
+		// another user, and left files of its own.
+		if err := r.chown(dir, r.owner, true); err != nil {
+			r.opts.Log.Warn("take back an interrupted run's data folder", "run", run.ID, "err", err)
+		}
+		if _, err := r.git.Discard(ctx, dir); err != nil {
 			r.opts.Log.Warn("discard an interrupted run's output", "run", run.ID, "err", err)
 		}
-		run = r.fail(run, api.StateFailed, "interrupted: the orchestrator stopped while the run was running")
-		if max(run.Attempt, 1) >= run.MaxAttempts {
+		run = r.apply(run, runs.Fail{Reason: "interrupted: the orchestrator stopped while the run was running"})
+		if !runs.CanRetry(run) {
 			r.save(run)
 			r.opts.Log.Warn("recorded an interrupted run as failed", "run", run.ID)
 			continue
@@ -58,7 +65,7 @@ func (r *Runner) Recover(ctx context.Context) error {
 func (r *Runner) restart(ctx context.Context, run api.Run) error {
 	tool, err := r.reg.Tool(ctx, run.Tool)
 	if err != nil {
-		r.save(r.fail(run, api.StateFailed, "could not start after a restart: %v", err))
+		r.save(r.apply(run, runs.Fail{Reason: fmt.Sprintf("could not start after a restart: %v", err)}))
 		return nil
 	}
 	r.opts.Log.Info("starting a run left pending by a restart", "run", run.ID)

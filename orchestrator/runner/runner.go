@@ -17,10 +17,10 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/detector"
-	"github.com/mao-research/mao/internal/randid"
-	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -42,8 +42,8 @@ type Records interface {
 
 // Containers runs tool images.
 type Containers interface {
-	EnsureImage(ctx context.Context, ref string) (dockerrt.Image, error)
-	Run(ctx context.Context, spec dockerrt.Spec, logw io.Writer) (dockerrt.Exit, error)
+	EnsureImage(ctx context.Context, ref string) (container.Image, error)
+	Run(ctx context.Context, spec container.Spec, logw io.Writer) (container.Exit, error)
 	RemoveLabelled(ctx context.Context, key, value string) (int, error)
 }
 
@@ -92,7 +92,23 @@ type Options struct {
 	// Outputs, if set, checks successful runs' output and hears of ended
 	// runs.
 	Outputs Outputs
+	// PidsLimit is the most processes and threads a run's container may
+	// have at once. Default DefaultPidsLimit.
+	PidsLimit int64
+	// DefaultMemory is the memory limit in bytes of the container of a
+	// tool that sets none; a tool's own limit wins, above it or below.
+	// Default DefaultMemory.
+	DefaultMemory int64
+	// AllowHostNetwork lets tools with network host run here (the
+	// site's [runs] allow_host_network); CheckTool refuses them otherwise.
+	AllowHostNetwork bool
 }
+
+// Defaults of Options.
+const (
+	DefaultPidsLimit = 4096
+	DefaultMemory    = 4 << 30
+)
 
 // Runner starts runs and owns their goroutines.
 type Runner struct {
@@ -111,6 +127,13 @@ type Runner struct {
 	closing bool
 	active  map[string]*execution // runs executing here
 	wg      sync.WaitGroup
+
+	// owner is the orchestrator's user, who owns the data folders between
+	// runs; privileged says whether it may give files to other users
+	// (it is root). chown changes owners (chownTree; tests replace it).
+	owner      owner
+	privileged bool
+	chown      func(dir string, o owner, clearSetID bool) error
 }
 
 // New returns a Runner.
@@ -127,48 +150,89 @@ func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runne
 	if opts.PrepareTimeout <= 0 {
 		opts.PrepareTimeout = 15 * time.Minute
 	}
+	if opts.PidsLimit <= 0 {
+		opts.PidsLimit = DefaultPidsLimit
+	}
+	if opts.DefaultMemory <= 0 {
+		opts.DefaultMemory = DefaultMemory
+	}
 	ctx, cancel := context.WithCancel(context.Background())
+	o, privileged := processOwner()
 	return &Runner{reg: reg, rec: rec, rt: rt, git: git, opts: opts,
 		locks: dirLocks{m: map[string]chan struct{}{}}, inputs: inputClones{m: map[string]*inputClone{}},
-		runCtx: ctx, cancelRun: cancel, active: map[string]*execution{}}
+		runCtx: ctx, cancelRun: cancel, active: map[string]*execution{},
+		owner: o, privileged: privileged, chown: chownTree}
 }
 
-// Start records a pending run of the named tool and executes it in the
-// background. It returns the pending record.
-func (r *Runner) Start(ctx context.Context, toolName string) (api.Run, error) {
+// CheckTool applies this site's policy to a tool that is being registered
+// through its API: a tool with network host is refused unless the site
+// allows it. The error is a *toolspec.ValidationError naming the field.
+// The registry is shared by every site, so a site that allows host
+// networks may register a tool that others then refuse to run (see
+// refusal).
+func (r *Runner) CheckTool(t toolspec.Tool) error {
+	if t.NetworkName() != "host" || r.opts.AllowHostNetwork {
+		return nil
+	}
+	return &toolspec.ValidationError{Kind: "tool", Fields: []toolspec.FieldError{{Field: "network",
+		Problem: fmt.Sprintf(`"host" is not allowed at site %s, whose [runs] allow_host_network is false: `+
+			"use network none or a user-defined network, or register the tool through a site that allows host networks", r.opts.Site)}}}
+}
+
+// refusal is why this site will not run tool at all, or "": a host
+// network it does not allow, or a user it cannot hand the data folder to.
+func (r *Runner) refusal(tool toolspec.Tool) string {
+	if tool.NetworkName() == "host" && !r.opts.AllowHostNetwork {
+		return fmt.Sprintf("refused: the tool asks for network host, which site %s does not allow "+
+			"(set allow_host_network = true in the [runs] section of its config.ini to allow it, "+
+			"or register the tool again with network none or a user-defined network)", r.opts.Site)
+	}
+	if uid, _, ok := tool.UserIDs(); ok && uid != r.owner.uid && !r.privileged {
+		return fmt.Sprintf("refused: the tool runs as user %s, but site %s's orchestrator runs as uid %d and is not root, "+
+			"so it can neither lend the data folder to that user nor take back the files it writes "+
+			"(register the tool with user %s or none, or run the orchestrator as root)", tool.User, r.opts.Site, r.owner.uid, r.owner)
+	}
+	return ""
+}
+
+// containerUser is who the tool's container runs as: the tool's user,
+// else, when the orchestrator is not root, the orchestrator's own user,
+// so that it can take back what the container writes; else the image's.
+func (r *Runner) containerUser(tool toolspec.Tool) string {
+	switch {
+	case tool.User != "":
+		return tool.User
+	case !r.privileged:
+		return r.owner.String()
+	}
+	return ""
+}
+
+// lendee is the user the data folder is lent to for a run of tool: the
+// tool's user when it is not the orchestrator's. ok is false when the
+// folder stays the orchestrator's.
+func (r *Runner) lendee(tool toolspec.Tool) (o owner, ok bool) {
+	uid, gid, ok := tool.UserIDs()
+	if !ok || uid == r.owner.uid {
+		return owner{}, false
+	}
+	return owner{uid: uid, gid: gid}, true
+}
+
+// Start records a pending run of the named tool, asked for by the API token
+// named requestedBy ("" without one), and executes it in the background. It
+// returns the pending record.
+func (r *Runner) Start(ctx context.Context, toolName, requestedBy string) (api.Run, error) {
 	tool, err := r.reg.Tool(ctx, toolName)
 	if err != nil {
 		return api.Run{}, err
 	}
-	now := r.opts.Clock.Now().UTC()
-	run := NewRun(NewRunID(tool.Name, now), tool, r.opts.Site, now)
-	run.Trigger = api.TriggerManual
+	now := r.opts.Clock.Now()
+	run := runs.NewManual(runs.Manual(tool.Name, now), tool, runs.Ask{Site: r.opts.Site, RequestedBy: requestedBy}, now)
 	if err := r.begin(ctx, run, tool, true); err != nil {
 		return api.Run{}, err
 	}
 	return run, nil
-}
-
-// NewRunID is the ID of a run of tool requested at now that no schedule
-// names: <tool>-<unix seconds>-<6 hex digits>.
-func NewRunID(tool string, now time.Time) string {
-	return fmt.Sprintf("%s-%d-%s", tool, now.Unix(), randid.Hex(3))
-}
-
-// NewRun is the pending record of a run of tool at site, requested at now.
-func NewRun(id string, tool toolspec.Tool, site string, now time.Time) api.Run {
-	return api.Run{
-		ID:          id,
-		Tool:        tool.Name,
-		Site:        site,
-		State:       api.StatePending,
-		Image:       tool.Image,
-		Network:     tool.NetworkName(),
-		DataRepo:    tool.DataRepo,
-		Attempt:     1,
-		MaxAttempts: 1,
-		CreatedAt:   now,
-	}
 }
 
 // Launch executes a pending run whose record has already been written (a
@@ -178,7 +242,7 @@ func NewRun(id string, tool toolspec.Tool, site string, now time.Time) api.Run {
 func (r *Runner) Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error {
 	err := r.begin(ctx, run, tool, false)
 	if err != nil && !errors.Is(err, ErrShuttingDown) {
-		r.save(r.fail(run, api.StateFailed, "could not start: %v", err))
+		r.save(r.apply(run, runs.Fail{Reason: fmt.Sprintf("could not start: %v", err)}))
 	}
 	return err
 }
@@ -282,7 +346,6 @@ func (r *Runner) Shutdown(ctx context.Context) {
 // step. Between attempts the run is pending until its RetryAt; when the
 // runner shuts down meanwhile, it stays so, and Recover resumes it.
 func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, log *runlog.Log) {
-	run.Attempt, run.MaxAttempts = max(run.Attempt, 1), max(run.MaxAttempts, 1) // records from before retries
 	defer func() {
 		if err := log.Close(); err != nil {
 			r.opts.Log.Error("close run log", "run", run.ID, "err", err)
@@ -292,13 +355,13 @@ func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		if run.RetryAt != nil {
 			select {
 			case <-r.opts.Clock.After(run.RetryAt.Sub(r.opts.Clock.Now())):
-				run.RetryAt = nil
 			case <-ctx.Done():
 				return // pending, with its RetryAt, for Recover to resume
 			}
 		}
-		run = r.attempt(ctx, run, tool, log)
-		if run.State == api.StateSucceeded || run.Attempt >= run.MaxAttempts || ctx.Err() != nil {
+		var refused bool
+		run, refused = r.attempt(ctx, run, tool, log)
+		if refused || !runs.CanRetry(run) || ctx.Err() != nil {
 			break
 		}
 		run = r.retryLater(run, log)
@@ -313,83 +376,170 @@ func (r *Runner) execute(ctx context.Context, run api.Run, tool toolspec.Tool, l
 // retryLater files a failed attempt in the run's history and makes the
 // run pending until its retry delay has passed.
 func (r *Runner) retryLater(run api.Run, log io.Writer) api.Run {
-	delay := toolspec.DefaultRetryDelay
-	if d, err := time.ParseDuration(run.RetryDelay); err == nil && d > 0 {
-		delay = d
+	next := r.apply(run, runs.RetryLater{})
+	if next.RetryAt != nil {
+		fmt.Fprintf(log, "[mao] attempt %d of %d %s: %s; next attempt at %s\n",
+			run.Attempt, run.MaxAttempts, run.State, run.Reason, next.RetryAt.Format(time.RFC3339))
 	}
-	now := r.opts.Clock.Now().UTC()
-	run.Attempts = append(run.Attempts, api.Attempt{Attempt: run.Attempt, State: run.State, Reason: run.Reason,
-		ExitCode: run.ExitCode, StartedAt: run.StartedAt, FinishedAt: &now})
-	retryAt := now.Add(delay)
-	fmt.Fprintf(log, "[mao] attempt %d of %d %s: %s; next attempt at %s\n",
-		run.Attempt, run.MaxAttempts, run.State, run.Reason, retryAt.Format(time.RFC3339))
-	run.Attempt++
-	run.State, run.Reason, run.RetryAt = api.StatePending, "", &retryAt
-	run.ExitCode, run.StartedAt, run.ContainerStartedAt, run.Files, run.FilesTotal = nil, nil, nil, nil, 0
-	r.save(run)
-	return run
+	r.save(next)
+	return next
 }
 
-// attempt performs the run and returns its final record.
-func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, log io.Writer) api.Run {
+// attempt performs the run and returns its final record. refused reports
+// a run this site will never perform (see refusal), which is not retried.
+func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, log io.Writer) (_ api.Run, refused bool) {
+	if reason := r.refusal(tool); reason != "" {
+		return r.apply(run, runs.Fail{Reason: reason}), true
+	}
 	dir := filepath.Join(r.opts.DataDir, "repos", tool.Name)
 	unlock, err := r.locks.lock(ctx, dir)
 	if err != nil {
-		return r.fail(run, api.StateFailed, "interrupted before it started: %v", err)
+		return r.apply(run, runs.Fail{Reason: fmt.Sprintf("interrupted before it started: %v", err)}), false
 	}
 	defer unlock()
 
-	started := r.opts.Clock.Now().UTC()
-	run.State, run.StartedAt = api.StateRunning, &started
+	if run = r.apply(run, runs.Start{}); run.State != api.StateRunning {
+		return run, false
+	}
 	r.save(run)
 
-	run, mounts, img, release, err := r.prepare(ctx, run, tool, dir, log)
+	out, mounts, img, release, err := r.prepare(ctx, tool, dir, log)
 	if err != nil {
-		return r.fail(run, api.StateFailed, "%v", err)
+		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out}), false
 	}
 	defer release()
 
-	exit, err := r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
+	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
 	if !exit.StartedAt.IsZero() {
 		started := exit.StartedAt.UTC()
-		run.ContainerStartedAt = &started
+		out.ContainerStartedAt = &started
 	}
-	switch {
-	case err != nil && ctx.Err() != nil:
-		cause := "the orchestrator shut down while the run was running"
-		if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
-			cause = c.Error()
+	if err == nil {
+		out.ExitCode = &exit.Code
+	}
+	end := ending(ctx, exit, err, tool)
+	// Before anything is committed or discarded, everything in the data
+	// folder becomes the orchestrator's again.
+	if err := r.chown(dir, r.owner, true); err != nil {
+		err = fmt.Errorf("take back the data folder for the orchestrator's user %s: %w", r.owner, err)
+		r.opts.Log.Error("files left that the orchestrator does not own", "run", run.ID, "dir", dir, "err", err)
+		// Committing and discarding stop when the run is stopped (the
+		// shutdown grace ended, or the site lost the run): what they leave
+		// undone, the next Sync of the clone discards.
+		if end == nil {
+			end = runs.Fail{Reason: err.Error()}
 		}
-		run = r.fail(run, api.StateFailed, "interrupted: %s", cause)
+	}
+	// Committing and discarding stop when the run is stopped (the
+	// shutdown grace ended, or the site lost the run): what they leave
+	// undone, the next Sync of the clone discards.
+	if end == nil {
+		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
+		after, files, err := r.git.Commit(ctx, dir, msg)
+		if err == nil {
+			out.DataCommitAfter, out.Files = after, files
+			// What the attempt did is recorded, whatever happens now.
+			out.Verdicts = r.detect(context.WithoutCancel(ctx), run, tool, dir, out)
+			return r.apply(run, runs.Succeed{Outcome: out}), false
+		}
+		end = runs.Fail{Reason: commitFailure(ctx, err)}
+	}
+	// The attempt failed: what it left in the clone goes, so that the next
+	// run's commit does not take it in.
+	files, err := r.git.Discard(ctx, dir)
+	if err != nil {
+		level := slog.LevelError
+		if ctx.Err() != nil {
+			level = slog.LevelWarn // stopped: expected
+		}
+		r.opts.Log.Log(context.Background(), level, "discard a failed run's output; the next sync of the clone discards it", "run", run.ID, "dir", dir, "err", err)
+	}
+	out.Files = files
+	switch e := end.(type) {
+	case runs.TimeOut:
+		e.Outcome = out
+		end = e
+	case runs.Fail:
+		e.Outcome = out
+		end = e
+	}
+	return r.apply(run, end), false
+}
+
+// errLend is the error of a run whose data folder could not be lent to
+// the tool's user.
+var errLend = errors.New("lend the data folder")
+
+// runContainer runs the tool's container on the data folder dir, lent to
+// the tool's user for the run when that is not the orchestrator's.
+func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, img container.Image,
+	mounts []container.Mount, log io.Writer) (container.Exit, error) {
+	if lendee, ok := r.lendee(tool); ok {
+		if err := r.chown(dir, lendee, false); err != nil {
+			return container.Exit{}, fmt.Errorf("%w to user %s: %w", errLend, lendee, err)
+		}
+	}
+	return r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
+}
+
+// ending is how an attempt whose container ran (or failed to) ends: nil
+// when it exited 0 (the output is then committed), else runs.Fail or
+// runs.TimeOut; their outcome is filled in by the caller.
+func ending(ctx context.Context, exit container.Exit, err error, tool toolspec.Tool) runs.Event {
+	switch {
+	case errors.Is(err, errLend):
+		return runs.Fail{Reason: err.Error()}
+	case err != nil && ctx.Err() != nil:
+		return runs.Fail{Reason: "interrupted: " + stopCause(ctx, "the orchestrator shut down while the run was running")}
 	case err != nil:
-		run = r.fail(run, api.StateFailed, "container: %v", err)
+		return runs.Fail{Reason: fmt.Sprintf("container: %v", err)}
 	case exit.TimedOut:
-		run.ExitCode = &exit.Code
-		run = r.fail(run, api.StateTimedOut, "timed out after %s; the container was stopped", tool.TimeoutDuration())
+		return runs.TimeOut{Limit: tool.TimeoutDuration()}
 	case exit.Code != 0:
-		run.ExitCode = &exit.Code
-		run = r.fail(run, api.StateFailed, "exit code %d", exit.Code)
-	default:
-		run.ExitCode = &exit.Code
-		run.State = api.StateSucceeded
+		return runs.Fail{Reason: fmt.Sprintf("exit code %d", exit.Code)}
 	}
-	run = r.finishRepo(context.WithoutCancel(ctx), run, dir)
-	if run.State == api.StateSucceeded && r.opts.Outputs != nil {
-		run.Verdicts = r.opts.Outputs.Detect(context.WithoutCancel(ctx), run, tool, dir)
+	return nil
+}
+
+// commitFailure is why committing an attempt's output failed: the output
+// refused (over a limit, a .git, ...) or, when the run was stopped while
+// committing, why it was stopped.
+func commitFailure(ctx context.Context, err error) string {
+	if ctx.Err() != nil {
+		return "interrupted while committing the run's output: " + stopCause(ctx, "the orchestrator shut down")
 	}
-	return run
+	return fmt.Sprintf("commit the run's output: %v", err)
+}
+
+// stopCause says why a run's context ended: the cause it was stopped
+// with, or shutdown when it was cancelled without one.
+func stopCause(ctx context.Context, shutdown string) string {
+	if c := context.Cause(ctx); !errors.Is(c, context.Canceled) {
+		return c.Error()
+	}
+	return shutdown
+}
+
+// detect checks a successful attempt's output with the spike detector,
+// which sees the record as it will be, with its files.
+func (r *Runner) detect(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, out runs.Outcome) []detector.Verdict {
+	if r.opts.Outputs == nil {
+		return nil
+	}
+	done := r.apply(run, runs.Succeed{Outcome: out})
+	return r.opts.Outputs.Detect(ctx, done, tool, dir)
 }
 
 // prepare syncs the run's data repository and input dataset and makes sure
 // its image is present, within PrepareTimeout. It returns the mounts, the
 // image, and a function that releases the input dataset after the run.
-func (r *Runner) prepare(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, log io.Writer) (
-	api.Run, []dockerrt.Mount, dockerrt.Image, func(), error) {
+func (r *Runner) prepare(ctx context.Context, tool toolspec.Tool, dir string, log io.Writer) (
+	out runs.Outcome, mounts []container.Mount, img container.Image, release func(), err error) {
 	ctx, cancel := context.WithTimeout(ctx, r.opts.PrepareTimeout)
 	defer cancel()
 	// The image is checked (or pulled) while git works: they are independent.
 	type imageResult struct {
-		img dockerrt.Image
+		img container.Image
 		err error
 	}
 	image := make(chan imageResult, 1)
@@ -404,57 +554,33 @@ func (r *Runner) prepare(ctx context.Context, run api.Run, tool toolspec.Tool, d
 			<-image
 		}
 	}()
-	release := func() {}
+	release = func() {}
 	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, "")
 	if err != nil {
-		return run, nil, dockerrt.Image{}, release, fmt.Errorf("data repository: %w", err)
+		return out, nil, img, release, fmt.Errorf("data repository: %w", err)
 	}
 	if note != "" {
 		fmt.Fprintf(log, "[mao] %s\n", note)
 	}
-	run.DataCommitBefore, run.DataCommitAfter = before, before
-	mounts := []dockerrt.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
+	out.DataCommitBefore, out.DataCommitAfter = before, before
+	mounts = []container.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
 	if tool.InputDataset != "" {
 		inDir, commit, done, err := r.useDataset(ctx, tool.InputDataset)
 		if err != nil {
-			return run, nil, dockerrt.Image{}, release, fmt.Errorf("input dataset %s: %w", tool.InputDataset, err)
+			return out, nil, img, release, fmt.Errorf("input dataset %s: %w", tool.InputDataset, err)
 		}
 		release = done
-		run.InputDataset, run.InputCommit = tool.InputDataset, commit
-		mounts = append(mounts, dockerrt.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
+		out.InputDataset, out.InputCommit = tool.InputDataset, commit
+		mounts = append(mounts, container.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
 	}
 	res := <-image
 	waited = true
 	if res.err != nil {
 		release()
-		return run, nil, dockerrt.Image{}, func() {}, fmt.Errorf("image: %w", res.err)
+		return out, nil, img, func() {}, fmt.Errorf("image: %w", res.err)
 	}
-	run.ImageID, run.ImageDigest = res.img.ID, res.img.Digest
-	return run, mounts, res.img, release, nil
-}
-
-// finishRepo commits what a successful run wrote, or discards what a failed
-// run left behind, and records the changed files.
-func (r *Runner) finishRepo(ctx context.Context, run api.Run, dir string) api.Run {
-	var files []string
-	var err error
-	if run.State == api.StateSucceeded {
-		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
-		var after string
-		if after, files, err = r.git.Commit(ctx, dir, msg); err == nil {
-			run.DataCommitAfter = after
-		} else {
-			run = r.fail(run, api.StateFailed, "commit the run's output: %v", err)
-		}
-	} else if files, err = r.git.Discard(ctx, dir); err != nil {
-		r.opts.Log.Error("discard a failed run's output", "run", run.ID, "dir", dir, "err", err)
-	}
-	run.FilesTotal = len(files)
-	if len(files) > api.MaxRunFiles {
-		files = files[:api.MaxRunFiles]
-	}
-	run.Files = files
-	return run
+	out.ImageID, out.ImageDigest = res.img.ID, res.img.Digest
+	return out, mounts, res.img, release, nil
 }
 
 // useDataset makes the named dataset's clone available to a run until the
@@ -481,11 +607,8 @@ func (r *Runner) useDataset(ctx context.Context, name string) (dir, commit strin
 	return dir, r.inputs.acquire(dir, synced, commit), func() { r.inputs.release(dir) }, nil
 }
 
-func (r *Runner) spec(run api.Run, tool toolspec.Tool, img dockerrt.Image, mounts []dockerrt.Mount) dockerrt.Spec {
-	scheduled := run.CreatedAt
-	if run.ScheduledTime != nil {
-		scheduled = *run.ScheduledTime
-	}
+func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, mounts []container.Mount) container.Spec {
+	scheduled := runs.Scheduled(run)
 	vars := maps.Clone(tool.Env)
 	if vars == nil {
 		vars = map[string]string{}
@@ -497,17 +620,23 @@ func (r *Runner) spec(run api.Run, tool toolspec.Tool, img dockerrt.Image, mount
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])
 	}
-	return dockerrt.Spec{
-		Name:     "mao-" + run.ID,
-		Image:    img.ID,
-		Cmd:      tool.Command,
-		Env:      env,
-		Labels:   map[string]string{LabelRun: run.ID, LabelTool: run.Tool, LabelSite: run.Site},
-		Mounts:   mounts,
-		NanoCPUs: int64(tool.CPUs() * 1e9),
-		Memory:   tool.MemoryBytes(),
-		Network:  tool.NetworkName(),
-		Timeout:  tool.TimeoutDuration(),
+	memory := tool.MemoryBytes()
+	if memory == 0 {
+		memory = r.opts.DefaultMemory
+	}
+	return container.Spec{
+		Name:      "mao-" + run.ID,
+		Image:     img.ID,
+		Cmd:       tool.Command,
+		Env:       env,
+		Labels:    map[string]string{LabelRun: run.ID, LabelTool: run.Tool, LabelSite: run.Site},
+		Mounts:    mounts,
+		NanoCPUs:  int64(tool.CPUs() * 1e9),
+		Memory:    memory,
+		PidsLimit: r.opts.PidsLimit,
+		User:      r.containerUser(tool),
+		Network:   tool.NetworkName(),
+		Timeout:   tool.TimeoutDuration(),
 	}
 }
 
@@ -521,9 +650,15 @@ func (r *Runner) hostPath(p string) string {
 	return filepath.Join(r.opts.HostDataDir, rel)
 }
 
-func (r *Runner) fail(run api.Run, state api.RunState, format string, args ...any) api.Run {
-	run.State, run.Reason = state, fmt.Sprintf(format, args...)
-	return run
+// apply moves the run on by ev (see package runs). A transition that the
+// run's state does not allow is a bug: it is logged, and the run stays as
+// it was.
+func (r *Runner) apply(run api.Run, ev runs.Event) api.Run {
+	next, err := runs.Apply(run, ev, r.opts.Clock.Now())
+	if err != nil {
+		r.opts.Log.Error("run transition refused", "run", run.ID, "err", err)
+	}
+	return next
 }
 
 // save writes the run record. A final record must not be lost, so while
@@ -533,10 +668,6 @@ func (r *Runner) save(run api.Run) {
 	attempts := 1
 	if run.State.Terminal() {
 		attempts = saveAttempts
-		if run.FinishedAt == nil {
-			now := r.opts.Clock.Now().UTC()
-			run.FinishedAt = &now
-		}
 	}
 	ctx := context.Background()
 	for attempt := 1; ; attempt++ {
@@ -564,7 +695,7 @@ func (r *Runner) save(run api.Run) {
 			// Recover settles it at the next start.
 			r.opts.Log.Error("record run: shutting down before etcd came back", "run", run.ID, "state", run.State, "err", err)
 			return
-		case <-time.After(saveRetry):
+		case <-r.opts.Clock.After(saveRetry):
 		}
 	}
 }

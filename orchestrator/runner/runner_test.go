@@ -12,8 +12,9 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
-	"github.com/mao-research/mao/orchestrator/dockerrt"
+	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -27,7 +28,9 @@ type fixture struct {
 	r     *Runner
 }
 
-func newFixture(t *testing.T) *fixture {
+// newFixture returns a runner at site s1 with fakes; edits change its
+// options.
+func newFixture(t *testing.T, edits ...func(*Options)) *fixture {
 	t.Helper()
 	logs, err := runlog.Open(t.TempDir())
 	if err != nil {
@@ -48,16 +51,21 @@ func newFixture(t *testing.T) *fixture {
 		logs:  logs,
 		clock: clockwork.NewFakeClockAt(time.Date(2026, 11, 22, 1, 2, 3, 0, time.UTC)),
 	}
-	f.r = New(f.reg, f.rec, f.rt, f.git, Options{
-		Site: "s1", DataDir: "/var/mao", HostDataDir: "/host/mao", Logs: logs, Clock: f.clock,
-	})
+	opts := Options{Site: "s1", DataDir: "/var/mao", HostDataDir: "/host/mao", Logs: logs, Clock: f.clock}
+	for _, edit := range edits {
+		edit(&opts)
+	}
+	f.r = New(f.reg, f.rec, f.rt, f.git, opts)
+	// A root orchestrator, whatever runs the tests; the data folders
+	// (under /var/mao) do not exist, so there is nothing to chown.
+	f.r.owner, f.r.privileged = owner{uid: 0, gid: 0}, true
 	return f
 }
 
 // runToEnd starts a run of tool and waits until the runner is idle.
 func (f *fixture) runToEnd(t *testing.T, tool string) api.Run {
 	t.Helper()
-	run, err := f.r.Start(context.Background(), tool)
+	run, err := f.r.Start(context.Background(), tool, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,14 +85,18 @@ func TestRunOutcomes(t *testing.T) {
 		ranImage  bool
 	}{
 		{"success", func(*fixture) {}, "t1", api.StateSucceeded, 0, "", true, true},
-		{"exit 3", func(f *fixture) { f.rt.exit = dockerrt.Exit{Code: 3} }, "t1", api.StateFailed, 3, "exit code 3", false, true},
-		{"timeout", func(f *fixture) { f.rt.exit = dockerrt.Exit{Code: 137, TimedOut: true} }, "t1", api.StateTimedOut, 137, "timed out after 2m0s; the container was stopped", false, true},
+		{"exit 3", func(f *fixture) { f.rt.exit = container.Exit{Code: 3} }, "t1", api.StateFailed, 3, "exit code 3", false, true},
+		{"timeout", func(f *fixture) { f.rt.exit = container.Exit{Code: 137, TimedOut: true} }, "t1", api.StateTimedOut, 137, "timed out after 2m0s; the container was stopped", false, true},
 		{"git error", func(f *fixture) { f.git.syncErr = errors.New("clone file:///data.git: repository not found") }, "t1",
 			api.StateFailed, -1, "data repository: clone file:///data.git: repository not found", false, false},
 		{"pull error", func(f *fixture) { f.rt.imageErr = errors.New("pull img:1: connection refused") }, "t1",
 			api.StateFailed, -1, "image: pull img:1: connection refused", false, false},
 		{"with input dataset", func(*fixture) {}, "t2", api.StateSucceeded, 0, "", true, true},
 		{"missing input dataset", func(f *fixture) { delete(f.reg.datasets, "ds") }, "t2", api.StateFailed, -1, "input dataset ds: dataset ds: not found", false, false},
+		// The output of a run whose commit failed is discarded like a
+		// failed run's, so that the next run's commit does not take it in.
+		{"commit error", func(f *fixture) { f.git.commitErr = errors.New("disk full") }, "t1", api.StateFailed, 0,
+			"commit the run's output: disk full", false, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,7 +115,7 @@ func TestRunOutcomes(t *testing.T) {
 			if run.FinishedAt == nil || run.StartedAt == nil {
 				t.Errorf("times not recorded: %+v", run)
 			}
-			if got := f.git.commits == 1; got != tc.committed {
+			if got := f.git.commits == 1 && f.git.commitErr == nil; got != tc.committed {
 				t.Errorf("committed = %v, want %v", got, tc.committed)
 			}
 			if tc.committed && (run.DataCommitAfter != "c1" || run.DataCommitBefore != "c0" || !slices.Equal(run.Files, []string{"control-1.csv"})) {
@@ -133,19 +145,21 @@ func TestContainerSpec(t *testing.T) {
 	f := newFixture(t)
 	run := f.runToEnd(t, "t1")
 	spec := f.rt.specs[0]
-	want := dockerrt.Spec{
-		Name:     "mao-" + run.ID,
-		Image:    "sha256:img:1",
-		Env:      []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_SCHEDULED_TIME=2026-11-22T01:02:03Z", "MAO_SITE=s1", "MAO_TOOL=t1"},
-		Labels:   map[string]string{LabelRun: run.ID, LabelTool: "t1", LabelSite: "s1"},
-		Mounts:   []dockerrt.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
-		NanoCPUs: 5e8,
-		Memory:   64 << 20,
-		Network:  "none",
-		Timeout:  2 * time.Minute,
+	want := container.Spec{
+		Name:      "mao-" + run.ID,
+		Image:     "sha256:img:1",
+		Env:       []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_SCHEDULED_TIME=2026-11-22T01:02:03Z", "MAO_SITE=s1", "MAO_TOOL=t1"},
+		Labels:    map[string]string{LabelRun: run.ID, LabelTool: "t1", LabelSite: "s1"},
+		Mounts:    []container.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
+		NanoCPUs:  5e8,
+		Memory:    64 << 20,
+		PidsLimit: 4096,
+		Network:   "none",
+		Timeout:   2 * time.Minute,
 	}
 	if spec.Name != want.Name || spec.Image != want.Image || !slices.Equal(spec.Env, want.Env) ||
 		!slices.Equal(spec.Mounts, want.Mounts) || spec.NanoCPUs != want.NanoCPUs || spec.Memory != want.Memory ||
+		spec.PidsLimit != want.PidsLimit || spec.User != want.User ||
 		spec.Network != want.Network || spec.Timeout != want.Timeout || len(spec.Labels) != 3 || spec.Labels[LabelRun] != run.ID {
 		t.Fatalf("spec\n got %+v\nwant %+v", spec, want)
 	}
@@ -156,7 +170,7 @@ func TestContainerSpec(t *testing.T) {
 	f = newFixture(t)
 	run = f.runToEnd(t, "t2")
 	mounts := f.rt.specs[0].Mounts
-	if len(mounts) != 2 || mounts[1] != (dockerrt.Mount{Source: "/host/mao/datasets/ds", Target: "/usr/src/app/input", ReadOnly: true}) {
+	if len(mounts) != 2 || mounts[1] != (container.Mount{Source: "/host/mao/datasets/ds", Target: "/usr/src/app/input", ReadOnly: true}) {
 		t.Fatalf("mounts %+v", mounts)
 	}
 	if !slices.Contains(f.git.synced, "/var/mao/datasets/ds@file:///ds.git#main") || run.InputCommit != "c1" {
@@ -166,7 +180,7 @@ func TestContainerSpec(t *testing.T) {
 
 func TestStartUnknownTool(t *testing.T) {
 	f := newFixture(t)
-	if _, err := f.r.Start(context.Background(), "nope"); !errors.Is(err, errNotFound) {
+	if _, err := f.r.Start(context.Background(), "nope", ""); !errors.Is(err, errNotFound) {
 		t.Fatalf("err = %v", err)
 	}
 	if runs, _ := f.rec.Runs(context.Background(), ""); len(runs) != 0 {
@@ -177,7 +191,7 @@ func TestStartUnknownTool(t *testing.T) {
 func TestRunsOfOneToolDoNotOverlap(t *testing.T) {
 	f := newFixture(t)
 	for range 5 {
-		if _, err := f.r.Start(context.Background(), "t1"); err != nil {
+		if _, err := f.r.Start(context.Background(), "t1", ""); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -191,7 +205,7 @@ func TestShutdownInterruptsRuns(t *testing.T) {
 	f := newFixture(t)
 	f.rt.block = true
 	f.rt.started = make(chan struct{}, 1)
-	run, err := f.r.Start(context.Background(), "t1")
+	run, err := f.r.Start(context.Background(), "t1", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +217,7 @@ func TestShutdownInterruptsRuns(t *testing.T) {
 	if got.State != api.StateFailed || !strings.Contains(got.Reason, "shut down") {
 		t.Fatalf("run after shutdown: %s %q", got.State, got.Reason)
 	}
-	if _, err := f.r.Start(context.Background(), "t1"); !errors.Is(err, ErrShuttingDown) {
+	if _, err := f.r.Start(context.Background(), "t1", ""); !errors.Is(err, ErrShuttingDown) {
 		t.Fatalf("start after shutdown: %v", err)
 	}
 }
@@ -212,7 +226,7 @@ func TestAbandonStopsRunsWithItsCause(t *testing.T) {
 	f := newFixture(t)
 	f.rt.block = true
 	f.rt.started = make(chan struct{}, 1)
-	run, err := f.r.Start(context.Background(), "t1")
+	run, err := f.r.Start(context.Background(), "t1", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -295,12 +309,12 @@ func TestInputDatasetStaysPutWhileRead(t *testing.T) {
 	f.rt.started = make(chan struct{}, 3)
 	f.rec.ended = make(chan string, 3)
 	ctx := context.Background()
-	first, err := f.r.Start(ctx, "t2")
+	first, err := f.r.Start(ctx, "t2", "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	<-f.rt.started // t2 reads the dataset now
-	second, err := f.r.Start(ctx, "t3")
+	second, err := f.r.Start(ctx, "t3", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -329,23 +343,21 @@ func TestInputDatasetStaysPutWhileRead(t *testing.T) {
 func scheduledRun(f *fixture, retries int) (api.Run, toolspec.Tool) {
 	tool := f.reg.tools["t1"]
 	tick := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
-	run := NewRun("t1-daily-abcd-1795305600", tool, "s1", f.clock.Now())
-	run.Schedule, run.ScheduledTime, run.Trigger = "t1-daily-abcd", &tick, api.TriggerSchedule
-	run.Env = map[string]string{"K": "from-schedule", "EXTRA": "1"}
-	run.MaxAttempts, run.RetryDelay = 1+retries, "1m"
-	return run, tool
+	sch := toolspec.Schedule{ID: "t1-daily-abcd", Tool: "t1", Retries: retries, RetryDelay: "1m",
+		Env: map[string]string{"K": "from-schedule", "EXTRA": "1"}}
+	return runs.NewTick(runs.Tick(sch.ID, tick), sch, tool, "s1", api.TriggerSchedule, f.clock.Now()), tool
 }
 
 func TestRetries(t *testing.T) {
 	tests := []struct {
 		name     string
-		exits    []dockerrt.Exit
+		exits    []container.Exit
 		state    api.RunState
 		attempts int
 	}{
-		{"fails every attempt", []dockerrt.Exit{{Code: 3}, {Code: 3}, {Code: 3}}, api.StateFailed, 3},
-		{"succeeds on the second", []dockerrt.Exit{{Code: 3}, {Code: 0}}, api.StateSucceeded, 2},
-		{"timeout then success", []dockerrt.Exit{{Code: 137, TimedOut: true}, {Code: 0}}, api.StateSucceeded, 2},
+		{"fails every attempt", []container.Exit{{Code: 3}, {Code: 3}, {Code: 3}}, api.StateFailed, 3},
+		{"succeeds on the second", []container.Exit{{Code: 3}, {Code: 0}}, api.StateSucceeded, 2},
+		{"timeout then success", []container.Exit{{Code: 137, TimedOut: true}, {Code: 0}}, api.StateSucceeded, 2},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -389,7 +401,7 @@ func TestRetries(t *testing.T) {
 
 func TestShutdownDuringRetryDelayKeepsTheRunPending(t *testing.T) {
 	f := newFixture(t)
-	f.rt.exit = dockerrt.Exit{Code: 1}
+	f.rt.exit = container.Exit{Code: 1}
 	run, tool := scheduledRun(f, 1)
 	ctx := context.Background()
 	if err := f.r.Launch(ctx, run, tool); err != nil {

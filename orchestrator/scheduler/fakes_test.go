@@ -16,10 +16,13 @@ import (
 )
 
 // fakeSchedules serves a fixed list and lets a test send watch events.
+// The scheduler watches once it has loaded, caught up and armed the
+// schedules it listed: each watch is reported on watching, if set.
 type fakeSchedules struct {
-	mu     sync.Mutex
-	list   []toolspec.Schedule
-	events chan []store.ScheduleEvent
+	mu       sync.Mutex
+	list     []toolspec.Schedule
+	events   chan []toolspec.ScheduleEvent
+	watching chan struct{}
 }
 
 func (f *fakeSchedules) Schedules(context.Context) ([]toolspec.Schedule, int64, error) {
@@ -28,20 +31,14 @@ func (f *fakeSchedules) Schedules(context.Context) ([]toolspec.Schedule, int64, 
 	return slices.Clone(f.list), 1, nil
 }
 
-func (f *fakeSchedules) WatchSchedules(ctx context.Context, _ int64) <-chan []store.ScheduleEvent {
-	out := make(chan []store.ScheduleEvent)
-	go func() {
-		defer close(out)
-		for {
-			select {
-			case evs := <-f.events:
-				out <- evs
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out
+// WatchSchedules hands the scheduler the test's own channel: a send
+// returns once the scheduler has taken the batch, and, the scheduler being
+// a loop, once it has applied the batch before (see harness.send).
+func (f *fakeSchedules) WatchSchedules(ctx context.Context, _ int64) <-chan []toolspec.ScheduleEvent {
+	if f.watching != nil {
+		f.watching <- struct{}{}
+	}
+	return f.events
 }
 
 // fakeClaims keeps run records like the store: one per ID.
@@ -208,24 +205,6 @@ func (f *fakeLauncher) Launch(_ context.Context, run api.Run, _ toolspec.Tool) e
 	return nil
 }
 
-type fakeLogs struct {
-	mu      sync.Mutex
-	removed []string
-}
-
-func (f *fakeLogs) list() []string {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return slices.Clone(f.removed)
-}
-
-func (f *fakeLogs) Remove(id string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.removed = append(f.removed, id)
-	return nil
-}
-
 var (
 	_ Schedules = (*fakeSchedules)(nil)
 	_ Claims    = (*fakeClaims)(nil)
@@ -233,7 +212,6 @@ var (
 	_ History   = (*store.Store)(nil)
 	_ Tools     = fakeTools(nil)
 	_ Launcher  = (*fakeLauncher)(nil)
-	_ Logs      = (*fakeLogs)(nil)
 	_ Schedules = (*store.Store)(nil)
 	_ Claims    = (*store.Store)(nil)
 )

@@ -14,15 +14,14 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
-	"github.com/mao-research/mao/orchestrator/runner"
-	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
 // Schedules lists and watches the stored schedules.
 type Schedules interface {
 	Schedules(ctx context.Context) ([]toolspec.Schedule, int64, error)
-	WatchSchedules(ctx context.Context, rev int64) <-chan []store.ScheduleEvent
+	WatchSchedules(ctx context.Context, rev int64) <-chan []toolspec.ScheduleEvent
 }
 
 // Claims records the ticks of schedules.
@@ -57,11 +56,6 @@ type Images interface {
 	Usable(ctx context.Context, image string) bool
 }
 
-// Logs removes the log files of pruned runs.
-type Logs interface {
-	Remove(id string) error
-}
-
 // Deps are what a Scheduler works with.
 type Deps struct {
 	Schedules Schedules
@@ -69,7 +63,6 @@ type Deps struct {
 	History   History
 	Tools     Tools
 	Launcher  Launcher
-	Logs      Logs
 	Images    Images
 }
 
@@ -95,7 +88,6 @@ type Scheduler struct {
 	deps   Deps
 	opts   Options
 	cron   gocron.Scheduler
-	ready  chan struct{}
 	failed chan struct{} // a tick or catch-up failed; retry soon
 	runCtx context.Context
 
@@ -136,12 +128,9 @@ func New(deps Deps, opts Options) (*Scheduler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("scheduler: %w", err)
 	}
-	return &Scheduler{deps: deps, opts: opts, cron: cron, ready: make(chan struct{}), failed: make(chan struct{}, 1),
+	return &Scheduler{deps: deps, opts: opts, cron: cron, failed: make(chan struct{}, 1),
 		runCtx: context.Background(), entries: map[string]*entry{}, retry: map[string]time.Time{}}, nil
 }
-
-// Ready is closed once the schedules are loaded, caught up and armed.
-func (s *Scheduler) Ready() <-chan struct{} { return s.ready }
 
 // Run loads and watches the schedules and fires their ticks until ctx
 // ends. When the watch fails (etcd lost its leader, or the watch was
@@ -156,6 +145,7 @@ func (s *Scheduler) Run(ctx context.Context) error {
 		}
 	}()
 	var retry <-chan time.Time
+	loaded := false
 	for ctx.Err() == nil {
 		start := s.opts.Clock.Now()
 		list, rev, err := s.deps.Schedules.Schedules(ctx)
@@ -165,10 +155,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 			continue
 		}
 		s.load(ctx, list)
-		select {
-		case <-s.ready:
-		default:
-			close(s.ready)
+		if !loaded {
+			loaded = true
 			s.opts.Log.Info("scheduler ready", "schedules", len(list), "took", s.opts.Clock.Since(start).Round(time.Millisecond))
 		}
 		events := s.deps.Schedules.WatchSchedules(ctx, rev)
@@ -432,7 +420,7 @@ func (s *Scheduler) catchUp(ctx context.Context, sch toolspec.Schedule, timing t
 		if i == 0 && more {
 			reason += "; earlier ticks were missed too and are not recorded one by one"
 		}
-		if err := s.record(ctx, sch, t, api.StateMissed, reason); err != nil {
+		if err := s.record(ctx, sch, t, runs.Miss{Reason: reason}); err != nil {
 			return err
 		}
 	}
@@ -450,12 +438,15 @@ func withinDeadline(sch toolspec.Schedule, late time.Duration) bool {
 	return err != nil || late <= d
 }
 
-// record claims a tick that does not run, in a final state.
-func (s *Scheduler) record(ctx context.Context, sch toolspec.Schedule, tick time.Time, state api.RunState, reason string) error {
-	run := s.newRun(sch, toolspec.Tool{Name: sch.Tool}, tick, api.TriggerSchedule)
-	now := s.opts.Clock.Now().UTC()
-	run.State, run.Reason, run.Attempt, run.FinishedAt = state, reason, 0, &now
-	_, err := s.deps.Claims.ClaimRun(ctx, run)
+// record claims a tick that does not run, ended by ev (runs.Miss, Skip or
+// Orphan).
+func (s *Scheduler) record(ctx context.Context, sch toolspec.Schedule, tick time.Time, ev runs.Event) error {
+	now := s.opts.Clock.Now()
+	run, err := runs.Apply(s.newRun(sch, toolspec.Tool{Name: sch.Tool}, tick, api.TriggerSchedule), ev, now)
+	if err != nil {
+		return err
+	}
+	_, err = s.deps.Claims.ClaimRun(ctx, run)
 	return err
 }
 
@@ -464,8 +455,7 @@ func (s *Scheduler) record(ctx context.Context, sch toolspec.Schedule, tick time
 func (s *Scheduler) tick(ctx context.Context, sch toolspec.Schedule, tick time.Time, trigger string) error {
 	tool, err := s.deps.Tools.Tool(ctx, sch.Tool)
 	if errors.Is(err, errs.ErrNotFound) {
-		reason := fmt.Sprintf("orphaned: tool %s is no longer registered; register it again, or pause or remove schedule %s", sch.Tool, sch.ID)
-		return errors.Join(s.record(ctx, sch, tick, api.StateFailed, reason), s.prune(ctx, sch.ID))
+		return errors.Join(s.record(ctx, sch, tick, runs.Orphan{}), s.prune(ctx, sch.ID))
 	}
 	if err != nil {
 		return err
@@ -483,8 +473,8 @@ func (s *Scheduler) tick(ctx context.Context, sch toolspec.Schedule, tick time.T
 			return err
 		}
 		if prev != nil && prev.ID != run.ID && !prev.State.Terminal() {
-			return s.record(ctx, sch, tick, api.StateSkipped,
-				fmt.Sprintf("skipped: the previous run %s is still %s and the schedule forbids overlap", prev.ID, prev.State))
+			return s.record(ctx, sch, tick, runs.Skip{
+				Reason: fmt.Sprintf("skipped: the previous run %s is still %s and the schedule forbids overlap", prev.ID, prev.State)})
 		}
 	}
 	claimed, err := s.deps.Claims.ClaimRun(ctx, run)
@@ -518,32 +508,19 @@ func (s *Scheduler) ownSite(sch toolspec.Schedule) string {
 	return ""
 }
 
-// newRun is the record of tick T of sch: run ID <schedule>-<T>, or
-// <schedule>-<T>-<site> for an --all schedule, which runs once per site.
+// newRun is the record of tick T of sch, claimed by this site; an --all
+// schedule runs once per site, so its run IDs name the site.
 func (s *Scheduler) newRun(sch toolspec.Schedule, tool toolspec.Tool, tick time.Time, trigger string) api.Run {
-	tick = tick.UTC()
-	id := fmt.Sprintf("%s-%d", sch.ID, tick.Unix())
+	id := runs.Tick(sch.ID, tick)
 	if site := s.ownSite(sch); site != "" {
-		id += "-" + site
+		id = id.For(site)
 	}
-	run := runner.NewRun(id, tool, s.opts.Site, s.opts.Clock.Now().UTC())
-	target := sch.Target
-	run.Target = &target
-	run.Schedule, run.ScheduledTime, run.Trigger = sch.ID, &tick, trigger
-	run.Env = sch.Env
-	run.MaxAttempts, run.RetryDelay = 1+sch.Retries, sch.RetryDelay
-	return run
+	return runs.NewTick(id, sch, tool, s.opts.Site, trigger, s.opts.Clock.Now())
 }
 
-// prune keeps the schedule's newest History records and removes the log
-// files of the others that ran here (other sites remove theirs when they
-// see the records go).
+// prune keeps the schedule's newest History records. Every site removes
+// the logs it holds of pruned runs when it sees their records go.
 func (s *Scheduler) prune(ctx context.Context, id string) error {
-	removed, err := s.deps.Claims.PruneSchedule(ctx, id, s.opts.History)
-	for _, run := range removed {
-		if err := s.deps.Logs.Remove(run); err != nil {
-			s.opts.Log.Warn("remove a pruned run's log", "run", run, "err", err)
-		}
-	}
+	_, err := s.deps.Claims.PruneSchedule(ctx, id, s.opts.History)
 	return err
 }

@@ -25,7 +25,6 @@ type harness struct {
 	schedules *fakeSchedules
 	claims    *fakeClaims
 	launcher  *fakeLauncher
-	logs      *fakeLogs
 	tools     fakeTools
 	s         *Scheduler
 	armed     chan time.Time
@@ -37,10 +36,9 @@ func newHarness(t *testing.T, now time.Time, scheds ...toolspec.Schedule) *harne
 	h := &harness{
 		t:         t,
 		clock:     clockwork.NewFakeClockAt(now),
-		schedules: &fakeSchedules{list: scheds, events: make(chan []store.ScheduleEvent)},
+		schedules: &fakeSchedules{list: scheds, events: make(chan []toolspec.ScheduleEvent), watching: make(chan struct{}, 10)},
 		claims:    newClaims(),
 		launcher:  &fakeLauncher{launched: make(chan api.Run, 100)},
-		logs:      &fakeLogs{},
 		tools:     fakeTools{"t1": {Name: "t1", Image: "img", DataRepo: "file:///r"}},
 		armed:     make(chan time.Time, 1000),
 		images:    fakeImages{},
@@ -50,7 +48,7 @@ func newHarness(t *testing.T, now time.Time, scheds ...toolspec.Schedule) *harne
 
 // start runs the scheduler until the test ends and waits until it is ready.
 func (h *harness) start(history int) {
-	s, err := New(Deps{Schedules: h.schedules, Claims: h.claims, History: h.claims, Tools: h.tools, Launcher: h.launcher, Logs: h.logs,
+	s, err := New(Deps{Schedules: h.schedules, Claims: h.claims, History: h.claims, Tools: h.tools, Launcher: h.launcher,
 		Images: h.images}, Options{Site: "s1", Labels: map[string]string{"gpu": "true"}, History: history, Clock: h.clock,
 		OnArm: func(_ string, tick time.Time) { h.armed <- tick }})
 	if err != nil {
@@ -61,7 +59,7 @@ func (h *harness) start(history int) {
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
 	h.t.Cleanup(func() { cancel(); <-done })
-	<-s.Ready()
+	<-h.schedules.watching // loaded, caught up and armed
 }
 
 // advanceTo moves the fake clock to at, once the scheduler has armed a tick
@@ -79,6 +77,13 @@ func (h *harness) advanceTo(at time.Time) {
 			h.t.Fatalf("no tick armed at or after %s", at)
 		}
 	}
+}
+
+// send hands the scheduler a batch of schedule events and returns once it
+// has applied them: the empty batch after it is taken only then.
+func (h *harness) send(evs ...toolspec.ScheduleEvent) {
+	h.schedules.events <- evs
+	h.schedules.events <- nil
 }
 
 func (h *harness) nextLaunch() api.Run {
@@ -149,7 +154,7 @@ func TestEditsPausesAndRemovalsTakeEffect(t *testing.T) {
 	// Edit: every 30s from now on.
 	edited := every("s", "30s", allow, func(s *toolspec.Schedule) { s.UpdatedAt = t0.Add(time.Second) })
 	h.clock.Advance(time.Second)
-	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &edited}}
+	h.send(toolspec.ScheduleEvent{ID: "s", Schedule: &edited})
 	next := time.Unix((t0.Unix()/30+1)*30, 0).UTC()
 	h.advanceTo(next.Add(-time.Millisecond))
 	h.noLaunch() // the old 10s ticks are gone
@@ -161,14 +166,14 @@ func TestEditsPausesAndRemovalsTakeEffect(t *testing.T) {
 	// Pause: nothing fires.
 	paused := edited
 	paused.Paused, paused.UpdatedAt = true, next.Add(time.Second)
-	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &paused}}
+	h.send(toolspec.ScheduleEvent{ID: "s", Schedule: &paused})
 	h.clock.Advance(5 * time.Minute)
 	h.noLaunch()
 
 	// Resume: the ticks while paused are not caught up.
 	resumed := edited
 	resumed.UpdatedAt = h.clock.Now()
-	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &resumed}}
+	h.send(toolspec.ScheduleEvent{ID: "s", Schedule: &resumed})
 	after := edited
 	timing, _ := after.Timing()
 	upcoming := timing.Next(h.clock.Now())
@@ -178,7 +183,7 @@ func TestEditsPausesAndRemovalsTakeEffect(t *testing.T) {
 	}
 
 	// Remove: nothing fires any more.
-	h.schedules.events <- []store.ScheduleEvent{{ID: "s"}}
+	h.send(toolspec.ScheduleEvent{ID: "s"})
 	h.clock.Advance(time.Hour)
 	h.noLaunch()
 }
@@ -248,7 +253,7 @@ func TestOverlapForbidSkips(t *testing.T) {
 	}
 	// With overlap allowed, the next tick runs although the first is pending.
 	allow := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = h.clock.Now() })
-	h.schedules.events <- []store.ScheduleEvent{{ID: "s", Schedule: &allow}}
+	h.send(toolspec.ScheduleEvent{ID: "s", Schedule: &allow})
 	h.advanceTo(t0.Add(30 * time.Second))
 	if r := h.nextLaunch(); r.ID != "s-"+unix(t0.Add(30*time.Second)) {
 		t.Fatalf("launched %s", r.ID)
@@ -280,8 +285,8 @@ func TestHistoryIsPruned(t *testing.T) {
 		t.Fatalf("kept %v", runs)
 	}
 	want := []string{"s-" + unix(t0), "s-" + unix(t0.Add(10*time.Second))}
-	if !slices.Equal(h.logs.list(), want) || !slices.Equal(h.claims.prunedIDs(), want) {
-		t.Fatalf("pruned %v, logs removed %v", h.claims.prunedIDs(), h.logs.list())
+	if !slices.Equal(h.claims.prunedIDs(), want) {
+		t.Fatalf("pruned %v, want %v", h.claims.prunedIDs(), want)
 	}
 }
 
@@ -322,8 +327,9 @@ func TestTwoSitesOnOneEtcdClaimEachTickOnce(t *testing.T) {
 		"s2": {clock: clockwork.NewFakeClockAt(t0.Add(-time.Second + 3*time.Second)), armed: make(chan time.Time, 100)}, // 3s ahead
 	}
 	for name, site := range sites {
-		s, err := New(Deps{Schedules: &fakeSchedules{list: []toolspec.Schedule{sched}, events: make(chan []store.ScheduleEvent)},
-			Claims: st, History: st, Tools: fakeTools{"t1": {Name: "t1"}}, Launcher: &fakeLauncher{launched: launched}, Logs: &fakeLogs{}, Images: fakeImages{}},
+		schedules := &fakeSchedules{list: []toolspec.Schedule{sched}, events: make(chan []toolspec.ScheduleEvent), watching: make(chan struct{}, 10)}
+		s, err := New(Deps{Schedules: schedules,
+			Claims: st, History: st, Tools: fakeTools{"t1": {Name: "t1"}}, Launcher: &fakeLauncher{launched: launched}, Images: fakeImages{}},
 			Options{Site: name, Clock: site.clock, OnArm: func(_ string, tick time.Time) { site.armed <- tick }})
 		if err != nil {
 			t.Fatal(err)
@@ -332,7 +338,7 @@ func TestTwoSitesOnOneEtcdClaimEachTickOnce(t *testing.T) {
 		done := make(chan struct{})
 		go func() { defer close(done); s.Run(ctx) }()
 		t.Cleanup(func() { cancel(); <-done })
-		<-s.Ready()
+		<-schedules.watching
 	}
 	const ticks = 30
 	for i := range ticks {

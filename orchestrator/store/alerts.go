@@ -11,6 +11,7 @@ import (
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/randid"
 	"github.com/mao-research/mao/notify"
+	"github.com/mao-research/mao/orchestrator/errs"
 )
 
 // Key directories of the spike detector and of notifications; see
@@ -28,8 +29,9 @@ func update[T any](ctx context.Context, s *Store, key string, fn func(T) (T, err
 	for {
 		var cur T
 		rev, err := s.getRev(ctx, key, &cur)
-		if errors.Is(err, ErrNotFound) {
-			rev, err = 0, nil
+		if errors.Is(err, errs.ErrNotFound) { // absent (rev 0), or invalid: start afresh over it
+			var zero T
+			cur, err = zero, nil
 		}
 		if err != nil {
 			return before, after, err

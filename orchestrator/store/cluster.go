@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
-	"github.com/mao-research/mao/toolspec"
 )
 
 // Federation describes the etcd cluster the sites share: its members, the
@@ -123,64 +121,6 @@ func (s *Store) members(ctx context.Context) ([]*etcdserverpb.Member, uint64, er
 // linearizableWait bounds the try of a current member list.
 const linearizableWait = 2 * time.Second
 
-// AddSite adds an etcd member for a new site, which will run an embedded
-// member at req.PeerURL, and returns the config lines that site needs to
-// join. It refuses while another added member has not started yet (its
-// name is unknown, so no complete initial cluster can be written).
-func (s *Store) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSiteResult, error) {
-	if req.ClientURL == "" {
-		req.ClientURL = "http://127.0.0.1:2379"
-	}
-	var problems []toolspec.FieldError
-	if err := toolspec.CheckName(req.Name); err != nil {
-		problems = append(problems, toolspec.FieldError{Field: "name", Problem: err.Error()})
-	}
-	for _, f := range []struct{ field, v string }{{"peer_url", req.PeerURL}, {"client_url", req.ClientURL}} {
-		if u, err := url.Parse(f.v); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Port() == "" || u.Path != "" && u.Path != "/" {
-			problems = append(problems, toolspec.FieldError{Field: f.field, Problem: fmt.Sprintf("%q is not an http:// or https:// URL with a port", f.v)})
-		}
-	}
-	if len(problems) > 0 {
-		return api.AddSiteResult{}, &toolspec.ValidationError{Kind: "site", Fields: problems}
-	}
-	members, _, err := s.members(ctx)
-	if err != nil {
-		return api.AddSiteResult{}, err
-	}
-	for _, m := range members {
-		switch {
-		case m.Name == req.Name:
-			return api.AddSiteResult{}, fmt.Errorf("site %s is an etcd member already: %w", req.Name, ErrExists)
-		case m.Name == "":
-			return api.AddSiteResult{}, fmt.Errorf("member %x (%s) was added but has not started yet; start that site first, or remove it (federation remove-site %[1]x): %[3]w",
-				m.ID, strings.Join(m.PeerURLs, ","), errs.ErrInUse)
-		}
-		for _, p := range m.PeerURLs {
-			if p == req.PeerURL {
-				return api.AddSiteResult{}, fmt.Errorf("peer URL %s is member %s's already: %w", p, m.Name, ErrExists)
-			}
-		}
-	}
-	resp, err := s.memberAdd(ctx, req.PeerURL)
-	if err != nil {
-		return api.AddSiteResult{}, fmt.Errorf("add etcd member %s: %w", req.Name, err)
-	}
-	var cluster []string
-	for _, m := range resp.Members {
-		name := m.Name
-		if m.ID == resp.Member.ID {
-			name = req.Name
-		}
-		for _, p := range m.PeerURLs {
-			cluster = append(cluster, name+"="+p)
-		}
-	}
-	sort.Strings(cluster)
-	initial := strings.Join(cluster, ",")
-	member := api.Member{ID: fmt.Sprintf("%x", resp.Member.ID), Name: req.Name, PeerURLs: resp.Member.PeerURLs, Health: "not started"}
-	return api.AddSiteResult{Member: member, InitialCluster: initial, Config: joinConfig(req, initial, s.prefix)}, nil
-}
-
 // memberAdd adds a member. etcd refuses while a member has not been
 // connected to its peers for a few seconds (after a restart, say), as an
 // unhealthy cluster: it tries again for up to unhealthyWait.
@@ -190,7 +130,7 @@ func (s *Store) memberAdd(ctx context.Context, peerURL string) (*clientv3.Member
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
 		// As a learner, the new member does not count towards quorum until
 		// it has caught up and promoted itself (PromoteSelf).
-		resp, err := s.c.MemberAddAsLearner(actx, []string{peerURL})
+		resp, err := s.admin().MemberAddAsLearner(actx, []string{peerURL})
 		cancel()
 		if err == nil {
 			return resp, nil
@@ -217,7 +157,7 @@ const unhealthyWait = 15 * time.Second
 func (s *Store) PromoteSelf(ctx context.Context, id uint64, retry time.Duration) error {
 	for {
 		pctx, cancel := context.WithTimeout(ctx, s.timeout)
-		_, err := s.c.MemberPromote(pctx, id)
+		_, err := s.admin().MemberPromote(pctx, id)
 		cancel()
 		if err == nil || errors.Is(err, rpctypes.ErrMemberNotLearner) {
 			return nil
@@ -230,34 +170,16 @@ func (s *Store) PromoteSelf(ctx context.Context, id uint64, retry time.Duration)
 	}
 }
 
-// joinConfig is the config.ini text a joining site needs.
-func joinConfig(req api.AddSiteRequest, initial, prefix string) string {
-	return fmt.Sprintf(`[site]
-name = %s
-
-[etcd]
-# An embedded member that joins the federation's etcd cluster.
-prefix = %s
-client_url = %s
-peer_url = %s
-initial_cluster = %s
-cluster_state = existing
-
-# [api] tokens: the same as the other sites', so that any site's token
-# works everywhere (logs of runs are proxied between sites).
-`, req.Name, prefix, req.ClientURL, req.PeerURL, initial)
-}
-
 // RemoveSite removes a site that is not live: its etcd member, if it has
-// one, and its lasting record. A live site is ErrInUse. name may also be a member's ID in hex, for a member that was
+// one, and its lasting record. A live site is errs.ErrInUse. name may also be a member's ID in hex, for a member that was
 // added but never started (it has no name yet). A site without either is
-// ErrNotFound.
+// errs.ErrNotFound.
 func (s *Store) RemoveSite(ctx context.Context, name string) error {
 	var live api.Site
 	switch err := s.get(ctx, s.key(sitesDir, name), &live); {
 	case err == nil:
-		return fmt.Errorf("site %s is live (API %s); stop its orchestrator first: %w", name, live.APIAddr, ErrInUse)
-	case !errors.Is(err, ErrNotFound):
+		return fmt.Errorf("site %s is live (API %s); stop its orchestrator first: %w", name, live.APIAddr, errs.ErrInUse)
+	case !errors.Is(err, errs.ErrNotFound):
 		return err
 	}
 	members, _, err := s.members(ctx)
@@ -270,7 +192,7 @@ func (s *Store) RemoveSite(ctx context.Context, name string) error {
 			continue // a member that has not started has no name yet: its ID
 		}
 		rctx, cancel := context.WithTimeout(ctx, s.timeout)
-		_, err := s.c.MemberRemove(rctx, m.ID)
+		_, err := s.admin().MemberRemove(rctx, m.ID)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("remove etcd member %s: %w", name, s.unavailable(rctx, err))
@@ -278,7 +200,7 @@ func (s *Store) RemoveSite(ctx context.Context, name string) error {
 		removed = true
 	}
 	err = s.ForgetSite(ctx, name)
-	if errors.Is(err, ErrNotFound) && removed {
+	if errors.Is(err, errs.ErrNotFound) && removed {
 		return nil
 	}
 	return err

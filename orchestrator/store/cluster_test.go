@@ -72,56 +72,25 @@ func TestFederationOfOneMember(t *testing.T) {
 	checkAlone(t, f)
 	m := f.Members[0]
 
-	good := api.AddSiteRequest{Name: "b", PeerURL: "http://127.0.0.1:2380"}
-	tests := []struct {
-		name   string
-		req    func(r *api.AddSiteRequest)
-		fields []string
-	}{
-		{"bad name", func(r *api.AddSiteRequest) { r.Name = "B site" }, []string{"name"}},
-		{"no scheme", func(r *api.AddSiteRequest) { r.PeerURL = "127.0.0.1:2380" }, []string{"peer_url"}},
-		{"no port", func(r *api.AddSiteRequest) { r.PeerURL = "http://127.0.0.1" }, []string{"peer_url"}},
-		{"a path", func(r *api.AddSiteRequest) { r.PeerURL = "http://127.0.0.1:2380/etcd" }, []string{"peer_url"}},
-		{"not http", func(r *api.AddSiteRequest) { r.ClientURL = "unix://127.0.0.1:2379" }, []string{"client_url"}},
-		{"everything", func(r *api.AddSiteRequest) { *r = api.AddSiteRequest{Name: "-", PeerURL: "x", ClientURL: "y"} },
-			[]string{"name", "peer_url", "client_url"}},
+	if _, _, err := s.AddLearner(ctx, m.Name, "http://127.0.0.1:2380"); !errors.Is(err, errs.ErrExists) {
+		t.Errorf("a member's name: %v, want errs.ErrExists", err)
 	}
-	for _, tc := range tests {
-		req := good
-		tc.req(&req)
-		_, err := s.AddSite(ctx, req)
-		var ve *toolspec.ValidationError
-		if !errors.As(err, &ve) {
-			t.Errorf("%s: %v, want a validation error", tc.name, err)
-			continue
-		}
-		var fields []string
-		for _, f := range ve.Fields {
-			fields = append(fields, f.Field)
-		}
-		if !slices.Equal(fields, tc.fields) {
-			t.Errorf("%s: fields %v, want %v", tc.name, fields, tc.fields)
-		}
+	if _, _, err := s.AddLearner(ctx, "b", m.PeerURLs[0]); !errors.Is(err, errs.ErrExists) {
+		t.Errorf("a member's peer URL: %v, want errs.ErrExists", err)
 	}
-	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: m.Name, PeerURL: "http://127.0.0.1:2380"}); !errors.Is(err, ErrExists) {
-		t.Errorf("a member's name: %v, want ErrExists", err)
-	}
-	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "b", PeerURL: m.PeerURLs[0]}); !errors.Is(err, ErrExists) {
-		t.Errorf("a member's peer URL: %v, want ErrExists", err)
-	}
-	if err := s.RemoveSite(ctx, "nope"); !errors.Is(err, ErrNotFound) {
-		t.Errorf("remove an unknown site: %v, want ErrNotFound", err)
+	if err := s.RemoveSite(ctx, "nope"); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("remove an unknown site: %v, want errs.ErrNotFound", err)
 	}
 	if f, err := s.Federation(ctx); err != nil || len(f.Members) != 1 {
 		t.Fatalf("the refused requests changed the cluster: %+v, %v", f, err)
 	}
 }
 
-// TestAddSiteToOneMember adds a second member to a cluster of one, the
+// TestAddLearnerToOneMember adds a second member to a cluster of one, the
 // usual way a federation grows. The new member is a learner until it
 // promotes itself, so the cluster keeps its quorum meanwhile. Each call is
 // bounded by a short store timeout, so that the test cannot hang.
-func TestAddSiteToOneMember(t *testing.T) {
+func TestAddLearnerToOneMember(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := oneMember(t, time.Second)
@@ -130,24 +99,14 @@ func TestAddSiteToOneMember(t *testing.T) {
 		t.Fatal(err)
 	}
 	peer := testenv.FreeURL(t)
-	res, err := s.AddSite(ctx, api.AddSiteRequest{Name: "b", PeerURL: peer})
+	initial, others, err := s.AddLearner(ctx, "b", peer)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Member.Name != "b" || res.Member.ID == "" || !slices.Equal(res.Member.PeerURLs, []string{peer}) ||
-		res.Member.Health != "not started" {
-		t.Errorf("member %+v", res.Member)
-	}
 	first := before.Members[0]
 	want := strings.Join(slices.Sorted(slices.Values([]string{"b=" + peer, first.Name + "=" + first.PeerURLs[0]})), ",")
-	if res.InitialCluster != want {
-		t.Errorf("initial cluster %q, want %q", res.InitialCluster, want)
-	}
-	for _, line := range []string{"name = b", "prefix = /mao/", "client_url = http://127.0.0.1:2379", "peer_url = " + peer,
-		"initial_cluster = " + want, "cluster_state = existing"} {
-		if !strings.Contains(res.Config, line+"\n") {
-			t.Errorf("config lacks %q:\n%s", line, res.Config)
-		}
+	if initial != want || !slices.Equal(others, first.ClientURLs) {
+		t.Errorf("initial cluster %q, others %v; want %q, %v", initial, others, want, first.ClientURLs)
 	}
 
 	// b is a learner: the cluster keeps its quorum of one, so it still
@@ -159,27 +118,31 @@ func TestAddSiteToOneMember(t *testing.T) {
 	if err := s.CreateDataset(ctx, toolspec.Dataset{Name: "after-add", URL: "file:///d"}); err != nil {
 		t.Errorf("a write after the add: %v", err)
 	}
-	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "c", PeerURL: testenv.FreeURL(t)}); !errors.Is(err, errs.ErrInUse) {
-		t.Errorf("a second add before b started: %v, want ErrInUse", err)
+	if _, _, err := s.AddLearner(ctx, "c", testenv.FreeURL(t)); !errors.Is(err, errs.ErrInUse) {
+		t.Errorf("a second add before b started: %v, want errs.ErrInUse", err)
 	}
+	var added api.Member
 	for _, m := range f.Members {
-		if m.Name == "" && !m.Learner {
-			t.Errorf("the added member is not a learner: %+v", m)
+		if m.Name == "" {
+			added = m
 		}
 	}
-	if err := s.RemoveSite(ctx, res.Member.ID); err != nil {
+	if !added.Learner || !slices.Equal(added.PeerURLs, []string{peer}) || added.Health != "not started" {
+		t.Errorf("the added member: %+v", added)
+	}
+	if err := s.RemoveSite(ctx, added.ID); err != nil {
 		t.Errorf("remove b, never started, by ID: %v", err)
 	}
 }
 
-// TestAddAndRemoveSite works on a cluster of three, which keeps its quorum
+// TestAddLearnerAndRemoveSite works on a cluster of three, which keeps its quorum
 // while an added member has not started.
-func TestAddAndRemoveSite(t *testing.T) {
+func TestAddLearnerAndRemoveSite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := New(testenv.EtcdCluster(t, 3).Client(t), Options{Prefix: "/mao/", Timeout: 5 * time.Second})
 	peer := testenv.FreeURL(t)
-	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "d", PeerURL: peer}); err != nil {
+	if _, _, err := s.AddLearner(ctx, "d", peer); err != nil {
 		t.Fatal(err)
 	}
 	added := func() *api.Member {
@@ -199,8 +162,8 @@ func TestAddAndRemoveSite(t *testing.T) {
 	if m == nil || m.Health != "not started" {
 		t.Fatalf("the added member: %+v", m)
 	}
-	if _, err := s.AddSite(ctx, api.AddSiteRequest{Name: "e", PeerURL: testenv.FreeURL(t)}); !errors.Is(err, errs.ErrInUse) {
-		t.Fatalf("a second add before d started: %v, want ErrInUse", err)
+	if _, _, err := s.AddLearner(ctx, "e", testenv.FreeURL(t)); !errors.Is(err, errs.ErrInUse) {
+		t.Fatalf("a second add before d started: %v, want errs.ErrInUse", err)
 	}
 	// Not started, it has no name yet: it is removed by its ID.
 	if err := s.RemoveSite(ctx, m.ID); err != nil {

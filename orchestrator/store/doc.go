@@ -1,9 +1,17 @@
 // Package store owns mao's etcd key layout and its JSON values: the tool and
-// dataset registries, run records and site membership. Every write is a
-// single etcd transaction, so nothing partial is ever stored, and etcd
-// failures surface as ErrUnavailable.
+// dataset registries, run records, requests, schedules, series,
+// notifications and site membership. It keeps keys, transactions and
+// compare-and-swap, and nothing else: what a run record may become is
+// package runs' to say (the store calls runs.Apply inside its
+// transactions). Every write is a single etcd transaction, so nothing
+// partial is ever stored, and etcd failures surface as ErrUnavailable.
 //
 // The layout is a public interface (collaborators read it with etcdctl) and
-// is documented in docs/etcd-keys.md; change both together. The package must
-// not import Docker or git code, and it serves no HTTP.
+// is documented in docs/etcd-keys.md; change both together. It serves no
+// HTTP.
+//
+// # Rules
+//
+// Imports from mao: only api, notify, toolspec, internal/randid, orchestrator/errs, orchestrator/pki, orchestrator/runs.
+// Never links: Docker, go-git.
 package store

@@ -11,6 +11,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
 )
 
 // Membership is a site's record in etcd, kept alive by a lease.
@@ -27,13 +28,13 @@ type Membership struct {
 //
 // Site names are unique: while another orchestrator's record holds the
 // name, Join waits up to ttl for it to expire (a crashed previous life of
-// this site leaves one behind) and then fails with ErrExists.
+// this site leaves one behind) and then fails with errs.ErrExists.
 func (s *Store) Join(ctx context.Context, site api.Site, ttl time.Duration, log *slog.Logger) (*Membership, error) {
 	m := &Membership{s: s, site: site, ttl: ttl, log: log}
 	deadline := time.Now().Add(ttl + time.Second)
 	for {
 		err := m.register(ctx)
-		if !errors.Is(err, ErrExists) {
+		if !errors.Is(err, errs.ErrExists) {
 			return m, err
 		}
 		if !time.Now().Before(deadline) {
@@ -228,11 +229,11 @@ func (s *Store) KnownSites(ctx context.Context) ([]api.SiteInfo, error) {
 }
 
 // ForgetSite removes a site's lasting record, so that it is no longer
-// listed. A live site cannot be forgotten (ErrInUse).
+// listed. A live site cannot be forgotten (errs.ErrInUse).
 func (s *Store) ForgetSite(ctx context.Context, name string) error {
 	err := s.delete(ctx, s.key(seenDir, name), clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, name)), "=", 0))
 	if errors.Is(err, errCondition) {
-		return fmt.Errorf("site %s is live; stop its orchestrator first: %w", name, ErrInUse)
+		return fmt.Errorf("site %s is live; stop its orchestrator first: %w", name, errs.ErrInUse)
 	}
 	return wrapName(err, "site", name)
 }

@@ -2,94 +2,72 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
-	"github.com/mao-research/mao/toolspec"
+	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/runs"
 )
 
 // requestsDir holds the runs that wait for a site: requests/<run-id>.
 const requestsDir = "requests/"
 
-// Request is a run waiting for a site to claim it: a run asked for at
-// another site, an any-site run, or a lost run to retry. Its run record
-// exists, pending, with an empty site, until a site claims it.
-type Request struct {
-	Run    string          `json:"run"`
-	Tool   string          `json:"tool"`
-	Target toolspec.Target `json:"target"`
-	// FanOut marks one of the runs of an --all request: the named site
-	// runs it if the tool's image is usable there, else records it
-	// skipped.
-	FanOut    bool      `json:"fan_out,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
-}
-
-// RequestRun stores a new pending run record (its site empty) and the
-// request for a site to claim it, in one transaction. The ID must be
-// unused.
-func (s *Store) RequestRun(ctx context.Context, r api.Run, fanOut bool) error {
-	if r.Target == nil {
-		return fmt.Errorf("request run %s: no target", r.ID)
+// RequestRun stores a new run record that waits for a site (pending, with
+// no site and a target; see runs.Waiting) and its request, in one
+// transaction. The ID must be unused.
+func (s *Store) RequestRun(ctx context.Context, r api.Run) error {
+	req, ok := runs.RequestOf(r, r.CreatedAt)
+	if !ok || r.Target == nil {
+		return fmt.Errorf("request run %s: it does not wait for a site (it is %s at %q, target %v)", r.ID, r.State, r.Site, r.Target)
 	}
-	r.Site, r.State = "", api.StatePending
-	req := Request{Run: r.ID, Tool: r.Tool, Target: *r.Target, FanOut: fanOut, CreatedAt: r.CreatedAt}
 	key := s.key(runsDir, r.ID)
 	err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
 		op{key: key, v: r}, op{key: s.key(requestsDir, r.ID), v: req})
 	if errors.Is(err, errCondition) {
-		err = ErrExists
+		err = errs.ErrExists
 	}
 	return wrapName(err, "run", r.ID)
 }
 
 // Requests lists the open requests, oldest first, and the revision they
 // were read at, for WatchRequests.
-func (s *Store) Requests(ctx context.Context) ([]Request, int64, error) {
-	reqs, rev, err := list[Request](ctx, s, requestsDir)
+func (s *Store) Requests(ctx context.Context) ([]runs.Request, int64, error) {
+	reqs, rev, err := list[runs.Request](ctx, s, requestsDir)
 	if err != nil {
 		return nil, 0, err
 	}
-	sortByCreation(reqs)
+	slices.SortStableFunc(reqs, func(a, b runs.Request) int { return a.CreatedAt.Compare(b.CreatedAt) })
 	return reqs, rev, nil
-}
-
-func sortByCreation(reqs []Request) {
-	for i := 1; i < len(reqs); i++ { // insertion sort: few requests, mostly in order
-		for j := i; j > 0 && reqs[j].CreatedAt.Before(reqs[j-1].CreatedAt); j-- {
-			reqs[j], reqs[j-1] = reqs[j-1], reqs[j]
-		}
-	}
 }
 
 // WatchRequests reports requests created after revision rev until ctx
 // ends or the watch fails; then it closes the channel and the caller
 // lists them again.
-func (s *Store) WatchRequests(ctx context.Context, rev int64) <-chan []Request {
-	return watch(ctx, s, s.prefix+requestsDir, rev, func(ev *clientv3.Event) (Request, bool) {
-		var r Request
-		if ev.Type != clientv3.EventTypePut || json.Unmarshal(ev.Kv.Value, &r) != nil {
+func (s *Store) WatchRequests(ctx context.Context, rev int64) <-chan []runs.Request {
+	return watch(ctx, s, s.prefix+requestsDir, rev, func(ev *clientv3.Event) (runs.Request, bool) {
+		var r runs.Request
+		if ev.Type != clientv3.EventTypePut || s.decode(string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision, &r) != nil {
 			return r, false
 		}
 		return r, true
 	})
 }
 
-// ClaimRequest gives the requested run to site: in one transaction it
-// removes the request and records the site in the run. It returns false
-// when another site claimed it first, the request is gone, or site is not
-// live (its record is absent).
+// ClaimRequest gives the requested run to site (runs.Claim): in one
+// transaction it removes the request and records the site in the run. It
+// returns false when another site claimed it first, the request is gone,
+// or site is not live (its record is absent).
 func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error) {
 	reqKey, runKey := s.key(requestsDir, id), s.key(runsDir, id)
-	var req Request
+	var req runs.Request
 	reqRev, err := s.getRev(ctx, reqKey, &req)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, errs.ErrNotFound) {
 		return api.Run{}, false, nil
 	}
 	if err != nil {
@@ -97,10 +75,11 @@ func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, boo
 	}
 	var run api.Run
 	runRev, err := s.getRev(ctx, runKey, &run)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	if err != nil && !errors.Is(err, errs.ErrNotFound) {
 		return api.Run{}, false, err
 	}
-	if errors.Is(err, ErrNotFound) || run.State != api.StatePending || run.Site != "" {
+	claimed, cerr := runs.Apply(run, runs.Claim{Site: site}, s.now())
+	if errors.Is(err, errs.ErrNotFound) || cerr != nil {
 		// A record that no longer waits: drop the stale request.
 		err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(reqKey), "=", reqRev)}, op{key: reqKey, del: true})
 		if err != nil && !errors.Is(err, errCondition) {
@@ -108,60 +87,46 @@ func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, boo
 		}
 		return api.Run{}, false, nil
 	}
-	run.Site = site
 	err = s.txn(ctx, []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(reqKey), "=", reqRev),
 		clientv3.Compare(clientv3.ModRevision(runKey), "=", runRev),
 		// Only a live site claims: one whose lease has expired would have
 		// the run settled as lost at once (LoseRun's mirror condition).
 		clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, site)), ">", 0),
-	}, op{key: reqKey, del: true}, op{key: runKey, v: run})
+	}, op{key: reqKey, del: true}, op{key: runKey, v: claimed})
 	if errors.Is(err, errCondition) {
 		return api.Run{}, false, nil
 	}
 	if err != nil {
 		return api.Run{}, false, err
 	}
-	return run, true, nil
+	return claimed, true, nil
 }
 
-// LoseRun settles a run held by a site whose lease has expired. A run that
-// had started is lost: with attempts left, the lost attempt is filed and
-// the run is requested again (for its target, or the same site when it has
-// none or is one of an --all schedule's runs); otherwise it ends lost. A run
-// that had not started yet is requested again as it is. It does nothing
-// (and returns false) when the run is no longer held by dead, has ended, or
-// the site is live again; every check and the write are one transaction, so
-// however many sites try, one settles the run.
+// LoseRun settles a run held by a site whose lease has expired, as
+// runs.Lose says; a run that waits for a site again gets its request in the
+// same transaction. It does nothing (and returns false) when the run is no
+// longer held by dead, has ended, or the site is live again: every check
+// and the write are one transaction, so however many sites try, one
+// settles the run.
 func (s *Store) LoseRun(ctx context.Context, id, dead string, now time.Time) (api.Run, bool, error) {
 	runKey, siteKey := s.key(runsDir, id), s.key(sitesDir, dead)
 	var run api.Run
 	rev, err := s.getRev(ctx, runKey, &run)
-	if errors.Is(err, ErrNotFound) {
+	if errors.Is(err, errs.ErrNotFound) {
 		return api.Run{}, false, nil
 	}
-	if err != nil || run.Site != dead || run.State.Terminal() {
+	if err != nil {
 		return api.Run{}, false, err
 	}
-	reason := fmt.Sprintf("lost: site %s stopped renewing its lease (it stopped, or lost etcd) while it held the run", dead)
-	started := run.State == api.StateRunning
-	ops := []op{}
-	if !started || max(run.Attempt, 1) < max(run.MaxAttempts, 1) {
-		if started {
-			run.Attempts = append(run.Attempts, api.Attempt{Attempt: max(run.Attempt, 1), State: api.StateLost, Reason: reason,
-				ExitCode: run.ExitCode, StartedAt: run.StartedAt, FinishedAt: &now})
-			run.Attempt = max(run.Attempt, 1) + 1
-			run.RetryAt = nil // a pending run keeps its retry delay
-		}
-		target := retryTarget(run, dead)
-		run.Target = &target
-		run.State, run.Site, run.Reason = api.StatePending, "", ""
-		run.ExitCode, run.StartedAt, run.ContainerStartedAt, run.Files, run.FilesTotal = nil, nil, nil, nil, 0
-		ops = append(ops, op{key: s.key(requestsDir, id), v: Request{Run: id, Tool: run.Tool, Target: target, CreatedAt: now}})
-	} else {
-		run.State, run.Reason, run.FinishedAt = api.StateLost, reason, &now
+	lost, err := runs.Apply(run, runs.Lose{Site: dead}, now)
+	if err != nil {
+		return api.Run{}, false, nil // not held by dead, or ended
 	}
-	ops = append(ops, op{key: runKey, v: run})
+	ops := []op{{key: runKey, v: lost}}
+	if req, ok := runs.RequestOf(lost, now); ok {
+		ops = append(ops, op{key: s.key(requestsDir, id), v: req})
+	}
 	err = s.txn(ctx, []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(runKey), "=", rev),
 		clientv3.Compare(clientv3.CreateRevision(siteKey), "=", 0),
@@ -172,24 +137,7 @@ func (s *Store) LoseRun(ctx context.Context, id, dead string, now time.Time) (ap
 	if err != nil {
 		return api.Run{}, false, err
 	}
-	return run, true, nil
-}
-
-// retryTarget is where a lost run runs again: anywhere its target allows,
-// except that a run meant for the site that lost it (no target, a site
-// target, or one run of an --all schedule) waits for that site.
-func retryTarget(run api.Run, dead string) toolspec.Target {
-	if run.Target != nil && run.Target.EffectiveMode() == toolspec.TargetAny {
-		return *run.Target
-	}
-	if run.Schedule != "" && run.Target == nil {
-		return toolspec.Target{Mode: toolspec.TargetAny}
-	}
-	t := toolspec.Target{Mode: toolspec.TargetSite, Site: dead}
-	if run.Target != nil {
-		t.Labels = run.Target.Labels
-	}
-	return t
+	return lost, true, nil
 }
 
 // HeldRuns lists the runs that have not ended and that a site holds

@@ -12,6 +12,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -35,7 +36,7 @@ func held(id, site string, state api.RunState) api.Run {
 }
 
 // request returns the open request for run id, if there is one.
-func request(t *testing.T, s *Store, id string) (Request, bool) {
+func request(t *testing.T, s *Store, id string) (runs.Request, bool) {
 	t.Helper()
 	reqs, _, err := s.Requests(context.Background())
 	if err != nil {
@@ -46,7 +47,7 @@ func request(t *testing.T, s *Store, id string) (Request, bool) {
 			return r, true
 		}
 	}
-	return Request{}, false
+	return runs.Request{}, false
 }
 
 func TestRequestAndClaim(t *testing.T) {
@@ -54,24 +55,35 @@ func TestRequestAndClaim(t *testing.T) {
 	ctx := context.Background()
 	s, c := newStore(t)
 	anySite := toolspec.Target{Mode: toolspec.TargetAny}
-	run := requested("t-1", anySite)
-	run.Site = "ignored" // a request never names a site
-	if err := s.RequestRun(ctx, run, true); err != nil {
+	atSite := requested("t-1", anySite)
+	atSite.Site = "a"
+	if err := s.RequestRun(ctx, atSite); err == nil {
+		t.Fatal("a run held by a site was stored as a request")
+	}
+	if err := s.RequestRun(ctx, requested("t-1", anySite)); err != nil {
 		t.Fatal(err)
+	}
+	// One run of an --all request is a fan-out.
+	fanOut := requested("t-1772600767-abcdef-b", toolspec.Target{Mode: toolspec.TargetSite, Site: "b"})
+	if err := s.RequestRun(ctx, fanOut); err != nil {
+		t.Fatal(err)
+	}
+	if req, ok := request(t, s, fanOut.ID); !ok || !req.FanOut {
+		t.Fatalf("fan-out request = %+v (%v)", req, ok)
 	}
 	got, err := s.Run(ctx, "t-1")
 	if err != nil || got.State != api.StatePending || got.Site != "" {
 		t.Fatalf("requested run = %+v, %v; want pending with no site", got, err)
 	}
 	req, ok := request(t, s, "t-1")
-	want := Request{Run: "t-1", Tool: "t", Target: anySite, FanOut: true, CreatedAt: testNow}
+	want := runs.Request{Run: "t-1", Tool: "t", Target: anySite, CreatedAt: testNow}
 	if !ok || !reflect.DeepEqual(req, want) {
 		t.Fatalf("request = %+v (%v), want %+v", req, ok, want)
 	}
-	if err := s.RequestRun(ctx, requested("t-1", anySite), false); !errors.Is(err, ErrExists) {
-		t.Fatalf("second request with one ID: %v, want ErrExists", err)
+	if err := s.RequestRun(ctx, requested("t-1", anySite)); !errors.Is(err, errs.ErrExists) {
+		t.Fatalf("second request with one ID: %v, want errs.ErrExists", err)
 	}
-	if err := s.RequestRun(ctx, api.Run{ID: "t-0", Tool: "t"}, false); err == nil {
+	if err := s.RequestRun(ctx, api.Run{ID: "t-0", Tool: "t"}); err == nil {
 		t.Fatal("a request without a target was stored")
 	}
 
@@ -152,7 +164,7 @@ func TestWatchRequests(t *testing.T) {
 	defer cancel()
 	s, _ := newStore(t)
 	joinSite(t, s, "a")
-	if err := s.RequestRun(ctx, requested("t-1", toolspec.Target{}), false); err != nil {
+	if err := s.RequestRun(ctx, requested("t-1", toolspec.Target{})); err != nil {
 		t.Fatal(err)
 	}
 	reqs, rev, err := s.Requests(ctx)
@@ -160,14 +172,14 @@ func TestWatchRequests(t *testing.T) {
 		t.Fatalf("requests = %+v, %v", reqs, err)
 	}
 	events := s.WatchRequests(ctx, rev)
-	if err := s.RequestRun(ctx, requested("t-2", toolspec.Target{Mode: toolspec.TargetSite, Site: "a"}), false); err != nil {
+	if err := s.RequestRun(ctx, requested("t-2", toolspec.Target{Mode: toolspec.TargetSite, Site: "a"})); err != nil {
 		t.Fatal(err)
 	}
 	// The claim deletes t-1's request; deletions are not reported.
 	if _, ok, err := s.ClaimRequest(ctx, "t-1", "a"); !ok || err != nil {
 		t.Fatalf("claim: %v %v", ok, err)
 	}
-	if err := s.RequestRun(ctx, requested("t-3", toolspec.Target{}), false); err != nil {
+	if err := s.RequestRun(ctx, requested("t-3", toolspec.Target{})); err != nil {
 		t.Fatal(err)
 	}
 	var got []string
@@ -207,6 +219,7 @@ func TestLoseRun(t *testing.T) {
 		attempt  int
 		attempts []api.RunState // the states filed in attempts
 		retry    *toolspec.Target
+		fanOut   bool // the retry is one run of an --all target
 	}
 	tests := []struct {
 		name string
@@ -236,7 +249,8 @@ func TestLoseRun(t *testing.T) {
 				r.ID, r.Schedule, r.Trigger = "s-1700000000-dead", "s", api.TriggerSchedule
 				r.Target, r.MaxAttempts = &toolspec.Target{Mode: toolspec.TargetAll, Labels: gpu}, 2
 			},
-			want: want{ok: true, state: api.StatePending, attempt: 2, attempts: []api.RunState{api.StateLost}, retry: siteTarget("dead", gpu)},
+			want: want{ok: true, state: api.StatePending, attempt: 2, attempts: []api.RunState{api.StateLost}, retry: siteTarget("dead", gpu),
+				fanOut: true},
 		},
 		{
 			name: "a scheduled run from before targets goes to any site",
@@ -263,7 +277,7 @@ func TestLoseRun(t *testing.T) {
 		{
 			name: "a record from before retries ends lost",
 			run:  func(r *api.Run) { r.Attempt, r.MaxAttempts = 0, 0 },
-			want: want{ok: true, state: api.StateLost, site: "dead"},
+			want: want{ok: true, state: api.StateLost, site: "dead", attempt: 1},
 		},
 		{
 			name: "a run that had not started is requested again as it is",
@@ -347,7 +361,7 @@ func TestLoseRun(t *testing.T) {
 				t.Errorf("no request, want one for %s", tc.want.retry)
 			case tc.want.retry != nil:
 				if !reflect.DeepEqual(req.Target, *tc.want.retry) || !reflect.DeepEqual(got.Target, tc.want.retry) ||
-					req.Tool != "t" || req.FanOut || !req.CreatedAt.Equal(now) {
+					req.Tool != "t" || req.FanOut != tc.want.fanOut || !req.CreatedAt.Equal(now) {
 					t.Errorf("request %+v, run target %v; want target %+v", req, got.Target, *tc.want.retry)
 				}
 			}
@@ -476,10 +490,10 @@ func TestWaitClaimed(t *testing.T) {
 	if got, err := s.WaitClaimed(ctx, "t-1"); err != nil || got.Site != "a" {
 		t.Fatalf("claimed run: %+v, %v", got, err)
 	}
-	if _, err := s.WaitClaimed(ctx, "t-missing"); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("missing run: %v, want ErrNotFound", err)
+	if _, err := s.WaitClaimed(ctx, "t-missing"); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("missing run: %v, want errs.ErrNotFound", err)
 	}
-	if err := s.RequestRun(ctx, requested("t-2", toolspec.Target{}), false); err != nil {
+	if err := s.RequestRun(ctx, requested("t-2", toolspec.Target{})); err != nil {
 		t.Fatal(err)
 	}
 	short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
@@ -519,9 +533,9 @@ func TestWatchRegistry(t *testing.T) {
 		kind, name string
 		deleted    bool
 	}
-	asEvent := func(e RegistryEvent) event {
-		if (e.Tool != nil && (e.Kind != KindTool || e.Tool.Name != e.Name)) ||
-			(e.Dataset != nil && (e.Kind != KindDataset || e.Dataset.Name != e.Name)) {
+	asEvent := func(e toolspec.RegistryEvent) event {
+		if (e.Tool != nil && (e.Kind != toolspec.KindTool || e.Tool.Name != e.Name)) ||
+			(e.Dataset != nil && (e.Kind != toolspec.KindDataset || e.Dataset.Name != e.Name)) {
 			t.Errorf("event %+v: record of the wrong kind or name", e)
 		}
 		return event{e.Kind, e.Name, e.Tool == nil && e.Dataset == nil}
@@ -533,22 +547,22 @@ func TestWatchRegistry(t *testing.T) {
 		want    []event
 	}{
 		{
-			kind:   KindTool,
-			listed: event{KindTool, "t1", false},
+			kind:   toolspec.KindTool,
+			listed: event{toolspec.KindTool, "t1", false},
 			changes: []func() error{
 				func() error { return s.CreateTool(ctx, tool("t2", "")) },
 				func() error { return s.DeleteTool(ctx, "t1") },
 			},
-			want: []event{{KindTool, "t2", false}, {KindTool, "t1", true}},
+			want: []event{{toolspec.KindTool, "t2", false}, {toolspec.KindTool, "t1", true}},
 		},
 		{
-			kind:   KindDataset,
-			listed: event{KindDataset, "d1", false},
+			kind:   toolspec.KindDataset,
+			listed: event{toolspec.KindDataset, "d1", false},
 			changes: []func() error{
 				func() error { return s.CreateDataset(ctx, toolspec.Dataset{Name: "d2", URL: "file:///d2"}) },
 				func() error { return s.DeleteDataset(ctx, "d1") },
 			},
-			want: []event{{KindDataset, "d2", false}, {KindDataset, "d1", true}},
+			want: []event{{toolspec.KindDataset, "d2", false}, {toolspec.KindDataset, "d1", true}},
 		},
 	}
 	for _, tc := range tests {

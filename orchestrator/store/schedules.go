@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -26,25 +28,33 @@ type indexEntry struct {
 	Run string `json:"run"`
 }
 
-// scheduleRunKey is the index key of a scheduled run: its run ID with the
-// schedule's ID as a directory, so that the runs of a schedule list in tick
-// order.
+// scheduleRunKey is the index key of a scheduled run: the schedule's ID
+// as a directory, then the tick (and, for an --all schedule, -<site>), so
+// that the runs of a schedule list in tick order.
 func (s *Store) scheduleRunKey(r api.Run) string {
-	return s.key(scheduleRunDir, r.Schedule+"/"+strings.TrimPrefix(r.ID, r.Schedule+"-"))
+	id, err := runs.Parse(r.ID, r.Schedule, "")
+	if err != nil { // not a tick's ID: keep it whole, under its schedule
+		return s.key(scheduleRunDir, r.Schedule+"/"+r.ID)
+	}
+	tick := strconv.FormatInt(id.Time.Unix(), 10)
+	if id.Site != "" {
+		tick += "-" + id.Site
+	}
+	return s.key(scheduleRunDir, r.Schedule+"/"+tick)
 }
 
 // CreateSchedule stores a new schedule of a registered tool. It fails with
-// ErrExists when the ID is taken and ErrNotFound when the tool is unknown.
+// errs.ErrExists when the ID is taken and errs.ErrNotFound when the tool is unknown.
 func (s *Store) CreateSchedule(ctx context.Context, sch toolspec.Schedule) error {
 	toolExists := clientv3.Compare(clientv3.CreateRevision(s.key(toolsDir, sch.Tool)), ">", 0)
 	err := s.create(ctx, s.key(schedulesDir, sch.ID), sch, []clientv3.Cmp{toolExists})
 	if errors.Is(err, errCondition) {
-		return fmt.Errorf("no tool named %q: %w", sch.Tool, ErrNotFound)
+		return fmt.Errorf("no tool named %q: %w", sch.Tool, errs.ErrNotFound)
 	}
 	return wrapName(err, "schedule", sch.ID)
 }
 
-// Schedule returns one schedule or ErrNotFound.
+// Schedule returns one schedule or errs.ErrNotFound.
 func (s *Store) Schedule(ctx context.Context, id string) (toolspec.Schedule, error) {
 	sch, _, err := s.ScheduleRevision(ctx, id)
 	return sch, err
@@ -62,12 +72,13 @@ func (s *Store) ScheduleRevision(ctx context.Context, id string) (toolspec.Sched
 		return sch, 0, s.unavailable(ctx, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return sch, 0, wrapName(ErrNotFound, "schedule", id)
+		return sch, 0, wrapName(errs.ErrNotFound, "schedule", id)
 	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, &sch); err != nil {
-		return sch, 0, fmt.Errorf("decode %s: %w", key, err)
+	kv := resp.Kvs[0]
+	if err := s.decode(key, kv.Value, kv.ModRevision, &sch); err != nil {
+		return sch, 0, wrapName(err, "schedule", id)
 	}
-	return sch, resp.Kvs[0].ModRevision, nil
+	return sch, kv.ModRevision, nil
 }
 
 // Schedules lists every schedule, sorted by ID, and the store revision it
@@ -77,7 +88,7 @@ func (s *Store) Schedules(ctx context.Context) ([]toolspec.Schedule, int64, erro
 }
 
 // UpdateSchedule overwrites a schedule last changed at revision rev (from
-// ScheduleRevision). It fails with ErrNotFound when the schedule is gone and
+// ScheduleRevision). It fails with errs.ErrNotFound when the schedule is gone and
 // with errs.ErrChanged when it changed since.
 func (s *Store) UpdateSchedule(ctx context.Context, sch toolspec.Schedule, rev int64) error {
 	key := s.key(schedulesDir, sch.ID)
@@ -99,7 +110,7 @@ func (s *Store) UpdateSchedule(ctx context.Context, sch toolspec.Schedule, rev i
 	case resp.Succeeded:
 		return nil
 	case resp.Responses[0].GetResponseRange().Count == 0:
-		return wrapName(ErrNotFound, "schedule", sch.ID)
+		return wrapName(errs.ErrNotFound, "schedule", sch.ID)
 	}
 	return fmt.Errorf("schedule %s: %w", sch.ID, errs.ErrChanged)
 }
@@ -109,24 +120,17 @@ func (s *Store) DeleteSchedule(ctx context.Context, id string) error {
 	return wrapName(s.delete(ctx, s.key(schedulesDir, id)), "schedule", id)
 }
 
-// ScheduleEvent is a change to a schedule: Schedule is nil when it was
-// deleted.
-type ScheduleEvent struct {
-	ID       string
-	Schedule *toolspec.Schedule
-}
-
 // WatchSchedules reports changes to schedules after revision rev until ctx
 // ends or the watch fails (etcd lost its leader, or compacted rev): then it
 // closes the channel, and the caller lists the schedules again.
-func (s *Store) WatchSchedules(ctx context.Context, rev int64) <-chan []ScheduleEvent {
+func (s *Store) WatchSchedules(ctx context.Context, rev int64) <-chan []toolspec.ScheduleEvent {
 	prefix := s.prefix + schedulesDir
-	return watch(ctx, s, prefix, rev, func(ev *clientv3.Event) (ScheduleEvent, bool) {
-		e := ScheduleEvent{ID: strings.TrimPrefix(string(ev.Kv.Key), prefix)}
+	return watch(ctx, s, prefix, rev, func(ev *clientv3.Event) (toolspec.ScheduleEvent, bool) {
+		e := toolspec.ScheduleEvent{ID: strings.TrimPrefix(string(ev.Kv.Key), prefix)}
 		if ev.Type == clientv3.EventTypePut {
 			var sch toolspec.Schedule
-			if err := json.Unmarshal(ev.Kv.Value, &sch); err != nil {
-				return e, false // not a schedule mao wrote; listing reports it
+			if s.decode(string(ev.Kv.Key), ev.Kv.Value, ev.Kv.ModRevision, &sch) != nil {
+				return e, true // an invalid record: as good as deleted
 			}
 			e.Schedule = &sch
 		}
@@ -134,13 +138,26 @@ func (s *Store) WatchSchedules(ctx context.Context, rev int64) <-chan []Schedule
 	})
 }
 
-// WatchRunDeletions reports the IDs of run records deleted (pruned) from
-// now on, until ctx ends or the watch fails; then it closes the channel.
-func (s *Store) WatchRunDeletions(ctx context.Context) <-chan []string {
+// WatchRunDeletions reports the run records deleted (pruned) after
+// revision rev (0: from now), until ctx ends or the watch fails; then it
+// closes the channel.
+func (s *Store) WatchRunDeletions(ctx context.Context, rev int64) <-chan []runs.Deletion {
 	prefix := s.prefix + runsDir
-	return watch(ctx, s, prefix, 0, func(ev *clientv3.Event) (string, bool) {
-		return strings.TrimPrefix(string(ev.Kv.Key), prefix), ev.Type == clientv3.EventTypeDelete
+	return watch(ctx, s, prefix, rev, func(ev *clientv3.Event) (runs.Deletion, bool) {
+		return runs.Deletion{Run: strings.TrimPrefix(string(ev.Kv.Key), prefix), Rev: ev.Kv.ModRevision}, ev.Type == clientv3.EventTypeDelete
 	})
+}
+
+// Revision is the store's current revision, for a watch that must see
+// everything from now on, however late it starts.
+func (s *Store) Revision(ctx context.Context) (int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.prefix, clientv3.WithCountOnly())
+	if err != nil {
+		return 0, s.unavailable(ctx, err)
+	}
+	return resp.Header.Revision, nil
 }
 
 // watch follows the keys under prefix after revision rev (0: from now),
@@ -187,7 +204,7 @@ func (s *Store) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if len(oldest) > 0 && tickOf(r.Schedule, r.ID) < tickOf(r.Schedule, oldest[0]) {
+	if len(oldest) > 0 && tickOf(r.Schedule, r.ID).Before(tickOf(r.Schedule, oldest[0])) {
 		return false, nil
 	}
 	key := s.key(runsDir, r.ID)
@@ -225,7 +242,7 @@ func (s *Store) LastScheduledRun(ctx context.Context, schedule, site string) (*a
 			continue
 		}
 		r, err := s.Run(ctx, id)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, errs.ErrNotFound) {
 			return nil, nil // pruned between the two reads
 		}
 		return &r, err
@@ -234,13 +251,13 @@ func (s *Store) LastScheduledRun(ctx context.Context, schedule, site string) (*a
 }
 
 // ofSite reports whether a scheduled run's ID is of site: every ID is of
-// site "", and <schedule>-<T>-<site> is of site.
+// site "", and one of an --all schedule's runs is of its site.
 func ofSite(schedule, runID, site string) bool {
 	if site == "" {
 		return true
 	}
-	_, rest, _ := strings.Cut(strings.TrimPrefix(runID, schedule+"-"), "-")
-	return rest == site
+	id, err := runs.Parse(runID, schedule, "")
+	return err == nil && id.Site == site
 }
 
 // LatestExecutedRun returns the newest run of the schedule that was set to
@@ -257,7 +274,7 @@ func (s *Store) LatestExecutedRun(ctx context.Context, schedule, site string) (*
 		}
 		r, err := s.Run(ctx, id)
 		switch {
-		case errors.Is(err, ErrNotFound):
+		case errors.Is(err, errs.ErrNotFound):
 			continue // pruned meanwhile
 		case err != nil:
 			return nil, err
@@ -268,11 +285,11 @@ func (s *Store) LatestExecutedRun(ctx context.Context, schedule, site string) (*
 	return nil, nil
 }
 
-// tickOf reads the tick, in Unix seconds, out of a scheduled run's ID.
-func tickOf(schedule, runID string) int64 {
-	digits, _, _ := strings.Cut(strings.TrimPrefix(runID, schedule+"-"), "-")
-	n, _ := strconv.ParseInt(digits, 10, 64)
-	return n
+// tickOf reads the tick out of a scheduled run's ID (the zero time for an
+// ID that is not one of the schedule's).
+func tickOf(schedule, runID string) time.Time {
+	id, _ := runs.Parse(runID, schedule, "")
+	return id.Time
 }
 
 // ScheduledRuns lists a schedule's runs, newest first.
@@ -284,7 +301,7 @@ func (s *Store) ScheduledRuns(ctx context.Context, schedule string) ([]api.Run, 
 	runs := make([]api.Run, 0, len(ids))
 	for _, id := range ids {
 		r, err := s.Run(ctx, id)
-		if errors.Is(err, ErrNotFound) {
+		if errors.Is(err, errs.ErrNotFound) {
 			continue
 		}
 		if err != nil {
@@ -305,10 +322,9 @@ func (s *Store) scheduleRunIDs(ctx context.Context, schedule string, opts ...cli
 	ids := make([]string, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var e indexEntry
-		if err := json.Unmarshal(kv.Value, &e); err != nil {
-			return nil, fmt.Errorf("decode %s: %w", kv.Key, err)
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &e) == nil {
+			ids = append(ids, e.Run)
 		}
-		ids = append(ids, e.Run)
 	}
 	return ids, nil
 }
@@ -324,7 +340,7 @@ func (s *Store) PruneSchedule(ctx context.Context, schedule string, keep int) ([
 	var removed []string
 	for _, id := range ids[:len(ids)-keep] {
 		r, err := s.Run(ctx, id)
-		if err != nil && !errors.Is(err, ErrNotFound) {
+		if err != nil && !errors.Is(err, errs.ErrNotFound) {
 			return removed, err
 		}
 		if err == nil && !r.State.Terminal() {

@@ -14,7 +14,7 @@ import (
 
 func tickRun(sid string, tick int64, state api.RunState) api.Run {
 	at := time.Unix(tick, 0).UTC()
-	return api.Run{ID: fmt.Sprintf("%s-%d", sid, tick), Schedule: sid, ScheduledTime: &at, State: state}
+	return api.Run{ID: fmt.Sprintf("%s-%d", sid, tick), Tool: "t", Schedule: sid, ScheduledTime: &at, State: state}
 }
 
 func TestClaimsHistoryAndPruning(t *testing.T) {
@@ -75,8 +75,8 @@ func TestClaimsHistoryAndPruning(t *testing.T) {
 func TestScheduleRecords(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
-	sch := toolspec.Schedule{ID: "t-daily-0001", Tool: "t", Spec: "daily", TZ: "UTC"}
-	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, ErrNotFound) {
+	sch := toolspec.Schedule{ID: "t-daily-0001", Tool: "t", Spec: "daily", TZ: "UTC", Overlap: "forbid", Catchup: "once"}
+	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("schedule of an unknown tool: %v", err)
 	}
 	if err := s.CreateTool(ctx, tool("t", "")); err != nil {
@@ -86,11 +86,14 @@ func TestScheduleRecords(t *testing.T) {
 	watchCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := s.WatchSchedules(watchCtx, rev0)
-	deletions := s.WatchRunDeletions(watchCtx)
+	from, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := s.CreateSchedule(ctx, sch); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, ErrExists) {
+	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, errs.ErrExists) {
 		t.Fatalf("duplicate ID: %v", err)
 	}
 	got, rev, err := s.ScheduleRevision(ctx, sch.ID)
@@ -107,7 +110,7 @@ func TestScheduleRecords(t *testing.T) {
 	if err := s.DeleteSchedule(ctx, sch.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.UpdateSchedule(ctx, got, rev); !errors.Is(err, ErrNotFound) {
+	if err := s.UpdateSchedule(ctx, got, rev); !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("update of a removed schedule: %v", err)
 	}
 	var seen []string
@@ -124,7 +127,17 @@ func TestScheduleRecords(t *testing.T) {
 	if _, err := s.PruneSchedule(ctx, sch.ID, 1); err != nil {
 		t.Fatal(err)
 	}
-	if ids := <-deletions; fmt.Sprint(ids) != "[t-daily-0001-1795300000]" {
-		t.Fatalf("deleted runs seen: %v", ids)
+	// A watch that starts after the deletion sees it, from the revision
+	// read before; one from the deletion's own revision sees nothing more.
+	ds := <-s.WatchRunDeletions(watchCtx, from)
+	if len(ds) != 1 || ds[0].Run != "t-daily-0001-1795300000" || ds[0].Rev <= from {
+		t.Fatalf("deleted runs seen: %+v", ds)
+	}
+	s.ClaimRun(ctx, tickRun(sch.ID, 1795300020, api.StateSucceeded))
+	if _, err := s.PruneSchedule(ctx, sch.ID, 1); err != nil {
+		t.Fatal(err)
+	}
+	if next := <-s.WatchRunDeletions(watchCtx, ds[0].Rev); len(next) != 1 || next[0].Run != "t-daily-0001-1795300010" {
+		t.Fatalf("deleted runs seen after revision %d: %+v", ds[0].Rev, next)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -45,7 +46,7 @@ func TestSiteInfos(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := s.RequestRun(ctx, requested("unclaimed", toolspec.Target{}), false); err != nil {
+	if err := s.RequestRun(ctx, requested("unclaimed", toolspec.Target{})); err != nil {
 		t.Fatal(err)
 	}
 
@@ -90,14 +91,14 @@ func TestSiteInfos(t *testing.T) {
 		do   func() error
 		want error
 	}{
-		{"forget a live site", func() error { return s.ForgetSite(ctx, "a") }, ErrInUse},
+		{"forget a live site", func() error { return s.ForgetSite(ctx, "a") }, errs.ErrInUse},
 		{"forget a gone site", func() error { return s.ForgetSite(ctx, "b") }, nil},
-		{"forget it again", func() error { return s.ForgetSite(ctx, "b") }, ErrNotFound},
-		{"forget an unknown site", func() error { return s.ForgetSite(ctx, "zz") }, ErrNotFound},
+		{"forget it again", func() error { return s.ForgetSite(ctx, "b") }, errs.ErrNotFound},
+		{"forget an unknown site", func() error { return s.ForgetSite(ctx, "zz") }, errs.ErrNotFound},
 		// c has no etcd member (it used the cluster as a client): removing
 		// the site removes its record.
 		{"remove a gone site", func() error { return s.RemoveSite(ctx, "c") }, nil},
-		{"remove it again", func() error { return s.RemoveSite(ctx, "c") }, ErrNotFound},
+		{"remove it again", func() error { return s.RemoveSite(ctx, "c") }, errs.ErrNotFound},
 	}
 	for _, st := range steps {
 		if err := st.do(); !errors.Is(err, st.want) || (st.want == nil && err != nil) {
@@ -159,7 +160,7 @@ func TestScheduledRunsOfSite(t *testing.T) {
 		}
 	}
 	// Without a site, every site's runs count.
-	if last, err := s.LastScheduledRun(ctx, sid, ""); err != nil || last == nil || tickOf(sid, last.ID) != t2 {
+	if last, err := s.LastScheduledRun(ctx, sid, ""); err != nil || last == nil || tickOf(sid, last.ID).Unix() != t2 {
 		t.Errorf("LastScheduledRun(all sites) = %q, %v; want a run of tick %d", idOf(last), err, t2)
 	}
 }

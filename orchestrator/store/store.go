@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
@@ -19,13 +20,9 @@ import (
 	"github.com/mao-research/mao/toolspec"
 )
 
-// The store's errors, of the kinds in package errs.
-var (
-	ErrNotFound    = errs.ErrNotFound
-	ErrExists      = errs.ErrExists
-	ErrInUse       = errs.ErrInUse
-	ErrUnavailable = errs.New(errs.ErrUnavailable, "etcd unavailable")
-)
+// ErrUnavailable is the store's error when etcd does not answer in time;
+// it is of kind errs.ErrUnavailable.
+var ErrUnavailable = errs.New(errs.ErrUnavailable, "etcd unavailable")
 
 // Key directories under the prefix; see docs/etcd-keys.md.
 const (
@@ -38,9 +35,12 @@ const (
 // Store reads and writes mao's records in etcd.
 type Store struct {
 	c       *clientv3.Client
+	adminC  *clientv3.Client // for what needs etcd's root role; nil: c
 	prefix  string
 	timeout time.Duration
 	now     func() time.Time
+	log     *slog.Logger
+	invalid invalidRecords
 }
 
 // Options configure a Store.
@@ -53,6 +53,12 @@ type Options struct {
 	// last_seen); default time.Now. Waits on etcd (leases, retries) use
 	// real time, as etcd's leases do.
 	Now func() time.Time
+	// Log hears of invalid records, once each; default: discard.
+	Log *slog.Logger
+	// Admin is a client with etcd's root role, for cluster membership,
+	// users and maintenance, when the cluster has access control; nil: the
+	// store's own client does those too.
+	Admin *clientv3.Client
 }
 
 // New returns a Store over the etcd client c.
@@ -66,12 +72,15 @@ func New(c *clientv3.Client, opts Options) *Store {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Store{c: c, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Store{c: c, adminC: opts.Admin, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now, log: opts.Log}
 }
 
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }
 
-// CreateTool stores a new tool. It fails with ErrExists when the name is
+// CreateTool stores a new tool. It fails with errs.ErrExists when the name is
 // taken, and with a *toolspec.ValidationError when the input dataset it names
 // is not registered.
 func (s *Store) CreateTool(ctx context.Context, t toolspec.Tool) error {
@@ -87,7 +96,7 @@ func (s *Store) CreateTool(ctx context.Context, t toolspec.Tool) error {
 	return wrapName(err, "tool", t.Name)
 }
 
-// Tool returns the named tool or ErrNotFound.
+// Tool returns the named tool or errs.ErrNotFound.
 func (s *Store) Tool(ctx context.Context, name string) (toolspec.Tool, error) {
 	var t toolspec.Tool
 	return t, wrapName(s.get(ctx, s.key(toolsDir, name), &t), "tool", name)
@@ -104,12 +113,12 @@ func (s *Store) DeleteTool(ctx context.Context, name string) error {
 	return wrapName(s.delete(ctx, s.key(toolsDir, name)), "tool", name)
 }
 
-// CreateDataset stores a new dataset or fails with ErrExists.
+// CreateDataset stores a new dataset or fails with errs.ErrExists.
 func (s *Store) CreateDataset(ctx context.Context, d toolspec.Dataset) error {
 	return wrapName(s.create(ctx, s.key(datasetsDir, d.Name), d, nil), "dataset", d.Name)
 }
 
-// Dataset returns the named dataset or ErrNotFound.
+// Dataset returns the named dataset or errs.ErrNotFound.
 func (s *Store) Dataset(ctx context.Context, name string) (toolspec.Dataset, error) {
 	var d toolspec.Dataset
 	return d, wrapName(s.get(ctx, s.key(datasetsDir, name), &d), "dataset", name)
@@ -122,7 +131,7 @@ func (s *Store) Datasets(ctx context.Context) ([]toolspec.Dataset, error) {
 }
 
 // DeleteDataset removes a dataset unless a tool names it as its input, in
-// which case it fails with ErrInUse. The check and the delete are one
+// which case it fails with errs.ErrInUse. The check and the delete are one
 // transaction: a tool registered in between makes it try again.
 func (s *Store) DeleteDataset(ctx context.Context, name string) error {
 	for {
@@ -137,7 +146,7 @@ func (s *Store) DeleteDataset(ctx context.Context, name string) error {
 			}
 		}
 		if len(users) > 0 {
-			return fmt.Errorf("dataset %s is the input of tool %s: %w", name, strings.Join(users, ", "), ErrInUse)
+			return fmt.Errorf("dataset %s is the input of tool %s: %w", name, strings.Join(users, ", "), errs.ErrInUse)
 		}
 		unchanged := clientv3.Compare(clientv3.ModRevision(s.prefix+toolsDir).WithPrefix(), "<", rev+1)
 		err = s.delete(ctx, s.key(datasetsDir, name), unchanged)
@@ -159,15 +168,17 @@ var ErrNotHeld = errs.New(errs.ErrChanged, "the run is held by another site")
 // SaveRun overwrites a run record, but only while r.Site holds the run and
 // r is not an older attempt than the stored one: a run that another site
 // took over (see LoseRun), or that was lost and claimed again, fails with
-// ErrNotHeld. A record that is gone is written again.
+// ErrNotHeld. A record that is gone is written again, and one that is not
+// a valid record is overwritten.
 func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	key := s.key(runsDir, r.ID)
 	for {
 		var cur api.Run
 		rev, err := s.getRev(ctx, key, &cur)
 		switch {
-		case errors.Is(err, ErrNotFound):
-			rev = 0
+		case errors.Is(err, errs.ErrNotFound):
+			// Gone (rev 0): written again; or invalid: overwritten, at
+			// its revision.
 		case err != nil:
 			return wrapName(err, "run", r.ID)
 		case cur.Site != r.Site:
@@ -184,7 +195,7 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	}
 }
 
-// Run returns one run record or ErrNotFound.
+// Run returns one run record or errs.ErrNotFound.
 func (s *Store) Run(ctx context.Context, id string) (api.Run, error) {
 	var r api.Run
 	return r, wrapName(s.get(ctx, s.key(runsDir, id), &r), "run", id)
@@ -237,7 +248,7 @@ func (s *Store) create(ctx context.Context, key string, v any, conds []clientv3.
 		return nil
 	}
 	if resp.Responses[0].GetResponseRange().Count > 0 {
-		return ErrExists
+		return errs.ErrExists
 	}
 	return errCondition
 }
@@ -260,7 +271,9 @@ func (s *Store) get(ctx context.Context, key string, v any) error {
 	return err
 }
 
-// getRev decodes key into v and returns the revision it was last changed at.
+// getRev decodes key into v and returns the revision it was last changed
+// at: 0 and ErrNotFound when the key is absent, its revision and errInvalid
+// (of kind ErrNotFound) when its value is not a valid record.
 func (s *Store) getRev(ctx context.Context, key string, v any) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -269,12 +282,10 @@ func (s *Store) getRev(ctx context.Context, key string, v any) (int64, error) {
 		return 0, s.unavailable(ctx, err)
 	}
 	if len(resp.Kvs) == 0 {
-		return 0, ErrNotFound
+		return 0, errs.ErrNotFound
 	}
-	if err := json.Unmarshal(resp.Kvs[0].Value, v); err != nil {
-		return 0, fmt.Errorf("decode %s: %w", key, err)
-	}
-	return resp.Kvs[0].ModRevision, nil
+	kv := resp.Kvs[0]
+	return kv.ModRevision, s.decode(key, kv.Value, kv.ModRevision, v)
 }
 
 // putIf puts v at key if every cond holds, else fails with errCondition.
@@ -334,13 +345,13 @@ func (s *Store) delete(ctx context.Context, key string, conds ...clientv3.Cmp) e
 		return nil
 	}
 	if resp.Responses[0].GetResponseRange().Count == 0 {
-		return ErrNotFound
+		return errs.ErrNotFound
 	}
 	return errCondition
 }
 
 // list decodes every value under dir, in key order, and returns the store
-// revision it read at.
+// revision it read at. Invalid records are left out (and reported).
 func list[T any](ctx context.Context, s *Store, dir string, opts ...clientv3.OpOption) ([]T, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -352,10 +363,9 @@ func list[T any](ctx context.Context, s *Store, dir string, opts ...clientv3.OpO
 	out := make([]T, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		var v T
-		if err := json.Unmarshal(kv.Value, &v); err != nil {
-			return nil, 0, fmt.Errorf("decode %s: %w", kv.Key, err)
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &v) == nil {
+			out = append(out, v)
 		}
-		out = append(out, v)
 	}
 	return out, resp.Header.Revision, nil
 }
@@ -384,9 +394,9 @@ func wrapName(err error, kind, name string) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, ErrNotFound):
+	case errors.Is(err, errs.ErrNotFound):
 		return fmt.Errorf("no %s named %q: %w", kind, name, err)
-	case errors.Is(err, ErrExists):
+	case errors.Is(err, errs.ErrExists):
 		return fmt.Errorf("a %s named %q is already registered: %w", kind, name, err)
 	}
 	return err
@@ -402,24 +412,9 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Registry kinds, for ListRegistry and WatchRegistry.
-const (
-	KindTool    = "tool"
-	KindDataset = "dataset"
-)
-
-// RegistryEvent is a tool or dataset record, or its deletion: Tool or
-// Dataset is set for a record, neither for a deletion.
-type RegistryEvent struct {
-	Kind    string // KindTool or KindDataset
-	Name    string
-	Tool    *toolspec.Tool
-	Dataset *toolspec.Dataset
-}
-
 // registryDir is the key directory of a registry kind.
 func registryDir(kind string) string {
-	if kind == KindDataset {
+	if kind == toolspec.KindDataset {
 		return datasetsDir
 	}
 	return toolsDir
@@ -427,16 +422,16 @@ func registryDir(kind string) string {
 
 // ListRegistry returns every record of a registry kind, and the revision
 // it read at, for WatchRegistry.
-func (s *Store) ListRegistry(ctx context.Context, kind string) ([]RegistryEvent, int64, error) {
+func (s *Store) ListRegistry(ctx context.Context, kind string) ([]toolspec.RegistryEvent, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.c.Get(ctx, s.prefix+registryDir(kind), clientv3.WithPrefix())
 	if err != nil {
 		return nil, 0, s.unavailable(ctx, err)
 	}
-	out := make([]RegistryEvent, 0, len(resp.Kvs))
+	out := make([]toolspec.RegistryEvent, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
-		if e, ok := s.registryEvent(kind, kv, true); ok {
+		if e, ok := s.registryEvent(kind, kv, true, true); ok {
 			out = append(out, e)
 		}
 	}
@@ -446,24 +441,30 @@ func (s *Store) ListRegistry(ctx context.Context, kind string) ([]RegistryEvent,
 // WatchRegistry reports changes to a registry kind after revision rev,
 // until ctx ends or the watch fails; then it closes the channel and the
 // caller lists the records again.
-func (s *Store) WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []RegistryEvent {
-	return watch(ctx, s, s.prefix+registryDir(kind), rev, func(ev *clientv3.Event) (RegistryEvent, bool) {
-		return s.registryEvent(kind, ev.Kv, ev.Type == clientv3.EventTypePut)
+func (s *Store) WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []toolspec.RegistryEvent {
+	return watch(ctx, s, s.prefix+registryDir(kind), rev, func(ev *clientv3.Event) (toolspec.RegistryEvent, bool) {
+		return s.registryEvent(kind, ev.Kv, ev.Type == clientv3.EventTypePut, false)
 	})
 }
 
-func (s *Store) registryEvent(kind string, kv *mvccpb.KeyValue, put bool) (RegistryEvent, bool) {
-	e := RegistryEvent{Kind: kind, Name: strings.TrimPrefix(string(kv.Key), s.prefix+registryDir(kind))}
+// registryEvent is the event of a record (put) or of its deletion. An
+// invalid record is left out of a listing, and is as good as a deletion in
+// a watch: whatever the key held before is no longer to be used.
+func (s *Store) registryEvent(kind string, kv *mvccpb.KeyValue, put, listed bool) (toolspec.RegistryEvent, bool) {
+	e := toolspec.RegistryEvent{Kind: kind, Name: strings.TrimPrefix(string(kv.Key), s.prefix+registryDir(kind))}
 	if !put {
 		return e, true
 	}
-	var err error
-	if kind == KindDataset {
+	if kind == toolspec.KindDataset {
 		e.Dataset = new(toolspec.Dataset)
-		err = json.Unmarshal(kv.Value, e.Dataset)
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, e.Dataset) != nil {
+			e.Dataset = nil // an invalid record: as good as deleted
+		}
 	} else {
 		e.Tool = new(toolspec.Tool)
-		err = json.Unmarshal(kv.Value, e.Tool)
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, e.Tool) != nil {
+			e.Tool = nil
+		}
 	}
-	return e, err == nil // a record mao did not write is left out
+	return e, !listed || e.Tool != nil || e.Dataset != nil
 }

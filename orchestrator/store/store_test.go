@@ -13,6 +13,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/etcdembed"
 	"github.com/mao-research/mao/toolspec"
 )
@@ -36,14 +37,14 @@ func TestRegistry(t *testing.T) {
 		want error
 	}{
 		{"create dataset", func() error { return s.CreateDataset(ctx, toolspec.Dataset{Name: "ds", URL: "file:///d"}) }, nil},
-		{"duplicate dataset", func() error { return s.CreateDataset(ctx, toolspec.Dataset{Name: "ds", URL: "file:///e"}) }, ErrExists},
+		{"duplicate dataset", func() error { return s.CreateDataset(ctx, toolspec.Dataset{Name: "ds", URL: "file:///e"}) }, errs.ErrExists},
 		{"create tool", func() error { return s.CreateTool(ctx, tool("t1", "")) }, nil},
-		{"duplicate tool", func() error { return s.CreateTool(ctx, tool("t1", "")) }, ErrExists},
+		{"duplicate tool", func() error { return s.CreateTool(ctx, tool("t1", "")) }, errs.ErrExists},
 		{"tool with input", func() error { return s.CreateTool(ctx, tool("t2", "ds")) }, nil},
-		{"dataset in use", func() error { return s.DeleteDataset(ctx, "ds") }, ErrInUse},
-		{"unknown tool", func() error { _, err := s.Tool(ctx, "nope"); return err }, ErrNotFound},
-		{"delete unknown tool", func() error { return s.DeleteTool(ctx, "nope") }, ErrNotFound},
-		{"delete unknown dataset", func() error { return s.DeleteDataset(ctx, "nope") }, ErrNotFound},
+		{"dataset in use", func() error { return s.DeleteDataset(ctx, "ds") }, errs.ErrInUse},
+		{"unknown tool", func() error { _, err := s.Tool(ctx, "nope"); return err }, errs.ErrNotFound},
+		{"delete unknown tool", func() error { return s.DeleteTool(ctx, "nope") }, errs.ErrNotFound},
+		{"delete unknown dataset", func() error { return s.DeleteDataset(ctx, "nope") }, errs.ErrNotFound},
 		{"delete tool", func() error { return s.DeleteTool(ctx, "t2") }, nil},
 		{"dataset no longer in use", func() error { return s.DeleteDataset(ctx, "ds") }, nil},
 	}
@@ -82,7 +83,7 @@ func TestRuns(t *testing.T) {
 			t.Fatalf("run %d: %v", i, err)
 		}
 	}
-	if err := s.CreateRun(ctx, api.Run{ID: "a-1"}); !errors.Is(err, ErrExists) {
+	if err := s.CreateRun(ctx, api.Run{ID: "a-1"}); !errors.Is(err, errs.ErrExists) {
 		t.Fatalf("duplicate run id: %v", err)
 	}
 	r, _ := s.Run(ctx, "a-1")
@@ -178,7 +179,7 @@ func TestSiteNamesAreUnique(t *testing.T) {
 	go func() { defer close(done); first.Keep(keepCtx, 100*time.Millisecond, func() {}) }()
 	// A second orchestrator with the same name waits for the lease, which
 	// the first keeps alive, and gives up.
-	if _, err := s.Join(ctx, api.Site{Name: "s1"}, 2*time.Second, log); !errors.Is(err, ErrExists) ||
+	if _, err := s.Join(ctx, api.Site{Name: "s1"}, 2*time.Second, log); !errors.Is(err, errs.ErrExists) ||
 		!strings.Contains(err.Error(), "http://127.0.0.1:1") {
 		t.Fatalf("second join: %v", err)
 	}

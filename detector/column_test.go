@@ -1,4 +1,4 @@
-package api
+package detector
 
 import (
 	"reflect"
@@ -49,21 +49,5 @@ func TestReadColumn(t *testing.T) {
 				t.Errorf("got %v, want %v", got, tc.want)
 			}
 		})
-	}
-}
-
-// TestScanSeries checks that ScanSeries gives the detector's verdicts: a
-// jump after a flat stretch is a spike, the values before min_history are
-// warming up.
-func TestScanSeries(t *testing.T) {
-	values := []float64{5, 5, 5, 5, 5, 5, 50, 5}
-	got := ScanSeries(values, DetectorConfig{Method: MethodMAD})
-	var statuses []string
-	for _, v := range got {
-		statuses = append(statuses, v.Status)
-	}
-	want := []string{VerdictWarmingUp, VerdictWarmingUp, VerdictWarmingUp, VerdictWarmingUp, VerdictWarmingUp, VerdictOK, VerdictSpike, VerdictOK}
-	if !reflect.DeepEqual(statuses, want) {
-		t.Errorf("statuses %v, want %v", statuses, want)
 	}
 }

@@ -1,0 +1,186 @@
+package fedtest
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/pki"
+)
+
+// TestSecureFederation runs three sites on embedded etcd members: s1
+// founds the federation, s2 and s3 join it only through join tokens, and
+// every etcd connection (client and peer) and every site-to-site call is
+// mutual TLS with the federation's certificates. It checks that:
+//   - the three members are healthy voters, and a tool registered at s1
+//     runs at s3 when asked at s2, which follows its log (read from s3 as
+//     site s2, not with the user's token);
+//   - etcd refuses a plaintext client, a TLS client without a
+//     certificate, and one with another federation's certificate;
+//   - a collaborator's read-only credentials (maoctl federation
+//     credentials --read-only) can get the federation's keys but not put;
+//   - a join token works once.
+func TestSecureFederation(t *testing.T) {
+	bins, image := Build(t), testenv.BuildTestImage(t)
+	free := func() string { return "https://" + testenv.ClosedPort(t) }
+	s1Client := free()
+	s1 := Start(t, bins, "s1", SiteConfig("s1", "%DIR%", "", leaseTTL,
+		"\n[etcd]\nclient_url = "+s1Client+"\npeer_url = "+free()+"\n"))
+	ctx := context.Background()
+	sites := []*Site{s1}
+	voters := func(n int) {
+		t.Helper()
+		Eventually(t, 60*time.Second, "the members all healthy voters", func() bool {
+			fed, err := s1.Client.Federation(ctx)
+			if err != nil || len(fed.Members) != n || fed.Leader == "" {
+				return false
+			}
+			for _, m := range fed.Members {
+				if m.Learner || m.Health != "ok" {
+					return false
+				}
+			}
+			return true
+		})
+	}
+	var usedConfig string
+	for _, name := range []string{"s2", "s3"} {
+		printed := bins.Ctl(t, s1.Addr, "federation", "add-site", name, "--peer-url", free(), "--client-url", free())
+		if !strings.Contains(printed, "join_token = maojoin1.") || strings.Contains(printed, "initial_cluster") {
+			t.Fatalf("add-site printed:\n%s", printed)
+		}
+		// The printed lines, plus what is the site's own: its data
+		// directory, lease and API address.
+		config := strings.Replace(printed, "[site]\n", "[site]\ndata_dir = %DIR%\nlease_ttl = 3s\n", 1) +
+			"\n[api]\nlisten = 127.0.0.1:0\n\n[runs]\nshutdown_grace = 5s\nstop_grace = 1s\n"
+		sites = append(sites, Start(t, bins, name, config))
+		voters(len(sites))
+		usedConfig = config
+	}
+	s2, s3 := sites[1], sites[2]
+
+	t.Run("a token works once", func(t *testing.T) {
+		log := StartFails(t, bins, usedConfig)
+		if !strings.Contains(log, "join token is not valid") {
+			t.Fatalf("a second site with s3's token:\n%s", log)
+		}
+	})
+
+	t.Run("registered at s1, run at s3, asked and followed at s2", func(t *testing.T) {
+		tool := api.Tool{Name: "hello", Author: "fedtest", Image: image, DataRepo: testenv.GitRepo(t, nil), Network: "none", Command: []string{"-lines", "2"}}
+		if _, err := s1.Client.RegisterTool(ctx, tool); err != nil {
+			t.Fatal(err)
+		}
+		started, err := s2.Client.RunTool(ctx, "hello", api.RunRequest{Target: &api.Target{Mode: "site", Site: "s3"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		awaitOutput(t, s2.Client, started[0].ID, "line 2")
+		Eventually(t, 60*time.Second, "the run at s3 succeeded", func() bool {
+			r, err := s3.Client.Run(ctx, started[0].ID)
+			return err == nil && r.State == api.StateSucceeded && r.Site == "s3"
+		})
+		infos, err := s2.Client.Sites(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, info := range infos {
+			if !strings.HasPrefix(info.FederationAddr, "https://") {
+				t.Errorf("site %s publishes federation address %q", info.Name, info.FederationAddr)
+			}
+		}
+	})
+
+	// put tries a write to s1's member as the given client.
+	put := func(endpoint string, cfg *tls.Config) error {
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{endpoint}, TLS: cfg, DialTimeout: 2 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		defer cancel()
+		_, err = c.Put(pctx, "/mao/tools/intruder", `{"name":"intruder","network":"host"}`)
+		return err
+	}
+	t.Run("etcd admits only the federation's certificates", func(t *testing.T) {
+		other := pki.Dir(t.TempDir())
+		if _, err := other.Ensure(pki.Site{Name: "x"}, true, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		ours := pki.Dir(filepath.Join(s1.Dir, "pki"))
+		foreign, err := other.ClientTLS(pki.SiteCertFile, pki.SiteKeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		site, err := ours.ClientTLS(pki.SiteCertFile, pki.SiteKeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		foreign.RootCAs = site.RootCAs // it trusts the member; the member must not trust it
+		noCert := site.Clone()
+		noCert.Certificates = nil
+		for _, tc := range []struct {
+			name     string
+			endpoint string
+			cfg      *tls.Config
+		}{
+			{"plaintext", strings.Replace(s1Client, "https://", "http://", 1), nil},
+			{"TLS without a certificate", s1Client, noCert},
+			{"another federation's certificate", s1Client, foreign},
+		} {
+			if err := put(tc.endpoint, tc.cfg); err == nil {
+				t.Errorf("%s: a write went through", tc.name)
+			}
+		}
+		if r, err := s2.Client.Tool(ctx, "intruder"); err == nil {
+			t.Fatalf("the intruder's tool is registered: %+v", r)
+		}
+	})
+
+	t.Run("a collaborator reads but cannot write", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "creds")
+		printed := bins.Ctl(t, s2.Addr, "federation", "credentials", "ada", "--read-only", "--out", out)
+		if !strings.Contains(printed, "etcdctl --endpoints=") || !strings.Contains(printed, "--cert="+filepath.Join(out, "ada.crt")) {
+			t.Fatalf("credentials printed:\n%s", printed)
+		}
+		for _, f := range []string{"ca.crt", "ada.crt", "ada.key"} {
+			if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Mode().Perm() != 0o600 {
+				t.Fatalf("%s: %v %v", f, st, err)
+			}
+		}
+		info := transport.TLSInfo{CertFile: filepath.Join(out, "ada.crt"), KeyFile: filepath.Join(out, "ada.key"),
+			TrustedCAFile: filepath.Join(out, "ca.crt")}
+		cfg, err := info.ClientConfig()
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{s1Client}, TLS: cfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		r, err := c.Get(ctx, "/mao/tools/", clientv3.WithPrefix())
+		if err != nil || len(r.Kvs) == 0 {
+			t.Fatalf("get the tools as a collaborator: %v, %v", r, err)
+		}
+		if _, err := c.Put(ctx, "/mao/tools/x", "{}"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			t.Fatalf("put as a collaborator: %v, want permission denied", err)
+		}
+		if _, err := c.Get(ctx, "/other/"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			t.Fatalf("get outside the prefix as a collaborator: %v, want permission denied", err)
+		}
+	})
+}

@@ -1,0 +1,118 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/toolspec"
+)
+
+// TestInvalidRecordsAreLeftOut writes, as a collaborator with etcdctl
+// could, values that are not mao's records under every directory, next to
+// valid ones. Lists leave them out, a single read says the record is
+// invalid (not found), the store reports each key once, a watch takes an
+// invalid record for a deletion, and nothing in them becomes a path: the
+// log-path attack stored a run under /mao/runs/../../….
+func TestInvalidRecordsAreLeftOut(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, c := newStore(t)
+	if err := s.CreateTool(ctx, tool("good", "")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateDataset(ctx, toolspec.Dataset{Name: "good", URL: "file:///d"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateRun(ctx, api.Run{ID: "good-1", Tool: "good", State: api.StatePending, CreatedAt: testNow}); err != nil {
+		t.Fatal(err)
+	}
+	events := s.WatchRegistry(ctx, toolspec.KindTool, 0)
+	bad := map[string]string{
+		"/mao/tools/broken":          "not json",
+		"/mao/tools/other":           `{"name":"someone-else","author":"a","image":"busybox","data_repo":"file:///r"}`,
+		"/mao/tools/hostile":         `{"name":"hostile","author":"a","image":"busybox","data_repo":"file:///r","network":"host; rm -rf /"}`,
+		"/mao/datasets/broken":       `{"name":"broken"}`,
+		"/mao/runs/broken-run":       "not json",
+		"/mao/runs/../../etc/passwd": `{"id":"../../etc/passwd","tool":"good","state":"pending"}`,
+		"/mao/runs/bad-state":        `{"id":"bad-state","tool":"good","state":"exploded"}`,
+		"/mao/sites/liar":            `{"name":"lab-a","api_addr":"http://127.0.0.1:1"}`,
+		"/mao/sites-seen/broken":     "[]",
+		"/mao/schedules/broken":      `{"id":"broken","tool":"good","spec":"61 * * * *"}`,
+		"/mao/requests/broken":       `{"run":"broken","tool":"Good Tool"}`,
+	}
+	for k, v := range bad {
+		if _, err := c.Put(ctx, k, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lists := []struct {
+		name string
+		n    func() (int, error)
+	}{
+		{"tools", func() (int, error) { l, err := s.Tools(ctx); return len(l), err }},
+		{"datasets", func() (int, error) { l, err := s.Datasets(ctx); return len(l), err }},
+		{"runs", func() (int, error) { l, err := s.Runs(ctx, ""); return len(l), err }},
+		{"held runs", func() (int, error) { l, err := s.HeldRuns(ctx); return len(l), err }},
+		{"sites", func() (int, error) { l, err := s.KnownSites(ctx); return len(l), err }},
+		{"schedules", func() (int, error) { l, _, err := s.Schedules(ctx); return len(l), err }},
+		{"requests", func() (int, error) { l, _, err := s.Requests(ctx); return len(l), err }},
+	}
+	want := map[string]int{"tools": 1, "datasets": 1, "runs": 1}
+	for _, l := range lists {
+		if n, err := l.n(); err != nil || n != want[l.name] {
+			t.Errorf("%s: %d records, %v; want %d and no error", l.name, n, err, want[l.name])
+		}
+	}
+	for _, get := range []func() error{
+		func() error { _, err := s.Tool(ctx, "broken"); return err },
+		func() error { _, err := s.Tool(ctx, "other"); return err },
+		func() error { _, err := s.Run(ctx, "broken-run"); return err },
+	} {
+		if err := get(); !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), "invalid") {
+			t.Errorf("a read of an invalid record: %v, want not found, saying it is invalid", err)
+		}
+	}
+	reported := map[string]bool{}
+	for _, r := range s.InvalidRecords() {
+		reported[r.Key] = true
+		if r.Reason == "" {
+			t.Errorf("%s reported without a reason", r.Key)
+		}
+	}
+	for k := range bad {
+		if !reported[k] {
+			t.Errorf("%s was not reported", k)
+		}
+	}
+	// Rewriting a good tool with an invalid value takes it away.
+	if _, err := c.Put(ctx, "/mao/tools/good", `{"name":"good"}`); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.After(10 * time.Second)
+	for gone := false; !gone; {
+		select {
+		case evs := <-events:
+			for _, ev := range evs {
+				gone = gone || ev.Name == "good" && ev.Tool == nil
+			}
+		case <-deadline:
+			t.Fatal("the watch did not take the invalid record for a deletion")
+		}
+	}
+	// A run's holder overwrites an invalid record of its run.
+	if _, err := c.Put(ctx, "/mao/runs/good-1", "garbage"); err != nil {
+		t.Fatal(err)
+	}
+	run := api.Run{ID: "good-1", Tool: "good", Site: "a", State: api.StateRunning, CreatedAt: testNow}
+	if err := s.SaveRun(ctx, run); err != nil {
+		t.Fatalf("save over an invalid record: %v", err)
+	}
+	if got, err := s.Run(ctx, "good-1"); err != nil || got.State != api.StateRunning {
+		t.Fatalf("after the save: %+v, %v", got, err)
+	}
+}

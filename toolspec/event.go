@@ -1,0 +1,24 @@
+package toolspec
+
+// Registry kinds, as RegistryEvent names them.
+const (
+	KindTool    = "tool"
+	KindDataset = "dataset"
+)
+
+// RegistryEvent is a tool or dataset record as a watch of the registry
+// reports it, or its deletion: Tool or Dataset is set for a record, neither
+// for a deletion.
+type RegistryEvent struct {
+	Kind    string // KindTool or KindDataset
+	Name    string
+	Tool    *Tool
+	Dataset *Dataset
+}
+
+// ScheduleEvent is a change to a schedule as a watch reports it: Schedule
+// is nil when it was deleted.
+type ScheduleEvent struct {
+	ID       string
+	Schedule *Schedule
+}
