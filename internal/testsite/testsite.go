@@ -84,6 +84,10 @@ type Site struct {
 	Config    config.Config
 	Clock     *Clock
 	Endpoints []string // etcd client endpoints
+	// FederationAddr is where other sites reach this one (https://host:port,
+	// from its record), "" for a site without the federation's
+	// certificates.
+	FederationAddr string
 	// Etcd is a client of the site's etcd as the site itself: with the
 	// site's certificate (etcd user site:NAME) for its embedded member, as
 	// the site connects for an external cluster.
@@ -166,7 +170,7 @@ func start(t testing.TB, opts Options, clock *Clock) (*Site, error) {
 	cfg.API.Tokens = opts.Tokens
 	admin := ""
 	for _, tok := range opts.Tokens {
-		if tok.Scope == "admin" {
+		if tok.Scope == config.ScopeAdmin {
 			admin = tok.Secret
 			break
 		}
@@ -253,20 +257,32 @@ func start(t testing.TB, opts Options, clock *Clock) (*Site, error) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() }) // before the site stops: cleanups run last first
+	st := store.New(c, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now})
+	sites, err := st.Sites(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fedAddr string
+	for _, r := range sites {
+		if r.Name == opts.Name {
+			fedAddr = r.FederationAddr
+		}
+	}
 	return &Site{
-		Name:      opts.Name,
-		Addr:      strings.TrimSpace(string(addr)),
-		APICAFile: apiCA,
-		Config:    cfg,
-		Clock:     clock,
-		Endpoints: endpoints,
-		Etcd:      c,
-		Store:     store.New(c, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now}),
-		PKI:       dir,
-		admin:     admin,
-		docker:    opts.Docker,
-		seeded:    map[string]bool{},
-		stop:      stop,
+		Name:           opts.Name,
+		FederationAddr: fedAddr,
+		Addr:           strings.TrimSpace(string(addr)),
+		APICAFile:      apiCA,
+		Config:         cfg,
+		Clock:          clock,
+		Endpoints:      endpoints,
+		Etcd:           c,
+		Store:          st,
+		PKI:            dir,
+		admin:          admin,
+		docker:         opts.Docker,
+		seeded:         map[string]bool{},
+		stop:           stop,
 	}, nil
 }
 

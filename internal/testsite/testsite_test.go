@@ -8,11 +8,14 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/config"
 )
 
-// TestSiteWithoutDocker checks a default site: its fake clock stamps what
-// it records, nothing reaches Docker, and Settle waits for the runs it
-// was asked for.
+// TestSiteWithoutDocker checks a default site: it starts although its
+// clock stands long before the real time (its certificates, which TLS
+// checks against the real time, are signed at it), its clock stamps what
+// it records, nothing reaches Docker, and Settle waits for the runs it was
+// asked for.
 func TestSiteWithoutDocker(t *testing.T) {
 	s := Start(t, Options{Labels: map[string]string{"zone": "eu"}})
 	ctx := context.Background()
@@ -97,5 +100,32 @@ func TestSiteWithDocker(t *testing.T) {
 	}
 	if h.Status != "ok" || h.Docker != "ok" {
 		t.Errorf("health %+v: want ok", h)
+	}
+}
+
+// TestJoinedSites checks two real sites of one federation on an external
+// etcd: the second joins with a token the first issues, with its admin
+// token, and the first reads the log of a run the second holds from it,
+// over mutual TLS. The first serves its API over HTTPS.
+func TestJoinedSites(t *testing.T) {
+	admin := config.Token{Name: "ops", Scope: config.ScopeAdmin, Secret: "admin-secret"}
+	reader := config.Token{Name: "ro", Scope: config.ScopeRead, Secret: "read-secret"}
+	a := Start(t, Options{Etcd: testenv.Etcd(t), Tokens: []config.Token{admin, reader}, APITLS: true})
+	b := Start(t, Options{Name: "lab-b", Join: a, Clock: a.Clock})
+	if a.PKI == "" || b.PKI == "" || !strings.HasPrefix(b.FederationAddr, "https://") || !strings.HasPrefix(a.Addr, "https://") {
+		t.Fatalf("lab-a: certificates %q, API %s; lab-b: certificates %q, federation API %q", a.PKI, a.Addr, b.PKI, b.FederationAddr)
+	}
+	ctx := context.Background()
+	run := api.Run{ID: "t-1741955160-0000b1", Tool: "t", Site: "lab-b", State: api.StateSucceeded, Trigger: api.TriggerManual,
+		Image: "img:1", Network: "none", DataRepo: "https://git.example.org/t.git", Attempt: 1, MaxAttempts: 1,
+		CreatedAt: Epoch, StartedAt: &Epoch, FinishedAt: &Epoch}
+	b.Run(t, run)
+	b.Log(t, run.ID, "at lab-b\n")
+	var log strings.Builder
+	if err := a.Client(t, reader.Secret).RunLogs(ctx, run.ID, api.LogOptions{}, &log); err != nil || log.String() != "at lab-b\n" {
+		t.Fatalf("lab-b's log read at lab-a: %q, %v", log.String(), err)
+	}
+	if _, err := a.Client(t, reader.Secret).AddSite(ctx, api.AddSiteRequest{Name: "lab-c"}); err == nil {
+		t.Error("a read token was given a join token")
 	}
 }
