@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
@@ -342,11 +344,12 @@ func commandCases() []cliCase {
 			[]string{"run", "logs", "--tail=1", run2},
 			[]string{"run", "logs", run1, "--tail", "-1"},
 			[]string{"run", "logs", "gh-crawler-1741944360-nope"},
-			[]string{"run", "logs", run3}, // running: what it has written so far
+			[]string{"run", "logs", run3},                         // running: what it has written so far
+			[]string{"run", "logs", run1, "--tail", "2", "--raw"}, // not a terminal: the same bytes either way
 			[]string{"tool", "run", "gh-crawler"},
 			[]string{"run", "logs", "$RUN1", "--follow"},
 			[]string{"run", "list", "--tool", "gh-crawler"},
-		), exits: []int{0, 0, 0, 2, 1, 0, 0, 0, 0}},
+		), exits: []int{0, 0, 0, 2, 1, 0, 0, 0, 0, 0}},
 		// lab-b is only a record here: lab-a cannot reach it for logs.
 		{name: "run-logs-unreachable-site", cmds: cmds(
 			[]string{"run", "logs", run2},
@@ -516,32 +519,48 @@ func commandCases() []cliCase {
 		{name: "federation-status-no-leader", bare: true, noSettle: true, options: etcdCluster(3), setup: stopMembers(1, 2), cmds: cmds(
 			[]string{"federation", "status"},
 		), exits: []int{0}},
-		// $PEER_D and the like are loopback ports nobody listens on: the
-		// members added never start.
-		// $MEMBER_D and $MEMBER_E are the IDs of the members added.
+		// add-site issues a join token and adds no etcd member: the site
+		// named gets its member when it joins with the token. $PEER_D and
+		// the like are loopback ports nobody listens on.
 		{name: "federation-add-remove-site", options: advertisedPorts, setup: peers, cmds: cmds(
-			[]string{"federation", "add-site", "lab-d", "--peer-url", "http://$PEER_D", "--client-url", "http://$CLIENT_D"},
+			[]string{"federation", "add-site", "lab-d", "--peer-url", "https://$PEER_D", "--client-url", "https://$CLIENT_D"},
 			[]string{"federation", "status"},
-			[]string{"federation", "add-site", "lab-e", "--peer-url", "http://$PEER_E", "-o", "json"},
-			[]string{"federation", "remove-site", "lab-d"},
-			[]string{"federation", "remove-site", "$MEMBER_D", "-o", "json"},
-			[]string{"federation", "status"},
-			[]string{"federation", "add-site", "lab-e", "--peer-url", "http://$PEER_E", "-o", "json"},
-			[]string{"federation", "remove-site", "$MEMBER_E"},
+			[]string{"federation", "add-site", "lab-e", "--peer-url", "https://$PEER_E", "-o", "json"},
+			// No member: the site would use the federation's etcd, but with
+			// this site's embedded member it cannot (reported as a server
+			// bug: it has no client certificate until it has joined, and it
+			// connects to etcd before it joins).
+			[]string{"federation", "add-site", "lab-f"},
 			[]string{"federation", "remove-site", "lab-d"},
 			[]string{"federation", "remove-site", "lab-b"},
 			[]string{"federation", "remove-site", "lab-c"},
 			[]string{"site", "list"},
-			[]string{"federation", "add-site", "lab-a", "--peer-url", "http://$PEER_E"},
+			[]string{"federation", "add-site", "lab-e", "--peer-url", "http://$PEER_E"},
 			[]string{"federation", "add-site", "lab-e", "--peer-url", "127.0.0.1"},
-			[]string{"federation", "add-site", "lab-e"},
-			[]string{"federation", "add-site", "--peer-url", "http://$PEER_E"},
+			[]string{"federation", "add-site", "Lab E", "--peer-url", "https://lab-e.example.org:2380/etcd"},
+			// Tokens for the names of a live site and of this one: the
+			// server issues them (reported as a server bug: a site that
+			// joins with one gets a certificate in a live site's name).
+			[]string{"federation", "add-site", "lab-b"},
+			[]string{"federation", "add-site", "lab-a", "--peer-url", "https://$PEER_E"},
+			[]string{"federation", "add-site", "lab-e", "--client-url", "https://$CLIENT_D"},
+			[]string{"federation", "add-site", "--peer-url", "https://$PEER_E"},
 			[]string{"federation", "remove-site"},
 			[]string{"federation", "frob"},
-		), exits: []int{0, 0, 1, 1, 0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 2, 2, 2, 2}, after: map[int]action{
-			0: {do: nameMember("$PEER_D", "$MEMBER_D")},
-			6: {do: nameMember("$PEER_E", "$MEMBER_E")},
-		}},
+		), exits: []int{0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 2, 2, 2, 2}},
+		// A collaborator's read-only certificate for the federation's etcd:
+		// the files it writes and the etcdctl line that uses them. The
+		// certificate is signed at the real time (TLS checks it against
+		// that), so its expiry is not the site's clock's.
+		{name: "federation-credentials", cmds: cmds(
+			[]string{"federation", "credentials", "ada", "--read-only", "--out", "$TMP/ada"},
+			[]string{"federation", "credentials", "ada"},
+			[]string{"federation", "credentials", "--read-only"},
+			[]string{"federation", "credentials", "Ada Lovelace", "--read-only", "--out", "$TMP/lovelace"},
+		), exits: []int{0, 2, 2, 1}, after: map[int]action{0: {
+			note: "with ada's files, etcd lets ada read the prefix, and neither write it nor read outside it",
+			do:   readOnly("$TMP/ada", "ada"),
+		}}},
 		{name: "health", docker: true, bare: true, cmds: cmds(
 			[]string{"health"},
 			[]string{"health", "-o", "json"},
@@ -552,12 +571,33 @@ func commandCases() []cliCase {
 		), exits: []int{1}},
 
 		{name: "error-unauthorized", options: func(t *testing.T, e *env, o *testsite.Options) {
-			o.Tokens = []config.Token{{Name: "ci", Scope: "admin", Secret: secretToken}}
+			o.Tokens = []config.Token{{Name: "ci", Scope: config.ScopeAdmin, Secret: secretToken}}
 		}, cmds: cmds(
 			[]string{"tool", "list"},
 			[]string{"--token", "wrong", "tool", "list"},
 			[]string{"tool", "list", "--token", secretToken},
 		), exits: []int{1, 1, 0}},
+		// Named tokens of each scope: a command that needs more than the
+		// token's scope gets 403, which names the scope it needs. A run
+		// records the name of the token that asked for it.
+		{name: "error-forbidden", runnable: true, options: scopedTokens, cmds: cmds(
+			[]string{"--token", "$READ", "run", "list", "--tool", "code-stats"},
+			[]string{"--token", "$READ", "tool", "run", "gh-crawler"},
+			[]string{"--token", "$RUN", "tool", "run", "gh-crawler", "-q"},
+			[]string{"--token", "$READ", "run", "show", "$RUN1", "-o", "json"},
+			[]string{"--token", "$RUN", "tool", "remove", "slow-tool"},
+			[]string{"--token", "$RUN", "notify", "test", "generic+http://$CLOSED/hook"},
+			[]string{"--token", "$RUN", "federation", "add-site", "lab-d"},
+			[]string{"--token", "$READ", "federation", "credentials", "ada", "--read-only", "--out", "$TMP/ada"},
+			[]string{"--token", "$ADMIN", "tool", "remove", "slow-tool"},
+		), exits: []int{0, 1, 0, 0, 1, 1, 1, 1, 0}},
+		// The API serves HTTPS with a certificate of a private authority:
+		// --ca-file trusts it.
+		{name: "api-tls", bare: true, options: func(t *testing.T, e *env, o *testsite.Options) { o.APITLS = true },
+			setup: func(t *testing.T, e *env) { e.norm.setVar("$CA", e.site.APICAFile) }, cmds: cmds(
+				[]string{"tool", "list"},
+				[]string{"--ca-file", "$CA", "tool", "list"},
+			), exits: []int{1, 0}},
 		// The site's etcd (one member) stops.
 		{name: "error-unavailable", bare: true, noSettle: true, options: etcdCluster(1), setup: stopMembers(0), cmds: cmds(
 			[]string{"tool", "list"},
@@ -609,6 +649,7 @@ func commandCases() []cliCase {
 func seedDockerTools(t *testing.T, e *env) {
 	t.Helper()
 	image := testenv.BuildTestImage(t)
+	e.norm.name(image, "$TEST_IMAGE") // tagged with a hash of the test tool's code
 	tool := func(name string, args ...string) api.Tool {
 		return api.Tool{Name: name, Author: "lab", Image: image, DataRepo: fixedRepo(t, e, name+"-data", "README", name+"\n"),
 			Artefact: "test output", Command: args, Network: "none"}
@@ -634,6 +675,20 @@ func loseAtLabB(t *testing.T, e *env) {
 	e.site.SaveAs(t, run)
 	e.other["lab-b"].Leave(t)
 	e.site.WaitRun(t, id, func(r api.Run) bool { return r.State.Terminal() })
+}
+
+// scopedTokens gives the site a named token of each scope: ops (admin),
+// reader (read) and ci (run), which command lines name $ADMIN, $READ and
+// $RUN.
+func scopedTokens(t *testing.T, e *env, o *testsite.Options) {
+	for _, tok := range []config.Token{
+		{Name: "ops", Scope: config.ScopeAdmin, Secret: secretToken + "-admin"},
+		{Name: "reader", Scope: config.ScopeRead, Secret: secretToken + "-read"},
+		{Name: "ci", Scope: config.ScopeRun, Secret: secretToken + "-run"},
+	} {
+		o.Tokens = append(o.Tokens, tok)
+		e.norm.name(tok.Secret, "$"+strings.ToUpper(strings.TrimPrefix(tok.Secret, secretToken+"-")))
+	}
 }
 
 // siteChannels gives the site two channels: a webhook on loopback ($HOOK)
@@ -673,8 +728,8 @@ func etcdCluster(n int) func(*testing.T, *env, *testsite.Options) {
 			e.norm.randomMember(fmt.Sprintf("%x", m.ID))
 		}
 		for i := range n {
-			e.addr(strings.TrimPrefix(e.cluster.Endpoints()[i], "http://"), fmt.Sprintf("$ETCD%d", i))
-			e.addr(strings.TrimPrefix(e.cluster.PeerURL(i), "http://"), fmt.Sprintf("$PEER%d", i))
+			e.addr(e.cluster.Endpoints()[i], fmt.Sprintf("$ETCD%d", i))
+			e.addr(e.cluster.PeerURL(i), fmt.Sprintf("$PEER%d", i))
 		}
 	}
 }
@@ -723,25 +778,42 @@ func stopMembers(members ...int) func(*testing.T, *env) {
 	}
 }
 
-// nameMember names, for command lines, the ID of the etcd member whose
-// peer URL is at the address named peer.
-func nameMember(peer, name string) func(*testing.T, *env) {
+// readOnly checks the credentials that federation credentials wrote into
+// dir for name against the site's etcd: its files are the owner's alone,
+// and the certificate reads the prefix but can neither write it nor read
+// outside it.
+func readOnly(dir, name string) func(*testing.T, *env) {
 	return func(t *testing.T, e *env) {
 		t.Helper()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		resp, err := e.site.Etcd.MemberList(ctx)
+		dir := e.norm.expand(dir)
+		for _, f := range []string{"ca.crt", name + ".crt", name + ".key"} {
+			if st, err := os.Stat(filepath.Join(dir, f)); err != nil || st.Mode().Perm() != 0o600 {
+				t.Errorf("%s: %v, %v; want a file of mode 0600", f, st, err)
+			}
+		}
+		info := transport.TLSInfo{CertFile: filepath.Join(dir, name+".crt"), KeyFile: filepath.Join(dir, name+".key"),
+			TrustedCAFile: filepath.Join(dir, "ca.crt")}
+		cfg, err := info.ClientConfig()
 		if err != nil {
 			t.Fatal(err)
 		}
-		url := "http://" + e.norm.expand(peer)
-		for _, m := range resp.Members {
-			if slices.Contains(m.PeerURLs, url) {
-				e.norm.setVar(name, fmt.Sprintf("%x", m.ID))
-				return
-			}
+		c, err := clientv3.New(clientv3.Config{Endpoints: e.site.Endpoints, TLS: cfg, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
 		}
-		t.Fatalf("no etcd member has peer URL %s", url)
+		defer c.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		prefix := e.site.Config.Etcd.Prefix
+		if r, err := c.Get(ctx, prefix+"tools/", clientv3.WithPrefix()); err != nil || len(r.Kvs) == 0 {
+			t.Errorf("%s gets the tools: %v, %v; want them", name, r, err)
+		}
+		if _, err := c.Put(ctx, prefix+"tools/intruder", "{}"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			t.Errorf("%s puts a tool: %v; want permission denied", name, err)
+		}
+		if _, err := c.Get(ctx, "/elsewhere/"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
+			t.Errorf("%s gets outside the prefix: %v; want permission denied", name, err)
+		}
 	}
 }
 

@@ -110,9 +110,15 @@ type env struct {
 	cluster *testenv.Cluster // etcdCluster
 }
 
-// addr registers a free loopback host:port of the case, which command
-// lines may name as name, and returns it.
+// addr registers a free loopback host:port of the case (or a URL's), which
+// command lines may name as name, and returns it.
 func (e *env) addr(hostport, name string) string {
+	if _, rest, ok := strings.Cut(hostport, "://"); ok {
+		hostport = rest
+	}
+	if hostport == "" {
+		return ""
+	}
 	e.norm.addr(hostport, name)
 	return hostport
 }
@@ -201,19 +207,21 @@ func startSites(t *testing.T, tc cliCase, e *env) {
 		tc.options(t, e, &opts)
 	}
 	e.site = testsite.Start(t, opts)
-	e.addr(strings.TrimPrefix(e.site.Addr, "http://"), "$ADDR")
+	e.addr(e.site.Addr, "$ADDR")
+	e.addr(e.site.FederationAddr, "")
 	for _, ep := range e.site.Endpoints {
-		e.addr(strings.TrimPrefix(ep, "http://"), "")
+		e.addr(ep, "")
 	}
 	if opts.AdvertisedPorts {
-		e.addr(strings.TrimPrefix(e.site.Config.Etcd.PeerURL, "http://"), "")
+		e.addr(e.site.Config.Etcd.PeerURL, "")
 		e.randomMembers(t)
 	}
 	e.norm.own["lab-a"] = true
 	if tc.realLabB {
 		e.labB = testsite.Start(t, testsite.Options{Name: "lab-b", Labels: map[string]string{"zone": "eu", "gpu": "a100"},
 			Join: e.site, Clock: e.site.Clock})
-		e.addr(strings.TrimPrefix(e.labB.Addr, "http://"), "$LAB_B")
+		e.addr(e.labB.Addr, "$LAB_B")
+		e.addr(e.labB.FederationAddr, "")
 		e.norm.own["lab-b"] = true
 	}
 	if !tc.bare {

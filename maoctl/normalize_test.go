@@ -21,6 +21,8 @@ import (
 //   - temporary directories: $TMP (the case's) and $TESTDIR (the test's
 //     others), which only appear where no column follows;
 //   - the site's own machine facts (CPUs, memory, OS, architecture);
+//   - join tokens (maojoin1.<random ID and secret>), and the expiry of a
+//     collaborator's certificate, which is signed at the real time;
 //   - with docker, what the site takes from the real clock and the engine
 //     rather than its fake clock: git commits of the runs (stamped with
 //     the time), the test image's ID, and when a container started.
@@ -97,6 +99,8 @@ var (
 	notifyIDRe   = regexp.MustCompile(`\b(\d{19})-([0-9a-f]{6})\b`)
 	portRe       = regexp.MustCompile(`\b(127\.0\.0\.1|localhost):(\d+)\b`)
 	hexRe        = regexp.MustCompile(`\b[0-9a-f]{12,16}\b`)
+	joinTokenRe  = regexp.MustCompile(`\bmaojoin1\.[A-Za-z0-9_-]+`)
+	readerUntil  = regexp.MustCompile(`(read-only, until )(\d{4}-\d\d-\d\dT[0-9:]+Z)`)
 	// Values from the real clock and the engine, in cases that really run
 	// containers.
 	commitRe   = regexp.MustCompile(`\b[0-9a-f]{40}\b`)
@@ -136,6 +140,10 @@ func (n *normalizer) normalize(s string, docker bool) string {
 		return m
 	})
 	s = n.memberIDs(s)
+	s = joinTokenRe.ReplaceAllStringFunc(s, func(m string) string {
+		return "maojoin1.$TOKEN" + strings.TrimLeft(n.placeholder("join token", m, 1), "0")
+	})
+	s = readerUntil.ReplaceAllString(s, "${1}XXXX-XX-XXTXX:XX:XXZ")
 	if docker {
 		s = commitRe.ReplaceAllStringFunc(s, func(m string) string {
 			if n.keep[m] {

@@ -129,11 +129,13 @@ func seedBase(t *testing.T, e *env, runnable bool, atLabC func(*testing.T, *env)
 
 	if e.labB == nil {
 		e.other["lab-b"] = s.JoinSite(t, api.Site{Name: "lab-b", APIAddr: "http://" + e.addr(testenv.ClosedPort(t), "$LAB_B"),
-			Version: "0.1.0", OS: "linux", Arch: "arm64", CPUs: 4, MemoryBytes: 8 << 30, DockerVersion: "27.1.0",
+			FederationAddr: "https://" + e.addr(testenv.ClosedPort(t), "$LAB_B_FED"),
+			Version:        "0.1.0", OS: "linux", Arch: "arm64", CPUs: 4, MemoryBytes: 8 << 30, DockerVersion: "27.1.0",
 			Labels: map[string]string{"zone": "eu", "gpu": "a100"}, StartedAt: *at(-3600)})
 	}
 	labC := s.JoinSite(t, api.Site{Name: "lab-c", APIAddr: "http://" + e.addr(testenv.ClosedPort(t), "$LAB_C"),
-		Version: "0.0.9", OS: "linux", Arch: "amd64", CPUs: 8, MemoryBytes: 32 << 30, DockerVersion: "27.1.0",
+		FederationAddr: "https://" + e.addr(testenv.ClosedPort(t), "$LAB_C_FED"),
+		Version:        "0.0.9", OS: "linux", Arch: "amd64", CPUs: 8, MemoryBytes: 32 << 30, DockerVersion: "27.1.0",
 		Labels: map[string]string{"zone": "us"}, StartedAt: *at(-7 * 86400)})
 
 	var lines []string
