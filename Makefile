@@ -22,15 +22,17 @@ test:
 # `maoctl tool run --follow` against bare `docker run --rm`, same image; then
 # the scheduler with 1,000 schedules and its tick lateness against bare
 # create+start calls to the Docker engine; then federation propagation
-# against a raw etcd watch, and failover after SIGKILL against the lease TTL;
-# then the spike detector on 1,000,000 values and per run, and the cost of
-# handing a notification over.
+# against a raw etcd watch (plaintext and mutual TLS with auth, side by side),
+# and failover after SIGKILL against the lease TTL; then 1,000 sequential etcd
+# writes with and without mutual TLS and auth; then the spike detector on
+# 1,000,000 values and per run, and the cost of handing a notification over.
 bench: build
 	scripts/ensure-docker.sh
 	scripts/build-example.sh
 	go run ./bench/runbench -maoctl bin/maoctl -orchestrator bin/orchestrator
 	go run ./bench/schedbench -orchestrator bin/orchestrator
 	MAO_REQUIRE_DOCKER=1 go test -run '^$$' -bench . -benchtime 1x ./bench/fedbench/
+	go test -run '^$$' -bench . -benchtime 1x ./bench/etcdbench/
 	go test -run '^$$' -bench . ./detector/ ./notify/
 
 example-image:

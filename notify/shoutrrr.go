@@ -89,6 +89,33 @@ func (s *ShoutrrrSender) Send(ctx context.Context, rawURL string, m Message) err
 // its own for each URL, so that nothing is shared between sends. It does
 // what shoutrrr's router.Locate does, but keeps the cause of an error
 // (such as a missing setting), which Locate drops.
+// CheckURL reports whether rawURL names a service that shoutrrr can send
+// to: a known scheme (slack, smtp, generic, ...), or a custom URL such as
+// generic+https:// that the service converts. It does not initialise the
+// service, which for some (matrix) means logging in over the network. Its
+// error never holds the URL's secrets.
+func CheckURL(rawURL string) error {
+	r := &router.ServiceRouter{}
+	scheme, u, err := r.ExtractServiceName(rawURL)
+	if err != nil {
+		return errors.New("is not a URL")
+	}
+	svc, err := r.NewService(scheme)
+	if err != nil {
+		return fmt.Errorf("names no service that mao can send to (%q is not one of shoutrrr's schemes, such as slack, smtp, teams, telegram, matrix or generic)", scheme)
+	}
+	if u.Scheme != scheme {
+		custom, ok := svc.(types.CustomURLService)
+		if !ok {
+			return fmt.Errorf("service %s takes no custom URL (%s)", scheme, u.Scheme)
+		}
+		if _, err := custom.GetConfigURLFromCustom(u); err != nil {
+			return errors.New(Scrub(rawURL, fmt.Sprintf("is not a %s URL: %v", u.Scheme, err)))
+		}
+	}
+	return nil
+}
+
 func service(rawURL string) (types.Service, error) {
 	r := &router.ServiceRouter{}
 	scheme, u, err := r.ExtractServiceName(rawURL)

@@ -274,3 +274,32 @@ func TestShoutrrrBoundsHangingSends(t *testing.T) {
 		t.Fatalf("send once the hanging ones ended: %v", err)
 	}
 }
+
+// TestCheckURL checks which channel URLs are refused before anything is
+// sent, and that a refusal never quotes the URL's secrets.
+func TestCheckURL(t *testing.T) {
+	tests := []struct {
+		url  string
+		want string // "" accepts
+	}{
+		{"slack://hook:s3cret-token@channel", ""},
+		{"smtp://user:s3cret@127.0.0.1:25/?from=a@b.c&to=d@e.f", ""},
+		{"generic+https://127.0.0.1:9/hook?token=s3cret", ""},
+		{"generic://127.0.0.1:9/hook", ""},
+		{"SLACK://hook:s3cret@channel", ""},
+		{"ftp://user:s3cret@127.0.0.1/", `"ftp" is not one of shoutrrr's schemes`},
+		{"slack+https://user:s3cret@127.0.0.1/", "takes no custom URL"},
+		{"%zz://s3cret", "is not a URL"},
+	}
+	for _, tc := range tests {
+		err := CheckURL(tc.url)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: %v, want it accepted", tc.url, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want an error saying %q", tc.url, err, tc.want)
+		case err != nil && strings.Contains(err.Error(), "s3cret"):
+			t.Errorf("%s: the error quotes the secret: %v", tc.url, err)
+		}
+	}
+}

@@ -8,6 +8,6 @@
 //
 // # Rules
 //
-// Imports from mao: only api, internal/testenv.
+// Imports from mao: only api, internal/testenv, orchestrator/pki.
 // Imported by: tests only.
 package fedtest

@@ -34,42 +34,10 @@ import (
 //   - a join token works once.
 func TestSecureFederation(t *testing.T) {
 	bins, image := Build(t), testenv.BuildTestImage(t)
-	free := func() string { return "https://" + testenv.ClosedPort(t) }
-	s1Client := free()
-	s1 := Start(t, bins, "s1", SiteConfig("s1", "%DIR%", "", leaseTTL,
-		"\n[etcd]\nclient_url = "+s1Client+"\npeer_url = "+free()+"\n"))
+	fed := StartSecure(t, bins, leaseTTL, "s1", "s2", "s3")
+	s1, s2, s3 := fed.Sites[0], fed.Sites[1], fed.Sites[2]
+	s1Client, usedConfig := fed.Endpoint, fed.JoinConfig
 	ctx := context.Background()
-	sites := []*Site{s1}
-	voters := func(n int) {
-		t.Helper()
-		Eventually(t, 60*time.Second, "the members all healthy voters", func() bool {
-			fed, err := s1.Client.Federation(ctx)
-			if err != nil || len(fed.Members) != n || fed.Leader == "" {
-				return false
-			}
-			for _, m := range fed.Members {
-				if m.Learner || m.Health != "ok" {
-					return false
-				}
-			}
-			return true
-		})
-	}
-	var usedConfig string
-	for _, name := range []string{"s2", "s3"} {
-		printed := bins.Ctl(t, s1.Addr, "federation", "add-site", name, "--peer-url", free(), "--client-url", free())
-		if !strings.Contains(printed, "join_token = maojoin1.") || strings.Contains(printed, "initial_cluster") {
-			t.Fatalf("add-site printed:\n%s", printed)
-		}
-		// The printed lines, plus what is the site's own: its data
-		// directory, lease and API address.
-		config := strings.Replace(printed, "[site]\n", "[site]\ndata_dir = %DIR%\nlease_ttl = 3s\n", 1) +
-			"\n[api]\nlisten = 127.0.0.1:0\n\n[runs]\nshutdown_grace = 5s\nstop_grace = 1s\n"
-		sites = append(sites, Start(t, bins, name, config))
-		voters(len(sites))
-		usedConfig = config
-	}
-	s2, s3 := sites[1], sites[2]
 
 	t.Run("a token works once", func(t *testing.T) {
 		log := StartFails(t, bins, usedConfig)

@@ -106,6 +106,10 @@ type API struct {
 	// people and other sites reach the API by. Without them a request
 	// for another name is refused (DNS rebinding).
 	Hostnames []string
+	// UseTLS (key tls) makes the API serve HTTPS only, with the site's
+	// certificate from the federation's CA (<data_dir>/pki/site.crt),
+	// unless TLSCertFile and TLSKeyFile name another. Default false.
+	UseTLS bool
 	// TLSCertFile and TLSKeyFile (keys tls_cert_file, tls_key_file),
 	// set together, make the API serve HTTPS only, with this PEM
 	// certificate and key. Validate has checked that they are readable.
@@ -118,7 +122,7 @@ type API struct {
 }
 
 // TLS reports whether the API serves HTTPS.
-func (a API) TLS() bool { return a.TLSCertFile != "" }
+func (a API) TLS() bool { return a.UseTLS || a.TLSCertFile != "" }
 
 // The scopes of a token: what it may do through the API.
 const (

@@ -176,6 +176,7 @@ func TestParseKeys(t *testing.T) {
 			c.Federation.Listen, c.Federation.TokenTTL = "10.0.0.2:8443", 30*time.Minute
 		}},
 		{"api.listen", "[api]\nlisten = [::1]:0\n", func(c *Config) { c.API.Listen = "[::1]:0" }},
+		{"api.tls with the site's certificate", "[api]\ntls = yes\n", func(c *Config) { c.API.UseTLS = true }},
 		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) {
 			c.API.Tokens = []Token{{"api.tokens[1]", ScopeAdmin, "s3cr#t;1", "api.tokens"}, {"api.tokens[2]", ScopeAdmin, "tok2", "api.tokens"}}
 			c.Warnings = []string{file + ":2: api.tokens: the secret of token api.tokens[1] is shorter than 16 characters; use a long random one (e.g. openssl rand -hex 32)",
@@ -337,6 +338,7 @@ history = 0
 		{"listen with a service name", "[api]\nlisten = :http\n", []string{"2 api.listen"}},
 		{"open listen without tokens", "[api]\nlisten = 0.0.0.0:8080\n", []string{"2 api.listen"}},
 		{"insecure_no_auth not a boolean", "[api]\ninsecure_no_auth = maybe\n", []string{"2 api.insecure_no_auth"}},
+		{"tls not a boolean", "[api]\ntls = https\n", []string{"2 api.tls"}},
 		{"insecure_no_auth with tokens", "[api]\ntokens = abcdefghijklmnopq\ninsecure_no_auth = yes\n", []string{"3 api.insecure_no_auth"}},
 		{"insecure_no_auth and tokens", "[tokens]\nci = run:0123456789abcdef\n[api]\ninsecure_no_auth = true\n", []string{"4 api.insecure_no_auth"}},
 		{"bad hostnames", "[api]\nhostnames = http://h, h:80, , a b, ok.example\n", []string{"2 api.hostnames", "2 api.hostnames", "2 api.hostnames", "2 api.hostnames"}},

@@ -354,6 +354,7 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		},
 		"api.insecure_no_auth": boolean(&c.API.InsecureNoAuth),
 		"api.hostnames":        func(v string) error { c.API.Hostnames = splitList(v); return nil },
+		"api.tls":              boolean(&c.API.UseTLS),
 		"api.tls_cert_file":    path(&c.API.TLSCertFile),
 		"api.tls_key_file":     path(&c.API.TLSKeyFile),
 		"api.max_connections":  whole(&c.API.MaxConnections),

@@ -27,6 +27,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
 	"github.com/mao-research/mao/orchestrator/peer"
+	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/orchestrator/runlog"
 	"github.com/mao-research/mao/orchestrator/runner"
 	"github.com/mao-research/mao/orchestrator/scheduler"
@@ -79,6 +80,9 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
 	}
+	if err := checkChannels(cfg.Notify.URLs); err != nil {
+		return nil, err
+	}
 	var stack cleanup // undone in reverse order when Start fails or the daemon stops
 	d, err := start(ctx, cfg, opts, &stack)
 	if err != nil {
@@ -91,6 +95,19 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error
 		d.err = d.serve(ctx)
 	}()
 	return d, nil
+}
+
+// checkChannels refuses [notify] urls that name no service notify can
+// send to: config checks only their shape, and a site whose alerts can
+// never leave should not start as if they could.
+func checkChannels(urls []string) error {
+	var problems []error
+	for i, u := range urls {
+		if err := notify.CheckURL(u); err != nil {
+			problems = append(problems, fmt.Errorf("notify.urls: entry %d %w", i+1, err))
+		}
+	}
+	return errors.Join(problems...)
 }
 
 // cleanup is a stack of functions to run in reverse order.
@@ -132,7 +149,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 
-	docker, err := dockerrt.New(dockerrt.Options{Host: cfg.Docker.Host, StopGrace: cfg.Runs.StopGrace})
+	docker, err := dockerrt.New(dockerrt.Options{Host: cfg.Docker.Host, StopGrace: cfg.Runs.StopGrace, Clock: clock})
 	if err != nil {
 		return nil, err
 	}
@@ -155,7 +172,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		}})
 	checks := alerts.New(st, st, registry, notifier, alerts.Options{Site: cfg.Site.Name, SeriesLength: cfg.Detector.SeriesLength,
 		Cooldown: cfg.Notify.Cooldown, Channels: cfg.Notify.URLs, Clock: clock, Log: log})
-	repos := gitrepo.New(gitrepo.Options{MaxOutputBytes: cfg.Runs.MaxOutputBytes, MaxOutputFiles: cfg.Runs.MaxOutputFiles})
+	repos := gitrepo.New(gitrepo.Options{Now: clock.Now, MaxOutputBytes: cfg.Runs.MaxOutputBytes, MaxOutputFiles: cfg.Runs.MaxOutputFiles})
 	run := runner.New(registry, st, docker, repos, runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
 		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks,
@@ -171,7 +188,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	tlsConfig, err := apiTLS(cfg.API)
+	tlsConfig, err := apiTLS(cfg.API, acc.pki)
 	if err != nil {
 		return nil, err
 	}
@@ -292,14 +309,24 @@ func tokenNames(tokens []httpapi.Token) []string {
 	return out
 }
 
-// apiTLS is the API's TLS configuration, nil without a certificate.
-func apiTLS(a config.API) (*tls.Config, error) {
-	if !a.TLS() {
+// apiTLS is the API's TLS configuration, nil when it serves plain HTTP:
+// the configured certificate, or else the site's own (dir).
+func apiTLS(a config.API, dir pki.Dir) (*tls.Config, error) {
+	var cert tls.Certificate
+	var err error
+	switch {
+	case !a.TLS():
 		return nil, nil
-	}
-	cert, err := tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile)
-	if err != nil {
-		return nil, fmt.Errorf("api.tls_cert_file and api.tls_key_file: %w", err)
+	case a.TLSCertFile != "":
+		if cert, err = tls.LoadX509KeyPair(a.TLSCertFile, a.TLSKeyFile); err != nil {
+			return nil, fmt.Errorf("api.tls_cert_file and api.tls_key_file: %w", err)
+		}
+	case dir == "":
+		return nil, errors.New("api.tls: this site has no certificate of the federation's to serve the API with; set api.tls_cert_file and api.tls_key_file")
+	default:
+		if cert, err = dir.Pair(pki.SiteCertFile, pki.SiteKeyFile); err != nil {
+			return nil, fmt.Errorf("api.tls: the site's certificate: %w", err)
+		}
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -52,21 +53,7 @@ func TestAPIOverTLSWithScopedTokens(t *testing.T) {
 		{Name: "ada", Scope: config.ScopeAdmin, Secret: "admin-0123456789abcdef", Key: "tokens.ada"},
 		{Name: "ci", Scope: config.ScopeRun, Secret: "run-0123456789abcdef", Key: "tokens.ci"},
 	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	startSite(t, cfg)
-	addr := apiAddr(t, cfg)
-	if !strings.HasPrefix(addr, "https://127.0.0.1:") {
-		t.Fatalf("published address %s, want https", addr)
-	}
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
-	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	addr, hc := startHTTPSSite(t, cfg, ca)
 	ctx := context.Background()
 	admin, _ := api.NewClient(addr, "admin-0123456789abcdef", hc)
 	ci, _ := api.NewClient(addr, "run-0123456789abcdef", hc)
@@ -94,4 +81,46 @@ func TestAPIOverTLSWithScopedTokens(t *testing.T) {
 	if err != nil || stored.RequestedBy != "ci" {
 		t.Fatalf("stored run: %+v %v", stored, err)
 	}
+}
+
+// TestAPIOverTLSWithTheSiteCertificate runs a site with [api] tls = true
+// and no certificate files: the API serves HTTPS with the site's own
+// certificate, which a client verifies with the federation's CA
+// (<data_dir>/pki/ca.crt), and a client that does not trust that CA is
+// refused.
+func TestAPIOverTLSWithTheSiteCertificate(t *testing.T) {
+	cfg := testenv.SiteConfig(t, "site-cert", testenv.Etcd(t))
+	cfg.API.UseTLS = true
+	addr, hc := startHTTPSSite(t, cfg, filepath.Join(cfg.Site.DataDir, "pki", "ca.crt"))
+	c, _ := api.NewClient(addr, "", hc)
+	if _, err := c.Health(context.Background()); err != nil {
+		t.Fatalf("health over https, trusting the federation's CA: %v", err)
+	}
+	stranger, _ := api.NewClient(addr, "", &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: x509.NewCertPool()}}})
+	var unknown x509.UnknownAuthorityError
+	if _, err := stranger.Health(context.Background()); !errors.As(err, &unknown) {
+		t.Fatalf("health trusting no one: %v, want an unknown authority", err)
+	}
+}
+
+// startHTTPSSite starts a site whose API serves HTTPS and returns the
+// address it publishes, which must be https, and a client that trusts
+// the CA certificate in caFile (which the site may write at its start).
+func startHTTPSSite(t *testing.T, cfg config.Config, caFile string) (string, *http.Client) {
+	t.Helper()
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	startSite(t, cfg)
+	addr := apiAddr(t, cfg)
+	if !strings.HasPrefix(addr, "https://127.0.0.1:") {
+		t.Fatalf("published address %s, want https", addr)
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(pem)
+	return addr, &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 }

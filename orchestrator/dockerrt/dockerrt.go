@@ -13,6 +13,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/jsonmessage"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/orchestrator/container"
 )
@@ -29,6 +30,9 @@ type Options struct {
 	// StopGrace is the time between SIGTERM and SIGKILL when a container is
 	// stopped on timeout or cancellation. Zero or less means 10s.
 	StopGrace time.Duration
+	// Clock stamps the time a container started and times a run's
+	// timeout; default the real clock.
+	Clock clockwork.Clock
 }
 
 // Runtime runs tool containers on one Docker engine. It is safe for
@@ -36,6 +40,7 @@ type Options struct {
 type Runtime struct {
 	c     *client.Client
 	grace time.Duration
+	clock clockwork.Clock
 }
 
 // New returns a Runtime for the engine opts name. It does not contact the
@@ -53,7 +58,11 @@ func New(opts Options) (*Runtime, error) {
 	if grace <= 0 {
 		grace = defaultStopGrace
 	}
-	return &Runtime{c: c, grace: grace}, nil
+	clock := opts.Clock
+	if clock == nil {
+		clock = clockwork.NewRealClock()
+	}
+	return &Runtime{c: c, grace: grace, clock: clock}, nil
 }
 
 // Close releases the engine connections.

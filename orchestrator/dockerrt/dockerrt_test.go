@@ -26,6 +26,7 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/client"
+	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/orchestrator/container"
@@ -247,6 +248,39 @@ func TestRunTimeout(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "sleeping 1m0s") {
 		t.Errorf("output %q", out.String())
+	}
+	f.assertGone(t)
+}
+
+// TestRunTimesWithItsClock checks that the runtime's clock, not the wall
+// clock, stamps the container's start and times the run out: a run with a
+// timeout of an hour ends when the test's fake clock passes the hour.
+func TestRunTimesWithItsClock(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	then := time.Date(2030, 6, 1, 12, 0, 0, 0, time.UTC)
+	clock := clockwork.NewFakeClockAt(then)
+	rt, err := dockerrt.New(dockerrt.Options{StopGrace: time.Second, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rt.Close()
+	f.rt = rt
+	spec := f.spec()
+	spec.Timeout = time.Hour
+	done := startSleeper(context.Background(), t, f, spec)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := clock.BlockUntilContext(ctx, 1); err != nil {
+		t.Fatalf("the run's timeout timer: %v", err)
+	}
+	clock.Advance(time.Hour)
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if !res.exit.TimedOut || !res.exit.StartedAt.Equal(then) {
+		t.Errorf("exit = %+v; want timed out, started at %s", res.exit, then)
 	}
 	f.assertGone(t)
 }

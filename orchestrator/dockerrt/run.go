@@ -102,13 +102,13 @@ func (r *Runtime) supervise(ctx context.Context, id string, timeout time.Duratio
 	if err := r.c.ContainerStart(ctx, id, dcontainer.StartOptions{}); err != nil {
 		return 0, false, false, fmt.Errorf("start: %w", ctxErr(ctx, err))
 	}
-	*started = time.Now()
+	*started = r.clock.Now()
 
 	var deadline <-chan time.Time
 	if timeout > 0 {
-		t := time.NewTimer(timeout)
+		t := r.clock.NewTimer(timeout)
 		defer t.Stop()
-		deadline = t.C
+		deadline = t.Chan()
 	}
 	select {
 	case w := <-removal:

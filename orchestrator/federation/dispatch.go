@@ -42,9 +42,10 @@ type Tools interface {
 	Tool(ctx context.Context, name string) (toolspec.Tool, error)
 }
 
-// Usable tells whether an image can run here; Images is one.
+// Usable tells whether an image can run here (nil), or why not; Images
+// is one.
 type Usable interface {
-	Usable(ctx context.Context, image string) bool
+	CheckImage(ctx context.Context, image string) error
 }
 
 // Launcher runs runs at this site; runner.Runner is one.
@@ -268,7 +269,11 @@ func (d *Dispatcher) handle(ctx context.Context, req runs.Request) {
 		return
 	}
 	named := req.Target.EffectiveMode() == toolspec.TargetSite && !req.FanOut
-	usable := err == nil && (named || d.deps.Images.Usable(ctx, tool.Image))
+	var unusable error
+	if err == nil && !named {
+		unusable = d.deps.Images.CheckImage(ctx, tool.Image)
+	}
+	usable := err == nil && unusable == nil
 	if err == nil && !usable && !req.FanOut {
 		return // not eligible: a site that has the image takes it
 	}
@@ -285,7 +290,7 @@ func (d *Dispatcher) handle(ctx context.Context, req runs.Request) {
 	case err != nil:
 		d.end(run, runs.Fail{Reason: fmt.Sprintf("could not start: tool %s is no longer registered", req.Tool)})
 	case !usable:
-		d.end(run, runs.Skip{Reason: fmt.Sprintf("skipped: image %s is neither here nor offered by its registry", tool.Image)})
+		d.end(run, runs.Skip{Reason: fmt.Sprintf("skipped: the image cannot run at site %s: %v", d.opts.Site, unusable)})
 	default:
 		if err := d.deps.Launcher.Launch(ctx, run, tool); err != nil {
 			d.opts.Log.Warn("launch a requested run", "run", run.ID, "err", err)

@@ -184,7 +184,7 @@ func TestClaims(t *testing.T) {
 		{name: "named site runs without an image check", req: req("u", here, false), claimed: true, launch: "u"},
 		{name: "fan-out, usable", req: req("t", here, true), claimed: true, launch: "t"},
 		{name: "fan-out, image not usable", req: req("u", here, true), claimed: true, saved: api.StateSkipped,
-			reason: regexp.MustCompile(`^skipped: image gone:1 `)},
+			reason: regexp.MustCompile(`^skipped: the image cannot run at site here: image gone:1 is not here`)},
 		{name: "tool removed", req: req("zz", anySite, false), claimed: true, saved: api.StateFailed,
 			reason: regexp.MustCompile(`tool zz is no longer registered`)},
 		{name: "claim lost to another site", req: req("t", anySite, false), lose: true, claimed: true},

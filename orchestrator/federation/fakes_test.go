@@ -137,7 +137,12 @@ type fakeUsable map[string]bool
 
 var _ federation.Usable = fakeUsable(nil)
 
-func (f fakeUsable) Usable(_ context.Context, image string) bool { return f[image] }
+func (f fakeUsable) CheckImage(_ context.Context, image string) error {
+	if !f[image] {
+		return fmt.Errorf("image %s is not here and its registry does not offer it", image)
+	}
+	return nil
+}
 
 // fakeLauncher records what it is asked to run.
 type fakeLauncher struct {

@@ -38,8 +38,8 @@ type Images struct {
 }
 
 type answer struct {
-	usable bool
-	until  time.Time
+	err   error // nil: usable
+	until time.Time
 }
 
 // NewImages returns an Images that asks check.
@@ -47,19 +47,21 @@ func NewImages(check ImageChecker, clock Clock, log *slog.Logger) *Images {
 	return &Images{check: check, clock: clock, log: log, answers: map[string]answer{}}
 }
 
-// Usable reports whether the image is here or its registry offers it.
-func (im *Images) Usable(ctx context.Context, image string) bool {
+// CheckImage returns nil when the image is here or its registry offers
+// it, else why not (the engine did not answer, the registry does not have
+// it, ...): the checker's answer, remembered for a while.
+func (im *Images) CheckImage(ctx context.Context, image string) error {
 	now := im.clock.Now()
 	im.mu.Lock()
 	a, ok := im.answers[image]
 	im.mu.Unlock()
 	if ok && now.Before(a.until) {
-		return a.usable
+		return a.err
 	}
 	ctx, cancel := context.WithTimeout(ctx, checkFor)
 	defer cancel()
 	err := im.check.CheckImage(ctx, image)
-	a = answer{usable: err == nil, until: now.Add(usableFor)}
+	a = answer{err: err, until: now.Add(usableFor)}
 	if err != nil {
 		a.until = now.Add(unusableFor)
 		im.log.Info("image not usable here; this site is not eligible for its runs", "image", image, "err", err)
@@ -67,5 +69,5 @@ func (im *Images) Usable(ctx context.Context, image string) bool {
 	im.mu.Lock()
 	im.answers[image] = a
 	im.mu.Unlock()
-	return a.usable
+	return a.err
 }

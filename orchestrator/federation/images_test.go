@@ -39,7 +39,7 @@ func TestImagesRemember(t *testing.T) {
 			}
 			for i, st := range steps {
 				clock.Advance(st.advance)
-				if got := images.Usable(ctx, tc.image); got != tc.usable {
+				if got := images.CheckImage(ctx, tc.image) == nil; got != tc.usable {
 					t.Fatalf("step %d: usable %v, want %v", i, got, tc.usable)
 				}
 				if n := checker.count(tc.image); n != st.checks {
@@ -47,7 +47,7 @@ func TestImagesRemember(t *testing.T) {
 				}
 			}
 			// Another image has an answer of its own.
-			if !images.Usable(ctx, "other:1") || checker.count("other:1") != 1 {
+			if images.CheckImage(ctx, "other:1") != nil || checker.count("other:1") != 1 {
 				t.Fatalf("other image: %d checks", checker.count("other:1"))
 			}
 		})

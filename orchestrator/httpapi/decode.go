@@ -1,11 +1,13 @@
 package httpapi
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/notify"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -20,7 +22,33 @@ func decodeTool(r *http.Request) (toolspec.Tool, error) {
 	if err := decode(r, &t); err != nil {
 		return t, err
 	}
-	return t, t.Validate()
+	return t, withChannels(t.Validate(), t.Notify)
+}
+
+// withChannels adds to err, a tool's validation, the channel URLs that no
+// service of notify's takes (toolspec checks only their shape), so that
+// a tool whose notifications could never be sent is refused whole.
+func withChannels(err error, urls []string) error {
+	var fields []toolspec.FieldError
+	for i, u := range urls {
+		if toolspec.CheckChannelURL(u) != nil {
+			continue // reported by Validate
+		}
+		if cerr := notify.CheckURL(u); cerr != nil {
+			fields = append(fields, toolspec.FieldError{Field: fmt.Sprintf("notify[%d]", i), Problem: cerr.Error()})
+		}
+	}
+	if len(fields) == 0 {
+		return err
+	}
+	var verr *toolspec.ValidationError
+	if err == nil {
+		verr = &toolspec.ValidationError{Kind: "tool"}
+	} else if !errors.As(err, &verr) {
+		return err
+	}
+	verr.Fields = append(verr.Fields, fields...)
+	return verr
 }
 
 // decodeDataset reads a dataset to register and validates it.
@@ -70,6 +98,13 @@ func decodeRunRequest(r *http.Request) (api.RunRequest, error) {
 	return req, decode(r, &req)
 }
 
+// decodeCredentials reads a request for a collaborator's credentials;
+// the issuer checks it.
+func decodeCredentials(r *http.Request) (api.CredentialsRequest, error) {
+	var req api.CredentialsRequest
+	return req, decode(r, &req)
+}
+
 // decodeAddSite reads a request to add a site; the store checks it.
 func decodeAddSite(r *http.Request) (api.AddSiteRequest, error) {
 	var req api.AddSiteRequest
@@ -82,7 +117,16 @@ func decodeNotifyTest(r *http.Request) (api.NotifyTestRequest, error) {
 	if r.ContentLength == 0 {
 		return req, nil
 	}
-	return req, decode(r, &req)
+	if err := decode(r, &req); err != nil || req.URL == "" {
+		return req, err
+	}
+	if err := toolspec.CheckChannelURL(req.URL); err != nil {
+		return req, &badRequest{"url: " + err.Error()}
+	}
+	if err := notify.CheckURL(req.URL); err != nil {
+		return req, &badRequest{"url: " + err.Error()}
+	}
+	return req, nil
 }
 
 // decode reads one JSON object with no unknown fields.

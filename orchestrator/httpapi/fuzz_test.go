@@ -86,6 +86,10 @@ func FuzzDecodeAddSite(f *testing.F) {
 	fuzzDecoder[api.AddSiteRequest](f, decodeAddSite, nil)
 }
 
+func FuzzDecodeCredentials(f *testing.F) {
+	fuzzDecoder[api.CredentialsRequest](f, decodeCredentials, nil)
+}
+
 func FuzzDecodeNotifyTest(f *testing.F) {
 	fuzzDecoder[api.NotifyTestRequest](f, decodeNotifyTest, nil)
 }

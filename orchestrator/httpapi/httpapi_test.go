@@ -219,6 +219,10 @@ func TestBadSpecsAreRejectedWhole(t *testing.T) {
 		{"quotes", api.Tool{Name: `t"x`, Author: "a", Image: `busy"box`, DataRepo: `file:///r"`}, []string{"name:", "image:", "data_repo:"}},
 		{"everything", api.Tool{}, []string{"name:", "author:", "image:", "data_repo:"}},
 		{"unknown input dataset", api.Tool{Name: "t", Author: "a", Image: "busybox", DataRepo: "file:///r", InputDataset: "nope"}, []string{"input_dataset:"}},
+		{"a channel no service takes", api.Tool{Name: "t", Author: "a", Image: "busybox", DataRepo: "file:///r",
+			Notify: []string{"generic://127.0.0.1:9/ok", "ftp://u:pw@127.0.0.1/x"}}, []string{`notify[1]: names no service`}},
+		{"a channel no service takes, and more", api.Tool{Name: "t", Image: "busybox", DataRepo: "file:///r",
+			Notify: []string{"ftp://u:pw@127.0.0.1/x"}}, []string{"author:", "notify[0]:"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -251,17 +255,22 @@ func TestBadSpecsAreRejectedWhole(t *testing.T) {
 
 func TestMalformedBodies(t *testing.T) {
 	e := newEnv(t, testenv.Etcd(t))
+	const tools, notifyTest = "/api/v1/tools", "/api/v1/notifications/test"
 	tests := []struct {
+		path    string
 		body    string
 		mention string
 	}{
-		{`{"name":"t","imagee":"x"}`, "unknown field"},
-		{`{"name":`, "malformed JSON"},
-		{`[1,2]`, "malformed JSON"},
-		{strings.Repeat(" ", maxBody+1), "larger than"},
+		{tools, `{"name":"t","imagee":"x"}`, "unknown field"},
+		{tools, `{"name":`, "malformed JSON"},
+		{tools, `[1,2]`, "malformed JSON"},
+		{tools, strings.Repeat(" ", maxBody+1), "larger than"},
+		{notifyTest, `{"url":"ftp://u:pw@127.0.0.1/x"}`, `url: names no service that mao can send to (\"ftp\"`},
+		{notifyTest, `{"url":"nothing"}`, "url: is not a channel URL"},
+		{notifyTest, `{"url":"slack+https://127.0.0.1:9/"}`, "url: service slack takes no custom URL"},
 	}
 	for _, tc := range tests {
-		resp, err := http.Post(e.url+"/api/v1/tools", "application/json; charset=utf-8", strings.NewReader(tc.body))
+		resp, err := http.Post(e.url+tc.path, "application/json; charset=utf-8", strings.NewReader(tc.body))
 		if err != nil {
 			t.Fatal(err)
 		}

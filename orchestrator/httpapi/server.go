@@ -371,8 +371,8 @@ func (s *Server) addSite(w http.ResponseWriter, r *http.Request) {
 
 // credentials issues a collaborator's read-only certificate for etcd.
 func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
-	var req api.CredentialsRequest
-	if err := decode(r, &req); err != nil {
+	req, err := decodeCredentials(r)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -464,7 +464,7 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, run api.Run, f
 	if tail > 0 {
 		var buf bytes.Buffer
 		if err := s.deps.Logs.Tail(id, tail, &buf); err != nil {
-			s.writeError(w, r, fmt.Errorf("%w (run %s ran at site %s)", err, id, run.Site))
+			s.writeError(w, r, whyNoLog(err, run))
 			return
 		}
 		writeText(w, buf.Bytes())
@@ -480,10 +480,22 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, run api.Run, f
 	err := s.deps.Logs.Copy(r.Context(), id, follow, out, out.flush)
 	switch {
 	case err != nil && !out.started:
-		s.writeError(w, r, fmt.Errorf("%w (run %s ran at site %s)", err, id, run.Site))
+		s.writeError(w, r, whyNoLog(err, run))
 	case err != nil:
 		logError(s.log, r, err)
 	}
+}
+
+// whyNoLog adds to err, that this site has no log of run, where the log
+// would be, or why there is none.
+func whyNoLog(err error, run api.Run) error {
+	switch {
+	case run.Site == "":
+		return fmt.Errorf("%w (run %s is %s: no site has taken it yet)", err, run.ID, run.State)
+	case run.StartedAt == nil && run.State.Terminal():
+		return fmt.Errorf("%w (run %s was %s at site %s and never started)", err, run.ID, run.State, run.Site)
+	}
+	return fmt.Errorf("%w (run %s ran at site %s)", err, run.ID, run.Site)
 }
 
 // logWait bounds the wait for the log of a run that has not started it.

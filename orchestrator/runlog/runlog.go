@@ -67,16 +67,20 @@ func (d *Dir) Create(id string) (*Log, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The file is created and the log registered as one step: a
+	// follower that sees the file (Await) and then asks whether it is
+	// live (Copy) must not find it between the two, or it would take a
+	// log that has just begun for one that has ended.
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("create log: %w", err)
 	}
 	l := &Log{dir: d, id: id, f: f, changed: make(chan struct{})}
-	d.mu.Lock()
 	d.active[id] = l
 	close(d.created)
 	d.created = make(chan struct{})
-	d.mu.Unlock()
 	return l, nil
 }
 
@@ -168,14 +172,16 @@ func (l *Log) state() (<-chan struct{}, bool) {
 // appended until the log is closed or ctx ends. After each chunk it calls
 // flush, if not nil, so that streamed output reaches the reader at once.
 func (d *Dir) Copy(ctx context.Context, id string, follow bool, w io.Writer, flush func()) error {
-	d.mu.Lock()
-	live := d.active[id]
-	d.mu.Unlock()
+	// The file first, then whether it is live: once the file exists,
+	// Create has registered it, and a log no longer active is complete.
 	f, err := d.open(id)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	d.mu.Lock()
+	live := d.active[id]
+	d.mu.Unlock()
 	for {
 		changed, ended := live.state() // before reading, so no write is missed
 		if _, err := io.Copy(w, f); err != nil {

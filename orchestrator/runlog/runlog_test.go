@@ -210,6 +210,54 @@ func TestAwait(t *testing.T) {
 	}
 }
 
+// TestFollowerOfALogJustCreated replays what a follower of a run that
+// was just claimed does (Await, then Copy with follow) while the run
+// starts writing: the follower must get every line and end only at Close.
+// Create once made the file before it registered the log as live, and a
+// follower that came in between took the log for an ended, empty one;
+// the follower here asks without pause, to come in between if it can.
+func TestFollowerOfALogJustCreated(t *testing.T) {
+	d, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 300 {
+		id := fmt.Sprintf("r%d", i)
+		out := &lockedBuffer{grew: make(chan struct{}, 1)}
+		done := make(chan error, 1)
+		ready := make(chan struct{})
+		go func() {
+			// Asked again and again, as a follower whose Await saw the
+			// file could ask at any moment.
+			close(ready)
+			for {
+				err := d.Copy(context.Background(), id, true, out, nil)
+				if !errors.Is(err, ErrNoLog) {
+					done <- err
+					return
+				}
+			}
+		}()
+		<-ready
+		l, err := d.Create(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(l, "hello\n"); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if out.String() != "hello\n" {
+			t.Fatalf("round %d: the follower got %q, want the whole log", i, out.String())
+		}
+	}
+}
+
 // TestRunIDsThatClimbOut replays the log-path attack: a run record written
 // to etcd under /mao/runs/../../… named files outside the log directory,
 // which the site then read or deleted. Every method refuses such an ID and

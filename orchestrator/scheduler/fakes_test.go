@@ -178,7 +178,12 @@ type fakeTools map[string]toolspec.Tool
 // fakeImages has every image but those in missing.
 type fakeImages struct{ missing map[string]bool }
 
-func (f fakeImages) Usable(_ context.Context, image string) bool { return !f.missing[image] }
+func (f fakeImages) CheckImage(_ context.Context, image string) error {
+	if f.missing[image] {
+		return fmt.Errorf("image %s is not here", image)
+	}
+	return nil
+}
 
 func (f fakeTools) Tool(_ context.Context, name string) (toolspec.Tool, error) {
 	t, ok := f[name]

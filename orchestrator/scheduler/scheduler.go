@@ -50,10 +50,10 @@ type Launcher interface {
 	Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error
 }
 
-// Images tells whether this site can run an image: it has it, or can
-// pull it.
+// Images tells whether this site can run an image (nil: it has it, or
+// can pull it), or why not.
 type Images interface {
-	Usable(ctx context.Context, image string) bool
+	CheckImage(ctx context.Context, image string) error
 }
 
 // Deps are what a Scheduler works with.
@@ -460,10 +460,10 @@ func (s *Scheduler) tick(ctx context.Context, sch toolspec.Schedule, tick time.T
 	if err != nil {
 		return err
 	}
-	if !s.deps.Images.Usable(ctx, tool.Image) {
+	if err := s.deps.Images.CheckImage(ctx, tool.Image); err != nil {
 		// Not eligible: sites that have the image run it. An --all
 		// schedule's run for this site is not recorded.
-		s.opts.Log.Debug("tick left to other sites: the image is not usable here", "schedule", sch.ID, "image", tool.Image)
+		s.opts.Log.Debug("tick left to other sites: the image is not usable here", "schedule", sch.ID, "image", tool.Image, "err", err)
 		return nil
 	}
 	run := s.newRun(sch, tool, tick, trigger)

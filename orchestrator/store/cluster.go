@@ -200,8 +200,22 @@ func (s *Store) RemoveSite(ctx context.Context, name string) error {
 		removed = true
 	}
 	err = s.ForgetSite(ctx, name)
-	if errors.Is(err, errs.ErrNotFound) && removed {
+	switch {
+	case errors.Is(err, errs.ErrNotFound) && removed:
 		return nil
+	case errors.Is(err, errs.ErrNotFound):
+		// A site that joined but whose member never started has no name
+		// in etcd yet: say which members those are.
+		var unnamed []string
+		for _, m := range members {
+			if m.Name == "" {
+				unnamed = append(unnamed, fmt.Sprintf("%x (peer %s)", m.ID, strings.Join(m.PeerURLs, ",")))
+			}
+		}
+		if len(unnamed) > 0 {
+			return fmt.Errorf("%w; a member that has joined but not started has no name yet, remove it by its ID: %s",
+				err, strings.Join(unnamed, ", "))
+		}
 	}
 	return err
 }

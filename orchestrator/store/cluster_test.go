@@ -165,7 +165,11 @@ func TestAddLearnerAndRemoveSite(t *testing.T) {
 	if _, _, err := s.AddLearner(ctx, "e", testenv.FreeURL(t)); !errors.Is(err, errs.ErrInUse) {
 		t.Fatalf("a second add before d started: %v, want errs.ErrInUse", err)
 	}
-	// Not started, it has no name yet: it is removed by its ID.
+	// Not started, it has no name yet: it is removed by its ID, which
+	// the refusal by name gives.
+	if err := s.RemoveSite(ctx, "d"); !errors.Is(err, errs.ErrNotFound) || !strings.Contains(err.Error(), m.ID+" (peer "+peer+")") {
+		t.Fatalf("remove d by name before it started: %v; want not found, naming member %s", err, m.ID)
+	}
 	if err := s.RemoveSite(ctx, m.ID); err != nil {
 		t.Fatalf("remove d, never started, by ID %s: %v", m.ID, err)
 	}
