@@ -169,29 +169,25 @@ func commandCases() []cliCase {
 			[]string{"tool", "run", "gh-crawler", "--all", "--label", "zone=us"}, // lab-c is gone
 			[]string{"run", "list"},
 		), exits: []int{2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 0, 1, 1, 1, 1, 0}},
-		// lab-a has the tool's image, so it claims the any-site run. The
-		// log is followed once the run has ended: following a run that a
-		// site has just claimed races with the site creating its log (the
-		// follower may find the file before the log is open for writing,
-		// and get an empty log that has ended), so tool run --any --follow
-		// is left out until the orchestrator is fixed.
+		// lab-a has the tool's image, so it claims the runs any site, a
+		// site with its labels, or lab-a alone may run, and their logs are
+		// followed from the request on (the follower waits for the claim).
 		{name: "tool-run-follow-any", docker: true, bare: true, setup: seedDockerTools, cmds: cmds(
-			[]string{"tool", "run", "gh-crawler", "--any", "-q"},
-			[]string{"run", "logs", "$RUN1", "--follow"},
+			[]string{"tool", "run", "gh-crawler", "--any", "--follow"},
 			[]string{"run", "show", "$RUN1"},
-		), exits: []int{0, 0, 0}},
+			[]string{"tool", "run", "gh-crawler", "--label", "zone=eu", "--follow"},
+			[]string{"tool", "run", "code-stats", "--site", "lab-a", "-f", "-q"},
+		), exits: []int{0, 0, 0, 3}},
 		// lab-b claims the gpu run, starts it and stops renewing its lease:
 		// lab-a settles the run as lost. Its log stays at lab-b, which is
-		// down. The run sent to lab-a fails at its image (no Docker); its
-		// log is followed once it has ended (see tool-run-follow-any).
+		// down. The run sent to lab-a fails at its image (no Docker).
 		{name: "tool-run-follow-lost", atLabC: seedFederationAtC, setup: seedFederation, cmds: cmds(
 			[]string{"tool", "run", "gpu-train", "--label", "gpu=a100", "-q"},
 			[]string{"run", "show", "$RUN1"},
 			[]string{"run", "logs", "$RUN1", "--follow"},
-			[]string{"tool", "run", "gpu-train", "--site", "lab-a", "-q"},
-			[]string{"run", "logs", "$RUN2", "--follow"},
+			[]string{"tool", "run", "gpu-train", "--site", "lab-a", "--follow"},
 			[]string{"run", "list", "--tool", "gpu-train"},
-		), exits: []int{0, 0, 1, 0, 0, 0}, after: map[int]action{0: {
+		), exits: []int{0, 0, 1, 1, 0}, after: map[int]action{0: {
 			note: "lab-b claims run $RUN1, starts it, and stops renewing its lease",
 			do:   loseAtLabB,
 		}}},

@@ -52,7 +52,7 @@ const secretToken = "s3cret-t0ken"
 // cliCase is a sequence of command lines run against a real orchestrator,
 // site lab-a (internal/testsite), started for the case alone: each
 // command gets --addr with its address (a command's own --addr comes later
-// and wins). The site's fake clock moves one second before each command,
+// and wins). The site's clock moves one second before each command,
 // and the case waits after each one until the site has done what it was
 // asked (testsite.Site.Settle). The transcript, normalised (see
 // normalizer), is compared with testdata/<name>.golden.

@@ -20,7 +20,7 @@ import (
 
 // The seeds: what each case's site holds before its first command. They
 // are written through the real store (internal/testsite), as the sites
-// that made them would have, with times before the site's fake clock,
+// that made them would have, with times before the site's clock,
 // which starts at testsite.Epoch, at(3*3600).
 
 // at is the base time of the seeds plus sec seconds.

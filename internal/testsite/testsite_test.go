@@ -45,7 +45,7 @@ func TestSiteWithoutDocker(t *testing.T) {
 		t.Errorf("run %s %q: want it failed at its image", run.State, run.Reason)
 	}
 	if !run.CreatedAt.Equal(want) || run.FinishedAt == nil || !run.FinishedAt.Equal(want) {
-		t.Errorf("run created %s, finished %v: want both at the fake clock's %s", run.CreatedAt, run.FinishedAt, want)
+		t.Errorf("run created %s, finished %v: want both at the site clock's %s", run.CreatedAt, run.FinishedAt, want)
 	}
 }
 
