@@ -210,3 +210,24 @@ func TestRedactError(t *testing.T) {
 		t.Errorf("redact left the secret in %q", got)
 	}
 }
+
+// TestWhereARunWaits checks how a run is placed before a site has taken
+// it: a run sent to one site names it, one for any eligible site says so.
+func TestWhereARunWaits(t *testing.T) {
+	tests := []struct {
+		run         api.Run
+		site, where string
+	}{
+		{api.Run{Site: "lab-a", State: api.StateRunning}, "lab-a", "at site lab-a"},
+		{api.Run{State: api.StatePending, Target: &api.Target{Mode: "site", Site: "lab-b"}}, "(waits for lab-b)", "at site lab-b"},
+		{api.Run{State: api.StatePending, Target: &api.Target{Mode: "any"}}, "(any eligible)", "at the eligible site that claims it"},
+	}
+	for _, tc := range tests {
+		if got := runSite(tc.run); got != tc.site {
+			t.Errorf("runSite(%+v) = %q, want %q", tc.run, got, tc.site)
+		}
+		if got := runWhere(tc.run); got != tc.where {
+			t.Errorf("runWhere(%+v) = %q, want %q", tc.run, got, tc.where)
+		}
+	}
+}

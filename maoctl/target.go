@@ -72,13 +72,18 @@ func runSite(r api.Run) string {
 	return r.Site
 }
 
-// runWhere is where a run runs, for a sentence: "at site lab-a", or "at
-// the eligible site that claims it".
+// runWhere is where a run runs, for a sentence: "at site lab-a" (its
+// site, or the one site it was sent to), or "at the eligible site that
+// claims it".
 func runWhere(r api.Run) string {
-	if r.Site == "" {
+	site := r.Site
+	if site == "" {
+		site = namedSite(r)
+	}
+	if site == "" {
 		return "at the eligible site that claims it"
 	}
-	return "at site " + r.Site
+	return "at site " + site
 }
 
 // namedSite is the site a run was sent to (tool run --site, or one of
