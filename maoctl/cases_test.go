@@ -544,6 +544,16 @@ func commandCases() []cliCase {
 			[]string{"federation", "remove-site"},
 			[]string{"federation", "frob"},
 		), exits: []int{0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 2, 2, 2, 2}},
+		// lab-d joined with a token and a member of its own, but never
+		// started: its member is a learner with no name, which remove-site
+		// takes by its ID ($MEMBER_D).
+		{name: "federation-unstarted-member", options: advertisedPorts, setup: joinedNeverStarted("lab-d", "$PEER_D", "$CLIENT_D", "$MEMBER_D"), cmds: cmds(
+			[]string{"federation", "status"},
+			[]string{"federation", "remove-site", "lab-d"},
+			[]string{"federation", "remove-site", "$MEMBER_D", "-o", "json"},
+			[]string{"federation", "status"},
+			[]string{"federation", "remove-site", "$MEMBER_D"},
+		), exits: []int{0, 1, 0, 0, 1}},
 		// A collaborator's read-only certificate for the federation's etcd:
 		// the files it writes and the etcdctl line that uses them. The
 		// certificate is signed at the real time (TLS checks it against
@@ -810,6 +820,31 @@ func readOnly(dir, name string) func(*testing.T, *env) {
 		if _, err := c.Get(ctx, "/elsewhere/"); !errors.Is(err, rpctypes.ErrPermissionDenied) {
 			t.Errorf("%s gets outside the prefix: %v; want permission denied", name, err)
 		}
+	}
+}
+
+// joinedNeverStarted names loopback ports nobody listens on peer and
+// client, has site name join lab-a's federation with a member at them
+// that never starts, and names the member's ID member, for command lines.
+func joinedNeverStarted(name, peer, client, member string) func(*testing.T, *env) {
+	return func(t *testing.T, e *env) {
+		t.Helper()
+		peerURL, clientURL := "https://"+e.addr(testenv.ClosedPort(t), peer), "https://"+e.addr(testenv.ClosedPort(t), client)
+		e.site.JoinWithoutStarting(t, name, peerURL, clientURL)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		resp, err := e.site.Etcd.MemberList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range resp.Members {
+			if slices.Contains(m.PeerURLs, peerURL) {
+				e.norm.setVar(member, fmt.Sprintf("%x", m.ID))
+				e.norm.randomMember(fmt.Sprintf("%x", m.ID))
+				return
+			}
+		}
+		t.Fatalf("no etcd member has peer URL %s", peerURL)
 	}
 }
 

@@ -19,6 +19,6 @@
 //
 // # Rules
 //
-// Imports from mao: only api, internal/testenv, orchestrator/config, orchestrator/daemon, orchestrator/errs, orchestrator/etcdclient, orchestrator/pki, orchestrator/runs, orchestrator/store, toolspec.
+// Imports from mao: only api, internal/testenv, orchestrator/config, orchestrator/daemon, orchestrator/errs, orchestrator/etcdclient, orchestrator/peer, orchestrator/pki, orchestrator/runs, orchestrator/store, toolspec.
 // Imported by: tests only.
 package testsite

@@ -15,6 +15,8 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/peer"
+	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/orchestrator/store"
 	"github.com/mao-research/mao/toolspec"
@@ -267,4 +269,21 @@ func joinLines(lines []string) string {
 		out += l
 	}
 	return out
+}
+
+// JoinWithoutStarting does what a new site with an embedded member does
+// when it joins, and no more, as a site that failed right after joining
+// would: it gets a join token for name from this site (federation
+// add-site, with the site's admin token) and presents it with the
+// member's URLs; the federation adds the member, a learner with no name
+// until it starts, which it never does.
+func (s *Site) JoinWithoutStarting(t testing.TB, name, peerURL, clientURL string) {
+	t.Helper()
+	ctx := s.ctx(t)
+	res, err := s.AdminClient(t).AddSite(ctx, api.AddSiteRequest{Name: name, PeerURL: peerURL, ClientURL: clientURL})
+	must(t, "a join token for "+name, err)
+	tok, err := pki.ParseJoinToken(res.Token)
+	must(t, "a join token for "+name, err)
+	_, err = peer.Join(ctx, tok, peer.JoinRequest{Site: name, PeerURL: peerURL, ClientURL: clientURL})
+	must(t, "join as "+name, err)
 }
