@@ -50,10 +50,12 @@ type Daemon struct {
 type Options struct {
 	Log *slog.Logger // default: discard
 	// Clock tells the time to every part of the site (runs' times,
-	// schedules' ticks, records' stamps) and times its waits (retries,
-	// retry delays, relists); default the real clock. A test may pass one
-	// whose Now is fixed, for output that does not change from run to run,
-	// but its timers must still fire, or the site's retries stall.
+	// schedules' ticks, records' stamps, join tokens' expiry) and times its
+	// waits (retries, retry delays, relists); default the real clock. A
+	// test may pass one whose Now is fixed, for output that does not
+	// change from run to run, but its timers must still fire, or the
+	// site's retries stall. Certificates are signed at the real time
+	// whatever the clock says: TLS checks them against it.
 	Clock clockwork.Clock
 }
 
@@ -138,12 +140,12 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
-	acc, err := openEtcd(ctx, cfg, clock, log, stack)
+	acc, err := openEtcd(ctx, cfg, log, stack)
 	if err != nil {
 		return nil, err
 	}
 	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now, Admin: acc.admin, Log: log})
-	if err := secureFederation(ctx, cfg, acc, st, clock, log); err != nil {
+	if err := secureFederation(ctx, cfg, acc, st, log); err != nil {
 		return nil, err
 	}
 

@@ -232,8 +232,10 @@ type Issuer struct {
 	Prefix string
 	// Endpoints are the etcd client URLs a collaborator uses.
 	Endpoints func() []string
-	Clock     Clock
-	TokenTTL  time.Duration // how long a join token is good; default 1h
+	// Clock tells when join tokens expire. Certificates are signed at the
+	// real time, which TLS checks them against.
+	Clock    Clock
+	TokenTTL time.Duration // how long a join token is good; default 1h
 }
 
 // DefaultTokenTTL is how long a join token is good.
@@ -331,8 +333,9 @@ func (i *Issuer) Credentials(ctx context.Context, req api.CredentialsRequest) (a
 	if err := i.Grants.AddReader(ctx, req.Name); err != nil {
 		return api.Credentials{}, err
 	}
-	now := i.Clock.Now()
-	certPEM, keyPEM, err := i.PKI.IssueReader(req.Name, now)
+	// Signed at the real time, which TLS checks it against, whatever
+	// the site's clock says.
+	certPEM, keyPEM, err := i.PKI.IssueReader(req.Name, time.Now())
 	if err != nil {
 		return api.Credentials{}, err
 	}

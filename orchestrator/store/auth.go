@@ -106,9 +106,9 @@ func (s *Store) addUser(ctx context.Context, user, role string) error {
 const joinDir = "join-tokens/"
 
 // SaveJoinGrant stores a join grant until it expires (under a lease of
-// its remaining time).
+// its remaining time, by the store's clock, which set its expiry).
 func (s *Store) SaveJoinGrant(ctx context.Context, g pki.JoinGrant) error {
-	ttl := time.Until(g.ExpiresAt)
+	ttl := g.ExpiresAt.Sub(s.now())
 	if ttl < time.Second {
 		return fmt.Errorf("join grant for %s: expires before it is stored", g.Site)
 	}
