@@ -522,10 +522,8 @@ func commandCases() []cliCase {
 			[]string{"federation", "add-site", "lab-d", "--peer-url", "https://$PEER_D", "--client-url", "https://$CLIENT_D"},
 			[]string{"federation", "status"},
 			[]string{"federation", "add-site", "lab-e", "--peer-url", "https://$PEER_E", "-o", "json"},
-			// No member: the site would use the federation's etcd, but with
-			// this site's embedded member it cannot (reported as a server
-			// bug: it has no client certificate until it has joined, and it
-			// connects to etcd before it joins).
+			// No member: the site joins with the token before it connects,
+			// and opens the federation's etcd with its site certificate.
 			[]string{"federation", "add-site", "lab-f"},
 			[]string{"federation", "remove-site", "lab-d"},
 			[]string{"federation", "remove-site", "lab-b"},
@@ -534,16 +532,15 @@ func commandCases() []cliCase {
 			[]string{"federation", "add-site", "lab-e", "--peer-url", "http://$PEER_E"},
 			[]string{"federation", "add-site", "lab-e", "--peer-url", "127.0.0.1"},
 			[]string{"federation", "add-site", "Lab E", "--peer-url", "https://lab-e.example.org:2380/etcd"},
-			// Tokens for the names of a live site and of this one: the
-			// server issues them (reported as a server bug: a site that
-			// joins with one gets a certificate in a live site's name).
+			// No token for the name of a live site, nor this one's: whoever
+			// joined with one would get a certificate in that site's name.
 			[]string{"federation", "add-site", "lab-b"},
 			[]string{"federation", "add-site", "lab-a", "--peer-url", "https://$PEER_E"},
 			[]string{"federation", "add-site", "lab-e", "--client-url", "https://$CLIENT_D"},
 			[]string{"federation", "add-site", "--peer-url", "https://$PEER_E"},
 			[]string{"federation", "remove-site"},
 			[]string{"federation", "frob"},
-		), exits: []int{0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 0, 0, 2, 2, 2, 2}},
+		), exits: []int{0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1, 1, 2, 2, 2, 2}},
 		// lab-d joined with a token and a member of its own, but never
 		// started: its member is a learner with no name, which remove-site
 		// takes by its ID ($MEMBER_D).

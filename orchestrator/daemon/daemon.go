@@ -241,7 +241,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}}
 	if acc.pki != "" {
-		deps.Issuer = &peer.Issuer{Grants: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
+		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
 		if deps.LogProxy, err = peer.NewClient(cfg.Site.Name, acc.pki); err != nil {
 			return nil, err

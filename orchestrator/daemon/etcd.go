@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -85,11 +86,25 @@ func openEtcd(ctx context.Context, cfg config.Config, log *slog.Logger, stack *c
 			}
 		}
 	}
+	if !cfg.Etcd.Embedded() && (cfg.Etcd.JoinToken != "" || pki.Dir(filepath.Join(cfg.Site.DataDir, "pki")).Exists()) {
+		// A site without a member of its own that has joined, or joins
+		// now: it has its certificates before it connects, which it
+		// needs when the federation's etcd is its sites' members.
+		dir, _, err := externalCertificates(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		acc.pki = dir
+	}
 	etcdCfg, err := etcdclient.Config(cfg.Etcd, endpoints)
 	if err != nil {
 		return nil, err
 	}
-	if acc.pki != "" {
+	// The site's certificate opens the federation's etcd when that is
+	// its sites' members: an embedded one, or endpoints that speak TLS
+	// and for which the config names no certificate of its own.
+	siteCert := acc.pki != "" && (cfg.Etcd.Embedded() || cfg.Etcd.CertFile == "" && allHTTPS(endpoints))
+	if siteCert {
 		if etcdCfg.TLS, err = acc.pki.ClientTLS(pki.SiteCertFile, pki.SiteKeyFile); err != nil {
 			return nil, err
 		}
@@ -98,7 +113,7 @@ func openEtcd(ctx context.Context, cfg config.Config, log *slog.Logger, stack *c
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}
 	stack.push(func() { acc.client.Close() })
-	if acc.pki != "" {
+	if siteCert {
 		adminCfg := etcdCfg
 		if adminCfg.TLS, err = acc.pki.ClientTLS(pki.RootCertFile, pki.RootKeyFile); err != nil {
 			return nil, err
@@ -185,7 +200,7 @@ func secureFederation(ctx context.Context, cfg config.Config, acc *etcdAccess, s
 		if err := st.SetUpAuth(ctx, cfg.Site.Name); err != nil {
 			return err
 		}
-	} else {
+	} else if acc.pki == "" {
 		dir, founded, err := externalCertificates(ctx, cfg)
 		if err != nil {
 			return err
@@ -218,6 +233,16 @@ func secureFederation(ctx context.Context, cfg config.Config, acc *etcdAccess, s
 		return nil
 	}
 	return fmt.Errorf("this site's certificates (CA %s) are not the federation's (CA %s, published in etcd)", ca.Fingerprint(), fp)
+}
+
+// allHTTPS reports whether every endpoint is an https URL.
+func allHTTPS(endpoints []string) bool {
+	for _, e := range endpoints {
+		if !strings.HasPrefix(e, "https://") {
+			return false
+		}
+	}
+	return len(endpoints) > 0
 }
 
 // externalCertificates gets the certificates of a site on an external
