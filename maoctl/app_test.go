@@ -157,3 +157,77 @@ echo "${COMPREPLY[*]}"
 		})
 	}
 }
+
+// TestFinished checks the summary line and exit status of a followed run
+// for each way it ends. The transcripts (TestCommands) show these against
+// a real orchestrator, but for a run lost with its site: its log stays at
+// that site, which is down, so a follower gets an error before the end.
+func TestFinished(t *testing.T) {
+	start, end := at(0), at(95)
+	tests := []struct {
+		name     string
+		run      api.Run
+		wantLine string
+		wantCode int
+	}{
+		{"succeeded", api.Run{ID: "r-1", State: api.StateSucceeded, ExitCode: intPtr(0), StartedAt: start, FinishedAt: end},
+			"run r-1 succeeded (exit 0) in 1m35s", 0},
+		{"exit code", api.Run{ID: "r-1", State: api.StateFailed, ExitCode: intPtr(3), Reason: "exit code 3", StartedAt: start, FinishedAt: end},
+			"run r-1 failed (exit 3) in 1m35s: exit code 3", 3},
+		{"lost", api.Run{ID: "r-1", State: api.StateLost, StartedAt: start, FinishedAt: end,
+			Reason: "lost: site lab-b stopped renewing its lease (it stopped, or lost etcd) while it held the run"},
+			"run r-1 lost in 1m35s: lost: site lab-b stopped renewing its lease (it stopped, or lost etcd) while it held the run", 1},
+		{"timed out", api.Run{ID: "r-1", State: api.StateTimedOut, ExitCode: intPtr(2), StartedAt: start, FinishedAt: end},
+			"run r-1 timed out (exit 2) in 1m35s", 124},
+	}
+	for _, tc := range tests {
+		var stderr strings.Builder
+		c := &ctl{stderr: &stderr}
+		err := c.finished(tc.run)
+		if got := ExitCode(err); got != tc.wantCode {
+			t.Errorf("%s: exit %d, want %d", tc.name, got, tc.wantCode)
+		}
+		if got := stderr.String(); got != tc.wantLine+"\n" {
+			t.Errorf("%s: printed %q, want %q", tc.name, got, tc.wantLine+"\n")
+		}
+	}
+}
+
+// TestRedactError checks that notify test hides the URL it was given in
+// an error answer that quotes it. The orchestrator scrubs its own
+// messages (the transcripts check that no secret is printed), so only a
+// careless one would: this is maoctl's own guard.
+func TestRedactError(t *testing.T) {
+	const raw = "generic+http://mao:" + secretToken + "@127.0.0.1:9/notify"
+	err := redactError(&api.Error{Status: 400, ErrorBody: api.ErrorBody{Code: api.CodeInvalid,
+		Message: "invalid channel " + raw, Details: []string{"url: " + raw + " is not usable"}}}, raw)
+	var b strings.Builder
+	PrintError(&b, err)
+	if want := "maoctl: invalid channel ***\n  url: *** is not usable\n"; b.String() != want {
+		t.Errorf("printed %q, want %q", b.String(), want)
+	}
+	if got := redact("Post "+raw+": refused", raw, "generic+http://mao:***@127.0.0.1:9/notify"); strings.Contains(got, secretToken) {
+		t.Errorf("redact left the secret in %q", got)
+	}
+}
+
+// TestWhereARunWaits checks how a run is placed before a site has taken
+// it: a run sent to one site names it, one for any eligible site says so.
+func TestWhereARunWaits(t *testing.T) {
+	tests := []struct {
+		run         api.Run
+		site, where string
+	}{
+		{api.Run{Site: "lab-a", State: api.StateRunning}, "lab-a", "at site lab-a"},
+		{api.Run{State: api.StatePending, Target: &api.Target{Mode: "site", Site: "lab-b"}}, "(waits for lab-b)", "at site lab-b"},
+		{api.Run{State: api.StatePending, Target: &api.Target{Mode: "any"}}, "(any eligible)", "at the eligible site that claims it"},
+	}
+	for _, tc := range tests {
+		if got := runSite(tc.run); got != tc.site {
+			t.Errorf("runSite(%+v) = %q, want %q", tc.run, got, tc.site)
+		}
+		if got := runWhere(tc.run); got != tc.where {
+			t.Errorf("runWhere(%+v) = %q, want %q", tc.run, got, tc.where)
+		}
+	}
+}

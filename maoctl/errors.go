@@ -2,6 +2,7 @@ package maoctl
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -115,8 +116,12 @@ func describe(err error) (msg string, details []string) {
 	}
 	var opErr *net.OpError
 	var dnsErr *net.DNSError
-	if (errors.As(err, &opErr) && opErr.Op == "dial") || errors.As(err, &dnsErr) {
+	var certErr *tls.CertificateVerificationError
+	switch {
+	case (errors.As(err, &opErr) && opErr.Op == "dial") || errors.As(err, &dnsErr):
 		msg += " (is the orchestrator running? set --addr or MAO_ADDR)"
+	case errors.As(err, &certErr):
+		msg += " (for an orchestrator whose certificate a private authority signed, give that authority's certificate: --ca-file or MAO_CA_FILE)"
 	}
 	return msg, nil
 }

@@ -60,20 +60,38 @@ func targetText(t *api.Target) string {
 	return t.String()
 }
 
-// runSite is the run's site, or "(any eligible)" while it waits for an
-// eligible site to claim it.
+// runSite is the run's site, or, while no site has claimed it, "(any
+// eligible)" or, for a run sent to one site, "(waits for NAME)".
 func runSite(r api.Run) string {
 	if r.Site == "" && !r.State.Terminal() {
+		if site := namedSite(r); site != "" {
+			return "(waits for " + site + ")"
+		}
 		return "(any eligible)"
 	}
 	return r.Site
 }
 
-// runWhere is where a run runs, for a sentence: "at site lab-a", or "at
-// the eligible site that claims it".
+// runWhere is where a run runs, for a sentence: "at site lab-a" (its
+// site, or the one site it was sent to), or "at the eligible site that
+// claims it".
 func runWhere(r api.Run) string {
-	if r.Site == "" {
+	site := r.Site
+	if site == "" {
+		site = namedSite(r)
+	}
+	if site == "" {
 		return "at the eligible site that claims it"
 	}
-	return "at site " + r.Site
+	return "at site " + site
+}
+
+// namedSite is the site a run was sent to (tool run --site, or one of
+// --all's runs, which the orchestrator records with a site target), ""
+// when any eligible site may claim it.
+func namedSite(r api.Run) string {
+	if r.Target != nil && r.Target.EffectiveMode() == "site" {
+		return r.Target.Site
+	}
+	return ""
 }

@@ -5,12 +5,17 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/internal/testsite"
 )
 
 // openPty opens a pseudo-terminal in raw mode (no newline translation):
@@ -60,31 +65,34 @@ func onTerminal(t *testing.T, args ...string) string {
 }
 
 // On a terminal, a run's log is printed without control sequences, unless
-// --raw says otherwise.
+// --raw says otherwise: a log read whole (run logs, run show's end of it)
+// and one followed while the run writes it (tool run --follow, whose tool
+// really prints the sequences).
 func TestLogsOnATerminal(t *testing.T) {
 	if !isTerminal(func() *os.File { _, tty := openPty(t); return tty }()) {
 		t.Fatal("a pseudo-terminal is not a terminal")
 	}
 	hostile := "\x1b]52;c;Y3VybCBldmlsIHwgc2g=\x07\x1b]0;owned\x1b\\\x1b[31mred\x1b[0m\rover\a\n"
 	const clean = "red\nover\n"
-	f, srv := newFake(t)
-	f.runs[0].log = hostile
-	script := f.scripts["gh-crawler"]
-	script.log = hostile
-	f.scripts["gh-crawler"] = script
-	id := f.runs[0].rec.ID
+	s := testsite.Start(t, testsite.Options{Docker: true})
+	id := hostileRun(t, s, hostile)
 
-	if got := onTerminal(t, "--addr", srv.URL, "run", "logs", id); got != clean {
+	if got := onTerminal(t, "--addr", s.Addr, "run", "logs", id); got != clean {
 		t.Errorf("run logs: %q, want %q", got, clean)
 	}
-	if got := onTerminal(t, "--addr", srv.URL, "run", "logs", "--raw", id); got != hostile {
+	if got := onTerminal(t, "--addr", s.Addr, "run", "logs", "--raw", id); got != hostile {
 		t.Errorf("run logs --raw: %q, want the log unchanged %q", got, hostile)
 	}
-	if got := onTerminal(t, "--addr", srv.URL, "tool", "run", "gh-crawler", "--follow"); got != clean {
-		t.Errorf("tool run --follow: %q, want %q", got, clean)
-	}
-	if got := onTerminal(t, "--addr", srv.URL, "run", "show", id); strings.ContainsAny(got, "\x1b\a\r") ||
+	if got := onTerminal(t, "--addr", s.Addr, "run", "show", id); strings.ContainsAny(got, "\x1b\a\r") ||
 		!strings.Contains(got, "\n  red\n  over\n") {
 		t.Errorf("run show: %q, want the log's end without control sequences", got)
+	}
+	escaped := strconv.Quote(hostile) // the tool prints it unquoted
+	s.Tool(t, api.Tool{Name: "hostile", Author: "lab", Image: testenv.BuildTestImage(t), DataRepo: testenv.GitRepo(t, nil),
+		Command: []string{"-print", escaped[1 : len(escaped)-1]}, Network: "none"})
+	// The orchestrator may add its own lines after the tool's.
+	if got := onTerminal(t, "--addr", s.Addr, "tool", "run", "hostile", "--follow"); !strings.HasPrefix(got, clean) ||
+		strings.ContainsAny(got, "\x1b\a\r") {
+		t.Errorf("tool run --follow: %q, want %q first and no control sequences", got, clean)
 	}
 }

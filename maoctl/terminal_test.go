@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+
+	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/testsite"
 )
 
 func TestStripper(t *testing.T) {
@@ -64,11 +67,11 @@ func TestStripper(t *testing.T) {
 
 // A log that reaches a writer that is not a terminal passes unchanged.
 func TestLogsPassUnchangedWhenNotATerminal(t *testing.T) {
-	f, srv := newFake(t)
+	s := testsite.Start(t, testsite.Options{})
 	hostile := "\x1b]52;c;ZXZpbA==\x07\x1b[31mred\x1b[0m\rover\a\n"
-	f.runs[0].log = hostile
+	id := hostileRun(t, s, hostile)
 	var out, errOut bytes.Buffer
-	if err := Run(t.Context(), []string{"--addr", srv.URL, "run", "logs", f.runs[0].rec.ID}, &out, &errOut); err != nil {
+	if err := Run(t.Context(), []string{"--addr", s.Addr, "run", "logs", id}, &out, &errOut); err != nil {
 		t.Fatal(err, errOut.String())
 	}
 	if out.String() != hostile {
@@ -77,4 +80,16 @@ func TestLogsPassUnchangedWhenNotATerminal(t *testing.T) {
 	if strings.Contains(errOut.String(), "\x1b") {
 		t.Errorf("stderr %q", errOut.String())
 	}
+}
+
+// hostileRun records at s a run that succeeded with log as its log, and
+// returns its ID.
+func hostileRun(t *testing.T, s *testsite.Site, log string) string {
+	t.Helper()
+	id := seedID("gh-crawler", at(0), 0x99)
+	s.Run(t, api.Run{ID: id, Tool: "gh-crawler", Site: s.Name, State: api.StateSucceeded, Trigger: api.TriggerManual,
+		Image: "mao/gh-crawler:1.2", Network: "none", DataRepo: "https://git.example.org/data/gh.git", ExitCode: intPtr(0),
+		Attempt: 1, MaxAttempts: 1, CreatedAt: *at(0), StartedAt: at(1), FinishedAt: at(2)})
+	s.Log(t, id, log)
+	return id
 }

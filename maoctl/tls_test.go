@@ -49,7 +49,7 @@ func TestCAFile(t *testing.T) {
 	}{
 		{"--ca-file", []string{"--ca-file", caFile}, "", 0, "lab-1"},
 		{"MAO_CA_FILE", nil, caFile, 0, "lab-1"},
-		{"no authority", nil, "", 1, "certificate"},
+		{"no authority", nil, "", 1, "certificate signed by unknown authority (for an orchestrator whose certificate a private authority signed, give that authority's certificate: --ca-file or MAO_CA_FILE)"},
 		{"not a certificate", []string{"--ca-file", notPEM}, "", 2, "holds no PEM certificate"},
 		{"missing file", []string{"--ca-file", notPEM + ".nope"}, "", 2, "--ca-file"},
 	}

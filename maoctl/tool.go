@@ -341,10 +341,13 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 		return fmt.Errorf("--follow follows one run, but the orchestrator started %d", len(runs))
 	}
 	r := runs[0]
-	if r.Site == "" {
-		fmt.Fprintf(c.stderr, "run %s of %s waits for an eligible site (target %s)\n", r.ID, r.Tool, targetText(r.Target))
-	} else {
+	switch site := namedSite(r); {
+	case r.Site != "":
 		fmt.Fprintf(c.stderr, "run %s of %s started at site %s\n", r.ID, r.Tool, r.Site)
+	case site != "": // sent to one site, which has not taken it yet
+		fmt.Fprintf(c.stderr, "run %s of %s waits for site %s to take it\n", r.ID, r.Tool, site)
+	default:
+		fmt.Fprintf(c.stderr, "run %s of %s waits for an eligible site (target %s)\n", r.ID, r.Tool, targetText(r.Target))
 	}
 	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.logWriter(cCtx.Bool("raw"))); err != nil {
 		if errors.Is(err, context.Canceled) {

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +45,48 @@ func TestSecureFederation(t *testing.T) {
 		log := StartFails(t, bins, usedConfig)
 		if !strings.Contains(log, "join token is not valid") {
 			t.Fatalf("a second site with s3's token:\n%s", log)
+		}
+	})
+
+	t.Run("no token for a name the federation knows", func(t *testing.T) {
+		for _, name := range []string{"s1", "s2"} {
+			_, err := s1.Client.AddSite(ctx, api.AddSiteRequest{Name: name, PeerURL: "https://" + testenv.ClosedPort(t)})
+			var apiErr *api.Error
+			if !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+				t.Errorf("add-site %s at s1: %v, want 409", name, err)
+			}
+		}
+	})
+
+	t.Run("a site without a member of its own joins, and remove-site takes its access away", func(t *testing.T) {
+		printed := bins.Ctl(t, s2.Addr, "federation", "add-site", "s4")
+		config := strings.Replace(printed, "[site]\n", "[site]\ndata_dir = %DIR%\nlease_ttl = "+leaseTTL.String()+"\n", 1) +
+			"\n[api]\nlisten = 127.0.0.1:0\n"
+		s4 := Start(t, bins, "s4", config)
+		if _, err := s4.Client.RegisterDataset(ctx, api.Dataset{Name: "from-s4", URL: testenv.GitRepo(t, nil)}); err != nil {
+			t.Fatalf("s4 writes through the federation's etcd: %v", err)
+		}
+		Eventually(t, 30*time.Second, "s1 sees s4 live", func() bool {
+			sites, err := s1.Client.Sites(ctx)
+			return err == nil && slices.ContainsFunc(sites, func(s api.SiteInfo) bool { return s.Name == "s4" && s.Live })
+		})
+		s4.Stop()
+		Eventually(t, 30*time.Second, "s4 gone", func() bool {
+			return s1.Client.RemoveSite(ctx, "s4") == nil
+		})
+		cfg, err := pki.Dir(filepath.Join(s4.Dir, "pki")).ClientTLS(pki.SiteCertFile, pki.SiteKeyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := clientv3.New(clientv3.Config{Endpoints: []string{s1Client}, TLS: cfg, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		gctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if _, err := c.Get(gctx, "/mao/tools/", clientv3.WithPrefix()); err == nil {
+			t.Fatal("the removed site's certificate still reads etcd")
 		}
 	})
 

@@ -12,5 +12,5 @@
 // # Rules
 //
 // Imports from mao: only orchestrator/config, orchestrator/etcdclient, orchestrator/etcdembed.
-// Imported by: only internal/fedtest.
+// Imported by: only internal/fedtest, internal/testsite.
 package testenv

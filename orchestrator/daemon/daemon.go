@@ -50,10 +50,12 @@ type Daemon struct {
 type Options struct {
 	Log *slog.Logger // default: discard
 	// Clock tells the time to every part of the site (runs' times,
-	// schedules' ticks, records' stamps) and times its waits (retries,
-	// retry delays, relists); default the real clock. A test may pass one
-	// whose Now is fixed, for output that does not change from run to run,
-	// but its timers must still fire, or the site's retries stall.
+	// schedules' ticks, records' stamps, join tokens' expiry) and times its
+	// waits (retries, retry delays, relists); default the real clock. A
+	// test may pass one whose Now is fixed, for output that does not
+	// change from run to run, but its timers must still fire, or the
+	// site's retries stall. Certificates are signed at the real time
+	// whatever the clock says: TLS checks them against it.
 	Clock clockwork.Clock
 }
 
@@ -149,12 +151,12 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	acc, err := openEtcd(ctx, cfg, clock, log, stack)
+	acc, err := openEtcd(ctx, cfg, log, stack)
 	if err != nil {
 		return nil, err
 	}
 	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Clock: clock, Admin: acc.admin, Log: log})
-	if err := secureFederation(ctx, cfg, acc, st, clock, log); err != nil {
+	if err := secureFederation(ctx, cfg, acc, st, log); err != nil {
 		return nil, err
 	}
 
@@ -252,7 +254,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}}
 	if acc.pki != "" {
-		deps.Issuer = &peer.Issuer{Grants: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
+		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
 		if deps.LogProxy, err = peer.NewClient(cfg.Site.Name, acc.pki); err != nil {
 			return nil, err

@@ -11,10 +11,11 @@
 // life's record.
 //
 // It is the only package that knows every other orchestrator package; no
-// package imports it except the main package.
+// package imports it except the main package and internal/testsite, which
+// runs it in the process of tests of clients.
 //
 // # Rules
 //
 // Imports from mao: only api, internal/randid, internal/version, notify, orchestrator/alerts, orchestrator/config, orchestrator/dockerrt, orchestrator/etcdclient, orchestrator/etcdembed, orchestrator/federation, orchestrator/gitrepo, orchestrator/httpapi, orchestrator/peer, orchestrator/pki, orchestrator/runlog, orchestrator/runner, orchestrator/scheduler, orchestrator/store.
-// Imported by: only cmd/orchestrator.
+// Imported by: only cmd/orchestrator, internal/testsite.
 package daemon

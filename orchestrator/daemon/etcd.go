@@ -11,9 +11,9 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/orchestrator/config"
@@ -39,7 +39,7 @@ type etcdAccess struct {
 // openEtcd starts the embedded member (after getting the site's
 // certificates: founding a federation, joining one with a token, or those
 // of an earlier start) or reaches the external cluster, and connects.
-func openEtcd(ctx context.Context, cfg config.Config, clock clockwork.Clock, log *slog.Logger, stack *cleanup) (*etcdAccess, error) {
+func openEtcd(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (*etcdAccess, error) {
 	acc := &etcdAccess{}
 	endpoints := cfg.Etcd.Endpoints
 	var member etcdembed.Options
@@ -53,7 +53,7 @@ func openEtcd(ctx context.Context, cfg config.Config, clock clockwork.Clock, log
 			ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL, Gateway: cfg.Etcd.Gateway,
 			TLS: &etcdembed.TLS{CertFile: dir.Path(pki.SiteCertFile), KeyFile: dir.Path(pki.SiteKeyFile),
 				ClientCAFile: dir.Path(pki.ClientsCAFile), PeerCAFile: dir.Path(pki.CACertFile)}}
-		founded, err := certificates(ctx, cfg, dir, &member, clock, log)
+		founded, err := certificates(ctx, cfg, dir, &member, log)
 		if err != nil {
 			return nil, err
 		}
@@ -87,11 +87,25 @@ func openEtcd(ctx context.Context, cfg config.Config, clock clockwork.Clock, log
 			}
 		}
 	}
+	if !cfg.Etcd.Embedded() && (cfg.Etcd.JoinToken != "" || pki.Dir(filepath.Join(cfg.Site.DataDir, "pki")).Exists()) {
+		// A site without a member of its own that has joined, or joins
+		// now: it has its certificates before it connects, which it
+		// needs when the federation's etcd is its sites' members.
+		dir, _, err := externalCertificates(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		acc.pki = dir
+	}
 	etcdCfg, err := etcdclient.Config(cfg.Etcd, endpoints)
 	if err != nil {
 		return nil, err
 	}
-	if acc.pki != "" {
+	// The site's certificate opens the federation's etcd when that is
+	// its sites' members: an embedded one, or endpoints that speak TLS
+	// and for which the config names no certificate of its own.
+	siteCert := acc.pki != "" && (cfg.Etcd.Embedded() || cfg.Etcd.CertFile == "" && allHTTPS(endpoints))
+	if siteCert {
 		if etcdCfg.TLS, err = acc.pki.ClientTLS(pki.SiteCertFile, pki.SiteKeyFile); err != nil {
 			return nil, err
 		}
@@ -100,7 +114,7 @@ func openEtcd(ctx context.Context, cfg config.Config, clock clockwork.Clock, log
 		return nil, fmt.Errorf("etcd client: %w", err)
 	}
 	stack.push(func() { acc.client.Close() })
-	if acc.pki != "" {
+	if siteCert {
 		adminCfg := etcdCfg
 		if adminCfg.TLS, err = acc.pki.ClientTLS(pki.RootCertFile, pki.RootKeyFile); err != nil {
 			return nil, err
@@ -118,18 +132,22 @@ func openEtcd(ctx context.Context, cfg config.Config, clock clockwork.Clock, log
 // need it), or, for a member with no data yet, those it gets by joining
 // with the configured token (then member joins the cluster the answer
 // names), or a new federation's. It reports whether the site founded one.
-func certificates(ctx context.Context, cfg config.Config, dir pki.Dir, member *etcdembed.Options, clock clockwork.Clock, log *slog.Logger) (bool, error) {
+//
+// Certificates are signed and renewed at the real time, not at the site's
+// clock: TLS (etcd, the other sites) checks them against the real time,
+// and a clock that a test holds still in the past would make them expired.
+func certificates(ctx context.Context, cfg config.Config, dir pki.Dir, member *etcdembed.Options, log *slog.Logger) (bool, error) {
 	site := pki.Site{Name: cfg.Site.Name, Hosts: siteHosts(cfg)}
 	if dir.Exists() {
 		if cfg.Etcd.JoinToken != "" {
 			log.Info("etcd.join_token is no longer needed: this site has joined; remove it from the config")
 		}
-		_, err := dir.Ensure(site, false, clock.Now())
+		_, err := dir.Ensure(site, false, time.Now())
 		return false, err
 	}
 	if cfg.Etcd.JoinToken == "" {
 		log.Info("founding a new federation: creating its certificate authority", "dir", dir)
-		return dir.Ensure(site, true, clock.Now())
+		return dir.Ensure(site, true, time.Now())
 	}
 	tok, err := pki.ParseJoinToken(cfg.Etcd.JoinToken)
 	if err != nil {
@@ -146,7 +164,7 @@ func certificates(ctx context.Context, cfg config.Config, dir pki.Dir, member *e
 	if err := dir.Write(resp.CAFiles); err != nil {
 		return false, err
 	}
-	if _, err := dir.Ensure(site, false, clock.Now()); err != nil {
+	if _, err := dir.Ensure(site, false, time.Now()); err != nil {
 		return false, err
 	}
 	member.InitialCluster, member.ClusterState = resp.InitialCluster, "existing"
@@ -178,13 +196,13 @@ func siteHosts(cfg config.Config) []string {
 // others find it on), the external etcd case (the first site to publish a
 // CA founds the federation's PKI; another needs a join token), and the CA
 // published in etcd for collaborators to check.
-func secureFederation(ctx context.Context, cfg config.Config, acc *etcdAccess, st *store.Store, clock clockwork.Clock, log *slog.Logger) error {
+func secureFederation(ctx context.Context, cfg config.Config, acc *etcdAccess, st *store.Store, log *slog.Logger) error {
 	if cfg.Etcd.Embedded() {
 		if err := st.SetUpAuth(ctx, cfg.Site.Name); err != nil {
 			return err
 		}
-	} else {
-		dir, founded, err := externalCertificates(ctx, cfg, clock)
+	} else if acc.pki == "" {
+		dir, founded, err := externalCertificates(ctx, cfg)
 		if err != nil {
 			return err
 		}
@@ -218,16 +236,26 @@ func secureFederation(ctx context.Context, cfg config.Config, acc *etcdAccess, s
 	return fmt.Errorf("this site's certificates (CA %s) are not the federation's (CA %s, published in etcd)", ca.Fingerprint(), fp)
 }
 
+// allHTTPS reports whether every endpoint is an https URL.
+func allHTTPS(endpoints []string) bool {
+	for _, e := range endpoints {
+		if !strings.HasPrefix(e, "https://") {
+			return false
+		}
+	}
+	return len(endpoints) > 0
+}
+
 // externalCertificates gets the certificates of a site on an external
 // etcd: those of an earlier start, those a join token gets, or a new CA
 // (founded) that secureFederation then tries to publish as the
-// federation's.
-func externalCertificates(ctx context.Context, cfg config.Config, clock clockwork.Clock) (dir pki.Dir, founded bool, err error) {
+// federation's. Like certificates, it signs at the real time.
+func externalCertificates(ctx context.Context, cfg config.Config) (dir pki.Dir, founded bool, err error) {
 	dir = pki.Dir(filepath.Join(cfg.Site.DataDir, "pki"))
 	site := pki.Site{Name: cfg.Site.Name, Hosts: siteHosts(cfg)}
 	switch {
 	case dir.Exists():
-		_, err := dir.Ensure(site, false, clock.Now())
+		_, err := dir.Ensure(site, false, time.Now())
 		return dir, false, err
 	case cfg.Etcd.JoinToken != "":
 		tok, err := pki.ParseJoinToken(cfg.Etcd.JoinToken)
@@ -241,10 +269,10 @@ func externalCertificates(ctx context.Context, cfg config.Config, clock clockwor
 		if err := dir.Write(resp.CAFiles); err != nil {
 			return "", false, err
 		}
-		_, err = dir.Ensure(site, false, clock.Now())
+		_, err = dir.Ensure(site, false, time.Now())
 		return dir, false, err
 	}
-	founded, err = dir.Ensure(site, true, clock.Now())
+	founded, err = dir.Ensure(site, true, time.Now())
 	return dir, founded, err
 }
 

@@ -199,6 +199,10 @@ func (s *Server) admit(ctx context.Context, req JoinRequest) (JoinResponse, erro
 	if err != nil {
 		return JoinResponse{}, err
 	}
+	// A site may have taken the name since the token was issued.
+	if err := nameIsFree(ctx, s.sites, req.Site, ""); err != nil {
+		return JoinResponse{}, fmt.Errorf("the token is used up: %w", err)
+	}
 	files, err := s.pki.ReadCAFiles()
 	if err != nil {
 		return JoinResponse{}, fmt.Errorf("read the federation's CAs: %w", err)
@@ -226,14 +230,20 @@ func (s *Server) admit(ctx context.Context, req JoinRequest) (JoinResponse, erro
 // Issuer issues join tokens and collaborators' credentials at this site.
 type Issuer struct {
 	Grants Grants
+	// Sites are the federation's sites: a token is never issued for the
+	// name of one of them, which would give its holder that site's
+	// certificate.
+	Sites  Sites
 	PKI    pki.Dir
 	Site   string // this site
 	Addr   string // this site's federation address, https://host:port
 	Prefix string
 	// Endpoints are the etcd client URLs a collaborator uses.
 	Endpoints func() []string
-	Clock     Clock
-	TokenTTL  time.Duration // how long a join token is good; default 1h
+	// Clock tells when join tokens expire. Certificates are signed at the
+	// real time, which TLS checks them against.
+	Clock    Clock
+	TokenTTL time.Duration // how long a join token is good; default 1h
 }
 
 // DefaultTokenTTL is how long a join token is good.
@@ -265,6 +275,9 @@ func (i *Issuer) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSi
 	if len(problems) > 0 {
 		return api.AddSiteResult{}, &toolspec.ValidationError{Kind: "site", Fields: problems}
 	}
+	if err := nameIsFree(ctx, i.Sites, req.Name, i.Site); err != nil {
+		return api.AddSiteResult{}, err
+	}
 	ca, err := i.PKI.CA()
 	if err != nil {
 		return api.AddSiteResult{}, errs.New(errs.ErrConflict, "this site has no federation CA, so it cannot issue join tokens: "+err.Error())
@@ -281,6 +294,31 @@ func (i *Issuer) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSi
 		return api.AddSiteResult{}, err
 	}
 	return api.AddSiteResult{Site: req.Name, Token: tok.String(), ExpiresAt: expires, Config: i.joinConfig(req, tok, expires)}, nil
+}
+
+// nameIsFree refuses the name of a site that the federation knows, live
+// or gone, and self's (the site asked): whoever joined under it would get
+// a certificate in that site's name. A site that is gone for good is
+// removed first (federation remove-site), which frees its name.
+func nameIsFree(ctx context.Context, sites Sites, name, self string) error {
+	if name == self {
+		return errs.New(errs.ErrExists, fmt.Sprintf("site %s is this site", name))
+	}
+	known, err := sites.KnownSites(ctx)
+	if err != nil {
+		return err
+	}
+	for _, s := range known {
+		switch {
+		case s.Name != name:
+		case s.Live:
+			return errs.New(errs.ErrExists, fmt.Sprintf("site %s is a live site of the federation", name))
+		default:
+			return errs.New(errs.ErrExists, fmt.Sprintf("site %s was a site of the federation (last seen %s); "+
+				"if it is gone for good, remove it first (maoctl federation remove-site %s)", name, s.LastSeen.UTC().Format(time.RFC3339), name))
+		}
+	}
+	return nil
 }
 
 // joinConfig is the config.ini text a joining site needs.
@@ -331,8 +369,9 @@ func (i *Issuer) Credentials(ctx context.Context, req api.CredentialsRequest) (a
 	if err := i.Grants.AddReader(ctx, req.Name); err != nil {
 		return api.Credentials{}, err
 	}
-	now := i.Clock.Now()
-	certPEM, keyPEM, err := i.PKI.IssueReader(req.Name, now)
+	// Signed at the real time, which TLS checks it against, whatever
+	// the site's clock says.
+	certPEM, keyPEM, err := i.PKI.IssueReader(req.Name, time.Now())
 	if err != nil {
 		return api.Credentials{}, err
 	}

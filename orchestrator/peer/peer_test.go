@@ -103,12 +103,13 @@ func serve(t *testing.T, dir pki.Dir, grants *fakeGrants, etcd bool, logs http.H
 		t.Fatal(err)
 	}
 	clock := clockwork.NewFakeClockAt(now)
-	srv := httptest.NewUnstartedServer(NewServer(grants, fakeSites{{Site: api.Site{Name: "b"}, Live: true}}, dir,
+	sites := fakeSites{{Site: api.Site{Name: "live"}, Live: true}, {Site: api.Site{Name: "gone"}, LastSeen: now.Add(-time.Hour)}}
+	srv := httptest.NewUnstartedServer(NewServer(grants, sites, dir,
 		ServerOptions{Prefix: "/mao/", Etcd: etcd, Clock: clock, Logs: logs}))
 	srv.TLS = cfg
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
-	return &Issuer{Grants: grants, PKI: dir, Site: "a", Addr: srv.URL, Prefix: "/mao/",
+	return &Issuer{Grants: grants, Sites: sites, PKI: dir, Site: "a", Addr: srv.URL, Prefix: "/mao/",
 		Endpoints: func() []string { return []string{"https://127.0.0.1:2379"} }, Clock: clock}, srv
 }
 
@@ -127,6 +128,13 @@ func TestAddSiteRefuses(t *testing.T) {
 		{"credentials in the URL", api.AddSiteRequest{Name: "b", PeerURL: "https://u:p@127.0.0.1:2380"}, []string{"peer_url"}},
 		{"a client URL without a member", api.AddSiteRequest{Name: "b", ClientURL: "https://127.0.0.1:2379"}, []string{"client_url"}},
 		{"everything", api.AddSiteRequest{Name: "-", PeerURL: "x", ClientURL: "y"}, []string{"name", "peer_url", "client_url"}},
+	}
+	// Names the federation knows: whoever joined under one would get a
+	// certificate in that site's name.
+	for _, name := range []string{"a", "live", "gone"} {
+		if _, err := iss.AddSite(context.Background(), api.AddSiteRequest{Name: name}); !errors.Is(err, errs.ErrExists) {
+			t.Errorf("a token for %s: %v, want errs.ErrExists", name, err)
+		}
 	}
 	for _, tc := range tests {
 		_, err := iss.AddSite(context.Background(), tc.req)
@@ -258,6 +266,32 @@ func TestJoinExternalEtcd(t *testing.T) {
 	}
 }
 
+// TestJoinRefusesANameTaken: a token issued for a name that a site has
+// taken since (it joined through another token, say) is refused at the
+// join, and the joining site gets no certificate of the federation.
+func TestJoinRefusesANameTaken(t *testing.T) {
+	dir := founding(t)
+	grants := newGrants()
+	iss, _ := serve(t, dir, grants, true, nil)
+	iss.Sites = fakeSites{} // when the token was issued, nobody had the name
+	ctx := context.Background()
+	res, err := iss.AddSite(ctx, api.AddSiteRequest{Name: "live"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := pki.ParseJoinToken(res.Token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := Join(ctx, tok, JoinRequest{Site: "live"})
+	if err == nil || !strings.Contains(err.Error(), "site live is a live site") || len(resp.CAFiles) != 0 {
+		t.Fatalf("joining under a live site's name: %v, %d CA files", err, len(resp.CAFiles))
+	}
+	if len(grants.users) != 0 {
+		t.Fatalf("etcd users %v were made", grants.users)
+	}
+}
+
 // TestLogsOnlyForLiveSites: the federation API serves logs to a caller
 // whose certificate names a live site of the federation, and to nobody
 // else: no certificate, a collaborator's, a gone site's.
@@ -289,7 +323,7 @@ func TestLogsOnlyForLiveSites(t *testing.T) {
 		}
 		return string(body), nil
 	}
-	live, err := NewClient("b", site("b"))
+	live, err := NewClient("live", site("live"))
 	if err != nil {
 		t.Fatal(err)
 	}

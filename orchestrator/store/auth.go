@@ -102,13 +102,29 @@ func (s *Store) addUser(ctx context.Context, user, role string) error {
 	return nil
 }
 
+// removeSiteUser deletes a removed site's etcd user, so that its
+// certificate no longer opens etcd. Only a store with the root's client
+// (a federation with certificates) has users to delete.
+func (s *Store) removeSiteUser(ctx context.Context, site string) error {
+	if s.adminC == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	_, err := s.adminC.UserDelete(ctx, pki.SiteUser(site))
+	if err != nil && !errors.Is(err, rpctypes.ErrUserNotFound) && !errors.Is(err, rpctypes.ErrUserEmpty) {
+		return fmt.Errorf("site %s is removed, but not its etcd user %s: %w", site, pki.SiteUser(site), s.unavailable(ctx, err))
+	}
+	return nil
+}
+
 // joinDir holds the join grants: join-tokens/<id>.
 const joinDir = "join-tokens/"
 
 // SaveJoinGrant stores a join grant until it expires (under a lease of
-// its remaining time).
+// its remaining time, by the store's clock, which set its expiry).
 func (s *Store) SaveJoinGrant(ctx context.Context, g pki.JoinGrant) error {
-	ttl := time.Until(g.ExpiresAt)
+	ttl := g.ExpiresAt.Sub(s.clock.Now())
 	if ttl < time.Second {
 		return fmt.Errorf("join grant for %s: expires before it is stored", g.Site)
 	}

@@ -200,9 +200,10 @@ func (s *Store) RemoveSite(ctx context.Context, name string) error {
 		removed = true
 	}
 	err = s.ForgetSite(ctx, name)
+	if err == nil || errors.Is(err, errs.ErrNotFound) && removed {
+		return s.removeSiteUser(ctx, name)
+	}
 	switch {
-	case errors.Is(err, errs.ErrNotFound) && removed:
-		return nil
 	case errors.Is(err, errs.ErrNotFound):
 		// A site that joined but whose member never started has no name
 		// in etcd yet: say which members those are.

@@ -179,26 +179,30 @@ func (m *Membership) live() (clientv3.Cmp, error) {
 	return clientv3.Compare(clientv3.LeaseValue(m.s.key(sitesDir, m.site.Name)), "=", lease), nil
 }
 
-// liveCondition is live for the membership of site in this store.
+// liveCondition is the transaction condition that site is live: for a
+// site that joined through this store (as a site's own store has, and
+// every claim of a daemon is its own site's), its record lives under the
+// lease it joined or registered again with (live); for another (a store of
+// tests or tools that acts for a site), its record exists.
 func (s *Store) liveCondition(site string) (clientv3.Cmp, error) {
 	m := s.member(site)
 	if m == nil {
-		return clientv3.Cmp{}, fmt.Errorf("site %s has not joined through this store: %w", site, ErrNotLive)
+		return clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, site)), ">", 0), nil
 	}
 	return m.live()
 }
 
-// notLive tells why a transaction that required site to be live failed
-// when the rest of its conditions held: site's record is not under its
-// lease (ErrNotLive), or it is (nil: another condition failed).
+// notLive tells why a transaction that required site to be live
+// (liveCondition) failed when the rest of its conditions held: site is not
+// live (ErrNotLive), or it is (nil: another condition failed).
 func (s *Store) notLive(ctx context.Context, site string) error {
 	m := s.member(site)
 	if m == nil {
-		return fmt.Errorf("site %s: %w", site, ErrNotLive)
+		m = &Membership{s: s, site: api.Site{Name: site}}
 	}
 	_, lease, err := m.holder(ctx)
 	switch {
-	case errors.Is(err, errs.ErrNotFound) || err == nil && int64(lease) != m.lease.Load():
+	case errors.Is(err, errs.ErrNotFound) || err == nil && s.member(site) != nil && int64(lease) != m.lease.Load():
 		return fmt.Errorf("site %s: %w (its lease expired; it registers again)", site, ErrNotLive)
 	case errors.Is(err, ErrUnavailable):
 		return err

@@ -63,8 +63,9 @@ func (s *Store) WatchRequests(ctx context.Context, rev int64) <-chan []runs.Requ
 // transaction it removes the request and records the site in the run. It
 // returns false when another site claimed it first or the request is gone.
 // Only a live site claims, as for ClaimRun: the transaction checks that
-// site's record lives under the lease it joined this store with, and a
-// site that is not live fails with ErrNotLive.
+// site's record lives under the lease it joined this store with (or, for a
+// site that did not join through it, that its record exists), and a site
+// that is not live fails with ErrNotLive.
 func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error) {
 	// Only a live site claims: one whose lease has expired would have the
 	// run settled as lost at once (LoseRun's mirror condition).

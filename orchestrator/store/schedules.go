@@ -200,12 +200,13 @@ func watch[T any](ctx context.Context, s *Store, prefix string, rev int64, conve
 // than the schedule's oldest kept record is refused too: it may have been
 // recorded and pruned since.
 //
-// Only a live site claims: r.Site must have joined through this store,
-// and the same transaction checks that its record still lives under the
-// lease it joined (or registered again) with. A site whose lease expired
-// claims nothing until it has registered again: ClaimRun fails with
-// ErrNotLive (of kind errs.ErrUnavailable), so that the scheduler catches
-// the tick up later instead of taking it for another site's.
+// Only a live site claims: the same transaction checks that r.Site's
+// record lives under the lease it joined this store (or registered again)
+// with; for a site that did not join through this store (tests, tools),
+// that its record exists. A site whose lease expired claims nothing until
+// it has registered again: ClaimRun fails with ErrNotLive (of kind
+// errs.ErrUnavailable), so that the scheduler catches the tick up later
+// instead of taking it for another site's.
 func (s *Store) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 	live, err := s.liveCondition(r.Site)
 	if err != nil {

@@ -9,12 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/etcdembed"
+	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -239,5 +241,28 @@ func TestKeepAfterLeaseExpiry(t *testing.T) {
 	r.Site = "s1"
 	if ok, err := s.ClaimRun(ctx, r); !ok || err != nil {
 		t.Fatalf("claim after registering again: %v %v", ok, err)
+	}
+}
+
+// TestJoinGrantByTheStoresClock stores a join grant whose expiry the
+// site's clock set, a clock far from the real time: it lives under a lease
+// of its remaining time by that clock, and is taken once.
+func TestJoinGrantByTheStoresClock(t *testing.T) {
+	ctx := context.Background()
+	now := time.Date(2025, 3, 14, 12, 26, 0, 0, time.UTC) // long before the real time
+	s := New(testenv.EtcdClient(t), Options{Prefix: "/mao/", Timeout: 2 * time.Second, Clock: clockwork.NewFakeClockAt(now)})
+	g := pki.JoinGrant{ID: "0123456789abcdef", Site: "lab-b", SecretHash: pki.SecretHash("s"), IssuedBy: "lab-a", ExpiresAt: now.Add(time.Hour)}
+	if err := s.SaveJoinGrant(ctx, g); err != nil {
+		t.Fatalf("save a grant good for an hour by the store's clock: %v", err)
+	}
+	if got, err := s.TakeJoinGrant(ctx, g.ID, func(pki.JoinGrant) error { return nil }); err != nil || got.Site != "lab-b" {
+		t.Fatalf("take it: %+v, %v", got, err)
+	}
+	if _, err := s.TakeJoinGrant(ctx, g.ID, func(pki.JoinGrant) error { return nil }); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("take it again: %v, want not found", err)
+	}
+	g.ID, g.ExpiresAt = "fedcba9876543210", now.Add(-time.Minute)
+	if err := s.SaveJoinGrant(ctx, g); err == nil {
+		t.Fatal("a grant that expired by the store's clock was stored")
 	}
 }

@@ -1,7 +1,7 @@
 // Command testtool is the tool image used by mao's integration tests. It
 // follows the MAO tool contract and does what its flags say, in this order:
 // print env, print who it is (uid, gid, capabilities, cgroup limits), print
-// lines, list the input, dial an address, try file operations in the data
+// lines, print a text (control sequences too), list the input, dial an address, try file operations in the data
 // folder, leave a setuid file and one given away, mark the run, write a
 // control file, start processes, write files and links (as a hostile tool
 // could), sleep, exit.
@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -26,6 +27,7 @@ func main() {
 		sleep   = flag.Duration("sleep", 0, "sleep before exiting")
 		control = flag.String("control", "", "write this value to control-<unixnano>.csv in the data folder")
 		lines   = flag.Int("lines", 0, "print this many numbered lines")
+		text    = flag.String("print", "", `print this text, its Go escapes (\x1b, \a, \r, \n...) made the bytes they stand for (a hostile log)`)
 		env     = flag.Bool("env", false, "print the MAO_* environment and TOOL_* variables")
 		input   = flag.Bool("input", false, "list the input folder")
 		mark    = flag.Bool("mark", false, "write a file named run-$MAO_RUN_ID holding $MAO_SCHEDULED_TIME into the data folder")
@@ -74,6 +76,14 @@ func main() {
 	}
 	for i := 1; i <= *lines; i++ {
 		fmt.Printf("line %d\n", i)
+	}
+	if *text != "" {
+		unquoted, err := strconv.Unquote(`"` + strings.ReplaceAll(*text, `"`, `\"`) + `"`)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "print:", err)
+			os.Exit(2)
+		}
+		fmt.Print(unquoted)
 	}
 	if *input {
 		entries, err := os.ReadDir("/usr/src/app/input")
