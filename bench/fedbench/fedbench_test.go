@@ -272,7 +272,7 @@ func BenchmarkFailoverAfterSIGSTOP(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			for _, sr := range series {
+			for _, sr := range series.Items {
 				for _, p := range sr.Points {
 					if p.Run == id {
 						leaked = append(leaked, fmt.Sprintf("series point of %s at %s", id, victim.Name))

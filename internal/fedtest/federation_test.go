@@ -208,7 +208,7 @@ func TestFederation(t *testing.T) {
 		// The killed site's container still runs the first attempt: it
 		// comes back, stops nothing that others hold, and rejoins.
 		victim.Restart()
-		if infos, err := victim.Client.Sites(ctx); err != nil || len(infos) != 3 {
+		if infos, err := victim.Client.Sites(ctx); err != nil || len(infos.Items) != 3 {
 			t.Fatalf("sites after the restart: %+v %v", infos, err)
 		}
 	})

@@ -120,7 +120,7 @@ func TestFrozenSite(t *testing.T) {
 				t.Fatal(err)
 			}
 			var points int
-			for _, sr := range series {
+			for _, sr := range series.Items {
 				for _, p := range sr.Points {
 					if p.Run == id {
 						points++

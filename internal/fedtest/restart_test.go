@@ -38,9 +38,9 @@ func TestRestartAfterKill(t *testing.T) {
 				i+1, st.Waited, st.Revoked, st.Beyond())
 		}
 		worst = max(worst, st.Beyond())
-		infos, err := s.Client.Sites(ctx)
-		if err != nil || len(infos) != 1 || !infos[0].Live || infos[0].APIAddr != s.Addr || infos[0].Instance == "" {
-			t.Fatalf("restart %d: sites %+v, %v", i+1, infos, err)
+		list, err := s.Client.Sites(ctx)
+		if infos := list.Items; err != nil || len(infos) != 1 || !infos[0].Live || infos[0].APIAddr != s.Addr || infos[0].Instance == "" {
+			t.Fatalf("restart %d: sites %+v, %v", i+1, list, err)
 		}
 	}
 	t.Logf("worst start beyond etcd's over %d restarts: %s", restarts, worst.Round(time.Millisecond))

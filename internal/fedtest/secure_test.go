@@ -68,7 +68,7 @@ func TestSecureFederation(t *testing.T) {
 		}
 		Eventually(t, 30*time.Second, "s1 sees s4 live", func() bool {
 			sites, err := s1.Client.Sites(ctx)
-			return err == nil && slices.ContainsFunc(sites, func(s api.SiteInfo) bool { return s.Name == "s4" && s.Live })
+			return err == nil && slices.ContainsFunc(sites.Items, func(s api.SiteInfo) bool { return s.Name == "s4" && s.Live })
 		})
 		s4.Stop()
 		Eventually(t, 30*time.Second, "s4 gone", func() bool {
@@ -108,7 +108,7 @@ func TestSecureFederation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, info := range infos {
+		for _, info := range infos.Items {
 			if !strings.HasPrefix(info.FederationAddr, "https://") {
 				t.Errorf("site %s publishes federation address %q", info.Name, info.FederationAddr)
 			}

@@ -252,7 +252,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
 		Sites: st, Federation: st, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}}
+		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}, Invalid: st}
 	if acc.pki != "" {
 		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
@@ -467,6 +467,11 @@ func (h *health) Check(ctx context.Context) api.Health {
 	if _, err := h.docker.Version(ctx); err != nil {
 		out.Status, out.Docker = "degraded", err.Error()
 	}
+	// A record someone wrote to etcd by hand that mao cannot use: the
+	// site works, but what the record was meant to do does not happen.
+	if out.InvalidRecords = len(h.store.InvalidRecords()); out.InvalidRecords > 0 {
+		out.Status = "degraded"
+	}
 	return out
 }
 
@@ -485,6 +490,7 @@ var (
 	_ httpapi.Launcher         = (*federation.Dispatcher)(nil)
 	_ httpapi.Sites            = (*store.Store)(nil)
 	_ httpapi.Federation       = (*store.Store)(nil)
+	_ httpapi.Invalid          = (*store.Store)(nil)
 	_ httpapi.Issuer           = (*peer.Issuer)(nil)
 	_ httpapi.LogProxy         = (*peer.Client)(nil)
 	_ peer.Grants              = (*store.Store)(nil)

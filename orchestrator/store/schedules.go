@@ -177,6 +177,9 @@ func watch[T any](ctx context.Context, s *Store, prefix string, rev int64, conve
 			}
 			var batch []T
 			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					s.forgetInvalid(string(ev.Kv.Key))
+				}
 				if v, ok := convert(ev); ok {
 					batch = append(batch, v)
 				}

@@ -363,17 +363,23 @@ func (s *Store) delete(ctx context.Context, key string, conds ...clientv3.Cmp) e
 func list[T any](ctx context.Context, s *Store, dir string, opts ...clientv3.OpOption) ([]T, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	whole := len(opts) == 0 // no limit nor range of its own: the whole directory
 	opts = append(opts, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	resp, err := s.c.Get(ctx, s.prefix+dir, opts...)
 	if err != nil {
 		return nil, 0, s.unavailable(ctx, err)
 	}
 	out := make([]T, 0, len(resp.Kvs))
+	found := make(map[string]bool, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
+		found[string(kv.Key)] = true
 		var v T
 		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &v) == nil {
 			out = append(out, v)
 		}
+	}
+	if whole {
+		s.pruneInvalid(s.prefix+dir, found)
 	}
 	return out, resp.Header.Revision, nil
 }
