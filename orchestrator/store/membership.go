@@ -212,8 +212,9 @@ func (s *Store) notLive(ctx context.Context, site string) error {
 
 // Holds checks that this site holds run's current attempt: in one
 // transaction it reads the run's record and the site's, and the record
-// must be run's attempt, running at this site, and the site's record must
-// live under this membership's lease. It returns nil, an error of kind
+// must be run's attempt at this site, running (or pending: its start was
+// not recorded, etcd being away), and the site's record must live under
+// this membership's lease. It returns nil, an error of kind
 // errs.ErrChanged (ErrNotHeld) when the site does not hold the attempt
 // (it was lost and settled, retried, or the site's lease expired), or
 // ErrUnavailable.
@@ -237,7 +238,8 @@ func (m *Membership) Holds(ctx context.Context, run api.Run) error {
 	if err := m.s.decode(runKey, runKvs[0].Value, runKvs[0].ModRevision, &cur); err != nil {
 		return fmt.Errorf("run %s: %w: its record is not valid (%v)", run.ID, ErrNotHeld, err)
 	}
-	if cur.Site != m.site.Name || max(cur.Attempt, 1) != max(run.Attempt, 1) || cur.State != api.StateRunning {
+	started := cur.State == api.StateRunning || cur.State == api.StatePending
+	if cur.Site != m.site.Name || max(cur.Attempt, 1) != max(run.Attempt, 1) || !started {
 		return fmt.Errorf("run %s, attempt %d at site %s: %w: the record says attempt %d, %s at site %q",
 			run.ID, max(run.Attempt, 1), m.site.Name, ErrNotHeld, max(cur.Attempt, 1), cur.State, cur.Site)
 	}
