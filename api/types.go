@@ -167,6 +167,11 @@ type Site struct {
 	DockerVersion  string            `json:"docker_version"`
 	Labels         map[string]string `json:"labels,omitempty"`
 	StartedAt      time.Time         `json:"started_at"`
+	// Instance is the ID of the site's data directory, the same in every
+	// life of the site: an orchestrator that restarts after a crash knows
+	// its previous life's record by it. Empty in records of older
+	// versions.
+	Instance string `json:"instance,omitempty"`
 }
 
 // SiteInfo is a site as GET /api/v1/sites lists it: its last published

@@ -99,7 +99,7 @@ func TestSecureFederation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		awaitOutput(t, s2.Client, started[0].ID, "line 2")
+		AwaitOutput(t, s2.Client, started[0].ID, "line 2")
 		Eventually(t, 60*time.Second, "the run at s3 succeeded", func() bool {
 			r, err := s3.Client.Run(ctx, started[0].ID)
 			return err == nil && r.State == api.StateSucceeded && r.Site == "s3"

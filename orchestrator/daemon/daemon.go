@@ -133,6 +133,10 @@ type running struct {
 	workers []func(context.Context) // the scheduler and the federation's loops, stopped before the runner
 	late    []func(context.Context) // stopped after the runner, in order: alerts, then the notifier
 	member  *store.Membership
+	// rejoined is called when the site has registered again after its
+	// lease expired: the requests it could not claim meanwhile are looked
+	// at again at once.
+	rejoined func()
 }
 
 func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup) (*Daemon, error) {
@@ -140,11 +144,18 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
 	}
+	if err := lockDataDir(cfg.Site.DataDir, stack); err != nil {
+		return nil, err
+	}
+	instance, err := siteInstance(cfg.Site.DataDir)
+	if err != nil {
+		return nil, err
+	}
 	acc, err := openEtcd(ctx, cfg, log, stack)
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now, Admin: acc.admin, Log: log})
+	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Clock: clock, Admin: acc.admin, Log: log})
 	if err := secureFederation(ctx, cfg, acc, st, log); err != nil {
 		return nil, err
 	}
@@ -173,16 +184,6 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	checks := alerts.New(st, st, registry, notifier, alerts.Options{Site: cfg.Site.Name, SeriesLength: cfg.Detector.SeriesLength,
 		Cooldown: cfg.Notify.Cooldown, Channels: cfg.Notify.URLs, Clock: clock, Log: log})
 	repos := gitrepo.New(gitrepo.Options{Now: clock.Now, MaxOutputBytes: cfg.Runs.MaxOutputBytes, MaxOutputFiles: cfg.Runs.MaxOutputFiles})
-	run := runner.New(registry, st, docker, repos, runner.Options{
-		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks,
-		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
-	})
-	stack.push(func() { // stops runs that Recover started if Start fails later
-		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
-		defer cancel()
-		run.Shutdown(grace)
-	})
 
 	tokens, err := apiTokens(cfg.API.Tokens)
 	if err != nil {
@@ -206,7 +207,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 	record := siteRecord(ctx, cfg, addr, docker, clock, log)
-	record.FederationAddr = fed.addr
+	record.FederationAddr, record.Instance = fed.addr, instance
 	// Join before Recover: while this site is not live, other sites
 	// settle the runs it held as lost.
 	member, err := st.Join(ctx, record, cfg.Site.LeaseTTL, log)
@@ -217,6 +218,18 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		if err := member.Leave(context.Background()); err != nil {
 			log.Warn("leave", "err", err)
 		}
+	})
+	// The runner acts for runs only while the site holds them under its
+	// lease (member); it is stopped before the site leaves.
+	run := runner.New(registry, st, docker, repos, runner.Options{
+		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks, Lease: member,
+		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
+	})
+	stack.push(func() { // stops runs that Recover started if Start fails later
+		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
+		defer cancel()
+		run.Shutdown(grace)
 	})
 	// Pruned runs' logs go from here on, however late their watch starts.
 	pruneFrom, err := st.Revision(ctx)
@@ -269,7 +282,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	// events to the notifier.
 	late := []func(context.Context){checks.Run, notifier.Run}
 	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
-		srv: handler.HTTPServer(), served: make(chan error, 1)}
+		rejoined: dispatcher.Relist, srv: handler.HTTPServer(), served: make(chan error, 1)}
 	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
 	if tlsConfig != nil {
 		r.srv.TLSConfig = tlsConfig
@@ -335,7 +348,7 @@ func apiTLS(a config.API, dir pki.Dir) (*tls.Config, error) {
 func (r *running) serve(ctx context.Context) (err error) {
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	kept := make(chan struct{})
-	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second, r.leaseLost) }()
+	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second, r.leaseLost, r.rejoined) }()
 	lateStops := make([]func(), len(r.late))
 	for i, work := range r.late {
 		ctx, stop := context.WithCancel(context.Background())
@@ -468,6 +481,7 @@ var (
 	_ runner.Records           = (*store.Store)(nil)
 	_ runner.Containers        = (*dockerrt.Runtime)(nil)
 	_ runner.Git               = (*gitrepo.Repos)(nil)
+	_ runner.Lease             = (*store.Membership)(nil)
 	_ httpapi.ToolReader       = (*store.Store)(nil)
 	_ httpapi.ToolWriter       = (*store.Store)(nil)
 	_ httpapi.DatasetReader    = (*store.Store)(nil)

@@ -58,6 +58,7 @@ func openEtcd(ctx context.Context, cfg config.Config, log *slog.Logger, stack *c
 			return nil, err
 		}
 		acc.pki, acc.founded = dir, founded
+		started := time.Now()
 		srv, err := etcdembed.Start(ctx, member)
 		if err != nil {
 			return nil, err
@@ -65,7 +66,7 @@ func openEtcd(ctx context.Context, cfg config.Config, log *slog.Logger, stack *c
 		stack.push(srv.Close)
 		acc.errs = srv.Err()
 		endpoints = srv.Endpoints()
-		log.Info("embedded etcd started", "endpoints", endpoints)
+		log.Info("embedded etcd started", "endpoints", endpoints, "took", time.Since(started).Round(time.Millisecond))
 		if srv.Learner() {
 			// A learner serves no clients: go through the others until
 			// it has promoted itself.

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -38,9 +40,10 @@ type Store struct {
 	adminC  *clientv3.Client // for what needs etcd's root role; nil: c
 	prefix  string
 	timeout time.Duration
-	now     func() time.Time
+	clock   clockwork.Clock
 	log     *slog.Logger
 	invalid invalidRecords
+	joined  sync.Map // site name → *Membership: the sites that joined through this store
 }
 
 // Options configure a Store.
@@ -49,10 +52,11 @@ type Options struct {
 	// Timeout bounds each etcd request, after which it fails with
 	// ErrUnavailable; default 5s.
 	Timeout time.Duration
-	// Now stamps the times the store writes into records (a site's
-	// last_seen); default time.Now. Waits on etcd (leases, retries) use
-	// real time, as etcd's leases do.
-	Now func() time.Time
+	// Clock stamps the times the store writes into records (a site's
+	// last_seen) and is the site's own clock for its lease: when it was
+	// renewed, whether it is still valid, and the waits between renewals
+	// (see Membership); default the real clock. Its timers must fire.
+	Clock clockwork.Clock
 	// Log hears of invalid records, once each; default: discard.
 	Log *slog.Logger
 	// Admin is a client with etcd's root role, for cluster membership,
@@ -69,13 +73,13 @@ func New(c *clientv3.Client, opts Options) *Store {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{c: c, adminC: opts.Admin, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now, log: opts.Log}
+	return &Store{c: c, adminC: opts.Admin, prefix: opts.Prefix, timeout: opts.Timeout, clock: opts.Clock, log: opts.Log}
 }
 
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }
@@ -167,8 +171,8 @@ var ErrNotHeld = errs.New(errs.ErrChanged, "the run is held by another site")
 
 // SaveRun overwrites a run record, but only while r.Site holds the run and
 // r is not an older attempt than the stored one: a run that another site
-// took over (see LoseRun), or that was lost and claimed again, fails with
-// ErrNotHeld. A record that is gone is written again, and one that is not
+// took over (see LoseRun), that was lost and claimed again, or that was
+// settled as lost for good, fails with ErrNotHeld. A record that is gone is written again, and one that is not
 // a valid record is overwritten.
 func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	key := s.key(runsDir, r.ID)
@@ -183,6 +187,10 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 			return wrapName(err, "run", r.ID)
 		case cur.Site != r.Site:
 			return fmt.Errorf("run %s at site %s: %w (%q)", r.ID, r.Site, ErrNotHeld, cur.Site)
+		case cur.State == api.StateLost:
+			// Settled as lost for good by another site (LoseRun): the
+			// attempt is over, whatever its site has to say.
+			return fmt.Errorf("run %s at site %s: %w (it was settled as lost)", r.ID, r.Site, ErrNotHeld)
 		case max(r.Attempt, 1) < max(cur.Attempt, 1):
 			// A later attempt was claimed since, possibly by this site:
 			// the record of an abandoned older one must not replace it.
