@@ -20,31 +20,16 @@ func (r *Repos) Daemon(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var served sync.WaitGroup
 	var mu sync.Mutex
 	var failures []string
-	served.Add(1)
-	go func() {
-		defer served.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return // the listener was closed
-			}
-			served.Add(1)
-			go func() {
-				defer served.Done()
-				if msg := r.inetd(conn.(*net.TCPConn)); msg != "" {
-					mu.Lock()
-					failures = append(failures, msg)
-					mu.Unlock()
-				}
-			}()
+	serve(t, ln, func(conn net.Conn) {
+		if msg := r.inetd(conn.(*net.TCPConn)); msg != "" {
+			mu.Lock()
+			failures = append(failures, msg)
+			mu.Unlock()
 		}
-	}()
+	})
 	t.Cleanup(func() {
-		ln.Close()
-		served.Wait()
 		for _, f := range failures {
 			t.Logf("git daemon: %s", f)
 		}
@@ -74,4 +59,29 @@ func (r *Repos) inetd(conn *net.TCPConn) string {
 		return err.Error()
 	}
 	return ""
+}
+
+// serve accepts connections on ln and handles each in a goroutine of its
+// own, until the test ends: then it closes ln and waits for them.
+func serve(t testing.TB, ln net.Listener, handle func(net.Conn)) {
+	var served sync.WaitGroup
+	served.Add(1)
+	go func() {
+		defer served.Done()
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return // the listener was closed
+			}
+			served.Add(1)
+			go func() {
+				defer served.Done()
+				handle(conn)
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		served.Wait()
+	})
 }

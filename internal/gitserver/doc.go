@@ -12,6 +12,6 @@
 //
 // # Rules
 //
-// Imports from mao: nothing.
+// Imports from mao: only internal/testenv.
 // Imported by: tests only.
 package gitserver

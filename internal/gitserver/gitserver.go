@@ -2,12 +2,13 @@ package gitserver
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/mao-research/mao/internal/testenv"
 )
 
 // Repos is a directory of bare repositories that the servers serve.
@@ -99,11 +100,5 @@ func gitEnv() []string {
 // which nothing listens.
 func Down(t testing.TB, name string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return "git://" + addr + "/" + name + ".git"
+	return "git://" + testenv.ClosedPort(t) + "/" + name + ".git"
 }

@@ -81,26 +81,7 @@ func (r *Repos) SSH(t testing.TB) *SSHServer {
 	if err := os.WriteFile(s.KnownHosts, []byte(line), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var served sync.WaitGroup
-	served.Add(1)
-	go func() {
-		defer served.Done()
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			served.Add(1)
-			go func() {
-				defer served.Done()
-				r.serveSSH(conn, config)
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		ln.Close()
-		served.Wait()
-	})
+	serve(t, ln, func(conn net.Conn) { r.serveSSH(conn, config) })
 	return s
 }
 
