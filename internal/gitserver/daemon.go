@@ -6,6 +6,7 @@ import (
 	"net"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -16,13 +17,43 @@ import (
 // daemon --inetd`, so that no port is raced for.
 func (r *Repos) Daemon(t testing.TB) string {
 	t.Helper()
+	base, _ := r.GatedDaemon(t)
+	return base
+}
+
+// Gate switches a GatedDaemon down and up, and counts its connections.
+type Gate struct {
+	down        atomic.Bool
+	connections atomic.Int64
+}
+
+// Down makes the daemon close every connection at once, as a remote that
+// is down (but whose address stays the same) does; Up serves again.
+func (g *Gate) Down() { g.down.Store(true) }
+
+// Up serves again.
+func (g *Gate) Up() { g.down.Store(false) }
+
+// Connections counts the connections served while up.
+func (g *Gate) Connections() int64 { return g.connections.Load() }
+
+// GatedDaemon is Daemon with a Gate: the test takes the remote down and
+// brings it back at the same address.
+func (r *Repos) GatedDaemon(t testing.TB) (string, *Gate) {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := &Gate{}
 	var mu sync.Mutex
 	var failures []string
 	serve(t, ln, func(conn net.Conn) {
+		if g.down.Load() {
+			conn.Close()
+			return
+		}
+		g.connections.Add(1)
 		if msg := r.inetd(conn.(*net.TCPConn)); msg != "" {
 			mu.Lock()
 			failures = append(failures, msg)
@@ -34,7 +65,7 @@ func (r *Repos) Daemon(t testing.TB) string {
 			t.Logf("git daemon: %s", f)
 		}
 	})
-	return "git://" + ln.Addr().String() + "/"
+	return "git://" + ln.Addr().String() + "/", g
 }
 
 // inetd serves one connection with `git daemon --inetd` and returns its

@@ -8,7 +8,11 @@
 // (receive.denyNonFastForwards), as shared research repositories should.
 //
 // Servers stop when the test ends. A remote that is down is Down's
-// address: a closed loopback port.
+// address: a closed loopback port; GatedDaemon's Gate takes a remote down
+// and brings it back at the same address. HTTPS serves with a test
+// authority's certificate, whose PEM file it returns. Race makes a push
+// find its branch moved just before it lands, as when another site
+// pushed first.
 //
 // # Rules
 //

@@ -102,3 +102,33 @@ func Down(t testing.TB, name string) string {
 	t.Helper()
 	return "git://" + testenv.ClosedPort(t) + "/" + name + ".git"
 }
+
+// Race makes the next n pushes to the repository name find its main
+// branch moved just before they land, as when another site pushes first:
+// a pre-receive hook commits to main (a commit "raced", changing no file)
+// and the push is then refused, since main is no longer where the pusher
+// saw it.
+func (r *Repos) Race(t testing.TB, name string, n int) {
+	t.Helper()
+	bare := filepath.Join(r.Root, name+".git")
+	counter := filepath.Join(t.TempDir(), "races")
+	if err := os.WriteFile(counter, []byte(strings.Repeat("x", n)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	hook := `#!/bin/sh
+cat >/dev/null
+left=$(cat '` + counter + `')
+[ -z "$left" ] && exit 0
+printf '%s' "${left#x}" > '` + counter + `'
+unset GIT_QUARANTINE_PATH GIT_OBJECT_DIRECTORY GIT_ALTERNATE_OBJECT_DIRECTORIES
+c=$(GIT_AUTHOR_NAME=racer GIT_AUTHOR_EMAIL=racer@localhost GIT_COMMITTER_NAME=racer GIT_COMMITTER_EMAIL=racer@localhost \
+	git commit-tree -p refs/heads/main -m raced 'refs/heads/main^{tree}') || exit 1
+git update-ref refs/heads/main "$c"
+`
+	if err := os.MkdirAll(filepath.Join(bare, "hooks"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bare, "hooks", "pre-receive"), []byte(hook), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}

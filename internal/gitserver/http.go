@@ -2,10 +2,13 @@ package gitserver
 
 import (
 	"crypto/subtle"
+	"encoding/pem"
 	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -19,8 +22,29 @@ const HTTPBackend = "/usr/lib/git-core/git-http-backend"
 // BASE + name + ".git").
 func (r *Repos) HTTP(t testing.TB, user, password string) string {
 	t.Helper()
+	srv := httptest.NewServer(r.backend(user, password))
+	t.Cleanup(srv.Close)
+	return srv.URL + "/"
+}
+
+// HTTPS is HTTP over TLS, with a certificate of a test authority for
+// 127.0.0.1: it returns the base URL (https://127.0.0.1:PORT/) and a PEM
+// file of the authority's certificate, which clients must trust.
+func (r *Repos) HTTPS(t testing.TB, user, password string) (base, caFile string) {
+	t.Helper()
+	srv := httptest.NewTLSServer(r.backend(user, password))
+	t.Cleanup(srv.Close)
+	caFile = filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL + "/", caFile
+}
+
+// backend is git http-backend behind basic auth.
+func (r *Repos) backend(user, password string) http.Handler {
 	env := []string{"GIT_PROJECT_ROOT=" + r.Root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		u, p, ok := req.BasicAuth()
 		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(user)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
@@ -30,9 +54,7 @@ func (r *Repos) HTTP(t testing.TB, user, password string) string {
 		// http-backend takes pushes from an authenticated user only.
 		backend := &cgi.Handler{Path: HTTPBackend, Env: append(env[:len(env):len(env)], "REMOTE_USER="+u)}
 		backend.ServeHTTP(w, req)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL + "/"
+	})
 }
 
 // WithUser returns rawURL with user and password in it, as a site's

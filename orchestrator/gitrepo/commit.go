@@ -48,6 +48,11 @@ import (
 // the commit in the same way, and Commit returns it wrapped. Output that
 // was neither committed nor discarded is discarded by the next Sync.
 func (r *Repos) Commit(ctx context.Context, dir, message string, keep func() error) (commit string, files []string, err error) {
+	unlock, err := r.lock(ctx, dir)
+	if err != nil {
+		return "", nil, err
+	}
+	defer unlock()
 	c, err := openClone(dir)
 	if err != nil {
 		return "", nil, err
@@ -275,6 +280,11 @@ func eachCandidate(top *os.Root, cands []candidate, f func(dir *os.Root, cd cand
 // Discard checks ctx between files; when ctx ends it returns ctx's error,
 // and the next Sync discards what is left.
 func (r *Repos) Discard(ctx context.Context, dir string) (files []string, err error) {
+	unlock, err := r.lock(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	c, err := openClone(dir)
 	if err != nil {
 		return nil, err

@@ -2,9 +2,9 @@
 // data repository of each tool (mounted read-write into the tool's
 // container) and the registered datasets. It clones and fast-forwards them
 // (Sync), re-cloning a directory whose URL changed and keeping the old clone
-// aside rather than deleting it, records a run's output as a commit (Commit)
-// and throws away a failed run's output (Discard). It never pushes or
-// deletes commits.
+// aside rather than deleting it, records a run's output as a commit (Commit),
+// throws away a failed run's output (Discard) and sends the commits to the
+// remote (Push). It never deletes commits and never forces a push.
 //
 // # A clone is opened only as itself
 //
@@ -68,9 +68,39 @@
 // file:// URLs by running git-upload-pack, so a site that uses file://
 // remotes needs git installed.
 //
-// A Repos does no locking: callers must serialise calls on the same
-// directory (the orchestrator holds a per-directory lock). Calls on
-// different directories may run concurrently.
+// # Pushing
+//
+// The clone is its own outbox: the commits of its branch after the ref
+// refs/mao/pushed/<branch> (the pushed mark) are not on the remote yet.
+// Sync sets the mark to the remote's head whenever it moves the branch
+// there (a clone, a fast-forward); Push sets it to the branch's head once
+// it has sent what came after the mark. Push reads the remote's heads
+// (one receive-pack connection), fetches them only when the clone lacks
+// them, and rebases the outbox onto the remote's head in the git directory
+// alone, commit by commit, writing only the trees on the changed paths;
+// it sends those objects in one pack, never a forced update. A commit that
+// changed a path the remote changed to other content goes to a conflict
+// branch instead (mao/<site>, from the remote's head). When the remote
+// answers that its branch moved meanwhile, Push waits a random while and
+// tries again, a bounded number of times. A push that landed but was cut
+// short before it set the mark is found again on the remote (the same
+// author, committer and message, and the changes), and not sent twice.
+// The work tree and the index are never touched by Push: Sync moves a
+// clone whose every commit is on the remote to the remote's head, other
+// sites' files included, before the next run, while a clone with unpushed
+// commits stays on them (a remote that does not answer, too: Sync then
+// works on the clone as it is, with a note).
+//
+// Credentials come from the site (LoadAuth: an SSH key and known_hosts,
+// HTTPS passwords in git's credential-store format, a CA bundle), never
+// from a URL; errors name remotes without credentials and hold no secret.
+//
+// Sync, Commit, Discard and Push take a lock of the clone's git directory
+// for as long as they work on it, so a Push may run while the work tree is
+// used by a run. Beyond that a Repos does no locking: callers must
+// serialise the runs that use one work tree (the orchestrator holds a
+// per-directory lock). Calls on different directories may run
+// concurrently.
 //
 // The package must not import mao's registry, scheduler, Docker or API
 // packages: it knows directories and URLs, not tools or runs.

@@ -44,12 +44,17 @@ type Options struct {
 	// the output. Defaults DefaultMaxOutputBytes and DefaultMaxOutputFiles.
 	MaxOutputBytes int64
 	MaxOutputFiles int
+	// Auth authenticates to the remotes (LoadAuth); nil: anonymously, and
+	// over ssh with the agent's keys and the default known_hosts.
+	Auth *Auth
 }
 
-// Repos syncs, commits and discards changes in local clones. It holds no
-// state besides its options; see the package doc about locking.
+// Repos syncs, commits, discards and pushes changes in local clones. It
+// holds no state besides its options and the locks of the clones' git
+// directories; see the package doc about locking.
 type Repos struct {
-	opts Options
+	opts  Options
+	locks gitLocks
 }
 
 // New returns a Repos with opts' defaults filled in.
@@ -69,7 +74,7 @@ func New(opts Options) *Repos {
 	if opts.MaxOutputFiles <= 0 {
 		opts.MaxOutputFiles = DefaultMaxOutputFiles
 	}
-	return &Repos{opts: opts}
+	return &Repos{opts: opts, locks: gitLocks{m: map[string]chan struct{}{}}}
 }
 
 // Sync makes dir a clone of rawURL at branch ("" means the remote's default
@@ -106,6 +111,11 @@ func (r *Repos) Sync(ctx context.Context, dir, rawURL, branch string) (commit, n
 	if dir, err = filepath.Abs(dir); err != nil {
 		return "", "", err
 	}
+	unlock, err := r.lock(ctx, dir)
+	if err != nil {
+		return "", "", err
+	}
+	defer unlock()
 	c, err := openClone(dir)
 	var none *noClone
 	if errors.As(err, &none) {
@@ -146,7 +156,7 @@ func (r *Repos) Sync(ctx context.Context, dir, rawURL, branch string) (commit, n
 	if !sameURL(old, rawURL) {
 		commit, note, err = r.replace(ctx, c, old, rawURL, branch)
 	} else {
-		commit, note, err = update(ctx, c.repo, rawURL, branch)
+		commit, note, err = r.update(ctx, c.repo, rawURL, branch)
 	}
 	if note != "" {
 		notes = append(notes, note)
@@ -167,7 +177,7 @@ func (r *Repos) cloneNew(ctx context.Context, dir, rawURL, branch string) (commi
 			err = errors.Join(err, os.RemoveAll(tmp))
 		}
 	}()
-	if commit, err = cloneInto(ctx, tmp, rawURL, branch); err != nil {
+	if commit, err = r.cloneInto(ctx, tmp, rawURL, branch); err != nil {
 		return "", err
 	}
 	// dir is missing or empty (os.Rename does not replace a directory).
@@ -206,7 +216,7 @@ func (r *Repos) replace(ctx context.Context, c *clone, oldURL, rawURL, branch st
 			err = errors.Join(err, os.RemoveAll(tmp))
 		}
 	}()
-	if commit, err = cloneInto(ctx, tmp, rawURL, branch); err != nil {
+	if commit, err = r.cloneInto(ctx, tmp, rawURL, branch); err != nil {
 		return "", "", err
 	}
 	// The old clone takes its git directory back in, and so moves aside
@@ -275,8 +285,12 @@ func isEmptyDir(dir string) (bool, error) {
 
 // cloneInto clones rawURL into the empty directory dir as an ordinary
 // clone (its git directory inside), removing what it created on failure.
-func cloneInto(ctx context.Context, dir, rawURL, branch string) (string, error) {
-	opts := &git.CloneOptions{URL: rawURL}
+func (r *Repos) cloneInto(ctx context.Context, dir, rawURL, branch string) (string, error) {
+	auth, err := r.opts.Auth.method(rawURL)
+	if err != nil {
+		return "", fmt.Errorf("clone %s: %w", redact(rawURL), err)
+	}
+	opts := &git.CloneOptions{URL: rawURL, Auth: auth, CABundle: r.opts.Auth.caBundle()}
 	if branch != "" {
 		opts.ReferenceName = plumbing.NewBranchReferenceName(branch)
 	}
@@ -292,7 +306,13 @@ func cloneInto(ctx context.Context, dir, rawURL, branch string) (string, error) 
 	if err != nil {
 		return "", fmt.Errorf("clone %s: %w", redact(rawURL), err)
 	}
-	return headHash(repo)
+	head, err := repo.Head()
+	if err != nil {
+		return "", fmt.Errorf("clone %s: read HEAD: %w", redact(rawURL), err)
+	}
+	// Everything the clone holds is on the remote: Push sends what comes
+	// after.
+	return head.Hash().String(), markPushed(repo, head.Name(), head.Hash())
 }
 
 func initEmpty(dir, rawURL, branch string) error {
@@ -345,12 +365,24 @@ func redact(rawURL string) string {
 }
 
 // update fetches origin and moves the branch to the remote's head when that
-// is a fast-forward.
-func update(ctx context.Context, repo *git.Repository, rawURL, branch string) (commit, note string, err error) {
-	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: origin})
-	remoteEmpty := errors.Is(err, transport.ErrEmptyRemoteRepository)
-	if err != nil && !remoteEmpty && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+// is a fast-forward, or when every commit of the local branch has been
+// pushed (Push): then the remote's head holds them, maybe rebased onto
+// other sites' commits. A remote that does not answer leaves the clone as
+// it is, with a note: a run works on the local head, and its commit is
+// pushed once the remote is back.
+func (r *Repos) update(ctx context.Context, repo *git.Repository, rawURL, branch string) (commit, note string, err error) {
+	auth, err := r.opts.Auth.method(rawURL)
+	if err != nil {
 		return "", "", fmt.Errorf("fetch %s: %w", redact(rawURL), err)
+	}
+	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: origin, Auth: auth, CABundle: r.opts.Auth.caBundle()})
+	remoteEmpty := errors.Is(err, transport.ErrEmptyRemoteRepository)
+	offline := ""
+	if err != nil && !remoteEmpty && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		if ctx.Err() != nil {
+			return "", "", fmt.Errorf("fetch %s: %w", redact(rawURL), ctx.Err())
+		}
+		offline = fmt.Sprintf("could not fetch %s (%v): working on the clone as it is", redact(rawURL), err)
 	}
 	head, err := repo.Reference(plumbing.HEAD, false)
 	if err != nil {
@@ -363,6 +395,15 @@ func update(ctx context.Context, repo *git.Repository, rawURL, branch string) (c
 	if err != nil {
 		return "", "", err
 	}
+	if offline != "" {
+		if branch != "" && plumbing.NewBranchReferenceName(branch) != head.Target() {
+			return "", "", fmt.Errorf("switch to branch %s: %s", branch, offline)
+		}
+		if !local.IsZero() {
+			offline += " at " + short(local)
+		}
+		return hexOrEmpty(local), offline, nil
+	}
 
 	want := head.Target()
 	if branch != "" {
@@ -370,7 +411,7 @@ func update(ctx context.Context, repo *git.Repository, rawURL, branch string) (c
 	} else if local.IsZero() && !remoteEmpty {
 		// Nothing committed yet, so follow the remote's default branch,
 		// which an empty remote did not have when it was cloned.
-		if want, err = remoteDefaultBranch(ctx, repo, want); err != nil {
+		if want, err = remoteDefaultBranch(ctx, repo, want, auth, r.opts.Auth.caBundle()); err != nil {
 			return "", "", fmt.Errorf("list %s: %w", redact(rawURL), err)
 		}
 	}
@@ -388,8 +429,11 @@ func update(ctx context.Context, repo *git.Repository, rawURL, branch string) (c
 		}
 	}
 
-	if remote.IsZero() || remote == local {
+	if remote.IsZero() {
 		return hexOrEmpty(local), "", nil
+	}
+	if remote == local {
+		return local.String(), "", markPushed(repo, want, local)
 	}
 	if !local.IsZero() {
 		ff, ahead, err := compare(repo, local, remote)
@@ -399,17 +443,34 @@ func update(ctx context.Context, repo *git.Repository, rawURL, branch string) (c
 		if ahead {
 			return local.String(), "", nil
 		}
-		if !ff {
+		pushed, err := hashOf(repo, pushedRef(want))
+		if err != nil {
+			return "", "", err
+		}
+		if !ff && pushed != local {
 			return local.String(), fmt.Sprintf("pull: remote has diverged (%s/%s is at %s); ran on local head %s",
 				origin, want.Short(), short(remote), short(local)), nil
 		}
+		// A fast-forward, or every local commit is on the remote now.
 	}
 	// MergeReset moves the branch and updates the files that changed, and
 	// refuses if the worktree has uncommitted changes to tracked files.
 	if err := w.Reset(&git.ResetOptions{Commit: remote, Mode: git.MergeReset}); err != nil {
 		return "", "", fmt.Errorf("fast-forward %s to %s: %w", want.Short(), short(remote), err)
 	}
-	return remote.String(), "", nil
+	return remote.String(), "", markPushed(repo, want, remote)
+}
+
+// markPushed sets the pushed mark of branch (see pushedRef) to h, a commit
+// the remote holds, unless it is there already.
+func markPushed(repo *git.Repository, branch plumbing.ReferenceName, h plumbing.Hash) error {
+	if cur, err := hashOf(repo, pushedRef(branch)); err != nil || cur == h {
+		return err
+	}
+	if err := repo.Storer.SetReference(plumbing.NewHashReference(pushedRef(branch), h)); err != nil {
+		return fmt.Errorf("mark %s as pushed: %w", short(h), err)
+	}
+	return nil
 }
 
 // compare reports whether local is an ancestor of remote (a fast-forward)
@@ -432,12 +493,13 @@ func compare(repo *git.Repository, local, remote plumbing.Hash) (ff, ahead bool,
 
 // remoteDefaultBranch asks origin which branch its HEAD names, and returns
 // fallback if it does not say.
-func remoteDefaultBranch(ctx context.Context, repo *git.Repository, fallback plumbing.ReferenceName) (plumbing.ReferenceName, error) {
+func remoteDefaultBranch(ctx context.Context, repo *git.Repository, fallback plumbing.ReferenceName,
+	auth transport.AuthMethod, ca []byte) (plumbing.ReferenceName, error) {
 	remote, err := repo.Remote(origin)
 	if err != nil {
 		return "", err
 	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{})
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: ca})
 	if err != nil {
 		return "", err
 	}
@@ -482,11 +544,6 @@ func hashOf(repo *git.Repository, name plumbing.ReferenceName) (plumbing.Hash, e
 		return plumbing.ZeroHash, fmt.Errorf("resolve %s: %w", name, err)
 	}
 	return ref.Hash(), nil
-}
-
-func headHash(repo *git.Repository) (string, error) {
-	h, err := hashOf(repo, plumbing.HEAD)
-	return hexOrEmpty(h), err
 }
 
 func hexOrEmpty(h plumbing.Hash) string {

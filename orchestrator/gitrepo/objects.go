@@ -6,12 +6,10 @@ import (
 	"compress/zlib"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -201,17 +199,10 @@ func buildTree(entries []*index.Entry, dir string, keep func(string) bool, out m
 		items = append(items, treeItem{name, filemode.Dir, buildTree(entries[i:k], prefix+name, keep, out)})
 		i = k
 	}
-	// Git's order: by name, a directory's name as if it ended in '/'.
-	slices.SortFunc(items, func(a, b treeItem) int { return strings.Compare(sortKey(a), sortKey(b)) })
-	var buf bytes.Buffer
-	for _, it := range items {
-		fmt.Fprintf(&buf, "%o %s", uint32(it.mode), it.name)
-		buf.WriteByte(0)
-		buf.Write(it.hash[:])
-	}
-	t := tree{hash: plumbing.ComputeHash(plumbing.TreeObject, buf.Bytes())}
+	content := encodeTree(items)
+	t := tree{hash: plumbing.ComputeHash(plumbing.TreeObject, content)}
 	if keep(dir) {
-		t.content = buf.Bytes()
+		t.content = content
 		out[dir] = t
 	}
 	return t.hash
