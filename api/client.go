@@ -123,6 +123,7 @@ func (c *Client) RemoveDataset(ctx context.Context, name string) error {
 type RunFilter struct {
 	Tool     string
 	Schedule string
+	Push     PushState // only the runs whose commit's push is in this state
 }
 
 // Runs lists runs, newest first.
@@ -133,6 +134,9 @@ func (c *Client) Runs(ctx context.Context, f RunFilter) (List[Run], error) {
 	}
 	if f.Schedule != "" {
 		q.Set("schedule", f.Schedule)
+	}
+	if f.Push != "" {
+		q.Set("push", string(f.Push))
 	}
 	var out List[Run]
 	return out, c.do(ctx, http.MethodGet, "/runs", q, nil, &out)

@@ -130,6 +130,55 @@ type Run struct {
 	StartedAt          *time.Time `json:"started_at,omitempty"`
 	ContainerStartedAt *time.Time `json:"container_started_at,omitempty"` // when the engine started the container
 	FinishedAt         *time.Time `json:"finished_at,omitempty"`
+
+	// Push is the way of a successful run's commit to its tool's data
+	// repository; absent when nothing is pushed (the tool's push is off,
+	// the run committed nothing, or it did not succeed).
+	Push *Push `json:"push,omitempty"`
+}
+
+// PushState is where a successful run's commit is on its way to the data
+// repository: pending → pushed | conflict, with failed between while
+// attempts fail (it is retried until it is pushed).
+type PushState string
+
+// The push states.
+const (
+	PushPending  PushState = "pending"  // queued in the site's clone, not pushed yet
+	PushPushed   PushState = "pushed"   // on the branch
+	PushConflict PushState = "conflict" // on mao/<site>: a path it wrote was changed on the branch too
+	PushFailed   PushState = "failed"   // attempts failed (Reason); it is retried
+)
+
+// Valid reports whether s is one of the push states.
+func (s PushState) Valid() bool {
+	switch s {
+	case PushPending, PushPushed, PushConflict, PushFailed:
+		return true
+	}
+	return false
+}
+
+// Done reports whether the commit has landed on the remote.
+func (s PushState) Done() bool { return s == PushPushed || s == PushConflict }
+
+// Push is a run's commit on its way to its tool's data repository.
+type Push struct {
+	State PushState `json:"state"`
+	// Branch is the remote branch the commit went to: the tool's branch
+	// (pushed), or mao/<site> (conflict).
+	Branch string `json:"branch,omitempty"`
+	// Commit is the commit on the remote: the run's own
+	// (data_commit_after), or a copy of it rebased onto the commits other
+	// sites pushed first.
+	Commit string `json:"commit,omitempty"`
+	// Reason is why the latest attempt failed.
+	Reason string `json:"reason,omitempty"`
+	// Attempts counts the attempts that failed.
+	Attempts int        `json:"attempts,omitempty"`
+	QueuedAt time.Time  `json:"queued_at"`
+	FailedAt *time.Time `json:"failed_at,omitempty"` // the first failed attempt
+	PushedAt *time.Time `json:"pushed_at,omitempty"` // when it landed
 }
 
 // Attempt is one earlier, failed attempt of a run that was retried.
@@ -275,7 +324,7 @@ type Series struct {
 // Notification is what became of one notification to one channel.
 type Notification struct {
 	ID       string `json:"id"`
-	Kind     string `json:"kind"` // spike, spike_resolved, run_failed, run_timed_out, run_lost, run_recovered, test
+	Kind     string `json:"kind"` // spike, spike_resolved, run_failed, run_timed_out, run_lost, run_recovered, push_failed, test
 	Tool     string `json:"tool,omitempty"`
 	Site     string `json:"site"` // the site that sent it
 	Run      string `json:"run,omitempty"`

@@ -6,15 +6,18 @@ import "time"
 // was notified.
 const DefaultCooldown = 24 * time.Hour
 
-// State is what was notified of a series (a tool's metric at a site) or
-// of a tool's runs; the caller stores it between decisions. A series uses
-// the spike fields, a tool's runs the failure ones.
+// State is what was notified of a series (a tool's metric at a site), of
+// a tool's runs, or of a site's pushes of a tool's commits; the caller
+// stores it between decisions. A series uses the spike fields, a tool's
+// runs the failure ones, pushes the push ones.
 type State struct {
 	Spiking       bool       `json:"spiking"`
 	SpikeSentAt   *time.Time `json:"spike_sent_at,omitempty"`
 	Failing       bool       `json:"failing"`
 	FailureSentAt *time.Time `json:"failure_sent_at,omitempty"`
 	Failures      int        `json:"failures,omitempty"` // failed runs in a row
+	PushFailing   bool       `json:"push_failing,omitempty"`
+	PushSentAt    *time.Time `json:"push_sent_at,omitempty"`
 }
 
 // DecideSpike decides what to notify about a series whose newest value is
@@ -96,6 +99,32 @@ func DecideRun(prev State, end RunEnd, now time.Time, cooldown time.Duration) (k
 	}
 	next.Failing, next.FailureSentAt = true, &now
 	return []string{kind}, next
+}
+
+// DecidePush decides what to notify about a site's pushes of a tool's
+// commits to its data repository, given what was notified before (prev):
+//
+//   - a push that has failed for longer than the caller allows (failing):
+//     KindPushFailed, once; while pushes go on failing, nothing, until
+//     cooldown (default 24h) has passed since, then a reminder;
+//   - a push that landed (not failing): nothing, and the state is cleared,
+//     so that the next lasting failure is told again.
+//
+// It returns the kinds to notify and the state to store.
+func DecidePush(prev State, failing bool, now time.Time, cooldown time.Duration) (kinds []string, next State) {
+	if cooldown <= 0 {
+		cooldown = DefaultCooldown
+	}
+	next = prev
+	if !failing {
+		next.PushFailing, next.PushSentAt = false, nil
+		return nil, next
+	}
+	if prev.PushFailing && !due(prev.PushSentAt, now, cooldown) {
+		return nil, next
+	}
+	next.PushFailing, next.PushSentAt = true, &now
+	return []string{KindPushFailed}, next
 }
 
 // due reports whether cooldown has passed since sent (or nothing was).

@@ -110,3 +110,38 @@ func TestDecideRun(t *testing.T) {
 		})
 	}
 }
+
+func TestDecidePush(t *testing.T) {
+	type step struct {
+		at      time.Duration // after t0
+		failing bool
+		want    []string
+	}
+	tests := []struct {
+		name  string
+		steps []step
+	}{
+		{"fails: told once", []step{{0, true, []string{KindPushFailed}}, {time.Minute, true, nil}, {time.Hour, true, nil}}},
+		{"pushed: nothing", []step{{0, false, nil}, {time.Minute, false, nil}}},
+		{"pushed after failing, then failing again: told again", []step{
+			{0, true, []string{KindPushFailed}}, {time.Minute, false, nil}, {2 * time.Minute, true, []string{KindPushFailed}}}},
+		{"failing past the cooldown: a reminder", []step{
+			{0, true, []string{KindPushFailed}}, {23 * time.Hour, true, nil}, {24 * time.Hour, true, []string{KindPushFailed}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sent := t0
+			s := State{Failing: true, FailureSentAt: &sent, Spiking: true}
+			for i, st := range tt.steps {
+				var kinds []string
+				kinds, s = DecidePush(s, st.failing, t0.Add(st.at), 0)
+				if !slices.Equal(kinds, st.want) || s.PushFailing != st.failing {
+					t.Fatalf("step %d (failing %v at +%v): got %v (%+v), want %v", i, st.failing, st.at, kinds, s, st.want)
+				}
+			}
+			if !s.Failing || !s.Spiking || s.FailureSentAt != &sent {
+				t.Errorf("the other conditions' state changed: %+v", s)
+			}
+		})
+	}
+}

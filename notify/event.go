@@ -14,6 +14,7 @@ const (
 	KindRunTimedOut   = "run_timed_out"
 	KindRunLost       = "run_lost"
 	KindRunRecovered  = "run_recovered" // a tool's run succeeded after failures
+	KindPushFailed    = "push_failed"   // a run's commit has not reached the data repository for a while
 	KindTest          = "test"          // a test message, asked for by a person
 )
 
@@ -58,6 +59,8 @@ func (e Event) Summary() string {
 		s = "run of " + tool + " lost"
 	case KindRunRecovered:
 		s = tool + " recovered"
+	case KindPushFailed:
+		s = "push of " + tool + "'s results failed"
 	case KindTest:
 		s = "test notification"
 		if e.Site != "" {

@@ -23,7 +23,8 @@ var scpPasswordRe = regexp.MustCompile(`^[^:/@]+:[^/@]*@[^:/@]+:`)
 // the URL with its secret hidden.
 func errCredentials(shown string) error {
 	return fmt.Errorf("%q holds credentials (user:password@, or a token as user@ over https); "+
-		"git credentials belong in the site's config file, not in the shared registry", shown)
+		"git credentials go in the [git] section of each site's config.ini (credentials_file for https, "+
+		"ssh_key_file for ssh), not in the shared registry", shown)
 }
 
 // checkNoCredentials refuses a git or web URL that carries a password, or,

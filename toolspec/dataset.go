@@ -16,7 +16,7 @@ func (d *Dataset) Validate() error {
 	p.check("name", CheckName(d.Name))
 	p.check("url", checkGitURL(d.URL))
 	if d.Branch != "" {
-		p.check("branch", checkBranch(d.Branch))
+		p.check("branch", CheckBranch(d.Branch))
 	}
 	p.check("description", checkText(d.Description, maxLongText))
 	p.check("owner", checkLine(d.Owner, maxShortText))

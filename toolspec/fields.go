@@ -220,9 +220,9 @@ func parseUser(s string) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// checkBranch applies the parts of git-check-ref-format that matter for a
+// CheckBranch applies the parts of git-check-ref-format that matter for a
 // branch name given by a user.
-func checkBranch(s string) error {
+func CheckBranch(s string) error {
 	bad := s == "" || strings.HasPrefix(s, "-") || strings.HasPrefix(s, "/") || strings.HasSuffix(s, "/") ||
 		strings.HasSuffix(s, ".lock") || strings.HasSuffix(s, ".") || strings.Contains(s, "..") ||
 		strings.Contains(s, "//") || strings.Contains(s, "@{") || strings.ContainsAny(s, " ~^:?*[\\\"'")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/mao-research/mao/detector"
@@ -55,6 +56,34 @@ type Tool struct {
 	// events, besides the site's. They hold secrets: the API and maoctl
 	// show them redacted.
 	Notify []string `json:"notify,omitempty" yaml:"notify,omitempty"`
+
+	// Branch is the data repository's branch that runs work on and push
+	// to; empty: the repository's default branch.
+	Branch string `json:"branch,omitempty" yaml:"branch,omitempty"`
+	// Push says where a successful run's commit goes: PushBranch (the
+	// default: Branch), PushSiteBranch (mao/<site>, each site's own) or
+	// PushOff (it stays in the site's clone).
+	Push string `json:"push,omitempty" yaml:"push,omitempty"`
+}
+
+// The values of Tool.Push.
+const (
+	PushBranch     = "branch"
+	PushSiteBranch = "site-branch"
+	PushOff        = "off"
+)
+
+// SiteBranch is the branch of site in a data repository: where push
+// site-branch sends its runs' commits, and where push branch sends a
+// commit that conflicts with the branch.
+func SiteBranch(site string) string { return "mao/" + site }
+
+// PushMode is Push, PushBranch when unset.
+func (t *Tool) PushMode() string {
+	if t.Push == "" {
+		return PushBranch
+	}
+	return t.Push
 }
 
 // CheckChannelURL reports whether u looks like a shoutrrr channel URL. Its
@@ -131,6 +160,17 @@ func (t *Tool) Validate() error {
 	if t.User != "" {
 		_, _, err := parseUser(t.User)
 		p.check("user", err)
+	}
+	if t.Branch != "" {
+		p.check("branch", CheckBranch(t.Branch))
+		if strings.HasPrefix(t.Branch, "mao/") {
+			p.add("branch", "%q: branches under mao/ are the sites' own (push: site-branch, and conflicts)", t.Branch)
+		}
+	}
+	switch t.Push {
+	case "", PushBranch, PushSiteBranch, PushOff:
+	default:
+		p.add("push", "%q is not one of %s, %s, %s", t.Push, PushBranch, PushSiteBranch, PushOff)
 	}
 	return p.err()
 }

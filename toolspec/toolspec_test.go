@@ -72,6 +72,13 @@ func TestToolValidate(t *testing.T) {
 		{"user in git url", func(t *Tool) { t.DataRepo = "git://ada@h.example/r" }, []string{"data_repo"}},
 		{"password in code repo", func(t *Tool) { t.CodeRepo = "https://ada:hunter2@h.example/tools/t" }, []string{"code_repo"}},
 		{"ssh login in code repo", func(t *Tool) { t.CodeRepo = "git@h.example:tools/t.git" }, nil},
+		{"push to the branch", func(t *Tool) { t.Push, t.Branch = PushBranch, "results" }, nil},
+		{"push to the site's branch", func(t *Tool) { t.Push = PushSiteBranch }, nil},
+		{"push off", func(t *Tool) { t.Push = PushOff }, nil},
+		{"unknown push", func(t *Tool) { t.Push = "force" }, []string{"push"}},
+		{"push spelled otherwise", func(t *Tool) { t.Push = "Branch" }, []string{"push"}},
+		{"bad branch", func(t *Tool) { t.Branch = "a..b" }, []string{"branch"}},
+		{"a site's branch", func(t *Tool) { t.Branch = "mao/lab-a" }, []string{"branch"}},
 		{"everything at once", func(t *Tool) {
 			t.Name, t.Image, t.DataRepo, t.Timeout = "A/B", "x y", "", "0s"
 		}, []string{"name", "image", "data_repo", "timeout"}},
@@ -103,7 +110,7 @@ func TestCredentialsRefused(t *testing.T) {
 		tool.DataRepo = u
 		ds := Dataset{Name: "d", URL: u}
 		for _, err := range []error{tool.Validate(), ds.Validate()} {
-			if err == nil || !strings.Contains(err.Error(), "site's config file") || strings.Contains(err.Error(), "hunter2") {
+			if err == nil || !strings.Contains(err.Error(), "[git] section of each site's config.ini") || strings.Contains(err.Error(), "hunter2") {
 				t.Errorf("%s: %v", u, err)
 			}
 		}
@@ -206,6 +213,9 @@ func TestLoadTool(t *testing.T) {
 			}
 			if uid, gid, ok := tool.UserIDs(); tool.User != "1000:100" || uid != 1000 || gid != 100 || !ok {
 				t.Errorf("user %q: %d %d %v", tool.User, uid, gid, ok)
+			}
+			if tool.Branch != "results" || tool.PushMode() != PushSiteBranch {
+				t.Errorf("branch %q, push %q", tool.Branch, tool.PushMode())
 			}
 		}},
 		{file: "testdata/unknown-field.yaml", wantErr: "imagee"},

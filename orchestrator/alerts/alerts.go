@@ -55,8 +55,24 @@ type Alerts struct {
 	tools    Tools
 	notifier Notifier
 	opts     Options
-	ended    chan api.Run
+	ended    chan item
 }
+
+// item is a run whose notifications are to be decided: it ended, or its
+// commit's push has failed for too long, or landed.
+type item struct {
+	run  api.Run
+	push pushNews
+}
+
+// pushNews is what an item says of a run's push.
+type pushNews int
+
+const (
+	runEnded    pushNews = iota // the run ended: nothing of its push
+	pushFailing                 // its push has failed for longer than the site allows
+	pushLanded                  // its push landed (pushed or conflict)
+)
 
 // Default option values.
 const (
@@ -75,7 +91,7 @@ func New(series Series, states States, tools Tools, n Notifier, opts Options) *A
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Alerts{series: series, states: states, tools: tools, notifier: n, opts: opts, ended: make(chan api.Run, endedQueue)}
+	return &Alerts{series: series, states: states, tools: tools, notifier: n, opts: opts, ended: make(chan item, endedQueue)}
 }
 
 // Detect checks the output of a successful run, in its data folder dir,
@@ -143,11 +159,24 @@ func writtenBy(run api.Run, metrics []detector.Metric) error {
 
 // Ended queues a run that has ended for its notifications; it never
 // blocks. A full queue drops the run, with a log line.
-func (a *Alerts) Ended(run api.Run) {
+func (a *Alerts) Ended(run api.Run) { a.queue(item{run: run}) }
+
+// PushFailing queues a run whose commit has not reached its data
+// repository for longer than the site allows: push_failed is told once
+// per site and tool while its pushes fail (and again after the cooldown).
+// It never blocks.
+func (a *Alerts) PushFailing(run api.Run) { a.queue(item{run: run, push: pushFailing}) }
+
+// PushLanded queues a run whose commit reached its data repository, so
+// that the next lasting failure of the site's pushes is told again. It
+// never blocks.
+func (a *Alerts) PushLanded(run api.Run) { a.queue(item{run: run, push: pushLanded}) }
+
+func (a *Alerts) queue(it item) {
 	select {
-	case a.ended <- run:
+	case a.ended <- it:
 	default:
-		a.opts.Log.Error("notification queue full; no notifications for this run", "run", run.ID)
+		a.opts.Log.Error("notification queue full; no notifications for this run", "run", it.run.ID)
 	}
 }
 
@@ -158,12 +187,12 @@ func (a *Alerts) Run(ctx context.Context) {
 		case <-ctx.Done():
 			a.drain(ctx)
 			return
-		case run := <-a.ended:
+		case it := <-a.ended:
 			if ctx.Err() != nil { // select picks at random when both are ready
-				a.drain(ctx, run)
+				a.drain(ctx, it)
 				return
 			}
-			a.decide(ctx, run)
+			a.handle(ctx, it)
 		}
 	}
 }
@@ -173,29 +202,57 @@ const drainFor = 10 * time.Second
 
 // drain decides on the runs queued still, so that runs that ended during a
 // shutdown are notified too.
-func (a *Alerts) drain(ctx context.Context, first ...api.Run) {
+func (a *Alerts) drain(ctx context.Context, first ...item) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drainFor)
 	defer cancel()
-	for _, run := range first {
-		a.decide(ctx, run)
+	for _, it := range first {
+		a.handle(ctx, it)
 	}
 	for {
 		select {
-		case run := <-a.ended:
-			a.decide(ctx, run)
+		case it := <-a.ended:
+			a.handle(ctx, it)
 		default:
 			return
 		}
 	}
 }
 
-// decide turns an ended run into events and hands them to the notifier.
-func (a *Alerts) decide(ctx context.Context, run api.Run) {
+// handle decides an item's notifications.
+func (a *Alerts) handle(ctx context.Context, it item) {
+	if it.push == runEnded {
+		a.decide(ctx, it.run)
+		return
+	}
+	run := it.run
+	channels := a.channels(ctx, run)
+	if len(channels) == 0 {
+		return // nobody to tell; the states stay as they were
+	}
+	now := a.opts.Clock.Now().UTC()
+	e := notify.Event{Tool: run.Tool, Site: run.Site, RunID: run.ID, State: string(run.State),
+		Logs: "maoctl run list --push failed", Time: now}
+	if run.Push != nil {
+		e.Reason = run.Push.Reason
+	}
+	a.transition(ctx, run.Tool, PushScope(run.Site), func(s notify.State) ([]string, notify.State) {
+		return notify.DecidePush(s, it.push == pushFailing, now, a.opts.Cooldown)
+	}, e, channels)
+}
+
+// channels are the channels told of run's tool's events: the site's and
+// the tool's own.
+func (a *Alerts) channels(ctx context.Context, run api.Run) []string {
 	tool, err := a.tools.Tool(ctx, run.Tool)
 	if err != nil {
 		a.opts.Log.Warn("look up an ended run's tool for its notifications", "run", run.ID, "err", err)
 	}
-	channels := append(slices.Clone(a.opts.Channels), tool.Notify...)
+	return append(slices.Clone(a.opts.Channels), tool.Notify...)
+}
+
+// decide turns an ended run into events and hands them to the notifier.
+func (a *Alerts) decide(ctx context.Context, run api.Run) {
+	channels := a.channels(ctx, run)
 	if len(channels) == 0 {
 		return // nobody to tell; the states stay as they were
 	}
@@ -216,6 +273,11 @@ func (a *Alerts) decide(ctx context.Context, run api.Run) {
 		}, e, channels)
 	}
 }
+
+// PushScope is the notify state's scope of site's pushes of a tool's
+// commits: two segments after the site, so that it is never a series'
+// scope (<site>/<metric>, a metric has no '/').
+func PushScope(site string) string { return site + "/push/failed" }
 
 // runEnd is how a run in state ended, for notify.DecideRun.
 func runEnd(state api.RunState) notify.RunEnd {

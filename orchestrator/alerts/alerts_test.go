@@ -392,3 +392,33 @@ func TestRunDrainUsesLiveContext(t *testing.T) {
 		}
 	}
 }
+
+// TestPushFailedOnce: a site whose pushes of a tool's commits fail for too
+// long tells push_failed once, with the push's reason, whatever the number
+// of failing runs; once a push lands, the next lasting failure is told
+// again.
+func TestPushFailedOnce(t *testing.T) {
+	e := newEnv(t, Options{Channels: siteChannels})
+	failing := func(id string) item {
+		r := ended(id, api.StateSucceeded)
+		r.Push = &api.Push{State: api.PushFailed, Reason: "push to https://h/d.git: authentication required", Attempts: 3}
+		return item{run: r, push: pushFailing}
+	}
+	ctx := context.Background()
+	e.a.handle(ctx, failing("r1"))
+	e.a.handle(ctx, failing("r2"))
+	got := e.notifier.pending()
+	if len(got) != 1 || got[0].e.Kind != notify.KindPushFailed || got[0].e.RunID != "r1" ||
+		got[0].e.Reason != "push to https://h/d.git: authentication required" || got[0].e.Logs != "maoctl run list --push failed" {
+		t.Fatalf("notified %+v, want one push_failed for r1", got)
+	}
+	if s := e.states.state(testTool, PushScope(testSite)); !s.PushFailing {
+		t.Fatalf("state %+v", s)
+	}
+	e.notifier.kinds() // drop what was sent
+	e.a.handle(ctx, item{run: ended("r3", api.StateSucceeded), push: pushLanded})
+	e.a.handle(ctx, failing("r4"))
+	if got := e.notifier.kinds(); len(got) != 1 || got[0] != notify.KindPushFailed {
+		t.Fatalf("after a landed push and a new failure: %v", got)
+	}
+}

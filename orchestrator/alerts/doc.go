@@ -11,6 +11,10 @@
 //     event and a condition that lasts is notified once per cooldown. The
 //     messages go out through package notify, asynchronously: nothing here
 //     blocks or fails a run.
+//   - PushFailing and PushLanded hear of a run's commit that has not
+//     reached its data repository for longer than the site allows, or
+//     that reached it: push_failed is told once per site and tool while
+//     its pushes fail (scope <site>/push/failed, notify.DecidePush).
 //
 // It works through small interfaces over the store and the notifier; it
 // must not import the etcd client, Docker or git, and it serves no HTTP.

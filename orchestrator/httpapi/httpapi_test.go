@@ -335,6 +335,25 @@ func TestRegistryCodes(t *testing.T) {
 	if runs, err := e.client.Runs(ctx, api.RunFilter{Tool: "t1"}); err != nil || len(runs.Items) != 1 {
 		t.Fatalf("runs: %v %v", runs, err)
 	}
+	// By push state: the run's commit failed to push.
+	if _, err := e.store.UpdateRun(ctx, run.ID, func(r api.Run) (api.Run, error) {
+		r.State, r.Push = api.StateSucceeded, &api.Push{State: api.PushFailed, Reason: "push to https://***@h/x: down", Attempts: 2}
+		return r, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		push api.PushState
+		want int
+	}{{api.PushFailed, 1}, {api.PushPending, 0}, {"", 1}} {
+		if runs, err := e.client.Runs(ctx, api.RunFilter{Push: tc.push}); err != nil || len(runs.Items) != tc.want {
+			t.Errorf("runs with push %q: %v %v; want %d", tc.push, runs, err, tc.want)
+		}
+	}
+	var apiErr *api.Error
+	if _, err := e.client.Runs(ctx, api.RunFilter{Push: "forced"}); !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
+		t.Errorf("runs with push forced: %v, want 400", err)
+	}
 	if err := e.client.RemoveTool(ctx, "t1"); err != nil {
 		t.Fatal(err)
 	}

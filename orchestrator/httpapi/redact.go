@@ -11,7 +11,8 @@ import (
 // shown is a record as the API shows it, its secrets hidden: a tool's
 // channel URLs, and the credentials that git URLs of records written before
 // mao refused them may hold (a tool's data_repo and code_repo, a dataset's
-// url, a run's data_repo and the reasons that may quote it). Every answer
+// url, a run's data_repo and the reasons, its push's too, that may quote
+// it). Every answer
 // goes through it (answer), so a new endpoint cannot forget it.
 func shown(v any) any {
 	switch v := v.(type) {
@@ -66,6 +67,11 @@ func shownRun(r api.Run) api.Run {
 		for i := range r.Attempts {
 			r.Attempts[i].Reason = toolspec.RedactText(r.Attempts[i].Reason)
 		}
+	}
+	if r.Push != nil {
+		p := *r.Push
+		p.Reason = toolspec.RedactText(p.Reason)
+		r.Push = &p
 	}
 	return r
 }

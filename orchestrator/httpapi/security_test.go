@@ -372,7 +372,7 @@ func TestCredentialsInURLs(t *testing.T) {
 		}},
 	}
 	for _, tc := range refused {
-		apiErr := wantStatus(t, tc.call(), http.StatusBadRequest, "site's config file")
+		apiErr := wantStatus(t, tc.call(), http.StatusBadRequest, "[git] section of each site's config.ini")
 		if strings.Contains(apiErr.Error(), secret) {
 			t.Errorf("%s: the error shows the secret: %v", tc.name, apiErr)
 		}

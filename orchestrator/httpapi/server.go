@@ -365,18 +365,31 @@ func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, s.deps.DatasetEdits.DeleteDataset(r.Context(), r.PathValue("name")))
 }
 
+// listRuns lists runs, newest first: all, or a tool's, a schedule's, or
+// those whose commit's push is in a state (push=pending|pushed|conflict|failed).
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	push := api.PushState(q.Get("push"))
+	if push != "" && !push.Valid() {
+		s.writeError(w, r, &badRequest{fmt.Sprintf("push=%q: want pending, pushed, conflict or failed", push)})
+		return
+	}
+	var runs []api.Run
+	var err error
+	dirs := []string{"runs"}
 	if id := q.Get("schedule"); id != "" {
-		runs, err := s.deps.ScheduleRuns.ScheduledRuns(r.Context(), id)
+		runs, err = s.deps.ScheduleRuns.ScheduledRuns(r.Context(), id)
 		if tool := q.Get("tool"); err == nil && tool != "" {
 			runs = slices.DeleteFunc(runs, func(run api.Run) bool { return run.Tool != tool })
 		}
-		list(s, w, r, runs, err, "runs", "schedule-runs")
-		return
+		dirs = append(dirs, "schedule-runs")
+	} else {
+		runs, err = s.deps.Runs.Runs(r.Context(), q.Get("tool"))
 	}
-	runs, err := s.deps.Runs.Runs(r.Context(), q.Get("tool"))
-	list(s, w, r, runs, err, "runs")
+	if push != "" {
+		runs = slices.DeleteFunc(runs, func(run api.Run) bool { return run.Push == nil || run.Push.State != push })
+	}
+	list(s, w, r, runs, err, dirs...)
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {

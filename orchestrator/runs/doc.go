@@ -9,8 +9,10 @@
 //   - NewManual and NewTick build new records.
 //   - Apply is every state change, as a pure function of (record, event,
 //     time) → record: Claim, Start, Succeed, Fail, TimeOut, RetryLater,
-//     Lose, Skip, Miss and Orphan. It refuses a transition that the run's
-//     state does not allow (ErrIllegal), and leaves the record unchanged.
+//     Lose, Skip, Miss and Orphan, and those of a succeeded run's push
+//     (api.Push: pending from Succeed, then Pushed, PushConflicted, with
+//     PushFailed between). It refuses a transition that the run's state
+//     does not allow (ErrIllegal), and leaves the record unchanged.
 //   - Request is a run waiting for a site to claim it, derived from its
 //     record (RequestOf).
 //

@@ -85,6 +85,9 @@ type Outcome struct {
 	// the first api.MaxRunFiles and counts them all.
 	Files    []string
 	Verdicts []detector.Verdict
+	// Push: the attempt's commit (DataCommitAfter) is queued for the
+	// tool's data repository; Succeed records its push pending.
+	Push bool
 }
 
 // Apply returns r after ev at now. It returns r unchanged and an error of
@@ -155,6 +158,9 @@ func (Succeed) from(r api.Run) error { return in(r, api.StateRunning) }
 func (e Succeed) apply(r *api.Run, now time.Time) {
 	end(r, api.StateSucceeded, "", now)
 	e.Outcome.copyTo(r)
+	if e.Outcome.Push {
+		r.Push = &api.Push{State: api.PushPending, QueuedAt: now}
+	}
 }
 
 func (Fail) name() string         { return "fail" }

@@ -275,3 +275,59 @@ func TestConstructors(t *testing.T) {
 		t.Errorf("NewTick: %+v", tick)
 	}
 }
+
+// TestPush follows a run's commit to its data repository: Succeed with a
+// commit to push makes it pending; failures count and keep the first
+// failure's time; pushed and conflict are for good; a run that is not
+// succeeded, or has nothing to push, takes no push event.
+func TestPush(t *testing.T) {
+	running := record(api.StateRunning, "a")
+	done, err := Apply(running, Succeed{Outcome: Outcome{DataCommitAfter: "c1", Push: true}}, t0)
+	if err != nil || done.Push == nil || *done.Push != (api.Push{State: api.PushPending, QueuedAt: t0}) {
+		t.Fatalf("Succeed with a commit to push: %+v, %v", done.Push, err)
+	}
+	if quiet, _ := Apply(running, Succeed{Outcome: Outcome{DataCommitAfter: "c1"}}, t0); quiet.Push != nil {
+		t.Fatalf("Succeed with nothing to push: %+v", quiet.Push)
+	}
+	failed, err := Apply(done, PushFailed{Reason: "remote down"}, t0.Add(time.Minute))
+	if err == nil {
+		failed, err = Apply(failed, PushFailed{Reason: "still down"}, t0.Add(2*time.Minute))
+	}
+	want := api.Push{State: api.PushFailed, Reason: "still down", Attempts: 2, QueuedAt: t0, FailedAt: ptr(t0.Add(time.Minute))}
+	if err != nil || !reflect.DeepEqual(*failed.Push, want) || done.Push.State != api.PushPending {
+		t.Fatalf("two failures: %+v, %v (the first record: %+v)", failed.Push, err, done.Push)
+	}
+	tests := []struct {
+		name  string
+		ev    Event
+		state api.PushState
+	}{
+		{"pushed", Pushed{Branch: "main", Commit: "c2"}, api.PushPushed},
+		{"conflict", PushConflicted{Branch: "mao/a", Commit: "c3"}, api.PushConflict},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, from := range []api.Run{done, failed} {
+				got, err := Apply(from, tc.ev, now)
+				if err != nil || got.Push.State != tc.state || got.Push.PushedAt == nil || !got.Push.PushedAt.Equal(now) ||
+					got.Push.Reason != "" || got.Push.Attempts != from.Push.Attempts || got.Push.Branch == "" || got.Push.Commit == "" {
+					t.Fatalf("from %s: %+v, %v", from.Push.State, got.Push, err)
+				}
+				// Landed is for good.
+				for _, again := range []Event{Pushed{Branch: "main", Commit: "c4"}, PushFailed{Reason: "x"}} {
+					if again, err := Apply(got, again, now); !errors.Is(err, ErrIllegal) || !reflect.DeepEqual(again, got) {
+						t.Errorf("after %s: %v", tc.state, err)
+					}
+				}
+			}
+		})
+	}
+	for _, r := range []api.Run{running, record(api.StateFailed, "a"), func() api.Run { r := done; r.Push = nil; return r }()} {
+		if _, err := Apply(r, Pushed{Branch: "main", Commit: "c"}, now); !errors.Is(err, ErrIllegal) {
+			t.Errorf("a push on a %s run (push %v): %v", r.State, r.Push, err)
+		}
+	}
+	if _, err := Apply(done, PushFailed{}, now); !errors.Is(err, ErrIllegal) {
+		t.Errorf("a failure without a reason: %v", err)
+	}
+}

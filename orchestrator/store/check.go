@@ -224,5 +224,26 @@ func checkRun(r api.Run, name string) error {
 	if r.Target != nil {
 		problems = append(problems, r.Target.Validate())
 	}
+	if p := r.Push; p != nil {
+		problems = append(problems, checkPush(*p))
+	}
+	return errors.Join(problems...)
+}
+
+// checkPush checks a run's push: a push state, and a branch that is one.
+func checkPush(p api.Push) error {
+	var problems []error
+	if !p.State.Valid() {
+		problems = append(problems, fmt.Errorf("push state %q is not a push state", p.State))
+	}
+	if p.Branch != "" {
+		problems = append(problems, toolspec.CheckBranch(p.Branch))
+	}
+	if p.State.Done() && (p.Branch == "" || p.Commit == "") {
+		problems = append(problems, fmt.Errorf("push state %s without its branch and commit", p.State))
+	}
+	if p.Attempts < 0 {
+		problems = append(problems, fmt.Errorf("push attempts %d is negative", p.Attempts))
+	}
 	return errors.Join(problems...)
 }

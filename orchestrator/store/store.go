@@ -203,6 +203,29 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	}
 }
 
+// UpdateRun changes the record of run id by fn, in a compare-and-swap
+// (fn is called again when the record changed meanwhile), and returns the
+// stored record. An error from fn leaves the record as it was and is
+// returned; a record that is gone (or invalid) is errs.ErrNotFound.
+func (s *Store) UpdateRun(ctx context.Context, id string, fn func(api.Run) (api.Run, error)) (api.Run, error) {
+	key := s.key(runsDir, id)
+	for {
+		var cur api.Run
+		rev, err := s.getRev(ctx, key, &cur)
+		if err != nil {
+			return api.Run{}, wrapName(err, "run", id)
+		}
+		next, err := fn(cur)
+		if err != nil {
+			return cur, err
+		}
+		err = s.putIf(ctx, key, next, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+		if !errors.Is(err, errCondition) {
+			return next, wrapName(err, "run", id)
+		}
+	}
+}
+
 // Run returns one run record or errs.ErrNotFound.
 func (s *Store) Run(ctx context.Context, id string) (api.Run, error) {
 	var r api.Run

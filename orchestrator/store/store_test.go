@@ -117,6 +117,21 @@ func TestRuns(t *testing.T) {
 	if got, _ := s.Run(ctx, "a-1"); got.State != api.StateSucceeded {
 		t.Fatalf("saved state = %s", got.State)
 	}
+	// UpdateRun changes a record by a function, in a compare-and-swap.
+	got, err := s.UpdateRun(ctx, "a-1", func(r api.Run) (api.Run, error) {
+		r.Push = &api.Push{State: api.PushPushed, Branch: "main", Commit: "c1", QueuedAt: base}
+		return r, nil
+	})
+	if stored, _ := s.Run(ctx, "a-1"); err != nil || got.Push == nil || stored.Push == nil || stored.Push.Commit != "c1" {
+		t.Fatalf("UpdateRun = %+v, %v; stored %+v", got, err, stored.Push)
+	}
+	refused := errors.New("no")
+	if _, err := s.UpdateRun(ctx, "a-1", func(r api.Run) (api.Run, error) { return r, refused }); !errors.Is(err, refused) {
+		t.Fatalf("UpdateRun with a refusal: %v", err)
+	}
+	if _, err := s.UpdateRun(ctx, "nope", func(r api.Run) (api.Run, error) { return r, nil }); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("UpdateRun of no run: %v", err)
+	}
 }
 
 func TestMembership(t *testing.T) {
