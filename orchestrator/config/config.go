@@ -20,6 +20,7 @@ type Config struct {
 	Schedules  Schedules
 	Detector   Detector
 	Notify     Notify
+	Git        Git
 	// Warnings are non-fatal notes, e.g. legacy sections that were mapped
 	// or ignored. The daemon should log them at startup.
 	Warnings []string
@@ -215,6 +216,43 @@ type Notify struct {
 	BodyTemplateFile string
 }
 
+// Git is the [git] section: how this site reaches the git servers of data
+// repositories and datasets, and how it signs its commits. Credentials
+// live here (in the files it names), never in the shared registry; they
+// are never logged.
+type Git struct {
+	// SSHKeyFile (key ssh_key_file) is the private key, without a
+	// passphrase, for ssh:// and user@host:path repositories; without
+	// one, the keys of the ssh-agent at $SSH_AUTH_SOCK are offered.
+	SSHKeyFile string
+	// KnownHostsFile (key known_hosts_file) lists the SSH servers' host
+	// keys, as OpenSSH's known_hosts; default ~/.ssh/known_hosts. A server
+	// whose key it does not list is refused.
+	KnownHostsFile string
+	// CheckHostKeys (key check_host_keys) is true by default; false
+	// believes any SSH server that answers for a host.
+	CheckHostKeys bool
+	// CredentialsFile (key credentials_file) holds HTTPS passwords or
+	// tokens in git's credential-store format, one
+	// https://USER:PASSWORD@HOST[/PATH] per line.
+	CredentialsFile string
+	// CAFile (key ca_file) is a PEM bundle of the certificate authorities
+	// of HTTPS git servers, besides the system's.
+	CAFile string
+	// AuthorName and AuthorEmail (keys author_name, author_email) sign
+	// the commits of runs' output; default mao and mao@localhost.
+	AuthorName  string
+	AuthorEmail string
+	// PushFailedAfter (key push_failed_after) is how long a run's commit
+	// may fail to reach its data repository before push_failed is
+	// notified; default 1h.
+	PushFailedAfter time.Duration
+	// PushRetryMax (key push_retry_max) is the longest wait between two
+	// attempts of a failing push: the waits start at 1s and double up to
+	// it; default 5m.
+	PushRetryMax time.Duration
+}
+
 // Defaults that do not depend on the machine.
 const (
 	defaultLeaseTTL       = 10 * time.Second
@@ -249,6 +287,10 @@ const (
 	maxSeriesLength       = 10000 // a series is one etcd value
 	defaultAttempts       = 5
 	defaultCooldown       = 24 * time.Hour // as notify.DefaultCooldown; config does not depend on notify
+	defaultAuthorName     = "mao"
+	defaultAuthorEmail    = "mao@localhost"
+	defaultPushFailed     = time.Hour
+	defaultPushRetryMax   = 5 * time.Minute
 )
 
 // Default returns the configuration used when there is no config file. Its
@@ -287,6 +329,8 @@ func base() Config {
 		Schedules: Schedules{History: defaultHistory},
 		Detector:  Detector{SeriesLength: defaultSeriesLength},
 		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},
+		Git: Git{CheckHostKeys: true, AuthorName: defaultAuthorName, AuthorEmail: defaultAuthorEmail,
+			PushFailedAfter: defaultPushFailed, PushRetryMax: defaultPushRetryMax},
 	}
 }
 

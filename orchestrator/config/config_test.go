@@ -85,6 +85,8 @@ func TestDefault(t *testing.T) {
 				Schedules: Schedules{History: 100},
 				Detector:  Detector{SeriesLength: 1000},
 				Notify:    Notify{Cooldown: 24 * time.Hour, Attempts: 5},
+				Git: Git{CheckHostKeys: true, AuthorName: "mao", AuthorEmail: "mao@localhost", PushFailedAfter: time.Hour,
+					PushRetryMax: 5 * time.Minute},
 			}
 			if tc.dataDir != "" {
 				want.Runs.LogDir = filepath.Join(tc.dataDir, "logs")
@@ -129,6 +131,16 @@ func TestSanitizeName(t *testing.T) {
 
 func TestParseKeys(t *testing.T) {
 	home := fakeHome(t)
+	files := t.TempDir()
+	key, creds := filepath.Join(files, "id_ed25519"), filepath.Join(files, "git-credentials")
+	for f, mode := range map[string]os.FileMode{key: 0o644, creds: 0o600} {
+		if err := os.WriteFile(f, []byte("secret\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(f, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
 	tests := []struct {
 		name string
 		ini  string
@@ -219,6 +231,18 @@ func TestParseKeys(t *testing.T) {
 		{"schedules.history", "[schedules]\nhistory = 7\n", func(c *Config) { c.Schedules.History = 7 }},
 		{"schedules.history bounds", "[schedules]\nhistory = 1\n", func(c *Config) { c.Schedules.History = 1 }},
 		{"schedules.history maximum", "[schedules]\nhistory = 100000\n", func(c *Config) { c.Schedules.History = 100000 }},
+		{"git", "[git]\nssh_key_file = " + key + "\nknown_hosts_file = /etc/hosts\ncredentials_file = " + creds + "\nca_file = /etc/hosts\n" +
+			"author_name = Lab A's mao\nauthor_email = mao@lab-a.example.org\npush_failed_after = 30m\npush_retry_max = 1m\n", func(c *Config) {
+			c.Git = Git{SSHKeyFile: key, KnownHostsFile: "/etc/hosts", CheckHostKeys: true, CredentialsFile: creds,
+				CAFile: "/etc/hosts", AuthorName: "Lab A's mao", AuthorEmail: "mao@lab-a.example.org", PushFailedAfter: 30 * time.Minute,
+				PushRetryMax: time.Minute}
+			c.Warnings = []string{file + ":2: git.ssh_key_file " + key + " is readable by other users (mode -rw-r--r--); chmod 600 it"}
+		}},
+		{"git without host key checks", "[git]\ncheck_host_keys = false\nknown_hosts_file = /etc/hosts\n", func(c *Config) {
+			c.Git.CheckHostKeys, c.Git.KnownHostsFile = false, "/etc/hosts"
+			c.Warnings = []string{file + ":2: git.check_host_keys is false: git.known_hosts_file is not read, and any SSH server is believed"}
+		}},
+		{"git without host key checks, no known_hosts", "[git]\ncheck_host_keys = false\n", func(c *Config) { c.Git.CheckHostKeys = false }},
 		{"keys ignore case, like configparser", "[site]\nName = lab-1\n", func(c *Config) { c.Site.Name = "lab-1" }},
 		{"colon delimiter, quotes, inline comment", "[site]\nname: \"lab-1\" # the lab\n", func(c *Config) { c.Site.Name = "lab-1" }},
 		{"CRLF and BOM", "\xef\xbb\xbf[site]\r\nname = lab-1\r\n", func(c *Config) { c.Site.Name = "lab-1" }},
@@ -335,6 +359,11 @@ history = 0
 		{"history too large", "[schedules]\nhistory = 100001\n", []string{"2 schedules.history"}},
 		{"negative history", "[schedules]\nhistory = -3\n", []string{"2 schedules.history"}},
 		{"unknown key in [schedules]", "[schedules]\nkeep = 3\n", []string{"2 schedules.keep"}},
+		{"every bad [git] key", "[git]\nssh_key_file = nope\nknown_hosts_file = /\ncheck_host_keys = sometimes\ncredentials_file = nope2\n" +
+			"ca_file = nope3\nauthor_name = <mao>\nauthor_email = mao at lab\npush_failed_after = 0s\npush_retry_max = 10ms\nuser = mao\n",
+			[]string{"2 git.ssh_key_file", "3 git.known_hosts_file", "4 git.check_host_keys", "5 git.credentials_file", "6 git.ca_file",
+				"7 git.author_name", "8 git.author_email", "9 git.push_failed_after", "10 git.push_retry_max", "11 git.user"}},
+		{"empty git author", "[git]\nauthor_name =\nauthor_email =\n", []string{"2 git.author_name", "3 git.author_email"}},
 		{"listen with a service name", "[api]\nlisten = :http\n", []string{"2 api.listen"}},
 		{"open listen without tokens", "[api]\nlisten = 0.0.0.0:8080\n", []string{"2 api.listen"}},
 		{"insecure_no_auth not a boolean", "[api]\ninsecure_no_auth = maybe\n", []string{"2 api.insecure_no_auth"}},

@@ -9,7 +9,8 @@
 //
 // Loading does no I/O beyond reading the config file, api.tokens_file and
 // the time zone database (to check site.timezone), and opening the API's and etcd's TLS
-// files to check that they are readable: it never creates directories. The package only describes settings, so it must
+// files and the [git] section's files to check that they are readable (it
+// reads none of their secrets): it never creates directories. The package only describes settings, so it must
 // not import etcd, Docker or git packages, nor other orchestrator packages.
 //
 // # Rules

@@ -21,7 +21,7 @@ import (
 )
 
 // knownSections names the sections of the current format, for messages.
-const knownSections = "[site], [etcd], [api], [tokens], [docker], [runs], [schedules], [detector] or [notify]"
+const knownSections = "[site], [etcd], [api], [tokens], [docker], [runs], [schedules], [detector], [notify] or [git]"
 
 // legacyField maps a key of the predecessor's [WORKING_ENVIRONMENT] to the
 // field it sets, or "" for an unknown key.
@@ -255,6 +255,21 @@ func (p *parser) finish() {
 			"anyone who reaches it can use the API, and through it the site's Docker engine", c.API.Listen)
 	}
 	p.warnTokens()
+	p.warnGit()
+}
+
+// warnGit warns of a known_hosts file that is not read, and of a
+// credentials file or SSH key that other users may read.
+func (p *parser) warnGit() {
+	g := p.cfg.Git
+	if !g.CheckHostKeys && g.KnownHostsFile != "" {
+		p.warn(p.lines.line("git.check_host_keys"), "git.check_host_keys is false: git.known_hosts_file is not read, and any SSH server is believed")
+	}
+	for _, f := range []struct{ key, path string }{{"git.credentials_file", g.CredentialsFile}, {"git.ssh_key_file", g.SSHKeyFile}} {
+		if fi, err := os.Stat(f.path); f.path != "" && err == nil && fi.Mode().Perm()&0o077 != 0 {
+			p.warn(p.lines.line(f.key), "%s %s is readable by other users (mode %s); chmod 600 it", f.key, f.path, fi.Mode().Perm())
+		}
+	}
 }
 
 // warnTokens warns of tokens without a name (they get scope admin) and of
@@ -381,6 +396,15 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		"notify.attempts":           whole(&c.Notify.Attempts),
 		"notify.title_template":     str(&c.Notify.TitleTemplate),
 		"notify.body_template_file": path(&c.Notify.BodyTemplateFile),
+		"git.ssh_key_file":          path(&c.Git.SSHKeyFile),
+		"git.known_hosts_file":      path(&c.Git.KnownHostsFile),
+		"git.check_host_keys":       boolean(&c.Git.CheckHostKeys),
+		"git.credentials_file":      path(&c.Git.CredentialsFile),
+		"git.ca_file":               path(&c.Git.CAFile),
+		"git.author_name":           str(&c.Git.AuthorName),
+		"git.author_email":          str(&c.Git.AuthorEmail),
+		"git.push_failed_after":     dur(&c.Git.PushFailedAfter),
+		"git.push_retry_max":        dur(&c.Git.PushRetryMax),
 	}
 }
 

@@ -153,7 +153,36 @@ func (c *Config) problems() []problem {
 			check("notify.body_template_file", err)
 		}
 	}
+	for _, f := range []struct{ key, path string }{
+		{"git.ssh_key_file", c.Git.SSHKeyFile}, {"git.known_hosts_file", c.Git.KnownHostsFile},
+		{"git.credentials_file", c.Git.CredentialsFile}, {"git.ca_file", c.Git.CAFile},
+	} {
+		if f.path != "" {
+			check(f.key, checkReadable(f.path))
+		}
+	}
+	check("git.author_name", checkAuthor(c.Git.AuthorName, false))
+	check("git.author_email", checkAuthor(c.Git.AuthorEmail, true))
+	check("git.push_failed_after", checkDuration(c.Git.PushFailedAfter, 0))
+	check("git.push_retry_max", checkDuration(c.Git.PushRetryMax, time.Second))
 	return ps
+}
+
+// checkAuthor accepts a commit author's name, or e-mail address: one line
+// of printable text without '<' and '>', which git's signature uses; an
+// address has an '@' and no spaces.
+func checkAuthor(s string, email bool) error {
+	switch {
+	case strings.TrimSpace(s) == "":
+		return errors.New("is empty")
+	case len(s) > 256:
+		return fmt.Errorf("is %d bytes long; the limit is 256", len(s))
+	case strings.ContainsAny(s, "<>") || strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0:
+		return fmt.Errorf("%q must be printable, without '<' or '>'", s)
+	case email && (!strings.Contains(s, "@") || strings.ContainsAny(s, " \t")):
+		return fmt.Errorf("%q is not an e-mail address", s)
+	}
+	return nil
 }
 
 // tokenProblems checks each token's name, scope and secret, and that no two
