@@ -26,6 +26,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/federation"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
+	"github.com/mao-research/mao/orchestrator/outbox"
 	"github.com/mao-research/mao/orchestrator/peer"
 	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/orchestrator/runlog"
@@ -183,7 +184,15 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		}})
 	checks := alerts.New(st, st, registry, notifier, alerts.Options{Site: cfg.Site.Name, SeriesLength: cfg.Detector.SeriesLength,
 		Cooldown: cfg.Notify.Cooldown, Channels: cfg.Notify.URLs, Clock: clock, Log: log})
-	repos := gitrepo.New(gitrepo.Options{Now: clock.Now, MaxOutputBytes: cfg.Runs.MaxOutputBytes, MaxOutputFiles: cfg.Runs.MaxOutputFiles})
+	auth, err := gitrepo.LoadAuth(gitrepo.AuthConfig{SSHKeyFile: cfg.Git.SSHKeyFile, KnownHostsFile: cfg.Git.KnownHostsFile,
+		InsecureIgnoreHostKey: !cfg.Git.CheckHostKeys, CredentialsFile: cfg.Git.CredentialsFile, CAFile: cfg.Git.CAFile})
+	if err != nil {
+		return nil, fmt.Errorf("[git]: %w", err)
+	}
+	repos := gitrepo.New(gitrepo.Options{Now: clock.Now, MaxOutputBytes: cfg.Runs.MaxOutputBytes, MaxOutputFiles: cfg.Runs.MaxOutputFiles,
+		AuthorName: cfg.Git.AuthorName, AuthorEmail: cfg.Git.AuthorEmail, Auth: auth})
+	box := outbox.New(pushes{repos}, st, registry, outbox.Options{Site: cfg.Site.Name, DataDir: cfg.Site.DataDir,
+		FailedAfter: cfg.Git.PushFailedAfter, RetryMax: cfg.Git.PushRetryMax, Alerts: checks, Clock: clock, Log: log})
 
 	tokens, err := apiTokens(cfg.API.Tokens)
 	if err != nil {
@@ -223,7 +232,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	// lease (member); it is stopped before the site leaves.
 	run := runner.New(registry, st, docker, repos, runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks, Lease: member,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: outputs{checks, box}, Lease: member, Outbox: box,
 		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
@@ -278,9 +287,10 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		workers = append(workers, func(ctx context.Context) { acc.promote(ctx, st) })
 	}
 	// The notifications of runs that end during the shutdown still go out:
-	// these stop after the runner, checks first, which hands its last
-	// events to the notifier.
-	late := []func(context.Context){checks.Run, notifier.Run}
+	// these stop after the runner, in order: the outbox (its commits stay
+	// queued in the clones), checks, which hands its last events to the
+	// notifier, and the notifier.
+	late := []func(context.Context){box.Run, checks.Run, notifier.Run}
 	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
 		rejoined: dispatcher.Relist, srv: handler.HTTPServer(), served: make(chan error, 1)}
 	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
@@ -475,6 +485,31 @@ func (h *health) Check(ctx context.Context) api.Health {
 	return out
 }
 
+// outputs hands a successful run's output to the detector, and every
+// ended run to alerts and to the outbox (which records a push that landed
+// before the run's final record was stored).
+type outputs struct {
+	*alerts.Alerts
+	box *outbox.Outbox
+}
+
+func (o outputs) Ended(run api.Run) {
+	o.Alerts.Ended(run)
+	o.box.Ended(run)
+}
+
+// pushes pushes clones for the outbox, with gitrepo.
+type pushes struct{ repos *gitrepo.Repos }
+
+func (p pushes) Push(ctx context.Context, dir string, req outbox.PushRequest) ([]outbox.Pushed, error) {
+	res, err := p.repos.Push(ctx, dir, gitrepo.PushOptions{Branch: req.Branch, ConflictBranch: req.ConflictBranch, Want: req.Want, Wait: req.Wait})
+	out := make([]outbox.Pushed, len(res.Commits))
+	for i, c := range res.Commits {
+		out[i] = outbox.Pushed{Local: c.Local, Remote: c.Remote, Branch: c.Branch, Conflict: c.Conflict}
+	}
+	return out, err
+}
+
 // The adapters the daemon wires into the consumers' interfaces.
 var (
 	_ runner.Registry          = (*federation.Registry)(nil)
@@ -506,7 +541,12 @@ var (
 	_ federation.Losses        = (*store.Store)(nil)
 	_ federation.RegistryStore = (*store.Store)(nil)
 	_ scheduler.Images         = (*federation.Images)(nil)
-	_ runner.Outputs           = (*alerts.Alerts)(nil)
+	_ runner.Outputs           = outputs{}
+	_ runner.Outbox            = (*outbox.Outbox)(nil)
+	_ outbox.Git               = pushes{}
+	_ outbox.Records           = (*store.Store)(nil)
+	_ outbox.Tools             = (*federation.Registry)(nil)
+	_ outbox.Alerts            = (*alerts.Alerts)(nil)
 	_ alerts.Series            = (*store.Store)(nil)
 	_ alerts.States            = (*store.Store)(nil)
 	_ alerts.Tools             = (*federation.Registry)(nil)

@@ -1,6 +1,7 @@
 // Package daemon wires one orchestrator together and owns its lifecycle:
 // etcd (embedded or external), the store, the Docker runtime, the git
-// clones, the runner, site membership and the HTTP API. Run starts them in
+// clones (with the site's [git] credentials) and their outbox, the runner,
+// site membership and the HTTP API. Run starts them in
 // order and, when its context ends (SIGTERM), stops them in reverse: stop
 // accepting requests, finish or record running runs, leave the federation,
 // close etcd.
@@ -16,6 +17,6 @@
 //
 // # Rules
 //
-// Imports from mao: only api, internal/randid, internal/version, notify, orchestrator/alerts, orchestrator/config, orchestrator/dockerrt, orchestrator/etcdclient, orchestrator/etcdembed, orchestrator/federation, orchestrator/gitrepo, orchestrator/httpapi, orchestrator/peer, orchestrator/pki, orchestrator/runlog, orchestrator/runner, orchestrator/scheduler, orchestrator/store.
+// Imports from mao: only api, internal/randid, internal/version, notify, orchestrator/alerts, orchestrator/config, orchestrator/dockerrt, orchestrator/etcdclient, orchestrator/etcdembed, orchestrator/federation, orchestrator/gitrepo, orchestrator/httpapi, orchestrator/outbox, orchestrator/peer, orchestrator/pki, orchestrator/runlog, orchestrator/runner, orchestrator/scheduler, orchestrator/store.
 // Imported by: only cmd/orchestrator, internal/testsite.
 package daemon

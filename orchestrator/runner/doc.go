@@ -27,9 +27,14 @@
 // the site still holds that attempt; otherwise it is discarded. Each
 // attempt's container is named mao-<run-id>-<attempt>.
 //
+// A kept commit of a tool that pushes goes to the Outbox, which pushes it
+// to the tool's data repository; the run's record says its push is
+// pending.
+//
 // The runner declares what it needs as small interfaces (Registry, Records,
-// Containers, Git, Outputs, Lease, Clock), described with the plain types of
-// package container; the daemon wires in the store, dockerrt and gitrepo.
+// Containers, Git, Outputs, Lease, Outbox, Clock), described with the plain
+// types of package container; the daemon wires in the store, dockerrt,
+// gitrepo and the outbox.
 //
 // # Rules
 //

@@ -181,6 +181,7 @@ type fakeGit struct {
 	calls     []string // "sync DIR", "discard DIR", in order
 	hang      bool     // Sync waits for its context to end
 	commitErr error    // what Commit fails with, if set
+	same      bool     // Commit makes no commit: it returns the first Sync's
 }
 
 func (f *fakeGit) Sync(ctx context.Context, dir, url, branch string) (string, string, error) {
@@ -208,6 +209,9 @@ func (f *fakeGit) Commit(_ context.Context, _, _ string, keep func() error) (str
 	f.commits++
 	if f.commitErr != nil {
 		return "", nil, f.commitErr
+	}
+	if f.same {
+		return "c0", f.files, nil
 	}
 	return fmt.Sprintf("c%d", f.commits), f.files, nil
 }

@@ -82,6 +82,12 @@ type Outputs interface {
 	Ended(run api.Run)
 }
 
+// Outbox pushes the commits that successful attempts kept to their tools'
+// data repositories; outbox.Outbox is one. Enqueue must not block.
+type Outbox interface {
+	Enqueue(run api.Run, tool toolspec.Tool, commit string)
+}
+
 // Clock tells the time and waits; clockwork.Clock satisfies it.
 type Clock interface {
 	Now() time.Time
@@ -133,6 +139,9 @@ type Options struct {
 	// output is committed and checked by the detector only after Holds
 	// has said that the site still holds the attempt (see keep).
 	Lease Lease
+	// Outbox, if set, pushes each commit a successful attempt kept, for
+	// a tool whose push is not off; the run's record says pending.
+	Outbox Outbox
 }
 
 // Defaults of Options.
@@ -524,6 +533,10 @@ func (r *Runner) keep(ctx context.Context, run api.Run, tool toolspec.Tool, dir 
 		return out, runs.Fail{Reason: commitFailure(ctx, err)}
 	}
 	out.DataCommitAfter, out.Files = after, files
+	if r.opts.Outbox != nil && after != "" && after != out.DataCommitBefore && tool.PushMode() != toolspec.PushOff {
+		out.Push = true
+		r.opts.Outbox.Enqueue(run, tool, after)
+	}
 	if err := held(); err != nil {
 		// The commit is made; the site lost the attempt since. Its
 		// record, which the store refuses now, would have said so.
@@ -675,7 +688,7 @@ func (r *Runner) prepare(ctx context.Context, tool toolspec.Tool, dir string, lo
 		}
 	}()
 	release = func() {}
-	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, "")
+	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, tool.Branch)
 	if err != nil {
 		return out, nil, img, release, fmt.Errorf("data repository: %w", err)
 	}

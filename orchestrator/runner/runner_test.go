@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -488,5 +489,60 @@ func TestAbandonedRunRunsAgainWhenClaimedAgain(t *testing.T) {
 	f.r.Shutdown(ctx)
 	if got := f.rec.last(run.ID); len(f.rt.specs) != 2 || got.State != api.StateSucceeded || got.Attempt != 2 {
 		t.Fatalf("%d runs; last record %s, attempt %d", len(f.rt.specs), got.State, got.Attempt)
+	}
+}
+
+// fakeOutbox notes what the runner queued.
+type fakeOutbox struct {
+	mu     sync.Mutex
+	queued []string // run@commit
+}
+
+func (f *fakeOutbox) Enqueue(run api.Run, _ toolspec.Tool, commit string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queued = append(f.queued, run.ID+"@"+commit)
+}
+
+// TestSuccessfulRunsGoToTheOutbox: the commit a successful run kept is
+// queued for its data repository, and its record says the push is
+// pending; a tool with push: off, a failed run and a run that wrote
+// nothing queue nothing, and their records have no push.
+func TestSuccessfulRunsGoToTheOutbox(t *testing.T) {
+	tests := []struct {
+		name   string
+		setup  func(*fixture)
+		push   string
+		queued bool
+	}{
+		{"push: branch (the default)", func(*fixture) {}, "", true},
+		{"push: site-branch", func(*fixture) {}, toolspec.PushSiteBranch, true},
+		{"push: off", func(*fixture) {}, toolspec.PushOff, false},
+		{"a failed run", func(f *fixture) { f.rt.exit = container.Exit{Code: 1} }, "", false},
+		{"nothing written", func(f *fixture) { f.git.files = nil; f.git.same = true }, "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			box := &fakeOutbox{}
+			f := newFixture(t, func(o *Options) { o.Outbox = box })
+			tool := f.reg.tools["t1"]
+			tool.Push = tc.push
+			f.reg.tools["t1"] = tool
+			tc.setup(f)
+			run := f.runToEnd(t, "t1")
+			var want []string
+			if tc.queued {
+				want = []string{run.ID + "@" + run.DataCommitAfter}
+			}
+			if !slices.Equal(box.queued, want) {
+				t.Errorf("queued %v, want %v", box.queued, want)
+			}
+			switch {
+			case tc.queued && (run.Push == nil || run.Push.State != api.PushPending):
+				t.Errorf("push %+v, want pending", run.Push)
+			case !tc.queued && run.Push != nil:
+				t.Errorf("push %+v, want none", run.Push)
+			}
+		})
 	}
 }
