@@ -107,6 +107,6 @@
 //
 // # Rules
 //
-// Imports from mao: nothing.
+// Imports from mao: only internal/dirlock.
 // Never links: etcd, Docker, orchestrator.
 package gitrepo

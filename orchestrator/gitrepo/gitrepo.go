@@ -16,6 +16,8 @@ import (
 	"github.com/go-git/go-git/v5/config"
 	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/transport"
+
+	"github.com/mao-research/mao/internal/dirlock"
 )
 
 const (
@@ -54,7 +56,7 @@ type Options struct {
 // directories; see the package doc about locking.
 type Repos struct {
 	opts  Options
-	locks gitLocks
+	locks dirlock.Locks // of the clones' git directories (lock)
 }
 
 // New returns a Repos with opts' defaults filled in.
@@ -74,7 +76,7 @@ func New(opts Options) *Repos {
 	if opts.MaxOutputFiles <= 0 {
 		opts.MaxOutputFiles = DefaultMaxOutputFiles
 	}
-	return &Repos{opts: opts, locks: gitLocks{m: map[string]chan struct{}{}}}
+	return &Repos{opts: opts}
 }
 
 // Sync makes dir a clone of rawURL at branch ("" means the remote's default

@@ -56,6 +56,15 @@ func (s *site) sync() string {
 	return h
 }
 
+// served is a bare repository "data" holding files, served by git daemon:
+// the repositories and its URL.
+func served(t *testing.T, files map[string]string) (*gitserver.Repos, string) {
+	t.Helper()
+	repos := gitserver.New(t)
+	repos.Bare(t, "data", files)
+	return repos, repos.Daemon(t) + "data.git"
+}
+
 // remoteFile is a file's content on a branch of a bare repository.
 func remoteFile(t *testing.T, repos *gitserver.Repos, branch, path string) string {
 	t.Helper()
@@ -69,9 +78,7 @@ func remoteFile(t *testing.T, repos *gitserver.Repos, branch, path string) strin
 // file included.
 func TestPushRebasesOntoOtherSites(t *testing.T) {
 	t.Parallel()
-	repos := gitserver.New(t)
-	repos.Bare(t, "data", nil)
-	url := repos.Daemon(t) + "data.git"
+	repos, url := served(t, nil)
 	a, b := newSite(t, "site-a", url, nil), newSite(t, "site-b", url, nil)
 
 	la := a.run("run 1 at a", map[string]string{"a/1.csv": "1"})
@@ -115,9 +122,7 @@ func TestPushRebasesOntoOtherSites(t *testing.T) {
 // again, and the next run's commit goes to main.
 func TestPushConflictGoesToTheSiteBranch(t *testing.T) {
 	t.Parallel()
-	repos := gitserver.New(t)
-	repos.Bare(t, "data", map[string]string{"summary.csv": "0\n"})
-	url := repos.Daemon(t) + "data.git"
+	repos, url := served(t, map[string]string{"summary.csv": "0\n"})
 	a, b := newSite(t, "site-a", url, nil), newSite(t, "site-b", url, nil)
 
 	a.run("a rewrites the summary", map[string]string{"summary.csv": "from a\n"})
@@ -206,9 +211,7 @@ func TestPushBacklogWhileDown(t *testing.T) {
 // itself or rebased, and not sent again.
 func TestPushNotTwice(t *testing.T) {
 	t.Parallel()
-	repos := gitserver.New(t)
-	repos.Bare(t, "data", nil)
-	url := repos.Daemon(t) + "data.git"
+	repos, url := served(t, nil)
 	a, b := newSite(t, "site-a", url, nil), newSite(t, "site-b", url, nil)
 	mark := func(s *site) string {
 		return strings.TrimSpace(gitCLI(t, s.dir, "rev-parse", "refs/mao/pushed/main"))
@@ -242,9 +245,7 @@ func TestPushNotTwice(t *testing.T) {
 // for the next Push.
 func TestPushRetriesWhenTheRemoteMoved(t *testing.T) {
 	t.Parallel()
-	repos := gitserver.New(t)
-	repos.Bare(t, "data", nil)
-	url := repos.Daemon(t) + "data.git"
+	repos, url := served(t, nil)
 	s := newSite(t, "site-a", url, nil)
 	var waits []int
 	wait := func(_ context.Context, attempt int) error { waits = append(waits, attempt); return nil }
@@ -279,9 +280,7 @@ func TestPushRetriesWhenTheRemoteMoved(t *testing.T) {
 // path changed on it before is taken from the run.
 func TestPushToTheSiteBranch(t *testing.T) {
 	t.Parallel()
-	repos := gitserver.New(t)
-	repos.Bare(t, "data", nil)
-	url := repos.Daemon(t) + "data.git"
+	repos, url := served(t, nil)
 	s := newSite(t, "site-a", url, nil)
 	opts := gitrepo.PushOptions{Branch: "mao/site-a"}
 	s.run("run 1", map[string]string{"latest.csv": "1"})

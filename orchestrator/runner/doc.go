@@ -38,6 +38,6 @@
 //
 // # Rules
 //
-// Imports from mao: only api, detector, toolspec, orchestrator/container, orchestrator/errs, orchestrator/runlog, orchestrator/runs.
+// Imports from mao: only api, detector, internal/dirlock, toolspec, orchestrator/container, orchestrator/errs, orchestrator/runlog, orchestrator/runs.
 // Never links: etcd, Docker, go-git.
 package runner

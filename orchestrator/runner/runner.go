@@ -18,6 +18,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/detector"
+	"github.com/mao-research/mao/internal/dirlock"
 	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/runlog"
@@ -157,7 +158,7 @@ type Runner struct {
 	rt     Containers
 	git    Git
 	opts   Options
-	locks  dirLocks
+	locks  dirlock.Locks // of the clones' work trees: concurrent runs of tools that share a clone must not corrupt it
 	inputs inputClones
 
 	runCtx    context.Context // parent of every run; cancelled when the shutdown grace ends
@@ -199,7 +200,7 @@ func New(reg Registry, rec Records, rt Containers, git Git, opts Options) *Runne
 	ctx, cancel := context.WithCancel(context.Background())
 	o, privileged := processOwner()
 	return &Runner{reg: reg, rec: rec, rt: rt, git: git, opts: opts,
-		locks: dirLocks{m: map[string]chan struct{}{}}, inputs: inputClones{m: map[string]*inputClone{}},
+		inputs: inputClones{m: map[string]*inputClone{}},
 		runCtx: ctx, cancelRun: cancel, active: map[string]*execution{},
 		owner: o, privileged: privileged, chown: chownTree}
 }
@@ -432,7 +433,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		return r.apply(run, runs.Fail{Reason: reason}), true
 	}
 	dir := filepath.Join(r.opts.DataDir, "repos", tool.Name)
-	unlock, err := r.locks.lock(ctx, dir)
+	unlock, err := r.locks.Lock(ctx, dir)
 	if err != nil {
 		return r.apply(run, runs.Fail{Reason: fmt.Sprintf("interrupted before it started: %v", err)}), false
 	}
@@ -726,7 +727,7 @@ func (r *Runner) useDataset(ctx context.Context, name string) (dir, commit strin
 		return "", "", nil, err
 	}
 	dir = filepath.Join(r.opts.DataDir, "datasets", ds.Name)
-	unlock, err := r.locks.lock(ctx, dir)
+	unlock, err := r.locks.Lock(ctx, dir)
 	if err != nil {
 		return "", "", nil, err
 	}
@@ -884,28 +885,4 @@ func (c *inputClones) release(dir string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.m[dir].readers--
-}
-
-// dirLocks serialises work on one clone directory: concurrent runs of tools
-// that share a clone must not corrupt it.
-type dirLocks struct {
-	mu sync.Mutex
-	m  map[string]chan struct{}
-}
-
-// lock waits for dir's lock or for ctx to end.
-func (l *dirLocks) lock(ctx context.Context, dir string) (unlock func(), err error) {
-	l.mu.Lock()
-	ch, ok := l.m[dir]
-	if !ok {
-		ch = make(chan struct{}, 1)
-		l.m[dir] = ch
-	}
-	l.mu.Unlock()
-	select {
-	case ch <- struct{}{}:
-		return func() { <-ch }, nil
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
 }
