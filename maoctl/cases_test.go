@@ -374,6 +374,22 @@ func commandCases() []cliCase {
 			[]string{"run", "show", runSpike, "-o", "json"},
 		), exits: []int{0, 0, 0, 0, 0}},
 
+		{name: "run-push", setup: seedPushes, cmds: cmds(
+			[]string{"run", "list", "--tool", "code-stats"},
+			[]string{"run", "list", "--push", "pending"},
+			[]string{"run", "list", "--push", "failed"},
+			[]string{"run", "list", "--push", "pushed"},
+			[]string{"run", "list", "--push", "conflict", "-o", "json"},
+			[]string{"run", "list", "--push", "conflict", "--tool", "gh-crawler"},
+			[]string{"run", "list", "--push", "lost"},
+			[]string{"run", "show", runPushPending},
+			[]string{"run", "show", runPushPushed},
+			[]string{"run", "show", runPushConflict},
+			[]string{"run", "show", runPushFailed},
+			[]string{"run", "show", runPushOff},
+			[]string{"run", "show", runPushFailed, "-o", "json"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0}},
+
 		{name: "run-list-federation", atLabC: seedFederationAtC, setup: seedFederation, cmds: cmds(
 			[]string{"run", "list"},
 			[]string{"run", "show", runLost},

@@ -25,6 +25,7 @@ func (c *ctl) runCommand() *cli.Command {
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "tool", Usage: "only the runs of this tool"},
 					&cli.StringFlag{Name: "schedule", Usage: "only the runs of the schedule `ID`"},
+					&cli.StringFlag{Name: "push", Usage: "only the runs whose commit's push is `STATE`: " + pushStates},
 				},
 				Action: c.runList,
 			},
@@ -53,23 +54,39 @@ func (c *ctl) runList(cCtx *cli.Context) error {
 	if _, err := args(cCtx); err != nil {
 		return err
 	}
-	runs, err := c.client.Runs(cCtx.Context, api.RunFilter{Tool: cCtx.String("tool"), Schedule: cCtx.String("schedule")})
+	push := api.PushState(cCtx.String("push"))
+	if push != "" && !push.Valid() {
+		return usageErrorf("--push %q: want one of %s", push, pushStates)
+	}
+	runs, err := c.client.Runs(cCtx.Context, api.RunFilter{Tool: cCtx.String("tool"), Schedule: cCtx.String("schedule"), Push: push})
 	if err != nil {
 		return err
 	}
-	return printList(c, runs, "no runs", func(runs []api.Run) error {
-		// A TRIGGER column only when some run did not start by hand, so
-		// that a site without schedules keeps its narrower table.
+	empty := "no runs"
+	if push != "" {
+		empty = fmt.Sprintf("no runs whose push is %s", push)
+	}
+	return printList(c, runs, empty, func(runs []api.Run) error {
+		// A TRIGGER column only when some run did not start by hand, and a
+		// PUSH column only when some run's commit is pushed, so that a
+		// site without schedules or pushes keeps its narrower table.
 		triggers := slices.ContainsFunc(runs, func(r api.Run) bool { return r.Trigger != api.TriggerManual })
+		pushes := slices.ContainsFunc(runs, func(r api.Run) bool { return r.Push != nil })
 		header := []string{"ID", "TOOL", "SITE", "STATE", "EXIT", "CREATED", "DURATION"}
 		if triggers {
 			header = slices.Insert(header, 4, "TRIGGER")
+		}
+		if pushes {
+			header = append(header, "PUSH")
 		}
 		tab := newTable(c.stdout, header...)
 		for _, r := range runs {
 			row := []string{r.ID, r.Tool, runSite(r), runState(r), exitCode(r), timestamp(&r.CreatedAt), runDuration(r)}
 			if triggers {
 				row = slices.Insert(row, 4, r.Trigger)
+			}
+			if pushes {
+				row = append(row, pushCell(r.Push))
 			}
 			tab.row(row...)
 		}
@@ -121,6 +138,7 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	f.add("Data repo", r.DataRepo)
 	f.addIf("Commit before", r.DataCommitBefore)
 	f.addIf("Commit after", r.DataCommitAfter)
+	f.addIf("Push", pushText(r.Push))
 	f.addIf("Input dataset", r.InputDataset)
 	f.addIf("Input commit", r.InputCommit)
 	f.addIf("Env", keyValues(r.Env, "\n"))
@@ -165,6 +183,53 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 		fmt.Fprintf(c.stdout, "  %s\n", line)
 	}
 	return nil
+}
+
+// pushStates are the values of run list --push.
+var pushStates = strings.Join([]string{string(api.PushPending), string(api.PushFailed), string(api.PushPushed), string(api.PushConflict)}, ", ")
+
+// pushCell is a run's push in run list: its state, with the failed
+// attempts; "-" for a run whose commit is not pushed.
+func pushCell(p *api.Push) string {
+	switch {
+	case p == nil:
+		return "-"
+	case p.State == api.PushFailed:
+		return fmt.Sprintf("failed (%d)", p.Attempts)
+	}
+	return string(p.State)
+}
+
+// pushText is where a run's commit is on its way to the data repository,
+// for run show; "" when it is not pushed.
+func pushText(p *api.Push) string {
+	if p == nil {
+		return ""
+	}
+	switch p.State {
+	case api.PushPending:
+		return "pending since " + timestamp(&p.QueuedAt)
+	case api.PushPushed:
+		text := fmt.Sprintf("pushed to %s at %s", p.Branch, timestamp(p.PushedAt))
+		if p.Attempts > 0 {
+			text += ", after " + attempts(p.Attempts) + " failed"
+		}
+		return text + "\ncommit " + p.Commit
+	case api.PushConflict:
+		return fmt.Sprintf("conflict: pushed to %s at %s, since a file it wrote was changed on the branch too\ncommit %s",
+			p.Branch, timestamp(p.PushedAt), p.Commit)
+	case api.PushFailed:
+		return fmt.Sprintf("failed: %s since %s, retried until it lands\n%s", attempts(p.Attempts), timestamp(p.FailedAt), p.Reason)
+	}
+	return string(p.State)
+}
+
+// attempts is "1 attempt" or "N attempts".
+func attempts(n int) string {
+	if n == 1 {
+		return "1 attempt"
+	}
+	return fmt.Sprintf("%d attempts", n)
 }
 
 // filesText lists the files a run wrote, noting those left out of its

@@ -52,6 +52,12 @@ var (
 	runMixed   = seedID("code-stats", at(2460), 0x22) // files ok, go_lines a spike by gain, python_lines warming up
 	runNoData  = seedID("gh-crawler", at(2520), 0x23) // no control file
 	runFlatHit = seedID("gh-crawler", at(2580), 0x24) // equals a flat history
+
+	runPushPending  = seedID("gh-crawler", at(2700), 0x31) // its commit is queued at lab-a
+	runPushPushed   = seedID("gh-crawler", at(2760), 0x32) // on main, rebased, after two failed attempts
+	runPushConflict = seedID("code-stats", at(2820), 0x33) // on mao/lab-a
+	runPushFailed   = seedID("gh-crawler", at(2880), 0x34) // the server refuses the password
+	runPushOff      = seedID("code-stats", at(2940), 0x35) // its tool does not push
 )
 
 // The seeded schedules (IDs as the orchestrator makes them) and the run IDs
@@ -308,6 +314,33 @@ func seedVerdicts(t *testing.T, e *env) {
 	}
 }
 
+// seedPushes adds succeeded runs of lab-a whose commits are on their way
+// to their data repositories, one in each push state, and one whose tool
+// does not push, as lab-a's outbox recorded them.
+func seedPushes(t *testing.T, e *env) {
+	t.Helper()
+	commit := func(n int) string { return strings.Repeat(fmt.Sprintf("%x", n), 40) }
+	failedAt := at(2911)
+	for i, r := range []struct {
+		id, tool string
+		push     *api.Push
+	}{
+		{runPushPending, "gh-crawler", &api.Push{State: api.PushPending, QueuedAt: *at(2730)}},
+		{runPushPushed, "gh-crawler", &api.Push{State: api.PushPushed, Branch: "main", Commit: commit(0xb), Attempts: 2,
+			Reason: "push to https://git.example.org/data/gh-crawler.git: dial tcp 192.0.2.7:443: connect: connection refused", QueuedAt: *at(2790), FailedAt: at(2790), PushedAt: at(2795)}},
+		{runPushConflict, "code-stats", &api.Push{State: api.PushConflict, Branch: "mao/lab-a", Commit: commit(0xc), QueuedAt: *at(2850), PushedAt: at(2851)}},
+		{runPushFailed, "gh-crawler", &api.Push{State: api.PushFailed, Attempts: 7, QueuedAt: *at(2910), FailedAt: failedAt,
+			Reason: "push to https://git.example.org/data/gh-crawler.git: authentication required (the site's [git] credentials_file has no valid user and password for this host)"}},
+		{runPushOff, "code-stats", nil},
+	} {
+		e.site.Run(t, api.Run{ID: r.id, Tool: r.tool, Site: "lab-a", State: api.StateSucceeded, Trigger: api.TriggerManual,
+			Image: "mao/" + r.tool + ":1", Network: "bridge", DataRepo: "https://git.example.org/data/" + r.tool + ".git", ExitCode: intPtr(0),
+			Attempt: 1, MaxAttempts: 1, CreatedAt: *at(2700 + 60*i), StartedAt: at(2701 + 60*i), FinishedAt: at(2730 + 60*i),
+			DataCommitBefore: commit(1 + i), DataCommitAfter: commit(6 + i), Files: []string{fmt.Sprintf("out-%d.csv", i)}, Push: r.push})
+		e.site.Log(t, r.id, fmt.Sprintf("wrote out-%d.csv\n", i))
+	}
+}
+
 // seedFederationAtC, run while lab-c is live, gives lab-c two runs that it
 // holds when it leaves: runLost (any site, no attempts left) and
 // runRetried (zone=eu, attempt 1 of 3). The site settles them when lab-c
@@ -495,6 +528,7 @@ func fixedRepo(t *testing.T, e *env, name, file, content string) string {
 		t.Fatal(err)
 	}
 	e.norm.keepValue(h.String())
+	testenv.AsRemote(t, repo)
 	return "file://" + dir
 }
 

@@ -39,7 +39,24 @@ func GitRepo(t testing.TB, files map[string]string) string {
 	if _, err := w.Commit("initial", &git.CommitOptions{Author: sig}); err != nil {
 		t.Fatal(err)
 	}
+	AsRemote(t, repo)
 	return "file://" + dir
+}
+
+// AsRemote makes a repository with a work tree take pushes as a bare one
+// does: a push moves the checked-out branch too (its files stay as they
+// are; receive.denyCurrentBranch=ignore), and is refused unless it is a
+// fast-forward (receive.denyNonFastForwards), as every test remote.
+func AsRemote(t testing.TB, repo *git.Repository) {
+	t.Helper()
+	cfg, err := repo.Config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Raw.Section("receive").SetOption("denyCurrentBranch", "ignore").SetOption("denyNonFastForwards", "true")
+	if err := repo.SetConfig(cfg); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // ClosedPort returns a loopback address on which nothing listens.

@@ -197,7 +197,8 @@ func (s *Site) WaitRun(t testing.TB, id string, done func(api.Run) bool) api.Run
 }
 
 // Settle waits until the site has done what it was asked so far: every
-// run it holds that the test did not seed has ended, and no request is
+// run it holds that the test did not seed has ended, and its commit's
+// push is no longer pending (it landed, or an attempt failed), and no request is
 // open that the site claims whatever its image (one named for this site,
 // or one of an --all request's runs that includes it) or, when the site
 // uses Docker, any request it is eligible for. It fails the test after a
@@ -224,6 +225,9 @@ func (s *Site) Settle(t testing.TB) {
 			}
 			if r.Site == s.Name && !r.State.Terminal() && !s.isSeeded(r.ID) {
 				busy = append(busy, r.ID+" "+string(r.State))
+			}
+			if r.Site == s.Name && r.Push != nil && r.Push.State == api.PushPending && !s.isSeeded(r.ID) {
+				busy = append(busy, r.ID+" push pending")
 			}
 		}
 		for _, kv := range resp.Responses[1].GetResponseRange().Kvs {
