@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -332,6 +334,61 @@ func commandCases() []cliCase {
 			[]string{"dataset", "clone", "local"},
 			[]string{"dataset", "clone", "local-v2", "empty"},
 		), exits: []int{0, 0}},
+
+		// A collaborator clones a tool's data (every branch, the sites'
+		// mao/<site> too) and keeps the clone up to date; a clone with
+		// commits or changes of its own, or untracked files where new ones
+		// go, is left as it is.
+		{name: "tool-data", serial: true, setup: seedToolData, cmds: cmds(
+			[]string{"tool", "data", "results"},
+			[]string{"tool", "data", "results"},
+			[]string{"tool", "data", "results", "-o", "json"},
+			[]string{"tool", "data", "results", "empty"},
+			[]string{"tool", "data", "results", "notes"},
+			[]string{"tool", "data", "elsewhere", "results"},
+			[]string{"tool", "data", "elsewhere", "$TMP/work/elsewhere"},
+			[]string{"tool", "data", "results"},
+			[]string{"tool", "data", "results", "empty"},
+			[]string{"tool", "data", "results", "empty"},
+			[]string{"tool", "data", "results", "empty"},
+			[]string{"tool", "data", "nope"},
+			[]string{"tool", "data"},
+		), exits: []int{0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 0, 1, 2}, after: map[int]action{
+			0: {do: func(t *testing.T, e *env) {
+				repo, err := git.PlainOpen(filepath.Join(e.tmp, "work", "results"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := repo.Reference(plumbing.NewRemoteReferenceName("origin", "mao/lab-b"), false); err != nil {
+					t.Errorf("the clone lacks lab-b's branch: %v", err)
+				}
+			}},
+			1: {note: "a site pushes another run's result", do: func(t *testing.T, e *env) {
+				openGitSource(t, filepath.Join(e.tmp, "data")).commit("lab-a/run-3.csv", "count\n3\n", "mao: run results-3 of results at site lab-a")
+			}},
+			6: {note: "the clone in results gets a commit of its own, and a site pushes another run's result", do: func(t *testing.T, e *env) {
+				openGitSource(t, filepath.Join(e.tmp, "work", "results")).commit("mine.txt", "mine\n", "my own notes")
+				openGitSource(t, filepath.Join(e.tmp, "data")).commit("lab-a/run-4.csv", "count\n4\n", "mao: run results-4 of results at site lab-a")
+			}},
+			7: {note: "README is edited in the clone in empty", do: func(t *testing.T, e *env) {
+				writeFile(t, filepath.Join(e.tmp, "work", "empty", "README"), "my edit\n")
+			}},
+			8: {note: "README is as it was, and an untracked lab-a/run-4.csv is where the new file goes", do: func(t *testing.T, e *env) {
+				checkFile(t, filepath.Join(e.tmp, "work", "empty", "README"), "my edit\n")
+				writeFile(t, filepath.Join(e.tmp, "work", "empty", "README"), "results of the results tool\n")
+				writeFile(t, filepath.Join(e.tmp, "work", "empty", "lab-a", "run-4.csv"), "mine\n")
+			}},
+			9: {note: "the untracked file is moved away", do: func(t *testing.T, e *env) {
+				p := filepath.Join(e.tmp, "work", "empty", "lab-a", "run-4.csv")
+				checkFile(t, p, "mine\n")
+				if err := os.Rename(p, filepath.Join(e.tmp, "work", "run-4.csv")); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			10: {do: func(t *testing.T, e *env) {
+				checkFile(t, filepath.Join(e.tmp, "work", "empty", "lab-a", "run-4.csv"), "count\n4\n")
+			}},
+		}},
 
 		{name: "run-list", cmds: cmds(
 			[]string{"run", "list"},

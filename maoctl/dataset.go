@@ -2,17 +2,9 @@ package maoctl
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/toolspec"
@@ -194,70 +186,25 @@ type cloneResult struct {
 }
 
 func (c *ctl) datasetClone(cCtx *cli.Context) error {
-	pos := cCtx.Args().Slice()
-	if len(pos) == 0 || len(pos) > 2 {
-		return usageErrorf("%s takes NAME [DIR]; got %d arguments", commandName(cCtx), len(pos))
+	name, dir, err := nameAndDir(cCtx)
+	if err != nil {
+		return err
 	}
 	ctx := cCtx.Context
-	d, err := c.client.Dataset(ctx, pos[0])
+	d, err := c.client.Dataset(ctx, name)
 	if err != nil {
 		return err
 	}
-	dir := d.Name
-	if len(pos) == 2 {
-		dir = pos[1]
-	}
-	res, err := clone(ctx, d, dir, c.progress())
+	got, err := clone(ctx, repoSource{what: "dataset " + d.Name, url: d.URL, branch: d.Branch, only: true}, dir, c.progress())
 	if err != nil {
 		return err
 	}
+	res := cloneResult{Dataset: d, Dir: got.Dir, Branch: got.Branch, Commit: got.Commit}
 	if c.json {
 		return writeJSON(c.stdout, res)
 	}
 	_, err = fmt.Fprintf(c.stdout, "cloned dataset %s into %s (branch %s, commit %s)\n", d.Name, res.Dir, res.Branch, res.Commit)
 	return err
-}
-
-// progress is where go-git reports clone progress: stderr when it is a
-// terminal, nowhere otherwise.
-func (c *ctl) progress() io.Writer {
-	f, ok := c.stderr.(interface{ Fd() uintptr })
-	if ok && term.IsTerminal(int(f.Fd())) {
-		return c.stderr
-	}
-	return nil
-}
-
-// clone clones d into dir, which must not exist or be empty.
-func clone(ctx context.Context, d api.Dataset, dir string, progress io.Writer) (cloneResult, error) {
-	entries, err := os.ReadDir(dir)
-	switch {
-	case err == nil && len(entries) > 0:
-		return cloneResult{}, fmt.Errorf("clone dataset %s: %s already exists and is not empty; give another DIR", d.Name, dir)
-	case err != nil && !errors.Is(err, fs.ErrNotExist):
-		return cloneResult{}, fmt.Errorf("clone dataset %s: %w", d.Name, err)
-	}
-	opts := &git.CloneOptions{URL: d.URL}
-	if progress != nil {
-		opts.Progress = progress
-	}
-	if d.Branch != "" {
-		opts.ReferenceName = plumbing.NewBranchReferenceName(d.Branch)
-		opts.SingleBranch = true
-	}
-	repo, err := git.PlainCloneContext(ctx, dir, false, opts)
-	if err != nil {
-		return cloneResult{}, fmt.Errorf("clone dataset %s from %s: %w", d.Name, d.URL, err)
-	}
-	head, err := repo.Head()
-	if err != nil {
-		return cloneResult{}, fmt.Errorf("clone dataset %s: read HEAD of %s: %w", d.Name, dir, err)
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		return cloneResult{}, fmt.Errorf("clone dataset %s: %w", d.Name, err)
-	}
-	return cloneResult{Dataset: d, Dir: abs, Branch: head.Name().Short(), Commit: head.Hash().String()}, nil
 }
 
 func orRemoteDefault(branch string) string {

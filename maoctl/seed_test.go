@@ -507,7 +507,24 @@ func seedSchedules(t *testing.T, e *env) {
 // same on every run, and returns its file:// URL.
 func fixedRepo(t *testing.T, e *env, name, file, content string) string {
 	t.Helper()
-	dir := filepath.Join(e.tmp, name)
+	src := newGitSource(t, filepath.Join(e.tmp, name))
+	src.when = *at(-86400)
+	e.norm.keepValue(src.commit(file, content, "initial").String())
+	return src.url()
+}
+
+// gitSource is a git repository under a case's directory whose commits
+// have fixed contents and times, so fixed hashes.
+type gitSource struct {
+	t    *testing.T
+	dir  string
+	repo *git.Repository
+	wt   *git.Worktree
+	when time.Time // of every commit
+}
+
+func newGitSource(t *testing.T, dir string) *gitSource {
+	t.Helper()
 	repo, err := git.PlainInit(dir, false)
 	if err != nil {
 		t.Fatal(err)
@@ -516,21 +533,33 @@ func fixedRepo(t *testing.T, e *env, name, file, content string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, file), []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := wt.Add(file); err != nil {
-		t.Fatal(err)
-	}
-	sig := &object.Signature{Name: "Lab", Email: "lab@example.org", When: *at(-86400)}
-	h, err := wt.Commit("initial", &git.CommitOptions{Author: sig, Committer: sig})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.norm.keepValue(h.String())
 	testenv.AsRemote(t, repo)
-	return "file://" + dir
+	return &gitSource{t: t, dir: dir, repo: repo, wt: wt, when: *at(0)}
 }
+
+// commit writes file and commits it on the checked-out branch.
+func (g *gitSource) commit(file, content, msg string) plumbing.Hash {
+	g.t.Helper()
+	writeFile(g.t, filepath.Join(g.dir, file), content)
+	if _, err := g.wt.Add(file); err != nil {
+		g.t.Fatal(err)
+	}
+	sig := &object.Signature{Name: "Lab", Email: "lab@example.org", When: g.when}
+	h, err := g.wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	return h
+}
+
+func (g *gitSource) checkout(branch string, create bool) {
+	g.t.Helper()
+	if err := g.wt.Checkout(&git.CheckoutOptions{Branch: plumbing.NewBranchReferenceName(branch), Create: create}); err != nil {
+		g.t.Fatal(err)
+	}
+}
+
+func (g *gitSource) url() string { return "file://" + g.dir }
 
 // seedGitDatasets creates a git repository under the case's directory
 // with a commit on master and one more on branch v2 (fixed contents and
@@ -538,8 +567,44 @@ func fixedRepo(t *testing.T, e *env, name, file, content string) string {
 // "local-v2", plus "unreachable" pointing at a path that does not exist.
 func seedGitDatasets(t *testing.T, e *env) {
 	t.Helper()
-	src := filepath.Join(e.tmp, "src")
-	repo, err := git.PlainInit(src, false)
+	src := newGitSource(t, filepath.Join(e.tmp, "src"))
+	src.commit("data.csv", "region,count\nnorth,1\n", "first data")
+	src.checkout("v2", true)
+	src.commit("data.csv", "region,count\nnorth,2\n", "second data")
+	src.checkout("master", false)
+	e.site.Dataset(t, api.Dataset{Name: "local", URL: src.url()})
+	e.site.Dataset(t, api.Dataset{Name: "local-v2", URL: src.url(), Branch: "v2"})
+	e.site.Dataset(t, api.Dataset{Name: "unreachable", URL: "file://" + filepath.Join(e.tmp, "no-such-repo")})
+}
+
+// seedToolData creates a data repository under the case's directory with
+// a run's result on master and a conflicting one on mao/lab-b, registers
+// tool "results" that pushes there (and "elsewhere", whose repository
+// does not exist), and works in $TMP/work, which holds a file "notes"
+// and an empty directory "empty".
+func seedToolData(t *testing.T, e *env) {
+	t.Helper()
+	src := newGitSource(t, filepath.Join(e.tmp, "data"))
+	src.commit("README", "results of the results tool\n", "initial")
+	src.commit("lab-a/run-1.csv", "count\n1\n", "mao: run results-1 of results at site lab-a")
+	src.checkout("mao/lab-b", true)
+	src.commit("summary.csv", "count\n2\n", "mao: run results-2 of results at site lab-b")
+	src.checkout("master", false)
+	e.site.Tool(t, api.Tool{Name: "results", Author: "lab", Image: "mao/results:1", DataRepo: src.url()})
+	e.site.Tool(t, api.Tool{Name: "elsewhere", Author: "lab", Image: "mao/results:1", DataRepo: "file://" + filepath.Join(e.tmp, "no-such-repo")})
+	work := filepath.Join(e.tmp, "work")
+	if err := os.MkdirAll(filepath.Join(work, "empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(work, "notes"), "notes\n")
+	t.Chdir(work)
+}
+
+// openGitSource opens the repository in dir, to commit to it as
+// gitSource does.
+func openGitSource(t *testing.T, dir string) *gitSource {
+	t.Helper()
+	repo, err := git.PlainOpen(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -547,30 +612,22 @@ func seedGitDatasets(t *testing.T, e *env) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	commit := func(file, content, msg string) plumbing.Hash {
-		t.Helper()
-		if err := os.WriteFile(filepath.Join(src, file), []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := wt.Add(file); err != nil {
-			t.Fatal(err)
-		}
-		sig := &object.Signature{Name: "Lab", Email: "lab@example.org", When: *at(0)}
-		h, err := wt.Commit(msg, &git.CommitOptions{Author: sig, Committer: sig})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return h
-	}
-	commit("data.csv", "region,count\nnorth,1\n", "first data")
-	if err := wt.Checkout(&git.CheckoutOptions{Branch: plumbing.NewBranchReferenceName("v2"), Create: true}); err != nil {
+	return &gitSource{t: t, dir: dir, repo: repo, wt: wt, when: *at(0)}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	commit("data.csv", "region,count\nnorth,2\n", "second data")
-	if err := wt.Checkout(&git.CheckoutOptions{Branch: plumbing.NewBranchReferenceName("master")}); err != nil {
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	e.site.Dataset(t, api.Dataset{Name: "local", URL: "file://" + src})
-	e.site.Dataset(t, api.Dataset{Name: "local-v2", URL: "file://" + src, Branch: "v2"})
-	e.site.Dataset(t, api.Dataset{Name: "unreachable", URL: "file://" + filepath.Join(e.tmp, "no-such-repo")})
+}
+
+func checkFile(t *testing.T, path, want string) {
+	t.Helper()
+	if got, err := os.ReadFile(path); err != nil || string(got) != want {
+		t.Errorf("%s holds %q (%v), want %q", path, got, err, want)
+	}
 }

@@ -96,3 +96,29 @@ func TestLogsOnATerminal(t *testing.T) {
 		t.Errorf("tool run --follow: %q, want %q first and no control sequences", got, clean)
 	}
 }
+
+// On a terminal, tool data shows the clone's progress on stderr (the
+// golden case tool-data shows that elsewhere it shows none).
+func TestToolDataProgressOnATerminal(t *testing.T) {
+	s := testsite.Start(t, testsite.Options{})
+	files := map[string]string{}
+	for i := range 50 {
+		files[fmt.Sprintf("run-%02d.csv", i)] = strings.Repeat(fmt.Sprintf("%d,", i), 1000)
+	}
+	s.Tool(t, api.Tool{Name: "results", Author: "lab", Image: "mao/results:1", DataRepo: testenv.GitRepo(t, files)})
+	master, tty := openPty(t)
+	got := make(chan string, 1)
+	go func() {
+		var b bytes.Buffer
+		io.Copy(&b, master)
+		got <- b.String()
+	}()
+	err := Run(t.Context(), []string{"--addr", s.Addr, "tool", "data", "results", t.TempDir()}, tty, tty)
+	tty.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out := <-got; !strings.Contains(out, "objects") || !strings.Contains(out, "cloned the data of tool results") {
+		t.Errorf("on a terminal: %q, want the clone's progress and the result", out)
+	}
+}

@@ -90,6 +90,16 @@ func (c *ctl) toolCommand() *cli.Command {
 				Action: c.toolSeries,
 			},
 			{
+				Name:      "data",
+				Usage:     "clone a tool's data repository into DIR (default ./NAME), or update that clone",
+				ArgsUsage: "NAME [DIR]",
+				Description: "Clones the repository the tool's runs push their results to, every branch (the sites'\n" +
+					"mao/<site> branches too), with the tool's branch checked out. When DIR is a clone of it\n" +
+					"already, fetches and fast-forwards the checked-out branch instead. Progress goes to stderr\n" +
+					"when it is a terminal. Credentials are your own (ssh-agent, or none for public https).",
+				Action: c.toolData,
+			},
+			{
 				Name:      "get",
 				Usage:     "show one tool, or list them all (the predecessor's spelling)",
 				ArgsUsage: "[NAME]",
@@ -242,6 +252,41 @@ func (c *ctl) listTools(ctx context.Context) error {
 	})
 }
 
+// dataResult is what `tool data -o json` prints.
+type dataResult struct {
+	Tool string `json:"tool"`
+	URL  string `json:"url"`
+	cloned
+}
+
+func (c *ctl) toolData(cCtx *cli.Context) error {
+	name, dir, err := nameAndDir(cCtx)
+	if err != nil {
+		return err
+	}
+	ctx := cCtx.Context
+	t, err := c.client.Tool(ctx, name)
+	if err != nil {
+		return err
+	}
+	got, err := cloneOrUpdate(ctx, repoSource{what: "the data of tool " + t.Name, url: t.DataRepo, branch: t.Branch}, dir, c.progress())
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.stdout, dataResult{Tool: t.Name, URL: t.DataRepo, cloned: got})
+	}
+	switch got.Before {
+	case "":
+		_, err = fmt.Fprintf(c.stdout, "cloned the data of tool %s into %s (branch %s, commit %s)\n", t.Name, got.Dir, got.Branch, got.Commit)
+	case got.Commit:
+		_, err = fmt.Fprintf(c.stdout, "the data of tool %s in %s is up to date (branch %s, commit %s)\n", t.Name, got.Dir, got.Branch, got.Commit)
+	default:
+		_, err = fmt.Fprintf(c.stdout, "updated the data of tool %s in %s (branch %s, commit %s, was %s)\n", t.Name, got.Dir, got.Branch, got.Commit, got.Before)
+	}
+	return err
+}
+
 func (c *ctl) toolShow(cCtx *cli.Context) error {
 	a, err := args(cCtx, "NAME")
 	if err != nil {
@@ -263,6 +308,8 @@ func (c *ctl) showTool(ctx context.Context, name string) error {
 	f.add("Author", t.Author)
 	f.add("Image", t.Image)
 	f.add("Data repo", t.DataRepo)
+	f.addIf("Branch", t.Branch)
+	f.addIf("Push", t.Push)
 	f.addIf("Code repo", t.CodeRepo)
 	f.addIf("Artefact", t.Artefact)
 	f.addIf("Description", t.Description)
