@@ -117,11 +117,13 @@ type clone struct {
 
 // entry is a run whose record does not say yet where its commit went.
 type entry struct {
-	commit   string
-	landed   *Pushed   // where it went; the record is to be updated
-	landedAt time.Time // when it went
-	failed   bool      // its record says failed
-	told     bool      // Alerts heard of it
+	commit    string
+	landed    *Pushed   // where it went; the record is to be updated
+	landedAt  time.Time // when it went
+	failure   string    // why the last attempt failed, while the record does not say so
+	failureAt time.Time // when it failed
+	failed    bool      // its record says failed
+	told      bool      // Alerts heard of it
 }
 
 // New returns an Outbox; Run makes it push.
@@ -416,68 +418,56 @@ func (o *Outbox) push(ctx context.Context, c *clone, want []string) {
 	}
 }
 
-// failed records an attempt that failed for every run of the clone whose
-// commit has not landed, tells Alerts of those that have failed for too
-// long, and makes the clone wait before it tries again.
-func (o *Outbox) failed(ctx context.Context, c *clone, reason string) {
+// failed notes an attempt that failed on every run of the clone whose
+// commit has not landed (record stores it), and makes the clone wait
+// before it tries again.
+func (o *Outbox) failed(_ context.Context, c *clone, reason string) {
+	now := o.opts.Clock.Now()
 	o.mu.Lock()
 	delay := o.backoff(c)
-	ids := map[string]*entry{}
-	for id, e := range c.entries {
+	n := 0
+	for _, e := range c.entries {
 		if e.landed == nil {
-			ids[id] = e
+			e.failure, e.failureAt = reason, now
+			n++
 		}
 	}
 	o.mu.Unlock()
-	o.opts.Log.Warn("push failed; its commits stay queued in the clone", "tool", c.tool, "runs", len(ids), "reason", reason, "retry in", delay)
-	now := o.opts.Clock.Now()
-	for id, e := range ids {
-		run, err := o.rec.UpdateRun(ctx, id, func(r api.Run) (api.Run, error) {
-			if err := o.mine(r, e.commit); err != nil {
-				return r, err
-			}
-			return runs.Apply(r, runs.PushFailed{Reason: reason}, now)
-		})
-		switch {
-		case errors.Is(err, errNotYet):
-			continue // its final record says pending once it is stored
-		case errors.Is(err, errs.ErrUnavailable):
-			continue // the next attempt records it
-		case err != nil:
-			o.forget(c, id, err)
-			continue
-		}
-		o.mu.Lock()
-		e.failed = true
-		tell := !e.told && run.Push.FailedAt != nil && now.Sub(*run.Push.FailedAt) >= o.opts.FailedAfter
-		e.told = e.told || tell
-		o.mu.Unlock()
-		if tell && o.opts.Alerts != nil {
-			o.opts.Alerts.PushFailing(run)
-		}
-	}
+	o.opts.Log.Warn("push failed; its commits stay queued in the clone", "tool", c.tool, "runs", n, "reason", reason, "retry in", delay)
 }
 
-// record updates the records of the runs whose commits have landed.
+// record updates the records of the runs whose commits have landed, and
+// of those whose last attempt failed: once each run's final record is
+// stored (before, it waits for Ended). It tells Alerts of a run whose
+// push has failed for too long, and of one that landed after failures.
 func (o *Outbox) record(ctx context.Context, c *clone) {
 	o.mu.Lock()
-	landed := map[string]*entry{}
+	todo := map[string]*entry{}
 	for id, e := range c.entries {
-		if e.landed != nil {
-			landed[id] = e
+		if e.landed != nil || e.failure != "" {
+			todo[id] = e
 		}
 	}
 	o.mu.Unlock()
-	for id, e := range landed {
-		var ev runs.Event = runs.Pushed{Branch: e.landed.Branch, Commit: e.landed.Remote}
-		if e.landed.Conflict {
-			ev = runs.PushConflicted{Branch: e.landed.Branch, Commit: e.landed.Remote}
+	for id, e := range todo {
+		o.mu.Lock()
+		landed, landedAt, failure, failureAt := e.landed, e.landedAt, e.failure, e.failureAt
+		o.mu.Unlock()
+		var ev runs.Event
+		at := landedAt
+		switch {
+		case landed != nil && landed.Conflict:
+			ev = runs.PushConflicted{Branch: landed.Branch, Commit: landed.Remote}
+		case landed != nil:
+			ev = runs.Pushed{Branch: landed.Branch, Commit: landed.Remote}
+		default:
+			ev, at = runs.PushFailed{Reason: failure}, failureAt
 		}
 		run, err := o.rec.UpdateRun(ctx, id, func(r api.Run) (api.Run, error) {
 			if err := o.mine(r, e.commit); err != nil {
 				return r, err
 			}
-			return runs.Apply(r, ev, e.landedAt)
+			return runs.Apply(r, ev, at)
 		})
 		switch {
 		case errors.Is(err, errNotYet):
@@ -491,11 +481,25 @@ func (o *Outbox) record(ctx context.Context, c *clone) {
 			o.forget(c, id, err)
 			continue
 		}
+		if landed != nil {
+			o.mu.Lock()
+			delete(c.entries, id)
+			o.mu.Unlock()
+			if e.failed && o.opts.Alerts != nil {
+				o.opts.Alerts.PushLanded(run)
+			}
+			continue
+		}
 		o.mu.Lock()
-		delete(c.entries, id)
+		if e.failureAt.Equal(failureAt) { // no later attempt meanwhile
+			e.failure = ""
+		}
+		e.failed = true
+		tell := !e.told && run.Push.FailedAt != nil && at.Sub(*run.Push.FailedAt) >= o.opts.FailedAfter
+		e.told = e.told || tell
 		o.mu.Unlock()
-		if e.failed && o.opts.Alerts != nil {
-			o.opts.Alerts.PushLanded(run)
+		if tell && o.opts.Alerts != nil {
+			o.opts.Alerts.PushFailing(run)
 		}
 	}
 }

@@ -277,29 +277,59 @@ func TestBackoffAndPushFailed(t *testing.T) {
 }
 
 // TestRecordWaitsForTheFinalRecord: the runner queues a commit before it
-// stores the run's final record; a push that lands first is recorded once
-// Ended says the record is stored.
+// stores the run's final record; a push that lands first, or fails first,
+// is recorded once Ended says the record is stored.
 func TestRecordWaitsForTheFinalRecord(t *testing.T) {
-	w := newWorld(t, outbox.Options{})
-	w.start()
-	r := w.commit("r1", api.StateRunning)
-	w.box.Enqueue(r, w.tool, r.DataCommitAfter)
-	// The push lands (after the first, of the clone found at the start);
-	// the record is left alone while the run runs.
-	for {
-		if err := <-w.git.done; err != nil {
-			t.Fatal(err)
-		}
-		if log, _ := w.bare.Log(t, "data", "main"); log[0] == "run r1" {
-			break
-		}
+	tests := []struct {
+		name  string
+		down  bool
+		check func(t *testing.T, p *api.Push)
+	}{
+		{"landed", false, func(t *testing.T, p *api.Push) {
+			if p.State != api.PushPushed || p.Attempts != 0 {
+				t.Errorf("after Ended: %+v, want pushed", p)
+			}
+		}},
+		{"failed", true, func(t *testing.T, p *api.Push) {
+			if p.State != api.PushFailed || p.Attempts != 1 || !strings.Contains(p.Reason, "push to git://") || !p.FailedAt.Equal(t0) {
+				t.Errorf("after Ended: %+v, want failed once at t0", p)
+			}
+		}},
 	}
-	final := r
-	final.State, final.Push = api.StateSucceeded, &api.Push{State: api.PushPending, QueuedAt: t0}
-	w.rec.put(final)
-	w.box.Ended(final)
-	if got := w.rec.next(t); got.Push.State != api.PushPushed || got.Push.Commit != r.DataCommitAfter {
-		t.Fatalf("after Ended: %+v", got.Push)
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t, outbox.Options{RetryMin: time.Hour, RetryMax: time.Hour})
+			if tc.down {
+				w.gate.Down()
+			}
+			r := w.commit("r1", api.StateRunning)
+			w.box.Enqueue(r, w.tool, r.DataCommitAfter)
+			w.start()
+			// The attempt ends (the one of the clone found at the start
+			// may come first); the record is left alone while the run
+			// runs.
+			for {
+				err := <-w.git.done
+				if tc.down && err == nil || !tc.down && err != nil {
+					t.Fatalf("the attempt: %v", err)
+				}
+				if log, _ := w.bare.Log(t, "data", "main"); tc.down || log[0] == "run r1" {
+					break
+				}
+			}
+			if p := w.rec.get("r1").Push; p != nil {
+				t.Fatalf("the running run's record was changed: %+v", p)
+			}
+			final := r
+			final.State, final.Push = api.StateSucceeded, &api.Push{State: api.PushPending, QueuedAt: t0}
+			w.rec.put(final)
+			w.box.Ended(final)
+			got := w.rec.next(t)
+			if got.Push.Commit != "" && got.Push.Commit != r.DataCommitAfter {
+				t.Errorf("commit %s, want %s", got.Push.Commit, r.DataCommitAfter)
+			}
+			tc.check(t, got.Push)
+		})
 	}
 }
 
