@@ -19,6 +19,7 @@ const leaseTTL = 3 * time.Second
 // federation is three orchestrator processes, s1 (zone=a), s2 and s3
 // (zone=b), over a three-member etcd cluster.
 type federation struct {
+	t       *testing.T // the whole test's: what outlives a subtest
 	bins    Binaries
 	cluster *testenv.Cluster
 	sites   []*Site
@@ -28,7 +29,7 @@ type federation struct {
 
 func newFederation(t *testing.T) *federation {
 	t.Helper()
-	f := &federation{image: testenv.BuildTestImage(t), bins: Build(t), cluster: testenv.EtcdCluster(t, 3)}
+	f := &federation{t: t, image: testenv.BuildTestImage(t), bins: Build(t), cluster: testenv.EtcdCluster(t, 3)}
 	etcd := fmt.Sprintf("\n[etcd]\nendpoints = %s\nrequest_timeout = 2s\n", strings.Join(f.cluster.Endpoints(), ", "))
 	// s1 founds the federation's certificates; s2 and s3 join with
 	// tokens, so that each can read the others' logs.
@@ -44,10 +45,12 @@ func newFederation(t *testing.T) *federation {
 	return f
 }
 
-// tool registers a tool of the test image with the given args.
+// tool registers a tool of the test image with the given args. Its data
+// repository lasts as long as the sites, which push to it after the
+// subtest that made it has ended.
 func (f *federation) tool(t *testing.T, name string, args ...string) {
 	t.Helper()
-	tool := api.Tool{Name: name, Author: "fedtest", Image: f.image, DataRepo: testenv.GitRepo(t, nil), Network: "none", Command: args}
+	tool := api.Tool{Name: name, Author: "fedtest", Image: f.image, DataRepo: testenv.GitRepo(f.t, nil), Network: "none", Command: args}
 	if _, err := f.up().Client.RegisterTool(context.Background(), tool); err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,9 @@
 // Servers stop when the test ends. A remote that is down is Down's
 // address: a closed loopback port; GatedDaemon's Gate takes a remote down
 // and brings it back at the same address. HTTPS serves with a test
-// authority's certificate, whose PEM file it returns. Race makes a push
+// authority's certificate, whose PEM file it returns; PublicHTTPS serves
+// reads to anyone and takes pushes only with the password, as a public
+// repository does. Race makes a push
 // find its branch moved just before it lands, as when another site
 // pushed first.
 //

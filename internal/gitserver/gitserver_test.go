@@ -105,3 +105,29 @@ func try(dir string, env []string, args ...string) (string, error) {
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
+
+// TestPublicHTTPS: anyone clones a public repository; a push without the
+// password, or with a wrong one, is refused, and with it lands.
+func TestPublicHTTPS(t *testing.T) {
+	repos := New(t)
+	repos.Bare(t, "data", nil)
+	const user, password = "ada", "s3cret-pw"
+	base, caFile := repos.PublicHTTPS(t, user, password)
+	env := []string{"GIT_SSL_CAINFO=" + caFile}
+	work := filepath.Join(t.TempDir(), "work")
+	run(t, "", env, "clone", "-q", base+"data.git", work)
+	if err := os.WriteFile(filepath.Join(work, "new.txt"), []byte("pushed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, work, nil, "add", "-A")
+	run(t, work, nil, "-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "-m", "public push")
+	for _, url := range []string{base + "data.git", WithUser(base+"data.git", user, "wrong")} {
+		if out, err := try(work, env, "push", "-q", url, "HEAD:main"); err == nil {
+			t.Fatalf("a push to %s landed:\n%s", url, out)
+		}
+	}
+	run(t, work, env, "push", "-q", WithUser(base+"data.git", user, password), "HEAD:main")
+	if log, _ := repos.Log(t, "data", "main"); log[0] != "public push" {
+		t.Fatalf("main after the push: %v", log)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -22,7 +23,7 @@ const HTTPBackend = "/usr/lib/git-core/git-http-backend"
 // BASE + name + ".git").
 func (r *Repos) HTTP(t testing.TB, user, password string) string {
 	t.Helper()
-	srv := httptest.NewServer(r.backend(user, password))
+	srv := httptest.NewServer(r.backend(user, password, false))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/"
 }
@@ -31,8 +32,19 @@ func (r *Repos) HTTP(t testing.TB, user, password string) string {
 // 127.0.0.1: it returns the base URL (https://127.0.0.1:PORT/) and a PEM
 // file of the authority's certificate, which clients must trust.
 func (r *Repos) HTTPS(t testing.TB, user, password string) (base, caFile string) {
+	return r.https(t, r.backend(user, password, false))
+}
+
+// PublicHTTPS is HTTPS as a public repository is served: anyone may
+// clone and fetch, only user with password may push.
+func (r *Repos) PublicHTTPS(t testing.TB, user, password string) (base, caFile string) {
 	t.Helper()
-	srv := httptest.NewTLSServer(r.backend(user, password))
+	return r.https(t, r.backend(user, password, true))
+}
+
+func (r *Repos) https(t testing.TB, h http.Handler) (base, caFile string) {
+	t.Helper()
+	srv := httptest.NewTLSServer(h)
 	t.Cleanup(srv.Close)
 	caFile = filepath.Join(t.TempDir(), "ca.pem")
 	if err := os.WriteFile(caFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o644); err != nil {
@@ -41,10 +53,16 @@ func (r *Repos) HTTPS(t testing.TB, user, password string) (base, caFile string)
 	return srv.URL + "/", caFile
 }
 
-// backend is git http-backend behind basic auth.
-func (r *Repos) backend(user, password string) http.Handler {
+// backend is git http-backend behind basic auth; with public, only
+// pushes need it.
+func (r *Repos) backend(user, password string, public bool) http.Handler {
 	env := []string{"GIT_PROJECT_ROOT=" + r.Root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1", "GIT_CONFIG_GLOBAL=/dev/null"}
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		push := strings.HasSuffix(req.URL.Path, "/git-receive-pack") || req.URL.Query().Get("service") == "git-receive-pack"
+		if public && !push {
+			(&cgi.Handler{Path: HTTPBackend, Env: env}).ServeHTTP(w, req)
+			return
+		}
 		u, p, ok := req.BasicAuth()
 		if !ok || subtle.ConstantTimeCompare([]byte(u), []byte(user)) != 1 || subtle.ConstantTimeCompare([]byte(p), []byte(password)) != 1 {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
