@@ -133,16 +133,19 @@ func TestTwoSitesRunEachTickOnce(t *testing.T) {
 	if _, err := a.client.PauseSchedule(ctx, sch.ID); err != nil {
 		t.Fatal(err)
 	}
-	// Let the runs under way end, then count what each site's clone holds.
+	// Let the runs under way end, then count the runs each site committed
+	// in its clone (which holds the other site's commits too, fetched since
+	// it pushed them).
 	runs.until(30*time.Second, func(m map[string]api.Run) bool { return ended(m) == len(m) })
 	a.stop()
 	b.stop()
 
 	marks := map[string]int{}
 	for _, s := range []*site{a, b} {
-		entries, _ := os.ReadDir(filepath.Join(s.cfg.Site.DataDir, "repos", "marker"))
-		for _, e := range entries {
-			if id, ok := strings.CutPrefix(e.Name(), "run-"); ok {
+		log := gitOut(t, filepath.Join(s.cfg.Site.DataDir, "repos", ".marker.git"), "log", "--format=%s")
+		for _, subject := range strings.Split(strings.TrimSpace(log), "\n") {
+			id, ok := strings.CutPrefix(subject, "mao: run ")
+			if id, _, _ = strings.Cut(id, " "); ok && strings.HasSuffix(subject, " at site "+s.cfg.Site.Name) {
 				marks[id]++
 			}
 		}

@@ -296,7 +296,7 @@ func (r *Repos) cloneInto(ctx context.Context, dir, rawURL, branch string) (stri
 	if branch != "" {
 		opts.ReferenceName = plumbing.NewBranchReferenceName(branch)
 	}
-	repo, err := git.PlainCloneContext(ctx, dir, false, opts)
+	repo, err := git.PlainCloneContext(remoteCtx(ctx, rawURL), dir, false, opts)
 	if errors.Is(err, transport.ErrEmptyRemoteRepository) {
 		// go-git removed what it created; start an empty repository with
 		// the remote as origin so that the first Commit has a branch.
@@ -377,7 +377,7 @@ func (r *Repos) update(ctx context.Context, repo *git.Repository, rawURL, branch
 	if err != nil {
 		return "", "", fmt.Errorf("fetch %s: %w", redact(rawURL), err)
 	}
-	err = repo.FetchContext(ctx, &git.FetchOptions{RemoteName: origin, Auth: auth, CABundle: r.opts.Auth.caBundle()})
+	err = repo.FetchContext(remoteCtx(ctx, rawURL), &git.FetchOptions{RemoteName: origin, Auth: auth, CABundle: r.opts.Auth.caBundle()})
 	remoteEmpty := errors.Is(err, transport.ErrEmptyRemoteRepository)
 	offline := ""
 	if err != nil && !remoteEmpty && !errors.Is(err, git.NoErrAlreadyUpToDate) {
@@ -493,6 +493,23 @@ func compare(repo *git.Repository, local, remote plumbing.Hash) (ff, ahead bool,
 	return false, ahead, err
 }
 
+// remoteCtx is the context of a call of go-git's transport to rawURL. For
+// a file:// remote (or a local path) it is never cancelled: when its
+// context ends while a pack flows, go-git kills the local git-upload-pack
+// or git-receive-pack and then waits for the end of its standard error,
+// which the killed process's child (pack-objects, index-pack) holds open
+// while it waits for go-git to read or write: both wait for ever (go-git
+// v5.19.3; the outbox's push then never returned on shutdown). A local
+// transfer ends by itself; callers check their context between calls. A
+// context that has ended already is kept: the call fails before it starts
+// a process.
+func remoteCtx(ctx context.Context, rawURL string) context.Context {
+	if ep, err := transport.NewEndpoint(rawURL); err == nil && ep.Protocol == "file" && ctx.Err() == nil {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // remoteDefaultBranch asks origin which branch its HEAD names, and returns
 // fallback if it does not say.
 func remoteDefaultBranch(ctx context.Context, repo *git.Repository, fallback plumbing.ReferenceName,
@@ -501,7 +518,11 @@ func remoteDefaultBranch(ctx context.Context, repo *git.Repository, fallback plu
 	if err != nil {
 		return "", err
 	}
-	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: auth, CABundle: ca})
+	var url string
+	if urls := remote.Config().URLs; len(urls) > 0 {
+		url = urls[0]
+	}
+	refs, err := remote.ListContext(remoteCtx(ctx, url), &git.ListOptions{Auth: auth, CABundle: ca})
 	if err != nil {
 		return "", err
 	}

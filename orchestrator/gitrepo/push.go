@@ -301,7 +301,7 @@ func (p *pusher) session(ctx context.Context) (transport.ReceivePackSession, map
 	if err != nil {
 		return nil, nil, err
 	}
-	ar, err := sess.AdvertisedReferencesContext(ctx)
+	ar, err := sess.AdvertisedReferencesContext(remoteCtx(ctx, p.url))
 	if err != nil {
 		sess.Close()
 		return nil, nil, err
@@ -336,7 +336,7 @@ func (p *pusher) fetch(ctx context.Context, tips ...plumbing.Hash) error {
 			specs = append(specs, trackingSpec(b))
 		}
 	}
-	err := p.c.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: origin, RefSpecs: specs, Auth: p.auth, CABundle: p.ca})
+	err := p.c.repo.FetchContext(remoteCtx(ctx, p.url), &git.FetchOptions{RemoteName: origin, RefSpecs: specs, Auth: p.auth, CABundle: p.ca})
 	if errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return nil
 	}
@@ -883,7 +883,7 @@ func (p *pusher) send(ctx context.Context, sess transport.ReceivePackSession, pl
 		_, err := packfile.NewEncoder(wr, p.c.repo.Storer, !p.caps.Supports(capability.OFSDelta)).Encode(objects, 10)
 		encoded <- wr.CloseWithError(err)
 	}()
-	rs, err := sess.ReceivePack(ctx, req)
+	rs, err := sess.ReceivePack(remoteCtx(ctx, p.url), req)
 	if err != nil && (rs == nil || rs.UnpackStatus != "ok" || len(rs.CommandStatuses) == 0) {
 		rd.CloseWithError(err)
 		<-encoded

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mao-research/mao/internal/gitserver"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
@@ -456,5 +458,52 @@ func TestLoadAuth(t *testing.T) {
 				t.Errorf("error %q shows the file's secret", err)
 			}
 		})
+	}
+}
+
+// TestPushToAFileRemoteStopped: a push to a file:// remote whose context
+// ends while its pack flows returns (go-git, cancelled there, would kill
+// git-receive-pack and wait for ever on its child), and what it sent is
+// sent whole or not at all: the next Push leaves the remote with the
+// commit once.
+func TestPushToAFileRemoteStopped(t *testing.T) {
+	t.Parallel()
+	repos := gitserver.New(t)
+	bare := repos.Bare(t, "data", nil)
+	s := newSite(t, "site-a", "file://"+bare, nil)
+	big := make([]byte, 32<<20)
+	rand.NewChaCha8([32]byte{1}).Read(big)
+	writeFile(t, s.dir, "big.bin", string(big))
+	commit(t, s.r, s.dir, "run big")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.r.Push(ctx, s.dir, gitrepo.PushOptions{})
+		done <- err
+	}()
+	// Stop it once git-receive-pack takes the pack in (its quarantine
+	// directory appears), or once it has returned.
+	for receiving := false; !receiving; {
+		select {
+		case err := <-done:
+			done <- err
+			receiving = true
+		default:
+			entries, _ := os.ReadDir(filepath.Join(bare, "objects"))
+			receiving = slices.ContainsFunc(entries, func(e os.DirEntry) bool { return strings.Contains(e.Name(), "incoming") })
+		}
+	}
+	t0 := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		t.Logf("the stopped push returned %v after %v", err, time.Since(t0))
+	case <-time.After(60 * time.Second):
+		t.Fatal("a push to a file:// remote, stopped while its pack flowed, did not return within 60s")
+	}
+	s.push(gitrepo.PushOptions{})
+	if log, _ := repos.Log(t, "data", "main"); !slices.Equal(log, []string{"run big", "initial"}) {
+		t.Errorf("main = %v", log)
 	}
 }
