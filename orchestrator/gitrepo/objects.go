@@ -113,8 +113,12 @@ func (o *objectWriter) write(ctx context.Context, typ plumbing.ObjectType, size 
 	return h, nil
 }
 
-// writeBytes stores a small object held in memory.
+// writeBytes stores a small object held in memory, unless the repository
+// has it already.
 func (o *objectWriter) writeBytes(ctx context.Context, typ plumbing.ObjectType, content []byte) (plumbing.Hash, error) {
+	if h := plumbing.ComputeHash(typ, content); o.has(h) {
+		return h, nil
+	}
 	return o.write(ctx, typ, int64(len(content)), bytes.NewReader(content))
 }
 

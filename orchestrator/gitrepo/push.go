@@ -656,43 +656,92 @@ type change struct {
 	from, to *object.TreeEntry
 }
 
-// changes are the paths that c changed against its first parent.
+// changes are the paths that c changed against its first parent. Only
+// the trees whose hashes differ are read: a run's few new files in a
+// repository of many directories cost a few trees, not every directory
+// (go-git's DiffTree reads every subtree of two trees it compares, to
+// count their entries).
 func (p *pusher) changes(c *object.Commit) ([]change, error) {
-	to, err := c.Tree()
-	if err != nil {
-		return nil, err
-	}
-	var from *object.Tree
+	var from plumbing.Hash
 	if len(c.ParentHashes) > 0 {
-		parent, err := p.c.repo.CommitObject(c.ParentHashes[0])
-		if err != nil {
-			return nil, err
-		}
-		if from, err = parent.Tree(); err != nil {
+		var err error
+		if from, err = p.treeOf(c.ParentHashes[0]); err != nil {
 			return nil, err
 		}
 	}
-	diff, err := object.DiffTree(from, to)
+	var out []change
+	return out, p.diffTrees(from, c.TreeHash, "", &out)
+}
+
+// diffTrees appends to out the files (and links and submodules) that
+// differ between the trees from and to (zero or emptyTree for none), under
+// dir; a directory added or removed counts as each file in it.
+func (p *pusher) diffTrees(from, to plumbing.Hash, dir string, out *[]change) error {
+	if from == to {
+		return nil
+	}
+	a, err := p.treeObject(from)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	out := make([]change, 0, len(diff))
-	for _, d := range diff {
-		ch := change{path: d.To.Name}
-		if ch.path == "" {
-			ch.path = d.From.Name
-		}
-		if d.From.Name != "" {
-			e := d.From.TreeEntry
-			ch.from = &e
-		}
-		if d.To.Name != "" {
-			e := d.To.TreeEntry
-			ch.to = &e
-		}
-		out = append(out, ch)
+	b, err := p.treeObject(to)
+	if err != nil {
+		return err
 	}
-	return out, nil
+	entries := func(t *object.Tree) map[string]*object.TreeEntry {
+		m := map[string]*object.TreeEntry{}
+		if t != nil {
+			for i := range t.Entries {
+				m[t.Entries[i].Name] = &t.Entries[i]
+			}
+		}
+		return m
+	}
+	ea, eb := entries(a), entries(b)
+	names := make([]string, 0, len(ea)+len(eb))
+	for name := range ea {
+		names = append(names, name)
+	}
+	for name := range eb {
+		if ea[name] == nil {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		fa, fb := ea[name], eb[name]
+		if sameEntry(fa, fb) {
+			continue
+		}
+		path := name
+		if dir != "" {
+			path = dir + "/" + name
+		}
+		dirA, dirB := fa != nil && fa.Mode == filemode.Dir, fb != nil && fb.Mode == filemode.Dir
+		var err error
+		switch {
+		case dirA && dirB:
+			err = p.diffTrees(fa.Hash, fb.Hash, path, out)
+		case dirA && fb != nil:
+			// A file where a directory was: one change of the path, from
+			// the directory as it was, so that it applies only where the
+			// directory is still so.
+			*out = append(*out, change{path: path, from: fa, to: fb})
+		case dirA:
+			err = p.diffTrees(fa.Hash, plumbing.ZeroHash, path, out)
+		case dirB:
+			if fa != nil { // a directory where a file was
+				*out = append(*out, change{path: path, from: fa})
+			}
+			err = p.diffTrees(plumbing.ZeroHash, fb.Hash, path, out)
+		default:
+			*out = append(*out, change{path: path, from: fa, to: fb})
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // applies reports whether changes apply cleanly to tree: at each path the
@@ -704,16 +753,9 @@ func (p *pusher) applies(tree plumbing.Hash, changes []change, done bool) (bool,
 		return false, err
 	}
 	for _, ch := range changes {
-		var cur *object.TreeEntry
-		if t != nil {
-			e, err := t.FindEntry(ch.path)
-			switch {
-			case err == nil:
-				cur = e
-			case errors.Is(err, object.ErrEntryNotFound), errors.Is(err, object.ErrDirectoryNotFound):
-			default:
-				return false, err
-			}
+		cur, err := p.entryAt(t, ch.path)
+		if err != nil {
+			return false, err
 		}
 		if sameEntry(cur, ch.to) || !done && sameEntry(cur, ch.from) {
 			continue
@@ -721,6 +763,34 @@ func (p *pusher) applies(tree plumbing.Hash, changes []change, done bool) (bool,
 		return false, nil
 	}
 	return true, nil
+}
+
+// entryAt is the entry at path in tree t (nil for the empty tree), or nil
+// when there is none: no such name, or a part of the path that is not a
+// directory (a file where the path goes on).
+func (p *pusher) entryAt(t *object.Tree, path string) (*object.TreeEntry, error) {
+	for t != nil {
+		first, rest, deeper := strings.Cut(path, "/")
+		var e *object.TreeEntry
+		for i := range t.Entries {
+			if t.Entries[i].Name == first {
+				e = &t.Entries[i]
+				break
+			}
+		}
+		if e == nil || !deeper {
+			return e, nil
+		}
+		if e.Mode != filemode.Dir {
+			return nil, nil
+		}
+		var err error
+		if t, err = p.treeObject(e.Hash); err != nil {
+			return nil, err
+		}
+		path = rest
+	}
+	return nil, nil
 }
 
 func sameEntry(a, b *object.TreeEntry) bool {
@@ -827,6 +897,9 @@ func (p *pusher) editDir(ctx context.Context, ow *objectWriter, tree plumbing.Ha
 // rebased writes the copy of l with tree on parent, keeping l's author,
 // committer and message, and returns its hash.
 func (p *pusher) rebased(ctx context.Context, ow *objectWriter, l *object.Commit, tree, parent plumbing.Hash) (plumbing.Hash, error) {
+	if tree == l.TreeHash && len(l.ParentHashes) == 1 && parent == l.ParentHashes[0] {
+		return l.Hash, nil // on the same parent: the commit itself
+	}
 	co := &object.Commit{Author: l.Author, Committer: l.Committer, Message: l.Message, TreeHash: tree, Encoding: l.Encoding,
 		ExtraHeaders: l.ExtraHeaders}
 	if !parent.IsZero() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
 
 	"github.com/mao-research/mao/internal/gitserver"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
@@ -506,4 +509,86 @@ func TestPushToAFileRemoteStopped(t *testing.T) {
 	if log, _ := repos.Log(t, "data", "main"); !slices.Equal(log, []string{"run big", "initial"}) {
 		t.Errorf("main = %v", log)
 	}
+}
+
+// TestPushRebasesEveryKindOfChange: a commit rebased onto another
+// site's lands with exactly its changes on top of the other site's: the
+// remote's tree is the clone's plus the other site's file, whatever the
+// kind of change (a file modified, a directory removed, a directory where
+// a file was, a file where a directory was, a deep new directory); where
+// the other site changed what the commit replaced, it goes to
+// mao/<site> and main keeps the other site's.
+func TestPushRebasesEveryKindOfChange(t *testing.T) {
+	t.Parallel()
+	base := map[string]string{"m.csv": "1", "old/a.csv": "a", "old/sub/b.csv": "b", "x": "file", "keep/k.csv": "k"}
+	tests := []struct {
+		name   string
+		remove []string
+		write  map[string]string
+		// other is what the other site changed first (b.csv when nil);
+		// conflict, that the change no longer applies to it.
+		other    map[string]string
+		conflict bool
+	}{
+		{"modify", nil, map[string]string{"m.csv": "2"}, nil, false},
+		{"remove a directory", []string{"old"}, nil, nil, false},
+		{"a directory where a file was", []string{"x"}, map[string]string{"x/y.csv": "y"}, nil, false},
+		{"a file where a directory was", []string{"old"}, map[string]string{"old": "now a file"}, nil, false},
+		{"a deep new directory", nil, map[string]string{"n/deep/f.csv": "f"}, nil, false},
+		{"all at once", []string{"old", "x"}, map[string]string{"m.csv": "2", "x/y.csv": "y", "n/deep/f.csv": "f"}, nil, false},
+		{"a directory where a file was, which the other site changed", []string{"x"}, map[string]string{"x/y.csv": "y"},
+			map[string]string{"x": "changed"}, true},
+		{"a file where a directory was, in which the other site changed a file", []string{"old"}, map[string]string{"old": "now a file"},
+			map[string]string{"old/sub/b.csv": "changed"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			repos, url := served(t, base)
+			a, b := newSite(t, "site-a", url, nil), newSite(t, "site-b", url, nil)
+			other := tc.other
+			if other == nil {
+				other = map[string]string{"b.csv": "b"}
+			}
+			b.run("run at b", other)
+			b.push(gitrepo.PushOptions{})
+			onMain := maps.Clone(base) // what main holds after the other site's push
+			maps.Copy(onMain, other)
+			want := maps.Clone(onMain)
+			for _, p := range tc.remove {
+				if err := os.RemoveAll(filepath.Join(a.dir, p)); err != nil {
+					t.Fatal(err)
+				}
+				for path := range want {
+					if path == p || strings.HasPrefix(path, p+"/") {
+						delete(want, path)
+					}
+				}
+			}
+			maps.Copy(want, tc.write)
+			a.run("run at a", tc.write)
+			res := a.push(gitrepo.PushOptions{ConflictBranch: "mao/site-a"})
+			if res.Sent != 1 || res.Commits[0].Conflict != tc.conflict {
+				t.Fatalf("push %+v, want conflict %v", res, tc.conflict)
+			}
+			if tc.conflict {
+				want = onMain
+			}
+			got := strings.Fields(repos.Git(t, "data", "ls-tree", "-r", "--format=%(path)=%(objectname)", "main"))
+			var wantList []string
+			for path, content := range want {
+				wantList = append(wantList, path+"="+blobHash(content))
+			}
+			slices.Sort(got)
+			slices.Sort(wantList)
+			if !slices.Equal(got, wantList) {
+				t.Errorf("main holds %v, want %v", got, wantList)
+			}
+			repos.Git(t, "data", "fsck", "--strict")
+		})
+	}
+}
+
+func blobHash(content string) string {
+	return plumbing.ComputeHash(plumbing.BlobObject, []byte(content)).String()
 }
