@@ -24,7 +24,9 @@ test:
 # create+start calls to the Docker engine; then federation propagation
 # against a raw etcd watch (plaintext and mutual TLS with auth, side by side),
 # and failover after SIGKILL against the lease TTL; then 1,000 sequential etcd
-# writes with and without mutual TLS and auth; then the spike detector on
+# writes with and without mutual TLS and auth; then pushes of runs' results
+# against the git CLI (run end to push done, a 1 GiB repository of 100,000
+# files, a backlog of 100 commits); then the spike detector on
 # 1,000,000 values and per run, and the cost of handing a notification over.
 bench: build
 	scripts/ensure-docker.sh
@@ -33,6 +35,7 @@ bench: build
 	go run ./bench/schedbench -orchestrator bin/orchestrator
 	MAO_REQUIRE_DOCKER=1 go test -run '^$$' -bench . -benchtime 1x ./bench/fedbench/
 	go test -run '^$$' -bench . -benchtime 1x ./bench/etcdbench/
+	MAO_REQUIRE_DOCKER=1 go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/pushbench/
 	go test -run '^$$' -bench . ./detector/ ./notify/
 
 example-image:
