@@ -103,7 +103,7 @@ func TestReplay(t *testing.T) {
 	elsewhere := running
 	elsewhere.Site = "b"
 	pending2 := retrying
-	pending2.Attempts = nil // attempt 2, pending, as a claim of the lost run's request would make it
+	pending2.Attempts = nil                                                                                        // attempt 2, pending, as a claim of the lost run's request would make it
 	lostAgain := mustApply(t, mustApply(t, mustApply(t, lostRunning, Claim{Site: "a"}), Start{}), Lose{Site: "a"}) // attempt 2 lost too
 	missed := mustApply(t, claimed, Miss{Reason: "missed"})
 
