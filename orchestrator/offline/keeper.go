@@ -528,7 +528,9 @@ func (k *Keeper) replay(ctx context.Context) error {
 			k.online()
 			continue
 		}
-		k.beginReplay()
+		if err := k.beginReplay(ctx); err != nil {
+			return err
+		}
 		action, why, err := k.deps.Replayer.ReplayRun(ctx, e.Run)
 		if err != nil {
 			return fmt.Errorf("replay run %s (journal entry %d): %w", e.Run.ID, e.Seq, err)
@@ -552,14 +554,25 @@ func (k *Keeper) replay(ctx context.Context) error {
 	return ctx.Err()
 }
 
-// beginReplay notes, and logs, when the spell's replay begins.
-func (k *Keeper) beginReplay() {
+// beginReplay makes sure, before the spell's first replayed entry, that
+// etcd answers, and notes and logs when the replay begins.
+func (k *Keeper) beginReplay(ctx context.Context) error {
+	k.mu.Lock()
+	began := !k.began.IsZero()
+	k.mu.Unlock()
+	if began {
+		return nil
+	}
+	if err := k.deps.Replayer.Ping(ctx); err != nil {
+		return err
+	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.began.IsZero() {
 		k.began = k.opts.Clock.Now()
 		k.opts.Log.Info("etcd answers: replaying the journal", "records", k.j.Len())
 	}
+	return nil
 }
 
 // online takes the site online, if its journal is (still) empty: the runs
