@@ -116,7 +116,7 @@ type Keeper struct {
 	changed chan struct{}   // closed and replaced when the site goes offline or online
 	wake    chan struct{}   // Serve's replay has work: buffered, one pending
 	since   time.Time       // when the site went offline
-	began   time.Time       // when this spell's replay wrote its first entry; zero before
+	began   time.Time       // when etcd first answered this spell's replay; zero before
 	counts  map[string]int  // what the spell's replay did, by action
 }
 
@@ -160,8 +160,8 @@ func (k *Keeper) Unreachable(err error) {
 	}
 	k.offline, k.cause, k.since, k.began = true, err.Error(), k.opts.Clock.Now(), time.Time{}
 	clear(k.counts)
-	k.opts.Log.Warn("etcd does not answer this site: it goes on offline with its own runs (their records go to its journal); "+
-		"runs that another site could take wait", "err", err)
+	k.opts.Log.Warn("etcd does not answer this site (or it is not live in etcd): it goes on offline with its own runs, "+
+		"whose records go to its journal; runs that another site could take wait", "err", err)
 	k.changedLocked()
 	k.wakeLocked()
 }
@@ -536,8 +536,11 @@ func (k *Keeper) replay(ctx context.Context) error {
 			return fmt.Errorf("replay run %s (journal entry %d): %w", e.Run.ID, e.Seq, err)
 		}
 		level := slog.LevelDebug
-		if action == runs.ReplayRefuse || action == runs.ReplayReclaim {
+		switch action {
+		case runs.ReplayReclaim:
 			level = slog.LevelWarn
+		case runs.ReplayRefuse:
+			level = slog.LevelError
 		}
 		k.opts.Log.Log(ctx, level, "journal entry replayed", "run", e.Run.ID, "state", e.Run.State, "attempt", e.Run.Attempt,
 			"action", action.String(), "why", why)
