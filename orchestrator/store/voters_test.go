@@ -1,0 +1,89 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/errs"
+)
+
+// TestLockVoters: the voters' lock has one holder at a time; another is
+// refused with errs.ErrInUse, naming the holder, until it is released.
+func TestLockVoters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := oneMember(t, 2*time.Second)
+	unlock, err := s.LockVoters(ctx, "lab-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.LockVoters(ctx, "lab-b"); !errors.Is(err, errs.ErrInUse) || !strings.Contains(err.Error(), "held by lab-a") {
+		t.Fatalf("a second holder: %v, want in use, held by lab-a", err)
+	}
+	unlock()
+	unlock, err = s.LockVoters(ctx, "lab-b")
+	if err != nil {
+		t.Fatalf("after the release: %v", err)
+	}
+	unlock()
+}
+
+// TestFederationVotersAndWitness: federation status counts the voters,
+// marks a witness's member, and gives each member's database size.
+func TestFederationVotersAndWitness(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := oneMember(t, 2*time.Second)
+	if err := s.SaveWitness(ctx, "a", "test"); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.Federation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := f.Members[0]
+	if f.Voters != 1 || !m.Witness || m.DBSize <= 0 || m.DBSizeInUse <= 0 || m.DBSizeInUse > m.DBSize || len(m.Alarms) != 0 || m.Health != "ok" {
+		t.Fatalf("federation %+v, member %+v", f, m)
+	}
+}
+
+// TestPromoteAndRemoveMember: a learner that has started is promoted (a
+// voter is promoted again without an error), the member count and voters
+// follow, a running member is not removed by remove-site (its
+// orchestrator runs), and RemoveMember takes it out.
+func TestPromoteAndRemoveMember(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cluster := testenv.EtcdCluster(t, 3)
+	s := New(cluster.Client(t), Options{Prefix: "/mao/", Timeout: 5 * time.Second})
+	f, err := s.Federation(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Voters != 3 || f.Leader == "" {
+		t.Fatalf("federation %+v", f)
+	}
+	if err := s.PromoteMember(ctx, f.Members[0].ID); err != nil {
+		t.Errorf("promote a voter: %v", err)
+	}
+	if err := s.PromoteMember(ctx, "zz"); !errors.Is(err, errs.ErrNotFound) {
+		t.Errorf("promote a bad ID: %v", err)
+	}
+	victim := f.Members[2]
+	if err := s.RemoveSite(ctx, victim.Name); !errors.Is(err, errs.ErrInUse) || !strings.Contains(err.Error(), "answers") {
+		t.Fatalf("remove-site of a running member: %v, want in use", err)
+	}
+	if err := s.RemoveMember(ctx, victim.ID); err != nil {
+		t.Fatal(err)
+	}
+	if f, err = s.Federation(ctx); err != nil || len(f.Members) != 2 || f.Voters != 2 {
+		t.Fatalf("after the removal: %+v, %v", f, err)
+	}
+	if err := s.RemoveMember(ctx, victim.ID); err != nil {
+		t.Errorf("remove it again: %v", err)
+	}
+}
