@@ -247,12 +247,13 @@ func (c *Client) Credentials(ctx context.Context, req CredentialsRequest) (Crede
 	return out, c.do(ctx, http.MethodPost, "/federation/credentials", nil, req, &out)
 }
 
-// Leave asks the site to leave the federation for good: it stops as on
-// SIGTERM and, once its runs are recorded, hands its vote to a learner if
-// that is needed, removes its etcd member, its record and its etcd user.
-func (c *Client) Leave(ctx context.Context) (LeaveResult, error) {
+// Leave asks the site, which must be the one named site, to leave the
+// federation for good: it stops as on SIGTERM and, once its runs are
+// recorded, hands its vote to a learner if that is needed, removes its
+// etcd member, its record and its etcd user.
+func (c *Client) Leave(ctx context.Context, site string) (LeaveResult, error) {
 	var out LeaveResult
-	return out, c.do(ctx, http.MethodPost, "/federation/leave", nil, struct{}{}, &out)
+	return out, c.do(ctx, http.MethodPost, "/federation/leave", nil, LeaveRequest{Site: site}, &out)
 }
 
 // RemoveSite removes the named site's etcd member from the cluster.

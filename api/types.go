@@ -245,6 +245,12 @@ type Voting struct {
 	Warning string `json:"warning,omitempty"`
 }
 
+// LeaveRequest is the body of POST /api/v1/federation/leave: Site names
+// the site asked, as a check that it is the one meant to leave.
+type LeaveRequest struct {
+	Site string `json:"site"`
+}
+
 // LeaveResult is the answer of POST /api/v1/federation/leave: the site
 // asked has begun to leave the federation for good.
 type LeaveResult struct {

@@ -165,6 +165,40 @@ func voterURLs(members []api.Member, except string) []string {
 	return urls
 }
 
+// Status is the cluster as federation status shows it: the members, with
+// the policy's voter count and warnings.
+func (k *Keeper) Status(ctx context.Context) (api.Federation, error) {
+	fed, err := k.c.Federation(ctx)
+	if err != nil {
+		return fed, err
+	}
+	k.opts.Policy.Annotate(&fed)
+	return fed, nil
+}
+
+// Forecast says what becomes of the votes when site joins with a member
+// of its own (Policy.Forecast). A member named site already (a witness,
+// which has no site record, or a site's member) is errs.ErrExists: the
+// new site would get that member's certificate and etcd user.
+func (k *Keeper) Forecast(ctx context.Context, site string) (api.Voting, error) {
+	fed, err := k.c.Federation(ctx)
+	if err != nil {
+		return api.Voting{}, err
+	}
+	for _, m := range fed.Members {
+		if m.Name != site {
+			continue
+		}
+		kind := "a site's"
+		if m.Witness {
+			kind = "a witness's"
+		}
+		return api.Voting{}, errs.New(errs.ErrExists, fmt.Sprintf("%s is the name of %s etcd member in the federation "+
+			"(federation status); if it is gone for good, remove it first (maoctl federation remove-site %s)", site, kind, site))
+	}
+	return k.opts.Policy.Forecast(fed.Members, site), nil
+}
+
 // PlanLeave says what Leave would do now, or why this site cannot leave
 // (errs.ErrConflict).
 func (k *Keeper) PlanLeave(ctx context.Context) (api.Voting, error) {
