@@ -3,6 +3,7 @@ package maoctl
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -162,7 +163,6 @@ func (n *normalizer) normalize(s string, docker bool) string {
 // placeholder is always 16 wide, and the table of federation status is
 // aligned again for it (alignMembers).
 func (n *normalizer) memberIDs(s string) string {
-	replaced := false
 	s = hexRe.ReplaceAllStringFunc(s, func(id string) string {
 		if !n.members[id] {
 			return id
@@ -170,21 +170,22 @@ func (n *normalizer) memberIDs(s string) string {
 		if _, ok := n.seen["member"][id]; !ok {
 			n.full["member"] = append(n.full["member"], id)
 		}
-		replaced = true
 		return n.placeholder("member", id, 16)
 	})
-	if replaced {
-		s = alignMembers(s)
-	}
-	return s
+	return dbSizeRe.ReplaceAllString(alignMembers(s), `"$1": $$SIZE`)
 }
 
 // membersHeader is the header of federation status's table.
-var membersHeader = regexp.MustCompile(`^NAME +ID +PEER URLS +CLIENT URLS +LEADER +HEALTH +VERSION$`)
+var membersHeader = regexp.MustCompile(`^NAME +ID +ROLE +PEER URLS +CLIENT URLS +LEADER +HEALTH +DB SIZE +ALARMS +VERSION$`)
+
+// dbSizeRe is a member's database size in JSON, which depends on how
+// etcd laid its pages out: it is replaced by $SIZE, and so is the DB SIZE
+// column of federation status's table (alignMembers).
+var dbSizeRe = regexp.MustCompile(`"(db_size|db_size_in_use)": \d+`)
 
 // alignMembers lays out federation status's table again, as maoctl does
 // (text/tabwriter, two spaces between columns), from its cells, which
-// hold no two spaces in a row.
+// hold no two spaces in a row, with the DB SIZE cells replaced by $SIZE.
 func alignMembers(s string) string {
 	lines := strings.Split(s, "\n")
 	for i := 0; i < len(lines); i++ {
@@ -197,8 +198,13 @@ func alignMembers(s string) string {
 		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, l := range lines[i:end] {
-			fmt.Fprintln(tw, strings.Join(regexp.MustCompile(` {2,}`).Split(l, -1), "\t"))
+		size := slices.Index(cellsRe.Split(lines[i], -1), "DB SIZE")
+		for j, l := range lines[i:end] {
+			cells := cellsRe.Split(l, -1)
+			if j > 0 && size < len(cells) && cells[size] != "-" {
+				cells[size] = "$SIZE"
+			}
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		}
 		tw.Flush()
 		table := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
@@ -210,6 +216,9 @@ func alignMembers(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// cellsRe separates the cells of a table's line.
+var cellsRe = regexp.MustCompile(` {2,}`)
 
 // suffixes replaces the random hex suffix of the IDs re matches, unless
 // the ID was seeded.

@@ -87,8 +87,7 @@ func (p Policy) MayPromote(members []api.Member, self string) (bool, string) {
 	case v < target:
 		return true, fmt.Sprintf("the federation has %s and aims at %d (federation.max_voters = %d)", voterCount(v), target, p.max())
 	case v >= p.max():
-		return false, fmt.Sprintf("the federation has %s, its most (federation.max_voters = %d); "+
-			"the member votes if a voter leaves or is removed", voterCount(v), p.max())
+		return false, fmt.Sprintf("the federation has %s, %s; the member votes if a voter leaves or is removed", voterCount(v), p.most(v))
 	default:
 		return false, fmt.Sprintf("the federation has %s, and one more would make %d, an even number, no safer than %d; "+
 			"the member votes when another member joins (a site, or a witness: orchestrator -witness)", voterCount(v), v+1, v)
@@ -112,8 +111,20 @@ func evenWarning(n int, would bool) string {
 	if would {
 		verb = "would have"
 	}
-	return fmt.Sprintf("the federation %s %d voters, an even number: it stops writing when %d of them are down, as %d voters would; "+
-		"add a member (a witness: orchestrator -witness), or take a voter out (maoctl federation leave at its site)", verb, n, n/2, n-1)
+	down := fmt.Sprintf("%d are", n/2)
+	if n/2 == 1 {
+		down = "1 is"
+	}
+	return fmt.Sprintf("the federation %s %d voters, an even number: it stops writing as soon as %s down, as with %s; "+
+		"add a member (a witness: orchestrator -witness), or take a voter out (maoctl federation leave at its site)", verb, n, down, voterCount(n-1))
+}
+
+// most says how v voters compare with the most the policy allows.
+func (p Policy) most(v int) string {
+	if v > p.max() {
+		return fmt.Sprintf("more than its most (federation.max_voters = %d)", p.max())
+	}
+	return fmt.Sprintf("its most (federation.max_voters = %d)", p.max())
 }
 
 // Forecast says what becomes of the votes when site joins the federation
@@ -130,9 +141,9 @@ func (p Policy) Forecast(members []api.Member, site string) api.Voting {
 		out.Note = fmt.Sprintf("site %s's etcd member joins as a learner and votes once it has caught up: the federation will have %s "+
 			"(federation.max_voters = %d)", site, voterCount(after), p.max())
 	case v >= p.max():
-		out.Note = fmt.Sprintf("site %s's etcd member joins as a learner and stays one: the federation has %s, its most "+
-			"(federation.max_voters = %d); it holds every record and serves %s, does not count towards quorum, "+
-			"and votes if a voter leaves or is removed", site, voterCount(v), p.max(), site)
+		out.Note = fmt.Sprintf("site %s's etcd member joins as a learner and stays one: the federation has %s, %s; "+
+			"it holds every record and serves %s, does not count towards quorum, and votes if a voter leaves or is removed",
+			site, voterCount(v), p.most(v), site)
 	default:
 		out.Note = fmt.Sprintf("site %s's etcd member joins as a learner and stays one for now: with it the federation would have "+
 			"%d voters, an even number, no safer than %d; when another member joins (a third site, or a witness: "+

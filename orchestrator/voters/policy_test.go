@@ -112,7 +112,8 @@ func TestForecast(t *testing.T) {
 		{"a witness after two labs", members("a:v", "b:l"), true, 1, 3, "votes once it has caught up: the federation will have 3 voters", ""},
 		{"a fourth site", members("a:v", "b:v", "w:vw"), false, 3, 3, "its most (federation.max_voters = 3)", ""},
 		{"two voters made before the policy", members("a:v", "b:v"), true, 2, 3, "will have 3 voters", ""},
-		{"four voters made before the policy", members("a:v", "b:v", "c:v", "d:v"), false, 4, 4, "its most", "would have 4 voters, an even number"},
+		{"four voters made before the policy", members("a:v", "b:v", "c:v", "d:v"), false, 4, 4, "more than its most (federation.max_voters = 3)",
+			"would have 4 voters, an even number: it stops writing as soon as 2 are down, as with 3 voters"},
 		{"a learner that is down is no partner", members("a:v", "b:l-"), false, 1, 1, "stays one for now", ""},
 	}
 	for _, tc := range tests {
@@ -189,7 +190,7 @@ func TestAnnotate(t *testing.T) {
 		{"two labs", members("a:v", "b:l"), "a", 1, []string{"1 voter: writes stop whenever its site is down"}},
 		{"one voter of three down", members("a:v", "b:v-", "w:vw"), "a", 3, []string{"1 of 3 voters are down (b): writes stop if 1 more are"}},
 		{"no leader", members("a:v", "b:v-", "w:v-w"), "", 3, []string{"no leader: 1 of its 3 voters answer, and writes need 2"}},
-		{"even", members("a:v", "b:v"), "a", 2, []string{"has 2 voters, an even number: it stops writing when 1 of them are down"}},
+		{"even", members("a:v", "b:v"), "a", 2, []string{"has 2 voters, an even number: it stops writing as soon as 1 is down, as with 1 voter"}},
 		{"an alarm", alarmed, "a", 3, []string{"member c has etcd alarm NOSPACE: its database reached its quota", "1 of 3 voters are down (c)"}},
 	}
 	for _, tc := range tests {
