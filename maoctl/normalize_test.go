@@ -313,13 +313,13 @@ func (n *normalizer) expand(arg string) string {
 
 // TestNormalizeMemberIDs checks that federation status's table comes out
 // the same whether a random member ID is 16 hex digits wide or, without
-// its leading zero, 15.
+// its leading zero, 15, with the database sizes replaced.
 func TestNormalizeMemberIDs(t *testing.T) {
 	table := func(id string) string {
 		var b strings.Builder
-		tab := newTable(&b, "NAME", "ID", "PEER URLS", "CLIENT URLS", "LEADER", "HEALTH", "VERSION")
-		tab.row("", id, "http://127.0.0.1:9", "", "", "not started", "")
-		tab.row("lab-a", "18872ab49415b7e4", "http://127.0.0.1:0", "http://127.0.0.1:0", "*", "ok", "3.7.3")
+		tab := newTable(&b, "NAME", "ID", "ROLE", "PEER URLS", "CLIENT URLS", "LEADER", "HEALTH", "DB SIZE", "ALARMS", "VERSION")
+		tab.row("", id, "learner", "http://127.0.0.1:9", "", "", "not started", "", "", "")
+		tab.row("lab-a", "18872ab49415b7e4", "voter", "http://127.0.0.1:0", "http://127.0.0.1:0", "*", "ok", "25 kB", "", "3.7.3")
 		if err := tab.flush(); err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +335,8 @@ func TestNormalizeMemberIDs(t *testing.T) {
 	if got[0] != got[1] {
 		t.Errorf("a 16-digit ID gives\n%s\na 15-digit one\n%s", got[0], got[1])
 	}
-	if !strings.Contains(got[0], "-      0000000000000001  http://127.0.0.1:9") {
-		t.Errorf("the table is not aligned for 16-digit placeholders:\n%s", got[0])
+	if !strings.Contains(got[0], "-      0000000000000001  learner  http://127.0.0.1:9") ||
+		!strings.Contains(got[0], "ok           $SIZE    -       3.7.3") {
+		t.Errorf("the table is not aligned for 16-digit placeholders, or shows a database size:\n%s", got[0])
 	}
 }

@@ -247,9 +247,11 @@ func (s *Store) RemoveSite(ctx context.Context, name string) error {
 		}
 		removed = true
 	}
-	if err := s.forgetWitness(ctx, name); err != nil {
+	witness, err := s.forgetWitness(ctx, name)
+	if err != nil {
 		return err
 	}
+	removed = removed || witness
 	err = s.ForgetSite(ctx, name)
 	if err == nil || errors.Is(err, errs.ErrNotFound) && removed {
 		return s.removeSiteUser(ctx, name)

@@ -149,12 +149,14 @@ func (s *Store) witnesses(ctx context.Context, opts ...clientv3.OpOption) (map[s
 	return out, nil
 }
 
-// forgetWitness deletes a witness's record; none is fine.
-func (s *Store) forgetWitness(ctx context.Context, name string) error {
-	if err := s.delete(ctx, s.key(witnessDir, name)); err != nil && !errors.Is(err, errs.ErrNotFound) {
-		return err
+// forgetWitness deletes a witness's record, and reports whether there was
+// one.
+func (s *Store) forgetWitness(ctx context.Context, name string) (bool, error) {
+	err := s.delete(ctx, s.key(witnessDir, name))
+	if errors.Is(err, errs.ErrNotFound) {
+		return false, nil
 	}
-	return nil
+	return err == nil, err
 }
 
 // LeaveFederation removes what the federation keeps of this site once its
@@ -165,7 +167,7 @@ func (s *Store) LeaveFederation(ctx context.Context, site string) error {
 	if err := s.ForgetSite(ctx, site); err != nil && !errors.Is(err, errs.ErrNotFound) {
 		return err
 	}
-	if err := s.forgetWitness(ctx, site); err != nil {
+	if _, err := s.forgetWitness(ctx, site); err != nil {
 		return err
 	}
 	return s.removeSiteUser(ctx, site)

@@ -33,7 +33,9 @@ func TestLockVoters(t *testing.T) {
 }
 
 // TestFederationVotersAndWitness: federation status counts the voters,
-// marks a witness's member, and gives each member's database size.
+// marks a witness's member, and gives each member's database size; a
+// witness whose member is gone already (a forced new cluster removed it)
+// is removed by its record alone.
 func TestFederationVotersAndWitness(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -48,6 +50,15 @@ func TestFederationVotersAndWitness(t *testing.T) {
 	m := f.Members[0]
 	if f.Voters != 1 || !m.Witness || m.DBSize <= 0 || m.DBSizeInUse <= 0 || m.DBSizeInUse > m.DBSize || len(m.Alarms) != 0 || m.Health != "ok" {
 		t.Fatalf("federation %+v, member %+v", f, m)
+	}
+	if err := s.SaveWitness(ctx, "gone-w", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveSite(ctx, "gone-w"); err != nil {
+		t.Fatalf("remove a witness without a member: %v", err)
+	}
+	if err := s.RemoveSite(ctx, "gone-w"); !errors.Is(err, errs.ErrNotFound) {
+		t.Fatalf("remove it again: %v, want not found", err)
 	}
 }
 
