@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/orchestrator/config"
@@ -32,6 +33,9 @@ type etcdAccess struct {
 	// self is the embedded member's ID (hex, as federation status shows
 	// it); "" for a site without a member of its own.
 	self string
+	// members are the members as the embedded member knows them (nil
+	// without one), for federation status without a quorum.
+	members func() ([]*etcdserverpb.Member, uint64)
 	// managed: the federation's etcd is its sites' members (this site's
 	// embedded one, or theirs, reached with the site's certificate), whose
 	// votes the federation manages (package voters); false for an external
@@ -96,6 +100,7 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		stack.push(srv.Close)
 		acc.errs, acc.self = srv.Err(), fmt.Sprintf("%x", srv.ID())
 		endpoints = srv.Endpoints()
+		acc.members = srv.Members
 		log.Info("embedded etcd started", "endpoints", endpoints)
 		if force {
 			log.Warn("this site's etcd member is now a cluster of itself alone: remove the other sites' records with "+

@@ -29,7 +29,7 @@ func connect(ctx context.Context, cfg config.Config, opts Options, stack *cleanu
 		return nil, nil, err
 	}
 	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: opts.Clock.Now,
-		Admin: acc.admin, Log: opts.Log})
+		Admin: acc.admin, LocalMembers: acc.members, Log: opts.Log})
 	if err := secureFederation(ctx, cfg, acc, st, opts.Log); err != nil {
 		return nil, nil, err
 	}

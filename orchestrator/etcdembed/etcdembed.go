@@ -11,6 +11,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -92,6 +93,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	// etcd allows one learner by default; a federation keeps every site's
+	// member but the voters' a learner. Every member must allow as many:
+	// each checks the limit as it applies the addition of a learner.
+	cfg.MaxLearners = MaxLearners
 	if err := secure(cfg, o, client, peer); err != nil {
 		return nil, err
 	}
@@ -206,6 +211,17 @@ func (s *Server) OtherEndpoints() []string {
 	return urls
 }
 
+// Members are the cluster's members as this member knows them (what it
+// last applied), and the cluster's ID: a learner answers no member list,
+// and no member answers a current one without a quorum.
+func (s *Server) Members() ([]*etcdserverpb.Member, uint64) {
+	var out []*etcdserverpb.Member
+	for _, m := range s.etcd.Server.Cluster().Members() {
+		out = append(out, &etcdserverpb.Member{ID: uint64(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return out, uint64(s.etcd.Server.Cluster().ID())
+}
+
 // Endpoints are the client URLs the member actually listens on.
 func (s *Server) Endpoints() []string { return s.endpoints }
 
@@ -216,6 +232,10 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 func (s *Server) Close() {
 	s.etcd.Close()
 }
+
+// MaxLearners is how many learners a cluster of mao's members may have: a
+// federation of at most that many sites besides its voters.
+const MaxLearners = 32
 
 // ErrLearner is Start's refusal to force a new cluster from a learner.
 var ErrLearner = errors.New("the member is a learner, which etcd cannot make a cluster of alone")

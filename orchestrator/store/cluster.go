@@ -139,20 +139,24 @@ func (s *Store) statuses(ctx context.Context, members []*etcdserverpb.Member) ma
 
 func (s *Store) members(ctx context.Context) ([]*etcdserverpb.Member, uint64, error) {
 	// A linearizable list is current; without quorum (a member was added
-	// and has not started yet) it cannot be had, and the member asked
-	// answers alone (serializable), perhaps a moment behind.
+	// and has not started yet) it cannot be had, and the site's own
+	// member tells what it knows (a learner answers no member list), or
+	// else the member asked answers alone (serializable), perhaps a moment
+	// behind.
 	lctx, cancel := context.WithTimeout(ctx, min(s.timeout, linearizableWait))
 	resp, err := s.c.MemberList(lctx)
 	cancel()
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err != nil && ctx.Err() == nil && s.local != nil:
+		members, id := s.local()
+		resp, err = &clientv3.MemberListResponse{Header: &etcdserverpb.ResponseHeader{ClusterId: id}, Members: members}, nil
+	case err != nil && ctx.Err() == nil:
 		sctx, cancel := context.WithTimeout(ctx, s.timeout)
 		defer cancel()
-		resp, err = s.c.MemberList(sctx, clientv3.WithSerializable())
-		if err != nil {
+		if resp, err = s.c.MemberList(sctx, clientv3.WithSerializable()); err != nil {
 			return nil, 0, fmt.Errorf("list etcd members: %w", s.unavailable(sctx, err))
 		}
-	}
-	if err != nil {
+	case err != nil:
 		return nil, 0, fmt.Errorf("list etcd members: %w", err)
 	}
 	members := resp.Members

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/orchestrator/errs"
 )
@@ -96,5 +99,31 @@ func TestPromoteAndRemoveMember(t *testing.T) {
 	}
 	if err := s.RemoveMember(ctx, victim.ID); err != nil {
 		t.Errorf("remove it again: %v", err)
+	}
+}
+
+// TestFederationFromTheLocalMember: when no member answers a member list
+// (no quorum; a learner answers none at all), federation status shows
+// the members as the site's own member knows them, unreachable, with no
+// leader.
+func TestFederationFromTheLocalMember(t *testing.T) {
+	t.Parallel()
+	closed := "http://" + testenv.ClosedPort(t)
+	c, err := clientv3.New(clientv3.Config{Endpoints: []string{closed}, DialTimeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	local := func() ([]*etcdserverpb.Member, uint64) {
+		return []*etcdserverpb.Member{{ID: 0xb, Name: "b", ClientURLs: []string{closed}, IsLearner: true}, {ID: 0xa, Name: "a", ClientURLs: []string{closed}}}, 7
+	}
+	s := New(c, Options{Timeout: 500 * time.Millisecond, LocalMembers: local})
+	f, err := s.Federation(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.ClusterID != "7" || f.Leader != "" || f.Voters != 1 || len(f.Members) != 2 || f.Members[0].Name != "a" ||
+		!f.Members[1].Learner || !strings.HasPrefix(f.Members[0].Health, "unreachable") {
+		t.Fatalf("federation %+v", f)
 	}
 }
