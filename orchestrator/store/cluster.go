@@ -21,6 +21,15 @@ import (
 // witnesses' marked), the leader, the voters, and each member's health,
 // database size and alarms as it answers a status request.
 func (s *Store) Federation(ctx context.Context) (api.Federation, error) {
+	return s.federation(ctx, true)
+}
+
+// Members is Federation without the alarms, which etcd lists through a
+// raft request: for voters.Keeper, which looks every few seconds. A
+// member's alarms are in its health then.
+func (s *Store) Members(ctx context.Context) (api.Federation, error) { return s.federation(ctx, false) }
+
+func (s *Store) federation(ctx context.Context, withAlarms bool) (api.Federation, error) {
 	members, clusterID, err := s.members(ctx)
 	if err != nil {
 		return api.Federation{}, err
@@ -28,7 +37,12 @@ func (s *Store) Federation(ctx context.Context) (api.Federation, error) {
 	out := api.Federation{ClusterID: fmt.Sprintf("%x", clusterID), Members: make([]api.Member, len(members))}
 	var alarms map[uint64][]string
 	alarmed := make(chan struct{})
-	go func() { defer close(alarmed); alarms = s.alarms(ctx) }()
+	go func() {
+		defer close(alarmed)
+		if withAlarms {
+			alarms = s.alarms(ctx)
+		}
+	}()
 	statuses := s.statuses(ctx, members)
 	<-alarmed
 	// Without a quorum the witnesses' records are read from the member

@@ -18,8 +18,12 @@ import (
 // Cluster is what the keeper needs of the federation's etcd cluster;
 // store.Store is one.
 type Cluster interface {
-	// Federation lists the members with their state (status answers).
+	// Federation lists the members with their state (status answers)
+	// and alarms, for federation status.
 	Federation(ctx context.Context) (api.Federation, error)
+	// Members is Federation without asking for the alarms (etcd makes a
+	// raft request of that): a member's alarms are in its health then.
+	Members(ctx context.Context) (api.Federation, error)
 	// PromoteMember makes the learner id a voter; etcd refuses a learner
 	// that has not caught up with the leader.
 	PromoteMember(ctx context.Context, id string) error
@@ -89,7 +93,7 @@ func (k *Keeper) Run(ctx context.Context) {
 // the policy lets it: under the voters' lock, with the members read again
 // once it is held, so that what another site did meanwhile counts.
 func (k *Keeper) Check(ctx context.Context) {
-	fed, err := k.c.Federation(ctx)
+	fed, err := k.c.Members(ctx)
 	if err != nil {
 		k.opts.Log.Debug("voters: list the etcd members", "err", err)
 		return
@@ -105,7 +109,7 @@ func (k *Keeper) Check(ctx context.Context) {
 		return
 	}
 	defer unlock()
-	if fed, err = k.c.Federation(ctx); err != nil {
+	if fed, err = k.c.Members(ctx); err != nil {
 		k.opts.Log.Debug("voters: list the etcd members", "err", err)
 		return
 	}
@@ -119,7 +123,7 @@ func (k *Keeper) Check(ctx context.Context) {
 		return
 	}
 	k.opts.Log.Info("the embedded etcd member is promoted to a voting member", "because", why)
-	if fed, err = k.c.Federation(ctx); err == nil {
+	if fed, err = k.c.Members(ctx); err == nil {
 		k.useVoters(fed.Members)
 	}
 }
@@ -202,7 +206,7 @@ func (k *Keeper) Forecast(ctx context.Context, site string) (api.Voting, error) 
 // PlanLeave says what Leave would do now, or why this site cannot leave
 // (errs.ErrConflict).
 func (k *Keeper) PlanLeave(ctx context.Context) (api.Voting, error) {
-	fed, err := k.c.Federation(ctx)
+	fed, err := k.c.Members(ctx)
 	if err != nil {
 		return api.Voting{}, err
 	}
@@ -221,7 +225,7 @@ func (k *Keeper) Leave(ctx context.Context) (api.Voting, error) {
 		return api.Voting{}, err
 	}
 	defer unlock()
-	fed, err := k.c.Federation(ctx)
+	fed, err := k.c.Members(ctx)
 	if err != nil {
 		return api.Voting{}, err
 	}
@@ -234,7 +238,7 @@ func (k *Keeper) Leave(ctx context.Context) (api.Voting, error) {
 			return plan, fmt.Errorf("promote %s to take site %s's vote: %w", plan.Promotes, k.opts.Site, err)
 		}
 		k.opts.Log.Info("voters: a learner takes this site's vote", "member", plan.Promotes)
-		if fed, err = k.c.Federation(ctx); err != nil {
+		if fed, err = k.c.Members(ctx); err != nil {
 			return plan, err
 		}
 	}

@@ -44,6 +44,8 @@ func (f *fakeCluster) Federation(context.Context) (api.Federation, error) {
 	return api.Federation{Leader: ms[0].Name, Members: ms}, nil
 }
 
+func (f *fakeCluster) Members(ctx context.Context) (api.Federation, error) { return f.Federation(ctx) }
+
 func (f *fakeCluster) PromoteMember(_ context.Context, id string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
