@@ -70,8 +70,8 @@ func (c *Client) RegisterTool(ctx context.Context, t Tool) (Tool, error) {
 }
 
 // Tools lists the registered tools, sorted by name.
-func (c *Client) Tools(ctx context.Context) ([]Tool, error) {
-	var out []Tool
+func (c *Client) Tools(ctx context.Context) (List[Tool], error) {
+	var out List[Tool]
 	return out, c.do(ctx, http.MethodGet, "/tools", nil, nil, &out)
 }
 
@@ -103,8 +103,8 @@ func (c *Client) RegisterDataset(ctx context.Context, d Dataset) (Dataset, error
 }
 
 // Datasets lists the registered datasets, sorted by name.
-func (c *Client) Datasets(ctx context.Context) ([]Dataset, error) {
-	var out []Dataset
+func (c *Client) Datasets(ctx context.Context) (List[Dataset], error) {
+	var out List[Dataset]
 	return out, c.do(ctx, http.MethodGet, "/datasets", nil, nil, &out)
 }
 
@@ -126,7 +126,7 @@ type RunFilter struct {
 }
 
 // Runs lists runs, newest first.
-func (c *Client) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
+func (c *Client) Runs(ctx context.Context, f RunFilter) (List[Run], error) {
 	q := url.Values{}
 	if f.Tool != "" {
 		q.Set("tool", f.Tool)
@@ -134,7 +134,7 @@ func (c *Client) Runs(ctx context.Context, f RunFilter) ([]Run, error) {
 	if f.Schedule != "" {
 		q.Set("schedule", f.Schedule)
 	}
-	var out []Run
+	var out List[Run]
 	return out, c.do(ctx, http.MethodGet, "/runs", q, nil, &out)
 }
 
@@ -146,12 +146,12 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (ScheduleInfo, 
 }
 
 // Schedules lists schedules, sorted by ID. A non-empty tool filters by tool.
-func (c *Client) Schedules(ctx context.Context, tool string) ([]ScheduleInfo, error) {
+func (c *Client) Schedules(ctx context.Context, tool string) (List[ScheduleInfo], error) {
 	q := url.Values{}
 	if tool != "" {
 		q.Set("tool", tool)
 	}
-	var out []ScheduleInfo
+	var out List[ScheduleInfo]
 	return out, c.do(ctx, http.MethodGet, "/schedules", q, nil, &out)
 }
 
@@ -221,8 +221,8 @@ func (c *Client) RunLogs(ctx context.Context, id string, opts LogOptions, w io.W
 
 // Sites lists every site the federation has seen, live or gone, sorted
 // by name.
-func (c *Client) Sites(ctx context.Context) ([]SiteInfo, error) {
-	var out []SiteInfo
+func (c *Client) Sites(ctx context.Context) (List[SiteInfo], error) {
+	var out List[SiteInfo]
 	return out, c.do(ctx, http.MethodGet, "/sites", nil, nil, &out)
 }
 
@@ -265,7 +265,7 @@ func (c *Client) RemoveSite(ctx context.Context, name string) error {
 // Series per site and metric, oldest point first. A non-empty metric or
 // site selects only those. It fails with a 404 Error for an unknown tool;
 // a tool without values has an empty list.
-func (c *Client) Series(ctx context.Context, tool, metric, site string) ([]Series, error) {
+func (c *Client) Series(ctx context.Context, tool, metric, site string) (List[Series], error) {
 	q := url.Values{}
 	if metric != "" {
 		q.Set("metric", metric)
@@ -273,14 +273,14 @@ func (c *Client) Series(ctx context.Context, tool, metric, site string) ([]Serie
 	if site != "" {
 		q.Set("site", site)
 	}
-	var out []Series
+	var out List[Series]
 	return out, c.do(ctx, http.MethodGet, "/tools/"+url.PathEscape(tool)+"/series", q, nil, &out)
 }
 
 // Notifications lists what became of the notifications sent, newest
 // first. A non-empty tool selects that tool's; limit > 0 returns at most
 // that many.
-func (c *Client) Notifications(ctx context.Context, tool string, limit int) ([]Notification, error) {
+func (c *Client) Notifications(ctx context.Context, tool string, limit int) (List[Notification], error) {
 	q := url.Values{}
 	if tool != "" {
 		q.Set("tool", tool)
@@ -288,7 +288,7 @@ func (c *Client) Notifications(ctx context.Context, tool string, limit int) ([]N
 	if limit > 0 {
 		q.Set("limit", strconv.Itoa(limit))
 	}
-	var out []Notification
+	var out List[Notification]
 	return out, c.do(ctx, http.MethodGet, "/notifications", q, nil, &out)
 }
 
@@ -300,6 +300,13 @@ func (c *Client) Notifications(ctx context.Context, tool string, limit int) ([]N
 func (c *Client) NotifyTest(ctx context.Context, rawURL string) ([]Notification, error) {
 	var out []Notification
 	return out, c.do(ctx, http.MethodPost, "/notifications/test", nil, NotifyTestRequest{URL: rawURL}, &out)
+}
+
+// Check reads and checks every record of the federation in etcd, and
+// lists those that are invalid.
+func (c *Client) Check(ctx context.Context) (Check, error) {
+	var out Check
+	return out, c.do(ctx, http.MethodGet, "/federation/check", nil, nil, &out)
 }
 
 // Health reports whether the orchestrator and its etcd and Docker are usable.

@@ -167,6 +167,11 @@ type Site struct {
 	DockerVersion  string            `json:"docker_version"`
 	Labels         map[string]string `json:"labels,omitempty"`
 	StartedAt      time.Time         `json:"started_at"`
+	// Instance is the ID of the site's data directory, the same in every
+	// life of the site: an orchestrator that restarts after a crash knows
+	// its previous life's record by it. Empty in records of older
+	// versions.
+	Instance string `json:"instance,omitempty"`
 }
 
 // SiteInfo is a site as GET /api/v1/sites lists it: its last published
@@ -347,11 +352,39 @@ type NotifyTestRequest struct {
 // no token, answers only its Status.
 type Health struct {
 	// Status is "ok", or "degraded" when etcd (e.g. it lost quorum) or
-	// Docker does not answer: then writes fail with 503 until it is back.
+	// Docker does not answer (then writes fail with 503 until it is
+	// back), or when the site has met invalid records in etcd.
 	Status string `json:"status"`
 	Site   string `json:"site"`
 	Etcd   string `json:"etcd"`   // "ok" or the error
 	Docker string `json:"docker"` // "ok" or the error
+	// InvalidRecords counts the records in etcd that this site has read
+	// and left out as invalid (GET /api/v1/federation/check lists them).
+	InvalidRecords int `json:"invalid_records,omitempty"`
+}
+
+// List is the answer of a list route: the records, and the keys under
+// the same etcd directory whose values are not valid records of their
+// kind (anyone with a certificate may write etcd): they are left out of
+// Items, never trusted, and named here so that someone fixes or deletes
+// them.
+type List[T any] struct {
+	Items   []T             `json:"items"`
+	Invalid []InvalidRecord `json:"invalid,omitempty"`
+}
+
+// InvalidRecord is a key in etcd whose value mao refuses, and why.
+type InvalidRecord struct {
+	Key    string `json:"key"`
+	Reason string `json:"reason"`
+}
+
+// Check is the answer of GET /api/v1/federation/check: every record
+// under the federation's prefix read and checked as the API checks its
+// input.
+type Check struct {
+	Records int             `json:"records"` // how many were read
+	Invalid []InvalidRecord `json:"invalid"`
 }
 
 // HopHeader marks a request that one site makes of another on behalf of

@@ -58,6 +58,20 @@ func commandCases() []cliCase {
 			[]string{"tool", "list", "-o", "json"},
 			[]string{"--output=json", "tool", "list"},
 		), exits: []int{0, 0, 0}},
+		// Values under the federation's keys that are not valid records
+		// (a collaborator's etcdctl put): every list leaves them out and
+		// says so, health is degraded, federation check lists them all.
+		{name: "invalid-records", setup: seedInvalid, cmds: cmds(
+			[]string{"tool", "list"},
+			[]string{"tool", "list", "-o", "json"},
+			[]string{"dataset", "list"},
+			[]string{"run", "list"},
+			[]string{"site", "list"},
+			[]string{"schedule", "list"},
+			[]string{"health"},
+			[]string{"federation", "check"},
+			[]string{"federation", "check", "-o", "json"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 1, 1, 1}},
 		{name: "tool-list-empty", bare: true, cmds: cmds(
 			[]string{"tool", "list"},
 			[]string{"tool", "list", "-o", "json"},

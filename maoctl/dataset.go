@@ -125,18 +125,13 @@ func (c *ctl) listDatasets(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return writeJSON(c.stdout, nonNil(sets))
-	}
-	if len(sets) == 0 {
-		_, err := fmt.Fprintln(c.stderr, "no datasets registered")
-		return err
-	}
-	tab := newTable(c.stdout, "NAME", "URL", "BRANCH", "OWNER", "DESCRIPTION")
-	for _, d := range sets {
-		tab.row(d.Name, d.URL, d.Branch, d.Owner, d.Description)
-	}
-	return tab.flush()
+	return printList(c, sets, "no datasets registered", func(sets []api.Dataset) error {
+		tab := newTable(c.stdout, "NAME", "URL", "BRANCH", "OWNER", "DESCRIPTION")
+		for _, d := range sets {
+			tab.row(d.Name, d.URL, d.Branch, d.Owner, d.Description)
+		}
+		return tab.flush()
+	})
 }
 
 func (c *ctl) datasetShow(cCtx *cli.Context) error {

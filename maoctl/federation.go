@@ -28,6 +28,15 @@ func (c *ctl) federationCommand() *cli.Command {
 				Action: c.federationStatus,
 			},
 			{
+				Name:  "check",
+				Usage: "read every record of the federation in etcd and list those mao cannot use",
+				Description: "Collaborators may write etcd directly; a value that is not a valid record of its kind\n" +
+					"is left out of every list and never used. This reads every key under the federation's\n" +
+					"prefix and lists those, with why. It exits 1 when there are any: fix them, or delete them\n" +
+					"(etcdctl del KEY).",
+				Action: c.federationCheck,
+			},
+			{
 				Name:      "add-site",
 				Usage:     "issue a one-time join token for a new site and print the config.ini lines it needs",
 				ArgsUsage: "NAME",
@@ -81,6 +90,32 @@ func (c *ctl) federationCommand() *cli.Command {
 			},
 		},
 	}
+}
+
+func (c *ctl) federationCheck(cCtx *cli.Context) error {
+	if _, err := args(cCtx); err != nil {
+		return err
+	}
+	chk, err := c.client.Check(cCtx.Context)
+	if err != nil {
+		return err
+	}
+	if c.json {
+		chk.Invalid = nonNil(chk.Invalid)
+		err = writeJSON(c.stdout, chk)
+	} else if len(chk.Invalid) == 0 {
+		_, err = fmt.Fprintf(c.stdout, "%s read, all valid\n", plural(chk.Records, "record"))
+	} else {
+		tab := newTable(c.stdout, "KEY", "WHY IT IS LEFT OUT")
+		for _, r := range chk.Invalid {
+			tab.row(r.Key, r.Reason)
+		}
+		err = tab.flush()
+	}
+	if err == nil && len(chk.Invalid) > 0 {
+		err = fmt.Errorf("%s of %d invalid: fix or delete them (etcdctl del KEY)", plural(len(chk.Invalid), "record"), chk.Records)
+	}
+	return err
 }
 
 func (c *ctl) federationStatus(cCtx *cli.Context) error {

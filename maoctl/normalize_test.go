@@ -21,7 +21,8 @@ import (
 //     16 wide, see memberIDs;
 //   - temporary directories: $TMP (the case's) and $TESTDIR (the test's
 //     others), which only appear where no column follows;
-//   - the site's own machine facts (CPUs, memory, OS, architecture);
+//   - the site's own machine facts (CPUs, memory, OS, architecture) and
+//     its instance (the random ID of its data directory);
 //   - join tokens (maojoin1.<random ID and secret>), and the expiry of a
 //     collaborator's certificate, which is signed at the real time;
 //   - with docker, what the engine and the runs make: the test image's ID,
@@ -239,10 +240,14 @@ func (n *normalizer) suffixes(s string, re *regexp.Regexp, kind string) string {
 // the test runs on, in JSON and in site show.
 var machineKeys = regexp.MustCompile(`^(\s*"(?:os|arch|cpus|memory_bytes)": |(?:Platform|CPUs|Memory):\s+)(.*?)(,?)$`)
 
+// instanceKey is the site's instance (the random ID of its data
+// directory) in JSON site records.
+var instanceKey = regexp.MustCompile(`^(\s*"instance": )(.*?)(,?)$`)
+
 // machine replaces the machine facts of the case's own site (its CPUs,
 // memory, OS and architecture, which the site reads from the machine)
-// by X's, in site show and in JSON site records. Other sites' records
-// are seeded and kept.
+// by X's, in site show and in JSON site records, and its instance in JSON
+// site records. Other sites' records are seeded and kept.
 func (n *normalizer) machine(s string) string {
 	if len(n.own) == 0 {
 		return s
@@ -262,6 +267,9 @@ func (n *normalizer) machine(s string) string {
 		}
 		if m := machineKeys.FindStringSubmatch(l); m != nil {
 			lines[i] = m[1] + "$MACHINE" + m[3]
+		}
+		if m := instanceKey.FindStringSubmatch(l); m != nil {
+			lines[i] = m[1] + "$INSTANCE" + m[3]
 		}
 	}
 	return strings.Join(lines, "\n")

@@ -54,19 +54,14 @@ func (c *ctl) notifyList(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return writeJSON(c.stdout, nonNil(list))
-	}
-	if len(list) == 0 {
-		_, err := fmt.Fprintln(c.stderr, "no notifications")
-		return err
-	}
-	tab := newTable(c.stdout, "TIME", "KIND", "TOOL", "SITE", "RUN", "CHANNEL", "STATUS", "ATTEMPTS", "ERROR")
-	for _, n := range list {
-		tab.row(timestamp(&n.CreatedAt), n.Kind, n.Tool, n.Site, n.Run, n.Channel, n.Status,
-			strconv.Itoa(n.Attempts), truncate(cell(n.Error), notifyErrorWidth))
-	}
-	return tab.flush()
+	return printList(c, list, "no notifications", func(list []api.Notification) error {
+		tab := newTable(c.stdout, "TIME", "KIND", "TOOL", "SITE", "RUN", "CHANNEL", "STATUS", "ATTEMPTS", "ERROR")
+		for _, n := range list {
+			tab.row(timestamp(&n.CreatedAt), n.Kind, n.Tool, n.Site, n.Run, n.Channel, n.Status,
+				strconv.Itoa(n.Attempts), truncate(cell(n.Error), notifyErrorWidth))
+		}
+		return tab.flush()
+	})
 }
 
 func (c *ctl) notifyTest(cCtx *cli.Context) error {

@@ -57,29 +57,24 @@ func (c *ctl) runList(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return writeJSON(c.stdout, nonNil(runs))
-	}
-	if len(runs) == 0 {
-		_, err := fmt.Fprintln(c.stderr, "no runs")
-		return err
-	}
-	// A TRIGGER column only when some run did not start by hand, so that
-	// a site without schedules keeps its narrower table.
-	triggers := slices.ContainsFunc(runs, func(r api.Run) bool { return r.Trigger != api.TriggerManual })
-	header := []string{"ID", "TOOL", "SITE", "STATE", "EXIT", "CREATED", "DURATION"}
-	if triggers {
-		header = slices.Insert(header, 4, "TRIGGER")
-	}
-	tab := newTable(c.stdout, header...)
-	for _, r := range runs {
-		row := []string{r.ID, r.Tool, runSite(r), runState(r), exitCode(r), timestamp(&r.CreatedAt), runDuration(r)}
+	return printList(c, runs, "no runs", func(runs []api.Run) error {
+		// A TRIGGER column only when some run did not start by hand, so
+		// that a site without schedules keeps its narrower table.
+		triggers := slices.ContainsFunc(runs, func(r api.Run) bool { return r.Trigger != api.TriggerManual })
+		header := []string{"ID", "TOOL", "SITE", "STATE", "EXIT", "CREATED", "DURATION"}
 		if triggers {
-			row = slices.Insert(row, 4, r.Trigger)
+			header = slices.Insert(header, 4, "TRIGGER")
 		}
-		tab.row(row...)
-	}
-	return tab.flush()
+		tab := newTable(c.stdout, header...)
+		for _, r := range runs {
+			row := []string{r.ID, r.Tool, runSite(r), runState(r), exitCode(r), timestamp(&r.CreatedAt), runDuration(r)}
+			if triggers {
+				row = slices.Insert(row, 4, r.Trigger)
+			}
+			tab.row(row...)
+		}
+		return tab.flush()
+	})
 }
 
 func (c *ctl) runShow(cCtx *cli.Context) error {

@@ -175,22 +175,17 @@ func (c *ctl) scheduleList(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return writeJSON(c.stdout, nonNil(list))
-	}
-	if len(list) == 0 {
-		_, err := fmt.Fprintln(c.stderr, "no schedules")
-		return err
-	}
-	tab := newTable(c.stdout, "ID", "TOOL", "WHEN", "TARGET", "STATE", "NEXT RUN", "LAST RUN", "RESULT")
-	for _, s := range list {
-		last, result := "", ""
-		if s.LastRun != nil {
-			last, result = timestamp(s.LastRun.ScheduledTime), runResult(*s.LastRun)
+	return printList(c, list, "no schedules", func(list []api.ScheduleInfo) error {
+		tab := newTable(c.stdout, "ID", "TOOL", "WHEN", "TARGET", "STATE", "NEXT RUN", "LAST RUN", "RESULT")
+		for _, s := range list {
+			last, result := "", ""
+			if s.LastRun != nil {
+				last, result = timestamp(s.LastRun.ScheduledTime), runResult(*s.LastRun)
+			}
+			tab.row(s.ID, s.Tool, scheduleWhen(s.Schedule), s.Target.String(), scheduleState(s), timestamp(s.NextRun), last, result)
 		}
-		tab.row(s.ID, s.Tool, scheduleWhen(s.Schedule), s.Target.String(), scheduleState(s), timestamp(s.NextRun), last, result)
-	}
-	return tab.flush()
+		return tab.flush()
+	})
 }
 
 func (c *ctl) scheduleShow(cCtx *cli.Context) error {

@@ -91,6 +91,22 @@ const (
 // seedTools registers the base tools and datasets. With runnable, the tools
 // that cases run have file:// data repositories and input dataset, so that
 // a run touches nothing off this machine.
+// seedInvalid puts, next to the tools of seedTools, values that are not
+// records of their kind under the directories of the lists.
+func seedInvalid(t *testing.T, e *env) {
+	t.Helper()
+	for key, value := range map[string]string{
+		"tools/broken":          "not json",
+		"tools/impostor":        `{"name":"gh-crawler","author":"x","image":"evil:1","data_repo":"file:///x"}`,
+		"datasets/half":         `{"name":"half"}`,
+		"runs/../../etc/passwd": `{"id":"../../etc/passwd","tool":"gh-crawler","state":"pending"}`,
+		"sites/liar":            `{"name":"lab-a","api_addr":"http://127.0.0.1:1"}`,
+		"schedules/bad-spec":    `{"id":"bad-spec","tool":"gh-crawler","spec":"61 * * * *"}`,
+	} {
+		e.site.Raw(t, key, value)
+	}
+}
+
 func seedTools(t *testing.T, e *env, runnable bool) {
 	t.Helper()
 	s := e.site

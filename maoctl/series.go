@@ -22,22 +22,17 @@ func (c *ctl) toolSeries(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return writeJSON(c.stdout, nonNil(list))
-	}
-	if len(list) == 0 {
-		_, err := fmt.Fprintf(c.stderr, "no values of tool %s\n", a[0])
-		return err
-	}
-	for i, s := range list {
-		if i > 0 {
-			fmt.Fprintln(c.stdout)
+	return printList(c, list, "no values of tool "+a[0], func(list []api.Series) error {
+		for i, s := range list {
+			if i > 0 {
+				fmt.Fprintln(c.stdout)
+			}
+			if err := writeSeries(c.stdout, s, cCtx.Bool("all-points")); err != nil {
+				return err
+			}
 		}
-		if err := writeSeries(c.stdout, s, cCtx.Bool("all-points")); err != nil {
-			return err
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // writeSeries prints one series: a header line, its sparkline and a table

@@ -38,19 +38,14 @@ func (c *ctl) siteList(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return writeJSON(c.stdout, nonNil(sites))
-	}
-	if len(sites) == 0 {
-		_, err := fmt.Fprintln(c.stderr, "no sites")
-		return err
-	}
-	tab := newTable(c.stdout, "NAME", "STATE", "LAST SEEN", "VERSION", "LABELS", "RUNNING", "API")
-	for _, s := range sites {
-		tab.row(s.Name, siteState(s), timestamp(&s.LastSeen), s.Version, keyValues(s.Labels, ","),
-			fmt.Sprint(s.RunsInProgress), s.APIAddr)
-	}
-	return tab.flush()
+	return printList(c, sites, "no sites", func(sites []api.SiteInfo) error {
+		tab := newTable(c.stdout, "NAME", "STATE", "LAST SEEN", "VERSION", "LABELS", "RUNNING", "API")
+		for _, s := range sites {
+			tab.row(s.Name, siteState(s), timestamp(&s.LastSeen), s.Version, keyValues(s.Labels, ","),
+				fmt.Sprint(s.RunsInProgress), s.APIAddr)
+		}
+		return tab.flush()
+	})
 }
 
 func (c *ctl) siteShow(cCtx *cli.Context) error {
@@ -62,11 +57,11 @@ func (c *ctl) siteShow(cCtx *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	i := slices.IndexFunc(sites, func(s api.SiteInfo) bool { return s.Name == a[0] })
+	i := slices.IndexFunc(sites.Items, func(s api.SiteInfo) bool { return s.Name == a[0] })
 	if i < 0 {
 		return fmt.Errorf("site %q not found (see maoctl site list)", a[0])
 	}
-	s := sites[i]
+	s := sites.Items[i]
 	if c.json {
 		return writeJSON(c.stdout, s)
 	}
@@ -118,6 +113,9 @@ func (c *ctl) health(cCtx *cli.Context) error {
 		f.add("Status", h.Status)
 		f.add("Etcd", h.Etcd)
 		f.add("Docker", h.Docker)
+		if h.InvalidRecords > 0 {
+			f.add("Invalid records", fmt.Sprintf("%d, left out (maoctl federation check lists them)", h.InvalidRecords))
+		}
 		err = f.flush()
 	}
 	if err == nil && h.Status != "ok" {

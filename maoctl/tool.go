@@ -233,18 +233,13 @@ func (c *ctl) listTools(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.json {
-		return writeJSON(c.stdout, nonNil(tools))
-	}
-	if len(tools) == 0 {
-		_, err := fmt.Fprintln(c.stderr, "no tools registered")
-		return err
-	}
-	tab := newTable(c.stdout, "NAME", "AUTHOR", "IMAGE", "DATA REPO", "ARTEFACT")
-	for _, t := range tools {
-		tab.row(t.Name, t.Author, t.Image, t.DataRepo, t.Artefact)
-	}
-	return tab.flush()
+	return printList(c, tools, "no tools registered", func(tools []api.Tool) error {
+		tab := newTable(c.stdout, "NAME", "AUTHOR", "IMAGE", "DATA REPO", "ARTEFACT")
+		for _, t := range tools {
+			tab.row(t.Name, t.Author, t.Image, t.DataRepo, t.Artefact)
+		}
+		return tab.flush()
+	})
 }
 
 func (c *ctl) toolShow(cCtx *cli.Context) error {
@@ -459,6 +454,41 @@ func limit(set bool, v string) string {
 }
 
 // nonNil makes an empty list print as [] rather than null.
+// printList prints a list the API answered: its JSON (the items and the
+// invalid records), or the table that table prints, none when it is
+// empty, and then on stderr what records were left out as invalid.
+func printList[T any](c *ctl, list api.List[T], none string, table func([]T) error) error {
+	if c.json {
+		list.Items = nonNil(list.Items)
+		return writeJSON(c.stdout, list)
+	}
+	if len(list.Items) == 0 {
+		if _, err := fmt.Fprintln(c.stderr, none); err != nil {
+			return err
+		}
+	} else if err := table(list.Items); err != nil {
+		return err
+	}
+	return c.leftOut(list.Invalid)
+}
+
+// leftOut says which invalid records a list left out, if any.
+func (c *ctl) leftOut(invalid []api.InvalidRecord) error {
+	if len(invalid) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, min(len(invalid), 3))
+	for _, r := range invalid[:cap(keys)] {
+		keys = append(keys, r.Key)
+	}
+	if len(invalid) > len(keys) {
+		keys = append(keys, "...")
+	}
+	_, err := fmt.Fprintf(c.stderr, "%s left out as invalid: %s (maoctl federation check says why)\n",
+		plural(len(invalid), "record"), strings.Join(keys, ", "))
+	return err
+}
+
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}

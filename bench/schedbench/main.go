@@ -242,10 +242,11 @@ func reportLateness(tickFor time.Duration, runs []api.Run, bare []time.Duration)
 // endedRuns waits until no run is under way and returns them all.
 func endedRuns(ctx context.Context, c *api.Client) ([]api.Run, error) {
 	for deadline := time.Now().Add(time.Minute); ; {
-		runs, err := c.Runs(ctx, api.RunFilter{})
+		list, err := c.Runs(ctx, api.RunFilter{})
 		if err != nil {
 			return nil, fmt.Errorf("list runs: %w", err)
 		}
+		runs := list.Items
 		if !slices.ContainsFunc(runs, func(r api.Run) bool { return !r.State.Terminal() }) {
 			return runs, nil
 		}

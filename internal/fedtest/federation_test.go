@@ -171,7 +171,7 @@ func TestFederation(t *testing.T) {
 			t.Fatal(err)
 		}
 		id := started[0].ID
-		awaitOutput(t, s1.Client, id, "line 1") // its container runs
+		AwaitOutput(t, s1.Client, id, "line 1") // its container runs
 		running := f.runs.Get(id)
 		victim := siteNamed(f.sites, running.Site)
 		killed := victim.Kill()
@@ -208,7 +208,7 @@ func TestFederation(t *testing.T) {
 		// The killed site's container still runs the first attempt: it
 		// comes back, stops nothing that others hold, and rejoins.
 		victim.Restart()
-		if infos, err := victim.Client.Sites(ctx); err != nil || len(infos) != 3 {
+		if infos, err := victim.Client.Sites(ctx); err != nil || len(infos.Items) != 3 {
 			t.Fatalf("sites after the restart: %+v %v", infos, err)
 		}
 	})
@@ -255,7 +255,7 @@ func TestFederation(t *testing.T) {
 		}
 		// The run's container ends during the outage; its record is
 		// written when etcd is back.
-		waitContainerGone(t, "mao-"+id)
+		waitContainerGone(t, "mao-"+id+"-1") // attempt 1
 		f.cluster.Start(1)
 		f.cluster.Start(2)
 		done := f.runs.Until(60*time.Second, "the run's record after the outage", func(m map[string]api.Run) bool {
@@ -287,7 +287,7 @@ func TestFederation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		awaitOutput(t, s2.Client, started[0].ID, "line 1")
+		AwaitOutput(t, s2.Client, started[0].ID, "line 1")
 		run := f.runs.Until(60*time.Second, "the run at the new site", func(m map[string]api.Run) bool {
 			return m[started[0].ID].State.Terminal()
 		})[started[0].ID]
@@ -299,28 +299,6 @@ func TestFederation(t *testing.T) {
 		}
 	})
 }
-
-// awaitOutput follows a run's log, through c, until it holds want.
-func awaitOutput(t *testing.T, c *api.Client, id, want string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	var got bytes.Buffer
-	err := c.RunLogs(ctx, id, api.LogOptions{Follow: true}, writerFunc(func(p []byte) (int, error) {
-		got.Write(p)
-		if strings.Contains(got.String(), want) {
-			cancel()
-		}
-		return len(p), nil
-	}))
-	if !strings.Contains(got.String(), want) {
-		t.Fatalf("log of %s lacks %q (%v):\n%s", id, want, err, got.String())
-	}
-}
-
-type writerFunc func([]byte) (int, error)
-
-func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
 
 func siteNamed(sites []*Site, name string) *Site {
 	for _, s := range sites {

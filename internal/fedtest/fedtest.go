@@ -98,6 +98,9 @@ type Site struct {
 	Dir    string // its data directory, holding config.ini and orchestrator.log
 	Addr   string // API base URL
 	Client *api.Client
+	// Started is when the current process was started: the origin of its
+	// start-up times.
+	Started time.Time
 
 	t       testing.TB
 	bins    Binaries
@@ -106,6 +109,7 @@ type Site struct {
 	witness bool     // started with -witness: no API; ready when its member is
 	cmd     *exec.Cmd
 	down    bool // killed or stopped, and not started again
+	frozen  bool // stopped with SIGSTOP, not continued yet
 	exited  chan struct{}
 	records chan Record // every log record, for Await; oldest dropped when full
 }
@@ -171,12 +175,13 @@ func (s *Site) start() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	s.down = false
+	s.down, s.frozen = false, false
 	s.cmd = exec.Command(s.bins.Orchestrator, append([]string{"-config", s.config, "-log-json", "-debug"}, s.args...)...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	s.Started = time.Now()
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
@@ -267,14 +272,105 @@ func (s *Site) Log() string {
 }
 
 // Kill kills the process with SIGKILL, as a crash, and returns when it
-// is gone. Its containers go on until they exit.
+// is gone (frozen or not). Its containers go on until they exit.
 func (s *Site) Kill() time.Time {
 	s.t.Helper()
 	at := time.Now()
 	s.cmd.Process.Signal(syscall.SIGKILL)
 	<-s.exited
-	s.down = true
+	s.down, s.frozen = true, false
 	return at
+}
+
+// Freeze stops the process with SIGSTOP, as a paused VM, a long pause or
+// a partition would look to the others: it keeps its connections, its
+// containers go on, and it does nothing until Thaw. It returns when the
+// kernel has stopped the process.
+func (s *Site) Freeze() time.Time { return s.stopped(syscall.SIGSTOP, true) }
+
+// Thaw continues a frozen process with SIGCONT and returns when it runs.
+func (s *Site) Thaw() time.Time { return s.stopped(syscall.SIGCONT, false) }
+
+// stopped sends sig to the process and waits until the kernel has
+// stopped it (stop is true) or continued it; it returns when it sent sig.
+func (s *Site) stopped(sig syscall.Signal, stop bool) time.Time {
+	s.t.Helper()
+	at := time.Now()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatal(err)
+	}
+	s.frozen = stop
+	s.awaitState("T", stop)
+	return at
+}
+
+// awaitState waits until the process's state in /proc/PID/stat is state
+// (is is true) or is not.
+func (s *Site) awaitState(state string, is bool) {
+	s.t.Helper()
+	stat := fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid)
+	Eventually(s.t, 5*time.Second, "process "+s.Name+" in state "+state, func() bool {
+		b, err := os.ReadFile(stat)
+		if err != nil {
+			return false
+		}
+		// pid (comm) state ...: comm may hold spaces, not ')'.
+		_, rest, _ := strings.Cut(string(b), ") ")
+		return strings.HasPrefix(rest, state+" ") == is
+	})
+}
+
+// StartTimes are the times of one start of a site, from its log.
+type StartTimes struct {
+	// Etcd is from the process's start until its embedded etcd member
+	// served: etcd's own start-up, with the process's.
+	Etcd time.Duration
+	// Ready is from the process's start until "orchestrator ready".
+	Ready time.Duration
+	// Revoked says that the site revoked its previous life's lease;
+	// Waited that it waited for another record's lease to expire.
+	Revoked, Waited bool
+}
+
+// Beyond is how long the start took beyond etcd's own start-up.
+func (st StartTimes) Beyond() time.Duration { return st.Ready - st.Etcd }
+
+// AwaitStart reads the log records of the site's current life up to
+// "orchestrator ready" and returns the start's times. Call it once after
+// Start or Restart, before anything else reads the records.
+func (s *Site) AwaitStart() StartTimes {
+	s.t.Helper()
+	var st StartTimes
+	_, err := s.Await(30*time.Second, func(r Record) bool {
+		switch r.Msg {
+		case "embedded etcd started":
+			st.Etcd = r.Time.Sub(s.Started)
+		case "the site's record is its previous life's (same instance): revoking that life's lease":
+			st.Revoked = true
+		case "site name held by another orchestrator's record; waiting for its lease to expire":
+			st.Waited = true
+		case "orchestrator ready":
+			st.Ready = r.Time.Sub(s.Started)
+			return true
+		}
+		return false
+	})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return st
+}
+
+// Commits lists the subjects of the commits in the site's clone of tool's
+// data repository, newest first.
+func (s *Site) Commits(tool string) []string {
+	s.t.Helper()
+	gitDir := filepath.Join(s.Dir, "repos", "."+tool+".git")
+	out, err := exec.Command("git", "--git-dir", gitDir, "log", "--format=%s").Output()
+	if err != nil {
+		s.t.Fatalf("git log in %s: %v", gitDir, err)
+	}
+	return strings.Split(strings.TrimSpace(string(out)), "\n")
 }
 
 // Up reports whether the process runs (it was not killed or stopped).
@@ -331,6 +427,10 @@ func (s *Site) Stop() {
 	}
 	s.down = true
 	s.cmd.Process.Signal(syscall.SIGTERM)
+	if s.frozen { // a stopped process hears SIGTERM once it continues
+		s.cmd.Process.Signal(syscall.SIGCONT)
+		s.frozen = false
+	}
 	select {
 	case <-s.exited:
 	case <-time.After(30 * time.Second):
@@ -390,3 +490,25 @@ func waitContainerGone(t testing.TB, name string) {
 		t.Fatalf("container %s still runs", name)
 	}
 }
+
+// AwaitOutput follows a run's log, through c, until it holds want.
+func AwaitOutput(t testing.TB, c *api.Client, id, want string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var got bytes.Buffer
+	err := c.RunLogs(ctx, id, api.LogOptions{Follow: true}, writerFunc(func(p []byte) (int, error) {
+		got.Write(p)
+		if strings.Contains(got.String(), want) {
+			cancel()
+		}
+		return len(p), nil
+	}))
+	if !strings.Contains(got.String(), want) {
+		t.Fatalf("log of %s lacks %q (%v):\n%s", id, want, err, got.String())
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

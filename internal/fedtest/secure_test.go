@@ -68,7 +68,7 @@ func TestSecureFederation(t *testing.T) {
 		}
 		Eventually(t, 30*time.Second, "s1 sees s4 live", func() bool {
 			sites, err := s1.Client.Sites(ctx)
-			return err == nil && slices.ContainsFunc(sites, func(s api.SiteInfo) bool { return s.Name == "s4" && s.Live })
+			return err == nil && slices.ContainsFunc(sites.Items, func(s api.SiteInfo) bool { return s.Name == "s4" && s.Live })
 		})
 		s4.Stop()
 		Eventually(t, 30*time.Second, "s4 gone", func() bool {
@@ -99,7 +99,7 @@ func TestSecureFederation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		awaitOutput(t, s2.Client, started[0].ID, "line 2")
+		AwaitOutput(t, s2.Client, started[0].ID, "line 2")
 		Eventually(t, 60*time.Second, "the run at s3 succeeded", func() bool {
 			r, err := s3.Client.Run(ctx, started[0].ID)
 			return err == nil && r.State == api.StateSucceeded && r.Site == "s3"
@@ -108,7 +108,7 @@ func TestSecureFederation(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, info := range infos {
+		for _, info := range infos.Items {
 			if !strings.HasPrefix(info.FederationAddr, "https://") {
 				t.Errorf("site %s publishes federation address %q", info.Name, info.FederationAddr)
 			}

@@ -93,7 +93,7 @@ func TestTwoLabsAndAWitness(t *testing.T) {
 		t.Fatalf("with a witness: %+v; want w a voting witness, no warnings", status)
 	}
 	sites, err := labA.Client.Sites(ctx)
-	if err != nil || slices.ContainsFunc(sites, func(s api.SiteInfo) bool { return s.Name == "w" }) {
+	if err != nil || slices.ContainsFunc(sites.Items, func(s api.SiteInfo) bool { return s.Name == "w" }) {
 		t.Fatalf("site list: %+v, %v; want no witness in it", sites, err)
 	}
 	labTool(t, labA, image)
@@ -147,7 +147,7 @@ func TestLeaveKeepsTheClusterHealthy(t *testing.T) {
 		t.Fatalf("lab-b's member is still there: %+v", status)
 	}
 	sites, err := labA.Client.Sites(context.Background())
-	if err != nil || slices.ContainsFunc(sites, func(s api.SiteInfo) bool { return s.Name == "lab-b" }) {
+	if err != nil || slices.ContainsFunc(sites.Items, func(s api.SiteInfo) bool { return s.Name == "lab-b" }) {
 		t.Fatalf("site list after lab-b left: %+v, %v", sites, err)
 	}
 	worksAlone(t, labC, "at-c-after-b-left")
@@ -214,7 +214,7 @@ func TestForceNewClusterRecoversALoneSurvivor(t *testing.T) {
 		})
 	}
 	sites, err := labA.Client.Sites(context.Background())
-	if err != nil || len(sites) != 1 {
+	if err != nil || len(sites.Items) != 1 {
 		t.Fatalf("site list after the removals: %+v, %v", sites, err)
 	}
 }

@@ -30,6 +30,15 @@ func (s *Site) Tool(t testing.TB, tool api.Tool) {
 	must(t, "seed tool "+tool.Name, s.Store.CreateTool(s.ctx(t), tool))
 }
 
+// Raw writes value under key (below the site's prefix) as it is, as a
+// collaborator with etcdctl and a certificate could: for values that are
+// not mao's records.
+func (s *Site) Raw(t testing.TB, key, value string) {
+	t.Helper()
+	_, err := s.Etcd.Put(s.ctx(t), s.Config.Etcd.Prefix+key, value)
+	must(t, "put "+key, err)
+}
+
 // RemoveTool removes a registered tool.
 func (s *Site) RemoveTool(t testing.TB, name string) {
 	t.Helper()

@@ -262,7 +262,7 @@ func start(t testing.TB, opts Options, clock *Clock) (*Site, error) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() }) // before the site stops: cleanups run last first
-	st := store.New(c, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: clock.Now})
+	st := store.New(c, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Clock: clock})
 	sites, err := st.Sites(context.Background())
 	if err != nil {
 		t.Fatal(err)

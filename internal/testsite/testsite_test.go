@@ -63,7 +63,7 @@ func TestOtherSites(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := map[string]api.SiteInfo{}
-	for _, i := range infos {
+	for _, i := range infos.Items {
 		got[i.Name] = i
 	}
 	if !got["lab-a"].Live || !got["lab-b"].Live || len(got) != 3 {

@@ -152,10 +152,11 @@ func TestSpikeIsNotifiedOnce(t *testing.T) {
 	// Each outcome is recorded right after its send.
 	var outcomes []api.Notification
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		var err error
-		if outcomes, err = s.client.Notifications(ctx, "sensor", 0); err != nil {
+		list, err := s.client.Notifications(ctx, "sensor", 0)
+		if err != nil {
 			t.Fatal(err)
 		}
+		outcomes = list.Items
 		if len(outcomes) >= 4 || time.Now().After(deadline) {
 			break
 		}

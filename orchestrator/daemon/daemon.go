@@ -153,12 +153,23 @@ type running struct {
 	late    []func(context.Context) // stopped after the runner, in order: alerts, then the notifier
 	member  *store.Membership
 	leaving *leaving // the site leaves the federation once it has stopped, if asked to
+	// rejoined is called when the site has registered again after its
+	// lease expired: the requests it could not claim meanwhile are looked
+	// at again at once.
+	rejoined func()
 }
 
 func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup) (*Daemon, error) {
 	log, clock := opts.Log, opts.Clock
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := lockDataDir(cfg.Site.DataDir, stack); err != nil {
+		return nil, err
+	}
+	instance, err := siteInstance(cfg.Site.DataDir)
+	if err != nil {
+		return nil, err
 	}
 	acc, st, err := connect(ctx, cfg, opts, stack)
 	if err != nil {
@@ -190,16 +201,6 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	checks := alerts.New(st, st, registry, notifier, alerts.Options{Site: cfg.Site.Name, SeriesLength: cfg.Detector.SeriesLength,
 		Cooldown: cfg.Notify.Cooldown, Channels: cfg.Notify.URLs, Clock: clock, Log: log})
 	repos := gitrepo.New(gitrepo.Options{Now: clock.Now, MaxOutputBytes: cfg.Runs.MaxOutputBytes, MaxOutputFiles: cfg.Runs.MaxOutputFiles})
-	run := runner.New(registry, st, docker, repos, runner.Options{
-		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks,
-		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
-	})
-	stack.push(func() { // stops runs that Recover started if Start fails later
-		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
-		defer cancel()
-		run.Shutdown(grace)
-	})
 
 	tokens, err := apiTokens(cfg.API.Tokens)
 	if err != nil {
@@ -223,7 +224,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 	record := siteRecord(ctx, cfg, addr, docker, clock, log)
-	record.FederationAddr = fed.addr
+	record.FederationAddr, record.Instance = fed.addr, instance
 	// Join before Recover: while this site is not live, other sites
 	// settle the runs it held as lost.
 	member, err := st.Join(ctx, record, cfg.Site.LeaseTTL, log)
@@ -238,6 +239,18 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		if err := member.Leave(context.Background()); err != nil {
 			log.Warn("leave", "err", err)
 		}
+	})
+	// The runner acts for runs only while the site holds them under its
+	// lease (member); it is stopped before the site leaves.
+	run := runner.New(registry, st, docker, repos, runner.Options{
+		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks, Lease: member,
+		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
+	})
+	stack.push(func() { // stops runs that Recover started if Start fails later
+		grace, cancel := context.WithTimeout(context.Background(), cfg.Runs.ShutdownGrace)
+		defer cancel()
+		run.Shutdown(grace)
 	})
 	// Pruned runs' logs go from here on, however late their watch starts.
 	pruneFrom, err := st.Revision(ctx)
@@ -260,7 +273,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
 		Sites: st, Federation: federationAPI{Store: st, keeper: keeper, managed: acc.managed}, Leaver: leave, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}}
+		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}, Invalid: st}
 	if acc.pki != "" {
 		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, Voters: voterPolicy(acc, keeper), PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
@@ -290,7 +303,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	// events to the notifier.
 	late := []func(context.Context){checks.Run, notifier.Run}
 	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
-		leaving: leave, srv: handler.HTTPServer(), served: make(chan error, 1)}
+		leaving: leave, rejoined: dispatcher.Relist, srv: handler.HTTPServer(), served: make(chan error, 1)}
 	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
 	if tlsConfig != nil {
 		r.srv.TLSConfig = tlsConfig
@@ -356,7 +369,7 @@ func apiTLS(a config.API, dir pki.Dir) (*tls.Config, error) {
 func (r *running) serve(ctx context.Context) (err error) {
 	keepCtx, stopKeep := context.WithCancel(context.Background())
 	kept := make(chan struct{})
-	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second, r.leaseLost) }()
+	go func() { defer close(kept); r.member.Keep(keepCtx, time.Second, r.leaseLost, r.rejoined) }()
 	lateStops := make([]func(), len(r.late))
 	for i, work := range r.late {
 		ctx, stop := context.WithCancel(context.Background())
@@ -482,6 +495,11 @@ func (h *health) Check(ctx context.Context) api.Health {
 	if _, err := h.docker.Version(ctx); err != nil {
 		out.Status, out.Docker = "degraded", err.Error()
 	}
+	// A record someone wrote to etcd by hand that mao cannot use: the
+	// site works, but what the record was meant to do does not happen.
+	if out.InvalidRecords = len(h.store.InvalidRecords()); out.InvalidRecords > 0 {
+		out.Status = "degraded"
+	}
 	return out
 }
 
@@ -491,6 +509,7 @@ var (
 	_ runner.Records           = (*store.Store)(nil)
 	_ runner.Containers        = (*dockerrt.Runtime)(nil)
 	_ runner.Git               = (*gitrepo.Repos)(nil)
+	_ runner.Lease             = (*store.Membership)(nil)
 	_ httpapi.ToolReader       = (*store.Store)(nil)
 	_ httpapi.ToolWriter       = (*store.Store)(nil)
 	_ httpapi.DatasetReader    = (*store.Store)(nil)
@@ -498,6 +517,7 @@ var (
 	_ httpapi.Runs             = (*store.Store)(nil)
 	_ httpapi.Launcher         = (*federation.Dispatcher)(nil)
 	_ httpapi.Sites            = (*store.Store)(nil)
+	_ httpapi.Invalid          = (*store.Store)(nil)
 	_ httpapi.Issuer           = (*peer.Issuer)(nil)
 	_ httpapi.LogProxy         = (*peer.Client)(nil)
 	_ peer.Grants              = (*store.Store)(nil)

@@ -89,6 +89,7 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		if force {
 			log.Warn(forceWarning)
 		}
+		started := time.Now()
 		srv, err := etcdembed.Start(ctx, member)
 		if errors.Is(err, etcdembed.ErrLearner) {
 			return nil, fmt.Errorf("%w: this site never voted, so its data may lack the last writes, and etcd cannot make a cluster "+
@@ -101,7 +102,7 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		acc.errs, acc.self = srv.Err(), fmt.Sprintf("%x", srv.ID())
 		endpoints = srv.Endpoints()
 		acc.members = srv.Members
-		log.Info("embedded etcd started", "endpoints", endpoints)
+		log.Info("embedded etcd started", "endpoints", endpoints, "took", time.Since(started).Round(time.Millisecond))
 		if force {
 			log.Warn("this site's etcd member is now a cluster of itself alone: remove the other sites' records with "+
 				"maoctl federation remove-site NAME, wipe the data directory of any that comes back and join it again with a "+

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/config"
 	"github.com/mao-research/mao/orchestrator/store"
 )
 
@@ -58,6 +59,41 @@ func (w *runWatcher) until(timeout time.Duration, done func(map[string]api.Run) 
 			w.t.Fatalf("timed out after %s; runs so far: %v", timeout, states)
 		}
 	}
+}
+
+// stoppedSite is a site stopped after its schedule ticked, its etcd and
+// what a test needs to go on with it.
+type stoppedSite struct {
+	cfg  config.Config
+	sch  api.ScheduleInfo
+	runs *runWatcher
+	etcd *clientv3.Client
+}
+
+// tickedThenStopped starts a site on a new etcd with a tool "marker" of
+// the test image (with args) on an @every period schedule that forbids
+// overlaps, waits until a tick's run has ended and stops the site.
+func tickedThenStopped(t *testing.T, period string, args ...string) stoppedSite {
+	t.Helper()
+	image := testenv.BuildTestImage(t)
+	endpoints := testenv.Etcd(t)
+	w := stoppedSite{runs: watchRuns(t, endpoints), cfg: testenv.SiteConfig(t, "site-a", endpoints)}
+	first := startSite(t, w.cfg)
+	if _, err := first.client.RegisterTool(context.Background(), tool("marker", image, testenv.GitRepo(t, nil), args...)); err != nil {
+		t.Fatal(err)
+	}
+	w.sch = scheduleEvery(t, first, "marker", period, "forbid")
+	w.runs.until(30*time.Second, func(m map[string]api.Run) bool { return ended(m) >= 1 })
+	if err := first.stop(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	w.etcd = c
+	return w
 }
 
 func ended(runs map[string]api.Run) (n int) {
@@ -147,26 +183,9 @@ func TestTwoSitesRunEachTickOnce(t *testing.T) {
 // restarts it: exactly one catch-up run exists, for the latest missed tick,
 // and the older misses are recorded as missed.
 func TestCatchUpAfterDowntime(t *testing.T) {
-	image := testenv.BuildTestImage(t)
-	endpoints := testenv.Etcd(t)
-	runs := watchRuns(t, endpoints)
-	cfg := testenv.SiteConfig(t, "site-a", endpoints)
-	first := startSite(t, cfg)
-	ctx := context.Background()
-	if _, err := first.client.RegisterTool(ctx, tool("marker", image, testenv.GitRepo(t, nil), "-mark", "-env")); err != nil {
-		t.Fatal(err)
-	}
 	const period = 3 * time.Second
-	sch := scheduleEvery(t, first, "marker", "3s", "forbid")
-	runs.until(30*time.Second, func(m map[string]api.Run) bool { return ended(m) >= 1 })
-	if err := first.stop(); err != nil {
-		t.Fatal(err)
-	}
-	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	w := tickedThenStopped(t, "3s", "-mark", "-env")
+	ctx, cfg, sch, runs, c := context.Background(), w.cfg, w.sch, w.runs, w.etcd
 	last, err := store.New(c, store.Options{Prefix: "/mao/", Timeout: 5 * time.Second}).LastScheduledRun(ctx, sch.ID, "")
 	if err != nil || last == nil {
 		t.Fatalf("last run before the downtime: %v %v", last, err)

@@ -32,7 +32,7 @@ func TestExternalEtcdWithClientTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	sites, err := s.client.Sites(ctx)
-	if err != nil || len(sites) != 1 || !sites[0].Live {
+	if err != nil || len(sites.Items) != 1 || !sites.Items[0].Live {
 		t.Fatalf("sites: %+v %v", sites, err)
 	}
 	h, err := s.client.Health(ctx)

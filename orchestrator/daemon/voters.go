@@ -28,7 +28,7 @@ func connect(ctx context.Context, cfg config.Config, opts Options, stack *cleanu
 	if err != nil {
 		return nil, nil, err
 	}
-	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Now: opts.Clock.Now,
+	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Clock: opts.Clock,
 		Admin: acc.admin, LocalMembers: acc.members, Log: opts.Log})
 	if err := secureFederation(ctx, cfg, acc, st, opts.Log); err != nil {
 		return nil, nil, err
@@ -147,6 +147,9 @@ func Leave(ctx context.Context, cfg config.Config, opts Options) error {
 	}
 	var stack cleanup
 	defer stack.run()
+	if err := lockDataDir(cfg.Site.DataDir, &stack); err != nil {
+		return fmt.Errorf("-leave: %w: stop it first, or ask it to leave (maoctl federation leave)", err)
+	}
 	opts.ForceNewCluster = false
 	acc, st, err := connect(ctx, cfg, opts, &stack)
 	if err != nil {
@@ -184,6 +187,9 @@ func startWitness(ctx context.Context, cfg config.Config, opts Options, stack *c
 	}
 	if err := os.MkdirAll(cfg.Site.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data directory: %w", err)
+	}
+	if err := lockDataDir(cfg.Site.DataDir, stack); err != nil {
+		return nil, err
 	}
 	acc, st, err := connect(ctx, cfg, opts, stack)
 	if err != nil {

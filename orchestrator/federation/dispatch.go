@@ -96,14 +96,25 @@ func (o *Options) defaults() {
 
 // Dispatcher starts runs where their target says.
 type Dispatcher struct {
-	deps DispatcherDeps
-	opts Options
+	deps   DispatcherDeps
+	opts   Options
+	relist chan struct{} // Relist asks Run to list the requests again
 }
 
 // NewDispatcher returns a Dispatcher; Run makes it take requests.
 func NewDispatcher(deps DispatcherDeps, opts Options) *Dispatcher {
 	opts.defaults()
-	return &Dispatcher{deps: deps, opts: opts}
+	return &Dispatcher{deps: deps, opts: opts, relist: make(chan struct{}, 1)}
+}
+
+// Relist makes Run list the waiting requests again at once, as it does
+// every Options.Relist: for a site that has registered again after its
+// lease expired, whose claims failed meanwhile. It does not block.
+func (d *Dispatcher) Relist() {
+	select {
+	case d.relist <- struct{}{}:
+	default: // one is pending already
+	}
 }
 
 // MaxRetries bounds RunRequest.Retries, as a schedule's retries.
@@ -252,6 +263,9 @@ func (d *Dispatcher) follow(ctx context.Context, rev int64, handle func([]runs.R
 			handle(reqs)
 		case <-relist:
 			return
+		case <-d.relist:
+			d.opts.Log.Info("listing run requests again")
+			return
 		case <-ctx.Done():
 			return
 		}
@@ -279,6 +293,8 @@ func (d *Dispatcher) handle(ctx context.Context, req runs.Request) {
 	}
 	run, ok, cerr := d.deps.Claims.ClaimRequest(ctx, req.Run, d.opts.Site)
 	if cerr != nil {
+		// This site is not live (its lease expired): once it has
+		// registered again, Relist looks at the request again.
 		d.opts.Log.Warn("claim a requested run", "run", req.Run, "err", cerr)
 		return
 	}

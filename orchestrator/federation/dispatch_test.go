@@ -242,3 +242,33 @@ func TestClaims(t *testing.T) {
 		})
 	}
 }
+
+// TestRelistAfterRejoining checks the promise that a site that has
+// registered again after its lease expired looks at the waiting requests
+// at once (Relist), not at the next periodic relist: a request whose claim
+// failed while the site was not live is claimed and launched then.
+func TestRelistAfterRejoining(t *testing.T) {
+	reqs := newFakeRequests(runs.Request{Run: "r1", Tool: "t", Target: toolspec.Target{Mode: toolspec.TargetSite, Site: "here"}})
+	reqs.notLive = 1
+	launcher := &fakeLauncher{}
+	d := federation.NewDispatcher(federation.DispatcherDeps{
+		Requests: reqs, Claims: reqs, Sites: fakeSites{}, Launcher: launcher, Images: fakeUsable{},
+		Tools: fakeTools{tools: map[string]toolspec.Tool{"t": testTool}},
+	}, federation.Options{Site: "here", Clock: clockwork.NewFakeClockAt(start)}) // its relist timer never fires
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); d.Run(ctx) }()
+	<-reqs.feed.watches // listed once, and watching
+	d.Relist()
+	select {
+	case <-reqs.feed.watches: // listed again
+	case <-time.After(10 * time.Second):
+		t.Fatal("Relist did not list the requests again")
+	}
+	cancel()
+	<-done // Run returns once every request it took is handled
+	_, claims, _ := reqs.calls()
+	if _, launched, _ := launcher.calls(); len(claims) != 2 || len(launched) != 1 || launched[0].ID != "r1" {
+		t.Fatalf("claims %v, launched %+v; want r1 claimed twice and launched once", claims, launched)
+	}
+}

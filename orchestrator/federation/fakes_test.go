@@ -37,14 +37,17 @@ func (f *feed[T]) watch(ctx context.Context) <-chan []T {
 // fakeRequests is a RequestStore and Claims: Requests lists open, every
 // claim wins unless its run ID is in lose, and writes are recorded.
 type fakeRequests struct {
-	open  []runs.Request
-	lose  map[string]bool
-	feed  *feed[runs.Request]
-	fail  error // what RequestRun returns
-	mu    sync.Mutex
-	reqs  []requestCall
-	claim []string
-	saved []api.Run
+	open []runs.Request
+	lose map[string]bool
+	// notLive is how many claims fail as a store's do while the site is
+	// not live (its lease expired).
+	notLive int
+	feed    *feed[runs.Request]
+	fail    error // what RequestRun returns
+	mu      sync.Mutex
+	reqs    []requestCall
+	claim   []string
+	saved   []api.Run
 }
 
 type requestCall struct {
@@ -87,6 +90,10 @@ func (f *fakeRequests) ClaimRequest(_ context.Context, id, site string) (api.Run
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.claim = append(f.claim, id)
+	if f.notLive > 0 {
+		f.notLive--
+		return api.Run{}, false, errs.New(errs.ErrUnavailable, "this site is not live in etcd")
+	}
 	if f.lose[id] {
 		return api.Run{}, false, nil
 	}

@@ -42,9 +42,12 @@ import (
 //
 // Commit checks ctx between files and while copying one; when ctx ends it
 // returns ctx's error and the branch stays where it was: the branch moves
-// last, after the objects and the index are written. Output that was
-// neither committed nor discarded is discarded by the next Sync.
-func (r *Repos) Commit(ctx context.Context, dir, message string) (commit string, files []string, err error) {
+// last, after the objects and the index are written. keep, when set, is
+// called once the commit object is written, just before the index and the
+// branch (never when there is nothing to commit): an error from it stops
+// the commit in the same way, and Commit returns it wrapped. Output that
+// was neither committed nor discarded is discarded by the next Sync.
+func (r *Repos) Commit(ctx context.Context, dir, message string, keep func() error) (commit string, files []string, err error) {
 	c, err := openClone(dir)
 	if err != nil {
 		return "", nil, err
@@ -55,7 +58,7 @@ func (r *Repos) Commit(ctx context.Context, dir, message string) (commit string,
 	if err := ctx.Err(); err != nil {
 		return "", nil, err
 	}
-	commit, files, err = r.commit(ctx, c, message)
+	commit, files, err = r.commit(ctx, c, message, keep)
 	if err == nil {
 		err = c.clearPending()
 	}
@@ -65,7 +68,7 @@ func (r *Repos) Commit(ctx context.Context, dir, message string) (commit string,
 	return commit, files, nil
 }
 
-func (r *Repos) commit(ctx context.Context, c *clone, message string) (string, []string, error) {
+func (r *Repos) commit(ctx context.Context, c *clone, message string, keep func() error) (string, []string, error) {
 	head, err := c.head()
 	if err != nil {
 		return "", nil, err
@@ -177,10 +180,15 @@ func (r *Repos) commit(ctx context.Context, c *clone, message string) (string, [
 	if err != nil {
 		return "", nil, fmt.Errorf("store the commit: %w", err)
 	}
-	// The last point where ctx can stop the commit: then the index, and
-	// last the branch.
+	// The last point where ctx or keep can stop the commit: then the
+	// index, and last the branch.
 	if err := ctx.Err(); err != nil {
 		return "", nil, err
+	}
+	if keep != nil {
+		if err := keep(); err != nil {
+			return "", nil, fmt.Errorf("not kept: %w", err)
+		}
 	}
 	if err := c.writeIndex(entries); err != nil {
 		return "", nil, err

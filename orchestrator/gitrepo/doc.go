@@ -56,7 +56,9 @@
 //
 // Commit and Discard check their context between files and within long
 // copies. When it ends, they return its error; the branch stays where it
-// was. Each marks the clone (mao-output-pending in its git directory) when
+// was. Commit asks its caller, last, whether to keep the commit (its keep
+// function, called just before the branch moves): a no leaves the branch
+// where it was, as an ended context does. Each marks the clone (mao-output-pending in its git directory) when
 // it starts and clears the mark when it succeeds, so the next Sync finds a
 // clone whose output was neither committed nor discarded and discards it
 // first: a failed or interrupted run's output never reaches a later commit.

@@ -178,7 +178,7 @@ func sync(t *testing.T, r *gitrepo.Repos, dir, url, branch string) (commit, note
 
 func commit(t *testing.T, r *gitrepo.Repos, dir, msg string) (string, []string) {
 	t.Helper()
-	h, files, err := r.Commit(context.Background(), dir, msg)
+	h, files, err := r.Commit(context.Background(), dir, msg, nil)
 	if err != nil {
 		t.Fatalf("Commit: %v", err)
 	}
@@ -1015,7 +1015,7 @@ func TestCommitDiscardErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, _, err := r.Commit(tt.ctx, tt.dir, "m"); !errors.Is(err, tt.want) {
+			if _, _, err := r.Commit(tt.ctx, tt.dir, "m", nil); !errors.Is(err, tt.want) {
 				t.Errorf("Commit error = %v, want %v", err, tt.want)
 			}
 			if _, err := r.Discard(tt.ctx, tt.dir); !errors.Is(err, tt.want) {

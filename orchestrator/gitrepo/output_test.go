@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -103,7 +104,7 @@ func TestOutputLimits(t *testing.T) {
 			dir, head := cloned(t, r)
 			before := objects(t, dir)
 			tt.write(t, dir)
-			got, files, err := r.Commit(context.Background(), dir, "run")
+			got, files, err := r.Commit(context.Background(), dir, "run", nil)
 			var refused *gitrepo.OutputError
 			if !errors.As(err, &refused) || !strings.Contains(err.Error(), tt.wantInErr) {
 				t.Fatalf("Commit = %q, %q, %v; want an *OutputError with %q", got, files, err, tt.wantInErr)
@@ -262,7 +263,7 @@ func TestCommitCancelled(t *testing.T) {
 			before := objects(t, dir)
 
 			ctx := newCancelAfter(tt.checks)
-			got, files, err := r.Commit(ctx, dir, "cancelled")
+			got, files, err := r.Commit(ctx, dir, "cancelled", nil)
 			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("Commit = %q, %d files, %v; want context.Canceled", got, len(files), err)
 			}
@@ -292,6 +293,50 @@ func TestCommitCancelled(t *testing.T) {
 			}
 			assertConsistent(t, dir)
 		})
+	}
+}
+
+// TestCommitNotKept checks that keep, called once the commit is written
+// and before the branch moves, decides whether it moves: an error from it
+// comes back and HEAD stays, and Discard then leaves the clone as it was;
+// with nothing to commit it is not asked; when it agrees, the commit is
+// made.
+func TestCommitNotKept(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	u := newUpstream(t)
+	u.commit(map[string]string{"a.txt": "A"})
+	dir := filepath.Join(t.TempDir(), "clone")
+	r := gitrepo.New(gitrepo.Options{})
+	head, _ := sync(t, r, dir, u.url(), "")
+	asked := 0
+	keep := func(err error) func() error { return func() error { asked++; return err } }
+	if err := os.WriteFile(filepath.Join(dir, "out.csv"), []byte("1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errLost := errors.New("the run is held by another site")
+	if got, _, err := r.Commit(ctx, dir, "lost", keep(errLost)); !errors.Is(err, errLost) || asked != 1 {
+		t.Fatalf("Commit = %q, %v after %d questions; want the keep error after one", got, err, asked)
+	}
+	if h := clonedHead(t, dir); h != head {
+		t.Fatalf("HEAD moved to %s", h)
+	}
+	if files, err := r.Discard(ctx, dir); err != nil || !slices.Equal(files, []string{"out.csv"}) {
+		t.Fatalf("Discard = %v, %v", files, err)
+	}
+	assertConsistent(t, dir)
+	asked = 0
+	if got, files, err := r.Commit(ctx, dir, "nothing", keep(errLost)); err != nil || got != head || len(files) != 0 || asked != 0 {
+		t.Fatalf("Commit of nothing = %q %v %v, asked %d times", got, files, err, asked)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "out.csv"), []byte("2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, files, err := r.Commit(ctx, dir, "kept", keep(nil)); err != nil || got == head || !slices.Equal(files, []string{"out.csv"}) || asked != 1 {
+		t.Fatalf("Commit = %q %v %v, asked %d times", got, files, err, asked)
+	}
+	if h := clonedHead(t, dir); h == head {
+		t.Fatal("HEAD did not move")
 	}
 }
 

@@ -204,7 +204,7 @@ func TestCommitRefusesGitInOutput(t *testing.T) {
 			writeFile(t, dir, "control-001.csv", "42\n") // the run's legitimate output
 			tt.attack(t, dir, tg)
 
-			got, files, err := r.Commit(context.Background(), dir, "run")
+			got, files, err := r.Commit(context.Background(), dir, "run", nil)
 			var refused *gitrepo.OutputError
 			if !errors.As(err, &refused) {
 				t.Fatalf("Commit = %q, %q, %v; want an *OutputError", got, files, err)
@@ -387,7 +387,7 @@ func TestOldLayoutIsAdopted(t *testing.T) {
 			return err
 		}},
 		{"Commit", func(r *gitrepo.Repos, dir, url string) error {
-			_, _, err := r.Commit(context.Background(), dir, "m")
+			_, _, err := r.Commit(context.Background(), dir, "m", nil)
 			return err
 		}},
 	}
@@ -482,7 +482,7 @@ func TestOldLayoutRedirectsAreRefused(t *testing.T) {
 			return err
 		}},
 		{"Commit", func(r *gitrepo.Repos, dir, url string) error {
-			_, _, err := r.Commit(context.Background(), dir, "m")
+			_, _, err := r.Commit(context.Background(), dir, "m", nil)
 			return err
 		}},
 		{"Discard", func(r *gitrepo.Repos, dir, url string) error {

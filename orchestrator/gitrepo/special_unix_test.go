@@ -45,7 +45,7 @@ func TestSpecialFiles(t *testing.T) {
 			if err := syscall.Mkfifo(p, 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, files, err := r.Commit(context.Background(), dir, "run")
+			_, files, err := r.Commit(context.Background(), dir, "run", nil)
 			var refused *gitrepo.OutputError
 			switch {
 			case tt.refused && (!errors.As(err, &refused) || refused.Path != tt.fifo || !strings.Contains(err.Error(), "named pipe")):

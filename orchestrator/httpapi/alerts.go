@@ -32,10 +32,7 @@ func (s *Server) listSeries(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	series, err := s.deps.Series.SeriesOf(r.Context(), name, q.Get("site"), q.Get("metric"))
-	if series == nil {
-		series = []api.Series{}
-	}
-	s.answer(w, r, http.StatusOK)(series, err)
+	list(s, w, r, series, err, "series/"+name)
 }
 
 func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request) {
@@ -49,11 +46,8 @@ func (s *Server) listNotifications(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	list, err := s.deps.Notifications.Notifications(r.Context(), q.Get("tool"), limit)
-	if list == nil {
-		list = []api.Notification{}
-	}
-	s.answer(w, r, http.StatusOK)(list, err)
+	notes, err := s.deps.Notifications.Notifications(r.Context(), q.Get("tool"), limit)
+	list(s, w, r, notes, err, "notifications")
 }
 
 // testNotify sends a test message to the site's own channels (scope run)

@@ -85,6 +85,7 @@ func routes() []route {
 		{"GET " + p + "/notifications", ScopeRead, (*Server).listNotifications},
 		{"POST " + p + "/notifications/test", ScopeRun, (*Server).testNotify},
 		{"GET " + p + "/federation", ScopeRead, (*Server).federation},
+		{"GET " + p + "/federation/check", ScopeRead, (*Server).check},
 		{"POST " + p + "/federation/sites", ScopeAdmin, (*Server).addSite},
 		{"DELETE " + p + "/federation/sites/{name}", ScopeAdmin, (*Server).removeSite},
 		{"POST " + p + "/federation/credentials", ScopeAdmin, (*Server).credentials},

@@ -20,7 +20,8 @@ type healthCache struct {
 }
 
 // healthz answers {"status":"ok"} with 200, or {"status":"degraded"} with
-// 503 when etcd or Docker does not answer, and nothing else: the details
+// 503 when the site is degraded (etcd or Docker does not answer, or it has
+// met invalid records), and nothing else: the details
 // (GET /api/v1/health) need a token. 503 lets a load balancer or monitor
 // that reads only the code see a degraded site; a liveness probe should
 // accept any answer, since a restart does not bring etcd back and stops

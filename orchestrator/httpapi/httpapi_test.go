@@ -147,7 +147,7 @@ func newEnvWith(t *testing.T, endpoints []string, opts Options, proxy LogProxy) 
 	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st, Sites: st, Federation: st,
 		Leaver: fakeLeaver{site}, Series: st, Notifications: st, NotifyTester: fakeTester{},
 		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: health, LogProxy: proxy}, opts)
+		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: health, LogProxy: proxy, Invalid: st}, opts)
 	ts := httptest.NewServer(srv)
 	t.Cleanup(ts.Close)
 	token := ""
@@ -340,7 +340,7 @@ func TestRegistryCodes(t *testing.T) {
 	if err := e.client.RunLogs(ctx, run.ID, api.LogOptions{Tail: 2}, &logs); err != nil || logs.String() != "line 2\nline 3\n" {
 		t.Fatalf("tail: %q %v", logs.String(), err)
 	}
-	if runs, err := e.client.Runs(ctx, api.RunFilter{Tool: "t1"}); err != nil || len(runs) != 1 {
+	if runs, err := e.client.Runs(ctx, api.RunFilter{Tool: "t1"}); err != nil || len(runs.Items) != 1 {
 		t.Fatalf("runs: %v %v", runs, err)
 	}
 	if err := e.client.RemoveTool(ctx, "t1"); err != nil {
@@ -349,7 +349,7 @@ func TestRegistryCodes(t *testing.T) {
 	if err := e.client.RemoveDataset(ctx, "ds"); err != nil {
 		t.Fatal(err)
 	}
-	if list, err := e.client.Tools(ctx); err != nil || len(list) != 0 {
+	if list, err := e.client.Tools(ctx); err != nil || len(list.Items) != 0 {
 		t.Fatalf("tools after remove: %v %v", list, err)
 	}
 }

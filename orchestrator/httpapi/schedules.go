@@ -39,7 +39,7 @@ type ScheduleRuns interface {
 
 func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	list, _, err := s.deps.Schedules.Schedules(ctx)
+	schedules, _, err := s.deps.Schedules.Schedules(ctx)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -54,8 +54,8 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 		registered[t.Name] = true
 	}
 	filter := r.URL.Query().Get("tool")
-	out := make([]api.ScheduleInfo, 0, len(list))
-	for _, sch := range list {
+	out := make([]api.ScheduleInfo, 0, len(schedules))
+	for _, sch := range schedules {
 		if filter != "" && sch.Tool != filter {
 			continue
 		}
@@ -66,7 +66,7 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, info)
 	}
-	s.answer(w, r, http.StatusOK)(out, nil)
+	list(s, w, r, out, nil, "schedules")
 }
 
 func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {

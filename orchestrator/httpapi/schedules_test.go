@@ -88,7 +88,7 @@ func TestScheduleEndpoints(t *testing.T) {
 		t.Fatalf("updated: %+v %v", weekly, err)
 	}
 	list, err := e.client.Schedules(ctx, "t1")
-	if err != nil || len(list) != 2 {
+	if err != nil || len(list.Items) != 2 {
 		t.Fatalf("list: %v %v", list, err)
 	}
 
@@ -103,7 +103,7 @@ func TestScheduleEndpoints(t *testing.T) {
 	if err := e.client.RemoveSchedule(ctx, cron.ID); err != nil {
 		t.Fatal(err)
 	}
-	if list, _ := e.client.Schedules(ctx, ""); len(list) != 1 || list[0].ID != daily.ID || !list[0].Orphaned {
+	if list, _ := e.client.Schedules(ctx, ""); len(list.Items) != 1 || list.Items[0].ID != daily.ID || !list.Items[0].Orphaned {
 		t.Fatalf("after remove: %+v", list)
 	}
 }

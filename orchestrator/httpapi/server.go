@@ -104,6 +104,17 @@ type Health interface {
 	Check(ctx context.Context) api.Health
 }
 
+// Invalid says which records in etcd are left out as invalid; store.Store
+// is one.
+type Invalid interface {
+	// InvalidRecords lists those under the named key directories
+	// ("tools", "runs", ...), as the last read of each found them.
+	InvalidRecords(dirs ...string) []api.InvalidRecord
+	// CheckRecords reads every record of the federation and lists the
+	// invalid ones.
+	CheckRecords(ctx context.Context) (api.Check, error)
+}
+
 // Deps are what the API serves.
 type Deps struct {
 	Tools          ToolReader
@@ -126,6 +137,7 @@ type Deps struct {
 	Launcher       Launcher
 	Logs           Logs
 	Health         Health
+	Invalid        Invalid
 }
 
 // Options configure a Server.
@@ -281,7 +293,28 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, http.StatusOK)(s.deps.Tools.Tools(r.Context()))
+	tools, err := s.deps.Tools.Tools(r.Context())
+	list(s, w, r, tools, err, "tools")
+}
+
+// list answers a list route: the items, with the records under the key
+// directories dirs that were left out as invalid.
+func list[T any](s *Server, w http.ResponseWriter, r *http.Request, items []T, err error, dirs ...string) {
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := api.List[T]{Items: shown(items).([]T), Invalid: s.deps.Invalid.InvalidRecords(dirs...)}
+	if out.Items == nil {
+		out.Items = []T{}
+	}
+	s.answer(w, r, http.StatusOK)(out, nil)
+}
+
+// check reads every record of the federation, as maoctl federation check
+// asks.
+func (s *Server) check(w http.ResponseWriter, r *http.Request) {
+	s.answer(w, r, http.StatusOK)(s.deps.Invalid.CheckRecords(r.Context()))
 }
 
 func (s *Server) getTool(w http.ResponseWriter, r *http.Request) {
@@ -323,7 +356,8 @@ func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, http.StatusOK)(s.deps.Datasets.Datasets(r.Context()))
+	sets, err := s.deps.Datasets.Datasets(r.Context())
+	list(s, w, r, sets, err, "datasets")
 }
 
 func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
@@ -346,10 +380,11 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
 		if tool := q.Get("tool"); err == nil && tool != "" {
 			runs = slices.DeleteFunc(runs, func(run api.Run) bool { return run.Tool != tool })
 		}
-		s.answer(w, r, http.StatusOK)(runs, err)
+		list(s, w, r, runs, err, "runs", "schedule-runs")
 		return
 	}
-	s.answer(w, r, http.StatusOK)(s.deps.Runs.Runs(r.Context(), q.Get("tool")))
+	runs, err := s.deps.Runs.Runs(r.Context(), q.Get("tool"))
+	list(s, w, r, runs, err, "runs")
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
@@ -357,7 +392,8 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
-	s.answer(w, r, http.StatusOK)(s.deps.Sites.SiteInfos(r.Context()))
+	sites, err := s.deps.Sites.SiteInfos(r.Context())
+	list(s, w, r, sites, err, "sites", "sites-seen")
 }
 
 func (s *Server) federation(w http.ResponseWriter, r *http.Request) {

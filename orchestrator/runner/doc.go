@@ -18,8 +18,17 @@
 // data folder becomes the orchestrator's user's again, without setuid and
 // setgid bits, never following a link.
 //
+// It acts for a run only while the site holds it (Options.Lease, the
+// site's membership): no container starts while the site's lease may have
+// expired by the site's own clock (it waits for the next renewal), an
+// attempt whose start the store refuses (another site holds the run now)
+// does not run, and a successful attempt's output is committed and given
+// to the detector only after the lease has said, just before each, that
+// the site still holds that attempt; otherwise it is discarded. Each
+// attempt's container is named mao-<run-id>-<attempt>.
+//
 // The runner declares what it needs as small interfaces (Registry, Records,
-// Containers, Git, Outputs, Clock), described with the plain types of
+// Containers, Git, Outputs, Lease, Clock), described with the plain types of
 // package container; the daemon wires in the store, dockerrt and gitrepo.
 //
 // # Rules

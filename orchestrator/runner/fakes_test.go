@@ -10,7 +10,9 @@ import (
 	"github.com/jonboulle/clockwork"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/detector"
 	"github.com/mao-research/mao/orchestrator/container"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -42,6 +44,8 @@ type fakeRecords struct {
 	mu      sync.Mutex
 	history map[string][]api.Run
 	ended   chan string // if not nil, receives the ID of each run recorded as ended
+	// refuse, if set, says which records the store refuses, and why.
+	refuse func(r api.Run) error
 }
 
 func (f *fakeRecords) CreateRun(_ context.Context, r api.Run) error {
@@ -62,6 +66,11 @@ func (f *fakeRecords) SaveRun(_ context.Context, r api.Run) error {
 	defer f.mu.Unlock()
 	if f.history == nil {
 		f.history = map[string][]api.Run{}
+	}
+	if f.refuse != nil {
+		if err := f.refuse(r); err != nil {
+			return err
+		}
 	}
 	f.history[r.ID] = append(f.history[r.ID], r)
 	if f.ended != nil && r.State.Terminal() {
@@ -186,7 +195,14 @@ func (f *fakeGit) Sync(ctx context.Context, dir, url, branch string) (string, st
 	return fmt.Sprintf("c%d", len(f.synced)-1), f.note, f.syncErr
 }
 
-func (f *fakeGit) Commit(context.Context, string, string) (string, []string, error) {
+// Commit commits the fake's files, if keep (called first, as gitrepo
+// does before moving the branch) lets it.
+func (f *fakeGit) Commit(_ context.Context, _, _ string, keep func() error) (string, []string, error) {
+	if f.commitErr == nil && keep != nil {
+		if err := keep(); err != nil {
+			return "", nil, fmt.Errorf("not kept: %w", err)
+		}
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.commits++
@@ -210,4 +226,81 @@ var (
 	_ Containers = (*fakeContainers)(nil)
 	_ Git        = (*fakeGit)(nil)
 	_ Clock      = clockwork.NewFakeClock()
+)
+
+// fakeLease is the site's lease: Holds answers from a script, and Valid
+// says valid unless lapsed.
+type fakeLease struct {
+	mu      sync.Mutex
+	holds   []error   // answers of successive Holds calls; nil once used up
+	asked   []api.Run // the runs Holds was asked about
+	lapsed  bool
+	renewed chan struct{}
+	waiting chan struct{} // if not nil, receives when Valid says lapsed
+}
+
+func newFakeLease() *fakeLease { return &fakeLease{renewed: make(chan struct{})} }
+
+func (l *fakeLease) Valid() (<-chan struct{}, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.lapsed {
+		return l.renewed, nil
+	}
+	if l.waiting != nil {
+		l.waiting <- struct{}{}
+	}
+	return l.renewed, errs.New(errs.ErrUnavailable, "this site's lease may have expired")
+}
+
+// renew makes the lease valid again and wakes those waiting for it.
+func (l *fakeLease) renew() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lapsed = false
+	close(l.renewed)
+	l.renewed = make(chan struct{})
+}
+
+func (l *fakeLease) Holds(_ context.Context, run api.Run) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.asked = append(l.asked, run)
+	if len(l.holds) == 0 {
+		return nil
+	}
+	err := l.holds[0]
+	l.holds = l.holds[1:]
+	return err
+}
+
+func (l *fakeLease) calls() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.asked)
+}
+
+// fakeOutputs records what the detector was given and which runs ended.
+type fakeOutputs struct {
+	mu       sync.Mutex
+	detected []string
+	ended    []string
+}
+
+func (o *fakeOutputs) Detect(_ context.Context, run api.Run, _ toolspec.Tool, _ string) []detector.Verdict {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.detected = append(o.detected, run.ID)
+	return []detector.Verdict{{Metric: "control", Status: detector.StatusOK}}
+}
+
+func (o *fakeOutputs) Ended(run api.Run) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.ended = append(o.ended, run.ID)
+}
+
+var (
+	_ Lease   = (*fakeLease)(nil)
+	_ Outputs = (*fakeOutputs)(nil)
 )

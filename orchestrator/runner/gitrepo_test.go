@@ -24,11 +24,11 @@ type realGit struct {
 	committing chan struct{} // receives when Commit starts, if not nil
 }
 
-func (g realGit) Commit(ctx context.Context, dir, msg string) (string, []string, error) {
+func (g realGit) Commit(ctx context.Context, dir, msg string, keep func() error) (string, []string, error) {
 	if g.committing != nil {
 		g.committing <- struct{}{}
 	}
-	return g.Repos.Commit(ctx, dir, msg)
+	return g.Repos.Commit(ctx, dir, msg, keep)
 }
 
 // TestRunOutputWithGit runs the runner over real clones (gitrepo): a tool

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -50,8 +51,24 @@ type Containers interface {
 // Git keeps the site's clones of data repositories and datasets.
 type Git interface {
 	Sync(ctx context.Context, dir, url, branch string) (commit, note string, err error)
-	Commit(ctx context.Context, dir, message string) (commit string, files []string, err error)
+	// Commit calls keep, when it is set, once the commit is written and
+	// just before the branch moves to it: an error from keep stops the
+	// commit, and the branch stays where it was.
+	Commit(ctx context.Context, dir, message string, keep func() error) (commit string, files []string, err error)
 	Discard(ctx context.Context, dir string) (files []string, err error)
+}
+
+// Lease is this site's hold on its runs: its lease in etcd, which other
+// sites wait out before they take its runs over; store.Membership is one.
+type Lease interface {
+	// Valid returns nil while the lease is valid by the site's own clock
+	// (its last renewal plus its TTL), else an error saying so; the
+	// channel is closed at the next renewal.
+	Valid() (renewed <-chan struct{}, err error)
+	// Holds checks in etcd, in one transaction, that this site, live
+	// under its lease, holds run's current attempt: nil, an error of kind
+	// errs.ErrChanged when it does not, or of kind errs.ErrUnavailable.
+	Holds(ctx context.Context, run api.Run) error
 }
 
 // Outputs checks the output of successful runs and hears of every run
@@ -71,12 +88,21 @@ type Clock interface {
 	After(d time.Duration) <-chan time.Time
 }
 
-// Container labels that name a run, its tool and its site.
+// Container labels that name a run, its attempt, its tool and its site.
+// A container is named mao-<run-id>-<attempt>, so that a retried attempt
+// never meets an earlier attempt's container under its name; removals go
+// by LabelRun, which every attempt's container carries.
 const (
-	LabelRun  = "mao.run"
-	LabelTool = "mao.tool"
-	LabelSite = "mao.site"
+	LabelRun     = "mao.run"
+	LabelAttempt = "mao.attempt"
+	LabelTool    = "mao.tool"
+	LabelSite    = "mao.site"
 )
+
+// ContainerName is the name of the container of run's current attempt.
+func ContainerName(run api.Run) string {
+	return fmt.Sprintf("mao-%s-%d", run.ID, max(run.Attempt, 1))
+}
 
 // Options configure a Runner.
 type Options struct {
@@ -102,6 +128,11 @@ type Options struct {
 	// AllowHostNetwork lets tools with network host run here (the
 	// site's [runs] allow_host_network); CheckTool refuses them otherwise.
 	AllowHostNetwork bool
+	// Lease, if set, fences the runner's work: a container starts only
+	// while the lease is valid by the site's clock, and an attempt's
+	// output is committed and checked by the detector only after Holds
+	// has said that the site still holds the attempt (see keep).
+	Lease Lease
 }
 
 // Defaults of Options.
@@ -401,7 +432,11 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	if run = r.apply(run, runs.Start{}); run.State != api.StateRunning {
 		return run, false
 	}
-	r.save(run)
+	if !r.save(run) {
+		// Another site holds the run now (this site's lease expired
+		// meanwhile): its attempt is theirs to make.
+		return r.apply(run, runs.Fail{Reason: "not started: another site has taken the run over"}), true
+	}
 
 	out, mounts, img, release, err := r.prepare(ctx, tool, dir, log)
 	if err != nil {
@@ -409,6 +444,11 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	}
 	defer release()
 
+	// Other sites take a run over only once this site's lease has
+	// expired: while it may have, no container starts.
+	if err := r.leaseValid(ctx, run); err != nil {
+		return r.apply(run, runs.Fail{Reason: "interrupted before its container started: " + err.Error(), Outcome: out}), false
+	}
 	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
 	if !exit.StartedAt.IsZero() {
 		started := exit.StartedAt.UTC()
@@ -434,15 +474,9 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	// shutdown grace ended, or the site lost the run): what they leave
 	// undone, the next Sync of the clone discards.
 	if end == nil {
-		msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
-		after, files, err := r.git.Commit(ctx, dir, msg)
-		if err == nil {
-			out.DataCommitAfter, out.Files = after, files
-			// What the attempt did is recorded, whatever happens now.
-			out.Verdicts = r.detect(context.WithoutCancel(ctx), run, tool, dir, out)
+		if out, end = r.keep(ctx, run, tool, dir, out); end == nil {
 			return r.apply(run, runs.Succeed{Outcome: out}), false
 		}
-		end = runs.Fail{Reason: commitFailure(ctx, err)}
 	}
 	// The attempt failed: what it left in the clone goes, so that the next
 	// run's commit does not take it in.
@@ -464,6 +498,92 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		end = e
 	}
 	return r.apply(run, end), false
+}
+
+// keep commits a successful attempt's output and checks it with the
+// detector, each only once the site has made sure that it still holds the
+// attempt (hold): just before the clone's branch moves to the commit, and
+// again before the detector's series is appended to. An attempt the site
+// no longer holds (it was lost and settled, and maybe retried elsewhere)
+// ends with runs.Fail, its output discarded by the caller, and its record,
+// the store refuses. It returns the outcome and nil when the attempt
+// succeeded.
+func (r *Runner) keep(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, out runs.Outcome) (runs.Outcome, runs.Event) {
+	var lost error
+	held := func() error {
+		lost = r.hold(ctx, run)
+		return lost
+	}
+	msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
+	after, files, err := r.git.Commit(ctx, dir, msg, held)
+	if err != nil && lost != nil {
+		r.opts.Log.Warn("discarding the output of an attempt this site no longer holds", "run", run.ID, "attempt", run.Attempt, "err", lost)
+		return out, runs.Fail{Reason: "output discarded: " + lost.Error()}
+	}
+	if err != nil {
+		return out, runs.Fail{Reason: commitFailure(ctx, err)}
+	}
+	out.DataCommitAfter, out.Files = after, files
+	if err := held(); err != nil {
+		// The commit is made; the site lost the attempt since. Its
+		// record, which the store refuses now, would have said so.
+		r.opts.Log.Error("the site lost the run after committing its output; its series is left alone",
+			"run", run.ID, "attempt", run.Attempt, "commit", after, "err", err)
+		return out, nil
+	}
+	// What the attempt did is recorded, whatever happens now.
+	out.Verdicts = r.detect(context.WithoutCancel(ctx), run, tool, dir, out)
+	return out, nil
+}
+
+// hold returns nil once this site holds run's attempt (Lease.Holds) under
+// a lease that is valid by its own clock, so that no other site can have
+// taken the attempt over before the lease's validity runs out; while etcd
+// does not answer, it keeps asking, as save does. It returns the error
+// that says the site does not hold the attempt, or ctx's cause.
+func (r *Runner) hold(ctx context.Context, run api.Run) error {
+	if r.opts.Lease == nil {
+		return nil
+	}
+	for attempt := 1; ; attempt++ {
+		err := r.opts.Lease.Holds(ctx, run)
+		if err == nil {
+			if err = r.leaseValid(ctx, run); err == nil {
+				return nil
+			}
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("interrupted: %s", stopCause(ctx, "the orchestrator shut down"))
+		}
+		if !errors.Is(err, errs.ErrUnavailable) || attempt == saveAttempts {
+			return err
+		}
+		r.opts.Log.Warn("cannot tell whether the site still holds the run; asking etcd again", "run", run.ID, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-r.opts.Clock.After(saveRetry):
+		}
+	}
+}
+
+// leaseValid waits while the site's lease is not valid by its own clock,
+// until it is renewed (nil) or ctx ends (the error says why).
+func (r *Runner) leaseValid(ctx context.Context, run api.Run) error {
+	if r.opts.Lease == nil {
+		return nil
+	}
+	for {
+		renewed, err := r.opts.Lease.Valid()
+		if err == nil {
+			return nil
+		}
+		r.opts.Log.Warn("waiting for the site's lease to be renewed", "run", run.ID, "err", err)
+		select {
+		case <-renewed:
+		case <-ctx.Done():
+			return errors.New(stopCause(ctx, "the orchestrator shut down"))
+		}
+	}
 }
 
 // errLend is the error of a run whose data folder could not be lent to
@@ -625,11 +745,12 @@ func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, moun
 		memory = r.opts.DefaultMemory
 	}
 	return container.Spec{
-		Name:      "mao-" + run.ID,
-		Image:     img.ID,
-		Cmd:       tool.Command,
-		Env:       env,
-		Labels:    map[string]string{LabelRun: run.ID, LabelTool: run.Tool, LabelSite: run.Site},
+		Name:  ContainerName(run),
+		Image: img.ID,
+		Cmd:   tool.Command,
+		Env:   env,
+		Labels: map[string]string{LabelRun: run.ID, LabelAttempt: strconv.Itoa(max(run.Attempt, 1)),
+			LabelTool: run.Tool, LabelSite: run.Site},
 		Mounts:    mounts,
 		NanoCPUs:  int64(tool.CPUs() * 1e9),
 		Memory:    memory,
@@ -663,8 +784,9 @@ func (r *Runner) apply(run api.Run, ev runs.Event) api.Run {
 
 // save writes the run record. A final record must not be lost, so while
 // etcd is unreachable it keeps trying for a while, whatever the run's own
-// context says; an intermediate state is tried once.
-func (r *Runner) save(run api.Run) {
+// context says; an intermediate state is tried once. It returns false when
+// the store refused the record because another site holds the run now.
+func (r *Runner) save(run api.Run) (held bool) {
 	attempts := 1
 	if run.State.Terminal() {
 		attempts = saveAttempts
@@ -676,17 +798,17 @@ func (r *Runner) save(run api.Run) {
 			if run.State.Terminal() && r.opts.Outputs != nil {
 				r.opts.Outputs.Ended(run)
 			}
-			return
+			return true
 		}
 		if errors.Is(err, errs.ErrChanged) {
 			// This site lost the run (its lease expired) and another
 			// site has it now: its record is theirs to write.
 			r.opts.Log.Error("record run: another site has taken the run over", "run", run.ID, "state", run.State, "err", err)
-			return
+			return false
 		}
 		if attempt == attempts {
 			r.opts.Log.Error("record run: giving up", "run", run.ID, "state", run.State, "err", err)
-			return
+			return true
 		}
 		r.opts.Log.Warn("record run; retrying", "run", run.ID, "state", run.State, "err", err)
 		select {
@@ -694,7 +816,7 @@ func (r *Runner) save(run api.Run) {
 			// The shutdown grace is over: the record stays as it was, and
 			// Recover settles it at the next start.
 			r.opts.Log.Error("record run: shutting down before etcd came back", "run", run.ID, "state", run.State, "err", err)
-			return
+			return true
 		case <-r.opts.Clock.After(saveRetry):
 		}
 	}

@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -146,10 +149,10 @@ func TestContainerSpec(t *testing.T) {
 	run := f.runToEnd(t, "t1")
 	spec := f.rt.specs[0]
 	want := container.Spec{
-		Name:      "mao-" + run.ID,
+		Name:      "mao-" + run.ID + "-1",
 		Image:     "sha256:img:1",
 		Env:       []string{"K=v", "MAO_RUN_ID=" + run.ID, "MAO_SCHEDULED_TIME=2026-11-22T01:02:03Z", "MAO_SITE=s1", "MAO_TOOL=t1"},
-		Labels:    map[string]string{LabelRun: run.ID, LabelTool: "t1", LabelSite: "s1"},
+		Labels:    map[string]string{LabelRun: run.ID, LabelAttempt: "1", LabelTool: "t1", LabelSite: "s1"},
 		Mounts:    []container.Mount{{Source: "/host/mao/repos/t1", Target: "/usr/src/app/data"}},
 		NanoCPUs:  5e8,
 		Memory:    64 << 20,
@@ -160,7 +163,7 @@ func TestContainerSpec(t *testing.T) {
 	if spec.Name != want.Name || spec.Image != want.Image || !slices.Equal(spec.Env, want.Env) ||
 		!slices.Equal(spec.Mounts, want.Mounts) || spec.NanoCPUs != want.NanoCPUs || spec.Memory != want.Memory ||
 		spec.PidsLimit != want.PidsLimit || spec.User != want.User ||
-		spec.Network != want.Network || spec.Timeout != want.Timeout || len(spec.Labels) != 3 || spec.Labels[LabelRun] != run.ID {
+		spec.Network != want.Network || spec.Timeout != want.Timeout || !maps.Equal(spec.Labels, want.Labels) {
 		t.Fatalf("spec\n got %+v\nwant %+v", spec, want)
 	}
 	if !strings.HasPrefix(run.ID, "t1-1795309323-") || run.ImageID != "sha256:img:1" || run.Trigger != "manual" {
@@ -389,6 +392,11 @@ func TestRetries(t *testing.T) {
 			}
 			if pendings != tc.attempts-1 {
 				t.Errorf("history %v: want a pending state before each retry", f.rec.states(run.ID))
+			}
+			for i, spec := range f.rt.specs { // each attempt its own container
+				if want := fmt.Sprintf("mao-%s-%d", run.ID, i+1); spec.Name != want || spec.Labels[LabelAttempt] != strconv.Itoa(i+1) {
+					t.Errorf("attempt %d ran in container %s (label %s), want %s", i+1, spec.Name, spec.Labels[LabelAttempt], want)
+				}
 			}
 			spec := f.rt.specs[0]
 			if !slices.Contains(spec.Env, "K=from-schedule") || !slices.Contains(spec.Env, "EXTRA=1") ||

@@ -7,7 +7,11 @@
 //
 // At start-up, and whenever etcd comes back, it catches up: the most recent
 // tick missed since a schedule's last recorded run is run once (catchup
-// once, within the deadline) and older misses are recorded as missed. It
+// once, within the deadline) and older misses are recorded as missed. A
+// tick that fires well after it was due (the site was stopped or starved)
+// is caught up in the same way, never run as on time; a claim that fails
+// (etcd unreachable, or the site not live under its lease) is caught up a
+// little later. It
 // records skipped ticks (overlap forbid), orphaned ticks (tool removed) and
 // prunes each schedule's history; the records and their states come from
 // package runs.

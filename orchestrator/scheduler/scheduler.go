@@ -105,6 +105,7 @@ type entry struct {
 	gen    int       // changes with every edit, so stale jobs do nothing
 	job    uuid.UUID // the gocron job armed at the next tick, if any
 	next   time.Time // the tick the job is armed for; zero once fired
+	armed  time.Time // when the job was armed
 }
 
 // New returns a Scheduler; Run starts it.
@@ -283,7 +284,7 @@ func (s *Scheduler) arm(id string, gen int, after time.Time) {
 	}
 	old := e.job
 	next := e.timing.Next(after)
-	e.job, e.next = uuid.Nil, next
+	e.job, e.next, e.armed = uuid.Nil, next, s.opts.Clock.Now()
 	s.mu.Unlock()
 
 	s.dropJob(old)
@@ -328,20 +329,49 @@ func (s *Scheduler) dropJob(id uuid.UUID) {
 }
 
 // fire is the gocron task of tick T of schedule id.
+//
+// A tick that fires later than SkewGrace after it was due (its time, or
+// when it was armed if that was later) is not run as on time: the site was
+// stopped or starved past it (SIGSTOP, a paused VM, a long pause), and
+// meanwhile its lease may have expired and other sites may have recorded
+// or run its ticks. It is caught up instead, with the ticks after it that
+// are due, as a restart would: the latest runs once, late, the older are
+// missed.
 func (s *Scheduler) fire(id string, gen int, tick time.Time) {
 	s.mu.Lock()
 	e := s.entries[id]
 	current := e != nil && e.gen == gen && !e.sched.Paused && e.next.Equal(tick)
 	var sch toolspec.Schedule
+	var timing toolspec.Timing
 	var job uuid.UUID
+	due := tick
 	if current {
-		sch, job, e.next, e.job = e.sched, e.job, time.Time{}, uuid.Nil
+		sch, timing, job, e.next, e.job = e.sched, e.timing, e.job, time.Time{}, uuid.Nil
+		if e.armed.After(due) {
+			due = e.armed
+		}
 	}
 	s.mu.Unlock()
 	if !current {
 		return
 	}
 	s.dropJob(job)
+	now := s.opts.Clock.Now()
+	if late := now.Sub(due); late > s.opts.SkewGrace {
+		until := now.Add(-s.opts.SkewGrace)
+		if until.Before(tick) {
+			until = tick
+		}
+		s.opts.Log.Warn("tick fired late (the site was stopped or starved); catching up instead of running it as on time",
+			"schedule", id, "tick", tick, "late", late.Round(time.Millisecond))
+		from := tick.Add(-time.Nanosecond)
+		if err := s.catchUp(s.runCtx, sch, timing, from, until); err != nil {
+			s.opts.Log.Warn("catch up; will retry", "schedule", id, "err", err)
+			s.markFailed(id, from)
+		}
+		s.arm(id, gen, until)
+		return
+	}
 	if err := s.tick(s.runCtx, sch, tick, api.TriggerSchedule); err != nil {
 		s.opts.Log.Warn("tick not recorded; will catch up", "schedule", id, "tick", tick, "err", err)
 		s.markFailed(id, tick.Add(-time.Nanosecond))

@@ -3,6 +3,7 @@ package scheduler
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -66,17 +67,38 @@ func (h *harness) start(history int) {
 // at or after at, so that the tick's timer exists when the clock moves.
 func (h *harness) advanceTo(at time.Time) {
 	h.t.Helper()
+	h.jump(at, at)
+}
+
+// jump moves the fake clock to to in one step, once the scheduler has
+// armed a tick at or after at: as a process stopped (SIGSTOP) from before
+// at until to sees the time when it resumes.
+func (h *harness) jump(at, to time.Time) {
+	h.t.Helper()
 	for {
 		select {
 		case tick := <-h.armed:
 			if !tick.Before(at) {
-				h.clock.Advance(at.Sub(h.clock.Now()))
+				h.clock.Advance(to.Sub(h.clock.Now()))
 				return
 			}
 		case <-time.After(10 * time.Second):
 			h.t.Fatalf("no tick armed at or after %s", at)
 		}
 	}
+}
+
+// offsets is the claims' summary of schedule id with ticks as seconds
+// from t0.
+func (h *harness) offsets(id string) []string {
+	got := h.claims.summary(id)
+	for i := range got {
+		var sec int64
+		var rest string
+		fmt.Sscanf(got[i], "%d:%s", &sec, &rest)
+		got[i] = fmt.Sprintf("%d:%s", sec-t0.Unix(), rest)
+	}
+	return got
 }
 
 // send hands the scheduler a batch of schedule events and returns once it
@@ -213,14 +235,7 @@ func TestCatchUp(t *testing.T) {
 			h := newHarness(t, tc.now, tc.sched)
 			h.claims.set(api.Run{ID: "s-" + unix(lastTick), Schedule: "s", ScheduledTime: &lastTick, State: api.StateSucceeded, Trigger: api.TriggerSchedule})
 			h.start(100)
-			got := h.claims.summary("s")
-			for i := range got {
-				var sec int64
-				var rest string
-				fmt.Sscanf(got[i], "%d:%s", &sec, &rest)
-				got[i] = fmt.Sprintf("%d:%s", sec-t0.Unix(), rest)
-			}
-			if !slices.Equal(got, tc.want) {
+			if got := h.offsets("s"); !slices.Equal(got, tc.want) {
 				t.Fatalf("records\n got %v\nwant %v", got, tc.want)
 			}
 			if strings.HasSuffix(tc.want[len(tc.want)-1], "catchup") {
@@ -290,6 +305,51 @@ func TestHistoryIsPruned(t *testing.T) {
 	}
 }
 
+// TestTickFiredLateIsCaughtUp checks the promise that a site stopped past
+// its ticks (SIGSTOP, a paused VM, a long pause) does not run them as on
+// time when it resumes: the tick that fires late and those due since are
+// caught up as after a restart, the latest once (trigger catchup), the
+// older missed. While the site cannot claim (its lease expired and it has
+// not registered again: its claims fail), nothing is recorded, and the
+// catch-up happens once it can.
+func TestTickFiredLateIsCaughtUp(t *testing.T) {
+	want := []string{"0:missed:schedule", "10:missed:schedule", "20:missed:schedule", "30:pending:catchup"}
+	for _, tc := range []struct {
+		name        string
+		failedFirst int // claims that fail after the resume
+	}{
+		{"live when it resumes", 0},
+		{"not live yet when it resumes", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, t0.Add(-5*time.Second), every("s", "10s", func(s *toolspec.Schedule) {
+				s.Overlap, s.UpdatedAt = toolspec.OverlapAllow, t0.Add(-6*time.Second)
+			}))
+			h.start(100)
+			h.claims.mu.Lock()
+			h.claims.failNext = tc.failedFirst
+			h.claims.mu.Unlock()
+			h.jump(t0, t0.Add(35*time.Second)) // stopped from before t0 until t0+35s
+			if tc.failedFirst > 0 {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				h.clock.BlockUntilContext(ctx, 2) // the retry timer, the next tick's timer
+				if got := h.offsets("s"); len(got) != 0 {
+					t.Fatalf("recorded while claims fail: %v", got)
+				}
+				h.clock.Advance(2 * time.Second)
+			}
+			r := h.nextLaunch()
+			if r.ID != "s-"+unix(t0.Add(30*time.Second)) || r.Trigger != api.TriggerCatchup {
+				t.Fatalf("launched %s (%s), want the tick at t0+30s caught up", r.ID, r.Trigger)
+			}
+			if got := h.offsets("s"); !slices.Equal(got, want) {
+				t.Fatalf("records\n got %v\nwant %v", got, want)
+			}
+		})
+	}
+}
+
 func TestFailedClaimIsCaughtUpWhenEtcdReturns(t *testing.T) {
 	h := newHarness(t, t0.Add(-time.Second), every("s", "10s", func(s *toolspec.Schedule) { s.UpdatedAt = t0.Add(-2 * time.Second) }))
 	h.start(100)
@@ -315,6 +375,13 @@ func TestFailedClaimIsCaughtUpWhenEtcdReturns(t *testing.T) {
 // is recorded and launched exactly once, and none is missing.
 func TestTwoSitesOnOneEtcdClaimEachTickOnce(t *testing.T) {
 	st := store.New(testenv.EtcdClient(t), store.Options{Prefix: "/mao/", Timeout: 5 * time.Second})
+	for _, name := range []string{"s1", "s2"} { // only live sites claim
+		m, err := st.Join(context.Background(), api.Site{Name: name}, 30*time.Second, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Leave(context.Background()) })
+	}
 	sched := every("s", "10s", func(s *toolspec.Schedule) { s.Overlap = toolspec.OverlapAllow; s.UpdatedAt = t0.Add(-2 * time.Second) })
 	launched := make(chan api.Run, 100)
 	type site struct {

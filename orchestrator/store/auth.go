@@ -124,7 +124,7 @@ const joinDir = "join-tokens/"
 // SaveJoinGrant stores a join grant until it expires (under a lease of
 // its remaining time, by the store's clock, which set its expiry).
 func (s *Store) SaveJoinGrant(ctx context.Context, g pki.JoinGrant) error {
-	ttl := g.ExpiresAt.Sub(s.now())
+	ttl := g.ExpiresAt.Sub(s.clock.Now())
 	if ttl < time.Second {
 		return fmt.Errorf("join grant for %s: expires before it is stored", g.Site)
 	}
@@ -220,7 +220,7 @@ type caRecord struct {
 // fingerprint: ca's when this site is the first (it founds the
 // federation's PKI), another's when a site was first.
 func (s *Store) ClaimFederationCA(ctx context.Context, site string, ca *pki.CA) (string, error) {
-	rec := caRecord{Cert: string(ca.PEM), Fingerprint: ca.Fingerprint(), FoundedBy: site, CreatedAt: s.now().UTC()}
+	rec := caRecord{Cert: string(ca.PEM), Fingerprint: ca.Fingerprint(), FoundedBy: site, CreatedAt: s.clock.Now().UTC()}
 	err := s.create(ctx, s.key(caKey, ""), rec, nil)
 	if err == nil {
 		return rec.Fingerprint, nil

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +9,11 @@ import (
 	"strings"
 	"sync"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/notify"
 	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/orchestrator/runs"
@@ -20,12 +25,6 @@ import (
 // write etcd directly, so every record is checked as if it came from the
 // API before the store returns it.
 var errInvalid = errs.New(errs.ErrNotFound, "an invalid record")
-
-// InvalidRecord is a key whose value the store refused, and why.
-type InvalidRecord struct {
-	Key    string
-	Reason string
-}
 
 // invalidRecords remembers the records the store refused, so that each is
 // logged once and can be reported.
@@ -39,17 +38,98 @@ type invalidAt struct {
 	rev    int64
 }
 
-// InvalidRecords lists the records the store has refused since it
-// started and that were not rewritten or deleted since, by key.
-func (s *Store) InvalidRecords() []InvalidRecord {
+// InvalidRecords lists, by key, the records the store has refused and
+// that were not rewritten or deleted since, under the given key
+// directories ("tools", "runs", "sites-seen", ...: the names of
+// docs/etcd-keys.md), or all of them when dirs is empty. A list of a
+// directory leaves out its invalid records and notes them here, so what
+// it returns right after a list is what that list left out.
+func (s *Store) InvalidRecords(dirs ...string) []api.InvalidRecord {
 	s.invalid.mu.Lock()
 	defer s.invalid.mu.Unlock()
-	out := make([]InvalidRecord, 0, len(s.invalid.got))
+	out := []api.InvalidRecord{}
 	for k, v := range s.invalid.got {
-		out = append(out, InvalidRecord{Key: k, Reason: v.reason})
+		if len(dirs) == 0 || slices.ContainsFunc(dirs, func(d string) bool { return strings.HasPrefix(k, s.prefix+d+"/") }) {
+			out = append(out, api.InvalidRecord{Key: k, Reason: v.reason})
+		}
 	}
-	slices.SortFunc(out, func(a, b InvalidRecord) int { return strings.Compare(a.Key, b.Key) })
+	slices.SortFunc(out, func(a, b api.InvalidRecord) int { return strings.Compare(a.Key, b.Key) })
 	return out
+}
+
+// forgetInvalid drops key from the refused records: it was deleted.
+func (s *Store) forgetInvalid(key string) {
+	s.invalid.mu.Lock()
+	defer s.invalid.mu.Unlock()
+	delete(s.invalid.got, key)
+}
+
+// pruneInvalid drops the refused records under prefix that a read of all
+// of it did not find (found holds the keys it read): they were deleted.
+func (s *Store) pruneInvalid(prefix string, found map[string]bool) {
+	s.invalid.mu.Lock()
+	defer s.invalid.mu.Unlock()
+	for k := range s.invalid.got {
+		if strings.HasPrefix(k, prefix) && !found[k] {
+			delete(s.invalid.got, k)
+		}
+	}
+}
+
+// CheckRecords reads every record of the federation, directory by
+// directory, and checks each as it would when it uses it: the answer of
+// maoctl federation check. It reads each directory whole, so it costs
+// what a list of every run costs.
+func (s *Store) CheckRecords(ctx context.Context) (api.Check, error) {
+	check := func(dir string, decode func(kv *mvccpb.KeyValue) error) (int, error) {
+		ctx, cancel := context.WithTimeout(ctx, s.timeout)
+		defer cancel()
+		prefix := s.prefix + dir
+		resp, err := s.c.Get(ctx, prefix, clientv3.WithPrefix())
+		if err != nil {
+			return 0, s.unavailable(ctx, err)
+		}
+		found := make(map[string]bool, len(resp.Kvs))
+		for _, kv := range resp.Kvs {
+			found[string(kv.Key)] = true
+			_ = decode(kv) // noted in s.invalid
+		}
+		s.pruneInvalid(prefix, found)
+		return len(resp.Kvs), nil
+	}
+	as := func(newRecord func() any) func(kv *mvccpb.KeyValue) error {
+		return func(kv *mvccpb.KeyValue) error {
+			return s.decode(string(kv.Key), kv.Value, kv.ModRevision, newRecord())
+		}
+	}
+	dirs := []struct {
+		dir    string
+		decode func(kv *mvccpb.KeyValue) error
+	}{
+		{toolsDir, as(func() any { return new(toolspec.Tool) })},
+		{datasetsDir, as(func() any { return new(toolspec.Dataset) })},
+		{schedulesDir, as(func() any { return new(toolspec.Schedule) })},
+		{scheduleRunDir, as(func() any { return new(indexEntry) })},
+		{runsDir, as(func() any { return new(api.Run) })},
+		{requestsDir, as(func() any { return new(runs.Request) })},
+		{sitesDir, as(func() any { return new(api.Site) })},
+		{seenDir, as(func() any { return new(seenRecord) })},
+		{seriesDir, as(func() any { return new(api.Series) })},
+		{notifyStateDir, as(func() any { return new(notify.State) })},
+		{notificationsDir, as(func() any { return new(api.Notification) })},
+		{joinDir, as(func() any { return new(pki.JoinGrant) })},
+		{caKey, as(func() any { return new(caRecord) })},
+	}
+	var out api.Check
+	for _, d := range dirs {
+		n, err := check(d.dir, d.decode)
+		if err != nil {
+			return api.Check{}, err
+		}
+		out.Records += n
+	}
+	out.Invalid = s.InvalidRecords()
+	return out, nil
 }
 
 // decode reads the value of key (last changed at rev) into v and checks it

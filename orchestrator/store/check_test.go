@@ -116,3 +116,57 @@ func TestInvalidRecordsAreLeftOut(t *testing.T) {
 		t.Fatalf("after the save: %+v, %v", got, err)
 	}
 }
+
+// TestCheckRecords checks what maoctl federation check answers: every
+// invalid record of every directory with its reason, whether the site
+// has read it before or not, and that a key deleted since is no longer
+// reported by the next list or check; and that InvalidRecords selects by
+// directory.
+func TestCheckRecords(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, c := newStore(t)
+	if err := s.CreateTool(ctx, tool("good", "")); err != nil {
+		t.Fatal(err)
+	}
+	bad := []string{
+		"/mao/datasets/broken", "/mao/federation-ca", "/mao/join-tokens/x", "/mao/notifications/n1",
+		"/mao/requests/broken", "/mao/runs/broken-run", "/mao/schedule-runs/s/1", "/mao/schedules/broken",
+		"/mao/series/good/a/m", "/mao/sites-seen/broken", "/mao/sites/liar", "/mao/tools/broken",
+	}
+	for _, k := range bad {
+		if _, err := c.Put(ctx, k, "not json"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check, err := s.CheckRecords(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, r := range check.Invalid {
+		keys = append(keys, r.Key)
+		if !strings.Contains(r.Reason, "not the JSON of a record") {
+			t.Errorf("%s: reason %q", r.Key, r.Reason)
+		}
+	}
+	if strings.Join(keys, " ") != strings.Join(bad, " ") || check.Records != len(bad)+1 {
+		t.Fatalf("check: %d records, invalid %v; want %d, %v", check.Records, keys, len(bad)+1, bad)
+	}
+	if got := s.InvalidRecords("tools", "datasets"); len(got) != 2 || got[0].Key != "/mao/datasets/broken" || got[1].Key != "/mao/tools/broken" {
+		t.Fatalf("invalid tools and datasets: %+v", got)
+	}
+	// Deleted, a key is no longer reported once its directory is read.
+	if _, err := c.Delete(ctx, "/mao/tools/broken"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Tools(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.InvalidRecords("tools"); len(got) != 0 {
+		t.Fatalf("after the deletion and a list: %+v", got)
+	}
+	if check, err := s.CheckRecords(ctx); err != nil || len(check.Invalid) != len(bad)-1 {
+		t.Fatalf("check after the deletion: %d invalid, %v", len(check.Invalid), err)
+	}
+}

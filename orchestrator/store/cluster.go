@@ -198,7 +198,7 @@ func (s *Store) memberAdd(ctx context.Context, peerURL string) (*clientv3.Member
 // a few seconds (after a restart, say), as an unhealthy cluster: it tries
 // again for up to unhealthyWait.
 func (s *Store) membershipChange(ctx context.Context, what string, change func(context.Context) error) error {
-	deadline := time.Now().Add(unhealthyWait)
+	deadline := s.clock.After(unhealthyWait)
 	for {
 		actx, cancel := context.WithTimeout(ctx, s.timeout)
 		err := change(actx)
@@ -206,16 +206,15 @@ func (s *Store) membershipChange(ctx context.Context, what string, change func(c
 		if err == nil {
 			return nil
 		}
-		if !errors.Is(err, rpctypes.ErrUnhealthy) || time.Now().After(deadline) {
-			if errors.Is(err, rpctypes.ErrUnhealthy) {
-				return errs.New(errs.ErrUnavailable, "etcd refuses "+what+" until every member has been connected for a while: "+err.Error())
-			}
+		if !errors.Is(err, rpctypes.ErrUnhealthy) {
 			return s.unavailable(actx, err)
 		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-deadline:
+			return errs.New(errs.ErrUnavailable, "etcd refuses "+what+" until every member has been connected for a while: "+err.Error())
+		case <-s.clock.After(500 * time.Millisecond):
 		}
 	}
 }

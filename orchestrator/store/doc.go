@@ -6,6 +6,12 @@
 // transactions). Every write is a single etcd transaction, so nothing
 // partial is ever stored, and etcd failures surface as ErrUnavailable.
 //
+// Site membership fences the sites' work: a site claims runs (ClaimRun,
+// ClaimRequest) only while its record lives under the lease it joined
+// with, checked in the claim's transaction; Membership.Holds tells whether
+// it still holds an attempt and Membership.Valid whether its lease is
+// valid by its own clock.
+//
 // The layout is a public interface (collaborators read it with etcdctl) and
 // is documented in docs/etcd-keys.md; change both together. It serves no
 // HTTP.

@@ -6,53 +6,127 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
 )
 
+// ErrNotLive is the error of a claim by a site whose record is not in
+// etcd under the lease it joined with: its lease expired (it was stopped,
+// or cut off from etcd, for longer than its TTL) and it has not
+// registered again yet, or it never joined through this store.
+var ErrNotLive = errs.New(errs.ErrUnavailable, "this site is not live in etcd")
+
+// ErrLeaseLapsed is Membership.Valid's error once the site's lease may have
+// expired by the site's own clock.
+var ErrLeaseLapsed = errs.New(errs.ErrUnavailable, "this site's lease may have expired")
+
 // Membership is a site's record in etcd, kept alive by a lease.
 type Membership struct {
-	s     *Store
-	site  api.Site
-	ttl   time.Duration
-	lease clientv3.LeaseID
-	log   *slog.Logger
+	s    *Store
+	site api.Site
+	ttl  time.Duration
+	log  *slog.Logger
+	// lease is the clientv3.LeaseID the record lives under: claims and
+	// Holds compare it in their transactions. Keep changes it when the
+	// site registers again.
+	lease atomic.Int64
+
+	mu sync.Mutex
+	// validUntil is, by the site's clock, when the lease may expire at
+	// the soonest: the last successful renewal's send time plus its TTL.
+	validUntil time.Time
+	renewed    chan struct{} // closed and replaced at every renewal
 }
 
 // Join writes site's record under a new lease of ttl. The record is
-// removed by etcd when the lease expires; Keep renews it.
+// removed by etcd when the lease expires; Keep renews it. The store claims
+// runs for the site (ClaimRun, ClaimRequest) only under this lease.
 //
-// Site names are unique: while another orchestrator's record holds the
-// name, Join waits up to ttl for it to expire (a crashed previous life of
-// this site leaves one behind) and then fails with errs.ErrExists.
+// Site names are unique. A record that holds the name and carries the
+// site's own instance (site.Instance, the ID of its data directory) is its
+// previous life's, left by a crash: Join revokes its lease and registers.
+// While another orchestrator's record holds the name, Join waits up to ttl
+// for it to expire and then fails with errs.ErrExists.
 func (s *Store) Join(ctx context.Context, site api.Site, ttl time.Duration, log *slog.Logger) (*Membership, error) {
-	m := &Membership{s: s, site: site, ttl: ttl, log: log}
+	m := &Membership{s: s, site: site, ttl: ttl, log: log, renewed: make(chan struct{})}
 	deadline := time.Now().Add(ttl + time.Second)
+	revoked := false
 	for {
 		err := m.register(ctx)
 		if !errors.Is(err, errs.ErrExists) {
+			if err == nil {
+				s.joined.Store(site.Name, m)
+			}
 			return m, err
 		}
-		if !time.Now().Before(deadline) {
-			var other api.Site
-			_ = s.get(ctx, s.key(sitesDir, site.Name), &other) // for the message only
-			return nil, fmt.Errorf("site name %q is in use by a live orchestrator (API %s): %w", site.Name, other.APIAddr, err)
+		holder, lease, herr := m.holder(ctx)
+		if herr == nil && !revoked && site.Instance != "" && holder.Instance == site.Instance {
+			log.Info("the site's record is its previous life's (same instance): revoking that life's lease",
+				"site", site.Name, "instance", site.Instance, "lease", fmt.Sprintf("%x", lease))
+			if err := m.s.revoke(ctx, lease); err != nil {
+				return nil, err
+			}
+			revoked = true
+			continue
 		}
-		log.Info("site name still held, maybe by this site's previous life; waiting for its lease to expire", "site", site.Name)
+		if !time.Now().Before(deadline) {
+			return nil, fmt.Errorf("site name %q is in use by a live orchestrator (API %s, instance %q): %w",
+				site.Name, holder.APIAddr, holder.Instance, err)
+		}
+		log.Info("site name held by another orchestrator's record; waiting for its lease to expire",
+			"site", site.Name, "api", holder.APIAddr, "instance", holder.Instance)
 		if err := m.waitGone(ctx, time.Until(deadline)); err != nil {
 			return nil, err
 		}
 	}
 }
 
+// member is the membership through which site joined this store, or nil.
+func (s *Store) member(site string) *Membership {
+	m, _ := s.joined.Load(site)
+	mm, _ := m.(*Membership)
+	return mm
+}
+
+// holder reads the record that holds the site's name and its lease.
+func (m *Membership) holder(ctx context.Context) (api.Site, clientv3.LeaseID, error) {
+	ctx, cancel := context.WithTimeout(ctx, m.s.timeout)
+	defer cancel()
+	key := m.s.key(sitesDir, m.site.Name)
+	resp, err := m.s.c.Get(ctx, key)
+	if err != nil {
+		return api.Site{}, 0, m.s.unavailable(ctx, err)
+	}
+	if len(resp.Kvs) == 0 {
+		return api.Site{}, 0, errs.ErrNotFound
+	}
+	var site api.Site
+	kv := resp.Kvs[0]
+	return site, clientv3.LeaseID(kv.Lease), m.s.decode(key, kv.Value, kv.ModRevision, &site)
+}
+
+// revoke revokes a lease; one that is gone already is no error.
+func (s *Store) revoke(ctx context.Context, lease clientv3.LeaseID) error {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	if _, err := s.c.Revoke(ctx, lease); err != nil && !errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return fmt.Errorf("revoke lease %x: %w", lease, s.unavailable(ctx, err))
+	}
+	return nil
+}
+
 // register creates the site's record under a new lease.
 func (m *Membership) register(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, m.s.timeout)
 	defer cancel()
+	sent := m.s.clock.Now()
 	lease, err := m.s.c.Grant(ctx, int64((m.ttl+time.Second-1)/time.Second))
 	if err != nil {
 		return fmt.Errorf("grant site lease: %w", m.s.unavailable(ctx, err))
@@ -61,8 +135,115 @@ func (m *Membership) register(ctx context.Context) error {
 		m.s.c.Revoke(context.WithoutCancel(ctx), lease.ID) // best effort: it expires anyway
 		return fmt.Errorf("register site %s: %w", m.site.Name, err)
 	}
-	m.lease = lease.ID
+	m.lease.Store(int64(lease.ID))
+	m.renew(sent, time.Duration(lease.TTL)*time.Second)
 	return m.seen(ctx)
+}
+
+// renew records a successful renewal (or grant) of the lease that was sent
+// at sent: etcd counts the TTL from when it received it, so the lease
+// cannot expire before sent + ttl.
+func (m *Membership) renew(sent time.Time, ttl time.Duration) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if until := sent.Add(ttl); until.After(m.validUntil) {
+		m.validUntil = until
+	}
+	close(m.renewed)
+	m.renewed = make(chan struct{})
+}
+
+// Valid returns nil while the site's lease is valid by the site's own
+// clock (the store's Options.Clock): until its last successful renewal's
+// send time plus its TTL. Other sites take the site's runs over only once
+// etcd has let the lease expire, which is never earlier. Otherwise it
+// returns an error of kind errs.ErrUnavailable (ErrLeaseLapsed). The
+// channel is closed at the next successful renewal, or registration.
+func (m *Membership) Valid() (renewed <-chan struct{}, err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if now := m.s.clock.Now(); !now.Before(m.validUntil) {
+		return m.renewed, fmt.Errorf("%w: not renewed since %s (TTL %s)", ErrLeaseLapsed,
+			m.validUntil.Add(-m.ttl).UTC().Format(time.RFC3339Nano), m.ttl)
+	}
+	return m.renewed, nil
+}
+
+// live is the transaction condition that the site's record lives under
+// this membership's lease: the site is live, in this life.
+func (m *Membership) live() (clientv3.Cmp, error) {
+	lease := m.lease.Load()
+	if lease == 0 { // a missing key compares as lease 0
+		return clientv3.Cmp{}, fmt.Errorf("site %s: %w", m.site.Name, ErrNotLive)
+	}
+	return clientv3.Compare(clientv3.LeaseValue(m.s.key(sitesDir, m.site.Name)), "=", lease), nil
+}
+
+// liveCondition is the transaction condition that site is live: for a
+// site that joined through this store (as a site's own store has, and
+// every claim of a daemon is its own site's), its record lives under the
+// lease it joined or registered again with (live); for another (a store of
+// tests or tools that acts for a site), its record exists.
+func (s *Store) liveCondition(site string) (clientv3.Cmp, error) {
+	m := s.member(site)
+	if m == nil {
+		return clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, site)), ">", 0), nil
+	}
+	return m.live()
+}
+
+// notLive tells why a transaction that required site to be live
+// (liveCondition) failed when the rest of its conditions held: site is not
+// live (ErrNotLive), or it is (nil: another condition failed).
+func (s *Store) notLive(ctx context.Context, site string) error {
+	m := s.member(site)
+	if m == nil {
+		m = &Membership{s: s, site: api.Site{Name: site}}
+	}
+	_, lease, err := m.holder(ctx)
+	switch {
+	case errors.Is(err, errs.ErrNotFound) || err == nil && s.member(site) != nil && int64(lease) != m.lease.Load():
+		return fmt.Errorf("site %s: %w (its lease expired; it registers again)", site, ErrNotLive)
+	case errors.Is(err, ErrUnavailable):
+		return err
+	}
+	return nil
+}
+
+// Holds checks that this site holds run's current attempt: in one
+// transaction it reads the run's record and the site's, and the record
+// must be run's attempt at this site, running (or pending: its start was
+// not recorded, etcd being away), and the site's record must live under
+// this membership's lease. It returns nil, an error of kind
+// errs.ErrChanged (ErrNotHeld) when the site does not hold the attempt
+// (it was lost and settled, retried, or the site's lease expired), or
+// ErrUnavailable.
+func (m *Membership) Holds(ctx context.Context, run api.Run) error {
+	lease := m.lease.Load()
+	runKey, siteKey := m.s.key(runsDir, run.ID), m.s.key(sitesDir, m.site.Name)
+	tctx, cancel := context.WithTimeout(ctx, m.s.timeout)
+	defer cancel()
+	resp, err := m.s.c.Txn(tctx).Then(clientv3.OpGet(runKey), clientv3.OpGet(siteKey)).Commit()
+	if err != nil {
+		return m.s.unavailable(tctx, err)
+	}
+	runKvs, siteKvs := resp.Responses[0].GetResponseRange().Kvs, resp.Responses[1].GetResponseRange().Kvs
+	if len(siteKvs) == 0 || siteKvs[0].Lease != lease || lease == 0 {
+		return fmt.Errorf("run %s, attempt %d: %w: site %s's lease expired", run.ID, run.Attempt, ErrNotHeld, m.site.Name)
+	}
+	if len(runKvs) == 0 {
+		return fmt.Errorf("run %s: %w: its record is gone", run.ID, ErrNotHeld)
+	}
+	var cur api.Run
+	if err := m.s.decode(runKey, runKvs[0].Value, runKvs[0].ModRevision, &cur); err != nil {
+		return fmt.Errorf("run %s: %w: its record is not valid (%v)", run.ID, ErrNotHeld, err)
+	}
+	started := cur.State == api.StateRunning || cur.State == api.StatePending
+	if cur.Site != m.site.Name || max(cur.Attempt, 1) != max(run.Attempt, 1) || !started {
+		return fmt.Errorf("run %s, attempt %d at site %s: %w: the record says attempt %d, %s at site %q",
+			run.ID, max(run.Attempt, 1), m.site.Name, ErrNotHeld, max(cur.Attempt, 1), cur.State, cur.Site)
+	}
+	return nil
 }
 
 // seenDir keeps each site's record after it is gone: sites-seen/<name>.
@@ -76,7 +257,7 @@ type seenRecord struct {
 
 // seen writes the site's lasting record with the time now.
 func (m *Membership) seen(ctx context.Context) error {
-	return m.s.put(ctx, m.s.key(seenDir, m.site.Name), seenRecord{Site: m.site, LastSeen: m.s.now().UTC()})
+	return m.s.put(ctx, m.s.key(seenDir, m.site.Name), seenRecord{Site: m.site, LastSeen: m.s.clock.Now().UTC()})
 }
 
 // waitGone waits until the site's record is deleted, or at most d.
@@ -98,82 +279,105 @@ func (m *Membership) waitGone(ctx context.Context, d time.Duration) error {
 	return nil // the wait is over; register tells whether the name is free
 }
 
-// Keep renews the lease until ctx ends.
+// errLeaseExpired means etcd no longer has the site's lease.
+var errLeaseExpired = errors.New("the site's lease expired")
+
+// Keep renews the lease until ctx ends: once every third of the TTL, each
+// renewal making the lease valid (see Valid) for a TTL from when it was
+// sent. Its waits follow the store's clock.
 //
-// When renewal stops (etcd did not answer for a TTL), it checks the lease
-// every retry interval. A lease that is still alive (etcd lost quorum and
-// got it back: the new leader extends every lease) is renewed again, and
-// nothing else happens. A lease that expired means other sites saw this
-// one leave and may have taken its runs over: Keep calls lost, then
-// registers the site again.
-func (m *Membership) Keep(ctx context.Context, retry time.Duration, lost func()) {
+// When a renewal fails (etcd does not answer), Keep tries again every
+// retry. A lease that is still alive (etcd lost quorum and got it back:
+// the new leader extends every lease) is renewed, and nothing else
+// happens. A lease that expired means other sites saw this one leave and
+// may have taken its runs over: Keep calls lost, which must return once
+// the site has stopped acting for those runs, then registers the site
+// again under a new lease, and calls rejoined.
+func (m *Membership) Keep(ctx context.Context, retry time.Duration, lost, rejoined func()) {
+	clock := m.s.clock
+	wait, failing := m.ttl/3, false
+	lastSeen := clock.Now()
 	for {
-		ch, err := m.s.c.KeepAlive(ctx, m.lease)
-		if err == nil {
-			last := time.Now()
-			for range ch {
-				// The lasting record tells when a gone site was last
-				// live; once per TTL is precise enough.
-				if time.Since(last) >= m.ttl {
-					last = time.Now()
-					if err := m.seen(ctx); err != nil {
-						m.log.Warn("record the site as seen", "err", err)
-					}
+		select {
+		case <-ctx.Done():
+			return
+		case <-clock.After(wait):
+		}
+		err := m.renewOnce(ctx)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err == nil:
+			if failing {
+				m.log.Info("site lease renewed again", "site", m.site.Name)
+			}
+			wait, failing = m.ttl/3, false
+			// The lasting record tells when a gone site was last live;
+			// once per TTL is precise enough.
+			if clock.Since(lastSeen) >= m.ttl {
+				lastSeen = clock.Now()
+				if err := m.seen(ctx); err != nil {
+					m.log.Warn("record the site as seen", "err", err)
 				}
 			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		m.log.Warn("site lease not renewed; checking it", "site", m.site.Name, "err", err)
-		for !m.recover(ctx, retry, lost) {
-		}
-		if ctx.Err() != nil {
-			return
+		case errors.Is(err, errLeaseExpired):
+			m.log.Error("site lease expired: other sites may have taken this site's runs over", "site", m.site.Name)
+			lost()
+			if !m.rejoin(ctx, retry) {
+				return
+			}
+			m.log.Info("site registered again", "site", m.site.Name)
+			rejoined()
+			wait, failing = m.ttl/3, false
+		default:
+			if !failing {
+				m.log.Warn("site lease not renewed; etcd does not answer: the site keeps its runs and tries again", "site", m.site.Name, "err", err)
+			}
+			wait, failing = retry, true
 		}
 	}
 }
 
-// recover waits retry, then finds the lease alive (true), or expired: then
-// it calls lost and registers again (true once it has). It returns false
-// to be called again, and true when ctx ended.
-func (m *Membership) recover(ctx context.Context, retry time.Duration, lost func()) bool {
-	select {
-	case <-ctx.Done():
-		return true
-	case <-time.After(retry):
-	}
-	tctx, cancel := context.WithTimeout(ctx, m.s.timeout)
-	resp, err := m.s.c.TimeToLive(tctx, m.lease)
-	cancel()
-	switch {
-	case err != nil && ctx.Err() == nil:
-		m.log.Warn("etcd does not answer; the site keeps its runs and waits", "err", err)
-		return false
-	case err != nil:
-		return true
-	case resp.TTL > 0:
-		m.log.Info("site lease still alive; renewing it again", "site", m.site.Name)
-		return true
-	}
-	if m.lease != 0 {
-		m.log.Error("site lease expired: other sites may have taken this site's runs over", "site", m.site.Name)
-		lost()
-		m.lease = 0
-	}
-	if err := m.register(ctx); err != nil {
-		m.log.Warn("register site", "err", err)
-		return false
-	}
-	m.log.Info("site registered again", "site", m.site.Name)
-	return true
-}
-
-// Leave revokes the lease, which removes the site's record at once.
-func (m *Membership) Leave(ctx context.Context) error {
+// renewOnce renews the lease once: nil, errLeaseExpired, or an etcd error.
+func (m *Membership) renewOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, m.s.timeout)
 	defer cancel()
-	if _, err := m.s.c.Revoke(ctx, m.lease); err != nil {
+	sent := m.s.clock.Now()
+	resp, err := m.s.c.KeepAliveOnce(ctx, clientv3.LeaseID(m.lease.Load()))
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return errLeaseExpired
+	}
+	if err != nil {
+		return m.s.unavailable(ctx, err)
+	}
+	m.renew(sent, time.Duration(resp.TTL)*time.Second)
+	return nil
+}
+
+// rejoin registers the site again, trying every retry until it has (true)
+// or ctx ends (false).
+func (m *Membership) rejoin(ctx context.Context, retry time.Duration) bool {
+	for {
+		err := m.register(ctx)
+		if err == nil {
+			return true
+		}
+		m.log.Warn("register site", "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-m.s.clock.After(retry):
+		}
+	}
+}
+
+// Leave revokes the lease, which removes the site's record at once; the
+// store claims nothing for the site any more.
+func (m *Membership) Leave(ctx context.Context) error {
+	m.s.joined.CompareAndDelete(m.site.Name, m)
+	ctx, cancel := context.WithTimeout(ctx, m.s.timeout)
+	defer cancel()
+	if _, err := m.s.c.Revoke(ctx, clientv3.LeaseID(m.lease.Load())); err != nil {
 		return fmt.Errorf("revoke site lease: %w", m.s.unavailable(ctx, err))
 	}
 	return nil
@@ -216,7 +420,7 @@ func (s *Store) KnownSites(ctx context.Context) ([]api.SiteInfo, error) {
 	for _, r := range seen {
 		byName[r.Name] = api.SiteInfo{Site: r.Site, LastSeen: r.LastSeen}
 	}
-	now := s.now().UTC()
+	now := s.clock.Now().UTC()
 	for _, site := range live { // the live record is the newer
 		byName[site.Name] = api.SiteInfo{Site: site, Live: true, LastSeen: now}
 	}

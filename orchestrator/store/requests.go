@@ -61,9 +61,18 @@ func (s *Store) WatchRequests(ctx context.Context, rev int64) <-chan []runs.Requ
 
 // ClaimRequest gives the requested run to site (runs.Claim): in one
 // transaction it removes the request and records the site in the run. It
-// returns false when another site claimed it first, the request is gone,
-// or site is not live (its record is absent).
+// returns false when another site claimed it first or the request is gone.
+// Only a live site claims, as for ClaimRun: the transaction checks that
+// site's record lives under the lease it joined this store with (or, for a
+// site that did not join through it, that its record exists), and a site
+// that is not live fails with ErrNotLive.
 func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error) {
+	// Only a live site claims: one whose lease has expired would have the
+	// run settled as lost at once (LoseRun's mirror condition).
+	live, err := s.liveCondition(site)
+	if err != nil {
+		return api.Run{}, false, fmt.Errorf("claim run %s: %w", id, err)
+	}
 	reqKey, runKey := s.key(requestsDir, id), s.key(runsDir, id)
 	var req runs.Request
 	reqRev, err := s.getRev(ctx, reqKey, &req)
@@ -78,7 +87,7 @@ func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, boo
 	if err != nil && !errors.Is(err, errs.ErrNotFound) {
 		return api.Run{}, false, err
 	}
-	claimed, cerr := runs.Apply(run, runs.Claim{Site: site}, s.now())
+	claimed, cerr := runs.Apply(run, runs.Claim{Site: site}, s.clock.Now())
 	if errors.Is(err, errs.ErrNotFound) || cerr != nil {
 		// A record that no longer waits: drop the stale request.
 		err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(reqKey), "=", reqRev)}, op{key: reqKey, del: true})
@@ -90,11 +99,12 @@ func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, boo
 	err = s.txn(ctx, []clientv3.Cmp{
 		clientv3.Compare(clientv3.ModRevision(reqKey), "=", reqRev),
 		clientv3.Compare(clientv3.ModRevision(runKey), "=", runRev),
-		// Only a live site claims: one whose lease has expired would have
-		// the run settled as lost at once (LoseRun's mirror condition).
-		clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, site)), ">", 0),
+		live,
 	}, op{key: reqKey, del: true}, op{key: runKey, v: claimed})
 	if errors.Is(err, errCondition) {
+		if err := s.notLive(ctx, site); err != nil {
+			return api.Run{}, false, fmt.Errorf("claim run %s: %w", id, err)
+		}
 		return api.Run{}, false, nil
 	}
 	if err != nil {

@@ -87,9 +87,9 @@ func TestRequestAndClaim(t *testing.T) {
 		t.Fatal("a request without a target was stored")
 	}
 
-	// A site that is not live claims nothing.
-	if _, ok, err := s.ClaimRequest(ctx, "t-1", "a"); ok || err != nil {
-		t.Fatalf("claim by a site that is not live: %v %v", ok, err)
+	// A site that is not live claims nothing (see also TestClaimsNeedTheLiveLease).
+	if _, ok, err := s.ClaimRequest(ctx, "t-1", "a"); ok || !errors.Is(err, ErrNotLive) {
+		t.Fatalf("claim by a site that is not live: %v %v, want ErrNotLive", ok, err)
 	}
 	// Two live sites claim at once: one wins.
 	sites := []string{"a", "b"}
@@ -140,6 +140,7 @@ func TestRequestAndClaim(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	joinSite(t, s, "c")
 	for _, tc := range []struct{ name, id string }{
 		{"missing request", "t-missing"},
 		{"claimed already", "t-1"},
@@ -594,12 +595,14 @@ func TestWatchRegistry(t *testing.T) {
 	}
 }
 
-// joinSite makes a site live until the test ends.
-func joinSite(t *testing.T, s *Store, name string) {
+// joinSite makes a site live until the test ends and returns its
+// membership.
+func joinSite(t *testing.T, s *Store, name string) *Membership {
 	t.Helper()
 	m, err := s.Join(context.Background(), api.Site{Name: name}, 30*time.Second, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Leave(context.Background()) })
+	return m
 }

@@ -177,6 +177,9 @@ func watch[T any](ctx context.Context, s *Store, prefix string, rev int64, conve
 			}
 			var batch []T
 			for _, ev := range resp.Events {
+				if ev.Type == clientv3.EventTypeDelete {
+					s.forgetInvalid(string(ev.Kv.Key))
+				}
 				if v, ok := convert(ev); ok {
 					batch = append(batch, v)
 				}
@@ -194,12 +197,24 @@ func watch[T any](ctx context.Context, s *Store, prefix string, rev int64, conve
 	return out
 }
 
-// ClaimRun records a scheduled run and its index entry in one transaction,
-// unless a record with its ID exists: then it returns false. However many
-// sites try, one claim of a run ID succeeds. A tick older than the
-// schedule's oldest kept record is refused too: it may have been recorded
-// and pruned since.
+// ClaimRun records a scheduled run and its index entry in one transaction
+// for r.Site, unless a record with its ID exists: then it returns false.
+// However many sites try, one claim of a run ID succeeds. A tick older
+// than the schedule's oldest kept record is refused too: it may have been
+// recorded and pruned since.
+//
+// Only a live site claims: the same transaction checks that r.Site's
+// record lives under the lease it joined this store (or registered again)
+// with; for a site that did not join through this store (tests, tools),
+// that its record exists. A site whose lease expired claims nothing until
+// it has registered again: ClaimRun fails with ErrNotLive (of kind
+// errs.ErrUnavailable), so that the scheduler catches the tick up later
+// instead of taking it for another site's.
 func (s *Store) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
+	live, err := s.liveCondition(r.Site)
+	if err != nil {
+		return false, fmt.Errorf("claim run %s: %w", r.ID, err)
+	}
 	oldest, err := s.scheduleRunIDs(ctx, r.Schedule, clientv3.WithLimit(1), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
 		return false, err
@@ -213,16 +228,22 @@ func (s *Store) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 		return false, fmt.Errorf("encode %s: %w", key, err)
 	}
 	index, _ := json.Marshal(indexEntry{Run: r.ID})
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
-	resp, err := s.c.Txn(ctx).
-		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0)).
+	resp, err := s.c.Txn(tctx).
+		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), live).
 		Then(clientv3.OpPut(key, string(run)), clientv3.OpPut(s.scheduleRunKey(r), string(index))).
+		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 		Commit()
-	if err != nil {
-		return false, s.unavailable(ctx, err)
+	switch {
+	case err != nil:
+		return false, s.unavailable(tctx, err)
+	case resp.Succeeded:
+		return true, nil
+	case resp.Responses[0].GetResponseRange().Count > 0:
+		return false, nil // another site, or this one, was first
 	}
-	return resp.Succeeded, nil
+	return false, fmt.Errorf("claim run %s: %w", r.ID, s.notLive(ctx, r.Site))
 }
 
 // LastScheduledRun returns the run of the schedule's latest recorded tick,

@@ -12,14 +12,16 @@ import (
 	"github.com/mao-research/mao/toolspec"
 )
 
+// tickRun is the record of a tick claimed by site "here" (see joinSite).
 func tickRun(sid string, tick int64, state api.RunState) api.Run {
 	at := time.Unix(tick, 0).UTC()
-	return api.Run{ID: fmt.Sprintf("%s-%d", sid, tick), Tool: "t", Schedule: sid, ScheduledTime: &at, State: state}
+	return api.Run{ID: fmt.Sprintf("%s-%d", sid, tick), Tool: "t", Site: "here", Schedule: sid, ScheduledTime: &at, State: state}
 }
 
 func TestClaimsHistoryAndPruning(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
+	joinSite(t, s, "here")
 	const sid = "t-every-abcd"
 	base := int64(1795300000)
 	steps := []struct {
@@ -75,6 +77,7 @@ func TestClaimsHistoryAndPruning(t *testing.T) {
 func TestScheduleRecords(t *testing.T) {
 	ctx := context.Background()
 	s, _ := newStore(t)
+	joinSite(t, s, "here")
 	sch := toolspec.Schedule{ID: "t-daily-0001", Tool: "t", Spec: "daily", TZ: "UTC", Overlap: "forbid", Catchup: "once"}
 	if err := s.CreateSchedule(ctx, sch); !errors.Is(err, errs.ErrNotFound) {
 		t.Fatalf("schedule of an unknown tool: %v", err)

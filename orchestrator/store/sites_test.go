@@ -115,6 +115,7 @@ func TestScheduledRunsOfSite(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s, _ := newStore(t)
+	joinSite(t, s, "here")
 	const sid = "t-every-abcd"
 	t1, t2 := int64(1795300000), int64(1795300060)
 	perSite := func(tick int64, site string, state api.RunState) api.Run {

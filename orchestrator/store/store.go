@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -40,9 +42,10 @@ type Store struct {
 	local   func() ([]*etcdserverpb.Member, uint64) // Options.LocalMembers
 	prefix  string
 	timeout time.Duration
-	now     func() time.Time
+	clock   clockwork.Clock
 	log     *slog.Logger
 	invalid invalidRecords
+	joined  sync.Map // site name → *Membership: the sites that joined through this store
 }
 
 // Options configure a Store.
@@ -51,10 +54,11 @@ type Options struct {
 	// Timeout bounds each etcd request, after which it fails with
 	// ErrUnavailable; default 5s.
 	Timeout time.Duration
-	// Now stamps the times the store writes into records (a site's
-	// last_seen); default time.Now. Waits on etcd (leases, retries) use
-	// real time, as etcd's leases do.
-	Now func() time.Time
+	// Clock stamps the times the store writes into records (a site's
+	// last_seen) and is the site's own clock for its lease: when it was
+	// renewed, whether it is still valid, and the waits between renewals
+	// (see Membership); default the real clock. Its timers must fire.
+	Clock clockwork.Clock
 	// Log hears of invalid records, once each; default: discard.
 	Log *slog.Logger
 	// Admin is a client with etcd's root role, for cluster membership,
@@ -77,13 +81,13 @@ func New(c *clientv3.Client, opts Options) *Store {
 	if opts.Timeout <= 0 {
 		opts.Timeout = 5 * time.Second
 	}
-	if opts.Now == nil {
-		opts.Now = time.Now
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{c: c, adminC: opts.Admin, local: opts.LocalMembers, prefix: opts.Prefix, timeout: opts.Timeout, now: opts.Now, log: opts.Log}
+	return &Store{c: c, adminC: opts.Admin, local: opts.LocalMembers, prefix: opts.Prefix, timeout: opts.Timeout, clock: opts.Clock, log: opts.Log}
 }
 
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }
@@ -175,8 +179,8 @@ var ErrNotHeld = errs.New(errs.ErrChanged, "the run is held by another site")
 
 // SaveRun overwrites a run record, but only while r.Site holds the run and
 // r is not an older attempt than the stored one: a run that another site
-// took over (see LoseRun), or that was lost and claimed again, fails with
-// ErrNotHeld. A record that is gone is written again, and one that is not
+// took over (see LoseRun), that was lost and claimed again, or that was
+// settled as lost for good, fails with ErrNotHeld. A record that is gone is written again, and one that is not
 // a valid record is overwritten.
 func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	key := s.key(runsDir, r.ID)
@@ -191,6 +195,10 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 			return wrapName(err, "run", r.ID)
 		case cur.Site != r.Site:
 			return fmt.Errorf("run %s at site %s: %w (%q)", r.ID, r.Site, ErrNotHeld, cur.Site)
+		case cur.State == api.StateLost:
+			// Settled as lost for good by another site (LoseRun): the
+			// attempt is over, whatever its site has to say.
+			return fmt.Errorf("run %s at site %s: %w (it was settled as lost)", r.ID, r.Site, ErrNotHeld)
 		case max(r.Attempt, 1) < max(cur.Attempt, 1):
 			// A later attempt was claimed since, possibly by this site:
 			// the record of an abandoned older one must not replace it.
@@ -363,17 +371,23 @@ func (s *Store) delete(ctx context.Context, key string, conds ...clientv3.Cmp) e
 func list[T any](ctx context.Context, s *Store, dir string, opts ...clientv3.OpOption) ([]T, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
+	whole := len(opts) == 0 // no limit nor range of its own: the whole directory
 	opts = append(opts, clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	resp, err := s.c.Get(ctx, s.prefix+dir, opts...)
 	if err != nil {
 		return nil, 0, s.unavailable(ctx, err)
 	}
 	out := make([]T, 0, len(resp.Kvs))
+	found := make(map[string]bool, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
+		found[string(kv.Key)] = true
 		var v T
 		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &v) == nil {
 			out = append(out, v)
 		}
+	}
+	if whole {
+		s.pruneInvalid(s.prefix+dir, found)
 	}
 	return out, resp.Header.Revision, nil
 }

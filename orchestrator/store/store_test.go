@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jonboulle/clockwork"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
@@ -127,7 +128,7 @@ func TestMembership(t *testing.T) {
 	}
 	keepCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); m.Keep(keepCtx, 100*time.Millisecond, func() {}) }()
+	go func() { defer close(done); m.Keep(keepCtx, 100*time.Millisecond, func() {}, func() {}) }()
 	sites, err := s.Sites(ctx)
 	if err != nil || len(sites) != 1 || sites[0].Name != "s1" {
 		t.Fatalf("sites = %v, %v", sites, err)
@@ -177,7 +178,7 @@ func TestSiteNamesAreUnique(t *testing.T) {
 	}
 	keepCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
-	go func() { defer close(done); first.Keep(keepCtx, 100*time.Millisecond, func() {}) }()
+	go func() { defer close(done); first.Keep(keepCtx, 100*time.Millisecond, func() {}, func() {}) }()
 	// A second orchestrator with the same name waits for the lease, which
 	// the first keeps alive, and gives up.
 	if _, err := s.Join(ctx, api.Site{Name: "s1"}, 2*time.Second, log); !errors.Is(err, errs.ErrExists) ||
@@ -198,8 +199,8 @@ func TestSiteNamesAreUnique(t *testing.T) {
 }
 
 // TestKeepAfterLeaseExpiry checks that a site whose lease expired (here:
-// revoked behind its back) learns that it lost its runs, and registers
-// again.
+// revoked behind its back) learns that it lost its runs (lost, before
+// anything else), registers again, says so (rejoined), and claims again.
 func TestKeepAfterLeaseExpiry(t *testing.T) {
 	ctx := context.Background()
 	s, c := newStore(t)
@@ -207,34 +208,39 @@ func TestKeepAfterLeaseExpiry(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost := make(chan struct{}, 1)
+	events := make(chan string, 2)
 	keepCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		m.Keep(keepCtx, 50*time.Millisecond, func() { lost <- struct{}{} })
+		m.Keep(keepCtx, 50*time.Millisecond, func() { events <- "lost" }, func() { events <- "rejoined" })
 	}()
 	defer func() { stop(); <-done }()
-	old := m.lease
+	old := clientv3.LeaseID(m.lease.Load())
 	if _, err := c.Revoke(ctx, old); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case <-lost:
-	case <-time.After(10 * time.Second):
-		t.Fatal("Keep did not report the lost lease")
-	}
-	// The site's record comes back under a new lease.
-	w := c.Watch(ctx, "/mao/sites/s1")
-	if sites, _ := s.Sites(ctx); len(sites) == 0 {
+	for _, want := range []string{"lost", "rejoined"} {
 		select {
-		case <-w:
+		case got := <-events:
+			if got != want {
+				t.Fatalf("Keep said %s, want %s", got, want)
+			}
 		case <-time.After(10 * time.Second):
-			t.Fatal("the site did not register again")
+			t.Fatalf("Keep did not say %s", want)
 		}
 	}
+	// The site's record is back under a new lease, and it claims.
 	if sites, err := s.Sites(ctx); err != nil || len(sites) != 1 {
 		t.Fatalf("sites = %v, %v", sites, err)
+	}
+	if _, err := m.Valid(); err != nil {
+		t.Fatalf("lease after registering again: %v", err)
+	}
+	r := tickRun("sch", 1795300000, api.StatePending)
+	r.Site = "s1"
+	if ok, err := s.ClaimRun(ctx, r); !ok || err != nil {
+		t.Fatalf("claim after registering again: %v %v", ok, err)
 	}
 }
 
@@ -244,7 +250,7 @@ func TestKeepAfterLeaseExpiry(t *testing.T) {
 func TestJoinGrantByTheStoresClock(t *testing.T) {
 	ctx := context.Background()
 	now := time.Date(2025, 3, 14, 12, 26, 0, 0, time.UTC) // long before the real time
-	s := New(testenv.EtcdClient(t), Options{Prefix: "/mao/", Timeout: 2 * time.Second, Now: func() time.Time { return now }})
+	s := New(testenv.EtcdClient(t), Options{Prefix: "/mao/", Timeout: 2 * time.Second, Clock: clockwork.NewFakeClockAt(now)})
 	g := pki.JoinGrant{ID: "0123456789abcdef", Site: "lab-b", SecretHash: pki.SecretHash("s"), IssuedBy: "lab-a", ExpiresAt: now.Add(time.Hour)}
 	if err := s.SaveJoinGrant(ctx, g); err != nil {
 		t.Fatalf("save a grant good for an hour by the store's clock: %v", err)

@@ -46,7 +46,7 @@ func (s *Store) LockVoters(ctx context.Context, holder string) (unlock func(), e
 		_, _ = s.c.Revoke(rctx, lease.ID) // the lease expires anyway
 	}
 	key := s.key(votersLock, "")
-	err = s.create(ctx, key, lockRecord{Holder: holder, Since: s.now().UTC()}, nil, clientv3.WithLease(lease.ID))
+	err = s.create(ctx, key, lockRecord{Holder: holder, Since: s.clock.Now().UTC()}, nil, clientv3.WithLease(lease.ID))
 	if err == nil {
 		return release, nil
 	}
@@ -60,18 +60,21 @@ func (s *Store) LockVoters(ctx context.Context, holder string) (unlock func(), e
 }
 
 // lockVotersWait takes the voters' lock, trying again every half second
-// for up to a lock's lifetime while another holds it.
+// (by the store's clock) for up to a lock's lifetime while another holds
+// it.
 func (s *Store) lockVotersWait(ctx context.Context, holder string) (func(), error) {
-	deadline := time.Now().Add(s.lockTTL())
+	deadline := s.clock.After(s.lockTTL())
 	for {
 		unlock, err := s.LockVoters(ctx, holder)
-		if !errors.Is(err, errs.ErrInUse) || time.Now().After(deadline) {
+		if !errors.Is(err, errs.ErrInUse) {
 			return unlock, err
 		}
 		select {
 		case <-ctx.Done():
 			return nil, ctx.Err()
-		case <-time.After(500 * time.Millisecond):
+		case <-deadline:
+			return nil, err
+		case <-s.clock.After(500 * time.Millisecond):
 		}
 	}
 }
@@ -133,7 +136,7 @@ type witnessRecord struct {
 // start of the witness; the record stays until the witness leaves or is
 // removed.
 func (s *Store) SaveWitness(ctx context.Context, name, version string) error {
-	return s.put(ctx, s.key(witnessDir, name), witnessRecord{Name: name, Version: version, StartedAt: s.now().UTC()})
+	return s.put(ctx, s.key(witnessDir, name), witnessRecord{Name: name, Version: version, StartedAt: s.clock.Now().UTC()})
 }
 
 // witnesses are the names of the witnesses' members.
