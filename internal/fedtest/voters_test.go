@@ -27,10 +27,12 @@ func labTool(t *testing.T, s *Site, image string) {
 func worksAlone(t *testing.T, s *Site, dataset string) {
 	t.Helper()
 	ctx := context.Background()
+	began := time.Now()
 	Eventually(t, 60*time.Second, "a write at "+s.Name, func() bool {
 		_, err := s.Client.RegisterDataset(ctx, api.Dataset{Name: dataset, URL: testenv.GitRepo(t, nil)})
 		return err == nil
 	})
+	t.Logf("%s: the first write (%s) went through after %s", s.Name, dataset, time.Since(began).Round(time.Millisecond))
 	var run api.Run
 	Eventually(t, 30*time.Second, "a run asked at "+s.Name, func() bool {
 		runs, err := s.Client.RunTool(ctx, "hello", api.RunRequest{})
@@ -164,17 +166,13 @@ func TestLeaveKeepsTheClusterHealthy(t *testing.T) {
 	worksAlone(t, labA, "at-a-after-w-left")
 }
 
-// TestForceNewClusterRecoversALoneSurvivor: lab-a is stopped for
-// maintenance when lab-b and the witness are gone for good. lab-c, a
-// learner, has no quorum then (federation status exits 1, writes fail),
-// and cannot be forced into a cluster of its own (etcd would be left with
-// no voter). lab-a started with -force-new-cluster warns, is a cluster of
-// itself alone with the federation's data, writes and runs again, and
-// removes the others' records.
-//
-// lab-a stops while the others still make a quorum, so that its lease is
-// revoked: a site stopped without a quorum leaves its lease behind, and
-// its next start waits for it and may give up (issue 11, section 1).
+// TestForceNewClusterRecoversALoneSurvivor: when lab-b and the witness are
+// gone for good, lab-a and lab-c (a learner) have no quorum: federation
+// status exits 1 at either, and writes fail. lab-c cannot be forced into
+// a cluster of its own (etcd would be left with no voter). lab-a, stopped
+// and started once with -force-new-cluster, warns, is a cluster of itself
+// alone with the federation's data, writes and runs again, and removes
+// the others' records.
 func TestForceNewClusterRecoversALoneSurvivor(t *testing.T) {
 	bins, image := Build(t), testenv.BuildTestImage(t)
 	fed := StartSecure(t, bins, leaseTTL, "lab-a", "lab-b")
@@ -183,13 +181,14 @@ func TestForceNewClusterRecoversALoneSurvivor(t *testing.T) {
 	labC := fed.Join(t, "lab-c") // a learner
 	labTool(t, labA, image)
 
-	labA.Stop()
 	labB.Kill()
 	witness.Kill()
+	noQuorum(t, bins, labA)
 	noQuorum(t, bins, labC)
-	if _, err := labC.Client.RegisterDataset(context.Background(), api.Dataset{Name: "no-quorum", URL: testenv.GitRepo(t, nil)}); err == nil {
+	if _, err := labA.Client.RegisterDataset(context.Background(), api.Dataset{Name: "no-quorum", URL: testenv.GitRepo(t, nil)}); err == nil {
 		t.Fatal("a write went through without a quorum")
 	}
+	labA.Stop()
 	labC.Stop()
 	if out, code := labC.Run("-force-new-cluster"); code == 0 || !strings.Contains(out, "learner") {
 		t.Fatalf("-force-new-cluster at lab-c, a learner: exit %d\n%s", code, out)
