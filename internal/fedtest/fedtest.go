@@ -46,13 +46,11 @@ func Build(t testing.TB) Binaries {
 // fails the test.
 func (b Binaries) Ctl(t testing.TB, addr string, args ...string) string {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	cmd := exec.Command(b.Maoctl, append([]string{"--addr", addr}, args...)...)
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("maoctl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	stdout, stderr, code := b.CtlExit(t, addr, args...)
+	if code != 0 {
+		t.Fatalf("maoctl %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
 	}
-	return out.String()
+	return stdout
 }
 
 // CtlExit runs maoctl against addr and returns its stdout, stderr and

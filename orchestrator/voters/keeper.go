@@ -234,7 +234,8 @@ func (k *Keeper) Leave(ctx context.Context) (api.Voting, error) {
 		return plan, err
 	}
 	if promote != "" {
-		if err := k.retry(ctx, func() error { return k.c.PromoteMember(ctx, promote) }); err != nil {
+		always := func(error) bool { return true } // etcd refuses a learner that has not caught up yet
+		if err := k.retry(ctx, func() error { return k.c.PromoteMember(ctx, promote) }, always); err != nil {
 			return plan, fmt.Errorf("promote %s to take site %s's vote: %w", plan.Promotes, k.opts.Site, err)
 		}
 		k.opts.Log.Info("voters: a learner takes this site's vote", "member", plan.Promotes)
@@ -251,29 +252,27 @@ func (k *Keeper) Leave(ctx context.Context) (api.Voting, error) {
 	return plan, nil
 }
 
-// lockWait takes the voters' lock, trying again every half second while
-// another holds it, until ctx ends.
+// lockWait takes the voters' lock, trying again while another holds it,
+// until ctx ends.
 func (k *Keeper) lockWait(ctx context.Context) (func(), error) {
-	for {
-		unlock, err := k.c.LockVoters(ctx, k.opts.Site)
-		if !errors.Is(err, errs.ErrInUse) {
-			return unlock, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, fmt.Errorf("take the voters' lock: %w (last: %w)", ctx.Err(), err)
-		case <-k.opts.Clock.After(500 * time.Millisecond):
-		}
+	var unlock func()
+	err := k.retry(ctx, func() (err error) {
+		unlock, err = k.c.LockVoters(ctx, k.opts.Site)
+		return err
+	}, func(err error) bool { return errors.Is(err, errs.ErrInUse) })
+	if err != nil {
+		return nil, fmt.Errorf("take the voters' lock: %w", err)
 	}
+	return unlock, nil
 }
 
-// retry calls f every half second until it succeeds or ctx ends, and
-// returns its last error then.
-func (k *Keeper) retry(ctx context.Context, f func() error) error {
+// retry calls f every half second, while its error is one that again
+// accepts, until it succeeds or ctx ends, and returns its last error.
+func (k *Keeper) retry(ctx context.Context, f func() error, again func(error) bool) error {
 	for {
 		err := f()
-		if err == nil {
-			return nil
+		if err == nil || !again(err) {
+			return err
 		}
 		select {
 		case <-ctx.Done():
