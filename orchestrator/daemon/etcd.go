@@ -45,15 +45,6 @@ type etcdAccess struct {
 	founded bool    // this site founded the federation now
 }
 
-// setEndpoints points the site's etcd clients at urls: the voting members
-// (voters.Keeper), which serve clients, as a learner does not.
-func (acc *etcdAccess) setEndpoints(urls []string) {
-	acc.client.SetEndpoints(urls...)
-	if acc.admin != nil {
-		acc.admin.SetEndpoints(urls...)
-	}
-}
-
 // openEtcd starts the embedded member (after getting the site's
 // certificates: founding a federation, joining one with a token, or those
 // of an earlier start) or reaches the external cluster, and connects.

@@ -104,6 +104,18 @@ func healthErrors(problems []string, listed bool) []string {
 	return out
 }
 
+// SetEndpoints points the store's etcd clients (the site's and the
+// administration's) at urls: the voting members, which serve clients (a
+// learner does not; voters.Keeper tells them).
+func (s *Store) SetEndpoints(urls []string) {
+	s.epMu.Lock()
+	defer s.epMu.Unlock()
+	s.c.SetEndpoints(urls...)
+	if s.adminC != nil {
+		s.adminC.SetEndpoints(urls...)
+	}
+}
+
 // memberStatus is a member's answer to a status request, or why none came.
 type memberStatus struct {
 	resp *clientv3.StatusResponse
@@ -124,6 +136,8 @@ func (s *Store) statuses(ctx context.Context, members []*etcdserverpb.Member) ma
 			urls = append(urls, u)
 		}
 	}
+	s.epMu.RLock()
+	defer s.epMu.RUnlock()
 	urls = append(urls, s.c.Endpoints()...)
 	var mu sync.Mutex
 	out := map[uint64]memberStatus{}

@@ -37,9 +37,13 @@ const (
 
 // Store reads and writes mao's records in etcd.
 type Store struct {
-	c       *clientv3.Client
-	adminC  *clientv3.Client                        // for what needs etcd's root role; nil: c
-	local   func() ([]*etcdserverpb.Member, uint64) // Options.LocalMembers
+	c      *clientv3.Client
+	adminC *clientv3.Client                        // for what needs etcd's root role; nil: c
+	local  func() ([]*etcdserverpb.Member, uint64) // Options.LocalMembers
+	// epMu orders SetEndpoints (write) before or after the status
+	// requests of statuses (read): etcd's client reads its endpoints
+	// without its lock when it dials one member for its status.
+	epMu    sync.RWMutex
 	prefix  string
 	timeout time.Duration
 	clock   clockwork.Clock

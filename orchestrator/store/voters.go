@@ -111,14 +111,36 @@ func (s *Store) RemoveMember(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	stopped := false
 	err = s.membershipChange(ctx, "to remove members", func(rctx context.Context) error {
 		_, err := s.admin().MemberRemove(rctx, n)
+		stopped = errors.Is(err, rpctypes.ErrStopped)
 		return err
 	})
+	if err != nil && stopped && !s.isMember(ctx, n) {
+		// The member asked was the one removed: it stopped as it applied
+		// its own removal, before it answered.
+		err = nil
+	}
 	if err != nil && !errors.Is(err, rpctypes.ErrMemberNotFound) {
 		return fmt.Errorf("remove etcd member %s: %w", id, err)
 	}
 	return nil
+}
+
+// isMember reports whether member id is in the cluster, as far as the
+// members can be listed (true when they cannot).
+func (s *Store) isMember(ctx context.Context, id uint64) bool {
+	members, _, err := s.members(ctx)
+	if err != nil {
+		return true
+	}
+	for _, m := range members {
+		if m.ID == id {
+			return true
+		}
+	}
+	return false
 }
 
 // witnessDir holds the witnesses' records: witnesses/<name>.
