@@ -78,8 +78,9 @@ func member(fed api.Federation, name string) *api.Member {
 // the second lab's maintenance stops nobody; with a witness
 // (orchestrator -witness, joined with a token like a site) they are three
 // voters, and the federation keeps writing and running when either lab
-// is stopped. The witness is shown by federation status and is not a
-// site: site list leaves it out, and it runs nothing.
+// is down: lab-a stopped (SIGTERM), then, with lab-a back, lab-b crashed
+// (SIGKILL). The witness is shown by federation status and is not a site:
+// site list leaves it out, and it runs nothing.
 func TestTwoLabsAndAWitness(t *testing.T) {
 	bins, image := Build(t), testenv.BuildTestImage(t)
 	fed := StartSecure(t, bins, leaseTTL, "lab-a", "lab-b")
@@ -109,7 +110,7 @@ func TestTwoLabsAndAWitness(t *testing.T) {
 	labA.Restart()
 	fed.AwaitMembers(t, 3)
 
-	labB.Stop()
+	labB.Kill()
 	worksAlone(t, labA, "while-b-is-down")
 	_ = witness
 }
