@@ -233,9 +233,10 @@ func (c *Client) Federation(ctx context.Context) (Federation, error) {
 	return out, c.do(ctx, http.MethodGet, "/federation", nil, nil, &out)
 }
 
-// AddSite adds an etcd member for a new site and returns the config.ini
-// lines that site needs to join. Until the new member starts, a cluster
-// that had one member has no quorum.
+// AddSite issues a join token for a new site and returns the config.ini
+// lines that site needs to join, and, for a site with an etcd member of
+// its own, whether that member will vote (Voting). The member is added,
+// as a learner, only when the site joins with the token.
 func (c *Client) AddSite(ctx context.Context, req AddSiteRequest) (AddSiteResult, error) {
 	var out AddSiteResult
 	return out, c.do(ctx, http.MethodPost, "/federation/sites", nil, req, &out)
