@@ -32,6 +32,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/runner"
 	"github.com/mao-research/mao/orchestrator/scheduler"
 	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/voters"
 )
 
 // AddrFile is the file in the data directory where a running orchestrator
@@ -57,6 +58,14 @@ type Options struct {
 	// site's retries stall. Certificates are signed at the real time
 	// whatever the clock says: TLS checks them against it.
 	Clock clockwork.Clock
+	// Witness runs the site as a witness: its embedded etcd member and
+	// nothing else (no Docker, no API, no runs), which votes for the
+	// federation's quorum (see startWitness).
+	Witness bool
+	// ForceNewCluster starts the embedded member as a new cluster of
+	// itself alone, with its data: for the last site of a federation whose
+	// others are gone for good. For one start only.
+	ForceNewCluster bool
 }
 
 // Wait blocks until the orchestrator has stopped and returns why it stopped:
@@ -70,12 +79,7 @@ func (d *Daemon) Wait() error {
 // it shuts down cleanly (see Wait). It returns an error if the orchestrator
 // cannot start.
 func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) {
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.DiscardHandler)
-	}
-	if opts.Clock == nil {
-		opts.Clock = clockwork.NewRealClock()
-	}
+	opts = withDefaults(opts)
 	log := opts.Log
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
@@ -84,7 +88,11 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error
 		return nil, err
 	}
 	var stack cleanup // undone in reverse order when Start fails or the daemon stops
-	d, err := start(ctx, cfg, opts, &stack)
+	begin := start
+	if opts.Witness {
+		begin = startWitness
+	}
+	d, err := begin(ctx, cfg, opts, &stack)
 	if err != nil {
 		stack.run()
 		return nil, err
@@ -95,6 +103,17 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error
 		d.err = d.serve(ctx)
 	}()
 	return d, nil
+}
+
+// withDefaults fills in opts' defaults.
+func withDefaults(opts Options) Options {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
+	}
+	return opts
 }
 
 // checkChannels refuses [notify] urls that name no service notify can
@@ -133,6 +152,7 @@ type running struct {
 	workers []func(context.Context) // the scheduler and the federation's loops, stopped before the runner
 	late    []func(context.Context) // stopped after the runner, in order: alerts, then the notifier
 	member  *store.Membership
+	leaving *leaving // the site leaves the federation once it has stopped, if asked to
 	// rejoined is called when the site has registered again after its
 	// lease expired: the requests it could not claim meanwhile are looked
 	// at again at once.
@@ -151,14 +171,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	acc, err := openEtcd(ctx, cfg, log, stack)
+	acc, st, err := connect(ctx, cfg, opts, stack)
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Clock: clock, Admin: acc.admin, Log: log})
-	if err := secureFederation(ctx, cfg, acc, st, log); err != nil {
-		return nil, err
-	}
+	keeper := newKeeper(cfg, acc, st, clock, log)
 
 	docker, err := dockerrt.New(dockerrt.Options{Host: cfg.Docker.Host, StopGrace: cfg.Runs.StopGrace, Clock: clock})
 	if err != nil {
@@ -214,7 +231,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
+	leave := &leaving{site: cfg.Site.Name, keeper: keeper, store: st, member: member, asked: make(chan struct{}), log: log}
 	stack.push(func() {
+		if leave.left {
+			return // its lease was revoked as it left the federation
+		}
 		if err := member.Leave(context.Background()); err != nil {
 			log.Warn("leave", "err", err)
 		}
@@ -250,11 +271,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
-		Sites: st, Federation: st, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
+		Sites: st, Federation: federationAPI{Store: st, keeper: keeper, managed: acc.managed}, Leaver: leave, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}, Invalid: st}
 	if acc.pki != "" {
-		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
+		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, Voters: voterPolicy(acc, keeper), PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
 		if deps.LogProxy, err = peer.NewClient(cfg.Site.Name, acc.pki); err != nil {
 			return nil, err
@@ -274,15 +295,15 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	}
 	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
 		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
-	if acc.promote != nil {
-		workers = append(workers, func(ctx context.Context) { acc.promote(ctx, st) })
+	if acc.self != "" {
+		workers = append(workers, keeper.Run)
 	}
 	// The notifications of runs that end during the shutdown still go out:
 	// these stop after the runner, checks first, which hands its last
 	// events to the notifier.
 	late := []func(context.Context){checks.Run, notifier.Run}
 	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
-		rejoined: dispatcher.Relist, srv: handler.HTTPServer(), served: make(chan error, 1)}
+		leaving: leave, rejoined: dispatcher.Relist, srv: handler.HTTPServer(), served: make(chan error, 1)}
 	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
 	if tlsConfig != nil {
 		r.srv.TLSConfig = tlsConfig
@@ -362,9 +383,13 @@ func (r *running) serve(ctx context.Context) (err error) {
 		working.Add(1)
 		go func() { defer working.Done(); work(workCtx) }()
 	}
+	leave := false
 	select {
 	case <-ctx.Done():
 		r.log.Info("shutting down")
+	case <-r.leaving.asked:
+		r.log.Info("shutting down to leave the federation")
+		leave = true
 	case err = <-r.served:
 		err = fmt.Errorf("api server: %w", err)
 	case err = <-r.etcdErr:
@@ -378,7 +403,10 @@ func (r *running) serve(ctx context.Context) (err error) {
 	}
 	stopKeep()
 	<-kept
-	r.log.Info("stopped") // the cleanup stack leaves the federation
+	if leave {
+		err = r.leaving.leave()
+	}
+	r.log.Info("stopped") // the cleanup stack revokes the site's lease, unless it left
 	return err
 }
 
@@ -489,12 +517,15 @@ var (
 	_ httpapi.Runs             = (*store.Store)(nil)
 	_ httpapi.Launcher         = (*federation.Dispatcher)(nil)
 	_ httpapi.Sites            = (*store.Store)(nil)
-	_ httpapi.Federation       = (*store.Store)(nil)
 	_ httpapi.Invalid          = (*store.Store)(nil)
 	_ httpapi.Issuer           = (*peer.Issuer)(nil)
 	_ httpapi.LogProxy         = (*peer.Client)(nil)
 	_ peer.Grants              = (*store.Store)(nil)
 	_ peer.Sites               = (*store.Store)(nil)
+	_ peer.Voters              = (*voters.Keeper)(nil)
+	_ httpapi.Federation       = federationAPI{}
+	_ httpapi.Leaver           = (*leaving)(nil)
+	_ voters.Cluster           = (*store.Store)(nil)
 	_ federation.RequestStore  = (*store.Store)(nil)
 	_ federation.Claims        = (*store.Store)(nil)
 	_ federation.Sites         = (*store.Store)(nil)

@@ -93,3 +93,7 @@ func FuzzDecodeCredentials(f *testing.F) {
 func FuzzDecodeNotifyTest(f *testing.F) {
 	fuzzDecoder[api.NotifyTestRequest](f, decodeNotifyTest, nil)
 }
+
+func FuzzDecodeLeave(f *testing.F) {
+	fuzzDecoder[api.LeaveRequest](f, decodeLeave, nil)
+}

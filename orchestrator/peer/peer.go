@@ -68,6 +68,14 @@ type Sites interface {
 	KnownSites(ctx context.Context) ([]api.SiteInfo, error)
 }
 
+// Voters knows the federation's etcd members and its voter policy;
+// voters.Keeper is one.
+type Voters interface {
+	// Forecast says what becomes of the votes when site joins with a
+	// member of its own; a member already named site is errs.ErrExists.
+	Forecast(ctx context.Context, site string) (api.Voting, error)
+}
+
 // Clock tells the time.
 type Clock interface{ Now() time.Time }
 
@@ -233,7 +241,11 @@ type Issuer struct {
 	// Sites are the federation's sites: a token is never issued for the
 	// name of one of them, which would give its holder that site's
 	// certificate.
-	Sites  Sites
+	Sites Sites
+	// Voters, for a federation whose etcd is its sites' members, refuses
+	// the name of a member (a witness has no site record) and forecasts
+	// whether a new site's member will vote; nil for an external etcd.
+	Voters Voters
 	PKI    pki.Dir
 	Site   string // this site
 	Addr   string // this site's federation address, https://host:port
@@ -278,6 +290,16 @@ func (i *Issuer) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSi
 	if err := nameIsFree(ctx, i.Sites, req.Name, i.Site); err != nil {
 		return api.AddSiteResult{}, err
 	}
+	var voting *api.Voting
+	if i.Voters != nil {
+		v, err := i.Voters.Forecast(ctx, req.Name)
+		if err != nil {
+			return api.AddSiteResult{}, err
+		}
+		if req.PeerURL != "" {
+			voting = &v
+		}
+	}
 	ca, err := i.PKI.CA()
 	if err != nil {
 		return api.AddSiteResult{}, errs.New(errs.ErrConflict, "this site has no federation CA, so it cannot issue join tokens: "+err.Error())
@@ -293,7 +315,7 @@ func (i *Issuer) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSi
 	if err := i.Grants.SaveJoinGrant(ctx, g); err != nil {
 		return api.AddSiteResult{}, err
 	}
-	return api.AddSiteResult{Site: req.Name, Token: tok.String(), ExpiresAt: expires, Config: i.joinConfig(req, tok, expires)}, nil
+	return api.AddSiteResult{Site: req.Name, Token: tok.String(), ExpiresAt: expires, Config: i.joinConfig(req, tok, expires), Voting: voting}, nil
 }
 
 // nameIsFree refuses the name of a site that the federation knows, live
