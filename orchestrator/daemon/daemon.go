@@ -284,8 +284,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: tokens, Hosts: httpapi.Hosts(cfg.API.Listen, cfg.API.Hostnames),
 		Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log, CheckTool: run.CheckTool})
 	if fed.ln != nil {
-		fed.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: peer.NewServer(st, st, acc.pki, peer.ServerOptions{
-			Prefix: cfg.Etcd.Prefix, Etcd: cfg.Etcd.Embedded(), Clock: clock, Log: log, Logs: handler.LocalLogs()})}
+		// No write timeout: a log a site follows streams for as long as
+		// its run lasts.
+		fed.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+			Handler: peer.NewServer(st, st, acc.pki, peer.ServerOptions{Prefix: cfg.Etcd.Prefix, Etcd: cfg.Etcd.Embedded(),
+				Clock: clock, Log: log, Logs: handler.LocalLogs(), ErrorBody: httpapi.ErrorBody})}
 		go func() {
 			if err := fed.srv.Serve(fed.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("federation API", "err", err)

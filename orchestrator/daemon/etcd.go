@@ -63,7 +63,7 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		_, err := os.Stat(filepath.Join(cfg.Site.DataDir, "etcd", "member"))
 		if err == nil && !dir.Exists() {
 			return nil, errors.New("this site's embedded etcd member was made before sites had certificates (mao 0.1), " +
-				"and its federation cannot be secured in place: see docs/security.md, \"Upgrading a site from mao 0.1\"")
+				"and its federation cannot be secured in place: see docs/security.md, \"Upgrading a site made before certificates (mao 0.1)\"")
 		}
 		if force && err != nil {
 			return nil, fmt.Errorf("-force-new-cluster keeps this site's etcd data, and it has none (%s): start it without the flag", filepath.Join(cfg.Site.DataDir, "etcd"))

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/httpapi"
 	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/toolspec"
 )
@@ -105,7 +106,7 @@ func serve(t *testing.T, dir pki.Dir, grants *fakeGrants, etcd bool, logs http.H
 	clock := clockwork.NewFakeClockAt(now)
 	sites := fakeSites{{Site: api.Site{Name: "live"}, Live: true}, {Site: api.Site{Name: "gone"}, LastSeen: now.Add(-time.Hour)}}
 	srv := httptest.NewUnstartedServer(NewServer(grants, sites, dir,
-		ServerOptions{Prefix: "/mao/", Etcd: etcd, Clock: clock, Logs: logs}))
+		ServerOptions{Prefix: "/mao/", Etcd: etcd, Clock: clock, Logs: logs, ErrorBody: httpapi.ErrorBody}))
 	srv.TLS = cfg
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
