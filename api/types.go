@@ -204,19 +204,68 @@ type Member struct {
 	PeerURLs   []string `json:"peer_urls"`
 	ClientURLs []string `json:"client_urls,omitempty"` // empty until the member has started
 	Leader     bool     `json:"leader,omitempty"`
-	Learner    bool     `json:"learner,omitempty"`
+	// Learner: the member holds every record but does not vote (it does
+	// not count towards quorum).
+	Learner bool `json:"learner,omitempty"`
+	// Witness: the member is a witness's (orchestrator -witness), which
+	// runs an etcd member and nothing else.
+	Witness bool `json:"witness,omitempty"`
 	// Health is "ok", "not started" (added but not yet joined), or the
 	// error of asking the member for its status.
 	Health  string `json:"health"`
 	Version string `json:"version,omitempty"` // the member's etcd version
+	// DBSize and DBSizeInUse are the bytes of the member's database file
+	// and those of it in use, as it answered its status.
+	DBSize      int64 `json:"db_size,omitempty"`
+	DBSizeInUse int64 `json:"db_size_in_use,omitempty"`
+	// Alarms are the member's etcd alarms, such as NOSPACE (the database
+	// reached its quota: etcd takes no more writes) or CORRUPT.
+	Alarms []string `json:"alarms,omitempty"`
 }
 
 // Federation is the answer of GET /api/v1/federation: the etcd cluster
 // the sites share.
 type Federation struct {
 	ClusterID string   `json:"cluster_id"`
-	Leader    string   `json:"leader,omitempty"` // the leader's member name
+	Leader    string   `json:"leader,omitempty"` // the leader's member name; empty without quorum
 	Members   []Member `json:"members"`
+	// Voters is the number of voting members (members but learners).
+	Voters int `json:"voters"`
+	// MaxVoters is the most voters the answering site keeps
+	// ([federation] max_voters); 0 for a site on an external etcd, whose
+	// members are its administrators' business.
+	MaxVoters int `json:"max_voters,omitempty"`
+	// Warnings say what threatens the federation's quorum, in words.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Voting says what becomes of the votes in the federation's etcd when a
+// site joins with a member of its own (AddSiteResult) or leaves
+// (LeaveResult).
+type Voting struct {
+	VotersNow   int  `json:"voters_now"`   // voting members now
+	VotersAfter int  `json:"voters_after"` // once the site has joined or left, and the learners the policy lets vote have promoted themselves
+	MaxVoters   int  `json:"max_voters"`   // [federation] max_voters of the answering site
+	Votes       bool `json:"votes"`        // for a joining site: its member will vote
+	// Promotes names the learner that takes a leaving voter's place.
+	Promotes string `json:"promotes,omitempty"`
+	// Note says the above in words; Warning, when there is one, is a
+	// danger to the quorum, such as an even number of voters.
+	Note    string `json:"note"`
+	Warning string `json:"warning,omitempty"`
+}
+
+// LeaveRequest is the body of POST /api/v1/federation/leave: Site names
+// the site asked, as a check that it is the one meant to leave.
+type LeaveRequest struct {
+	Site string `json:"site"`
+}
+
+// LeaveResult is the answer of POST /api/v1/federation/leave: the site
+// asked has begun to leave the federation for good.
+type LeaveResult struct {
+	Site   string `json:"site"`
+	Voting Voting `json:"voting"`
 }
 
 // AddSiteRequest is the body of POST /api/v1/federation/sites: it lets a
@@ -237,6 +286,9 @@ type AddSiteResult struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// Config is the config.ini lines the new site needs, ready to paste.
 	Config string `json:"config"`
+	// Voting, for a site with a member of its own, says whether that
+	// member will vote.
+	Voting *Voting `json:"voting,omitempty"`
 }
 
 // CredentialsRequest is the body of POST /api/v1/federation/credentials: a

@@ -104,6 +104,16 @@ func TestFrozenSite(t *testing.T) {
 	if _, err := f1.Client.PauseSchedule(ctx, sch.ID); err != nil {
 		t.Fatal(err)
 	}
+	// The runs under way when the schedule paused end (a run commits
+	// before its final record), before what the clones hold is read.
+	runs = records.Until(60*time.Second, "every run ended", func(m map[string]api.Run) bool {
+		for _, r := range m {
+			if !r.State.Terminal() {
+				return false
+			}
+		}
+		return true
+	})
 
 	t.Run("no output of the lost attempt", func(t *testing.T) {
 		for _, subject := range victim.Commits("frozen") {

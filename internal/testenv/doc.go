@@ -12,5 +12,5 @@
 // # Rules
 //
 // Imports from mao: only orchestrator/config, orchestrator/etcdclient, orchestrator/etcdembed.
-// Imported by: only internal/fedtest, internal/testsite.
+// Imported by: only internal/fedtest, internal/gitserver, internal/testsite.
 package testenv

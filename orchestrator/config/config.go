@@ -83,6 +83,12 @@ type Federation struct {
 	Listen string
 	// TokenTTL (key token_ttl) is how long a join token is good; default 1h.
 	TokenTTL time.Duration
+	// MaxVoters (key max_voters) is how many of the federation's etcd
+	// members vote at most: an odd number, default 3. The others are
+	// learners, which hold every record but do not count towards quorum.
+	// Every site should have the same value: a site applies its own when
+	// it decides about its member's vote.
+	MaxVoters int
 }
 
 // TLS reports whether any client TLS file is set.
@@ -226,6 +232,8 @@ const (
 	defaultPeerURL        = "https://127.0.0.1:2380"
 	defaultFederation     = "127.0.0.1:0"
 	defaultTokenTTL       = time.Hour
+	defaultMaxVoters      = 3
+	maxMaxVoters          = 7 // etcd's advice: more voters only slow writes down
 	defaultListen         = "127.0.0.1:8080"
 	defaultShutdownGrace  = 30 * time.Second
 	defaultStopGrace      = 10 * time.Second
@@ -279,7 +287,7 @@ func base() Config {
 			ClientURL:      defaultClientURL,
 			PeerURL:        defaultPeerURL,
 		},
-		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL},
+		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL, MaxVoters: defaultMaxVoters},
 		API:        API{Listen: defaultListen, MaxConnections: defaultMaxConnections},
 		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout,
 			PidsLimit: defaultPidsLimit, DefaultMemory: defaultMemory,

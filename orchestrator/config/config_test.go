@@ -78,7 +78,7 @@ func TestDefault(t *testing.T) {
 					Prefix: "/mao/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
 					ClientURL: "https://127.0.0.1:2379", PeerURL: "https://127.0.0.1:2380",
 				},
-				Federation: Federation{Listen: "127.0.0.1:0", TokenTTL: time.Hour},
+				Federation: Federation{Listen: "127.0.0.1:0", TokenTTL: time.Hour, MaxVoters: 3},
 				API:        API{Listen: "127.0.0.1:8080", MaxConnections: 256},
 				Runs: Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute,
 					PidsLimit: 4096, DefaultMemory: 4 << 30, MaxOutputBytes: 10 << 30, MaxOutputFiles: 100000},
@@ -172,9 +172,10 @@ func TestParseKeys(t *testing.T) {
 				c.Site.Name, c.Etcd.PeerURL, c.Etcd.JoinToken = "lab-2", "https://10.0.0.2:2380", "maojoin1.eyJhIjoiIn0"
 			}},
 		{"the gateway", "[etcd]\ngrpc_gateway = true\n", func(c *Config) { c.Etcd.Gateway = true }},
-		{"federation", "[federation]\nlisten = 10.0.0.2:8443\ntoken_ttl = 30m\n", func(c *Config) {
-			c.Federation.Listen, c.Federation.TokenTTL = "10.0.0.2:8443", 30*time.Minute
+		{"federation", "[federation]\nlisten = 10.0.0.2:8443\ntoken_ttl = 30m\nmax_voters = 5\n", func(c *Config) {
+			c.Federation.Listen, c.Federation.TokenTTL, c.Federation.MaxVoters = "10.0.0.2:8443", 30*time.Minute, 5
 		}},
+		{"one voter", "[federation]\nmax_voters = 1\n", func(c *Config) { c.Federation.MaxVoters = 1 }},
 		{"api.listen", "[api]\nlisten = [::1]:0\n", func(c *Config) { c.API.Listen = "[::1]:0" }},
 		{"api.tls with the site's certificate", "[api]\ntls = yes\n", func(c *Config) { c.API.UseTLS = true }},
 		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) {
@@ -306,6 +307,10 @@ history = 0
 		{"gateway not a boolean", "[etcd]\ngrpc_gateway = sometimes\n", []string{"2 etcd.grpc_gateway"}},
 		{"gateway with endpoints", "[etcd]\nendpoints = http://h:2379\ngrpc_gateway = true\n", []string{"3 etcd.grpc_gateway"}},
 		{"bad federation keys", "[federation]\nlisten = nowhere\ntoken_ttl = 5s\n", []string{"2 federation.listen", "3 federation.token_ttl"}},
+		{"max_voters not a number", "[federation]\nmax_voters = three\n", []string{"2 federation.max_voters"}},
+		{"max_voters even", "[federation]\nmax_voters = 4\n", []string{"2 federation.max_voters"}},
+		{"max_voters too many", "[federation]\nmax_voters = 9\n", []string{"2 federation.max_voters"}},
+		{"max_voters none", "[federation]\nmax_voters = 0\n", []string{"2 federation.max_voters"}},
 		{"unknown time zone", "[site]\ntimezone = Europe/Zurch\n", []string{"2 site.timezone"}},
 		{"time zone with a path", "[site]\ntimezone = ../../etc/passwd\n", []string{"2 site.timezone"}},
 		{"Local is not a time zone name", "[site]\ntimezone = Local\n", []string{"2 site.timezone"}},
@@ -670,8 +675,8 @@ func TestValidate(t *testing.T) {
 		{"plaintext member URLs", func(c *Config) { c.Etcd.ClientURL, c.Etcd.PeerURL = "http://127.0.0.1:1", "http://127.0.0.1:2" },
 			[]string{"etcd.client_url", "etcd.peer_url"}},
 		{"joining", func(c *Config) { c.Site.Name, c.Etcd.JoinToken = "b", "maojoin1.x" }, nil},
-		{"federation keys", func(c *Config) { c.Federation.Listen, c.Federation.TokenTTL = "", 0 },
-			[]string{"federation.listen", "federation.token_ttl"}},
+		{"federation keys", func(c *Config) { c.Federation.Listen, c.Federation.TokenTTL, c.Federation.MaxVoters = "", 0, 2 },
+			[]string{"federation.listen", "federation.token_ttl", "federation.max_voters"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -79,6 +79,10 @@ func (c *Config) problems() []problem {
 	}
 	check("federation.listen", checkListen(c.Federation.Listen))
 	check("federation.token_ttl", checkDuration(c.Federation.TokenTTL, time.Minute))
+	if n := c.Federation.MaxVoters; n < 1 || n > maxMaxVoters || n%2 == 0 {
+		check("federation.max_voters", fmt.Errorf("%d is not an odd number from 1 to %d: an even number of voters is no safer "+
+			"than one fewer, and needs one more of them up for a quorum", n, maxMaxVoters))
+	}
 
 	check("api.listen", checkListen(c.API.Listen))
 	switch {

@@ -147,6 +147,16 @@ func TestTwoSitesRunEachTickOnce(t *testing.T) {
 			}
 		}
 	}
+	// A tick claimed just before the pause may have ended after the
+	// wait above: every run that left a mark has its record.
+	runs.until(30*time.Second, func(m map[string]api.Run) bool {
+		for id := range marks {
+			if r, ok := m[id]; !ok || !r.State.Terminal() {
+				return false
+			}
+		}
+		return true
+	})
 	bySite := map[string]int{}
 	for id, r := range runs.latest {
 		if r.Schedule != sch.ID || r.ScheduledTime == nil || id != sch.ID+"-"+strconv.FormatInt(r.ScheduledTime.Unix(), 10) {

@@ -89,6 +89,7 @@ func routes() []route {
 		{"POST " + p + "/federation/sites", ScopeAdmin, (*Server).addSite},
 		{"DELETE " + p + "/federation/sites/{name}", ScopeAdmin, (*Server).removeSite},
 		{"POST " + p + "/federation/credentials", ScopeAdmin, (*Server).credentials},
+		{"POST " + p + "/federation/leave", ScopeAdmin, (*Server).leave},
 		{"GET " + p + "/schedules", ScopeRead, (*Server).listSchedules},
 		{"POST " + p + "/schedules", ScopeAdmin, (*Server).createSchedule},
 		{"GET " + p + "/schedules/{id}", ScopeRead, (*Server).getSchedule},

@@ -105,6 +105,12 @@ func decodeCredentials(r *http.Request) (api.CredentialsRequest, error) {
 	return req, decode(r, &req)
 }
 
+// decodeLeave reads a request that the site leave the federation.
+func decodeLeave(r *http.Request) (api.LeaveRequest, error) {
+	var req api.LeaveRequest
+	return req, decode(r, &req)
+}
+
 // decodeAddSite reads a request to add a site; the store checks it.
 func decodeAddSite(r *http.Request) (api.AddSiteRequest, error) {
 	var req api.AddSiteRequest

@@ -23,7 +23,7 @@ func fuzzDecoder[T any](f *testing.F, decode func(*http.Request) (T, error), val
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 		v, err := decode(r)
 		if err != nil {
-			if status, answer := errorBody(err); status != http.StatusBadRequest || answer.Message == "" {
+			if status, answer := ErrorBody(err); status != http.StatusBadRequest || answer.Message == "" {
 				t.Fatalf("%q: %d %+v, want 400 with a message", body, status, answer)
 			}
 			return
@@ -92,4 +92,8 @@ func FuzzDecodeCredentials(f *testing.F) {
 
 func FuzzDecodeNotifyTest(f *testing.F) {
 	fuzzDecoder[api.NotifyTestRequest](f, decodeNotifyTest, nil)
+}
+
+func FuzzDecodeLeave(f *testing.F) {
+	fuzzDecoder[api.LeaveRequest](f, decodeLeave, nil)
 }

@@ -66,7 +66,15 @@ func (fakeTester) Test(_ context.Context, url string) ([]api.Notification, error
 	return []api.Notification{{Kind: "test", Channel: url, Status: "sent"}}, nil
 }
 
+// fakeLeaver is a site that can always leave.
+type fakeLeaver struct{ site string }
+
+func (f fakeLeaver) Leave(context.Context) (api.LeaveResult, error) {
+	return api.LeaveResult{Site: f.site, Voting: api.Voting{Note: "site " + f.site + " removes its etcd member"}}, nil
+}
+
 var (
+	_ Leaver     = fakeLeaver{}
 	_ Launcher   = (*fakeLauncher)(nil)
 	_ Health     = (*fakeHealth)(nil)
 	_ Runs       = (*store.Store)(nil)
@@ -137,7 +145,7 @@ func newEnvWith(t *testing.T, endpoints []string, opts Options, proxy LogProxy) 
 	health, log := &fakeHealth{}, &bytes.Buffer{}
 	opts.Log = slog.New(slog.NewJSONHandler(&lockedWriter{w: log}, nil))
 	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st, Sites: st, Federation: st,
-		Series: st, Notifications: st, NotifyTester: fakeTester{},
+		Leaver: fakeLeaver{site}, Series: st, Notifications: st, NotifyTester: fakeTester{},
 		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: health, LogProxy: proxy, Invalid: st}, opts)
 	ts := httptest.NewServer(srv)
@@ -430,4 +438,17 @@ func mustZone(t *testing.T, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
+}
+
+// TestLeaveNamesTheSite: a request to leave the federation must name the
+// site asked (a guard against the wrong --addr): another name is a 400
+// naming this site, and the site's own is 202 with what the leaver said.
+func TestLeaveNamesTheSite(t *testing.T) {
+	e := newEnv(t, testenv.Etcd(t))
+	_, err := e.client.Leave(context.Background(), "s2")
+	wantStatus(t, err, http.StatusBadRequest, "site", "this is site s1")
+	res, err := e.client.Leave(context.Background(), "s1")
+	if err != nil || res.Site != "s1" || !strings.Contains(res.Voting.Note, "removes its etcd member") {
+		t.Fatalf("leave s1: %+v, %v", res, err)
+	}
 }

@@ -72,6 +72,13 @@ type Federation interface {
 	RemoveSite(ctx context.Context, name string) error
 }
 
+// Leaver makes this site leave the federation for good.
+type Leaver interface {
+	// Leave checks that the site can leave now (errs.ErrConflict if not)
+	// and has it begin: it shuts down, then leaves.
+	Leave(ctx context.Context) (api.LeaveResult, error)
+}
+
 // Issuer gives new sites join tokens and collaborators credentials, from
 // the federation's CA; peer.Issuer is one.
 type Issuer interface {
@@ -94,7 +101,7 @@ type Logs interface {
 }
 
 // Offline is the site's work while etcd does not answer it;
-// offline.Keeper is one.
+// offline.Work is one.
 type Offline interface {
 	// Unreachable tells that etcd did not answer the site (err).
 	Unreachable(err error)
@@ -128,6 +135,7 @@ type Deps struct {
 	Runs           Runs
 	Sites          Sites
 	Federation     Federation
+	Leaver         Leaver
 	Issuer         Issuer   // nil at a site without the federation's certificates
 	LogProxy       LogProxy // nil at a site without the federation's certificates
 	Series         SeriesReader
@@ -454,6 +462,25 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
 // certificates (an external etcd, and it has not joined).
 var errNoCA = errs.New(errs.ErrConflict, "this site has no federation certificates: it cannot issue join tokens or credentials, "+
 	"nor read other sites' logs; join it with a token from a site that has them (etcd.join_token)")
+
+// leave has this site begin to leave the federation, if the request
+// names it: 202, with what becomes of the votes; the site shuts down and
+// leaves at the end.
+func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeLeave(r)
+	if err == nil && req.Site != s.opts.Site {
+		err = &toolspec.ValidationError{Kind: "leave request", Fields: []toolspec.FieldError{{Field: "site",
+			Problem: fmt.Sprintf("is %q, but this is site %s: ask the site that leaves", req.Site, s.opts.Site)}}}
+	}
+	if err == nil && s.deps.Leaver == nil {
+		err = errs.New(errs.ErrConflict, "this site cannot leave the federation from its API")
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answer(w, r, http.StatusAccepted)(s.deps.Leaver.Leave(r.Context()))
+}
 
 func (s *Server) removeSite(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, s.deps.Federation.RemoveSite(r.Context(), r.PathValue("name")))

@@ -9,7 +9,7 @@
 //     entry per line (a tick's claim, a run's creation, each state change),
 //     synced before the run goes on; read back in order; a last line cut
 //     short by a crash is dropped; emptied once every entry is in etcd.
-//   - Keeper routes records: those of runs the site carries go to the
+//   - Work routes records: those of runs the site carries go to the
 //     journal (Records, Claims, History for the runner, the scheduler and
 //     the dispatcher), answers for them meanwhile (reads, a schedule's
 //     overlap, the site's own row and health), tells the runner which runs

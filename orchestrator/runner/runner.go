@@ -72,7 +72,7 @@ type Lease interface {
 }
 
 // Offline tells which runs the site goes on with while etcd does not
-// answer it; offline.Keeper is one.
+// answer it; offline.Work is one.
 type Offline interface {
 	// Carries reports whether the site carries run through its journal:
 	// run is one no other site may hold (runs.OwnOnly), and the site is

@@ -183,6 +183,8 @@ func checkRecord(name string, v any) error {
 		return sameName("name", r.Name, name, func() error { return toolspec.CheckName(r.Name) })
 	case *seenRecord:
 		return sameName("name", r.Name, name, func() error { return toolspec.CheckName(r.Name) })
+	case *witnessRecord:
+		return sameName("name", r.Name, name, func() error { return toolspec.CheckName(r.Name) })
 	case *runs.Request:
 		return sameName("run", r.Run, name, func() error {
 			return errors.Join(runs.CheckID(r.Run), toolspec.CheckName(r.Tool), r.Target.Validate())

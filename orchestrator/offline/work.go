@@ -66,7 +66,7 @@ type Clock interface {
 	After(d time.Duration) <-chan time.Time
 }
 
-// Deps are what a Keeper works with.
+// Deps are what a Work works with.
 type Deps struct {
 	Records  Records
 	Claims   Claims
@@ -76,7 +76,7 @@ type Deps struct {
 	Outputs  Outputs
 }
 
-// Options configure a Keeper.
+// Options configure a Work.
 type Options struct {
 	// Site is this site's record: its name, and its own row of the sites
 	// list while etcd does not answer.
@@ -92,7 +92,7 @@ type Options struct {
 	Probe time.Duration
 }
 
-// Keeper is a site's work without etcd: it routes the records of the
+// Work is a site's work without etcd: it routes the records of the
 // site's own runs (runs.OwnOnly) to the journal while etcd does not answer
 // the site, answers for them meanwhile, and replays the journal into etcd
 // once it answers again.
@@ -101,9 +101,9 @@ type Options struct {
 // (Unreachable: a claim, a record, a check of a lease, a health check), or
 // once its lease may have lapsed by its own clock, until the journal has
 // been replayed with etcd answering and the site's lease valid. A run the
-// keeper carries (Carries) has every record journaled, in order, until it
+// site carries (Carries) has every record journaled, in order, until it
 // has ended, every record of it is in etcd and the site is online.
-type Keeper struct {
+type Work struct {
 	j    *Journal
 	deps Deps
 	opts Options
@@ -126,9 +126,9 @@ type own struct {
 	carried bool    // its records go to the journal
 }
 
-// New returns a Keeper over the journal j; Replay replays what a previous
+// New returns a Work over the journal j; Replay replays what a previous
 // life left in it, and Serve keeps the site's work going.
-func New(j *Journal, deps Deps, opts Options) *Keeper {
+func New(j *Journal, deps Deps, opts Options) *Work {
 	if opts.Clock == nil {
 		opts.Clock = clockwork.NewRealClock()
 	}
@@ -141,58 +141,58 @@ func New(j *Journal, deps Deps, opts Options) *Keeper {
 	if opts.Probe <= 0 {
 		opts.Probe = time.Second
 	}
-	return &Keeper{j: j, deps: deps, opts: opts, runs: map[string]*own{}, ends: map[string]bool{},
+	return &Work{j: j, deps: deps, opts: opts, runs: map[string]*own{}, ends: map[string]bool{},
 		changed: make(chan struct{}), wake: make(chan struct{}, 1), counts: map[string]int{}}
 }
 
 // mine reports whether r is one of this site's own runs, which no other
 // site may hold (runs.OwnOnly).
-func (k *Keeper) mine(r api.Run) bool { return r.Site == k.opts.Site.Name && runs.OwnOnly(r) }
+func (w *Work) mine(r api.Run) bool { return r.Site == w.opts.Site.Name && runs.OwnOnly(r) }
 
-// Unreachable tells the keeper that etcd did not answer this site (err, of
+// Unreachable tells w that etcd did not answer this site (err, of
 // kind errs.ErrUnavailable): the site is offline from now on, until its
 // journal is replayed.
-func (k *Keeper) Unreachable(err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.offline {
+func (w *Work) Unreachable(err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.offline {
 		return
 	}
-	k.offline, k.cause, k.since, k.began = true, err.Error(), k.opts.Clock.Now(), time.Time{}
-	clear(k.counts)
-	k.opts.Log.Warn("etcd does not answer this site (or it is not live in etcd): it goes on offline with its own runs, "+
+	w.offline, w.cause, w.since, w.began = true, err.Error(), w.opts.Clock.Now(), time.Time{}
+	clear(w.counts)
+	w.opts.Log.Warn("etcd does not answer this site (or it is not live in etcd): it goes on offline with its own runs, "+
 		"whose records go to its journal; runs that another site could take wait", "err", err)
-	k.changedLocked()
-	k.wakeLocked()
+	w.changedLocked()
+	w.wakeLocked()
 }
 
-// changedLocked wakes Changed's waiters; k.mu is held.
-func (k *Keeper) changedLocked() {
-	close(k.changed)
-	k.changed = make(chan struct{})
+// changedLocked wakes Changed's waiters; w.mu is held.
+func (w *Work) changedLocked() {
+	close(w.changed)
+	w.changed = make(chan struct{})
 }
 
-// wakeLocked tells Serve that there is work; k.mu is held.
-func (k *Keeper) wakeLocked() {
+// wakeLocked tells Serve that there is work; w.mu is held.
+func (w *Work) wakeLocked() {
 	select {
-	case k.wake <- struct{}{}:
+	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
 // Changed is closed when the site goes offline or comes back online.
-func (k *Keeper) Changed() <-chan struct{} {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.changed
+func (w *Work) Changed() <-chan struct{} {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.changed
 }
 
 // Status says whether the site is offline and how many records its
 // journal holds that are not in etcd yet.
-func (k *Keeper) Status() (offline bool, journaled int) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return k.offline, k.j.Len()
+func (w *Work) Status() (offline bool, journaled int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.offline, w.j.Len()
 }
 
 // Carries reports whether the site carries run on through its journal:
@@ -201,24 +201,24 @@ func (k *Keeper) Status() (offline bool, journaled int) {
 // is in etcd, every record of it is journaled, and the site's lease does
 // not fence it: no other site may run it (Lose makes it wait for this
 // site again), and the replay's record wins over a settlement as lost.
-func (k *Keeper) Carries(run api.Run) bool {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if o := k.runs[run.ID]; o != nil && o.carried {
+func (w *Work) Carries(run api.Run) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o := w.runs[run.ID]; o != nil && o.carried {
 		return true
 	}
-	if !k.offline || !k.mine(run) {
+	if !w.offline || !w.mine(run) {
 		return false
 	}
-	k.runs[run.ID] = &own{rec: run, carried: true}
+	w.runs[run.ID] = &own{rec: run, carried: true}
 	return true
 }
 
 // carried returns the last record of a run the site carries.
-func (k *Keeper) carried(id string) (api.Run, bool) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if o := k.runs[id]; o != nil && o.carried {
+func (w *Work) carried(id string) (api.Run, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o := w.runs[id]; o != nil && o.carried {
 		return o.rec, true
 	}
 	return api.Run{}, false
@@ -226,112 +226,112 @@ func (k *Keeper) carried(id string) (api.Run, bool) {
 
 // journal appends r's record (op) to the journal when the site carries r,
 // or is offline and r is its own: done reports that it did (or failed to).
-func (k *Keeper) journal(op string, r api.Run) (done bool, err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if o := k.runs[r.ID]; (o == nil || !o.carried) && !(k.offline && k.mine(r)) {
+func (w *Work) journal(op string, r api.Run) (done bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o := w.runs[r.ID]; (o == nil || !o.carried) && !(w.offline && w.mine(r)) {
 		return false, nil
 	}
-	return true, k.appendLocked(op, r)
+	return true, w.appendLocked(op, r)
 }
 
-// appendLocked journals r and carries it; k.mu is held.
-func (k *Keeper) appendLocked(op string, r api.Run) error {
-	if _, err := k.j.Append(op, r, k.opts.Clock.Now()); err != nil {
+// appendLocked journals r and carries it; w.mu is held.
+func (w *Work) appendLocked(op string, r api.Run) error {
+	if _, err := w.j.Append(op, r, w.opts.Clock.Now()); err != nil {
 		return err
 	}
-	k.runs[r.ID] = &own{rec: r, carried: true}
+	w.runs[r.ID] = &own{rec: r, carried: true}
 	if op == OpSave && r.State.Terminal() {
-		k.ends[r.ID] = true
+		w.ends[r.ID] = true
 	}
-	k.wakeLocked()
+	w.wakeLocked()
 	return nil
 }
 
 // track remembers r, a record of this site stored in etcd: the runs that
 // have not ended, for the overlap of schedules while offline.
-func (k *Keeper) track(r api.Run) {
-	if r.Site != k.opts.Site.Name {
+func (w *Work) track(r api.Run) {
+	if r.Site != w.opts.Site.Name {
 		return
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if o := k.runs[r.ID]; o != nil && o.carried {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if o := w.runs[r.ID]; o != nil && o.carried {
 		return
 	}
 	if r.State.Terminal() {
-		delete(k.runs, r.ID)
+		delete(w.runs, r.ID)
 		return
 	}
-	k.runs[r.ID] = &own{rec: r}
+	w.runs[r.ID] = &own{rec: r}
 }
 
 // write stores r through store, or journals it as op when the site
 // carries it or is offline and r is its own; an own run whose write etcd
 // does not answer takes the site offline and is journaled.
-func (k *Keeper) write(ctx context.Context, op string, r api.Run, store func(context.Context, api.Run) error) error {
+func (w *Work) write(ctx context.Context, op string, r api.Run, store func(context.Context, api.Run) error) error {
 	for {
-		if done, err := k.journal(op, r); done {
+		if done, err := w.journal(op, r); done {
 			return err
 		}
 		err := store(ctx, r)
-		if errors.Is(err, errs.ErrUnavailable) && k.mine(r) {
-			k.Unreachable(err)
+		if errors.Is(err, errs.ErrUnavailable) && w.mine(r) {
+			w.Unreachable(err)
 			continue
 		}
 		if err == nil || r.State.Terminal() {
-			k.track(r)
+			w.track(r)
 		}
 		return err
 	}
 }
 
 // CreateRun records a new run: in etcd, or in the journal (see write).
-func (k *Keeper) CreateRun(ctx context.Context, r api.Run) error {
-	return k.write(ctx, OpCreate, r, k.deps.Records.CreateRun)
+func (w *Work) CreateRun(ctx context.Context, r api.Run) error {
+	return w.write(ctx, OpCreate, r, w.deps.Records.CreateRun)
 }
 
 // SaveRun records a run's new state: in etcd, or in the journal (see
 // write).
-func (k *Keeper) SaveRun(ctx context.Context, r api.Run) error {
-	return k.write(ctx, OpSave, r, k.deps.Records.SaveRun)
+func (w *Work) SaveRun(ctx context.Context, r api.Run) error {
+	return w.write(ctx, OpSave, r, w.deps.Records.SaveRun)
 }
 
 // Run returns a run's record: the last the site journaled of a run it
 // carries, else etcd's.
-func (k *Keeper) Run(ctx context.Context, id string) (api.Run, error) {
-	if r, ok := k.carried(id); ok {
+func (w *Work) Run(ctx context.Context, id string) (api.Run, error) {
+	if r, ok := w.carried(id); ok {
 		return r, nil
 	}
-	return k.deps.Records.Run(ctx, id)
+	return w.deps.Records.Run(ctx, id)
 }
 
 // Runs lists run records from etcd.
-func (k *Keeper) Runs(ctx context.Context, tool string) ([]api.Run, error) {
-	return k.deps.Records.Runs(ctx, tool)
+func (w *Work) Runs(ctx context.Context, tool string) ([]api.Run, error) {
+	return w.deps.Records.Runs(ctx, tool)
 }
 
 // WaitClaimed waits in etcd until a site has claimed the run.
-func (k *Keeper) WaitClaimed(ctx context.Context, id string) (api.Run, error) {
-	return k.deps.Records.WaitClaimed(ctx, id)
+func (w *Work) WaitClaimed(ctx context.Context, id string) (api.Run, error) {
+	return w.deps.Records.WaitClaimed(ctx, id)
 }
 
 // ClaimRun claims a schedule's tick: in etcd, or, for a tick of the
 // site's own (an --site schedule's, or its run of an --all schedule) while
 // it is offline, in the journal, once: a tick it has claimed already in
 // this offline spell (or that it carries) is not claimed again.
-func (k *Keeper) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
+func (w *Work) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 	for {
-		if claimed, done, err := k.claimLocally(r); done {
+		if claimed, done, err := w.claimLocally(r); done {
 			return claimed, err
 		}
-		ok, err := k.deps.Claims.ClaimRun(ctx, r)
-		if errors.Is(err, errs.ErrUnavailable) && k.mine(r) {
-			k.Unreachable(err) // etcd does not answer, or the site is not live in it (it registers again)
+		ok, err := w.deps.Claims.ClaimRun(ctx, r)
+		if errors.Is(err, errs.ErrUnavailable) && w.mine(r) {
+			w.Unreachable(err) // etcd does not answer, or the site is not live in it (it registers again)
 			continue
 		}
 		if ok {
-			k.track(r)
+			w.track(r)
 		}
 		return ok, err
 	}
@@ -339,16 +339,16 @@ func (k *Keeper) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 
 // claimLocally journals the claim of r when the site is offline and r is
 // its own; done reports whether it decided.
-func (k *Keeper) claimLocally(r api.Run) (claimed, done bool, err error) {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if !k.offline || !k.mine(r) {
+func (w *Work) claimLocally(r api.Run) (claimed, done bool, err error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.offline || !w.mine(r) {
 		return false, false, nil
 	}
-	if k.runs[r.ID] != nil {
+	if w.runs[r.ID] != nil {
 		return false, true, nil // this site has it already
 	}
-	if err := k.appendLocked(OpClaim, r); err != nil {
+	if err := w.appendLocked(OpClaim, r); err != nil {
 		return false, true, err
 	}
 	return true, true, nil
@@ -356,46 +356,46 @@ func (k *Keeper) claimLocally(r api.Run) (claimed, done bool, err error) {
 
 // PruneSchedule prunes a schedule's history in etcd; offline it prunes
 // nothing, and the next claim in etcd does.
-func (k *Keeper) PruneSchedule(ctx context.Context, schedule string, keep int) ([]string, error) {
-	if offline, _ := k.Status(); offline {
+func (w *Work) PruneSchedule(ctx context.Context, schedule string, keep int) ([]string, error) {
+	if offline, _ := w.Status(); offline {
 		return nil, nil
 	}
-	return k.deps.Claims.PruneSchedule(ctx, schedule, keep)
+	return w.deps.Claims.PruneSchedule(ctx, schedule, keep)
 }
 
 // ClaimRequest takes a requested run in etcd, unless the site carries it:
 // then the run waits for this very site (another site settled it as lost
 // while etcd did not answer this one), which goes on with it through its
 // journal, and the replay of its records ends the request.
-func (k *Keeper) ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error) {
-	if _, ok := k.carried(id); ok {
-		k.opts.Log.Info("a request for a run this site carries through its journal: its replay settles it", "run", id)
+func (w *Work) ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error) {
+	if _, ok := w.carried(id); ok {
+		w.opts.Log.Info("a request for a run this site carries through its journal: its replay settles it", "run", id)
 		return api.Run{}, false, nil
 	}
-	return k.deps.Claims.ClaimRequest(ctx, id, site)
+	return w.deps.Claims.ClaimRequest(ctx, id, site)
 }
 
 // LastScheduledRun reads a schedule's latest recorded tick in etcd.
-func (k *Keeper) LastScheduledRun(ctx context.Context, schedule, site string) (*api.Run, error) {
-	return k.deps.History.LastScheduledRun(ctx, schedule, site)
+func (w *Work) LastScheduledRun(ctx context.Context, schedule, site string) (*api.Run, error) {
+	return w.deps.History.LastScheduledRun(ctx, schedule, site)
 }
 
 // LatestExecutedRun returns the newest run of the schedule that was set to
 // run, from etcd; while the site is offline, from the runs it knows of its
 // own (those that have not ended, and those it carries), which is what a
 // schedule's overlap rule needs: whether one of them still runs.
-func (k *Keeper) LatestExecutedRun(ctx context.Context, schedule, site string) (*api.Run, error) {
-	if offline, _ := k.Status(); !offline {
-		r, err := k.deps.History.LatestExecutedRun(ctx, schedule, site)
+func (w *Work) LatestExecutedRun(ctx context.Context, schedule, site string) (*api.Run, error) {
+	if offline, _ := w.Status(); !offline {
+		r, err := w.deps.History.LatestExecutedRun(ctx, schedule, site)
 		if !errors.Is(err, errs.ErrUnavailable) {
 			return r, err
 		}
-		k.Unreachable(err)
+		w.Unreachable(err)
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var latest *api.Run
-	for _, o := range k.runs {
+	for _, o := range w.runs {
 		r := o.rec
 		if r.Schedule != schedule || r.State == api.StateSkipped || r.State == api.StateMissed || !ofSite(r, site) {
 			continue
@@ -420,9 +420,9 @@ func ofSite(r api.Run, site string) bool {
 // Detect checks a successful run's output with the detector; a run the
 // site carries is not checked: its series is in etcd. Its verdict says so,
 // and the value stays in the output it committed.
-func (k *Keeper) Detect(ctx context.Context, run api.Run, tool toolspec.Tool, dir string) []detector.Verdict {
-	if !k.Carries(run) {
-		return k.deps.Outputs.Detect(ctx, run, tool, dir)
+func (w *Work) Detect(ctx context.Context, run api.Run, tool toolspec.Tool, dir string) []detector.Verdict {
+	if !w.Carries(run) {
+		return w.deps.Outputs.Detect(ctx, run, tool, dir)
 	}
 	cfg := detector.Config{}
 	if tool.Detector != nil {
@@ -435,40 +435,40 @@ func (k *Keeper) Detect(ctx context.Context, run api.Run, tool toolspec.Tool, di
 
 // Ended hears of a run's final record: its notifications follow now, or,
 // for a record the site journaled, once the replay has written it to etcd.
-func (k *Keeper) Ended(run api.Run) {
-	k.mu.Lock()
-	deferred := k.ends[run.ID]
-	delete(k.ends, run.ID)
-	k.mu.Unlock()
+func (w *Work) Ended(run api.Run) {
+	w.mu.Lock()
+	deferred := w.ends[run.ID]
+	delete(w.ends, run.ID)
+	w.mu.Unlock()
 	if !deferred {
-		k.deps.Outputs.Ended(run)
+		w.deps.Outputs.Ended(run)
 	}
 }
 
 // OwnSite is this site's row of the sites list from what it knows of
 // itself, for when etcd does not answer: offline (not live, as far as it
 // can tell), seen now, its runs that have not ended, and its journal.
-func (k *Keeper) OwnSite() api.SiteInfo {
-	k.mu.Lock()
-	defer k.mu.Unlock()
+func (w *Work) OwnSite() api.SiteInfo {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	busy := 0
-	for _, o := range k.runs {
+	for _, o := range w.runs {
 		if !o.rec.State.Terminal() {
 			busy++
 		}
 	}
-	return api.SiteInfo{Site: k.opts.Site, LastSeen: k.opts.Clock.Now().UTC(), RunsInProgress: busy,
-		Offline: k.offline, Journaled: k.j.Len()}
+	return api.SiteInfo{Site: w.opts.Site, LastSeen: w.opts.Clock.Now().UTC(), RunsInProgress: busy,
+		Offline: w.offline, Journaled: w.j.Len()}
 }
 
 // Replay replays the journal into etcd until it is empty, as a site does
 // at start-up with what its previous life left; it fails when etcd stops
 // answering meanwhile or the site's lease is not valid.
-func (k *Keeper) Replay(ctx context.Context) error {
-	if n := k.j.Len(); n > 0 {
-		k.opts.Log.Info("replaying the journal a previous life of this site left", "records", n)
+func (w *Work) Replay(ctx context.Context) error {
+	if n := w.j.Len(); n > 0 {
+		w.opts.Log.Info("replaying the journal a previous life of this site left", "records", n)
 	}
-	return k.replay(ctx)
+	return w.replay(ctx)
 }
 
 // Serve keeps the site's work going until ctx ends: while the site is
@@ -477,32 +477,32 @@ func (k *Keeper) Replay(ctx context.Context) error {
 // expired, once it has registered again), and then takes the site online
 // again; while it is online, it looks every Probe whether its lease may
 // have lapsed.
-func (k *Keeper) Serve(ctx context.Context) {
+func (w *Work) Serve(ctx context.Context) {
 	for {
 		var retry <-chan time.Time
-		if err := k.replay(ctx); err != nil && ctx.Err() == nil {
-			k.opts.Log.Debug("journal not replayed yet; trying again", "err", err)
-			retry = k.opts.Clock.After(k.opts.Retry)
+		if err := w.replay(ctx); err != nil && ctx.Err() == nil {
+			w.opts.Log.Debug("journal not replayed yet; trying again", "err", err)
+			retry = w.opts.Clock.After(w.opts.Retry)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-k.wake:
+		case <-w.wake:
 		case <-retry:
-		case <-k.opts.Clock.After(k.opts.Probe):
-			k.probe()
+		case <-w.opts.Clock.After(w.opts.Probe):
+			w.probe()
 		}
 	}
 }
 
 // probe takes an online site offline when its lease may have lapsed by its
 // own clock: its renewals got no answer for a TTL.
-func (k *Keeper) probe() {
-	if offline, _ := k.Status(); offline {
+func (w *Work) probe() {
+	if offline, _ := w.Status(); offline {
 		return
 	}
-	if _, err := k.deps.Lease.Valid(); err != nil {
-		k.Unreachable(err)
+	if _, err := w.deps.Lease.Valid(); err != nil {
+		w.Unreachable(err)
 	}
 }
 
@@ -512,26 +512,26 @@ var errLease = errors.New("the site's lease is not valid: the replay waits until
 // replay writes the journal's entries into etcd, in order, while etcd
 // answers and the site's lease is valid, and takes the site online once
 // the journal is empty. It returns nil when there is nothing (more) to do.
-func (k *Keeper) replay(ctx context.Context) error {
+func (w *Work) replay(ctx context.Context) error {
 	for ctx.Err() == nil {
-		if offline, n := k.Status(); !offline && n == 0 {
+		if offline, n := w.Status(); !offline && n == 0 {
 			return nil
 		}
-		if _, err := k.deps.Lease.Valid(); err != nil {
+		if _, err := w.deps.Lease.Valid(); err != nil {
 			return fmt.Errorf("%w (%v)", errLease, err)
 		}
-		e, ok := k.j.Next()
+		e, ok := w.j.Next()
 		if !ok {
-			if err := k.deps.Replayer.Ping(ctx); err != nil {
+			if err := w.deps.Replayer.Ping(ctx); err != nil {
 				return err
 			}
-			k.online()
+			w.online()
 			continue
 		}
-		if err := k.beginReplay(ctx); err != nil {
+		if err := w.beginReplay(ctx); err != nil {
 			return err
 		}
-		action, why, err := k.deps.Replayer.ReplayRun(ctx, e.Run)
+		action, why, err := w.deps.Replayer.ReplayRun(ctx, e.Run)
 		if err != nil {
 			return fmt.Errorf("replay run %s (journal entry %d): %w", e.Run.ID, e.Seq, err)
 		}
@@ -542,16 +542,16 @@ func (k *Keeper) replay(ctx context.Context) error {
 		case runs.ReplayRefuse:
 			level = slog.LevelError
 		}
-		k.opts.Log.Log(ctx, level, "journal entry replayed", "run", e.Run.ID, "state", e.Run.State, "attempt", e.Run.Attempt,
+		w.opts.Log.Log(ctx, level, "journal entry replayed", "run", e.Run.ID, "state", e.Run.State, "attempt", e.Run.Attempt,
 			"action", action.String(), "why", why)
-		if err := k.j.Done(e.Seq); err != nil {
+		if err := w.j.Done(e.Seq); err != nil {
 			return err
 		}
-		k.mu.Lock()
-		k.counts[action.String()]++
-		k.mu.Unlock()
+		w.mu.Lock()
+		w.counts[action.String()]++
+		w.mu.Unlock()
 		if action.Writes() && e.Op == OpSave && e.Run.State.Terminal() {
-			k.deps.Outputs.Ended(e.Run) // deferred by Ended
+			w.deps.Outputs.Ended(e.Run) // deferred by Ended
 		}
 	}
 	return ctx.Err()
@@ -559,49 +559,49 @@ func (k *Keeper) replay(ctx context.Context) error {
 
 // beginReplay makes sure, before the spell's first replayed entry, that
 // etcd answers, and notes and logs when the replay begins.
-func (k *Keeper) beginReplay(ctx context.Context) error {
-	k.mu.Lock()
-	began := !k.began.IsZero()
-	k.mu.Unlock()
+func (w *Work) beginReplay(ctx context.Context) error {
+	w.mu.Lock()
+	began := !w.began.IsZero()
+	w.mu.Unlock()
 	if began {
 		return nil
 	}
-	if err := k.deps.Replayer.Ping(ctx); err != nil {
+	if err := w.deps.Replayer.Ping(ctx); err != nil {
 		return err
 	}
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.began.IsZero() {
-		k.began = k.opts.Clock.Now()
-		k.opts.Log.Info("etcd answers: replaying the journal", "records", k.j.Len())
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.began.IsZero() {
+		w.began = w.opts.Clock.Now()
+		w.opts.Log.Info("etcd answers: replaying the journal", "records", w.j.Len())
 	}
 	return nil
 }
 
 // online takes the site online, if its journal is (still) empty: the runs
 // it carries that have ended are in etcd, and no longer its to answer for.
-func (k *Keeper) online() {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.j.Len() > 0 {
+func (w *Work) online() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.j.Len() > 0 {
 		return // journaled meanwhile: replay that first
 	}
-	for id, o := range k.runs {
+	for id, o := range w.runs {
 		if o.carried && o.rec.State.Terminal() {
-			delete(k.runs, id)
+			delete(w.runs, id)
 		}
 	}
-	if !k.offline {
+	if !w.offline {
 		return
 	}
-	k.offline = false
-	now, replay := k.opts.Clock.Now(), time.Duration(0)
-	if !k.began.IsZero() {
-		replay = now.Sub(k.began)
+	w.offline = false
+	now, replay := w.opts.Clock.Now(), time.Duration(0)
+	if !w.began.IsZero() {
+		replay = now.Sub(w.began)
 	}
-	k.opts.Log.Info("etcd answers again and the journal is replayed: the site is online", "offline_for",
-		now.Sub(k.since).Round(time.Millisecond).String(), "replay_took", replay.Round(time.Millisecond).String(),
-		"created", k.counts["create"], "updated", k.counts["update"], "reclaimed", k.counts["reclaim"],
-		"already_there", k.counts["skip"], "refused", k.counts["refuse"], "cause", k.cause)
-	k.changedLocked()
+	w.opts.Log.Info("etcd answers again and the journal is replayed: the site is online", "offline_for",
+		now.Sub(w.since).Round(time.Millisecond).String(), "replay_took", replay.Round(time.Millisecond).String(),
+		"created", w.counts["create"], "updated", w.counts["update"], "reclaimed", w.counts["reclaim"],
+		"already_there", w.counts["skip"], "refused", w.counts["refuse"], "cause", w.cause)
+	w.changedLocked()
 }

@@ -21,7 +21,7 @@ import (
 	"github.com/mao-research/mao/toolspec"
 )
 
-// endings records the runs whose ends the keeper passes on.
+// endings records the runs whose ends Work passes on.
 type endings struct {
 	mu    sync.Mutex
 	ended []string
@@ -43,7 +43,7 @@ func (e *endings) list() []string {
 	return slices.Clone(e.ended)
 }
 
-// TestKeeperWithoutEtcd checks, with a real etcd that stops and starts
+// TestWorkWithoutEtcd checks, with a real etcd that stops and starts
 // again, what a site promises while etcd does not answer it:
 //   - the first request etcd does not answer takes it offline; the ticks
 //     and records of its own runs then go to its journal at once, each
@@ -55,7 +55,7 @@ func (e *endings) list() []string {
 //     once, in its last state, with its tick's index entry, the site is
 //     online and its journal empty, and the notifications of the runs that
 //     ended offline follow, once each.
-func TestKeeperWithoutEtcd(t *testing.T) {
+func TestWorkWithoutEtcd(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	cluster := testenv.EtcdCluster(t, 1)
@@ -72,11 +72,11 @@ func TestKeeperWithoutEtcd(t *testing.T) {
 	}
 	defer j.Close()
 	outputs := &endings{}
-	k := New(j, Deps{Records: st, Claims: st, History: st, Replayer: st, Lease: member, Outputs: outputs},
+	w := New(j, Deps{Records: st, Claims: st, History: st, Replayer: st, Lease: member, Outputs: outputs},
 		Options{Site: api.Site{Name: "a"}, Log: log, Retry: 100 * time.Millisecond})
 	serveCtx, stop := context.WithCancel(ctx)
 	served := make(chan struct{})
-	go func() { defer close(served); k.Serve(serveCtx) }()
+	go func() { defer close(served); w.Serve(serveCtx) }()
 	defer func() { stop(); <-served }()
 
 	tool := toolspec.Tool{Name: "t", Image: "img", DataRepo: "file:///r"}
@@ -96,59 +96,59 @@ func TestKeeperWithoutEtcd(t *testing.T) {
 	}
 
 	tick1 := tick(own, 1)
-	if ok, err := k.ClaimRun(ctx, tick1); err != nil || !ok {
+	if ok, err := w.ClaimRun(ctx, tick1); err != nil || !ok {
 		t.Fatalf("claim online: %v %v", ok, err)
 	}
 	cluster.Stop(0)
 
 	tick2 := tick(own, 2)
-	if ok, err := k.ClaimRun(ctx, tick2); err != nil || !ok {
+	if ok, err := w.ClaimRun(ctx, tick2); err != nil || !ok {
 		t.Fatalf("claim of an own tick without etcd: %v %v, want it journaled", ok, err)
 	}
-	if offline, n := k.Status(); !offline || n != 1 {
+	if offline, n := w.Status(); !offline || n != 1 {
 		t.Fatalf("status after the first claim etcd did not answer: offline %v, %d journaled", offline, n)
 	}
-	if ok, err := k.ClaimRun(ctx, tick2); err != nil || ok {
+	if ok, err := w.ClaimRun(ctx, tick2); err != nil || ok {
 		t.Fatalf("second claim of the same tick offline: %v %v, want false", ok, err)
 	}
-	if _, err := k.ClaimRun(ctx, tick(anywhere, 2)); !errors.Is(err, errs.ErrUnavailable) {
+	if _, err := w.ClaimRun(ctx, tick(anywhere, 2)); !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("claim of an --any tick offline: %v, want ErrUnavailable", err)
 	}
 	running1, running2 := apply(tick1, runs.Start{}), apply(tick2, runs.Start{})
 	done2 := apply(running2, runs.Succeed{})
 	for _, r := range []api.Run{running1, running2, done2} {
-		if err := k.SaveRun(ctx, r); err != nil {
+		if err := w.SaveRun(ctx, r); err != nil {
 			t.Fatalf("save %s %s offline: %v", r.ID, r.State, err)
 		}
 	}
-	k.Ended(done2) // as the runner tells it: deferred to the replay
-	if got, err := k.Run(ctx, tick2.ID); err != nil || got.State != api.StateSucceeded {
+	w.Ended(done2) // as the runner tells it: deferred to the replay
+	if got, err := w.Run(ctx, tick2.ID); err != nil || got.State != api.StateSucceeded {
 		t.Fatalf("read of a journaled run offline: %s %v", got.State, err)
 	}
-	if !k.Carries(running1) || !k.Carries(done2) || k.Carries(tick(anywhere, 3)) {
+	if !w.Carries(running1) || !w.Carries(done2) || w.Carries(tick(anywhere, 3)) {
 		t.Fatal("Carries: want the own runs, not the --any one")
 	}
-	if verdicts := k.Detect(ctx, done2, tool, t.TempDir()); len(verdicts) != 1 || verdicts[0].Status != detector.StatusNoData {
+	if verdicts := w.Detect(ctx, done2, tool, t.TempDir()); len(verdicts) != 1 || verdicts[0].Status != detector.StatusNoData {
 		t.Fatalf("detector of a carried run: %+v, want one no-data verdict", verdicts)
 	}
-	if _, ok, err := k.ClaimRequest(ctx, tick1.ID, "a"); ok || err != nil {
+	if _, ok, err := w.ClaimRequest(ctx, tick1.ID, "a"); ok || err != nil {
 		t.Fatalf("claim of a carried run's request: %v %v, want none", ok, err)
 	}
 	if got := outputs.list(); len(got) != 0 {
 		t.Fatalf("notified offline: %v", got)
 	}
-	if offline, n := k.Status(); !offline || n != 4 {
+	if offline, n := w.Status(); !offline || n != 4 {
 		t.Fatalf("status offline: %v, %d journaled; want 4", offline, n)
 	}
 
-	changed := k.Changed()
+	changed := w.Changed()
 	cluster.Start(0)
 	select {
 	case <-changed:
 	case <-time.After(30 * time.Second):
 		t.Fatal("not online 30s after etcd started again")
 	}
-	if offline, n := k.Status(); offline || n != 0 {
+	if offline, n := w.Status(); offline || n != 0 {
 		t.Fatalf("status after the replay: offline %v, %d journaled", offline, n)
 	}
 	for _, want := range []api.Run{running1, done2} {
@@ -172,7 +172,7 @@ func TestKeeperWithoutEtcd(t *testing.T) {
 	// Online again: a run still carried has its records journaled and
 	// replayed at once, until it ends; a new claim goes to etcd.
 	watch := c.Watch(ctx, "/mao/runs/"+tick1.ID)
-	if err := k.SaveRun(ctx, apply(running1, runs.Succeed{})); err != nil {
+	if err := w.SaveRun(ctx, apply(running1, runs.Succeed{})); err != nil {
 		t.Fatal(err)
 	}
 	select {
@@ -185,7 +185,7 @@ func TestKeeperWithoutEtcd(t *testing.T) {
 		t.Fatal("the carried run's last record did not reach etcd")
 	}
 	tick3 := tick(own, 3)
-	if ok, err := k.ClaimRun(ctx, tick3); err != nil || !ok {
+	if ok, err := w.ClaimRun(ctx, tick3); err != nil || !ok {
 		t.Fatalf("claim online: %v %v", ok, err)
 	}
 	if resp, err := c.Get(ctx, "/mao/runs/"+tick3.ID); err != nil || len(resp.Kvs) != 1 {
