@@ -181,6 +181,11 @@ type SiteInfo struct {
 	Live           bool      `json:"live"`             // its lease is alive
 	LastSeen       time.Time `json:"last_seen"`        // its last heartbeat; now, for a live site
 	RunsInProgress int       `json:"runs_in_progress"` // pending or running runs it holds
+	// Offline is set in the row of the asked site while etcd does not
+	// answer it: it goes on with its own runs and journals their records
+	// (see Health.Offline); Journaled counts the records not yet in etcd.
+	Offline   bool `json:"offline,omitempty"`
+	Journaled int  `json:"journaled,omitempty"`
 }
 
 // RunRequest is the optional body of POST /api/v1/tools/{name}/runs.
@@ -361,6 +366,14 @@ type Health struct {
 	// InvalidRecords counts the records in etcd that this site has read
 	// and left out as invalid (GET /api/v1/federation/check lists them).
 	InvalidRecords int `json:"invalid_records,omitempty"`
+	// Offline is set while etcd does not answer the site: it goes on with
+	// the runs no other site may take (its --site schedules' ticks, its own
+	// runs of --all schedules, runs asked of it through its API), writes
+	// their records to a journal in its data directory, and replays them
+	// into etcd once it answers. Journaled counts the records in the
+	// journal not yet in etcd (being replayed, when not offline).
+	Offline   bool `json:"offline,omitempty"`
+	Journaled int  `json:"journaled,omitempty"`
 }
 
 // List is the answer of a list route: the records, and the keys under
@@ -371,6 +384,9 @@ type Health struct {
 type List[T any] struct {
 	Items   []T             `json:"items"`
 	Invalid []InvalidRecord `json:"invalid,omitempty"`
+	// Note, when set, says why Items are not the whole list: the site
+	// answered from what it knows itself, etcd not answering it.
+	Note string `json:"note,omitempty"`
 }
 
 // InvalidRecord is a key in etcd whose value mao refuses, and why.

@@ -621,6 +621,14 @@ func commandCases() []cliCase {
 		{name: "health-degraded", bare: true, cmds: cmds(
 			[]string{"health"},
 		), exits: []int{1}},
+		// The site's etcd has lost its quorum (two members of three
+		// stopped): the site is offline; site list shows its own row, from
+		// what it knows of itself, and says so.
+		{name: "offline", bare: true, noSettle: true, options: etcdCluster(3), setup: stopMembers(1, 2), cmds: cmds(
+			[]string{"health"},
+			[]string{"site", "list"},
+			[]string{"site", "list", "-o", "json"},
+		), exits: []int{1, 0, 0}},
 
 		{name: "error-unauthorized", options: func(t *testing.T, e *env, o *testsite.Options) {
 			o.Tokens = []config.Token{{Name: "ci", Scope: config.ScopeAdmin, Secret: secretToken}}

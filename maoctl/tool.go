@@ -469,6 +469,11 @@ func printList[T any](c *ctl, list api.List[T], none string, table func([]T) err
 	} else if err := table(list.Items); err != nil {
 		return err
 	}
+	if list.Note != "" {
+		if _, err := fmt.Fprintln(c.stderr, list.Note); err != nil {
+			return err
+		}
+	}
 	return c.leftOut(list.Invalid)
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/federation"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
+	"github.com/mao-research/mao/orchestrator/offline"
 	"github.com/mao-research/mao/orchestrator/peer"
 	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/orchestrator/runlog"
@@ -39,6 +40,10 @@ import (
 // writes its API address, so scripts can find a daemon that listens on a
 // free port.
 const AddrFile = "api.addr"
+
+// JournalDir is the directory in the data directory that holds the
+// site's journal (package offline).
+const JournalDir = "journal"
 
 // Daemon is a started orchestrator.
 type Daemon struct {
@@ -150,7 +155,7 @@ type running struct {
 	etcdErr <-chan error
 	runner  *runner.Runner
 	workers []func(context.Context) // the scheduler and the federation's loops, stopped before the runner
-	late    []func(context.Context) // stopped after the runner, in order: alerts, then the notifier
+	late    []func(context.Context) // stopped after the runner, in order: the offline keeper, alerts, then the notifier
 	member  *store.Membership
 	leaving *leaving // the site leaves the federation once it has stopped, if asked to
 	// rejoined is called when the site has registered again after its
@@ -170,6 +175,17 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	instance, err := siteInstance(cfg.Site.DataDir)
 	if err != nil {
 		return nil, err
+	}
+	// The records of the site's own runs that a previous life journaled
+	// while etcd did not answer it: replayed once the site has joined.
+	journal, torn, err := offline.Open(filepath.Join(cfg.Site.DataDir, JournalDir))
+	if err != nil {
+		return nil, err
+	}
+	stack.push(func() { journal.Close() })
+	if torn > 0 {
+		log.Warn("the journal's last line was cut short by a crash and is dropped: its run went no further than the line before",
+			"bytes", torn)
 	}
 	acc, st, err := connect(ctx, cfg, opts, stack)
 	if err != nil {
@@ -240,11 +256,17 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			log.Warn("leave", "err", err)
 		}
 	})
+	// While etcd does not answer the site, it goes on with its own runs
+	// through its journal (ownWork): their records, claims and reads go
+	// through it.
+	ownWork := offline.New(journal, offline.Deps{Records: st, Claims: st, History: st, Replayer: st, Lease: member, Outputs: checks},
+		offline.Options{Site: record, Clock: clock, Log: log})
 	// The runner acts for runs only while the site holds them under its
-	// lease (member); it is stopped before the site leaves.
-	run := runner.New(registry, st, docker, repos, runner.Options{
+	// lease (member), but for those ownWork carries; it is stopped
+	// before the site leaves.
+	run := runner.New(registry, ownWork, docker, repos, runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: checks, Lease: member,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: ownWork, Lease: member, Offline: ownWork,
 		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
@@ -257,23 +279,28 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
+	// What the previous life journaled goes into etcd first: Recover
+	// finds those runs there.
+	if err := ownWork.Replay(ctx); err != nil {
+		return nil, fmt.Errorf("replay the journal: %w", err)
+	}
 	if err := run.Recover(ctx); err != nil {
 		return nil, err
 	}
 	images := federation.NewImages(docker, clock, log)
 	fedOpts := federation.Options{Site: cfg.Site.Name, Labels: cfg.Site.Labels, Clock: clock, Log: log, Ended: checks.Ended}
-	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: st, Sites: st,
+	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: ownWork, Sites: st,
 		Tools: registry, Images: images, Launcher: run}, fedOpts)
-	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: st, History: st, Tools: registry, Launcher: run,
+	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: ownWork, History: ownWork, Tools: registry, Launcher: run,
 		Images: images}, scheduler.Options{
 		Site: cfg.Site.Name, Labels: cfg.Site.Labels, History: cfg.Schedules.History, Clock: clock, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
+	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: ownWork, Offline: ownWork,
 		Sites: st, Federation: federationAPI{Store: st, keeper: keeper, managed: acc.managed}, Leaver: leave, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}, Invalid: st}
+		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker, offline: ownWork}, Invalid: st}
 	if acc.pki != "" {
 		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, Voters: voterPolicy(acc, keeper), PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
@@ -302,9 +329,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		workers = append(workers, keeper.Run)
 	}
 	// The notifications of runs that end during the shutdown still go out:
-	// these stop after the runner, checks first, which hands its last
-	// events to the notifier.
-	late := []func(context.Context){checks.Run, notifier.Run}
+	// these stop after the runner, in order: ownWork (the records the
+	// runner journaled last are replayed while etcd answers), which hands
+	// the replayed runs' ends to checks, which hands its last events to
+	// the notifier.
+	late := []func(context.Context){ownWork.Serve, checks.Run, notifier.Run}
 	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
 		leaving: leave, rejoined: dispatcher.Relist, srv: handler.HTTPServer(), served: make(chan error, 1)}
 	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
@@ -483,16 +512,21 @@ func siteRecord(ctx context.Context, cfg config.Config, addr string, docker *doc
 
 // health checks etcd and Docker for GET /api/v1/health.
 type health struct {
-	site   string
-	store  *store.Store
-	docker *dockerrt.Runtime
+	site    string
+	store   *store.Store
+	docker  *dockerrt.Runtime
+	offline *offline.Work
 }
 
 func (h *health) Check(ctx context.Context) api.Health {
 	out := api.Health{Status: "ok", Site: h.site, Etcd: "ok", Docker: "ok"}
 	if err := h.store.Ping(ctx); err != nil {
 		out.Status, out.Etcd = "degraded", err.Error()
+		if errors.Is(err, store.ErrUnavailable) {
+			h.offline.Unreachable(err)
+		}
 	}
+	out.Offline, out.Journaled = h.offline.Status()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := h.docker.Version(ctx); err != nil {
@@ -510,6 +544,20 @@ func (h *health) Check(ctx context.Context) api.Health {
 var (
 	_ runner.Registry          = (*federation.Registry)(nil)
 	_ runner.Records           = (*store.Store)(nil)
+	_ runner.Records           = (*offline.Work)(nil)
+	_ runner.Outputs           = (*offline.Work)(nil)
+	_ runner.Offline           = (*offline.Work)(nil)
+	_ offline.Records          = (*store.Store)(nil)
+	_ offline.Claims           = (*store.Store)(nil)
+	_ offline.History          = (*store.Store)(nil)
+	_ offline.Replayer         = (*store.Store)(nil)
+	_ offline.Lease            = (*store.Membership)(nil)
+	_ offline.Outputs          = (*alerts.Alerts)(nil)
+	_ scheduler.Claims         = (*offline.Work)(nil)
+	_ scheduler.History        = (*offline.Work)(nil)
+	_ federation.Claims        = (*offline.Work)(nil)
+	_ httpapi.Runs             = (*offline.Work)(nil)
+	_ httpapi.Offline          = (*offline.Work)(nil)
 	_ runner.Containers        = (*dockerrt.Runtime)(nil)
 	_ runner.Git               = (*gitrepo.Repos)(nil)
 	_ runner.Lease             = (*store.Membership)(nil)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -149,6 +150,79 @@ func TestRequestStoreFails(t *testing.T) {
 	}, federation.Options{Site: "here", Clock: clockwork.NewFakeClockAt(start)})
 	if _, err := d.Request(context.Background(), "t", api.RunRequest{Target: &toolspec.Target{}}, ""); !errors.Is(err, errs.ErrUnavailable) {
 		t.Fatalf("err %v, want ErrUnavailable", err)
+	}
+}
+
+// unavailableSites is a Sites whose etcd does not answer.
+type unavailableSites struct{}
+
+func (unavailableSites) KnownSites(context.Context) ([]api.SiteInfo, error) {
+	return nil, errs.New(errs.ErrUnavailable, "etcd unavailable")
+}
+
+// TestRequestWithoutEtcd checks what a site asked for runs does while etcd
+// does not answer it: a run for this very site (retries with no target, or
+// a target naming it) is recorded held by this site and runs here, as a
+// claimed request would, keeping its target and retries; a run that another
+// site could take, or one for a target this site cannot meet, is refused
+// and nothing runs.
+func TestRequestWithoutEtcd(t *testing.T) {
+	eu := map[string]string{"zone": "eu"}
+	here := toolspec.Target{Mode: toolspec.TargetSite, Site: "here"}
+	tests := []struct {
+		name    string
+		req     api.RunRequest
+		sites   federation.Sites // default: etcd does not answer
+		err     func(error) bool
+		target  toolspec.Target
+		retries int
+	}{
+		{name: "retries alone", req: api.RunRequest{Retries: 2}, target: here, retries: 2},
+		{name: "this site by name", req: api.RunRequest{Target: &here}, target: here},
+		{name: "this site with its labels", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "here", Labels: eu}},
+			target: toolspec.Target{Mode: toolspec.TargetSite, Site: "here", Labels: eu}},
+		{name: "the sites are read, the request is not written", req: api.RunRequest{Target: &here}, target: here,
+			sites: fakeSites{{Site: api.Site{Name: "here", Labels: eu}, Live: true}}},
+		{name: "this site without the labels", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "here",
+			Labels: map[string]string{"gpu": "yes"}}}, err: isConflict},
+		{name: "another site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "b"}},
+			err: func(err error) bool { return errors.Is(err, errs.ErrUnavailable) }},
+		{name: "any site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAny}},
+			err: func(err error) bool { return errors.Is(err, errs.ErrUnavailable) }},
+		{name: "every site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAll}},
+			err: func(err error) bool { return errors.Is(err, errs.ErrUnavailable) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reqs, launcher := newFakeRequests(), &fakeLauncher{site: "here"}
+			reqs.fail = errs.New(errs.ErrUnavailable, "etcd unavailable")
+			sites := tc.sites
+			if sites == nil {
+				sites = unavailableSites{}
+			}
+			d := federation.NewDispatcher(federation.DispatcherDeps{
+				Requests: reqs, Claims: reqs, Sites: sites, Launcher: launcher, Images: fakeUsable{},
+				Tools: fakeTools{tools: map[string]toolspec.Tool{"t": testTool}},
+			}, federation.Options{Site: "here", Labels: eu, Clock: clockwork.NewFakeClockAt(start)})
+			got, err := d.Request(context.Background(), "t", tc.req, "ci")
+			launcher.mu.Lock()
+			created := slices.Clone(launcher.created)
+			launcher.mu.Unlock()
+			if tc.err != nil {
+				if !tc.err(err) || len(created) > 0 {
+					t.Fatalf("err %v, %d created", err, len(created))
+				}
+				return
+			}
+			if err != nil || len(got) != 1 || len(created) != 1 || !reflect.DeepEqual(got[0], created[0]) {
+				t.Fatalf("err %v, returned %+v, created %+v", err, got, created)
+			}
+			r := created[0]
+			if r.Site != "here" || r.State != api.StatePending || r.MaxAttempts != 1+tc.retries || r.RequestedBy != "ci" ||
+				r.Target == nil || !reflect.DeepEqual(*r.Target, tc.target) || !runs.OwnOnly(r) {
+				t.Fatalf("created %+v (target %v), want pending at here, target %v, %d retries", r, r.Target, tc.target, tc.retries)
+			}
+		})
 	}
 }
 

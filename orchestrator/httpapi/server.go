@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -99,6 +100,16 @@ type Logs interface {
 	Tail(id string, n int, w io.Writer) error
 }
 
+// Offline is the site's work while etcd does not answer it;
+// offline.Work is one.
+type Offline interface {
+	// Unreachable tells that etcd did not answer the site (err).
+	Unreachable(err error)
+	// OwnSite is the site's row of the sites list from what it knows of
+	// itself: whether it is offline, its journal, its runs in progress.
+	OwnSite() api.SiteInfo
+}
+
 // Health reports the state of the site and its dependencies.
 type Health interface {
 	Check(ctx context.Context) api.Health
@@ -138,6 +149,7 @@ type Deps struct {
 	Logs           Logs
 	Health         Health
 	Invalid        Invalid
+	Offline        Offline // nil: the site lists only what etcd says
 }
 
 // Options configure a Server.
@@ -391,8 +403,27 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	s.answer(w, r, http.StatusOK)(s.deps.Runs.Run(r.Context(), r.PathValue("id")))
 }
 
+// listSites lists the sites etcd knows, the asked site's row saying
+// whether it journals records. While etcd does not answer, it lists the
+// asked site alone, from what it knows of itself, with a note saying so.
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 	sites, err := s.deps.Sites.SiteInfos(r.Context())
+	if s.deps.Offline == nil {
+		list(s, w, r, sites, err, "sites", "sites-seen")
+		return
+	}
+	if errors.Is(err, errs.ErrUnavailable) {
+		s.deps.Offline.Unreachable(err)
+		s.answer(w, r, http.StatusOK)(api.List[api.SiteInfo]{Items: []api.SiteInfo{s.deps.Offline.OwnSite()},
+			Note: fmt.Sprintf("etcd does not answer site %s: only its own row is shown, from what it knows of itself (%v)", s.opts.Site, err)}, nil)
+		return
+	}
+	own := s.deps.Offline.OwnSite()
+	for i := range sites {
+		if sites[i].Name == own.Name {
+			sites[i].Offline, sites[i].Journaled = own.Offline, own.Journaled
+		}
+	}
 	list(s, w, r, sites, err, "sites", "sites-seen")
 }
 

@@ -304,3 +304,37 @@ var (
 	_ Lease   = (*fakeLease)(nil)
 	_ Outputs = (*fakeOutputs)(nil)
 )
+
+// fakeOffline carries the runs it is told to, and says when that changes.
+type fakeOffline struct {
+	mu      sync.Mutex
+	carries bool
+	changed chan struct{}
+}
+
+func newFakeOffline(carries bool) *fakeOffline {
+	return &fakeOffline{carries: carries, changed: make(chan struct{})}
+}
+
+func (o *fakeOffline) Carries(api.Run) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.carries
+}
+
+func (o *fakeOffline) Changed() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.changed
+}
+
+// goOffline makes the site carry every run from now on.
+func (o *fakeOffline) goOffline() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.carries = true
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+var _ Offline = (*fakeOffline)(nil)

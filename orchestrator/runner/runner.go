@@ -71,6 +71,19 @@ type Lease interface {
 	Holds(ctx context.Context, run api.Run) error
 }
 
+// Offline tells which runs the site goes on with while etcd does not
+// answer it; offline.Work is one.
+type Offline interface {
+	// Carries reports whether the site carries run through its journal:
+	// run is one no other site may hold (runs.OwnOnly), and the site is
+	// offline or journals its records already. Such a run is not fenced
+	// by the lease: no other site may run it, and its journal's records
+	// win over a settlement as lost when they are replayed.
+	Carries(run api.Run) bool
+	// Changed is closed when the site goes offline or online.
+	Changed() <-chan struct{}
+}
+
 // Outputs checks the output of successful runs and hears of every run
 // that has ended; alerts.Alerts is one.
 type Outputs interface {
@@ -133,6 +146,10 @@ type Options struct {
 	// output is committed and checked by the detector only after Holds
 	// has said that the site still holds the attempt (see keep).
 	Lease Lease
+	// Offline, if set, says which runs the lease does not fence: those
+	// the site carries on through its journal while etcd does not answer
+	// it. Abandon leaves them alone too.
+	Offline Offline
 }
 
 // Defaults of Options.
@@ -266,6 +283,16 @@ func (r *Runner) Start(ctx context.Context, toolName, requestedBy string) (api.R
 	return run, nil
 }
 
+// Create records run, a new pending run of tool held by this site (see
+// runs.NewManual), and executes it in the background: a run asked for this
+// site by name while etcd does not answer it, which it cannot request.
+func (r *Runner) Create(ctx context.Context, run api.Run, tool toolspec.Tool) error {
+	if run.Site != r.opts.Site || run.State != api.StatePending {
+		return fmt.Errorf("create run %s: it is %s at site %q, not pending at this site (%s)", run.ID, run.State, run.Site, r.opts.Site)
+	}
+	return r.begin(ctx, run, tool, true)
+}
+
 // Launch executes a pending run whose record has already been written (a
 // scheduled run, claimed by the scheduler). A run this site executes
 // already is left alone. A run that cannot start is recorded as failed,
@@ -311,7 +338,7 @@ func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, cre
 		}
 	}
 	runCtx, stop := context.WithCancelCause(r.runCtx)
-	e := &execution{stop: stop, done: make(chan struct{})}
+	e := &execution{run: run, stop: stop, done: make(chan struct{})}
 	r.active[run.ID] = e
 	r.wg.Add(1)
 	go func() {
@@ -328,6 +355,7 @@ func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, cre
 
 // execution is a run's goroutine.
 type execution struct {
+	run       api.Run // as it was launched
 	stop      context.CancelCauseFunc
 	abandoned bool          // stopped by Abandon; r.mu guards it
 	done      chan struct{} // closed once it has ended and left active
@@ -338,11 +366,17 @@ type execution struct {
 // Each is recorded as failed with cause as its reason, unless a later
 // attempt of it has been recorded since (the store refuses an older
 // attempt's record). It returns once they have ended. A run claimed again
-// meanwhile starts after its abandoned execution has ended.
+// meanwhile starts after its abandoned execution has ended. Runs the site
+// carries through its journal (Options.Offline) go on: no other site may
+// run them.
 func (r *Runner) Abandon(cause error) {
 	r.mu.Lock()
 	var stopped []*execution
 	for id, e := range r.active {
+		if r.carried(e.run) {
+			r.opts.Log.Info("not stopping a run this site carries through its journal: no other site may run it", "run", id)
+			continue
+		}
 		r.opts.Log.Warn("stopping a run", "run", id, "cause", cause)
 		e.abandoned = true
 		e.stop(cause)
@@ -546,6 +580,10 @@ func (r *Runner) hold(ctx context.Context, run api.Run) error {
 		return nil
 	}
 	for attempt := 1; ; attempt++ {
+		changed := r.offlineChanged()
+		if r.carried(run) {
+			return nil // not fenced: see Offline
+		}
 		err := r.opts.Lease.Holds(ctx, run)
 		if err == nil {
 			if err = r.leaseValid(ctx, run); err == nil {
@@ -561,6 +599,7 @@ func (r *Runner) hold(ctx context.Context, run api.Run) error {
 		r.opts.Log.Warn("cannot tell whether the site still holds the run; asking etcd again", "run", run.ID, "err", err)
 		select {
 		case <-ctx.Done():
+		case <-changed:
 		case <-r.opts.Clock.After(saveRetry):
 		}
 	}
@@ -573,6 +612,10 @@ func (r *Runner) leaseValid(ctx context.Context, run api.Run) error {
 		return nil
 	}
 	for {
+		changed := r.offlineChanged()
+		if r.carried(run) {
+			return nil // not fenced: see Offline
+		}
 		renewed, err := r.opts.Lease.Valid()
 		if err == nil {
 			return nil
@@ -580,10 +623,26 @@ func (r *Runner) leaseValid(ctx context.Context, run api.Run) error {
 		r.opts.Log.Warn("waiting for the site's lease to be renewed", "run", run.ID, "err", err)
 		select {
 		case <-renewed:
+		case <-changed:
 		case <-ctx.Done():
 			return errors.New(stopCause(ctx, "the orchestrator shut down"))
 		}
 	}
+}
+
+// carried reports whether the site carries run through its journal (see
+// Offline).
+func (r *Runner) carried(run api.Run) bool {
+	return r.opts.Offline != nil && r.opts.Offline.Carries(run)
+}
+
+// offlineChanged is closed when the site goes offline or online; nil
+// without Options.Offline.
+func (r *Runner) offlineChanged() <-chan struct{} {
+	if r.opts.Offline == nil {
+		return nil
+	}
+	return r.opts.Offline.Changed()
 }
 
 // errLend is the error of a run whose data folder could not be lent to
