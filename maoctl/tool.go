@@ -453,10 +453,10 @@ func limit(set bool, v string) string {
 	return v
 }
 
-// nonNil makes an empty list print as [] rather than null.
 // printList prints a list the API answered: its JSON (the items and the
-// invalid records), or the table that table prints, none when it is
-// empty, and then on stderr what records were left out as invalid.
+// invalid records), or the table that table prints (none, on stderr, when
+// it is empty) with a footer line on stdout naming the records left out as
+// invalid, if any.
 func printList[T any](c *ctl, list api.List[T], none string, table func([]T) error) error {
 	if c.json {
 		list.Items = nonNil(list.Items)
@@ -477,7 +477,8 @@ func printList[T any](c *ctl, list api.List[T], none string, table func([]T) err
 	return c.leftOut(list.Invalid)
 }
 
-// leftOut says which invalid records a list left out, if any.
+// leftOut says, in a table's footer line, which invalid records a list
+// left out, if any.
 func (c *ctl) leftOut(invalid []api.InvalidRecord) error {
 	if len(invalid) == 0 {
 		return nil
@@ -489,11 +490,12 @@ func (c *ctl) leftOut(invalid []api.InvalidRecord) error {
 	if len(invalid) > len(keys) {
 		keys = append(keys, "...")
 	}
-	_, err := fmt.Fprintf(c.stderr, "%s left out as invalid: %s (maoctl federation check says why)\n",
+	_, err := fmt.Fprintf(c.stdout, "%s left out as invalid: %s (maoctl federation check says why)\n",
 		plural(len(invalid), "record"), strings.Join(keys, ", "))
 	return err
 }
 
+// nonNil makes an empty list print as [] rather than null.
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}
