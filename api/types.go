@@ -72,6 +72,28 @@ const (
 // MaxRunFiles bounds Run.Files so that a run record stays a small etcd value.
 const MaxRunFiles = 100
 
+// RunSpec is the part of what a run ran that its record does not hold
+// otherwise, snapshotted by its site when it prepared the run: with the
+// image's digest or ID, the network, the input dataset's commit and the
+// data commits on the record it is the run's provenance (see Provenance).
+type RunSpec struct {
+	Command []string `json:"command,omitempty"`
+	// Env is the container's env from the tool and the schedule (MAO_*
+	// variables aside), the values of the tool's SecretEnv keys as "***".
+	Env       map[string]string   `json:"env,omitempty"`
+	SecretEnv []string            `json:"secret_env,omitempty"`
+	Resources *toolspec.Resources `json:"resources,omitempty"`
+	// Memory is the container's memory limit in bytes as applied (the
+	// site's default when the tool sets none); 0 is no limit.
+	Memory  int64  `json:"memory,omitempty"`
+	User    string `json:"user,omitempty"`
+	Timeout string `json:"timeout"`
+	// SpecRevision is the etcd revision of the tool record the run was
+	// prepared from; Version is the running orchestrator's.
+	SpecRevision int64  `json:"spec_revision,omitempty"`
+	Version      string `json:"version,omitempty"`
+}
+
 // Run is one execution of a tool at a site.
 type Run struct {
 	ID      string   `json:"id"`
@@ -120,6 +142,10 @@ type Run struct {
 	// Verdicts are the spike detector's decisions on the metrics of a
 	// successful run's output (one no-data verdict when it has none).
 	Verdicts []Verdict `json:"verdicts,omitempty"`
+
+	// Spec is what the run ran, as its site snapshotted it when it
+	// prepared the run (not today's tool): see RunSpec.
+	Spec *RunSpec `json:"spec,omitempty"`
 
 	// Files the run added or changed in its data repository, relative to
 	// the repository root; at most MaxRunFiles, FilesTotal counts them all.
@@ -431,4 +457,43 @@ type ErrorBody struct {
 	Code    string   `json:"code"`
 	Message string   `json:"error"`
 	Details []string `json:"details,omitempty"` // one line per invalid field
+}
+
+// Provenance is what produced a run's output, in one place: the run's
+// identity, what it ran (its Spec snapshot and the image that ran) and the
+// commits it read and wrote. maoctl run provenance prints it.
+type Provenance struct {
+	Run           string     `json:"run"`
+	Tool          string     `json:"tool"`
+	Site          string     `json:"site"`
+	Trigger       string     `json:"trigger"`
+	ScheduledTime *time.Time `json:"scheduled_time,omitempty"`
+
+	Image       string `json:"image"`
+	ImageID     string `json:"image_id,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+	Network     string `json:"network,omitempty"`
+	RunSpec
+
+	InputDataset     string `json:"input_dataset,omitempty"`
+	InputCommit      string `json:"input_commit,omitempty"`
+	DataRepo         string `json:"data_repo"`
+	DataCommitBefore string `json:"data_commit_before,omitempty"`
+	DataCommitAfter  string `json:"data_commit_after,omitempty"`
+}
+
+// ProvenanceOf is run's provenance; ok is false for a run with no
+// snapshot (its Env is then the schedule's env on the record) (it never got as far as its container, or its site predates
+// snapshots).
+func ProvenanceOf(run Run) (p Provenance, ok bool) {
+	p = Provenance{Run: run.ID, Tool: run.Tool, Site: run.Site, Trigger: run.Trigger, ScheduledTime: run.ScheduledTime,
+		Image: run.Image, ImageID: run.ImageID, ImageDigest: run.ImageDigest, Network: run.Network,
+		InputDataset: run.InputDataset, InputCommit: run.InputCommit,
+		DataRepo: run.DataRepo, DataCommitBefore: run.DataCommitBefore, DataCommitAfter: run.DataCommitAfter}
+	if run.Spec == nil {
+		p.Env = run.Env // the schedule's, all a record without a snapshot knows
+		return p, false
+	}
+	p.RunSpec = *run.Spec
+	return p, true
 }

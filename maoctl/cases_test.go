@@ -350,6 +350,14 @@ func commandCases() []cliCase {
 			[]string{"run", "show", run2, "-o", "json"},
 			[]string{"run", "show", "gh-crawler-1741944360-nope"},
 		), exits: []int{0, 0, 0, 0, 1}},
+		{name: "run-provenance", cmds: cmds(
+			[]string{"run", "provenance", run1},
+			[]string{"run", "provenance", run1, "-o", "json"},
+			[]string{"run", "provenance", run2},
+			[]string{"run", "provenance", run3}, // a record without a snapshot
+			[]string{"run", "provenance", "gh-crawler-1741944360-nope"},
+			[]string{"run", "provenance"},
+		), exits: []int{0, 0, 0, 1, 1, 2}},
 		{name: "run-logs", realLabB: true, runnable: true, cmds: cmds(
 			[]string{"run", "logs", run1},
 			[]string{"run", "logs", run1, "--tail", "3"},

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/mao-research/mao/api"
@@ -33,6 +34,12 @@ func (c *ctl) runCommand() *cli.Command {
 				Usage:     "show a run's record and the end of its log",
 				ArgsUsage: "ID",
 				Action:    c.runShow,
+			},
+			{
+				Name:      "provenance",
+				Usage:     "print what produced a run's output: the image, command, env, resources and commits it ran with",
+				ArgsUsage: "ID",
+				Action:    c.runProvenance,
 			},
 			{
 				Name:      "logs",
@@ -114,16 +121,6 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 		}
 		f.add("Earlier attempts", strings.Join(lines, "\n"))
 	}
-	f.add("Image", r.Image)
-	f.addIf("Image ID", r.ImageID)
-	f.addIf("Image digest", r.ImageDigest)
-	f.addIf("Network", r.Network)
-	f.add("Data repo", r.DataRepo)
-	f.addIf("Commit before", r.DataCommitBefore)
-	f.addIf("Commit after", r.DataCommitAfter)
-	f.addIf("Input dataset", r.InputDataset)
-	f.addIf("Input commit", r.InputCommit)
-	f.addIf("Env", keyValues(r.Env, "\n"))
 	f.add("Created", timestamp(&r.CreatedAt))
 	f.add("Started", timestamp(r.StartedAt))
 	if r.ContainerStartedAt != nil {
@@ -132,6 +129,14 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	f.add("Finished", timestamp(r.FinishedAt))
 	f.addIf("Duration", runDuration(r))
 	f.add("Files", filesText(r))
+	if err := f.flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(c.stdout, "\nProvenance:")
+	p, ok := api.ProvenanceOf(r)
+	f = newFields(c.stdout)
+	f.indent = "  "
+	provenanceFields(f, p, ok)
 	if err := f.flush(); err != nil {
 		return err
 	}
@@ -165,6 +170,109 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 		fmt.Fprintf(c.stdout, "  %s\n", line)
 	}
 	return nil
+}
+
+func (c *ctl) runProvenance(cCtx *cli.Context) error {
+	a, err := args(cCtx, "ID")
+	if err != nil {
+		return err
+	}
+	r, err := c.client.Run(cCtx.Context, a[0])
+	if err != nil {
+		return err
+	}
+	p, ok := api.ProvenanceOf(r)
+	if !ok {
+		return fmt.Errorf("run %s has no provenance: %s", r.ID, noSnapshot(r))
+	}
+	if c.json {
+		return writeJSON(c.stdout, p)
+	}
+	f := newFields(c.stdout)
+	f.add("Run", p.Run)
+	f.add("Tool", p.Tool)
+	f.add("Site", p.Site)
+	f.add("Trigger", p.Trigger)
+	if p.ScheduledTime != nil {
+		f.add("Scheduled", timestamp(p.ScheduledTime))
+	}
+	provenanceFields(f, p, ok)
+	return f.flush()
+}
+
+// provenanceFields adds what produced a run's output; snapshot says
+// whether p has the run's snapshot of what it ran.
+func provenanceFields(f *fields, p api.Provenance, snapshot bool) {
+	f.add("Image", p.Image)
+	f.addIf("Image ID", p.ImageID)
+	f.addIf("Image digest", p.ImageDigest)
+	if !snapshot {
+		f.addIf("Network", p.Network)
+		f.addIf("Env", keyValues(p.Env, "\n"))
+	} else {
+		f.add("Command", commandText(p.Command))
+		f.addIf("Env", keyValues(p.Env, "\n"))
+		f.add("Resources", resourcesText(p.RunSpec))
+		f.add("Network", cell(p.Network))
+		f.addIf("User", p.User)
+		f.add("Timeout", p.Timeout)
+	}
+	f.addIf("Input dataset", p.InputDataset)
+	f.addIf("Input commit", p.InputCommit)
+	f.add("Data repo", p.DataRepo)
+	f.addIf("Commit before", p.DataCommitBefore)
+	f.addIf("Commit after", p.DataCommitAfter)
+	if !snapshot {
+		return
+	}
+	if p.SpecRevision != 0 {
+		f.add("Tool revision", fmt.Sprint(p.SpecRevision))
+	}
+	f.addIf("Orchestrator", p.Version)
+}
+
+// noSnapshot says why a run's record has no snapshot of what it ran.
+func noSnapshot(r api.Run) string {
+	if r.State == api.StatePending {
+		return "it has not started yet"
+	}
+	return "its site did not get as far as preparing it, or recorded no snapshot (an orchestrator older than provenance)"
+}
+
+// commandText is a container's command as a shell would read it; "the
+// image's" when it has none.
+func commandText(cmd []string) string {
+	if len(cmd) == 0 {
+		return "the image's"
+	}
+	quoted := make([]string, len(cmd))
+	for i, a := range cmd {
+		quoted[i] = shellQuote(a)
+	}
+	return strings.Join(quoted, " ")
+}
+
+// shellQuote quotes a for a POSIX shell when it needs quoting.
+func shellQuote(a string) string {
+	if a != "" && strings.IndexFunc(a, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@%+", r))
+	}) < 0 {
+		return a
+	}
+	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+}
+
+// resourcesText is a run's CPU and memory limits as applied.
+func resourcesText(s api.RunSpec) string {
+	cpus := "no cpu limit"
+	if s.Resources != nil && s.Resources.CPUs > 0 {
+		cpus = fmt.Sprintf("%g cpus", s.Resources.CPUs)
+	}
+	memory := "no memory limit"
+	if s.Memory > 0 {
+		memory = humanize.IBytes(uint64(s.Memory)) + " memory"
+	}
+	return cpus + ", " + memory
 }
 
 // filesText lists the files a run wrote, noting those left out of its

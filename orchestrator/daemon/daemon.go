@@ -266,7 +266,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	// before the site leaves.
 	run := runner.New(registry, ownWork, docker, repos, runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: ownWork, Lease: member, Offline: ownWork,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: ownWork, Version: version.Version, Lease: member, Offline: ownWork,
 		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +148,58 @@ func writeFiles(t *testing.T, dir string, n int) {
 		if err := os.WriteFile(p, []byte(fmt.Sprint(i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestProvenance checks what a successful run records of what produced its
+// output: its commit's message carries the Mao-* trailers that git reads
+// (git log --format=%(trailers)), and its record the snapshot of what ran,
+// with the tool's secret env values as *** and the schedule's env in.
+func TestProvenance(t *testing.T) {
+	t.Parallel()
+	url := testenv.GitRepo(t, nil)
+	logs, err := runlog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	rt := &fakeContainers{onRun: func(spec container.Spec) {
+		if err := os.WriteFile(filepath.Join(spec.Mounts[0].Source, "out.csv"), []byte("1\n"), 0o644); err != nil {
+			t.Error(err)
+		}
+	}}
+	tool := toolspec.Tool{Name: "t", Author: "a", Image: "img:1", DataRepo: url, Network: "none",
+		Command: []string{"crawl", "--deep"}, Env: map[string]string{"TOKEN": "s3cret", "ORG": "lab"},
+		SecretEnv: []string{"TOKEN"}, Resources: &toolspec.Resources{CPUs: 0.5, Memory: "64MiB"}, Timeout: "90s", Revision: 17}
+	reg := &fakeRegistry{tools: map[string]toolspec.Tool{"t": tool}}
+	rec := &fakeRecords{}
+	r := New(reg, rec, rt, realGit{Repos: gitrepo.New(gitrepo.Options{})}, Options{Site: "s1", DataDir: dataDir, Logs: logs, Version: "9.9.9"})
+	run, err := r.Start(context.Background(), "t", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Shutdown(context.Background())
+	got := rec.last(run.ID)
+	if got.State != api.StateSucceeded {
+		t.Fatalf("run %s: %s", got.State, got.Reason)
+	}
+	wantSpec := api.RunSpec{Command: []string{"crawl", "--deep"}, Env: map[string]string{"TOKEN": "***", "ORG": "lab"},
+		SecretEnv: []string{"TOKEN"}, Resources: &toolspec.Resources{CPUs: 0.5, Memory: "64MiB"}, Memory: 64 << 20,
+		User: got.Spec.User, Timeout: "1m30s", SpecRevision: 17, Version: "9.9.9"}
+	if got.Spec == nil || !reflect.DeepEqual(*got.Spec, wantSpec) {
+		t.Errorf("snapshot %+v; want %+v", got.Spec, wantSpec)
+	}
+	if env := fmt.Sprint(rt.specs[0].Env); !strings.Contains(env, "TOKEN=s3cret") {
+		t.Errorf("the container's env %s lacks the secret's value", env)
+	}
+	clone := filepath.Join(dataDir, "repos", "t")
+	out, err := exec.Command("git", "--git-dir", gitrepo.GitDir(clone), "log", "-1", "--format=%(trailers)", got.DataCommitAfter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git log: %v: %s", err, out)
+	}
+	want := fmt.Sprintf("Mao-Run: %s\nMao-Tool: t\nMao-Site: s1\nMao-Scheduled-Time: %s\nMao-Image: img:1@sha256:d\n"+
+		"Mao-Spec-Revision: 17\nMao-Version: 9.9.9\n\n", run.ID, got.CreatedAt.UTC().Format(time.RFC3339))
+	if string(out) != want {
+		t.Errorf("trailers:\n%s\nwant:\n%s", out, want)
 	}
 }

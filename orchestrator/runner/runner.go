@@ -150,6 +150,9 @@ type Options struct {
 	// the site carries on through its journal while etcd does not answer
 	// it. Abandon leaves them alone too.
 	Offline Offline
+	// Version is the orchestrator's version, recorded in each run's
+	// provenance.
+	Version string
 }
 
 // Defaults of Options.
@@ -473,6 +476,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	}
 
 	out, mounts, img, release, err := r.prepare(ctx, tool, dir, log)
+	out.Spec = r.snapshot(run, tool)
 	if err != nil {
 		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out}), false
 	}
@@ -548,8 +552,7 @@ func (r *Runner) keep(ctx context.Context, run api.Run, tool toolspec.Tool, dir 
 		lost = r.hold(ctx, run)
 		return lost
 	}
-	msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
-	after, files, err := r.git.Commit(ctx, dir, msg, held)
+	after, files, err := r.git.Commit(ctx, dir, commitMessage(run, r.opts.Site, out), held)
 	if err != nil && lost != nil {
 		r.opts.Log.Warn("discarding the output of an attempt this site no longer holds", "run", run.ID, "attempt", run.Attempt, "err", lost)
 		return out, runs.Fail{Reason: "output discarded: " + lost.Error()}
@@ -786,22 +789,97 @@ func (r *Runner) useDataset(ctx context.Context, name string) (dir, commit strin
 	return dir, r.inputs.acquire(dir, synced, commit), func() { r.inputs.release(dir) }, nil
 }
 
-func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, mounts []container.Mount) container.Spec {
-	scheduled := runs.Scheduled(run)
+// memory is the container's memory limit: the tool's, else the site's
+// default.
+func (r *Runner) memory(tool toolspec.Tool) int64 {
+	if m := tool.MemoryBytes(); m != 0 {
+		return m
+	}
+	return r.opts.DefaultMemory
+}
+
+// runEnv is the env a run's container gets from its tool and its schedule,
+// the schedule's winning; MAO_* variables aside.
+func runEnv(run api.Run, tool toolspec.Tool) map[string]string {
 	vars := maps.Clone(tool.Env)
 	if vars == nil {
 		vars = map[string]string{}
 	}
-	maps.Copy(vars, run.Env) // the schedule's env wins over the tool's
+	maps.Copy(vars, run.Env)
+	return vars
+}
+
+// snapshot is what the run runs, for its record (api.RunSpec): secret
+// values masked.
+func (r *Runner) snapshot(run api.Run, tool toolspec.Tool) *api.RunSpec {
+	env := tool.MaskSecrets(runEnv(run, tool))
+	if len(env) == 0 {
+		env = nil
+	}
+	var res *toolspec.Resources
+	if tool.Resources != nil {
+		c := *tool.Resources
+		res = &c
+	}
+	return &api.RunSpec{Command: slices.Clone(tool.Command), Env: env, SecretEnv: slices.Clone(tool.SecretEnv),
+		Resources: res, Memory: r.memory(tool), User: r.containerUser(tool), Timeout: tool.TimeoutDuration().String(),
+		SpecRevision: tool.Revision, Version: r.opts.Version}
+}
+
+// Commit trailers: git log --format='%(trailers)' in any clone of a data
+// repository tells what produced each commit.
+const (
+	TrailerRun           = "Mao-Run"
+	TrailerTool          = "Mao-Tool"
+	TrailerSite          = "Mao-Site"
+	TrailerScheduledTime = "Mao-Scheduled-Time"
+	TrailerImage         = "Mao-Image"
+	TrailerInputDataset  = "Mao-Input-Dataset"
+	TrailerInputCommit   = "Mao-Input-Commit"
+	TrailerSpecRevision  = "Mao-Spec-Revision"
+	TrailerVersion       = "Mao-Version"
+)
+
+// commitMessage is the message of the commit of a successful attempt's
+// output: a subject, and the run's provenance as git trailers. Every
+// value is a validated name, a time, a hash or a version: none holds a
+// line break.
+func commitMessage(run api.Run, site string, out runs.Outcome) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mao: run %s of %s at site %s\n\n", run.ID, run.Tool, site)
+	trailer := func(key, value string) {
+		if value != "" && !strings.ContainsAny(value, "\r\n") {
+			fmt.Fprintf(&b, "%s: %s\n", key, value)
+		}
+	}
+	trailer(TrailerRun, run.ID)
+	trailer(TrailerTool, run.Tool)
+	trailer(TrailerSite, site)
+	trailer(TrailerScheduledTime, runs.Scheduled(run).UTC().Format(time.RFC3339))
+	image := out.ImageDigest
+	if image == "" {
+		image = out.ImageID
+	}
+	trailer(TrailerImage, image)
+	trailer(TrailerInputDataset, out.InputDataset)
+	trailer(TrailerInputCommit, out.InputCommit)
+	if out.Spec != nil {
+		if out.Spec.SpecRevision != 0 {
+			trailer(TrailerSpecRevision, strconv.FormatInt(out.Spec.SpecRevision, 10))
+		}
+		trailer(TrailerVersion, out.Spec.Version)
+	}
+	return b.String()
+}
+
+func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, mounts []container.Mount) container.Spec {
+	scheduled := runs.Scheduled(run)
+	vars := runEnv(run, tool)
 	maps.Copy(vars, map[string]string{"MAO_RUN_ID": run.ID, "MAO_TOOL": run.Tool, "MAO_SITE": run.Site,
 		"MAO_SCHEDULED_TIME": scheduled.UTC().Format(time.RFC3339)})
 	env := make([]string, 0, len(vars))
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])
-	}
-	memory := tool.MemoryBytes()
-	if memory == 0 {
-		memory = r.opts.DefaultMemory
 	}
 	return container.Spec{
 		Name:  ContainerName(run),
@@ -812,7 +890,7 @@ func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, moun
 			LabelTool: run.Tool, LabelSite: run.Site},
 		Mounts:    mounts,
 		NanoCPUs:  int64(tool.CPUs() * 1e9),
-		Memory:    memory,
+		Memory:    r.memory(tool),
 		PidsLimit: r.opts.PidsLimit,
 		User:      r.containerUser(tool),
 		Network:   tool.NetworkName(),

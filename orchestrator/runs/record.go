@@ -1,6 +1,7 @@
 package runs
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/mao-research/mao/api"
@@ -69,4 +70,24 @@ func Scheduled(r api.Run) time.Time {
 		return *r.ScheduledTime
 	}
 	return r.CreatedAt
+}
+
+// CheckSpec reports what is wrong with a run's snapshot of what it ran
+// (api.RunSpec), checked as the tool record it was taken from was: a
+// replay runs it again, so a record written by hand must not smuggle in
+// what no tool record could hold. A run without a snapshot passes.
+func CheckSpec(r api.Run) error {
+	s := r.Spec
+	if s == nil {
+		return nil
+	}
+	t := toolspec.Tool{Command: s.Command, Env: s.Env, SecretEnv: s.SecretEnv, Resources: s.Resources,
+		Timeout: s.Timeout, User: s.User, Network: r.Network}
+	if err := t.ValidateExecution("run spec"); err != nil {
+		return err
+	}
+	if s.Memory < 0 {
+		return fmt.Errorf("run spec: memory %d is negative", s.Memory)
+	}
+	return nil
 }

@@ -81,6 +81,8 @@ type Outcome struct {
 	DataCommitAfter    string
 	InputDataset       string
 	InputCommit        string
+	// Spec is what the attempt ran, snapshotted as it was prepared.
+	Spec *api.RunSpec
 	// Files the attempt added or changed, all of them: the record keeps
 	// the first api.MaxRunFiles and counts them all.
 	Files    []string
@@ -305,6 +307,9 @@ func (o Outcome) copyTo(r *api.Run) {
 	set(&r.DataCommitAfter, o.DataCommitAfter)
 	set(&r.InputDataset, o.InputDataset)
 	set(&r.InputCommit, o.InputCommit)
+	if o.Spec != nil {
+		r.Spec = o.Spec
+	}
 	if len(o.Files) > 0 {
 		r.FilesTotal = len(o.Files)
 		r.Files = o.Files[:min(len(o.Files), api.MaxRunFiles)]

@@ -146,6 +146,9 @@ func (s *Store) decode(key string, value []byte, rev int64, v any) error {
 	defer s.invalid.mu.Unlock()
 	if err == nil {
 		delete(s.invalid.got, key)
+		if t, ok := v.(*toolspec.Tool); ok {
+			t.Revision = rev // what ran says which record it was prepared from
+		}
 		return nil
 	}
 	if prev, ok := s.invalid.got[key]; !ok || prev.rev != rev {
@@ -226,5 +229,6 @@ func checkRun(r api.Run, name string) error {
 	if r.Target != nil {
 		problems = append(problems, r.Target.Validate())
 	}
+	problems = append(problems, runs.CheckSpec(r))
 	return errors.Join(problems...)
 }

@@ -40,10 +40,12 @@ func TestInvalidRecordsAreLeftOut(t *testing.T) {
 		"/mao/runs/broken-run":       "not json",
 		"/mao/runs/../../etc/passwd": `{"id":"../../etc/passwd","tool":"good","state":"pending"}`,
 		"/mao/runs/bad-state":        `{"id":"bad-state","tool":"good","state":"exploded"}`,
-		"/mao/sites/liar":            `{"name":"lab-a","api_addr":"http://127.0.0.1:1"}`,
-		"/mao/sites-seen/broken":     "[]",
-		"/mao/schedules/broken":      `{"id":"broken","tool":"good","spec":"61 * * * *"}`,
-		"/mao/requests/broken":       `{"run":"broken","tool":"Good Tool"}`,
+		// A snapshot a replay would run: no tool record could hold it.
+		"/mao/runs/bad-spec":     `{"id":"bad-spec","tool":"good","state":"succeeded","network":"host; rm -rf /","spec":{"env":{"A B":"x"},"timeout":"-1s"}}`,
+		"/mao/sites/liar":        `{"name":"lab-a","api_addr":"http://127.0.0.1:1"}`,
+		"/mao/sites-seen/broken": "[]",
+		"/mao/schedules/broken":  `{"id":"broken","tool":"good","spec":"61 * * * *"}`,
+		"/mao/requests/broken":   `{"run":"broken","tool":"Good Tool"}`,
 	}
 	for k, v := range bad {
 		if _, err := c.Put(ctx, k, v); err != nil {
