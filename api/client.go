@@ -96,6 +96,13 @@ func (c *Client) RunTool(ctx context.Context, name string, req RunRequest) ([]Ru
 	return out, c.do(ctx, http.MethodPost, "/tools/"+url.PathEscape(name)+"/runs", nil, req, &out)
 }
 
+// ReplayRun runs a past run again, exactly (see Replay): the new run,
+// pending or started.
+func (c *Client) ReplayRun(ctx context.Context, id string, req ReplayRequest) (Run, error) {
+	var out Run
+	return out, c.do(ctx, http.MethodPost, "/runs/"+url.PathEscape(id)+"/replay", nil, req, &out)
+}
+
 // RegisterDataset stores a new dataset.
 func (c *Client) RegisterDataset(ctx context.Context, d Dataset) (Dataset, error) {
 	var out Dataset

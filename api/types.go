@@ -67,7 +67,66 @@ const (
 	TriggerManual   = "manual"   // maoctl tool run
 	TriggerSchedule = "schedule" // a schedule's tick, on time
 	TriggerCatchup  = "catchup"  // a tick missed while no site ran, run late
+	TriggerReplay   = "replay"   // maoctl run replay: a past run again, exactly
 )
+
+// Verdicts of a replay.
+const (
+	// ReplayReproduced: the replay wrote exactly the files the original
+	// wrote, byte for byte.
+	ReplayReproduced = "reproduced"
+	// ReplayDiffers: some file differs, or one of them wrote a file the
+	// other did not (Replay.Differences).
+	ReplayDiffers = "differs"
+	// ReplayNotCompared: the replay succeeded but the original's commit
+	// could not be read to compare (Replay.Note says why).
+	ReplayNotCompared = "not-compared"
+)
+
+// Replay is what a replay run (trigger replay) knows of the run it
+// replays, and, once it has succeeded, how its output compares.
+type Replay struct {
+	// Of is the replayed run's ID; Site, ScheduledTime and Commit are its
+	// site, its tick (or creation) and its data_commit_after, which the
+	// replay's output is compared with. The container sees the original's
+	// MAO_RUN_ID, MAO_SITE and MAO_SCHEDULED_TIME.
+	Of            string    `json:"of"`
+	Site          string    `json:"site"`
+	ScheduledTime time.Time `json:"scheduled_time"`
+	Commit        string    `json:"commit,omitempty"`
+
+	// Verdict is ReplayReproduced, ReplayDiffers or ReplayNotCompared,
+	// set when the replay succeeded; Differences are the files in which
+	// its output and the original's differ (at most MaxRunFiles,
+	// DifferencesTotal counts them all).
+	Verdict          string           `json:"verdict,omitempty"`
+	Differences      []FileDifference `json:"differences,omitempty"`
+	DifferencesTotal int              `json:"differences_total,omitempty"`
+	// Note says what the replay could not take from the snapshot (secret
+	// env values come from the tool's current record) or why it did not
+	// compare.
+	Note string `json:"note,omitempty"`
+}
+
+// FileDifference is a file in which a replay's output and the original's
+// differ; Original or Replay is nil where that run did not write it.
+type FileDifference struct {
+	Path     string       `json:"path"`
+	Original *FileVersion `json:"original,omitempty"`
+	Replay   *FileVersion `json:"replay,omitempty"`
+}
+
+// FileVersion is a file's size and content hash.
+type FileVersion struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// ReplayRequest asks for a replay: POST /api/v1/runs/{id}/replay. Site
+// is where it runs; empty: the site asked.
+type ReplayRequest struct {
+	Site string `json:"site,omitempty"`
+}
 
 // MaxRunFiles bounds Run.Files so that a run record stays a small etcd value.
 const MaxRunFiles = 100
@@ -101,7 +160,7 @@ type Run struct {
 	Site    string   `json:"site"`
 	State   RunState `json:"state"`
 	Reason  string   `json:"reason,omitempty"`  // why it failed or timed out, in words
-	Trigger string   `json:"trigger"`           // TriggerManual, TriggerSchedule or TriggerCatchup
+	Trigger string   `json:"trigger"`           // TriggerManual, TriggerSchedule, TriggerCatchup or TriggerReplay
 	Image   string   `json:"image"`             // the reference from the tool spec
 	Network string   `json:"network,omitempty"` // the container network
 
@@ -146,6 +205,9 @@ type Run struct {
 	// Spec is what the run ran, as its site snapshotted it when it
 	// prepared the run (not today's tool): see RunSpec.
 	Spec *RunSpec `json:"spec,omitempty"`
+	// Replay is set on a replay (trigger replay): the run it replays,
+	// and how its output compares.
+	Replay *Replay `json:"replay,omitempty"`
 
 	// Files the run added or changed in its data repository, relative to
 	// the repository root; at most MaxRunFiles, FilesTotal counts them all.

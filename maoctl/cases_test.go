@@ -350,6 +350,17 @@ func commandCases() []cliCase {
 			[]string{"run", "show", run2, "-o", "json"},
 			[]string{"run", "show", "gh-crawler-1741944360-nope"},
 		), exits: []int{0, 0, 0, 0, 1}},
+		// What a replay refuses (internal/fedtest's TestReplay replays at a
+		// site with Docker): run1's snapshot has a secret that gh-crawler's
+		// record no longer holds.
+		{name: "run-replay", cmds: cmds(
+			[]string{"run", "replay", run1},
+			[]string{"run", "replay", run2},
+			[]string{"run", "replay", run3},
+			[]string{"run", "replay", "gh-crawler-1741944360-nope"},
+			[]string{"run", "replay", run1, "-f", "-q"},
+			[]string{"run", "replay"},
+		), exits: []int{1, 1, 1, 1, 2, 2}},
 		{name: "run-provenance", cmds: cmds(
 			[]string{"run", "provenance", run1},
 			[]string{"run", "provenance", run1, "-o", "json"},

@@ -42,6 +42,18 @@ func (c *ctl) runCommand() *cli.Command {
 				Action:    c.runProvenance,
 			},
 			{
+				Name:      "replay",
+				Usage:     "run a past run again, exactly (its image by digest, command, env, resources and input commit), and compare its output with the original's",
+				ArgsUsage: "ID",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "site", Usage: "replay at site `NAME` (default: the site asked)"},
+					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the replay's log until it ends, then print its verdict"},
+					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the replay's run ID (for scripts)"},
+					rawFlag(),
+				},
+				Action: c.runReplay,
+			},
+			{
 				Name:      "logs",
 				Usage:     "print a run's log (its container's stdout and stderr)",
 				ArgsUsage: "ID",
@@ -132,6 +144,15 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	if err := f.flush(); err != nil {
 		return err
 	}
+	if r.Replay != nil {
+		fmt.Fprintln(c.stdout, "\nReplay:")
+		f = newFields(c.stdout)
+		f.indent = "  "
+		replayFields(f, *r.Replay)
+		if err := f.flush(); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintln(c.stdout, "\nProvenance:")
 	p, ok := api.ProvenanceOf(r)
 	f = newFields(c.stdout)
@@ -170,6 +191,75 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 		fmt.Fprintf(c.stdout, "  %s\n", line)
 	}
 	return nil
+}
+
+func (c *ctl) runReplay(cCtx *cli.Context) error {
+	a, err := args(cCtx, "ID")
+	if err != nil {
+		return err
+	}
+	if cCtx.Bool("follow") && cCtx.Bool("quiet") {
+		return usageErrorf("%s: --follow and --quiet do not go together", commandName(cCtx))
+	}
+	ctx := cCtx.Context
+	r, err := c.client.ReplayRun(ctx, a[0], api.ReplayRequest{Site: cCtx.String("site")})
+	if err != nil {
+		return err
+	}
+	if cCtx.Bool("follow") {
+		if err := c.follow(ctx, r, cCtx.Bool("raw")); err != nil {
+			return err
+		}
+		final, err := c.client.Run(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		return c.verdict(final)
+	}
+	return c.printStarted(cCtx.Bool("quiet"), []api.Run{r})
+}
+
+// verdict prints how a replay that succeeded compares with its original,
+// and turns a replay that did not reproduce it into exit code 1.
+func (c *ctl) verdict(r api.Run) error {
+	if r.Replay == nil || r.Replay.Verdict == "" {
+		return nil
+	}
+	f := newFields(c.stderr)
+	replayFields(f, *r.Replay)
+	if err := f.flush(); err != nil {
+		return err
+	}
+	if r.Replay.Verdict != api.ReplayReproduced {
+		return &RunExitError{Run: r, Code: exitError}
+	}
+	return nil
+}
+
+// replayFields adds what a replay replayed and how its output compares.
+func replayFields(f *fields, p api.Replay) {
+	f.add("Replay of", fmt.Sprintf("%s (site %s)", p.Of, p.Site))
+	f.addIf("Compared with", p.Commit)
+	f.add("Verdict", cell(p.Verdict))
+	if len(p.Differences) > 0 {
+		lines := make([]string, 0, len(p.Differences)+1)
+		for _, d := range p.Differences {
+			lines = append(lines, fmt.Sprintf("%s: original %s, replay %s", d.Path, versionText(d.Original), versionText(d.Replay)))
+		}
+		if p.DifferencesTotal > len(p.Differences) {
+			lines = append(lines, fmt.Sprintf("(%d more)", p.DifferencesTotal-len(p.Differences)))
+		}
+		f.add("Differences", strings.Join(lines, "\n"))
+	}
+	f.addIf("Note", p.Note)
+}
+
+// versionText is a file's size and hash, or that it is absent.
+func versionText(v *api.FileVersion) string {
+	if v == nil {
+		return "absent"
+	}
+	return fmt.Sprintf("%s sha256:%s", humanize.IBytes(uint64(v.Size)), v.SHA256[:min(len(v.SHA256), 12)])
 }
 
 func (c *ctl) runProvenance(cCtx *cli.Context) error {
@@ -239,27 +329,13 @@ func noSnapshot(r api.Run) string {
 	return "its site did not get as far as preparing it, or recorded no snapshot (an orchestrator older than provenance)"
 }
 
-// commandText is a container's command as a shell would read it; "the
+// commandText is a container's command, each argument visible; "the
 // image's" when it has none.
 func commandText(cmd []string) string {
 	if len(cmd) == 0 {
 		return "the image's"
 	}
-	quoted := make([]string, len(cmd))
-	for i, a := range cmd {
-		quoted[i] = shellQuote(a)
-	}
-	return strings.Join(quoted, " ")
-}
-
-// shellQuote quotes a for a POSIX shell when it needs quoting.
-func shellQuote(a string) string {
-	if a != "" && strings.IndexFunc(a, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./=:,@%+", r))
-	}) < 0 {
-		return a
-	}
-	return "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+	return quoteArgs(cmd)
 }
 
 // resourcesText is a run's CPU and memory limits as applied.

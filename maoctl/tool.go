@@ -335,7 +335,12 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 	if len(runs) != 1 {
 		return fmt.Errorf("--follow follows one run, but the orchestrator started %d", len(runs))
 	}
-	r := runs[0]
+	return c.follow(ctx, runs[0], cCtx.Bool("raw"))
+}
+
+// follow says where a run that was just asked for runs, streams its log
+// until it ends, and reports how it ended (see finished).
+func (c *ctl) follow(ctx context.Context, r api.Run, raw bool) error {
 	switch site := namedSite(r); {
 	case r.Site != "":
 		fmt.Fprintf(c.stderr, "run %s of %s started at site %s\n", r.ID, r.Tool, r.Site)
@@ -344,7 +349,7 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 	default:
 		fmt.Fprintf(c.stderr, "run %s of %s waits for an eligible site (target %s)\n", r.ID, r.Tool, targetText(r.Target))
 	}
-	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.logWriter(cCtx.Bool("raw"))); err != nil {
+	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.logWriter(raw)); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return fmt.Errorf("stopped following run %s, which goes on %s (see maoctl run show %s): %w", r.ID, runWhere(r), r.ID, err)
 		}

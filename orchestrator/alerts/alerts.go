@@ -142,8 +142,12 @@ func writtenBy(run api.Run, metrics []detector.Metric) error {
 }
 
 // Ended queues a run that has ended for its notifications; it never
-// blocks. A full queue drops the run, with a log line.
+// blocks. A full queue drops the run, with a log line. A replay never
+// notifies, nor changes what the tool's runs have told.
 func (a *Alerts) Ended(run api.Run) {
+	if run.Replay != nil {
+		return
+	}
 	select {
 	case a.ended <- run:
 	default:

@@ -194,6 +194,45 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 	return out, nil
 }
 
+// Replay runs orig again, exactly (see runs.NewReplay and the runner):
+// at this site when req names none or this one, where it starts at once,
+// else through a request for the named site, which claims it. The tool
+// must still be registered: the replay takes secret env values from its
+// record, and a secret that is no longer there is refused here (409).
+func (d *Dispatcher) Replay(ctx context.Context, orig api.Run, req api.ReplayRequest, requestedBy string) (api.Run, error) {
+	if err := runs.CheckReplayable(orig); err != nil {
+		return api.Run{}, err
+	}
+	tool, err := d.deps.Tools.Tool(ctx, orig.Tool)
+	if err != nil {
+		return api.Run{}, fmt.Errorf("replay run %s: %w", orig.ID, err)
+	}
+	for _, k := range orig.Spec.SecretEnv {
+		if _, had := orig.Spec.Env[k]; !had {
+			continue
+		}
+		if _, ok := tool.Env[k]; !ok {
+			return api.Run{}, errs.New(errs.ErrConflict, fmt.Sprintf(
+				"run %s cannot be replayed: its secret env %s is no longer in tool %s's env, where a replay takes secret values from", orig.ID, k, tool.Name))
+		}
+	}
+	now := d.opts.Clock.Now()
+	id := runs.Manual(tool.Name, now)
+	if req.Site == "" || req.Site == d.opts.Site {
+		run := runs.NewReplay(id, orig, runs.Ask{Site: d.opts.Site, RequestedBy: requestedBy}, now)
+		return run, d.deps.Launcher.Create(ctx, run, tool)
+	}
+	target := toolspec.Target{Mode: toolspec.TargetSite, Site: req.Site}
+	if err := target.Validate(); err != nil {
+		return api.Run{}, err
+	}
+	if _, err := d.targetSites(ctx, target); err != nil {
+		return api.Run{}, err
+	}
+	run := runs.NewReplay(id, orig, runs.Ask{Target: &target, RequestedBy: requestedBy}, now)
+	return run, d.deps.Requests.RequestRun(ctx, run)
+}
+
 // runHere records run, asked for this site while etcd does not answer
 // (unavailable), as claimed by this site, if the site carries the target's
 // labels, and runs it.

@@ -77,6 +77,6 @@
 //
 // # Rules
 //
-// Imports from mao: nothing.
-// Never links: etcd, Docker, orchestrator.
+// Imports from mao: only orchestrator/container.
+// Never links: etcd, Docker, api, toolspec.
 package gitrepo

@@ -81,6 +81,7 @@ func routes() []route {
 		{"GET " + p + "/runs", ScopeRead, (*Server).listRuns},
 		{"GET " + p + "/runs/{id}", ScopeRead, (*Server).getRun},
 		{"GET " + p + "/runs/{id}/logs", ScopeRead, (*Server).runLogs},
+		{"POST " + p + "/runs/{id}/replay", ScopeRun, (*Server).replayRun},
 		{"GET " + p + "/sites", ScopeRead, (*Server).listSites},
 		{"GET " + p + "/notifications", ScopeRead, (*Server).listNotifications},
 		{"POST " + p + "/notifications/test", ScopeRun, (*Server).testNotify},

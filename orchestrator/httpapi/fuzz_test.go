@@ -75,7 +75,7 @@ func FuzzDecodeScheduleUpdate(f *testing.F) {
 }
 
 func FuzzDecodeRunRequest(f *testing.F) {
-	fuzzDecoder(f, decodeRunRequest, func(t *testing.T, req api.RunRequest) {
+	fuzzDecoder(f, decodeOptional[api.RunRequest], func(t *testing.T, req api.RunRequest) {
 		if req.Target != nil {
 			_ = req.Target.Validate() // may refuse, never panic
 		}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/etcdembed"
 	"github.com/mao-research/mao/orchestrator/runlog"
 	"github.com/mao-research/mao/orchestrator/store"
@@ -46,6 +47,18 @@ func (f *fakeLauncher) Request(ctx context.Context, tool string, _ api.RunReques
 	fmt.Fprintf(l, "line 1 at %s\nline 2\nline 3\n", f.site)
 	l.Close()
 	return []api.Run{run}, f.st.CreateRun(ctx, run)
+}
+
+// Replay records a pending replay of orig at its site, refusing a run that
+// did not succeed, as the dispatcher does.
+func (f *fakeLauncher) Replay(ctx context.Context, orig api.Run, req api.ReplayRequest, requestedBy string) (api.Run, error) {
+	if orig.State != api.StateSucceeded {
+		return api.Run{}, errs.New(errs.ErrConflict, "run "+orig.ID+" cannot be replayed: it is "+string(orig.State))
+	}
+	run := api.Run{ID: orig.Tool + "-2", Tool: orig.Tool, Site: cmp.Or(req.Site, f.site), State: api.StatePending,
+		Trigger: api.TriggerReplay, RequestedBy: requestedBy, DataRepo: orig.DataRepo, CreatedAt: time.Unix(2, 0).UTC(),
+		Replay: &api.Replay{Of: orig.ID, Site: orig.Site}}
+	return run, f.st.CreateRun(ctx, run)
 }
 
 // fakeHealth answers with status, "ok" when empty, and counts the checks.
@@ -315,6 +328,7 @@ func TestRegistryCodes(t *testing.T) {
 		{"remove unknown dataset", func() error { return e.client.RemoveDataset(ctx, "nope") }, http.StatusNotFound},
 		{"run unknown tool", func() error { _, err := e.client.RunTool(ctx, "nope", api.RunRequest{}); return err }, http.StatusNotFound},
 		{"unknown run", func() error { _, err := e.client.Run(ctx, "nope"); return err }, http.StatusNotFound},
+		{"replay of an unknown run", func() error { _, err := e.client.ReplayRun(ctx, "nope", api.ReplayRequest{}); return err }, http.StatusNotFound},
 		{"logs of unknown run", func() error { return e.client.RunLogs(ctx, "nope", api.LogOptions{}, io.Discard) }, http.StatusNotFound},
 		{"tail with follow", func() error {
 			return e.client.RunLogs(ctx, "t1-1", api.LogOptions{Tail: 2, Follow: true}, io.Discard)
@@ -342,6 +356,10 @@ func TestRegistryCodes(t *testing.T) {
 	}
 	if runs, err := e.client.Runs(ctx, api.RunFilter{Tool: "t1"}); err != nil || len(runs.Items) != 1 {
 		t.Fatalf("runs: %v %v", runs, err)
+	}
+	var apiErr *api.Error
+	if _, err := e.client.ReplayRun(ctx, run.ID, api.ReplayRequest{}); !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+		t.Fatalf("replay of a pending run: %v, want 409", err)
 	}
 	if err := e.client.RemoveTool(ctx, "t1"); err != nil {
 		t.Fatal(err)

@@ -64,6 +64,9 @@ type Sites interface {
 // runs' records.
 type Launcher interface {
 	Request(ctx context.Context, tool string, req api.RunRequest, requestedBy string) ([]api.Run, error)
+	// Replay runs orig again, exactly, at req's site (this one if
+	// empty).
+	Replay(ctx context.Context, orig api.Run, req api.ReplayRequest, requestedBy string) (api.Run, error)
 }
 
 // Federation reads and changes the etcd cluster the sites share.
@@ -359,12 +362,28 @@ func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
 // api.RunRequest's target says. It answers with the list of runs, which
 // record the caller's token name.
 func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
-	req, err := decodeRunRequest(r)
+	req, err := decodeOptional[api.RunRequest](r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Request(r.Context(), r.PathValue("name"), req, callerOf(r).name))
+}
+
+// replayRun runs a past run again, exactly (see runner's replay): a new
+// run, linked to the original.
+func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeOptional[api.ReplayRequest](r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	orig, err := s.deps.Runs.Run(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Replay(r.Context(), orig, req, callerOf(r).name))
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {

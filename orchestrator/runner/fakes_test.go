@@ -220,6 +220,16 @@ func (f *fakeGit) Discard(_ context.Context, dir string) ([]string, error) {
 	return f.files, nil
 }
 
+// Scratch and Compare are not faked: the runner's replays are tested over
+// real clones (TestReplay).
+func (f *fakeGit) Scratch(context.Context, string, []string, string) (string, error) {
+	return "", errors.New("fakeGit does not make scratch clones")
+}
+
+func (f *fakeGit) Compare(context.Context, string, string, string) ([]container.Difference, error) {
+	return nil, errors.New("fakeGit does not compare")
+}
+
 var (
 	_ Registry   = (*fakeRegistry)(nil)
 	_ Records    = (*fakeRecords)(nil)

@@ -56,6 +56,13 @@ type Git interface {
 	// commit, and the branch stays where it was.
 	Commit(ctx context.Context, dir, message string, keep func() error) (commit string, files []string, err error)
 	Discard(ctx context.Context, dir string) (files []string, err error)
+	// Scratch makes dir a clone, from the first of sources (a local
+	// clone's directory or a URL) that holds commit, checked out there;
+	// it returns the source used.
+	Scratch(ctx context.Context, dir string, sources []string, commit string) (string, error)
+	// Compare lists the files in which commits a and b of dir's clone
+	// differ.
+	Compare(ctx context.Context, dir, a, b string) ([]container.Difference, error)
 }
 
 // Lease is this site's hold on its runs: its lease in etcd, which other
@@ -456,6 +463,9 @@ func (r *Runner) retryLater(run api.Run, log io.Writer) api.Run {
 // attempt performs the run and returns its final record. refused reports
 // a run this site will never perform (see refusal), which is not retried.
 func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, log io.Writer) (_ api.Run, refused bool) {
+	if run.Replay != nil {
+		return r.replayAttempt(ctx, run, tool, log), true // never retried
+	}
 	if reason := r.refusal(tool); reason != "" {
 		return r.apply(run, runs.Fail{Reason: reason}), true
 	}
@@ -488,13 +498,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		return r.apply(run, runs.Fail{Reason: "interrupted before its container started: " + err.Error(), Outcome: out}), false
 	}
 	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
-	if !exit.StartedAt.IsZero() {
-		started := exit.StartedAt.UTC()
-		out.ContainerStartedAt = &started
-	}
-	if err == nil {
-		out.ExitCode = &exit.Code
-	}
+	noteExit(&out, exit, err)
 	end := ending(ctx, exit, err, tool)
 	// Before anything is committed or discarded, everything in the data
 	// folder becomes the orchestrator's again.
@@ -664,6 +668,18 @@ func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.To
 	return r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
 }
 
+// noteExit records in out when the container started and, if it ran,
+// its exit code.
+func noteExit(out *runs.Outcome, exit container.Exit, err error) {
+	if !exit.StartedAt.IsZero() {
+		started := exit.StartedAt.UTC()
+		out.ContainerStartedAt = &started
+	}
+	if err == nil {
+		out.ExitCode = &exit.Code
+	}
+}
+
 // ending is how an attempt whose container ran (or failed to) ends: nil
 // when it exited 0 (the output is then committed), else runs.Fail or
 // runs.TimeOut; their outcome is filled in by the caller.
@@ -822,7 +838,7 @@ func (r *Runner) snapshot(run api.Run, tool toolspec.Tool) *api.RunSpec {
 		res = &c
 	}
 	return &api.RunSpec{Command: slices.Clone(tool.Command), Env: env, SecretEnv: slices.Clone(tool.SecretEnv),
-		Resources: res, Memory: r.memory(tool), User: r.containerUser(tool), Timeout: tool.TimeoutDuration().String(),
+		Resources: res, Memory: r.memory(tool), User: tool.User, Timeout: tool.TimeoutDuration().String(),
 		SpecRevision: tool.Revision, Version: r.opts.Version}
 }
 
@@ -873,9 +889,13 @@ func commitMessage(run api.Run, site string, out runs.Outcome) string {
 }
 
 func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, mounts []container.Mount) container.Spec {
-	scheduled := runs.Scheduled(run)
+	// A replay's container sees what the original's saw.
+	id, site, scheduled := run.ID, run.Site, runs.Scheduled(run)
+	if p := run.Replay; p != nil {
+		id, site, scheduled = p.Of, p.Site, p.ScheduledTime
+	}
 	vars := runEnv(run, tool)
-	maps.Copy(vars, map[string]string{"MAO_RUN_ID": run.ID, "MAO_TOOL": run.Tool, "MAO_SITE": run.Site,
+	maps.Copy(vars, map[string]string{"MAO_RUN_ID": id, "MAO_TOOL": run.Tool, "MAO_SITE": site,
 		"MAO_SCHEDULED_TIME": scheduled.UTC().Format(time.RFC3339)})
 	env := make([]string, 0, len(vars))
 	for _, k := range slices.Sorted(maps.Keys(vars)) {

@@ -1,10 +1,14 @@
 package runs
 
 import (
+	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -90,4 +94,98 @@ func CheckSpec(r api.Run) error {
 		return fmt.Errorf("run spec: memory %d is negative", s.Memory)
 	}
 	return nil
+}
+
+// CheckReplayable says why run cannot be replayed (an error of kind
+// errs.ErrConflict), or nil: a replay runs its snapshot again and compares
+// the output with the original's commit, so the original must have
+// succeeded at a site that recorded a snapshot, and not be a replay itself.
+func CheckReplayable(run api.Run) error {
+	var why string
+	switch {
+	case run.Replay != nil:
+		why = fmt.Sprintf("it is a replay of %s: replay that run instead", run.Replay.Of)
+	case run.State != api.StateSucceeded:
+		why = fmt.Sprintf("it is %s; only a run that succeeded has an output to compare a replay with", run.State)
+	case run.Spec == nil:
+		why = "its record holds no snapshot of what it ran (its site's orchestrator predates provenance)"
+	case run.ImageID == "" && run.ImageDigest == "":
+		why = "its record does not say which image ran"
+	case run.DataCommitAfter == "":
+		why = "its record names no commit of its output"
+	case run.DataCommitBefore == "":
+		why = "it ran on an empty data repository, which a replay cannot check out (not supported yet)"
+	}
+	if why == "" {
+		return nil
+	}
+	return errs.New(errs.ErrConflict, fmt.Sprintf("run %s cannot be replayed: %s", run.ID, why))
+}
+
+// NewReplay is the pending record of replay id of orig (which
+// CheckReplayable accepted), asked for at now: what orig ran, pinned (its
+// snapshot, its image by ID and digest, its input commit, its data commit
+// before), and what its output is compared with.
+func NewReplay(id ID, orig api.Run, ask Ask, now time.Time) api.Run {
+	r := api.Run{
+		ID: id.String(), Tool: orig.Tool, Site: ask.Site, State: api.StatePending, Trigger: api.TriggerReplay,
+		Target: ask.Target, RequestedBy: ask.RequestedBy,
+		Image: orig.Image, ImageID: orig.ImageID, ImageDigest: orig.ImageDigest, Network: orig.Network,
+		DataRepo: orig.DataRepo, DataCommitBefore: orig.DataCommitBefore,
+		InputDataset: orig.InputDataset, InputCommit: orig.InputCommit,
+		Attempt: 1, MaxAttempts: 1, CreatedAt: now.UTC(),
+		Replay: &api.Replay{Of: orig.ID, Site: orig.Site, ScheduledTime: Scheduled(orig).UTC(), Commit: orig.DataCommitAfter},
+	}
+	if orig.Spec != nil {
+		spec := *orig.Spec
+		spec.Command = slices.Clone(spec.Command)
+		spec.Env = maps.Clone(spec.Env)
+		spec.SecretEnv = slices.Clone(spec.SecretEnv)
+		if spec.Resources != nil {
+			res := *spec.Resources
+			spec.Resources = &res
+		}
+		r.Spec = &spec
+	}
+	return r
+}
+
+// CheckReplay reports what is wrong with a replay record's Replay (a
+// record written by hand is hostile input): the replayed run's ID and
+// site, and its commit.
+func CheckReplay(r api.Run) error {
+	p := r.Replay
+	if p == nil {
+		return nil
+	}
+	var problems []error
+	if err := CheckID(p.Of); err != nil {
+		problems = append(problems, fmt.Errorf("replay of: %w", err))
+	}
+	if p.Site != "" {
+		problems = append(problems, toolspec.CheckName(p.Site))
+	}
+	if p.Commit != "" && !isHash(p.Commit) {
+		problems = append(problems, fmt.Errorf("replay commit %q is not a commit hash", p.Commit))
+	}
+	if r.DataCommitBefore != "" && !isHash(r.DataCommitBefore) {
+		problems = append(problems, fmt.Errorf("data_commit_before %q is not a commit hash", r.DataCommitBefore))
+	}
+	if r.InputCommit != "" && !isHash(r.InputCommit) {
+		problems = append(problems, fmt.Errorf("input_commit %q is not a commit hash", r.InputCommit))
+	}
+	return errors.Join(problems...)
+}
+
+// isHash reports whether s is a full hex SHA-1 commit hash.
+func isHash(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }

@@ -83,6 +83,8 @@ type Outcome struct {
 	InputCommit        string
 	// Spec is what the attempt ran, snapshotted as it was prepared.
 	Spec *api.RunSpec
+	// Replay is a replay's comparison with the original's output.
+	Replay *api.Replay
 	// Files the attempt added or changed, all of them: the record keeps
 	// the first api.MaxRunFiles and counts them all.
 	Files    []string
@@ -309,6 +311,9 @@ func (o Outcome) copyTo(r *api.Run) {
 	set(&r.InputCommit, o.InputCommit)
 	if o.Spec != nil {
 		r.Spec = o.Spec
+	}
+	if o.Replay != nil {
+		r.Replay = o.Replay
 	}
 	if len(o.Files) > 0 {
 		r.FilesTotal = len(o.Files)

@@ -229,6 +229,6 @@ func checkRun(r api.Run, name string) error {
 	if r.Target != nil {
 		problems = append(problems, r.Target.Validate())
 	}
-	problems = append(problems, runs.CheckSpec(r))
+	problems = append(problems, runs.CheckSpec(r), runs.CheckReplay(r))
 	return errors.Join(problems...)
 }
