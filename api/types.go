@@ -123,7 +123,7 @@ type FileVersion struct {
 }
 
 // ReplayRequest asks for a replay: POST /api/v1/runs/{id}/replay. Site
-// is where it runs; empty: the site asked.
+// is where it runs; empty: the site that ran the original.
 type ReplayRequest struct {
 	Site string `json:"site,omitempty"`
 }
@@ -545,8 +545,8 @@ type Provenance struct {
 }
 
 // ProvenanceOf is run's provenance; ok is false for a run with no
-// snapshot (its Env is then the schedule's env on the record) (it never got as far as its container, or its site predates
-// snapshots).
+// snapshot (it never got as far as preparing its container, or its site
+// predates snapshots), whose Env is then the schedule's env on the record.
 func ProvenanceOf(run Run) (p Provenance, ok bool) {
 	p = Provenance{Run: run.ID, Tool: run.Tool, Site: run.Site, Trigger: run.Trigger, ScheduledTime: run.ScheduledTime,
 		Image: run.Image, ImageID: run.ImageID, ImageDigest: run.ImageDigest, Network: run.Network,

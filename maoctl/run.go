@@ -46,7 +46,7 @@ func (c *ctl) runCommand() *cli.Command {
 				Usage:     "run a past run again, exactly (its image by digest, command, env, resources and input commit), and compare its output with the original's",
 				ArgsUsage: "ID",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "site", Usage: "replay at site `NAME` (default: the site asked)"},
+					&cli.StringFlag{Name: "site", Usage: "replay at site `NAME` (default: the site that ran it, whose clone holds its commits)"},
 					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the replay's log until it ends, then print its verdict"},
 					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the replay's run ID (for scripts)"},
 					rawFlag(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -459,19 +460,26 @@ func limit(set bool, v string) string {
 }
 
 // printList prints a list the API answered: its JSON (the items and the
-// invalid records), or the table that table prints (none, on stderr, when
-// it is empty) with a footer line on stdout naming the records left out as
-// invalid, if any.
+// invalid records), or the table that table prints with a footer line
+// naming the records left out as invalid, if any (none and the footer on
+// stderr when the list is empty), then the list's note on stderr.
 func printList[T any](c *ctl, list api.List[T], none string, table func([]T) error) error {
 	if c.json {
 		list.Items = nonNil(list.Items)
 		return writeJSON(c.stdout, list)
 	}
+	// The footer goes under the table; with no table, beside the none
+	// line, on stderr.
+	footer := c.stdout
 	if len(list.Items) == 0 {
+		footer = c.stderr
 		if _, err := fmt.Fprintln(c.stderr, none); err != nil {
 			return err
 		}
 	} else if err := table(list.Items); err != nil {
+		return err
+	}
+	if err := leftOut(footer, list.Invalid); err != nil {
 		return err
 	}
 	if list.Note != "" {
@@ -479,12 +487,12 @@ func printList[T any](c *ctl, list api.List[T], none string, table func([]T) err
 			return err
 		}
 	}
-	return c.leftOut(list.Invalid)
+	return nil
 }
 
 // leftOut says, in a table's footer line, which invalid records a list
 // left out, if any.
-func (c *ctl) leftOut(invalid []api.InvalidRecord) error {
+func leftOut(w io.Writer, invalid []api.InvalidRecord) error {
 	if len(invalid) == 0 {
 		return nil
 	}
@@ -495,7 +503,7 @@ func (c *ctl) leftOut(invalid []api.InvalidRecord) error {
 	if len(invalid) > len(keys) {
 		keys = append(keys, "...")
 	}
-	_, err := fmt.Fprintf(c.stdout, "%s left out as invalid: %s (maoctl federation check says why)\n",
+	_, err := fmt.Fprintf(w, "%s left out as invalid: %s (maoctl federation check says why)\n",
 		plural(len(invalid), "record"), strings.Join(keys, ", "))
 	return err
 }

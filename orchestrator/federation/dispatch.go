@@ -194,9 +194,10 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 	return out, nil
 }
 
-// Replay runs orig again, exactly (see runs.NewReplay and the runner):
-// at this site when req names none or this one, where it starts at once,
-// else through a request for the named site, which claims it. The tool
+// Replay runs orig again, exactly (see runs.NewReplay and the runner), at
+// req's site, by default the site that ran orig (its clone holds the
+// commits, even those not pushed): here, it starts at once; elsewhere,
+// through a request for that site, which claims it. The tool
 // must still be registered: the replay takes secret env values from its
 // record, and a secret that is no longer there is refused here (409).
 func (d *Dispatcher) Replay(ctx context.Context, orig api.Run, req api.ReplayRequest, requestedBy string) (api.Run, error) {
@@ -218,7 +219,10 @@ func (d *Dispatcher) Replay(ctx context.Context, orig api.Run, req api.ReplayReq
 	}
 	now := d.opts.Clock.Now()
 	id := runs.Manual(tool.Name, now)
-	if req.Site == "" || req.Site == d.opts.Site {
+	if req.Site == "" {
+		req.Site = orig.Site
+	}
+	if req.Site == d.opts.Site {
 		run := runs.NewReplay(id, orig, runs.Ask{Site: d.opts.Site, RequestedBy: requestedBy}, now)
 		return run, d.deps.Launcher.Create(ctx, run, tool)
 	}

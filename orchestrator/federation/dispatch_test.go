@@ -346,3 +346,71 @@ func TestRelistAfterRejoining(t *testing.T) {
 		t.Fatalf("claims %v, launched %+v; want r1 claimed twice and launched once", claims, launched)
 	}
 }
+
+// TestReplay checks where a replay runs and what it refuses: by default at
+// the site that ran the original (here: created and started at once;
+// elsewhere: a request for that site), at another site when asked, and
+// never for a run that did not succeed or whose secret the tool's record
+// no longer holds.
+func TestReplay(t *testing.T) {
+	hex := func(c string) string { return strings.Repeat(c, 40) }
+	orig := api.Run{ID: "t-1-aaaaaa", Tool: "t", Site: "here", State: api.StateSucceeded, Image: "img:1",
+		ImageID: "sha256:" + strings.Repeat("ab", 32), DataRepo: "https://git.example.org/d.git",
+		DataCommitBefore: hex("1"), DataCommitAfter: hex("2"),
+		Spec: &api.RunSpec{Env: map[string]string{"TOKEN": "***"}, SecretEnv: []string{"TOKEN"}, Timeout: "1h0m0s"}}
+	tool := testTool
+	tool.Env = map[string]string{"TOKEN": "s3cret"}
+	withSite := func(r api.Run, site string) api.Run { r.Site = site; return r }
+	failed := orig
+	failed.State = api.StateFailed
+	tests := []struct {
+		name        string
+		orig        api.Run
+		req         api.ReplayRequest
+		tool        toolspec.Tool
+		wantCreated bool   // started here at once
+		wantSite    string // else: requested for this site
+		err         func(error) bool
+	}{
+		{name: "here, as the original", orig: orig, tool: tool, wantCreated: true},
+		{name: "at the original's site", orig: withSite(orig, "b"), tool: tool, wantSite: "b"},
+		{name: "at the site asked", orig: orig, req: api.ReplayRequest{Site: "b"}, tool: tool, wantSite: "b"},
+		{name: "at a site that never joined", orig: orig, req: api.ReplayRequest{Site: "nowhere"}, tool: tool,
+			err: func(err error) bool { return errors.Is(err, errs.ErrNotFound) }},
+		{name: "a run that failed", orig: failed, tool: tool, err: isConflict},
+		{name: "a secret gone from the tool", orig: orig, tool: testTool, err: isConflict},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reqs, launcher := newFakeRequests(), &fakeLauncher{site: "here"}
+			d := federation.NewDispatcher(federation.DispatcherDeps{
+				Requests: reqs, Claims: reqs, Sites: fakeSites{{Site: api.Site{Name: "b"}, Live: true}}, Launcher: launcher,
+				Images: fakeUsable{}, Tools: fakeTools{tools: map[string]toolspec.Tool{"t": tc.tool}},
+			}, federation.Options{Site: "here", Clock: clockwork.NewFakeClockAt(start)})
+			run, err := d.Replay(context.Background(), tc.orig, tc.req, "ada")
+			if tc.err != nil {
+				if !tc.err(err) {
+					t.Fatalf("err %v", err)
+				}
+				if len(launcher.created) != 0 || len(reqs.reqs) != 0 {
+					t.Fatalf("refused, yet created %v, requested %v", launcher.created, reqs.reqs)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Trigger != api.TriggerReplay || run.Replay == nil || run.Replay.Of != tc.orig.ID || run.Replay.Commit != hex("2") ||
+				run.DataCommitBefore != hex("1") || run.ImageID != orig.ImageID || run.RequestedBy != "ada" || run.ID == tc.orig.ID {
+				t.Errorf("replay record %+v", run)
+			}
+			switch {
+			case tc.wantCreated && (len(launcher.created) != 1 || launcher.created[0].Site != "here" || len(reqs.reqs) != 0):
+				t.Errorf("created %v, requested %v; want it created here", launcher.created, reqs.reqs)
+			case !tc.wantCreated && (len(reqs.reqs) != 1 || reqs.reqs[0].run.Target == nil || reqs.reqs[0].run.Target.Site != tc.wantSite ||
+				len(launcher.created) != 0):
+				t.Errorf("created %v, requested %v; want a request for %s", launcher.created, reqs.reqs, tc.wantSite)
+			}
+		})
+	}
+}

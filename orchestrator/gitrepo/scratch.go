@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
 
 	"github.com/go-git/go-git/v5"
@@ -24,44 +23,36 @@ import (
 var ErrNoCommit = errors.New("commit not found")
 
 // Scratch makes dir, which must be missing or empty, a clone (in the
-// layout of Sync: its git directory GitDir(dir) outside it) of the first of
-// sources that holds commit, with commit checked out. Sources are tried in
-// order; a source is a URL, or the directory of a clone (the site's
-// own). One that cannot be cloned, or lacks commit, is passed over and
-// its error kept. It returns the source used. A replay prepares its data
-// folder and its input this way, from the site's own clone first (which
-// holds commits not pushed yet) and then from the remote.
-func (r *Repos) Scratch(ctx context.Context, dir string, sources []string, commit string) (string, error) {
-	want := plumbing.NewHash(commit)
-	if want.IsZero() || want.String() != commit {
-		return "", fmt.Errorf("scratch %s: %q is not a commit hash: %w", dir, commit, ErrNoCommit)
-	}
-	var errs []error
-	for _, src := range sources {
-		err := r.scratchFrom(ctx, dir, src, want)
-		if err == nil {
-			return src, nil
-		}
-		errs = append(errs, fmt.Errorf("%s: %w", redact(src), err))
-		if rmErr := errors.Join(os.RemoveAll(dir), os.RemoveAll(GitDir(dir))); rmErr != nil {
-			return "", errors.Join(append(errs, rmErr)...)
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	return "", fmt.Errorf("no source of commit %s: %w", short(want), errors.Join(errs...))
+// layout of Sync: its git directory GitDir(dir) outside it) of the
+// repository at rawURL with commit checked out. A replay prepares its data
+// folder and its input this way. An error wraps ErrNoCommit when the
+// repository lacks commit; dir is then left as it was.
+func (r *Repos) Scratch(ctx context.Context, dir, rawURL, commit string) error {
+	return r.scratch(ctx, dir, rawURL, commit)
 }
 
-func (r *Repos) scratchFrom(ctx context.Context, dir, src string, want plumbing.Hash) error {
-	if filepath.IsAbs(src) {
-		// A site's own clone: read through its git directory, opened as
-		// itself first (never through a .git it holds).
-		if _, err := openClone(src); err != nil {
-			return err
-		}
-		src = GitDir(src)
+// ScratchLocal is Scratch from the site's own clone whose work tree is
+// local (it holds commits not pushed yet), read through its git directory
+// only: a clone in another layout, or none, is an error, and the clone is
+// never changed. The caller holds the clone's lock.
+func (r *Repos) ScratchLocal(ctx context.Context, dir, local, commit string) error {
+	gitDir := GitDir(local)
+	if fi, err := os.Lstat(gitDir); err != nil || !fi.IsDir() {
+		return fmt.Errorf("no clone at %s (no git directory %s): %w", local, gitDir, ErrNoCommit)
 	}
+	return r.scratch(ctx, dir, gitDir, commit)
+}
+
+func (r *Repos) scratch(ctx context.Context, dir, src, commit string) (err error) {
+	want := plumbing.NewHash(commit)
+	if want.IsZero() || want.String() != commit {
+		return fmt.Errorf("scratch %s: %q is not a commit hash: %w", dir, commit, ErrNoCommit)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(fmt.Errorf("scratch %s from %s: %w", dir, redact(src), err), os.RemoveAll(dir), os.RemoveAll(GitDir(dir)))
+		}
+	}()
 	if _, err := r.cloneNew(ctx, dir, src, ""); err != nil {
 		return err
 	}
@@ -122,8 +113,8 @@ func (r *Repos) Compare(ctx context.Context, dir, a, b string) ([]container.Diff
 		if err != nil {
 			return nil, fmt.Errorf("compare %s in %s: %w", d.Path, dir, err)
 		}
-		if d.A != nil && d.B != nil && *d.A == *d.B {
-			continue // only the mode changed
+		if d.A != nil && d.B != nil && *d.A == *d.B && (ch.From.TreeEntry.Mode == filemode.Symlink) == (ch.To.TreeEntry.Mode == filemode.Symlink) {
+			continue // the same bytes; only the executable bit changed
 		}
 		out = append(out, d)
 	}

@@ -222,8 +222,12 @@ func (f *fakeGit) Discard(_ context.Context, dir string) ([]string, error) {
 
 // Scratch and Compare are not faked: the runner's replays are tested over
 // real clones (TestReplay).
-func (f *fakeGit) Scratch(context.Context, string, []string, string) (string, error) {
-	return "", errors.New("fakeGit does not make scratch clones")
+func (f *fakeGit) Scratch(context.Context, string, string, string) error {
+	return errors.New("fakeGit does not make scratch clones")
+}
+
+func (f *fakeGit) ScratchLocal(context.Context, string, string, string) error {
+	return errors.New("fakeGit does not make scratch clones")
 }
 
 func (f *fakeGit) Compare(context.Context, string, string, string) ([]container.Difference, error) {

@@ -66,8 +66,12 @@ func (r *Runner) replayAttempt(ctx context.Context, run api.Run, current toolspe
 	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
 	noteExit(&out, exit, err)
 	end := ending(ctx, exit, err, tool)
-	if err := r.chown(dir, r.owner, true); err != nil && end == nil {
-		end = runs.Fail{Reason: fmt.Sprintf("take back the data folder for the orchestrator's user %s: %v", r.owner, err)}
+	if err := r.chown(dir, r.owner, true); err != nil {
+		err = fmt.Errorf("take back the data folder for the orchestrator's user %s: %w", r.owner, err)
+		r.opts.Log.Error("files left that the orchestrator does not own", "run", run.ID, "dir", dir, "err", err)
+		if end == nil {
+			end = runs.Fail{Reason: err.Error()}
+		}
 	}
 	if end == nil {
 		out, end = r.compare(ctx, run, dir, out, note)
@@ -139,13 +143,18 @@ func replayTool(run api.Run, current toolspec.Tool) (toolspec.Tool, string, erro
 // first (it holds commits not pushed yet), then from the remote, and makes
 // sure the pinned image is here. The image is never looked up by tag: one
 // moved since is not what ran.
-func (r *Runner) prepareReplay(ctx context.Context, run api.Run, tool toolspec.Tool, scratch string, log io.Writer) (
+func (r *Runner) prepareReplay(runCtx context.Context, run api.Run, tool toolspec.Tool, scratch string, log io.Writer) (
 	out runs.Outcome, mounts []container.Mount, img container.Image, err error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.PrepareTimeout)
+	ctx, cancel := context.WithTimeout(runCtx, r.opts.PrepareTimeout)
 	defer cancel()
+	// What an interrupted try of this replay left (Recover starts a
+	// pending replay again) goes first.
+	if err := os.RemoveAll(scratch); err != nil {
+		return out, nil, img, err
+	}
 	out.DataCommitBefore, out.InputDataset, out.InputCommit = run.DataCommitBefore, run.InputDataset, run.InputCommit
 	dir := filepath.Join(scratch, "data")
-	if err := r.scratch(ctx, dir, filepath.Join(r.opts.DataDir, "repos", run.Tool), run.DataRepo, run.DataCommitBefore, log); err != nil {
+	if err := r.scratch(runCtx, ctx, dir, filepath.Join(r.opts.DataDir, "repos", run.Tool), run.DataRepo, run.DataCommitBefore, log); err != nil {
 		return out, nil, img, fmt.Errorf("data repository: %w", err)
 	}
 	mounts = []container.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
@@ -155,7 +164,7 @@ func (r *Runner) prepareReplay(ctx context.Context, run api.Run, tool toolspec.T
 			return out, nil, img, fmt.Errorf("input dataset %s: %w", run.InputDataset, err)
 		}
 		in := filepath.Join(scratch, "input")
-		if err := r.scratch(ctx, in, filepath.Join(r.opts.DataDir, "datasets", ds.Name), ds.URL, run.InputCommit, log); err != nil {
+		if err := r.scratch(runCtx, ctx, in, filepath.Join(r.opts.DataDir, "datasets", ds.Name), ds.URL, run.InputCommit, log); err != nil {
 			return out, nil, img, fmt.Errorf("input dataset %s: %w", run.InputDataset, err)
 		}
 		mounts = append(mounts, container.Mount{Source: r.hostPath(in), Target: toolspec.InputMount, ReadOnly: true})
@@ -170,20 +179,23 @@ func (r *Runner) prepareReplay(ctx context.Context, run api.Run, tool toolspec.T
 }
 
 // scratch checks out commit into dir from the site's clone local (read
-// under its lock), else from url.
-func (r *Runner) scratch(ctx context.Context, dir, local, url, commit string, log io.Writer) error {
-	unlock, err := r.locks.lock(ctx, local)
+// under its lock, which is waited for on runCtx: a run of the tool may
+// hold it for as long as its container runs), else from url, without the
+// lock. What a failed try left in dir is gone before the next.
+func (r *Runner) scratch(runCtx, ctx context.Context, dir, local, url, commit string, log io.Writer) error {
+	unlock, err := r.locks.lock(runCtx, local)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	src, err := r.git.Scratch(ctx, dir, []string{local, url}, commit)
-	if err != nil {
-		return err
+	errLocal := r.git.ScratchLocal(ctx, dir, local, commit)
+	unlock()
+	if errLocal == nil {
+		return nil
 	}
-	if src != local {
-		fmt.Fprintf(log, "[mao] commit %s checked out from %s (this site's clone lacks it)\n", commit, src)
+	if err := r.git.Scratch(ctx, dir, url, commit); err != nil {
+		return fmt.Errorf("neither this site's clone nor %s holds commit %s: %w", toolspec.RedactURL(url), commit, errors.Join(errLocal, err))
 	}
+	fmt.Fprintf(log, "[mao] commit %s checked out from %s (this site's clone lacks it)\n", commit, toolspec.RedactURL(url))
 	return nil
 }
 

@@ -56,10 +56,11 @@ type Git interface {
 	// commit, and the branch stays where it was.
 	Commit(ctx context.Context, dir, message string, keep func() error) (commit string, files []string, err error)
 	Discard(ctx context.Context, dir string) (files []string, err error)
-	// Scratch makes dir a clone, from the first of sources (a local
-	// clone's directory or a URL) that holds commit, checked out there;
-	// it returns the source used.
-	Scratch(ctx context.Context, dir string, sources []string, commit string) (string, error)
+	// Scratch makes dir a clone of url with commit checked out;
+	// ScratchLocal does it from the site's own clone local, never
+	// changing it.
+	Scratch(ctx context.Context, dir, url, commit string) error
+	ScratchLocal(ctx context.Context, dir, local, commit string) error
 	// Compare lists the files in which commits a and b of dir's clone
 	// differ.
 	Compare(ctx context.Context, dir, a, b string) ([]container.Difference, error)
@@ -486,7 +487,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	}
 
 	out, mounts, img, release, err := r.prepare(ctx, tool, dir, log)
-	out.Spec = r.snapshot(run, tool)
+	out.Spec, out.Network, out.DataRepo = r.snapshot(run, tool), tool.NetworkName(), tool.DataRepo
 	if err != nil {
 		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out}), false
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"time"
 
@@ -111,6 +112,10 @@ func CheckReplayable(run api.Run) error {
 		why = "its record holds no snapshot of what it ran (its site's orchestrator predates provenance)"
 	case run.ImageID == "" && run.ImageDigest == "":
 		why = "its record does not say which image ran"
+	case checkPinned(run) != nil:
+		why = checkPinned(run).Error()
+	case toolspec.CheckStoredGitURL(run.DataRepo) != nil:
+		why = fmt.Sprintf("its data_repo %v", toolspec.CheckStoredGitURL(run.DataRepo))
 	case run.DataCommitAfter == "":
 		why = "its record names no commit of its output"
 	case run.DataCommitBefore == "":
@@ -168,6 +173,12 @@ func CheckReplay(r api.Run) error {
 	if p.Commit != "" && !isHash(p.Commit) {
 		problems = append(problems, fmt.Errorf("replay commit %q is not a commit hash", p.Commit))
 	}
+	if err := checkPinned(r); err != nil {
+		problems = append(problems, err)
+	}
+	if err := toolspec.CheckStoredGitURL(r.DataRepo); err != nil {
+		problems = append(problems, fmt.Errorf("data_repo: %w", err))
+	}
 	if r.DataCommitBefore != "" && !isHash(r.DataCommitBefore) {
 		problems = append(problems, fmt.Errorf("data_commit_before %q is not a commit hash", r.DataCommitBefore))
 	}
@@ -175,6 +186,25 @@ func CheckReplay(r api.Run) error {
 		problems = append(problems, fmt.Errorf("input_commit %q is not a commit hash", r.InputCommit))
 	}
 	return errors.Join(problems...)
+}
+
+// pinnedID and pinnedDigest are an image ID and a repository digest: what
+// a replay runs, never a tag, which may have moved.
+var (
+	pinnedID     = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	pinnedDigest = regexp.MustCompile(`^[a-z0-9][a-z0-9._/:-]*@sha256:[0-9a-f]{64}$`)
+)
+
+// checkPinned reports an image_id or image_digest that does not pin an
+// image.
+func checkPinned(r api.Run) error {
+	if r.ImageID != "" && !pinnedID.MatchString(r.ImageID) {
+		return fmt.Errorf("image_id %q is not an image ID (sha256:<64 hex digits>)", r.ImageID)
+	}
+	if r.ImageDigest != "" && !pinnedDigest.MatchString(r.ImageDigest) {
+		return fmt.Errorf("image_digest %q is not a repository digest (<repository>@sha256:<64 hex digits>)", r.ImageDigest)
+	}
+	return nil
 }
 
 // isHash reports whether s is a full hex SHA-1 commit hash.

@@ -40,6 +40,10 @@ func TestInvalidRecordsAreLeftOut(t *testing.T) {
 		"/mao/runs/broken-run":       "not json",
 		"/mao/runs/../../etc/passwd": `{"id":"../../etc/passwd","tool":"good","state":"pending"}`,
 		"/mao/runs/bad-state":        `{"id":"bad-state","tool":"good","state":"exploded"}`,
+		// A replay that would clone (and so move the .git of) a repository
+		// anywhere on the host, in an image named by a tag.
+		"/mao/runs/bad-replay": `{"id":"bad-replay","tool":"good","state":"pending","trigger":"replay","data_repo":"/home/victim",` +
+			`"image_id":"evil:latest","replay":{"of":"good-1","site":"s1"}}`,
 		// A snapshot a replay would run: no tool record could hold it.
 		"/mao/runs/bad-spec":     `{"id":"bad-spec","tool":"good","state":"succeeded","network":"host; rm -rf /","spec":{"env":{"A B":"x"},"timeout":"-1s"}}`,
 		"/mao/sites/liar":        `{"name":"lab-a","api_addr":"http://127.0.0.1:1"}`,
