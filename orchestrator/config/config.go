@@ -186,6 +186,13 @@ type Runs struct {
 	// 100000.
 	MaxOutputBytes int64
 	MaxOutputFiles int
+	// History (key history) is how many runs asked for by hand (manual
+	// runs and replays) each tool keeps in etcd at this site; older ended
+	// ones are pruned together with their log files. Default 100, from 1
+	// to 100000. MaxAge (key max_age), if set, prunes such runs that ended
+	// longer ago too; default 0, no age limit.
+	History int
+	MaxAge  time.Duration
 }
 
 // Schedules is the [schedules] section.
@@ -291,7 +298,7 @@ func base() Config {
 		API:        API{Listen: defaultListen, MaxConnections: defaultMaxConnections},
 		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout,
 			PidsLimit: defaultPidsLimit, DefaultMemory: defaultMemory,
-			MaxOutputBytes: defaultMaxOutputBytes, MaxOutputFiles: defaultMaxOutputFiles},
+			MaxOutputBytes: defaultMaxOutputBytes, MaxOutputFiles: defaultMaxOutputFiles, History: defaultHistory},
 		Schedules: Schedules{History: defaultHistory},
 		Detector:  Detector{SeriesLength: defaultSeriesLength},
 		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},

@@ -375,6 +375,8 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		"runs.allow_host_network":   boolean(&c.Runs.AllowHostNetwork),
 		"runs.max_output_bytes":     size(&c.Runs.MaxOutputBytes),
 		"runs.max_output_files":     whole(&c.Runs.MaxOutputFiles),
+		"runs.history":              whole(&c.Runs.History),
+		"runs.max_age":              dur(&c.Runs.MaxAge),
 		"schedules.history":         whole(&c.Schedules.History),
 		"detector.series_length":    whole(&c.Detector.SeriesLength),
 		"notify.urls":               func(v string) error { c.Notify.URLs = strings.Fields(v); return nil },

@@ -137,6 +137,12 @@ func (c *Config) problems() []problem {
 		check("runs.max_output_files", fmt.Errorf("%d is not from 1 to %d", n, maxMaxOutputFiles))
 	}
 
+	if h := c.Runs.History; h < 1 || h > maxHistory {
+		check("runs.history", fmt.Errorf("%d is not from 1 to %d", h, maxHistory))
+	}
+	if c.Runs.MaxAge < 0 {
+		check("runs.max_age", fmt.Errorf("%s must not be negative (0: no age limit)", c.Runs.MaxAge))
+	}
 	if h := c.Schedules.History; h < 1 || h > maxHistory {
 		check("schedules.history", fmt.Errorf("%d is not from 1 to %d", h, maxHistory))
 	}

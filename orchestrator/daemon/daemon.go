@@ -324,7 +324,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		stack.push(func() { fed.srv.Close() })
 	}
 	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
-		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
+		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run,
+		federation.NewRetention(st, cfg.Runs.History, cfg.Runs.MaxAge, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
 	if acc.self != "" {
 		workers = append(workers, keeper.Run)
 	}
@@ -586,6 +587,7 @@ var (
 	_ federation.ImageChecker  = (*dockerrt.Runtime)(nil)
 	_ federation.Departures    = (*store.Store)(nil)
 	_ federation.Losses        = (*store.Store)(nil)
+	_ federation.RunPruner     = (*store.Store)(nil)
 	_ federation.RegistryStore = (*store.Store)(nil)
 	_ scheduler.Images         = (*federation.Images)(nil)
 	_ runner.Outputs           = (*alerts.Alerts)(nil)

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mao-research/mao/api"
@@ -218,4 +219,40 @@ func isHash(s string) bool {
 		}
 	}
 	return true
+}
+
+// ByHand reports whether a run was asked for by hand (tool run, or a
+// replay) rather than by a schedule, whose history its schedule bounds.
+func ByHand(r api.Run) bool {
+	return r.Trigger == api.TriggerManual || r.Trigger == api.TriggerReplay
+}
+
+// Expired picks, of list, the runs asked for by hand at site that
+// retention prunes: of each tool's ended ones, those beyond the newest
+// keep, and, when before is not zero, those that finished before it. Runs
+// that have not ended are never picked. It returns their IDs.
+func Expired(list []api.Run, site string, keep int, before time.Time) []string {
+	byTool := map[string][]api.Run{}
+	for _, r := range list {
+		if r.Site == site && ByHand(r) && r.State.Terminal() {
+			byTool[r.Tool] = append(byTool[r.Tool], r)
+		}
+	}
+	var out []string
+	for _, tool := range slices.Sorted(maps.Keys(byTool)) {
+		ended := byTool[tool]
+		slices.SortFunc(ended, func(a, b api.Run) int { // newest first
+			if c := b.CreatedAt.Compare(a.CreatedAt); c != 0 {
+				return c
+			}
+			return strings.Compare(b.ID, a.ID)
+		})
+		for i, r := range ended {
+			old := !before.IsZero() && r.FinishedAt != nil && r.FinishedAt.Before(before)
+			if i >= keep || old {
+				out = append(out, r.ID)
+			}
+		}
+	}
+	return out
 }

@@ -112,3 +112,44 @@ func TestSeriesMovedToPoints(t *testing.T) {
 		t.Errorf("%d point keys, want 301", n.Count)
 	}
 }
+
+// TestPruneRuns checks that pruning deletes what the pick picks, with a
+// tick's index entry, and never a run changed since the list it picked
+// from.
+func TestPruneRuns(t *testing.T) {
+	t.Parallel()
+	s, c := newStore(t)
+	ctx := context.Background()
+	tick := time.Unix(1700000000, 0).UTC()
+	for _, r := range []api.Run{
+		{ID: "t-1-000001", Tool: "t", Site: "s1", State: api.StateSucceeded, Trigger: api.TriggerManual},
+		{ID: "t-2-000002", Tool: "t", Site: "s1", State: api.StateSucceeded, Trigger: api.TriggerManual},
+		{ID: "t-daily-1700000000", Tool: "t", Site: "s1", State: api.StateSucceeded, Trigger: api.TriggerSchedule,
+			Schedule: "t-daily", ScheduledTime: &tick},
+	} {
+		if err := s.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	removed, err := s.PruneRuns(ctx, func(all []api.Run) []string {
+		// t-2 changes after the list was read: it stays.
+		if _, err := c.Put(ctx, "/mao/runs/t-2-000002", `{"id":"t-2-000002","tool":"t","site":"s1","state":"succeeded","trigger":"manual"}`); err != nil {
+			t.Fatal(err)
+		}
+		return []string{"t-1-000001", "t-2-000002", "t-daily-1700000000", "not-listed"}
+	})
+	if err != nil || fmt.Sprint(removed) != "[t-1-000001 t-daily-1700000000]" {
+		t.Fatalf("PruneRuns = %v, %v", removed, err)
+	}
+	left, err := c.Get(ctx, "/mao/", clientv3.WithPrefix(), clientv3.WithKeysOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, kv := range left.Kvs {
+		keys = append(keys, string(kv.Key))
+	}
+	if fmt.Sprint(keys) != "[/mao/runs/t-2-000002]" {
+		t.Errorf("left %v; want only the run changed since", keys)
+	}
+}
