@@ -70,6 +70,8 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		}
 		member = etcdembed.Options{Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
 			ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL, Gateway: cfg.Etcd.Gateway, ForceNewCluster: force,
+			AutoCompactionMode: cfg.Etcd.AutoCompactionMode, AutoCompactionRetention: cfg.Etcd.AutoCompactionRetention,
+			QuotaBytes: cfg.Etcd.QuotaBytes,
 			TLS: &etcdembed.TLS{CertFile: dir.Path(pki.SiteCertFile), KeyFile: dir.Path(pki.SiteKeyFile),
 				ClientCAFile: dir.Path(pki.ClientsCAFile), PeerCAFile: dir.Path(pki.CACertFile)}}
 		founded, err := certificates(ctx, cfg, dir, &member, log)
