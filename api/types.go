@@ -446,7 +446,9 @@ type NotifyTestRequest struct {
 type Health struct {
 	// Status is "ok", or "degraded" when etcd (e.g. it lost quorum) or
 	// Docker does not answer (then writes fail with 503 until it is
-	// back), or when the site has met invalid records in etcd.
+	// back), when etcd has raised an alarm such as NOSPACE (Etcd says
+	// which; writes fail until the site has recovered), or when the site
+	// has met invalid records in etcd.
 	Status string `json:"status"`
 	Site   string `json:"site"`
 	Etcd   string `json:"etcd"`   // "ok" or the error

@@ -33,6 +33,8 @@ type etcdAccess struct {
 	// self is the embedded member's ID (hex, as federation status shows
 	// it); "" for a site without a member of its own.
 	self string
+	// endpoint is the embedded member's own client URL; "" without one.
+	endpoint string
 	// members are the members as the embedded member knows them (nil
 	// without one), for federation status without a quorum.
 	members func() ([]*etcdserverpb.Member, uint64)
@@ -94,7 +96,7 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		stack.push(srv.Close)
 		acc.errs, acc.self = srv.Err(), fmt.Sprintf("%x", srv.ID())
 		endpoints = srv.Endpoints()
-		acc.members = srv.Members
+		acc.members, acc.endpoint = srv.Members, endpoints[0]
 		log.Info("embedded etcd started", "endpoints", endpoints, "took", time.Since(started).Round(time.Millisecond))
 		if force {
 			log.Warn("this site's etcd member is now a cluster of itself alone: remove the other sites' records with "+
