@@ -306,6 +306,7 @@ type Member struct {
 	// and those of it in use, as it answered its status.
 	DBSize      int64 `json:"db_size,omitempty"`
 	DBSizeInUse int64 `json:"db_size_in_use,omitempty"`
+	DBQuota     int64 `json:"db_quota,omitempty"` // the member's quota (etcd 3.6 and later say it)
 	// Alarms are the member's etcd alarms, such as NOSPACE (the database
 	// reached its quota: etcd takes no more writes) or CORRUPT.
 	Alarms []string `json:"alarms,omitempty"`
