@@ -71,7 +71,7 @@ const (
 	// roomShare: after a NOSPACE alarm, the database must be under this
 	// share (percent) of the quota before the alarm is disarmed, or the
 	// next writes raise it again.
-	roomShare = 90
+	roomShare = 75
 )
 
 // Keeper keeps a site's etcd within bounds; Run does the work.
