@@ -306,6 +306,7 @@ type Member struct {
 	// and those of it in use, as it answered its status.
 	DBSize      int64 `json:"db_size,omitempty"`
 	DBSizeInUse int64 `json:"db_size_in_use,omitempty"`
+	DBQuota     int64 `json:"db_quota,omitempty"` // the member's quota (etcd 3.6 and later say it)
 	// Alarms are the member's etcd alarms, such as NOSPACE (the database
 	// reached its quota: etcd takes no more writes) or CORRUPT.
 	Alarms []string `json:"alarms,omitempty"`
@@ -446,7 +447,9 @@ type NotifyTestRequest struct {
 type Health struct {
 	// Status is "ok", or "degraded" when etcd (e.g. it lost quorum) or
 	// Docker does not answer (then writes fail with 503 until it is
-	// back), or when the site has met invalid records in etcd.
+	// back), when etcd has raised an alarm such as NOSPACE (Etcd says
+	// which; writes fail until the site has recovered), or when the site
+	// has met invalid records in etcd.
 	Status string `json:"status"`
 	Site   string `json:"site"`
 	Etcd   string `json:"etcd"`   // "ok" or the error

@@ -15,6 +15,7 @@ const (
 	KindRunLost       = "run_lost"
 	KindRunRecovered  = "run_recovered" // a tool's run succeeded after failures
 	KindTest          = "test"          // a test message, asked for by a person
+	KindEtcdNoSpace   = "etcd_nospace"  // etcd's database reached its quota: it refuses writes
 )
 
 // Event is something to tell people about. Fields that do not apply to
@@ -58,6 +59,12 @@ func (e Event) Summary() string {
 		s = "run of " + tool + " lost"
 	case KindRunRecovered:
 		s = tool + " recovered"
+	case KindEtcdNoSpace:
+		s = "etcd is out of space (NOSPACE): mao cannot record anything"
+		if e.Site != "" {
+			return s + ", seen by site " + e.Site
+		}
+		return s
 	case KindTest:
 		s = "test notification"
 		if e.Site != "" {

@@ -72,6 +72,28 @@ type Etcd struct {
 	// certificates like the rest of the port, and allows no cross-origin
 	// requests.
 	Gateway bool
+
+	// AutoCompactionMode (key auto_compaction_mode) is how the embedded
+	// member compacts its history: "periodic" (the default) keeps
+	// AutoCompactionRetention of time, "revision" that many revisions.
+	AutoCompactionMode string
+	// AutoCompactionRetention (key auto_compaction_retention) is a
+	// duration for periodic (default 1h) or a number of revisions for
+	// revision (default 10000).
+	AutoCompactionRetention string
+	// QuotaBytes (key quota_backend_bytes) is the embedded member's
+	// database quota, past which etcd raises NOSPACE and refuses writes;
+	// default 2GiB (etcd's), from 16MiB to 8GiB.
+	QuotaBytes int64
+	// DefragFreePercent (key defrag_free_percent) is the share of the
+	// embedded member's database, in percent, that must be free (left by
+	// compacted history) before the site defragments it; default 50,
+	// from 10 to 90.
+	DefragFreePercent int
+	// MaintenanceInterval (key maintenance_interval) is how often the
+	// site looks at its etcd's alarms and, for the embedded member, at
+	// its database's size; default 10s, at least 1s.
+	MaintenanceInterval time.Duration
 }
 
 // Federation is the [federation] section: what sites offer each other.
@@ -93,6 +115,12 @@ type Federation struct {
 
 // TLS reports whether any client TLS file is set.
 func (e Etcd) TLS() bool { return e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" }
+
+// The modes of etcd.auto_compaction_mode.
+const (
+	CompactPeriodic = "periodic"
+	CompactRevision = "revision"
+)
 
 // Embedded reports whether the orchestrator runs its own etcd member.
 func (e Etcd) Embedded() bool { return len(e.Endpoints) == 0 }
@@ -239,6 +267,14 @@ const (
 	defaultPeerURL        = "https://127.0.0.1:2380"
 	defaultFederation     = "127.0.0.1:0"
 	defaultTokenTTL       = time.Hour
+	defaultCompaction     = CompactPeriodic
+	defaultPeriodicKeep   = "1h"
+	defaultRevisionKeep   = "10000"
+	defaultQuotaBytes     = 2 << 30 // etcd's default
+	minQuotaBytes         = 16 << 20
+	maxQuotaBytes         = 8 << 30 // etcd's advice: no more
+	defaultDefragFree     = 50
+	defaultMaintenance    = 10 * time.Second
 	defaultMaxVoters      = 3
 	maxMaxVoters          = 7 // etcd's advice: more voters only slow writes down
 	defaultListen         = "127.0.0.1:8080"
@@ -293,6 +329,11 @@ func base() Config {
 			RequestTimeout: defaultEtcdTimeout,
 			ClientURL:      defaultClientURL,
 			PeerURL:        defaultPeerURL,
+
+			AutoCompactionMode:  defaultCompaction,
+			QuotaBytes:          defaultQuotaBytes,
+			DefragFreePercent:   defaultDefragFree,
+			MaintenanceInterval: defaultMaintenance,
 		},
 		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL, MaxVoters: defaultMaxVoters},
 		API:        API{Listen: defaultListen, MaxConnections: defaultMaxConnections},
@@ -307,6 +348,12 @@ func base() Config {
 
 // derive fills the fields whose defaults follow data_dir.
 func (c *Config) derive() {
+	if c.Etcd.AutoCompactionRetention == "" {
+		c.Etcd.AutoCompactionRetention = defaultPeriodicKeep
+		if c.Etcd.AutoCompactionMode == CompactRevision {
+			c.Etcd.AutoCompactionRetention = defaultRevisionKeep
+		}
+	}
 	if c.Site.HostDataDir == "" {
 		c.Site.HostDataDir = c.Site.DataDir
 	}

@@ -77,6 +77,8 @@ func TestDefault(t *testing.T) {
 				Etcd: Etcd{
 					Prefix: "/mao/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
 					ClientURL: "https://127.0.0.1:2379", PeerURL: "https://127.0.0.1:2380",
+					AutoCompactionMode: "periodic", AutoCompactionRetention: "1h", QuotaBytes: 2 << 30, DefragFreePercent: 50,
+					MaintenanceInterval: 10 * time.Second,
 				},
 				Federation: Federation{Listen: "127.0.0.1:0", TokenTTL: time.Hour, MaxVoters: 3},
 				API:        API{Listen: "127.0.0.1:8080", MaxConnections: 256},
@@ -160,6 +162,12 @@ func TestParseKeys(t *testing.T) {
 			c.Etcd.Endpoints = []string{"http://10.0.0.1:2379", "https://etcd.example.org:2379"}
 		}},
 		{"empty etcd.endpoints", "[etcd]\nendpoints =\n", func(*Config) {}},
+		{"etcd maintenance", "[etcd]\nauto_compaction_mode = revision\nquota_backend_bytes = 64MiB\ndefrag_free_percent = 30\nmaintenance_interval = 1m\n",
+			func(c *Config) {
+				c.Etcd.AutoCompactionMode, c.Etcd.AutoCompactionRetention = "revision", "10000"
+				c.Etcd.QuotaBytes, c.Etcd.DefragFreePercent, c.Etcd.MaintenanceInterval = 64<<20, 30, time.Minute
+			}},
+		{"etcd periodic compaction", "[etcd]\nauto_compaction_retention = 30m\n", func(c *Config) { c.Etcd.AutoCompactionRetention = "30m" }},
 		{"etcd.prefix", "[etcd]\nprefix = /lab/mao/\n", func(c *Config) { c.Etcd.Prefix = "/lab/mao/" }},
 		{"etcd timeouts", "[etcd]\ndial_timeout = 1s\nrequest_timeout = 1m30s\n", func(c *Config) {
 			c.Etcd.DialTimeout, c.Etcd.RequestTimeout = time.Second, 90*time.Second
@@ -638,6 +646,12 @@ func TestValidate(t *testing.T) {
 		},
 			[]string{"site.labels", "site.labels", "site.labels"}},
 		{"lease below minimum", func(c *Config) { c.Site.LeaseTTL = time.Second }, []string{"site.lease_ttl"}},
+		{"etcd maintenance", func(c *Config) {
+			c.Etcd.AutoCompactionMode, c.Etcd.QuotaBytes, c.Etcd.DefragFreePercent, c.Etcd.MaintenanceInterval = "always", 1<<20, 95, 0
+		}, []string{"etcd.auto_compaction_mode", "etcd.quota_backend_bytes", "etcd.defrag_free_percent", "etcd.maintenance_interval"}},
+		{"periodic retention", func(c *Config) { c.Etcd.AutoCompactionRetention = "10s" }, []string{"etcd.auto_compaction_retention"}},
+		{"revision retention", func(c *Config) { c.Etcd.AutoCompactionMode, c.Etcd.AutoCompactionRetention = "revision", "1h" },
+			[]string{"etcd.auto_compaction_retention"}},
 		{"endpoints", func(c *Config) { c.Etcd.Endpoints = []string{"http://h:2379", "", "h:2379"} },
 			[]string{"etcd.endpoints", "etcd.endpoints"}},
 		{"tokens", func(c *Config) {

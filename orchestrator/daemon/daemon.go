@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,6 +34,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/runner"
 	"github.com/mao-research/mao/orchestrator/scheduler"
 	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/upkeep"
 	"github.com/mao-research/mao/orchestrator/voters"
 )
 
@@ -297,10 +299,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
+	siteHealth := &health{site: cfg.Site.Name, store: st, docker: docker, offline: ownWork}
 	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: ownWork, Offline: ownWork,
 		Sites: st, Federation: federationAPI{Store: st, keeper: keeper, managed: acc.managed}, Leaver: leave, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker, offline: ownWork}, Invalid: st}
+		Launcher: dispatcher, Logs: logs, Health: siteHealth, Invalid: st}
 	if acc.pki != "" {
 		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, Voters: voterPolicy(acc, keeper), PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
@@ -323,7 +326,13 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		}()
 		stack.push(func() { fed.srv.Close() })
 	}
-	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
+	// etcd's bounds: alarms (health, one notification), and the own
+	// member's defragmentation and recovery from NOSPACE.
+	upkeeper := upkeep.New(st, member, notifier, upkeep.Options{Site: cfg.Site.Name, Endpoint: acc.endpoint,
+		Quota: cfg.Etcd.QuotaBytes, FreePercent: cfg.Etcd.DefragFreePercent, Interval: cfg.Etcd.MaintenanceInterval,
+		Channels: cfg.Notify.URLs, Clock: clock, Log: log})
+	siteHealth.upkeep = upkeeper
+	workers := []func(context.Context){upkeeper.Run, registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
 		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run,
 		federation.NewRetention(st, cfg.Runs.History, cfg.Runs.MaxAge, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
 	if acc.self != "" {
@@ -517,6 +526,7 @@ type health struct {
 	store   *store.Store
 	docker  *dockerrt.Runtime
 	offline *offline.Work
+	upkeep  *upkeep.Keeper
 }
 
 func (h *health) Check(ctx context.Context) api.Health {
@@ -525,6 +535,14 @@ func (h *health) Check(ctx context.Context) api.Health {
 		out.Status, out.Etcd = "degraded", err.Error()
 		if errors.Is(err, store.ErrUnavailable) {
 			h.offline.Unreachable(err)
+		}
+	}
+	if alarms := h.upkeep.Alarms(); len(alarms) > 0 {
+		out.Status = "degraded"
+		if out.Etcd == "ok" {
+			out.Etcd = strings.Join(alarms, "; ")
+		} else {
+			out.Etcd += "; " + strings.Join(alarms, "; ")
 		}
 	}
 	out.Offline, out.Journaled = h.offline.Status()
@@ -612,4 +630,7 @@ var (
 	_ scheduler.Launcher       = (*runner.Runner)(nil)
 	_ federation.RunDeletions  = (*store.Store)(nil)
 	_ federation.LogFiles      = (*runlog.Dir)(nil)
+	_ upkeep.Etcd              = (*store.Store)(nil)
+	_ upkeep.Lease             = (*store.Membership)(nil)
+	_ upkeep.Notifier          = (*notify.Notifier)(nil)
 )

@@ -16,6 +16,6 @@
 //
 // # Rules
 //
-// Imports from mao: only api, internal/randid, internal/version, notify, orchestrator/alerts, orchestrator/config, orchestrator/dockerrt, orchestrator/etcdclient, orchestrator/etcdembed, orchestrator/federation, orchestrator/gitrepo, orchestrator/httpapi, orchestrator/offline, orchestrator/peer, orchestrator/pki, orchestrator/runlog, orchestrator/runner, orchestrator/scheduler, orchestrator/store, orchestrator/voters.
+// Imports from mao: only api, internal/randid, internal/version, notify, orchestrator/alerts, orchestrator/config, orchestrator/dockerrt, orchestrator/etcdclient, orchestrator/etcdembed, orchestrator/federation, orchestrator/gitrepo, orchestrator/httpapi, orchestrator/offline, orchestrator/peer, orchestrator/pki, orchestrator/runlog, orchestrator/runner, orchestrator/scheduler, orchestrator/store, orchestrator/upkeep, orchestrator/voters.
 // Imported by: only cmd/orchestrator, internal/testsite.
 package daemon

@@ -33,6 +33,8 @@ type etcdAccess struct {
 	// self is the embedded member's ID (hex, as federation status shows
 	// it); "" for a site without a member of its own.
 	self string
+	// endpoint is the embedded member's own client URL; "" without one.
+	endpoint string
 	// members are the members as the embedded member knows them (nil
 	// without one), for federation status without a quorum.
 	members func() ([]*etcdserverpb.Member, uint64)
@@ -70,6 +72,8 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		}
 		member = etcdembed.Options{Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
 			ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL, Gateway: cfg.Etcd.Gateway, ForceNewCluster: force,
+			AutoCompactionMode: cfg.Etcd.AutoCompactionMode, AutoCompactionRetention: cfg.Etcd.AutoCompactionRetention,
+			QuotaBytes: cfg.Etcd.QuotaBytes,
 			TLS: &etcdembed.TLS{CertFile: dir.Path(pki.SiteCertFile), KeyFile: dir.Path(pki.SiteKeyFile),
 				ClientCAFile: dir.Path(pki.ClientsCAFile), PeerCAFile: dir.Path(pki.CACertFile)}}
 		founded, err := certificates(ctx, cfg, dir, &member, log)
@@ -92,7 +96,7 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		stack.push(srv.Close)
 		acc.errs, acc.self = srv.Err(), fmt.Sprintf("%x", srv.ID())
 		endpoints = srv.Endpoints()
-		acc.members = srv.Members
+		acc.members, acc.endpoint = srv.Members, endpoints[0]
 		log.Info("embedded etcd started", "endpoints", endpoints, "took", time.Since(started).Round(time.Millisecond))
 		if force {
 			log.Warn("this site's etcd member is now a cluster of itself alone: remove the other sites' records with "+

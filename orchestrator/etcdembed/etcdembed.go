@@ -47,11 +47,23 @@ type Options struct {
 	// Gateway turns on etcd's HTTP/JSON gateway on the client port (off by
 	// default; with TLS it needs a client certificate like any client, and
 	// it allows no cross-origin requests).
-	Gateway  bool
-	LogLevel string        // zap level; default "warn"
-	LogFile  string        // etcd's own log; default Dir + ".log"
-	Timeout  time.Duration // how long to wait for the member to be ready; default 60s
+	Gateway bool
+	// AutoCompactionMode is "periodic" or "revision"; "" (the default)
+	// leaves compaction off, as etcd does. AutoCompactionRetention is
+	// etcd's: a duration ("1h") in periodic mode, a number of revisions
+	// in revision mode.
+	AutoCompactionMode      string
+	AutoCompactionRetention string
+	// QuotaBytes is the database's quota, past which etcd raises a
+	// NOSPACE alarm and refuses writes; 0 means etcd's default (2 GiB).
+	QuotaBytes int64
+	LogLevel   string        // zap level; default "warn"
+	LogFile    string        // etcd's own log; default Dir + ".log"
+	Timeout    time.Duration // how long to wait for the member to be ready; default 60s
 }
+
+// DefaultQuotaBytes is etcd's database quota when Options.QuotaBytes is 0.
+const DefaultQuotaBytes = 2 << 30
 
 // TLS are the files of a member that serves over mutual TLS. The member's
 // certificate serves clients and peers and is its own client certificate
@@ -97,6 +109,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	// member but the voters' a learner. Every member must allow as many:
 	// each checks the limit as it applies the addition of a learner.
 	cfg.MaxLearners = MaxLearners
+	if o.AutoCompactionMode != "" {
+		cfg.AutoCompactionMode, cfg.AutoCompactionRetention = o.AutoCompactionMode, o.AutoCompactionRetention
+	}
+	cfg.QuotaBackendBytes = o.QuotaBytes
 	if err := secure(cfg, o, client, peer); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -62,6 +63,7 @@ func (s *Store) federation(ctx context.Context, withAlarms bool) (api.Federation
 		case ok:
 			out.Members[i].Health, out.Members[i].Version = "ok", st.resp.Version
 			out.Members[i].DBSize, out.Members[i].DBSizeInUse = st.resp.DbSize, st.resp.DbSizeInUse
+			out.Members[i].DBQuota = st.resp.DbSizeQuota
 			if problems := healthErrors(st.resp.Errors, alarms != nil); len(problems) > 0 {
 				out.Members[i].Health = strings.Join(problems, "; ")
 			}
@@ -72,7 +74,46 @@ func (s *Store) federation(ctx context.Context, withAlarms bool) (api.Federation
 			out.Members[i].Health = "unreachable"
 		}
 	}
+	if withAlarms {
+		out.Warnings = append(out.Warnings, s.spaceWarnings(ctx, out.Members)...)
+	}
 	return out, nil
+}
+
+// Thresholds of spaceWarnings.
+const (
+	warnQuotaPercent = 80       // a database this full of its quota is near NOSPACE
+	warnFreePercent  = 50       // this much of a database free: it is not defragmented
+	warnFreeBytes    = 64 << 20 // and at least this much
+	warnRevisions    = 100000   // a history this long never compacted: compaction is off
+)
+
+// spaceWarnings say what threatens etcd's space: a member's database
+// near its quota, one with a large free share (never defragmented), and a
+// long history of which the first revision is still there (never
+// compacted). An external cluster's compaction and defragmentation are
+// its administrators' (README, "An external etcd").
+func (s *Store) spaceWarnings(ctx context.Context, members []api.Member) []string {
+	var out []string
+	for _, m := range members {
+		name := cmp.Or(m.Name, m.ID)
+		if m.DBQuota > 0 && m.DBSize*100 >= m.DBQuota*warnQuotaPercent {
+			out = append(out, fmt.Sprintf("member %s's database is %d%% of its quota (%d of %d bytes): past it etcd raises NOSPACE and "+
+				"takes no more writes", name, m.DBSize*100/m.DBQuota, m.DBSize, m.DBQuota))
+		}
+		if free := m.DBSize - m.DBSizeInUse; m.DBSizeInUse > 0 && free >= warnFreeBytes && free*100 >= m.DBSize*warnFreePercent {
+			out = append(out, fmt.Sprintf("member %s's database is %d bytes, of which only %d in use: it is not being defragmented "+
+				"(etcdctl defrag, one member at a time)", name, m.DBSize, m.DBSizeInUse))
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Get(ctx, s.prefix, clientv3.WithRev(1), clientv3.WithCountOnly(), clientv3.WithSerializable())
+	if err == nil && resp.Header.Revision > warnRevisions {
+		out = append(out, fmt.Sprintf("etcd's history has never been compacted (%d revisions, the first still there): turn on "+
+			"auto-compaction (etcd --auto-compaction-retention), or the database grows until NOSPACE", resp.Header.Revision))
+	}
+	return out
 }
 
 // alarms lists the cluster's alarms by member, nil when etcd does not
