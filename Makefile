@@ -23,7 +23,8 @@ test:
 # the scheduler with 1,000 schedules and its tick lateness against bare
 # create+start calls to the Docker engine; then federation propagation
 # against a raw etcd watch (plaintext and mutual TLS with auth, side by side),
-# and failover after SIGKILL against the lease TTL; then 1,000 sequential etcd
+# failover after SIGKILL against the lease TTL, and two minutes without quorum
+# (ticks run offline, records journaled, time to replay them); then 1,000 sequential etcd
 # writes with and without mutual TLS and auth; then pushes of runs' results
 # against the git CLI (run end to push done, a 1 GiB repository of 100,000
 # files, a backlog of 100 commits); then the spike detector on

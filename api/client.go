@@ -96,6 +96,13 @@ func (c *Client) RunTool(ctx context.Context, name string, req RunRequest) ([]Ru
 	return out, c.do(ctx, http.MethodPost, "/tools/"+url.PathEscape(name)+"/runs", nil, req, &out)
 }
 
+// ReplayRun runs a past run again, exactly (see Replay): the new run,
+// pending or started.
+func (c *Client) ReplayRun(ctx context.Context, id string, req ReplayRequest) (Run, error) {
+	var out Run
+	return out, c.do(ctx, http.MethodPost, "/runs/"+url.PathEscape(id)+"/replay", nil, req, &out)
+}
+
 // RegisterDataset stores a new dataset.
 func (c *Client) RegisterDataset(ctx context.Context, d Dataset) (Dataset, error) {
 	var out Dataset
@@ -237,9 +244,10 @@ func (c *Client) Federation(ctx context.Context) (Federation, error) {
 	return out, c.do(ctx, http.MethodGet, "/federation", nil, nil, &out)
 }
 
-// AddSite adds an etcd member for a new site and returns the config.ini
-// lines that site needs to join. Until the new member starts, a cluster
-// that had one member has no quorum.
+// AddSite issues a join token for a new site and returns the config.ini
+// lines that site needs to join, and, for a site with an etcd member of
+// its own, whether that member will vote (Voting). The member is added,
+// as a learner, only when the site joins with the token.
 func (c *Client) AddSite(ctx context.Context, req AddSiteRequest) (AddSiteResult, error) {
 	var out AddSiteResult
 	return out, c.do(ctx, http.MethodPost, "/federation/sites", nil, req, &out)
@@ -249,6 +257,15 @@ func (c *Client) AddSite(ctx context.Context, req AddSiteRequest) (AddSiteResult
 func (c *Client) Credentials(ctx context.Context, req CredentialsRequest) (Credentials, error) {
 	var out Credentials
 	return out, c.do(ctx, http.MethodPost, "/federation/credentials", nil, req, &out)
+}
+
+// Leave asks the site, which must be the one named site, to leave the
+// federation for good: it stops as on SIGTERM and, once its runs are
+// recorded, hands its vote to a learner if that is needed, removes its
+// etcd member, its record and its etcd user.
+func (c *Client) Leave(ctx context.Context, site string) (LeaveResult, error) {
+	var out LeaveResult
+	return out, c.do(ctx, http.MethodPost, "/federation/leave", nil, LeaveRequest{Site: site}, &out)
 }
 
 // RemoveSite removes the named site's etcd member from the cluster.

@@ -71,6 +71,14 @@ func TestClientRequests(t *testing.T) {
 			wantResp: AddSiteResult{Site: "b", Token: "maojoin1.x", ExpiresAt: time.Date(2026, 12, 2, 13, 0, 0, 0, time.UTC), Config: "[etcd]\n"},
 		},
 		{
+			name:     "leave",
+			call:     func(c *Client) (any, error) { return c.Leave(context.Background(), "b") },
+			wantReq:  `POST /api/v1/federation/leave {"site":"b"}`,
+			status:   http.StatusAccepted,
+			answer:   `{"site":"b","voting":{"voters_now":3,"voters_after":3,"max_voters":3,"votes":false,"promotes":"c","note":"n"}}`,
+			wantResp: LeaveResult{Site: "b", Voting: Voting{VotersNow: 3, VotersAfter: 3, MaxVoters: 3, Promotes: "c", Note: "n"}},
+		},
+		{
 			name: "credentials",
 			call: func(c *Client) (any, error) {
 				return c.Credentials(context.Background(), CredentialsRequest{Name: "ada", ReadOnly: true})

@@ -67,10 +67,91 @@ const (
 	TriggerManual   = "manual"   // maoctl tool run
 	TriggerSchedule = "schedule" // a schedule's tick, on time
 	TriggerCatchup  = "catchup"  // a tick missed while no site ran, run late
+	TriggerReplay   = "replay"   // maoctl run replay: a past run again, exactly
 )
+
+// Verdicts of a replay.
+const (
+	// ReplayReproduced: the replay wrote exactly the files the original
+	// wrote, byte for byte.
+	ReplayReproduced = "reproduced"
+	// ReplayDiffers: some file differs, or one of them wrote a file the
+	// other did not (Replay.Differences).
+	ReplayDiffers = "differs"
+	// ReplayNotCompared: the replay succeeded but the original's commit
+	// could not be read to compare (Replay.Note says why).
+	ReplayNotCompared = "not-compared"
+)
+
+// Replay is what a replay run (trigger replay) knows of the run it
+// replays, and, once it has succeeded, how its output compares.
+type Replay struct {
+	// Of is the replayed run's ID; Site, ScheduledTime and Commit are its
+	// site, its tick (or creation) and its data_commit_after, which the
+	// replay's output is compared with. The container sees the original's
+	// MAO_RUN_ID, MAO_SITE and MAO_SCHEDULED_TIME.
+	Of            string    `json:"of"`
+	Site          string    `json:"site"`
+	ScheduledTime time.Time `json:"scheduled_time"`
+	Commit        string    `json:"commit,omitempty"`
+
+	// Verdict is ReplayReproduced, ReplayDiffers or ReplayNotCompared,
+	// set when the replay succeeded; Differences are the files in which
+	// its output and the original's differ (at most MaxRunFiles,
+	// DifferencesTotal counts them all).
+	Verdict          string           `json:"verdict,omitempty"`
+	Differences      []FileDifference `json:"differences,omitempty"`
+	DifferencesTotal int              `json:"differences_total,omitempty"`
+	// Note says what the replay could not take from the snapshot (secret
+	// env values come from the tool's current record) or why it did not
+	// compare.
+	Note string `json:"note,omitempty"`
+}
+
+// FileDifference is a file in which a replay's output and the original's
+// differ; Original or Replay is nil where that run did not write it.
+type FileDifference struct {
+	Path     string       `json:"path"`
+	Original *FileVersion `json:"original,omitempty"`
+	Replay   *FileVersion `json:"replay,omitempty"`
+}
+
+// FileVersion is a file's size and content hash.
+type FileVersion struct {
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// ReplayRequest asks for a replay: POST /api/v1/runs/{id}/replay. Site
+// is where it runs; empty: the site that ran the original.
+type ReplayRequest struct {
+	Site string `json:"site,omitempty"`
+}
 
 // MaxRunFiles bounds Run.Files so that a run record stays a small etcd value.
 const MaxRunFiles = 100
+
+// RunSpec is the part of what a run ran that its record does not hold
+// otherwise, snapshotted by its site when it prepared the run: with the
+// image's digest or ID, the network, the input dataset's commit and the
+// data commits on the record it is the run's provenance (see Provenance).
+type RunSpec struct {
+	Command []string `json:"command,omitempty"`
+	// Env is the container's env from the tool and the schedule (MAO_*
+	// variables aside), the values of the tool's SecretEnv keys as "***".
+	Env       map[string]string   `json:"env,omitempty"`
+	SecretEnv []string            `json:"secret_env,omitempty"`
+	Resources *toolspec.Resources `json:"resources,omitempty"`
+	// Memory is the container's memory limit in bytes as applied (the
+	// site's default when the tool sets none); 0 is no limit.
+	Memory  int64  `json:"memory,omitempty"`
+	User    string `json:"user,omitempty"`
+	Timeout string `json:"timeout"`
+	// SpecRevision is the etcd revision of the tool record the run was
+	// prepared from; Version is the running orchestrator's.
+	SpecRevision int64  `json:"spec_revision,omitempty"`
+	Version      string `json:"version,omitempty"`
+}
 
 // Run is one execution of a tool at a site.
 type Run struct {
@@ -79,7 +160,7 @@ type Run struct {
 	Site    string   `json:"site"`
 	State   RunState `json:"state"`
 	Reason  string   `json:"reason,omitempty"`  // why it failed or timed out, in words
-	Trigger string   `json:"trigger"`           // TriggerManual, TriggerSchedule or TriggerCatchup
+	Trigger string   `json:"trigger"`           // TriggerManual, TriggerSchedule, TriggerCatchup or TriggerReplay
 	Image   string   `json:"image"`             // the reference from the tool spec
 	Network string   `json:"network,omitempty"` // the container network
 
@@ -120,6 +201,13 @@ type Run struct {
 	// Verdicts are the spike detector's decisions on the metrics of a
 	// successful run's output (one no-data verdict when it has none).
 	Verdicts []Verdict `json:"verdicts,omitempty"`
+
+	// Spec is what the run ran, as its site snapshotted it when it
+	// prepared the run (not today's tool): see RunSpec.
+	Spec *RunSpec `json:"spec,omitempty"`
+	// Replay is set on a replay (trigger replay): the run it replays,
+	// and how its output compares.
+	Replay *Replay `json:"replay,omitempty"`
 
 	// Files the run added or changed in its data repository, relative to
 	// the repository root; at most MaxRunFiles, FilesTotal counts them all.
@@ -230,6 +318,11 @@ type SiteInfo struct {
 	Live           bool      `json:"live"`             // its lease is alive
 	LastSeen       time.Time `json:"last_seen"`        // its last heartbeat; now, for a live site
 	RunsInProgress int       `json:"runs_in_progress"` // pending or running runs it holds
+	// Offline is set in the row of the asked site while etcd does not
+	// answer it: it goes on with its own runs and journals their records
+	// (see Health.Offline); Journaled counts the records not yet in etcd.
+	Offline   bool `json:"offline,omitempty"`
+	Journaled int  `json:"journaled,omitempty"`
 }
 
 // RunRequest is the optional body of POST /api/v1/tools/{name}/runs.
@@ -248,19 +341,69 @@ type Member struct {
 	PeerURLs   []string `json:"peer_urls"`
 	ClientURLs []string `json:"client_urls,omitempty"` // empty until the member has started
 	Leader     bool     `json:"leader,omitempty"`
-	Learner    bool     `json:"learner,omitempty"`
+	// Learner: the member holds every record but does not vote (it does
+	// not count towards quorum).
+	Learner bool `json:"learner,omitempty"`
+	// Witness: the member is a witness's (orchestrator -witness), which
+	// runs an etcd member and nothing else.
+	Witness bool `json:"witness,omitempty"`
 	// Health is "ok", "not started" (added but not yet joined), or the
 	// error of asking the member for its status.
 	Health  string `json:"health"`
 	Version string `json:"version,omitempty"` // the member's etcd version
+	// DBSize and DBSizeInUse are the bytes of the member's database file
+	// and those of it in use, as it answered its status.
+	DBSize      int64 `json:"db_size,omitempty"`
+	DBSizeInUse int64 `json:"db_size_in_use,omitempty"`
+	DBQuota     int64 `json:"db_quota,omitempty"` // the member's quota (etcd 3.6 and later say it)
+	// Alarms are the member's etcd alarms, such as NOSPACE (the database
+	// reached its quota: etcd takes no more writes) or CORRUPT.
+	Alarms []string `json:"alarms,omitempty"`
 }
 
 // Federation is the answer of GET /api/v1/federation: the etcd cluster
 // the sites share.
 type Federation struct {
 	ClusterID string   `json:"cluster_id"`
-	Leader    string   `json:"leader,omitempty"` // the leader's member name
+	Leader    string   `json:"leader,omitempty"` // the leader's member name; empty without quorum
 	Members   []Member `json:"members"`
+	// Voters is the number of voting members (members but learners).
+	Voters int `json:"voters"`
+	// MaxVoters is the most voters the answering site keeps
+	// ([federation] max_voters); 0 for a site on an external etcd, whose
+	// members are its administrators' business.
+	MaxVoters int `json:"max_voters,omitempty"`
+	// Warnings say what threatens the federation's quorum, in words.
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// Voting says what becomes of the votes in the federation's etcd when a
+// site joins with a member of its own (AddSiteResult) or leaves
+// (LeaveResult).
+type Voting struct {
+	VotersNow   int  `json:"voters_now"`   // voting members now
+	VotersAfter int  `json:"voters_after"` // once the site has joined or left, and the learners the policy lets vote have promoted themselves
+	MaxVoters   int  `json:"max_voters"`   // [federation] max_voters of the answering site
+	Votes       bool `json:"votes"`        // for a joining site: its member will vote
+	// Promotes names the learner that takes a leaving voter's place.
+	Promotes string `json:"promotes,omitempty"`
+	// Note says the above in words; Warning, when there is one, is a
+	// danger to the quorum, such as an even number of voters.
+	Note    string `json:"note"`
+	Warning string `json:"warning,omitempty"`
+}
+
+// LeaveRequest is the body of POST /api/v1/federation/leave: Site names
+// the site asked, as a check that it is the one meant to leave.
+type LeaveRequest struct {
+	Site string `json:"site"`
+}
+
+// LeaveResult is the answer of POST /api/v1/federation/leave: the site
+// asked has begun to leave the federation for good.
+type LeaveResult struct {
+	Site   string `json:"site"`
+	Voting Voting `json:"voting"`
 }
 
 // AddSiteRequest is the body of POST /api/v1/federation/sites: it lets a
@@ -281,6 +424,9 @@ type AddSiteResult struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// Config is the config.ini lines the new site needs, ready to paste.
 	Config string `json:"config"`
+	// Voting, for a site with a member of its own, says whether that
+	// member will vote.
+	Voting *Voting `json:"voting,omitempty"`
 }
 
 // CredentialsRequest is the body of POST /api/v1/federation/credentials: a
@@ -350,7 +496,9 @@ type NotifyTestRequest struct {
 type Health struct {
 	// Status is "ok", or "degraded" when etcd (e.g. it lost quorum) or
 	// Docker does not answer (then writes fail with 503 until it is
-	// back), or when the site has met invalid records in etcd.
+	// back), when etcd has raised an alarm such as NOSPACE (Etcd says
+	// which; writes fail until the site has recovered), or when the site
+	// has met invalid records in etcd.
 	Status string `json:"status"`
 	Site   string `json:"site"`
 	Etcd   string `json:"etcd"`   // "ok" or the error
@@ -358,6 +506,14 @@ type Health struct {
 	// InvalidRecords counts the records in etcd that this site has read
 	// and left out as invalid (GET /api/v1/federation/check lists them).
 	InvalidRecords int `json:"invalid_records,omitempty"`
+	// Offline is set while etcd does not answer the site: it goes on with
+	// the runs no other site may take (its --site schedules' ticks, its own
+	// runs of --all schedules, runs asked of it through its API), writes
+	// their records to a journal in its data directory, and replays them
+	// into etcd once it answers. Journaled counts the records in the
+	// journal not yet in etcd (being replayed, when not offline).
+	Offline   bool `json:"offline,omitempty"`
+	Journaled int  `json:"journaled,omitempty"`
 }
 
 // List is the answer of a list route: the records, and the keys under
@@ -368,6 +524,9 @@ type Health struct {
 type List[T any] struct {
 	Items   []T             `json:"items"`
 	Invalid []InvalidRecord `json:"invalid,omitempty"`
+	// Note, when set, says why Items are not the whole list: the site
+	// answered from what it knows itself, etcd not answering it.
+	Note string `json:"note,omitempty"`
 }
 
 // InvalidRecord is a key in etcd whose value mao refuses, and why.
@@ -412,4 +571,43 @@ type ErrorBody struct {
 	Code    string   `json:"code"`
 	Message string   `json:"error"`
 	Details []string `json:"details,omitempty"` // one line per invalid field
+}
+
+// Provenance is what produced a run's output, in one place: the run's
+// identity, what it ran (its Spec snapshot and the image that ran) and the
+// commits it read and wrote. maoctl run provenance prints it.
+type Provenance struct {
+	Run           string     `json:"run"`
+	Tool          string     `json:"tool"`
+	Site          string     `json:"site"`
+	Trigger       string     `json:"trigger"`
+	ScheduledTime *time.Time `json:"scheduled_time,omitempty"`
+
+	Image       string `json:"image"`
+	ImageID     string `json:"image_id,omitempty"`
+	ImageDigest string `json:"image_digest,omitempty"`
+	Network     string `json:"network,omitempty"`
+	RunSpec
+
+	InputDataset     string `json:"input_dataset,omitempty"`
+	InputCommit      string `json:"input_commit,omitempty"`
+	DataRepo         string `json:"data_repo"`
+	DataCommitBefore string `json:"data_commit_before,omitempty"`
+	DataCommitAfter  string `json:"data_commit_after,omitempty"`
+}
+
+// ProvenanceOf is run's provenance; ok is false for a run with no
+// snapshot (it never got as far as preparing its container, or its site
+// predates snapshots), whose Env is then the schedule's env on the record.
+func ProvenanceOf(run Run) (p Provenance, ok bool) {
+	p = Provenance{Run: run.ID, Tool: run.Tool, Site: run.Site, Trigger: run.Trigger, ScheduledTime: run.ScheduledTime,
+		Image: run.Image, ImageID: run.ImageID, ImageDigest: run.ImageDigest, Network: run.Network,
+		InputDataset: run.InputDataset, InputCommit: run.InputCommit,
+		DataRepo: run.DataRepo, DataCommitBefore: run.DataCommitBefore, DataCommitAfter: run.DataCommitAfter}
+	if run.Spec == nil {
+		p.Env = run.Env // the schedule's, all a record without a snapshot knows
+		return p, false
+	}
+	p.RunSpec = *run.Spec
+	return p, true
 }

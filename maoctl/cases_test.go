@@ -22,6 +22,8 @@ import (
 	"github.com/mao-research/mao/internal/testenv"
 	"github.com/mao-research/mao/internal/testsite"
 	"github.com/mao-research/mao/orchestrator/config"
+	"github.com/mao-research/mao/orchestrator/etcdembed"
+	"github.com/mao-research/mao/orchestrator/pki"
 )
 
 // commandCases are the golden transcripts of TestCommands.
@@ -405,6 +407,25 @@ func commandCases() []cliCase {
 			[]string{"run", "show", run2, "-o", "json"},
 			[]string{"run", "show", "gh-crawler-1741944360-nope"},
 		), exits: []int{0, 0, 0, 0, 1}},
+		// What a replay refuses (internal/fedtest's TestReplay replays at a
+		// site with Docker): run1's snapshot has a secret that gh-crawler's
+		// record no longer holds.
+		{name: "run-replay", cmds: cmds(
+			[]string{"run", "replay", run1},
+			[]string{"run", "replay", run2},
+			[]string{"run", "replay", run3},
+			[]string{"run", "replay", "gh-crawler-1741944360-nope"},
+			[]string{"run", "replay", run1, "-f", "-q"},
+			[]string{"run", "replay"},
+		), exits: []int{1, 1, 1, 1, 2, 2}},
+		{name: "run-provenance", cmds: cmds(
+			[]string{"run", "provenance", run1},
+			[]string{"run", "provenance", run1, "-o", "json"},
+			[]string{"run", "provenance", run2},
+			[]string{"run", "provenance", run3}, // a record without a snapshot
+			[]string{"run", "provenance", "gh-crawler-1741944360-nope"},
+			[]string{"run", "provenance"},
+		), exits: []int{0, 0, 0, 1, 1, 2}},
 		{name: "run-logs", realLabB: true, runnable: true, cmds: cmds(
 			[]string{"run", "logs", run1},
 			[]string{"run", "logs", run1, "--tail", "3"},
@@ -601,7 +622,8 @@ func commandCases() []cliCase {
 		// no leader.
 		{name: "federation-status-no-leader", bare: true, noSettle: true, options: etcdCluster(3), setup: stopMembers(1, 2), cmds: cmds(
 			[]string{"federation", "status"},
-		), exits: []int{0}},
+			[]string{"federation", "status", "-o", "json"},
+		), exits: []int{1, 1}},
 		// add-site issues a join token and adds no etcd member: the site
 		// named gets its member when it joins with the token. $PEER_D and
 		// the like are loopback ports nobody listens on.
@@ -638,6 +660,38 @@ func commandCases() []cliCase {
 			[]string{"federation", "status"},
 			[]string{"federation", "remove-site", "$MEMBER_D"},
 		), exits: []int{0, 1, 0, 0, 1}},
+		// A federation made before the voter policy, whose two sites both
+		// vote (old-b's member was added as a voter): status warns of the
+		// even number, and a new member (a witness, say) would make three.
+		{name: "federation-two-voters", bare: true, options: advertisedPorts, setup: legacyVoter("old-b"), cmds: cmds(
+			[]string{"federation", "status"},
+			[]string{"federation", "add-site", "lab-w", "--peer-url", "https://$PEER_W", "--client-url", "https://$CLIENT_W"},
+			[]string{"federation", "add-site", "old-b", "--peer-url", "https://$PEER_W"},
+			[]string{"federation", "remove-site", "old-b"},
+		), exits: []int{0, 0, 1, 1}},
+		// The same with federation.max_voters = 1: a new member would stay
+		// a learner, and add-site warns that two voters stay.
+		{name: "federation-two-voters-max-one", bare: true, options: func(t *testing.T, e *env, o *testsite.Options) {
+			advertisedPorts(t, e, o)
+			o.MaxVoters = 1
+		}, setup: legacyVoter("old-b"), cmds: cmds(
+			[]string{"federation", "add-site", "lab-w", "--peer-url", "https://$PEER_W", "--client-url", "https://$CLIENT_W"},
+		), exits: []int{0}},
+		// lab-a leaves the federation of lab-a and old-b: federation leave
+		// names the site asked, which answers at once and then stops and
+		// leaves.
+		{name: "federation-leave", bare: true, noSettle: true, options: advertisedPorts, setup: legacyVoter("old-b"), cmds: cmds(
+			[]string{"federation", "leave", "old-b"},
+			[]string{"federation", "leave"},
+			[]string{"federation", "leave", "lab-a"},
+		), exits: []int{1, 2, 0}, after: map[int]action{2: {
+			note: "lab-a stops and leaves: old-b's member is the cluster's only one, and lab-a's record and etcd user are gone",
+			do:   leftFor("old-b"),
+		}}},
+		// lab-a alone cannot leave: there is no federation to leave.
+		{name: "federation-leave-alone", options: advertisedPorts, cmds: cmds(
+			[]string{"federation", "leave", "lab-a"},
+		), exits: []int{1}},
 		// A collaborator's read-only certificate for the federation's etcd:
 		// the files it writes and the etcdctl line that uses them. The
 		// certificate is signed at the real time (TLS checks it against
@@ -659,6 +713,14 @@ func commandCases() []cliCase {
 		{name: "health-degraded", bare: true, cmds: cmds(
 			[]string{"health"},
 		), exits: []int{1}},
+		// The site's etcd has lost its quorum (two members of three
+		// stopped): the site is offline; site list shows its own row, from
+		// what it knows of itself, and says so.
+		{name: "offline", bare: true, noSettle: true, options: etcdCluster(3), setup: stopMembers(1, 2), cmds: cmds(
+			[]string{"health"},
+			[]string{"site", "list"},
+			[]string{"site", "list", "-o", "json"},
+		), exits: []int{1, 0, 0}},
 
 		{name: "error-unauthorized", options: func(t *testing.T, e *env, o *testsite.Options) {
 			o.Tokens = []config.Token{{Name: "ci", Scope: config.ScopeAdmin, Secret: secretToken}}
@@ -938,5 +1000,96 @@ func peers(t *testing.T, e *env) {
 	t.Helper()
 	for _, name := range []string{"$PEER_D", "$CLIENT_D", "$PEER_E"} {
 		e.addr(testenv.ClosedPort(t), name)
+	}
+}
+
+// legacyVoter names loopback ports $PEER_W and $CLIENT_W nobody listens
+// on, and starts an etcd member named name that joins lab-a's cluster as
+// a voter (with lab-a's certificates), as a site of a federation made
+// before the voter policy did: it promoted itself whatever the count.
+func legacyVoter(name string) func(*testing.T, *env) {
+	return func(t *testing.T, e *env) {
+		t.Helper()
+		for _, n := range []string{"$PEER_W", "$CLIENT_W"} {
+			e.addr(testenv.ClosedPort(t), n)
+		}
+		peerURL, clientURL := "https://"+e.addr(testenv.ClosedPort(t), ""), "https://"+e.addr(testenv.ClosedPort(t), "")
+		admin := e.rootClient(t, append([]string{clientURL}, e.site.Endpoints...))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		added, err := admin.MemberAdd(ctx, []string{peerURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var initial []string
+		for _, m := range added.Members {
+			n := m.Name
+			if m.ID == added.Member.ID {
+				n = name
+			}
+			initial = append(initial, n+"="+m.PeerURLs[0])
+		}
+		dir := e.site.PKI
+		srv, err := etcdembed.Start(ctx, etcdembed.Options{Name: name, Dir: filepath.Join(t.TempDir(), "etcd"), ClientURL: clientURL,
+			PeerURL: peerURL, InitialCluster: strings.Join(initial, ","), ClusterState: "existing",
+			TLS: &etcdembed.TLS{CertFile: dir.Path(pki.SiteCertFile), KeyFile: dir.Path(pki.SiteKeyFile),
+				ClientCAFile: dir.Path(pki.ClientsCAFile), PeerCAFile: dir.Path(pki.CACertFile)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Before lab-a stops (cleanups run last first), the member leaves
+		// the cluster, which keeps its quorum: lab-a alone, or name's member
+		// alone once lab-a has left.
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			_, _ = admin.MemberRemove(ctx, added.Member.ID) // refused when lab-a has left
+			srv.Close()
+		})
+		e.norm.randomMember(fmt.Sprintf("%x", added.Member.ID))
+		e.norm.setVar("$OLD_B", srv.Endpoints()[0])
+	}
+}
+
+// rootClient is an etcd client at endpoints with lab-a's administration
+// certificate (etcd's root), closed when the test ends.
+func (e *env) rootClient(t *testing.T, endpoints []string) *clientv3.Client {
+	t.Helper()
+	cfg, err := e.site.PKI.ClientTLS(pki.RootCertFile, pki.RootKeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := clientv3.New(clientv3.Config{Endpoints: endpoints, TLS: cfg, DialTimeout: 10 * time.Second, Logger: zap.NewNop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// leftFor waits until lab-a has stopped (it leaves once it has) and
+// checks, at the member of the legacy voter name, that lab-a left: name's
+// member is the only one, and lab-a's lasting record and etcd user are
+// gone.
+func leftFor(name string) func(*testing.T, *env) {
+	return func(t *testing.T, e *env) {
+		t.Helper()
+		if err := e.site.Stop(); err != nil {
+			t.Fatalf("lab-a stopped with: %v", err)
+		}
+		c := e.rootClient(t, []string{e.norm.expand("$OLD_B")})
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		members, err := c.MemberList(ctx)
+		if err != nil || len(members.Members) != 1 || members.Members[0].Name != name || members.Members[0].IsLearner {
+			t.Fatalf("members after lab-a left: %v, %v", members, err)
+		}
+		seen, err := c.Get(ctx, e.site.Config.Etcd.Prefix+"sites-seen/lab-a")
+		if err != nil || len(seen.Kvs) != 0 {
+			t.Errorf("lab-a's lasting record: %v, %v; want none", seen, err)
+		}
+		if _, err := c.UserGet(ctx, "site:lab-a"); !errors.Is(err, rpctypes.ErrUserNotFound) {
+			t.Errorf("lab-a's etcd user: %v; want it gone", err)
+		}
 	}
 }

@@ -1,11 +1,13 @@
 package maoctl
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/mao-research/mao/api"
@@ -17,8 +19,12 @@ func (c *ctl) federationCommand() *cli.Command {
 		Usage: "inspect the etcd cluster the sites share, add and remove its members",
 		Subcommands: []*cli.Command{
 			{
-				Name:   "status",
-				Usage:  "show the cluster, its leader and the health of each member",
+				Name:  "status",
+				Usage: "show the cluster, its leader, its voters and each member's role, health, database size and alarms",
+				Description: "Each member is a voter or a learner (it holds every record but does not count towards\n" +
+					"quorum); a witness's member (orchestrator -witness) is marked. Warnings (on standard error)\n" +
+					"say what threatens the quorum: voters down, an even number of them, alarms. Without a\n" +
+					"leader (no quorum) the command exits with status 1.",
 				Action: c.federationStatus,
 			},
 			{
@@ -37,8 +43,12 @@ func (c *ctl) federationCommand() *cli.Command {
 				Description: "NAME is the new site's name. Put the printed lines in the new site's config.ini and\n" +
 					"start it: it presents the token to this site, checks that this site is the federation's (the\n" +
 					"token pins the federation's CA), and gets its certificates. With --peer-url it runs an etcd\n" +
-					"member of its own, added as a learner when it joins (the quorum does not change), which\n" +
-					"promotes itself once it has caught up. Needs an admin token.",
+					"member of its own, added as a learner when it joins (the quorum does not change). It\n" +
+					"votes only if that keeps the federation's voters odd and at most [federation] max_voters\n" +
+					"(default 3): a second site stays a learner until a third member, such as a witness\n" +
+					"(orchestrator -witness), joins. The command says which, and warns when the federation\n" +
+					"would have an even number of voters. A witness joins with a token like a site. Needs an\n" +
+					"admin token.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "peer-url", Usage: "`URL` where the new site's etcd member will listen for its peers, e.g. https://10.0.0.8:2380; without it, the site uses the federation's external etcd"},
 					&cli.StringFlag{Name: "client-url", Usage: "`URL` where the new member serves clients", DefaultText: "https://127.0.0.1:2379"},
@@ -60,9 +70,23 @@ func (c *ctl) federationCommand() *cli.Command {
 			},
 			{
 				Name:      "remove-site",
-				Usage:     "remove a site's etcd member (by site name, or by member ID if it never started)",
+				Usage:     "remove a stopped site's etcd member (by site name, or by member ID if it never started)",
 				ArgsUsage: "NAME | MEMBER-ID",
-				Action:    c.federationRemoveSite,
+				Description: "Removes the member, the site's record (a witness's too) and its etcd user. The site must be\n" +
+					"stopped: a site that is live, or whose member answers, is refused. A learner takes a removed\n" +
+					"voter's place when the voter policy lets it.",
+				Action: c.federationRemoveSite,
+			},
+			{
+				Name:      "leave",
+				Usage:     "have the site asked (--addr) leave the federation for good",
+				ArgsUsage: "NAME",
+				Description: "NAME is the site asked, named as a check. It stops as on SIGTERM (its running runs get\n" +
+					"runs.shutdown_grace), then hands its vote to a learner if the voters left would otherwise\n" +
+					"be none or an even number, removes its etcd member, its record and its etcd user, and\n" +
+					"exits. It refuses when no member could take its vote. The command returns once the site\n" +
+					"has begun; its log says when it is done. A witness, or a stopped site: orchestrator -leave.",
+				Action: c.federationLeave,
 			},
 		},
 	}
@@ -103,8 +127,24 @@ func (c *ctl) federationStatus(cCtx *cli.Context) error {
 		return err
 	}
 	if c.json {
-		return writeJSON(c.stdout, fed)
+		err = writeJSON(c.stdout, fed)
+	} else {
+		err = c.printFederation(fed)
 	}
+	if err != nil {
+		return err
+	}
+	for _, w := range fed.Warnings {
+		fmt.Fprintf(c.stderr, "warning: %s\n", w)
+	}
+	if fed.Leader == "" {
+		return errors.New("the federation's etcd has no leader: it has no quorum, and takes no writes")
+	}
+	return nil
+}
+
+// printFederation writes federation status as text.
+func (c *ctl) printFederation(fed api.Federation) error {
 	f := newFields(c.stdout)
 	f.add("Cluster", fed.ClusterID)
 	leader := fed.Leader
@@ -112,17 +152,34 @@ func (c *ctl) federationStatus(cCtx *cli.Context) error {
 		leader = "none (the cluster has no quorum)"
 	}
 	f.add("Leader", leader)
+	voters := fmt.Sprint(fed.Voters)
+	if fed.MaxVoters > 0 {
+		voters += fmt.Sprintf(" (at most %d)", fed.MaxVoters)
+	}
+	f.add("Voters", voters)
 	if err := f.flush(); err != nil {
 		return err
 	}
 	fmt.Fprintln(c.stdout)
-	tab := newTable(c.stdout, "NAME", "ID", "PEER URLS", "CLIENT URLS", "LEADER", "HEALTH", "VERSION")
+	tab := newTable(c.stdout, "NAME", "ID", "ROLE", "PEER URLS", "CLIENT URLS", "LEADER", "HEALTH", "DB SIZE", "ALARMS", "VERSION")
 	for _, m := range fed.Members {
 		star := ""
 		if m.Leader {
 			star = "*"
 		}
-		tab.row(m.Name, m.ID, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","), star, m.Health, m.Version)
+		role := "voter"
+		if m.Learner {
+			role = "learner"
+		}
+		if m.Witness {
+			role += " (witness)"
+		}
+		size := ""
+		if m.DBSize > 0 {
+			size = humanize.Bytes(uint64(m.DBSize))
+		}
+		tab.row(m.Name, m.ID, role, strings.Join(m.PeerURLs, ","), strings.Join(m.ClientURLs, ","), star, m.Health, size,
+			strings.Join(m.Alarms, ","), m.Version)
 	}
 	return tab.flush()
 }
@@ -150,6 +207,12 @@ func (c *ctl) federationAddSite(cCtx *cli.Context) error {
 	}
 	if _, err := fmt.Fprint(c.stdout, config); err != nil {
 		return err
+	}
+	if v := res.Voting; v != nil {
+		fmt.Fprintf(c.stderr, "Votes: %s.\n", v.Note)
+		if v.Warning != "" {
+			fmt.Fprintf(c.stderr, "warning: %s\n", v.Warning)
+		}
 	}
 	_, err = fmt.Fprintf(c.stderr, "The join token is good once, until %s. It is a secret: pass it on as you would a password.\n",
 		timestamp(&res.ExpiresAt))
@@ -206,5 +269,26 @@ func (c *ctl) federationRemoveSite(cCtx *cli.Context) error {
 	// The orchestrator removes the site's etcd member, if it has one, and
 	// its lasting record; it does not say which it found.
 	_, err = fmt.Fprintf(c.stdout, "removed %s from the federation\n", a[0])
+	return err
+}
+
+func (c *ctl) federationLeave(cCtx *cli.Context) error {
+	a, err := args(cCtx, "NAME")
+	if err != nil {
+		return err
+	}
+	res, err := c.client.Leave(cCtx.Context, a[0])
+	if err != nil {
+		return err
+	}
+	if c.json {
+		return writeJSON(c.stdout, res)
+	}
+	fmt.Fprintf(c.stdout, "Site %s is leaving the federation for good: it stops its work (runs.shutdown_grace), then leaves.\n", res.Site)
+	fmt.Fprintf(c.stdout, "Votes: %s.\n", res.Voting.Note)
+	if res.Voting.Warning != "" {
+		fmt.Fprintf(c.stderr, "warning: %s\n", res.Voting.Warning)
+	}
+	_, err = fmt.Fprintf(c.stdout, "Its log says when it has left; maoctl federation status at another site shows the members.\n")
 	return err
 }

@@ -3,6 +3,7 @@ package maoctl
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -163,7 +164,6 @@ func (n *normalizer) normalize(s string, docker bool) string {
 // placeholder is always 16 wide, and the table of federation status is
 // aligned again for it (alignMembers).
 func (n *normalizer) memberIDs(s string) string {
-	replaced := false
 	s = hexRe.ReplaceAllStringFunc(s, func(id string) string {
 		if !n.members[id] {
 			return id
@@ -171,21 +171,22 @@ func (n *normalizer) memberIDs(s string) string {
 		if _, ok := n.seen["member"][id]; !ok {
 			n.full["member"] = append(n.full["member"], id)
 		}
-		replaced = true
 		return n.placeholder("member", id, 16)
 	})
-	if replaced {
-		s = alignMembers(s)
-	}
-	return s
+	return dbSizeRe.ReplaceAllString(alignMembers(s), `"$1": $$SIZE`)
 }
 
 // membersHeader is the header of federation status's table.
-var membersHeader = regexp.MustCompile(`^NAME +ID +PEER URLS +CLIENT URLS +LEADER +HEALTH +VERSION$`)
+var membersHeader = regexp.MustCompile(`^NAME +ID +ROLE +PEER URLS +CLIENT URLS +LEADER +HEALTH +DB SIZE +ALARMS +VERSION$`)
+
+// dbSizeRe is a member's database size in JSON, which depends on how
+// etcd laid its pages out: it is replaced by $SIZE, and so is the DB SIZE
+// column of federation status's table (alignMembers).
+var dbSizeRe = regexp.MustCompile(`"(db_size|db_size_in_use)": \d+`)
 
 // alignMembers lays out federation status's table again, as maoctl does
 // (text/tabwriter, two spaces between columns), from its cells, which
-// hold no two spaces in a row.
+// hold no two spaces in a row, with the DB SIZE cells replaced by $SIZE.
 func alignMembers(s string) string {
 	lines := strings.Split(s, "\n")
 	for i := 0; i < len(lines); i++ {
@@ -198,8 +199,13 @@ func alignMembers(s string) string {
 		}
 		var b strings.Builder
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		for _, l := range lines[i:end] {
-			fmt.Fprintln(tw, strings.Join(regexp.MustCompile(` {2,}`).Split(l, -1), "\t"))
+		size := slices.Index(cellsRe.Split(lines[i], -1), "DB SIZE")
+		for j, l := range lines[i:end] {
+			cells := cellsRe.Split(l, -1)
+			if j > 0 && size < len(cells) && cells[size] != "-" {
+				cells[size] = "$SIZE"
+			}
+			fmt.Fprintln(tw, strings.Join(cells, "\t"))
 		}
 		tw.Flush()
 		table := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
@@ -211,6 +217,9 @@ func alignMembers(s string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// cellsRe separates the cells of a table's line.
+var cellsRe = regexp.MustCompile(` {2,}`)
 
 // suffixes replaces the random hex suffix of the IDs re matches, unless
 // the ID was seeded.
@@ -312,13 +321,13 @@ func (n *normalizer) expand(arg string) string {
 
 // TestNormalizeMemberIDs checks that federation status's table comes out
 // the same whether a random member ID is 16 hex digits wide or, without
-// its leading zero, 15.
+// its leading zero, 15, with the database sizes replaced.
 func TestNormalizeMemberIDs(t *testing.T) {
 	table := func(id string) string {
 		var b strings.Builder
-		tab := newTable(&b, "NAME", "ID", "PEER URLS", "CLIENT URLS", "LEADER", "HEALTH", "VERSION")
-		tab.row("", id, "http://127.0.0.1:9", "", "", "not started", "")
-		tab.row("lab-a", "18872ab49415b7e4", "http://127.0.0.1:0", "http://127.0.0.1:0", "*", "ok", "3.7.3")
+		tab := newTable(&b, "NAME", "ID", "ROLE", "PEER URLS", "CLIENT URLS", "LEADER", "HEALTH", "DB SIZE", "ALARMS", "VERSION")
+		tab.row("", id, "learner", "http://127.0.0.1:9", "", "", "not started", "", "", "")
+		tab.row("lab-a", "18872ab49415b7e4", "voter", "http://127.0.0.1:0", "http://127.0.0.1:0", "*", "ok", "25 kB", "", "3.7.3")
 		if err := tab.flush(); err != nil {
 			t.Fatal(err)
 		}
@@ -334,7 +343,8 @@ func TestNormalizeMemberIDs(t *testing.T) {
 	if got[0] != got[1] {
 		t.Errorf("a 16-digit ID gives\n%s\na 15-digit one\n%s", got[0], got[1])
 	}
-	if !strings.Contains(got[0], "-      0000000000000001  http://127.0.0.1:9") {
-		t.Errorf("the table is not aligned for 16-digit placeholders:\n%s", got[0])
+	if !strings.Contains(got[0], "-      0000000000000001  learner  http://127.0.0.1:9") ||
+		!strings.Contains(got[0], "ok           $SIZE    -       3.7.3") {
+		t.Errorf("the table is not aligned for 16-digit placeholders, or shows a database size:\n%s", got[0])
 	}
 }

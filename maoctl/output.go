@@ -79,7 +79,10 @@ func cell(s string) string {
 
 // fields writes "Key:  value" lines with the values aligned. A value of
 // several lines continues, aligned, on the following lines.
-type fields struct{ tw *tabwriter.Writer }
+type fields struct {
+	tw     *tabwriter.Writer
+	indent string // before each line: a section's fields
+}
 
 func newFields(w io.Writer) *fields {
 	return &fields{tw: tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)}
@@ -89,10 +92,10 @@ func (f *fields) add(key, value string) {
 	lines := strings.Split(strings.TrimRight(value, "\n"), "\n")
 	for i, l := range lines {
 		if i == 0 {
-			fmt.Fprintf(f.tw, "%s:\t%s\n", key, strings.ReplaceAll(l, "\t", " "))
+			fmt.Fprintf(f.tw, "%s%s:\t%s\n", f.indent, key, strings.ReplaceAll(l, "\t", " "))
 			continue
 		}
-		fmt.Fprintf(f.tw, "\t%s\n", strings.ReplaceAll(l, "\t", " "))
+		fmt.Fprintf(f.tw, "%s\t%s\n", f.indent, strings.ReplaceAll(l, "\t", " "))
 	}
 }
 

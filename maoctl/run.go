@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
 
 	"github.com/mao-research/mao/api"
@@ -34,6 +35,24 @@ func (c *ctl) runCommand() *cli.Command {
 				Usage:     "show a run's record and the end of its log",
 				ArgsUsage: "ID",
 				Action:    c.runShow,
+			},
+			{
+				Name:      "provenance",
+				Usage:     "print what produced a run's output: the image, command, env, resources and commits it ran with",
+				ArgsUsage: "ID",
+				Action:    c.runProvenance,
+			},
+			{
+				Name:      "replay",
+				Usage:     "run a past run again, exactly (its image by digest, command, env, resources and input commit), and compare its output with the original's",
+				ArgsUsage: "ID",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "site", Usage: "replay at site `NAME` (default: the site that ran it, whose clone holds its commits)"},
+					&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "stream the replay's log until it ends, then print its verdict"},
+					&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print only the replay's run ID (for scripts)"},
+					rawFlag(),
+				},
+				Action: c.runReplay,
 			},
 			{
 				Name:      "logs",
@@ -131,17 +150,7 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 		}
 		f.add("Earlier attempts", strings.Join(lines, "\n"))
 	}
-	f.add("Image", r.Image)
-	f.addIf("Image ID", r.ImageID)
-	f.addIf("Image digest", r.ImageDigest)
-	f.addIf("Network", r.Network)
-	f.add("Data repo", r.DataRepo)
-	f.addIf("Commit before", r.DataCommitBefore)
-	f.addIf("Commit after", r.DataCommitAfter)
 	f.addIf("Push", pushText(r.Push))
-	f.addIf("Input dataset", r.InputDataset)
-	f.addIf("Input commit", r.InputCommit)
-	f.addIf("Env", keyValues(r.Env, "\n"))
 	f.add("Created", timestamp(&r.CreatedAt))
 	f.add("Started", timestamp(r.StartedAt))
 	if r.ContainerStartedAt != nil {
@@ -150,6 +159,23 @@ func (c *ctl) runShow(cCtx *cli.Context) error {
 	f.add("Finished", timestamp(r.FinishedAt))
 	f.addIf("Duration", runDuration(r))
 	f.add("Files", filesText(r))
+	if err := f.flush(); err != nil {
+		return err
+	}
+	if r.Replay != nil {
+		fmt.Fprintln(c.stdout, "\nReplay:")
+		f = newFields(c.stdout)
+		f.indent = "  "
+		replayFields(f, *r.Replay)
+		if err := f.flush(); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(c.stdout, "\nProvenance:")
+	p, ok := api.ProvenanceOf(r)
+	f = newFields(c.stdout)
+	f.indent = "  "
+	provenanceFields(f, p, ok)
 	if err := f.flush(); err != nil {
 		return err
 	}
@@ -230,6 +256,164 @@ func attempts(n int) string {
 		return "1 attempt"
 	}
 	return fmt.Sprintf("%d attempts", n)
+}
+
+func (c *ctl) runReplay(cCtx *cli.Context) error {
+	a, err := args(cCtx, "ID")
+	if err != nil {
+		return err
+	}
+	if cCtx.Bool("follow") && cCtx.Bool("quiet") {
+		return usageErrorf("%s: --follow and --quiet do not go together", commandName(cCtx))
+	}
+	ctx := cCtx.Context
+	r, err := c.client.ReplayRun(ctx, a[0], api.ReplayRequest{Site: cCtx.String("site")})
+	if err != nil {
+		return err
+	}
+	if cCtx.Bool("follow") {
+		if err := c.follow(ctx, r, cCtx.Bool("raw")); err != nil {
+			return err
+		}
+		final, err := c.client.Run(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		return c.verdict(final)
+	}
+	return c.printStarted(cCtx.Bool("quiet"), []api.Run{r})
+}
+
+// verdict prints how a replay that succeeded compares with its original,
+// and turns a replay that did not reproduce it into exit code 1.
+func (c *ctl) verdict(r api.Run) error {
+	if r.Replay == nil || r.Replay.Verdict == "" {
+		return nil
+	}
+	f := newFields(c.stderr)
+	replayFields(f, *r.Replay)
+	if err := f.flush(); err != nil {
+		return err
+	}
+	if r.Replay.Verdict != api.ReplayReproduced {
+		return &RunExitError{Run: r, Code: exitError}
+	}
+	return nil
+}
+
+// replayFields adds what a replay replayed and how its output compares.
+func replayFields(f *fields, p api.Replay) {
+	f.add("Replay of", fmt.Sprintf("%s (site %s)", p.Of, p.Site))
+	f.addIf("Compared with", p.Commit)
+	f.add("Verdict", cell(p.Verdict))
+	if len(p.Differences) > 0 {
+		lines := make([]string, 0, len(p.Differences)+1)
+		for _, d := range p.Differences {
+			lines = append(lines, fmt.Sprintf("%s: original %s, replay %s", d.Path, versionText(d.Original), versionText(d.Replay)))
+		}
+		if p.DifferencesTotal > len(p.Differences) {
+			lines = append(lines, fmt.Sprintf("(%d more)", p.DifferencesTotal-len(p.Differences)))
+		}
+		f.add("Differences", strings.Join(lines, "\n"))
+	}
+	f.addIf("Note", p.Note)
+}
+
+// versionText is a file's size and hash, or that it is absent.
+func versionText(v *api.FileVersion) string {
+	if v == nil {
+		return "absent"
+	}
+	return fmt.Sprintf("%s sha256:%s", humanize.IBytes(uint64(v.Size)), v.SHA256[:min(len(v.SHA256), 12)])
+}
+
+func (c *ctl) runProvenance(cCtx *cli.Context) error {
+	a, err := args(cCtx, "ID")
+	if err != nil {
+		return err
+	}
+	r, err := c.client.Run(cCtx.Context, a[0])
+	if err != nil {
+		return err
+	}
+	p, ok := api.ProvenanceOf(r)
+	if !ok {
+		return fmt.Errorf("run %s has no provenance: %s", r.ID, noSnapshot(r))
+	}
+	if c.json {
+		return writeJSON(c.stdout, p)
+	}
+	f := newFields(c.stdout)
+	f.add("Run", p.Run)
+	f.add("Tool", p.Tool)
+	f.add("Site", p.Site)
+	f.add("Trigger", p.Trigger)
+	if p.ScheduledTime != nil {
+		f.add("Scheduled", timestamp(p.ScheduledTime))
+	}
+	provenanceFields(f, p, ok)
+	return f.flush()
+}
+
+// provenanceFields adds what produced a run's output; snapshot says
+// whether p has the run's snapshot of what it ran.
+func provenanceFields(f *fields, p api.Provenance, snapshot bool) {
+	f.add("Image", p.Image)
+	f.addIf("Image ID", p.ImageID)
+	f.addIf("Image digest", p.ImageDigest)
+	if !snapshot {
+		f.addIf("Network", p.Network)
+		f.addIf("Env", keyValues(p.Env, "\n"))
+	} else {
+		f.add("Command", commandText(p.Command))
+		f.addIf("Env", keyValues(p.Env, "\n"))
+		f.add("Resources", resourcesText(p.RunSpec))
+		f.add("Network", cell(p.Network))
+		f.addIf("User", p.User)
+		f.add("Timeout", p.Timeout)
+	}
+	f.addIf("Input dataset", p.InputDataset)
+	f.addIf("Input commit", p.InputCommit)
+	f.add("Data repo", p.DataRepo)
+	f.addIf("Commit before", p.DataCommitBefore)
+	f.addIf("Commit after", p.DataCommitAfter)
+	if !snapshot {
+		return
+	}
+	if p.SpecRevision != 0 {
+		f.add("Tool revision", fmt.Sprint(p.SpecRevision))
+	}
+	f.addIf("Orchestrator", p.Version)
+}
+
+// noSnapshot says why a run's record has no snapshot of what it ran.
+func noSnapshot(r api.Run) string {
+	if r.State == api.StatePending {
+		return "it has not started yet"
+	}
+	return "its site did not get as far as preparing it, or recorded no snapshot (an orchestrator older than provenance)"
+}
+
+// commandText is a container's command, each argument visible; "the
+// image's" when it has none.
+func commandText(cmd []string) string {
+	if len(cmd) == 0 {
+		return "the image's"
+	}
+	return quoteArgs(cmd)
+}
+
+// resourcesText is a run's CPU and memory limits as applied.
+func resourcesText(s api.RunSpec) string {
+	cpus := "no cpu limit"
+	if s.Resources != nil && s.Resources.CPUs > 0 {
+		cpus = fmt.Sprintf("%g cpus", s.Resources.CPUs)
+	}
+	memory := "no memory limit"
+	if s.Memory > 0 {
+		memory = humanize.IBytes(uint64(s.Memory)) + " memory"
+	}
+	return cpus + ", " + memory
 }
 
 // filesText lists the files a run wrote, noting those left out of its

@@ -81,12 +81,30 @@ func (c *ctl) siteShow(cCtx *cli.Context) error {
 	return f.flush()
 }
 
-// siteState is live or gone (its lease expired).
+// siteState is live or gone (its lease expired), or, for the asked
+// site while etcd does not answer it, offline; with the records its
+// journal holds that are not in etcd yet, if any.
 func siteState(s api.SiteInfo) string {
-	if s.Live {
-		return "live"
+	state := "gone"
+	switch {
+	case s.Offline:
+		return journalState(true, s.Journaled)
+	case s.Live:
+		state = "live"
 	}
-	return "gone"
+	if s.Journaled > 0 {
+		state += ", " + journalState(false, s.Journaled)
+	}
+	return state
+}
+
+// journalState says that the site is offline and how many records it has
+// journaled, or, online, how many it has yet to replay into etcd.
+func journalState(offline bool, journaled int) string {
+	if offline {
+		return "offline, " + plural(journaled, "record") + " journaled"
+	}
+	return plural(journaled, "record") + " journaled, being replayed into etcd"
 }
 
 func (c *ctl) healthCommand() *cli.Command {
@@ -115,6 +133,9 @@ func (c *ctl) health(cCtx *cli.Context) error {
 		f.add("Docker", h.Docker)
 		if h.InvalidRecords > 0 {
 			f.add("Invalid records", fmt.Sprintf("%d, left out (maoctl federation check lists them)", h.InvalidRecords))
+		}
+		if h.Offline || h.Journaled > 0 {
+			f.add("Work", journalState(h.Offline, h.Journaled))
 		}
 		err = f.flush()
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strconv"
@@ -382,7 +383,12 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 	if len(runs) != 1 {
 		return fmt.Errorf("--follow follows one run, but the orchestrator started %d", len(runs))
 	}
-	r := runs[0]
+	return c.follow(ctx, runs[0], cCtx.Bool("raw"))
+}
+
+// follow says where a run that was just asked for runs, streams its log
+// until it ends, and reports how it ended (see finished).
+func (c *ctl) follow(ctx context.Context, r api.Run, raw bool) error {
 	switch site := namedSite(r); {
 	case r.Site != "":
 		fmt.Fprintf(c.stderr, "run %s of %s started at site %s\n", r.ID, r.Tool, r.Site)
@@ -391,7 +397,7 @@ func (c *ctl) toolRun(cCtx *cli.Context) error {
 	default:
 		fmt.Fprintf(c.stderr, "run %s of %s waits for an eligible site (target %s)\n", r.ID, r.Tool, targetText(r.Target))
 	}
-	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.logWriter(cCtx.Bool("raw"))); err != nil {
+	if err := c.client.RunLogs(ctx, r.ID, api.LogOptions{Follow: true}, c.logWriter(raw)); err != nil {
 		if errors.Is(err, context.Canceled) {
 			return fmt.Errorf("stopped following run %s, which goes on %s (see maoctl run show %s): %w", r.ID, runWhere(r), r.ID, err)
 		}
@@ -500,27 +506,40 @@ func limit(set bool, v string) string {
 	return v
 }
 
-// nonNil makes an empty list print as [] rather than null.
 // printList prints a list the API answered: its JSON (the items and the
-// invalid records), or the table that table prints, none when it is
-// empty, and then on stderr what records were left out as invalid.
+// invalid records), or the table that table prints with a footer line
+// naming the records left out as invalid, if any (none and the footer on
+// stderr when the list is empty), then the list's note on stderr.
 func printList[T any](c *ctl, list api.List[T], none string, table func([]T) error) error {
 	if c.json {
 		list.Items = nonNil(list.Items)
 		return writeJSON(c.stdout, list)
 	}
+	// The footer goes under the table; with no table, beside the none
+	// line, on stderr.
+	footer := c.stdout
 	if len(list.Items) == 0 {
+		footer = c.stderr
 		if _, err := fmt.Fprintln(c.stderr, none); err != nil {
 			return err
 		}
 	} else if err := table(list.Items); err != nil {
 		return err
 	}
-	return c.leftOut(list.Invalid)
+	if err := leftOut(footer, list.Invalid); err != nil {
+		return err
+	}
+	if list.Note != "" {
+		if _, err := fmt.Fprintln(c.stderr, list.Note); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// leftOut says which invalid records a list left out, if any.
-func (c *ctl) leftOut(invalid []api.InvalidRecord) error {
+// leftOut says, in a table's footer line, which invalid records a list
+// left out, if any.
+func leftOut(w io.Writer, invalid []api.InvalidRecord) error {
 	if len(invalid) == 0 {
 		return nil
 	}
@@ -531,11 +550,12 @@ func (c *ctl) leftOut(invalid []api.InvalidRecord) error {
 	if len(invalid) > len(keys) {
 		keys = append(keys, "...")
 	}
-	_, err := fmt.Fprintf(c.stderr, "%s left out as invalid: %s (maoctl federation check says why)\n",
+	_, err := fmt.Fprintf(w, "%s left out as invalid: %s (maoctl federation check says why)\n",
 		plural(len(invalid), "record"), strings.Join(keys, ", "))
 	return err
 }
 
+// nonNil makes an empty list print as [] rather than null.
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}

@@ -16,6 +16,7 @@ const (
 	KindRunRecovered  = "run_recovered" // a tool's run succeeded after failures
 	KindPushFailed    = "push_failed"   // a run's commit has not reached the data repository for a while
 	KindTest          = "test"          // a test message, asked for by a person
+	KindEtcdNoSpace   = "etcd_nospace"  // etcd's database reached its quota: it refuses writes
 )
 
 // Event is something to tell people about. Fields that do not apply to
@@ -61,6 +62,12 @@ func (e Event) Summary() string {
 		s = tool + " recovered"
 	case KindPushFailed:
 		s = "push of " + tool + "'s results failed"
+	case KindEtcdNoSpace:
+		s = "etcd is out of space (NOSPACE): mao cannot record anything"
+		if e.Site != "" {
+			return s + ", seen by site " + e.Site
+		}
+		return s
 	case KindTest:
 		s = "test notification"
 		if e.Site != "" {

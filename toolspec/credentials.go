@@ -144,6 +144,14 @@ func (t *Tool) ValidateStored() error {
 	return c.Validate()
 }
 
+// CheckStoredGitURL checks a git URL read from a record (a run's
+// data_repo), as ValidateStored checks a tool's: credentials that a record
+// written before mao refused them may hold aside, it must be a git URL a
+// tool record could name.
+func CheckStoredGitURL(s string) error {
+	return checkGitURL(withoutCredentials(s))
+}
+
 // ValidateStored checks a dataset read from the registry, as
 // Tool.ValidateStored.
 func (d *Dataset) ValidateStored() error {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,13 +37,16 @@ type Tool struct {
 	CodeRepo string `json:"code_repo" yaml:"code_repo"`
 	Artefact string `json:"artefact" yaml:"artefact"`
 
-	Description  string            `json:"description,omitempty" yaml:"description,omitempty"`
-	Command      []string          `json:"command,omitempty" yaml:"command,omitempty"`
-	Env          map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
-	InputDataset string            `json:"input_dataset,omitempty" yaml:"input_dataset,omitempty"`
-	Timeout      string            `json:"timeout,omitempty" yaml:"timeout,omitempty"` // Go duration; default 1h
-	Resources    *Resources        `json:"resources,omitempty" yaml:"resources,omitempty"`
-	Network      string            `json:"network,omitempty" yaml:"network,omitempty"` // default "bridge"
+	Description string            `json:"description,omitempty" yaml:"description,omitempty"`
+	Command     []string          `json:"command,omitempty" yaml:"command,omitempty"`
+	Env         map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	// SecretEnv names the keys of Env (or of a schedule's env) whose
+	// values are secrets: a run's provenance keeps them as "***".
+	SecretEnv    []string   `json:"secret_env,omitempty" yaml:"secret_env,omitempty"`
+	InputDataset string     `json:"input_dataset,omitempty" yaml:"input_dataset,omitempty"`
+	Timeout      string     `json:"timeout,omitempty" yaml:"timeout,omitempty"` // Go duration; default 1h
+	Resources    *Resources `json:"resources,omitempty" yaml:"resources,omitempty"`
+	Network      string     `json:"network,omitempty" yaml:"network,omitempty"` // default "bridge"
 	// User is "UID" or "UID:GID", numeric, that the container runs as;
 	// empty: the image's user (see docs/etcd-keys.md for what a site does
 	// with it).
@@ -64,6 +68,9 @@ type Tool struct {
 	// default: Branch), PushSiteBranch (mao/<site>, each site's own) or
 	// PushOff (it stays in the site's clone).
 	Push string `json:"push,omitempty" yaml:"push,omitempty"`
+	// Revision is the etcd revision of the record the tool was read from,
+	// set by the store; it is not part of the record.
+	Revision int64 `json:"-" yaml:"-"`
 }
 
 // The values of Tool.Push.
@@ -95,6 +102,9 @@ func CheckChannelURL(u string) error {
 	return nil
 }
 
+// maxSecretEnv bounds a tool's secret_env list.
+const maxSecretEnv = 64
+
 // maxChannels bounds a tool's notify list.
 const maxChannels = 16
 
@@ -119,20 +129,8 @@ func (t *Tool) Validate() error {
 	}
 	p.check("artefact", checkLine(t.Artefact, maxShortText))
 	p.check("description", checkText(t.Description, maxLongText))
-	for i, arg := range t.Command {
-		p.check(fmt.Sprintf("command[%d]", i), checkText(arg, maxLongText))
-	}
-	for _, k := range sortedKeys(t.Env) {
-		field := "env." + k
-		p.check(field, checkEnvKey(k))
-		p.check(field, checkText(t.Env[k], maxLongText))
-	}
 	if t.InputDataset != "" {
 		p.check("input_dataset", CheckName(t.InputDataset))
-	}
-	if t.Timeout != "" {
-		_, err := checkDuration(t.Timeout)
-		p.check("timeout", err)
 	}
 	if t.Detector != nil {
 		for _, pr := range t.Detector.Problems() {
@@ -144,6 +142,50 @@ func (t *Tool) Validate() error {
 	}
 	for i, u := range t.Notify {
 		p.check(fmt.Sprintf("notify[%d]", i), CheckChannelURL(u))
+	}
+	if t.Branch != "" {
+		p.check("branch", CheckBranch(t.Branch))
+		if strings.HasPrefix(t.Branch, "mao/") {
+			p.add("branch", "%q: branches under mao/ are the sites' own (push: site-branch, and conflicts)", t.Branch)
+		}
+	}
+	switch t.Push {
+	case "", PushBranch, PushSiteBranch, PushOff:
+	default:
+		p.add("push", "%q is not one of %s, %s, %s", t.Push, PushBranch, PushSiteBranch, PushOff)
+	}
+	t.checkExecution(p)
+	return p.err()
+}
+
+// ValidateExecution checks only how the tool's container runs (command,
+// env, secret_env, timeout, resources, network, user): what a run's
+// snapshot of it holds. It returns nil or a *ValidationError of kind kind.
+func (t *Tool) ValidateExecution(kind string) error {
+	p := &problems{kind: kind}
+	t.checkExecution(p)
+	return p.err()
+}
+
+// checkExecution adds the problems of how the tool's container runs.
+func (t *Tool) checkExecution(p *problems) {
+	for i, arg := range t.Command {
+		p.check(fmt.Sprintf("command[%d]", i), checkText(arg, maxLongText))
+	}
+	for _, k := range sortedKeys(t.Env) {
+		field := "env." + k
+		p.check(field, checkEnvKey(k))
+		p.check(field, checkText(t.Env[k], maxLongText))
+	}
+	if len(t.SecretEnv) > maxSecretEnv {
+		p.add("secret_env", "has %d keys; the limit is %d", len(t.SecretEnv), maxSecretEnv)
+	}
+	for i, k := range t.SecretEnv {
+		p.check(fmt.Sprintf("secret_env[%d]", i), checkEnvKey(k))
+	}
+	if t.Timeout != "" {
+		_, err := checkDuration(t.Timeout)
+		p.check("timeout", err)
 	}
 	if r := t.Resources; r != nil {
 		if r.CPUs < 0 || r.CPUs > 1024 {
@@ -161,18 +203,6 @@ func (t *Tool) Validate() error {
 		_, _, err := parseUser(t.User)
 		p.check("user", err)
 	}
-	if t.Branch != "" {
-		p.check("branch", CheckBranch(t.Branch))
-		if strings.HasPrefix(t.Branch, "mao/") {
-			p.add("branch", "%q: branches under mao/ are the sites' own (push: site-branch, and conflicts)", t.Branch)
-		}
-	}
-	switch t.Push {
-	case "", PushBranch, PushSiteBranch, PushOff:
-	default:
-		p.add("push", "%q is not one of %s, %s, %s", t.Push, PushBranch, PushSiteBranch, PushOff)
-	}
-	return p.err()
 }
 
 // TimeoutDuration is the run time limit, DefaultTimeout when unset.
@@ -227,4 +257,23 @@ func sortedKeys(m map[string]string) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// SecretMask stands for a secret value where a record keeps what ran.
+const SecretMask = "***"
+
+// MaskSecrets returns a copy of env with the values of the keys the tool
+// lists in SecretEnv replaced by SecretMask.
+func (t *Tool) MaskSecrets(env map[string]string) map[string]string {
+	if env == nil {
+		return nil
+	}
+	out := make(map[string]string, len(env))
+	for k, v := range env {
+		if slices.Contains(t.SecretEnv, k) {
+			v = SecretMask
+		}
+		out[k] = v
+	}
+	return out
 }

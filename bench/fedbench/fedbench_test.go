@@ -1,7 +1,8 @@
 // Package fedbench measures the federation: how fast a registration at one
 // site reaches another site's watch, against a raw etcd watch on the same
 // cluster, how soon a killed or frozen site's run starts again elsewhere,
-// and how soon a killed site on its embedded etcd is ready again. Run:
+// how soon a killed site on its embedded etcd is ready again, and what a
+// site does without quorum for two minutes. Run:
 //
 //	go test -run '^$' -bench . -benchtime 1x ./bench/fedbench/
 package fedbench
@@ -296,5 +297,107 @@ func BenchmarkFailoverAfterSIGSTOP(b *testing.B) {
 	} else {
 		fmt.Printf("  output of the lost attempts kept by the thawed sites: %s\n", strings.Join(leaked, "; "))
 		b.Errorf("the thawed site kept output of a lost attempt: %v", leaked)
+	}
+}
+
+// BenchmarkWorkWithoutQuorum gives one site (default lease TTL and
+// request timeout) three --site schedules of its own, @every 5s, each of a
+// tool with its own data repository, stops two of the three etcd members
+// for two minutes, starts them again, and prints: the ticks due without
+// quorum and how many of them ran at the site (their container started,
+// and they succeeded), the records the site journaled meanwhile (its
+// health just before the quorum came back), and the time to replay them:
+// from the quorum's return until every record of those ticks was in etcd
+// (a watch of /mao/runs/), until the site said it was online again, and
+// the replay's own part (from its first write to etcd to its last, as the
+// site logs it).
+func BenchmarkWorkWithoutQuorum(b *testing.B) {
+	const ttl, every, outage, schedules = 10 * time.Second, 5 * time.Second, 2 * time.Minute, 3
+	cluster, s := sites(b, fedtest.Build(b), 1, ttl)
+	site := s[0]
+	runs := fedtest.WatchRuns(b, cluster.Client(b))
+	image := testenv.BuildTestImage(b)
+	ctx := context.Background()
+	var ids []string
+	for i := range schedules {
+		tool := api.Tool{Name: fmt.Sprintf("own-%d", i+1), Author: "bench", Image: image, DataRepo: testenv.GitRepo(b, nil),
+			Network: "none", Command: []string{"-mark", "-control", "1"}}
+		if _, err := site.Client.RegisterTool(ctx, tool); err != nil {
+			b.Fatal(err)
+		}
+		sch, err := site.Client.CreateSchedule(ctx, api.Schedule{Tool: tool.Name, Spec: "@every " + every.String(), Overlap: "allow",
+			Target: api.Target{Mode: "site", Site: site.Name}})
+		if err != nil {
+			b.Fatal(err)
+		}
+		ids = append(ids, sch.ID)
+	}
+	tickIDs := func(from, to time.Time) []string {
+		var out []string
+		for tick := from.Truncate(every).Add(every); !tick.After(to); tick = tick.Add(every) {
+			for _, id := range ids {
+				out = append(out, fmt.Sprintf("%s-%d", id, tick.Unix()))
+			}
+		}
+		return out
+	}
+	recorded := func(want []string, ran func(api.Run) bool) func(map[string]api.Run) bool {
+		return func(m map[string]api.Run) bool {
+			for _, id := range want {
+				if r, ok := m[id]; !ok || !r.State.Terminal() || ran != nil && !ran(r) {
+					return false
+				}
+			}
+			return true
+		}
+	}
+	var due, ran []string
+	var journaled int
+	var toEtcd, toOnline time.Duration
+	var replay string
+	for b.Loop() {
+		warm := time.Now()
+		runs.Until(60*time.Second, "a tick of each schedule before the outage", recorded(tickIDs(warm, warm.Add(every)), nil))
+		cluster.Stop(1)
+		cluster.Stop(2)
+		lostAt := time.Now()
+		time.Sleep(outage) // the outage itself
+		h, err := site.Client.Health(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		journaled = h.Journaled
+		site.Drain()
+		cluster.Start(1)
+		cluster.Start(2)
+		backAt := time.Now()
+		due = tickIDs(lostAt, backAt)
+		m := runs.Until(5*time.Minute, "every tick due without quorum recorded in etcd", recorded(due, nil))
+		toEtcd = time.Since(backAt)
+		online, err := site.Await(2*time.Minute, func(r fedtest.Record) bool {
+			return r.Msg == "etcd answers again and the journal is replayed: the site is online"
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		toOnline, replay = online.Time.Sub(backAt), fmt.Sprint(online.Attrs["replay_took"])
+		ran = ran[:0]
+		for _, id := range due {
+			if r := m[id]; r.State == api.StateSucceeded && r.ContainerStartedAt != nil && r.Trigger == api.TriggerSchedule {
+				ran = append(ran, id)
+			}
+		}
+	}
+	fmt.Printf("quorum lost for %s with %d --site schedules @every %s at one site (lease TTL %s, request timeout 5s):\n",
+		outage, schedules, every, ttl)
+	fmt.Printf("  ticks due without quorum: %d; run on time at the site (container started, succeeded): %d\n", len(due), len(ran))
+	fmt.Printf("  records journaled (health just before the quorum came back): %d\n", journaled)
+	fmt.Printf("  after the quorum came back: every tick's record in etcd after %.2f s; site online (journal replayed) after %.2f s; the replay itself took %s\n",
+		toEtcd.Seconds(), toOnline.Seconds(), replay)
+	b.ReportMetric(float64(len(ran)), "ticks-run")
+	b.ReportMetric(float64(journaled), "records-journaled")
+	b.ReportMetric(toOnline.Seconds(), "replayed-s")
+	if len(ran) != len(due) {
+		b.Errorf("%d of %d ticks due without quorum did not run on time", len(due)-len(ran), len(due))
 	}
 }

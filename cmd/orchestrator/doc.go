@@ -1,8 +1,9 @@
 // Command orchestrator is mao's per-site daemon. See README.md and
 // config.ini.example.
 // All behaviour lives in package orchestrator/daemon; this main only
-// parses flags, loads the config, starts the daemon and maps its error to
-// an exit status.
+// parses flags, loads the config, starts the daemon (or, with -leave, has
+// the stopped site leave the federation) and maps its error to an exit
+// status.
 //
 // # Rules
 //

@@ -115,3 +115,36 @@ func TestSIGTERMStopsCleanly(t *testing.T) {
 		t.Fatalf("api.addr left behind: %v", err)
 	}
 }
+
+// TestFederationFlagsRefuse: the flags of the federation's voters refuse
+// what they cannot do, before anything is changed: -leave with
+// -force-new-cluster (a usage error, 2), a witness that has no join token
+// (it founds no federation), -leave and -force-new-cluster at a site with
+// no etcd data, and a witness on an external etcd.
+func TestFederationFlagsRefuse(t *testing.T) {
+	bin := build(t)
+	site := func(extra string) string {
+		return writeConfig(t, "[site]\nname = w\ndata_dir = "+t.TempDir()+"\n"+extra)
+	}
+	tests := []struct {
+		name    string
+		args    []string
+		code    int
+		mention string
+	}{
+		{"leave and force", []string{"-leave", "-force-new-cluster", "-config", site("")}, 2, "do not go together"},
+		{"a witness without a token", []string{"-witness", "-config", site("")}, 1, "joins a federation, and founds none"},
+		{"a witness on an external etcd", []string{"-witness", "-config", site("[etcd]\nendpoints = http://127.0.0.1:1\n")}, 1, "etcd.endpoints must be empty"},
+		{"leave without a member", []string{"-leave", "-config", site("")}, 1, "no etcd member to take out"},
+		{"force without data", []string{"-force-new-cluster", "-config", site("")}, 1, "it has none"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := exec.Command(bin, tc.args...).CombinedOutput()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != tc.code || !strings.Contains(string(out), tc.mention) {
+				t.Fatalf("exit %v, want %d mentioning %q:\n%s", err, tc.code, tc.mention, out)
+			}
+		})
+	}
+}

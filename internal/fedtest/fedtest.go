@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -44,13 +46,26 @@ func Build(t testing.TB) Binaries {
 // fails the test.
 func (b Binaries) Ctl(t testing.TB, addr string, args ...string) string {
 	t.Helper()
+	stdout, stderr, code := b.CtlExit(t, addr, args...)
+	if code != 0 {
+		t.Fatalf("maoctl %s: exit %d\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), code, stdout, stderr)
+	}
+	return stdout
+}
+
+// CtlExit runs maoctl against addr and returns its stdout, stderr and
+// exit code, for commands that may fail.
+func (b Binaries) CtlExit(t testing.TB, addr string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	cmd := exec.Command(b.Maoctl, append([]string{"--addr", addr}, args...)...)
 	cmd.Stdout, cmd.Stderr = &out, &errOut
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("maoctl %s: %v\nstdout:\n%s\nstderr:\n%s", strings.Join(args, " "), err, out.String(), errOut.String())
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if err != nil && !errors.As(err, &exit) {
+		t.Fatalf("maoctl %s: %v", strings.Join(args, " "), err)
 	}
-	return out.String()
+	return out.String(), errOut.String(), cmd.ProcessState.ExitCode()
 }
 
 // JoinToken asks the site at addr for a join token for site name, one that
@@ -88,6 +103,8 @@ type Site struct {
 	t       testing.TB
 	bins    Binaries
 	config  string
+	args    []string // the orchestrator's flags besides -config and the log's
+	witness bool     // started with -witness: no API; ready when its member is
 	cmd     *exec.Cmd
 	down    bool // killed or stopped, and not started again
 	frozen  bool // stopped with SIGSTOP, not continued yet
@@ -115,12 +132,14 @@ stop_grace = 1s
 }
 
 // Start writes config to a new data directory's config.ini and starts an
-// orchestrator with it; it returns once the API answers. The process is
+// orchestrator with it, and with args (such as -witness); it returns once
+// the API answers (a witness's member: it has no API). The process is
 // stopped when the test ends. config may use %DIR% for the data directory.
-func Start(t testing.TB, bins Binaries, name, config string) *Site {
+func Start(t testing.TB, bins Binaries, name, config string, args ...string) *Site {
 	t.Helper()
 	dir := t.TempDir()
-	s := &Site{Name: name, Dir: dir, t: t, bins: bins, config: filepath.Join(dir, "config.ini")}
+	s := &Site{Name: name, Dir: dir, t: t, bins: bins, config: filepath.Join(dir, "config.ini"), args: args,
+		witness: slices.Contains(args, "-witness")}
 	if err := os.WriteFile(s.config, []byte(strings.ReplaceAll(config, "%DIR%", dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +174,7 @@ func (s *Site) start() {
 		s.t.Fatal(err)
 	}
 	s.down, s.frozen = false, false
-	s.cmd = exec.Command(s.bins.Orchestrator, "-config", s.config, "-log-json", "-debug")
+	s.cmd = exec.Command(s.bins.Orchestrator, append([]string{"-config", s.config, "-log-json", "-debug"}, s.args...)...)
 	stderr, err := s.cmd.StderrPipe()
 	if err != nil {
 		s.t.Fatal(err)
@@ -175,6 +194,9 @@ func (s *Site) start() {
 		s.t.Fatalf("orchestrator %s exited at start-up:\n%s", s.Name, s.Log())
 	case <-time.After(60 * time.Second):
 		s.t.Fatalf("orchestrator %s not ready after 60s:\n%s", s.Name, s.Log())
+	}
+	if s.witness {
+		return
 	}
 	c, err := api.NewClient(s.Addr, "", nil)
 	if err != nil {
@@ -197,9 +219,12 @@ func (s *Site) read(r io.Reader, ready chan<- string) {
 		if ts, ok := m["time"].(string); ok {
 			rec.Time, _ = time.Parse(time.RFC3339Nano, ts)
 		}
-		if rec.Msg == "orchestrator ready" {
+		switch rec.Msg {
+		case "orchestrator ready":
 			addr, _ := m["api"].(string)
 			ready <- addr
+		case "witness ready":
+			ready <- ""
 		}
 		select {
 		case s.records <- rec:
@@ -349,10 +374,46 @@ func (s *Site) Commits(tool string) []string {
 // Up reports whether the process runs (it was not killed or stopped).
 func (s *Site) Up() bool { return !s.down }
 
-// Restart starts the process again with the same config and data.
-func (s *Site) Restart() {
+// Restart starts the process again with the same config and data, and
+// with args instead of those it had (besides -witness, which stays).
+func (s *Site) Restart(args ...string) {
 	s.t.Helper()
+	s.args = args
+	if s.witness {
+		s.args = append(s.args, "-witness")
+	}
 	s.start()
+}
+
+// Exited waits at most d for the process to exit by itself (a site that
+// leaves the federation does) and returns its exit code.
+func (s *Site) Exited(d time.Duration) (int, error) {
+	select {
+	case <-s.exited:
+		s.down = true
+		return s.cmd.ProcessState.ExitCode(), nil
+	case <-time.After(d):
+		return 0, fmt.Errorf("site %s still runs after %s", s.Name, d)
+	}
+}
+
+// Run runs the orchestrator once with the site's config and data and args
+// (such as -leave), while the site is stopped, and returns its output and
+// exit code.
+func (s *Site) Run(args ...string) (string, int) {
+	s.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, s.bins.Orchestrator, append([]string{"-config", s.config}, args...)...).CombinedOutput()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return string(out), 0
+	case errors.As(err, &exit) && ctx.Err() == nil:
+		return string(out), exit.ExitCode()
+	}
+	s.t.Fatalf("orchestrator %s: %v\n%s", strings.Join(args, " "), err, out)
+	return "", 0
 }
 
 // Stop stops the process with SIGTERM and waits for it.

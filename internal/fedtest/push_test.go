@@ -147,8 +147,9 @@ func served(t *testing.T, files map[string]string) *gitserver.Repos {
 // one branch lose nothing and force nothing: two sites run an --all
 // schedule every second for 20 ticks into one repository served by git
 // daemon; every run's commit (40 and more) is on main, each once, with
-// its run's file, its record says pushed with that commit, and every
-// update of main was a fast-forward.
+// its run's file and its trailers (Mao-Run, Mao-Site: a rebased commit
+// keeps them), its record says pushed with that commit, and every update
+// of main was a fast-forward.
 func TestPushFromEverySite(t *testing.T) {
 	w := newPushWorld(t)
 	repos := served(t, nil)
@@ -193,6 +194,13 @@ func TestPushFromEverySite(t *testing.T) {
 		return true
 	})
 	onMain, _ := subjects(t, repos, "main")
+	// A rebased commit keeps the run's provenance: its trailers.
+	trailers := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(repos.Git(t, "data", "log",
+		"--format=%H Mao-Run=%(trailers:key=Mao-Run,valueonly,separator=) Mao-Site=%(trailers:key=Mao-Site,valueonly,separator=)", "main")), "\n") {
+		h, rest, _ := strings.Cut(line, " ")
+		trailers[h] = rest
+	}
 	tree := repos.Git(t, "data", "ls-tree", "--name-only", "main")
 	pushed := 0
 	for _, r := range ofSchedule(final) {
@@ -206,6 +214,9 @@ func TestPushFromEverySite(t *testing.T) {
 		}
 		if subject := onMain[r.Push.Commit]; !strings.Contains(subject, "run "+r.ID+" ") {
 			t.Errorf("run %s: its pushed commit %s is %q on main", r.ID, r.Push.Commit, subject)
+		}
+		if got, want := trailers[r.Push.Commit], "Mao-Run="+r.ID+" Mao-Site="+r.Site; got != want {
+			t.Errorf("run %s: its pushed commit's trailers say %q, want %q", r.ID, got, want)
 		}
 		if !strings.Contains(tree, "run-"+r.ID+"\n") {
 			t.Errorf("main lacks run %s's file", r.ID)

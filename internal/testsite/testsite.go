@@ -70,6 +70,8 @@ type Options struct {
 	// same on every run, but asking it for its status at its advertised
 	// URL (federation status) waits for the request timeout.
 	AdvertisedPorts bool
+	// MaxVoters is [federation] max_voters; default the config's.
+	MaxVoters int
 	// Clock is the site's clock; default a new Clock at Now. Sites of one
 	// federation share one.
 	Clock *Clock
@@ -192,6 +194,9 @@ func start(t testing.TB, opts Options, clock *Clock) (*Site, error) {
 	cfg.Notify.URLs = opts.NotifyURLs
 	if opts.RequestTimeout > 0 {
 		cfg.Etcd.RequestTimeout = opts.RequestTimeout
+	}
+	if opts.MaxVoters > 0 {
+		cfg.Federation.MaxVoters = opts.MaxVoters
 	}
 	if !opts.Docker {
 		cfg.Docker.Host = "unix://" + filepath.Join(cfg.Site.DataDir, "no-docker.sock")

@@ -158,8 +158,14 @@ func writtenBy(run api.Run, metrics []detector.Metric) error {
 }
 
 // Ended queues a run that has ended for its notifications; it never
-// blocks. A full queue drops the run, with a log line.
-func (a *Alerts) Ended(run api.Run) { a.queue(item{run: run}) }
+// blocks. A full queue drops the run, with a log line. A replay never
+// notifies, nor changes what the tool's runs have told.
+func (a *Alerts) Ended(run api.Run) {
+	if run.Replay != nil {
+		return
+	}
+	a.queue(item{run: run})
+}
 
 // PushFailing queues a run whose commit has not reached its data
 // repository for longer than the site allows: push_failed is told once

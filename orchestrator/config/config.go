@@ -73,6 +73,28 @@ type Etcd struct {
 	// certificates like the rest of the port, and allows no cross-origin
 	// requests.
 	Gateway bool
+
+	// AutoCompactionMode (key auto_compaction_mode) is how the embedded
+	// member compacts its history: "periodic" (the default) keeps
+	// AutoCompactionRetention of time, "revision" that many revisions.
+	AutoCompactionMode string
+	// AutoCompactionRetention (key auto_compaction_retention) is a
+	// duration for periodic (default 1h) or a number of revisions for
+	// revision (default 10000).
+	AutoCompactionRetention string
+	// QuotaBytes (key quota_backend_bytes) is the embedded member's
+	// database quota, past which etcd raises NOSPACE and refuses writes;
+	// default 2GiB (etcd's), from 16MiB to 8GiB.
+	QuotaBytes int64
+	// DefragFreePercent (key defrag_free_percent) is the share of the
+	// embedded member's database, in percent, that must be free (left by
+	// compacted history) before the site defragments it; default 50,
+	// from 10 to 90.
+	DefragFreePercent int
+	// MaintenanceInterval (key maintenance_interval) is how often the
+	// site looks at its etcd's alarms and, for the embedded member, at
+	// its database's size; default 10s, at least 1s.
+	MaintenanceInterval time.Duration
 }
 
 // Federation is the [federation] section: what sites offer each other.
@@ -84,10 +106,22 @@ type Federation struct {
 	Listen string
 	// TokenTTL (key token_ttl) is how long a join token is good; default 1h.
 	TokenTTL time.Duration
+	// MaxVoters (key max_voters) is how many of the federation's etcd
+	// members vote at most: an odd number, default 3. The others are
+	// learners, which hold every record but do not count towards quorum.
+	// Every site should have the same value: a site applies its own when
+	// it decides about its member's vote.
+	MaxVoters int
 }
 
 // TLS reports whether any client TLS file is set.
 func (e Etcd) TLS() bool { return e.CAFile != "" || e.CertFile != "" || e.KeyFile != "" }
+
+// The modes of etcd.auto_compaction_mode.
+const (
+	CompactPeriodic = "periodic"
+	CompactRevision = "revision"
+)
 
 // Embedded reports whether the orchestrator runs its own etcd member.
 func (e Etcd) Embedded() bool { return len(e.Endpoints) == 0 }
@@ -181,6 +215,13 @@ type Runs struct {
 	// 100000.
 	MaxOutputBytes int64
 	MaxOutputFiles int
+	// History (key history) is how many runs asked for by hand (manual
+	// runs and replays) each tool keeps in etcd at this site; older ended
+	// ones are pruned together with their log files. Default 100, from 1
+	// to 100000. MaxAge (key max_age), if set, prunes such runs that ended
+	// longer ago too; default 0, no age limit.
+	History int
+	MaxAge  time.Duration
 }
 
 // Schedules is the [schedules] section.
@@ -264,6 +305,16 @@ const (
 	defaultPeerURL        = "https://127.0.0.1:2380"
 	defaultFederation     = "127.0.0.1:0"
 	defaultTokenTTL       = time.Hour
+	defaultCompaction     = CompactPeriodic
+	defaultPeriodicKeep   = "1h"
+	defaultRevisionKeep   = "10000"
+	defaultQuotaBytes     = 2 << 30 // etcd's default
+	minQuotaBytes         = 16 << 20
+	maxQuotaBytes         = 8 << 30 // etcd's advice: no more
+	defaultDefragFree     = 50
+	defaultMaintenance    = 10 * time.Second
+	defaultMaxVoters      = 3
+	maxMaxVoters          = 7 // etcd's advice: more voters only slow writes down
 	defaultListen         = "127.0.0.1:8080"
 	defaultShutdownGrace  = 30 * time.Second
 	defaultStopGrace      = 10 * time.Second
@@ -320,12 +371,17 @@ func base() Config {
 			RequestTimeout: defaultEtcdTimeout,
 			ClientURL:      defaultClientURL,
 			PeerURL:        defaultPeerURL,
+
+			AutoCompactionMode:  defaultCompaction,
+			QuotaBytes:          defaultQuotaBytes,
+			DefragFreePercent:   defaultDefragFree,
+			MaintenanceInterval: defaultMaintenance,
 		},
-		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL},
+		Federation: Federation{Listen: defaultFederation, TokenTTL: defaultTokenTTL, MaxVoters: defaultMaxVoters},
 		API:        API{Listen: defaultListen, MaxConnections: defaultMaxConnections},
 		Runs: Runs{ShutdownGrace: defaultShutdownGrace, StopGrace: defaultStopGrace, PrepareTimeout: defaultPrepareTimeout,
 			PidsLimit: defaultPidsLimit, DefaultMemory: defaultMemory,
-			MaxOutputBytes: defaultMaxOutputBytes, MaxOutputFiles: defaultMaxOutputFiles},
+			MaxOutputBytes: defaultMaxOutputBytes, MaxOutputFiles: defaultMaxOutputFiles, History: defaultHistory},
 		Schedules: Schedules{History: defaultHistory},
 		Detector:  Detector{SeriesLength: defaultSeriesLength},
 		Notify:    Notify{Cooldown: defaultCooldown, Attempts: defaultAttempts},
@@ -336,6 +392,12 @@ func base() Config {
 
 // derive fills the fields whose defaults follow data_dir.
 func (c *Config) derive() {
+	if c.Etcd.AutoCompactionRetention == "" {
+		c.Etcd.AutoCompactionRetention = defaultPeriodicKeep
+		if c.Etcd.AutoCompactionMode == CompactRevision {
+			c.Etcd.AutoCompactionRetention = defaultRevisionKeep
+		}
+	}
 	if c.Site.HostDataDir == "" {
 		c.Site.HostDataDir = c.Site.DataDir
 	}

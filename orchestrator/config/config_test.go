@@ -77,11 +77,13 @@ func TestDefault(t *testing.T) {
 				Etcd: Etcd{
 					Prefix: "/mao/", DialTimeout: 5 * time.Second, RequestTimeout: 5 * time.Second,
 					ClientURL: "https://127.0.0.1:2379", PeerURL: "https://127.0.0.1:2380",
+					AutoCompactionMode: "periodic", AutoCompactionRetention: "1h", QuotaBytes: 2 << 30, DefragFreePercent: 50,
+					MaintenanceInterval: 10 * time.Second,
 				},
-				Federation: Federation{Listen: "127.0.0.1:0", TokenTTL: time.Hour},
+				Federation: Federation{Listen: "127.0.0.1:0", TokenTTL: time.Hour, MaxVoters: 3},
 				API:        API{Listen: "127.0.0.1:8080", MaxConnections: 256},
 				Runs: Runs{ShutdownGrace: 30 * time.Second, StopGrace: 10 * time.Second, PrepareTimeout: 15 * time.Minute,
-					PidsLimit: 4096, DefaultMemory: 4 << 30, MaxOutputBytes: 10 << 30, MaxOutputFiles: 100000},
+					PidsLimit: 4096, DefaultMemory: 4 << 30, MaxOutputBytes: 10 << 30, MaxOutputFiles: 100000, History: 100},
 				Schedules: Schedules{History: 100},
 				Detector:  Detector{SeriesLength: 1000},
 				Notify:    Notify{Cooldown: 24 * time.Hour, Attempts: 5},
@@ -172,6 +174,12 @@ func TestParseKeys(t *testing.T) {
 			c.Etcd.Endpoints = []string{"http://10.0.0.1:2379", "https://etcd.example.org:2379"}
 		}},
 		{"empty etcd.endpoints", "[etcd]\nendpoints =\n", func(*Config) {}},
+		{"etcd maintenance", "[etcd]\nauto_compaction_mode = revision\nquota_backend_bytes = 64MiB\ndefrag_free_percent = 30\nmaintenance_interval = 1m\n",
+			func(c *Config) {
+				c.Etcd.AutoCompactionMode, c.Etcd.AutoCompactionRetention = "revision", "10000"
+				c.Etcd.QuotaBytes, c.Etcd.DefragFreePercent, c.Etcd.MaintenanceInterval = 64<<20, 30, time.Minute
+			}},
+		{"etcd periodic compaction", "[etcd]\nauto_compaction_retention = 30m\n", func(c *Config) { c.Etcd.AutoCompactionRetention = "30m" }},
 		{"etcd.prefix", "[etcd]\nprefix = /lab/mao/\n", func(c *Config) { c.Etcd.Prefix = "/lab/mao/" }},
 		{"etcd timeouts", "[etcd]\ndial_timeout = 1s\nrequest_timeout = 1m30s\n", func(c *Config) {
 			c.Etcd.DialTimeout, c.Etcd.RequestTimeout = time.Second, 90*time.Second
@@ -184,9 +192,10 @@ func TestParseKeys(t *testing.T) {
 				c.Site.Name, c.Etcd.PeerURL, c.Etcd.JoinToken = "lab-2", "https://10.0.0.2:2380", "maojoin1.eyJhIjoiIn0"
 			}},
 		{"the gateway", "[etcd]\ngrpc_gateway = true\n", func(c *Config) { c.Etcd.Gateway = true }},
-		{"federation", "[federation]\nlisten = 10.0.0.2:8443\ntoken_ttl = 30m\n", func(c *Config) {
-			c.Federation.Listen, c.Federation.TokenTTL = "10.0.0.2:8443", 30*time.Minute
+		{"federation", "[federation]\nlisten = 10.0.0.2:8443\ntoken_ttl = 30m\nmax_voters = 5\n", func(c *Config) {
+			c.Federation.Listen, c.Federation.TokenTTL, c.Federation.MaxVoters = "10.0.0.2:8443", 30*time.Minute, 5
 		}},
+		{"one voter", "[federation]\nmax_voters = 1\n", func(c *Config) { c.Federation.MaxVoters = 1 }},
 		{"api.listen", "[api]\nlisten = [::1]:0\n", func(c *Config) { c.API.Listen = "[::1]:0" }},
 		{"api.tls with the site's certificate", "[api]\ntls = yes\n", func(c *Config) { c.API.UseTLS = true }},
 		{"api.tokens", "[api]\ntokens = s3cr#t;1, tok2\n", func(c *Config) {
@@ -229,6 +238,7 @@ func TestParseKeys(t *testing.T) {
 			c.Runs.MaxOutputBytes, c.Runs.MaxOutputFiles = 1<<50, 100000000
 		}},
 		{"schedules.history", "[schedules]\nhistory = 7\n", func(c *Config) { c.Schedules.History = 7 }},
+		{"runs.history and max_age", "[runs]\nhistory = 7\nmax_age = 2160h\n", func(c *Config) { c.Runs.History, c.Runs.MaxAge = 7, 2160 * time.Hour }},
 		{"schedules.history bounds", "[schedules]\nhistory = 1\n", func(c *Config) { c.Schedules.History = 1 }},
 		{"schedules.history maximum", "[schedules]\nhistory = 100000\n", func(c *Config) { c.Schedules.History = 100000 }},
 		{"git", "[git]\nssh_key_file = " + key + "\nknown_hosts_file = /etc/hosts\ncredentials_file = " + creds + "\nca_file = /etc/hosts\n" +
@@ -330,6 +340,10 @@ history = 0
 		{"gateway not a boolean", "[etcd]\ngrpc_gateway = sometimes\n", []string{"2 etcd.grpc_gateway"}},
 		{"gateway with endpoints", "[etcd]\nendpoints = http://h:2379\ngrpc_gateway = true\n", []string{"3 etcd.grpc_gateway"}},
 		{"bad federation keys", "[federation]\nlisten = nowhere\ntoken_ttl = 5s\n", []string{"2 federation.listen", "3 federation.token_ttl"}},
+		{"max_voters not a number", "[federation]\nmax_voters = three\n", []string{"2 federation.max_voters"}},
+		{"max_voters even", "[federation]\nmax_voters = 4\n", []string{"2 federation.max_voters"}},
+		{"max_voters too many", "[federation]\nmax_voters = 9\n", []string{"2 federation.max_voters"}},
+		{"max_voters none", "[federation]\nmax_voters = 0\n", []string{"2 federation.max_voters"}},
 		{"unknown time zone", "[site]\ntimezone = Europe/Zurch\n", []string{"2 site.timezone"}},
 		{"time zone with a path", "[site]\ntimezone = ../../etc/passwd\n", []string{"2 site.timezone"}},
 		{"Local is not a time zone name", "[site]\ntimezone = Local\n", []string{"2 site.timezone"}},
@@ -358,6 +372,7 @@ history = 0
 		{"history with a fraction", "[schedules]\nhistory = 1.5\n", []string{"2 schedules.history"}},
 		{"history too large", "[schedules]\nhistory = 100001\n", []string{"2 schedules.history"}},
 		{"negative history", "[schedules]\nhistory = -3\n", []string{"2 schedules.history"}},
+		{"runs history and age", "[runs]\nhistory = 0\nmax_age = -1h\n", []string{"2 runs.history", "3 runs.max_age"}},
 		{"unknown key in [schedules]", "[schedules]\nkeep = 3\n", []string{"2 schedules.keep"}},
 		{"every bad [git] key", "[git]\nssh_key_file = nope\nknown_hosts_file = /\ncheck_host_keys = sometimes\ncredentials_file = nope2\n" +
 			"ca_file = nope3\nauthor_name = <mao>\nauthor_email = mao at lab\npush_failed_after = 0s\npush_retry_max = 10ms\nuser = mao\n",
@@ -660,6 +675,12 @@ func TestValidate(t *testing.T) {
 		},
 			[]string{"site.labels", "site.labels", "site.labels"}},
 		{"lease below minimum", func(c *Config) { c.Site.LeaseTTL = time.Second }, []string{"site.lease_ttl"}},
+		{"etcd maintenance", func(c *Config) {
+			c.Etcd.AutoCompactionMode, c.Etcd.QuotaBytes, c.Etcd.DefragFreePercent, c.Etcd.MaintenanceInterval = "always", 1<<20, 95, 0
+		}, []string{"etcd.auto_compaction_mode", "etcd.quota_backend_bytes", "etcd.defrag_free_percent", "etcd.maintenance_interval"}},
+		{"periodic retention", func(c *Config) { c.Etcd.AutoCompactionRetention = "10s" }, []string{"etcd.auto_compaction_retention"}},
+		{"revision retention", func(c *Config) { c.Etcd.AutoCompactionMode, c.Etcd.AutoCompactionRetention = "revision", "1h" },
+			[]string{"etcd.auto_compaction_retention"}},
 		{"endpoints", func(c *Config) { c.Etcd.Endpoints = []string{"http://h:2379", "", "h:2379"} },
 			[]string{"etcd.endpoints", "etcd.endpoints"}},
 		{"tokens", func(c *Config) {
@@ -699,8 +720,8 @@ func TestValidate(t *testing.T) {
 		{"plaintext member URLs", func(c *Config) { c.Etcd.ClientURL, c.Etcd.PeerURL = "http://127.0.0.1:1", "http://127.0.0.1:2" },
 			[]string{"etcd.client_url", "etcd.peer_url"}},
 		{"joining", func(c *Config) { c.Site.Name, c.Etcd.JoinToken = "b", "maojoin1.x" }, nil},
-		{"federation keys", func(c *Config) { c.Federation.Listen, c.Federation.TokenTTL = "", 0 },
-			[]string{"federation.listen", "federation.token_ttl"}},
+		{"federation keys", func(c *Config) { c.Federation.Listen, c.Federation.TokenTTL, c.Federation.MaxVoters = "", 0, 2 },
+			[]string{"federation.listen", "federation.token_ttl", "federation.max_voters"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -233,7 +233,8 @@ func (p *parser) finish() {
 	c := &p.cfg
 	c.derive()
 	if len(c.Etcd.Endpoints) > 0 {
-		for _, field := range []string{"etcd.client_url", "etcd.peer_url", "etcd.grpc_gateway"} {
+		for _, field := range []string{"etcd.client_url", "etcd.peer_url", "etcd.grpc_gateway", "etcd.auto_compaction_mode",
+			"etcd.auto_compaction_retention", "etcd.quota_backend_bytes", "etcd.defrag_free_percent"} {
 			if key, ok := p.from[field]; ok {
 				ext := p.from["etcd.endpoints"]
 				p.add(key, fmt.Errorf("is for the embedded etcd only, but %s (line %d) names an external cluster", ext, p.lines.line(ext)))
@@ -335,22 +336,28 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			}
 			return err
 		},
-		"site.lease_ttl":       dur(&c.Site.LeaseTTL),
-		"site.timezone":        str(&c.Site.Timezone),
-		"etcd.endpoints":       func(v string) error { c.Etcd.Endpoints = splitList(v); return nil },
-		"etcd.prefix":          str(&c.Etcd.Prefix),
-		"etcd.dial_timeout":    dur(&c.Etcd.DialTimeout),
-		"etcd.request_timeout": dur(&c.Etcd.RequestTimeout),
-		"etcd.ca_file":         path(&c.Etcd.CAFile),
-		"etcd.cert_file":       path(&c.Etcd.CertFile),
-		"etcd.key_file":        path(&c.Etcd.KeyFile),
-		"etcd.client_url":      str(&c.Etcd.ClientURL),
-		"etcd.peer_url":        str(&c.Etcd.PeerURL),
-		"etcd.join_token":      str(&c.Etcd.JoinToken),
-		"etcd.grpc_gateway":    boolean(&c.Etcd.Gateway),
-		"federation.listen":    str(&c.Federation.Listen),
-		"federation.token_ttl": dur(&c.Federation.TokenTTL),
-		"api.listen":           str(&c.API.Listen),
+		"site.lease_ttl":                 dur(&c.Site.LeaseTTL),
+		"site.timezone":                  str(&c.Site.Timezone),
+		"etcd.endpoints":                 func(v string) error { c.Etcd.Endpoints = splitList(v); return nil },
+		"etcd.prefix":                    str(&c.Etcd.Prefix),
+		"etcd.dial_timeout":              dur(&c.Etcd.DialTimeout),
+		"etcd.request_timeout":           dur(&c.Etcd.RequestTimeout),
+		"etcd.ca_file":                   path(&c.Etcd.CAFile),
+		"etcd.cert_file":                 path(&c.Etcd.CertFile),
+		"etcd.key_file":                  path(&c.Etcd.KeyFile),
+		"etcd.client_url":                str(&c.Etcd.ClientURL),
+		"etcd.peer_url":                  str(&c.Etcd.PeerURL),
+		"etcd.join_token":                str(&c.Etcd.JoinToken),
+		"etcd.grpc_gateway":              boolean(&c.Etcd.Gateway),
+		"etcd.auto_compaction_mode":      str(&c.Etcd.AutoCompactionMode),
+		"etcd.auto_compaction_retention": str(&c.Etcd.AutoCompactionRetention),
+		"etcd.quota_backend_bytes":       size(&c.Etcd.QuotaBytes),
+		"etcd.defrag_free_percent":       whole(&c.Etcd.DefragFreePercent),
+		"etcd.maintenance_interval":      dur(&c.Etcd.MaintenanceInterval),
+		"federation.listen":              str(&c.Federation.Listen),
+		"federation.token_ttl":           dur(&c.Federation.TokenTTL),
+		"federation.max_voters":          whole(&c.Federation.MaxVoters),
+		"api.listen":                     str(&c.API.Listen),
 		// Tokens without a name get one from their place and scope admin.
 		"api.tokens": func(v string) error {
 			for i, secret := range splitList(v) {
@@ -389,6 +396,8 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 		"runs.allow_host_network":   boolean(&c.Runs.AllowHostNetwork),
 		"runs.max_output_bytes":     size(&c.Runs.MaxOutputBytes),
 		"runs.max_output_files":     whole(&c.Runs.MaxOutputFiles),
+		"runs.history":              whole(&c.Runs.History),
+		"runs.max_age":              dur(&c.Runs.MaxAge),
 		"schedules.history":         whole(&c.Schedules.History),
 		"detector.series_length":    whole(&c.Detector.SeriesLength),
 		"notify.urls":               func(v string) error { c.Notify.URLs = strings.Fields(v); return nil },

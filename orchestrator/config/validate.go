@@ -77,8 +77,23 @@ func (c *Config) problems() []problem {
 	if c.Etcd.JoinToken != "" && hasSpaceOrControl(c.Etcd.JoinToken) {
 		check("etcd.join_token", errors.New("must be one word, as maoctl federation add-site printed it"))
 	}
+	check("etcd.auto_compaction_retention", checkCompaction(c.Etcd.AutoCompactionMode, c.Etcd.AutoCompactionRetention))
+	if m := c.Etcd.AutoCompactionMode; m != CompactPeriodic && m != CompactRevision {
+		check("etcd.auto_compaction_mode", fmt.Errorf("%q is not %s or %s", m, CompactPeriodic, CompactRevision))
+	}
+	if q := c.Etcd.QuotaBytes; q < minQuotaBytes || q > maxQuotaBytes {
+		check("etcd.quota_backend_bytes", fmt.Errorf("%d bytes is not from 16MiB to 8GiB", q))
+	}
+	if p := c.Etcd.DefragFreePercent; p < 10 || p > 90 {
+		check("etcd.defrag_free_percent", fmt.Errorf("%d is not from 10 to 90", p))
+	}
+	check("etcd.maintenance_interval", checkDuration(c.Etcd.MaintenanceInterval, time.Second))
 	check("federation.listen", checkListen(c.Federation.Listen))
 	check("federation.token_ttl", checkDuration(c.Federation.TokenTTL, time.Minute))
+	if n := c.Federation.MaxVoters; n < 1 || n > maxMaxVoters || n%2 == 0 {
+		check("federation.max_voters", fmt.Errorf("%d is not an odd number from 1 to %d: an even number of voters is no safer "+
+			"than one fewer, and needs one more of them up for a quorum", n, maxMaxVoters))
+	}
 
 	check("api.listen", checkListen(c.API.Listen))
 	switch {
@@ -133,6 +148,12 @@ func (c *Config) problems() []problem {
 		check("runs.max_output_files", fmt.Errorf("%d is not from 1 to %d", n, maxMaxOutputFiles))
 	}
 
+	if h := c.Runs.History; h < 1 || h > maxHistory {
+		check("runs.history", fmt.Errorf("%d is not from 1 to %d", h, maxHistory))
+	}
+	if c.Runs.MaxAge < 0 {
+		check("runs.max_age", fmt.Errorf("%s must not be negative (0: no age limit)", c.Runs.MaxAge))
+	}
 	if h := c.Schedules.History; h < 1 || h > maxHistory {
 		check("schedules.history", fmt.Errorf("%d is not from 1 to %d", h, maxHistory))
 	}
@@ -270,6 +291,26 @@ func checkEntry(i int, s string, check func(string) error) error {
 func checkAbs(p string) error {
 	if !filepath.IsAbs(p) {
 		return fmt.Errorf("%q must be an absolute path", p)
+	}
+	return nil
+}
+
+// checkCompaction checks auto_compaction_retention for its mode: a
+// duration of at least a minute (periodic), or a whole number of at
+// least 1000 revisions (revision). An unknown mode is reported apart.
+func checkCompaction(mode, keep string) error {
+	switch mode {
+	case CompactPeriodic:
+		d, err := time.ParseDuration(keep)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 1h (auto_compaction_mode is %s)", keep, mode)
+		}
+		return checkDuration(d, time.Minute)
+	case CompactRevision:
+		n, err := strconv.ParseInt(keep, 10, 64)
+		if err != nil || n < 1000 {
+			return fmt.Errorf("%q is not a whole number of at least 1000 revisions (auto_compaction_mode is %s)", keep, mode)
+		}
 	}
 	return nil
 }

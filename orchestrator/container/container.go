@@ -44,3 +44,16 @@ type Exit struct {
 	ContainerID string
 	StartedAt   time.Time // when the engine had started the container; zero if it never started
 }
+
+// Difference is a path at which two commits of a clone differ: A or B is
+// nil where that commit holds no file there.
+type Difference struct {
+	Path string
+	A, B *Blob
+}
+
+// Blob is a file's size and SHA-256 (hex).
+type Blob struct {
+	Size   int64
+	SHA256 string
+}

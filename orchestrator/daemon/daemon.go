@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,6 +27,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/federation"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
+	"github.com/mao-research/mao/orchestrator/offline"
 	"github.com/mao-research/mao/orchestrator/outbox"
 	"github.com/mao-research/mao/orchestrator/peer"
 	"github.com/mao-research/mao/orchestrator/pki"
@@ -33,12 +35,18 @@ import (
 	"github.com/mao-research/mao/orchestrator/runner"
 	"github.com/mao-research/mao/orchestrator/scheduler"
 	"github.com/mao-research/mao/orchestrator/store"
+	"github.com/mao-research/mao/orchestrator/upkeep"
+	"github.com/mao-research/mao/orchestrator/voters"
 )
 
 // AddrFile is the file in the data directory where a running orchestrator
 // writes its API address, so scripts can find a daemon that listens on a
 // free port.
 const AddrFile = "api.addr"
+
+// JournalDir is the directory in the data directory that holds the
+// site's journal (package offline).
+const JournalDir = "journal"
 
 // Daemon is a started orchestrator.
 type Daemon struct {
@@ -58,6 +66,14 @@ type Options struct {
 	// site's retries stall. Certificates are signed at the real time
 	// whatever the clock says: TLS checks them against it.
 	Clock clockwork.Clock
+	// Witness runs the site as a witness: its embedded etcd member and
+	// nothing else (no Docker, no API, no runs), which votes for the
+	// federation's quorum (see startWitness).
+	Witness bool
+	// ForceNewCluster starts the embedded member as a new cluster of
+	// itself alone, with its data: for the last site of a federation whose
+	// others are gone for good. For one start only.
+	ForceNewCluster bool
 }
 
 // Wait blocks until the orchestrator has stopped and returns why it stopped:
@@ -71,12 +87,7 @@ func (d *Daemon) Wait() error {
 // it shuts down cleanly (see Wait). It returns an error if the orchestrator
 // cannot start.
 func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error) {
-	if opts.Log == nil {
-		opts.Log = slog.New(slog.DiscardHandler)
-	}
-	if opts.Clock == nil {
-		opts.Clock = clockwork.NewRealClock()
-	}
+	opts = withDefaults(opts)
 	log := opts.Log
 	for _, w := range cfg.Warnings {
 		log.Warn("config: " + w)
@@ -85,7 +96,11 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error
 		return nil, err
 	}
 	var stack cleanup // undone in reverse order when Start fails or the daemon stops
-	d, err := start(ctx, cfg, opts, &stack)
+	begin := start
+	if opts.Witness {
+		begin = startWitness
+	}
+	d, err := begin(ctx, cfg, opts, &stack)
 	if err != nil {
 		stack.run()
 		return nil, err
@@ -96,6 +111,17 @@ func Start(ctx context.Context, cfg config.Config, opts Options) (*Daemon, error
 		d.err = d.serve(ctx)
 	}()
 	return d, nil
+}
+
+// withDefaults fills in opts' defaults.
+func withDefaults(opts Options) Options {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Clock == nil {
+		opts.Clock = clockwork.NewRealClock()
+	}
+	return opts
 }
 
 // checkChannels refuses [notify] urls that name no service notify can
@@ -132,8 +158,9 @@ type running struct {
 	etcdErr <-chan error
 	runner  *runner.Runner
 	workers []func(context.Context) // the scheduler and the federation's loops, stopped before the runner
-	late    []func(context.Context) // stopped after the runner, in order: alerts, then the notifier
+	late    []func(context.Context) // stopped after the runner, in order: the offline keeper, alerts, then the notifier
 	member  *store.Membership
+	leaving *leaving // the site leaves the federation once it has stopped, if asked to
 	// rejoined is called when the site has registered again after its
 	// lease expired: the requests it could not claim meanwhile are looked
 	// at again at once.
@@ -152,14 +179,22 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	acc, err := openEtcd(ctx, cfg, log, stack)
+	// The records of the site's own runs that a previous life journaled
+	// while etcd did not answer it: replayed once the site has joined.
+	journal, torn, err := offline.Open(filepath.Join(cfg.Site.DataDir, JournalDir))
 	if err != nil {
 		return nil, err
 	}
-	st := store.New(acc.client, store.Options{Prefix: cfg.Etcd.Prefix, Timeout: cfg.Etcd.RequestTimeout, Clock: clock, Admin: acc.admin, Log: log})
-	if err := secureFederation(ctx, cfg, acc, st, log); err != nil {
+	stack.push(func() { journal.Close() })
+	if torn > 0 {
+		log.Warn("the journal's last line was cut short by a crash and is dropped: its run went no further than the line before",
+			"bytes", torn)
+	}
+	acc, st, err := connect(ctx, cfg, opts, stack)
+	if err != nil {
 		return nil, err
 	}
+	keeper := newKeeper(cfg, acc, st, clock, log)
 
 	docker, err := dockerrt.New(dockerrt.Options{Host: cfg.Docker.Host, StopGrace: cfg.Runs.StopGrace, Clock: clock})
 	if err != nil {
@@ -223,16 +258,26 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
+	leave := &leaving{site: cfg.Site.Name, keeper: keeper, store: st, member: member, asked: make(chan struct{}), log: log}
 	stack.push(func() {
+		if leave.left {
+			return // its lease was revoked as it left the federation
+		}
 		if err := member.Leave(context.Background()); err != nil {
 			log.Warn("leave", "err", err)
 		}
 	})
+	// While etcd does not answer the site, it goes on with its own runs
+	// through its journal (ownWork): their records, claims and reads go
+	// through it.
+	ownWork := offline.New(journal, offline.Deps{Records: st, Claims: st, History: st, Replayer: st, Lease: member, Outputs: outputs{checks, box}},
+		offline.Options{Site: record, Clock: clock, Log: log})
 	// The runner acts for runs only while the site holds them under its
-	// lease (member); it is stopped before the site leaves.
-	run := runner.New(registry, st, docker, repos, runner.Options{
+	// lease (member), but for those ownWork carries; it is stopped
+	// before the site leaves.
+	run := runner.New(registry, ownWork, docker, repos, runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: outputs{checks, box}, Lease: member, Outbox: box,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: ownWork, Version: version.Version, Lease: member, Offline: ownWork, Outbox: box,
 		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
@@ -245,25 +290,31 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
+	// What the previous life journaled goes into etcd first: Recover
+	// finds those runs there.
+	if err := ownWork.Replay(ctx); err != nil {
+		return nil, fmt.Errorf("replay the journal: %w", err)
+	}
 	if err := run.Recover(ctx); err != nil {
 		return nil, err
 	}
 	images := federation.NewImages(docker, clock, log)
 	fedOpts := federation.Options{Site: cfg.Site.Name, Labels: cfg.Site.Labels, Clock: clock, Log: log, Ended: checks.Ended}
-	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: st, Sites: st,
+	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: ownWork, Sites: st,
 		Tools: registry, Images: images, Launcher: run}, fedOpts)
-	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: st, History: st, Tools: registry, Launcher: run,
+	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: ownWork, History: ownWork, Tools: registry, Launcher: run,
 		Images: images}, scheduler.Options{
 		Site: cfg.Site.Name, Labels: cfg.Site.Labels, History: cfg.Schedules.History, Clock: clock, Log: log})
 	if err != nil {
 		return nil, err
 	}
-	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st,
-		Sites: st, Federation: st, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
+	siteHealth := &health{site: cfg.Site.Name, store: st, docker: docker, offline: ownWork}
+	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: ownWork, Offline: ownWork,
+		Sites: st, Federation: federationAPI{Store: st, keeper: keeper, managed: acc.managed}, Leaver: leave, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: dispatcher, Logs: logs, Health: &health{site: cfg.Site.Name, store: st, docker: docker}, Invalid: st}
+		Launcher: dispatcher, Logs: logs, Health: siteHealth, Invalid: st}
 	if acc.pki != "" {
-		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
+		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, Voters: voterPolicy(acc, keeper), PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
 		if deps.LogProxy, err = peer.NewClient(cfg.Site.Name, acc.pki); err != nil {
 			return nil, err
@@ -272,8 +323,11 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: tokens, Hosts: httpapi.Hosts(cfg.API.Listen, cfg.API.Hostnames),
 		Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log, CheckTool: run.CheckTool})
 	if fed.ln != nil {
-		fed.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, Handler: peer.NewServer(st, st, acc.pki, peer.ServerOptions{
-			Prefix: cfg.Etcd.Prefix, Etcd: cfg.Etcd.Embedded(), Clock: clock, Log: log, Logs: handler.LocalLogs()})}
+		// No write timeout: a log a site follows streams for as long as
+		// its run lasts.
+		fed.srv = &http.Server{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: 2 * time.Minute,
+			Handler: peer.NewServer(st, st, acc.pki, peer.ServerOptions{Prefix: cfg.Etcd.Prefix, Etcd: cfg.Etcd.Embedded(),
+				Clock: clock, Log: log, Logs: handler.LocalLogs(), ErrorBody: httpapi.ErrorBody})}
 		go func() {
 			if err := fed.srv.Serve(fed.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				log.Error("federation API", "err", err)
@@ -281,18 +335,27 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		}()
 		stack.push(func() { fed.srv.Close() })
 	}
-	workers := []func(context.Context){registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
-		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
-	if acc.promote != nil {
-		workers = append(workers, func(ctx context.Context) { acc.promote(ctx, st) })
+	// etcd's bounds: alarms (health, one notification), and the own
+	// member's defragmentation and recovery from NOSPACE.
+	upkeeper := upkeep.New(st, member, notifier, upkeep.Options{Site: cfg.Site.Name, Endpoint: acc.endpoint,
+		Quota: cfg.Etcd.QuotaBytes, FreePercent: cfg.Etcd.DefragFreePercent, Interval: cfg.Etcd.MaintenanceInterval,
+		Channels: cfg.Notify.URLs, Clock: clock, Log: log})
+	siteHealth.upkeep = upkeeper
+	workers := []func(context.Context){upkeeper.Run, registry.Run, dispatcher.Run, federation.NewFailover(st, st, fedOpts).Run,
+		federation.NewPrunedLogs(st, logs, pruneFrom, fedOpts).Run,
+		federation.NewRetention(st, cfg.Runs.History, cfg.Runs.MaxAge, fedOpts).Run, func(ctx context.Context) { sched.Run(ctx) }}
+	if acc.self != "" {
+		workers = append(workers, keeper.Run)
 	}
 	// The notifications of runs that end during the shutdown still go out:
 	// these stop after the runner, in order: the outbox (its commits stay
-	// queued in the clones), checks, which hands its last events to the
-	// notifier, and the notifier.
-	late := []func(context.Context){box.Run, checks.Run, notifier.Run}
+	// queued in the clones), ownWork (the records the runner journaled
+	// last are replayed while etcd answers), which hands the replayed
+	// runs' ends to checks and the outbox, checks, which hands its last
+	// events to the notifier, and the notifier.
+	late := []func(context.Context){box.Run, ownWork.Serve, checks.Run, notifier.Run}
 	r := &running{cfg: cfg, log: log, etcdErr: acc.errs, runner: run, workers: workers, late: late, member: member,
-		rejoined: dispatcher.Relist, srv: handler.HTTPServer(), served: make(chan error, 1)}
+		leaving: leave, rejoined: dispatcher.Relist, srv: handler.HTTPServer(), served: make(chan error, 1)}
 	limited := netutil.LimitListener(ln, cfg.API.MaxConnections)
 	if tlsConfig != nil {
 		r.srv.TLSConfig = tlsConfig
@@ -372,9 +435,13 @@ func (r *running) serve(ctx context.Context) (err error) {
 		working.Add(1)
 		go func() { defer working.Done(); work(workCtx) }()
 	}
+	leave := false
 	select {
 	case <-ctx.Done():
 		r.log.Info("shutting down")
+	case <-r.leaving.asked:
+		r.log.Info("shutting down to leave the federation")
+		leave = true
 	case err = <-r.served:
 		err = fmt.Errorf("api server: %w", err)
 	case err = <-r.etcdErr:
@@ -388,7 +455,10 @@ func (r *running) serve(ctx context.Context) (err error) {
 	}
 	stopKeep()
 	<-kept
-	r.log.Info("stopped") // the cleanup stack leaves the federation
+	if leave {
+		err = r.leaving.leave()
+	}
+	r.log.Info("stopped") // the cleanup stack revokes the site's lease, unless it left
 	return err
 }
 
@@ -462,16 +532,30 @@ func siteRecord(ctx context.Context, cfg config.Config, addr string, docker *doc
 
 // health checks etcd and Docker for GET /api/v1/health.
 type health struct {
-	site   string
-	store  *store.Store
-	docker *dockerrt.Runtime
+	site    string
+	store   *store.Store
+	docker  *dockerrt.Runtime
+	offline *offline.Work
+	upkeep  *upkeep.Keeper
 }
 
 func (h *health) Check(ctx context.Context) api.Health {
 	out := api.Health{Status: "ok", Site: h.site, Etcd: "ok", Docker: "ok"}
 	if err := h.store.Ping(ctx); err != nil {
 		out.Status, out.Etcd = "degraded", err.Error()
+		if errors.Is(err, store.ErrUnavailable) {
+			h.offline.Unreachable(err)
+		}
 	}
+	if alarms := h.upkeep.Alarms(); len(alarms) > 0 {
+		out.Status = "degraded"
+		if out.Etcd == "ok" {
+			out.Etcd = strings.Join(alarms, "; ")
+		} else {
+			out.Etcd += "; " + strings.Join(alarms, "; ")
+		}
+	}
+	out.Offline, out.Journaled = h.offline.Status()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	if _, err := h.docker.Version(ctx); err != nil {
@@ -514,6 +598,20 @@ func (p pushes) Push(ctx context.Context, dir string, req outbox.PushRequest) ([
 var (
 	_ runner.Registry          = (*federation.Registry)(nil)
 	_ runner.Records           = (*store.Store)(nil)
+	_ runner.Records           = (*offline.Work)(nil)
+	_ runner.Outputs           = (*offline.Work)(nil)
+	_ runner.Offline           = (*offline.Work)(nil)
+	_ offline.Records          = (*store.Store)(nil)
+	_ offline.Claims           = (*store.Store)(nil)
+	_ offline.History          = (*store.Store)(nil)
+	_ offline.Replayer         = (*store.Store)(nil)
+	_ offline.Lease            = (*store.Membership)(nil)
+	_ offline.Outputs          = outputs{}
+	_ scheduler.Claims         = (*offline.Work)(nil)
+	_ scheduler.History        = (*offline.Work)(nil)
+	_ federation.Claims        = (*offline.Work)(nil)
+	_ httpapi.Runs             = (*offline.Work)(nil)
+	_ httpapi.Offline          = (*offline.Work)(nil)
 	_ runner.Containers        = (*dockerrt.Runtime)(nil)
 	_ runner.Git               = (*gitrepo.Repos)(nil)
 	_ runner.Lease             = (*store.Membership)(nil)
@@ -524,12 +622,15 @@ var (
 	_ httpapi.Runs             = (*store.Store)(nil)
 	_ httpapi.Launcher         = (*federation.Dispatcher)(nil)
 	_ httpapi.Sites            = (*store.Store)(nil)
-	_ httpapi.Federation       = (*store.Store)(nil)
 	_ httpapi.Invalid          = (*store.Store)(nil)
 	_ httpapi.Issuer           = (*peer.Issuer)(nil)
 	_ httpapi.LogProxy         = (*peer.Client)(nil)
 	_ peer.Grants              = (*store.Store)(nil)
 	_ peer.Sites               = (*store.Store)(nil)
+	_ peer.Voters              = (*voters.Keeper)(nil)
+	_ httpapi.Federation       = federationAPI{}
+	_ httpapi.Leaver           = (*leaving)(nil)
+	_ voters.Cluster           = (*store.Store)(nil)
 	_ federation.RequestStore  = (*store.Store)(nil)
 	_ federation.Claims        = (*store.Store)(nil)
 	_ federation.Sites         = (*store.Store)(nil)
@@ -539,9 +640,9 @@ var (
 	_ federation.ImageChecker  = (*dockerrt.Runtime)(nil)
 	_ federation.Departures    = (*store.Store)(nil)
 	_ federation.Losses        = (*store.Store)(nil)
+	_ federation.RunPruner     = (*store.Store)(nil)
 	_ federation.RegistryStore = (*store.Store)(nil)
 	_ scheduler.Images         = (*federation.Images)(nil)
-	_ runner.Outputs           = outputs{}
 	_ runner.Outbox            = (*outbox.Outbox)(nil)
 	_ outbox.Git               = pushes{}
 	_ outbox.Records           = (*store.Store)(nil)
@@ -568,4 +669,7 @@ var (
 	_ scheduler.Launcher       = (*runner.Runner)(nil)
 	_ federation.RunDeletions  = (*store.Store)(nil)
 	_ federation.LogFiles      = (*runlog.Dir)(nil)
+	_ upkeep.Etcd              = (*store.Store)(nil)
+	_ upkeep.Lease             = (*store.Membership)(nil)
+	_ upkeep.Notifier          = (*notify.Notifier)(nil)
 )

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/orchestrator/config"
@@ -29,9 +30,19 @@ type etcdAccess struct {
 	client *clientv3.Client // as this site: reads and writes the prefix
 	admin  *clientv3.Client // as the federation's administration (etcd's root); nil: client
 	errs   <-chan error     // the embedded member's fatal errors
-	// promote, for a learner (a site that is joining), makes it a voting
-	// member and then uses every member.
-	promote func(context.Context, *store.Store)
+	// self is the embedded member's ID (hex, as federation status shows
+	// it); "" for a site without a member of its own.
+	self string
+	// endpoint is the embedded member's own client URL; "" without one.
+	endpoint string
+	// members are the members as the embedded member knows them (nil
+	// without one), for federation status without a quorum.
+	members func() ([]*etcdserverpb.Member, uint64)
+	// managed: the federation's etcd is its sites' members (this site's
+	// embedded one, or theirs, reached with the site's certificate), whose
+	// votes the federation manages (package voters); false for an external
+	// etcd, whose members are its administrators' business.
+	managed bool
 	pki     pki.Dir // "" for a site without the federation's certificates
 	founded bool    // this site founded the federation now
 }
@@ -39,52 +50,66 @@ type etcdAccess struct {
 // openEtcd starts the embedded member (after getting the site's
 // certificates: founding a federation, joining one with a token, or those
 // of an earlier start) or reaches the external cluster, and connects.
-func openEtcd(ctx context.Context, cfg config.Config, log *slog.Logger, stack *cleanup) (*etcdAccess, error) {
+// With force, the embedded member starts as a new cluster of itself alone
+// (etcd's disaster recovery), which the log warns of.
+func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logger, stack *cleanup) (*etcdAccess, error) {
 	acc := &etcdAccess{}
 	endpoints := cfg.Etcd.Endpoints
 	var member etcdembed.Options
+	if force && !cfg.Etcd.Embedded() {
+		return nil, errors.New("-force-new-cluster is for a site's embedded etcd member, and etcd.endpoints names an external cluster: " +
+			"recover that cluster with etcd's own tools")
+	}
 	if cfg.Etcd.Embedded() {
 		dir := pki.Dir(filepath.Join(cfg.Site.DataDir, "pki"))
-		if _, err := os.Stat(filepath.Join(cfg.Site.DataDir, "etcd", "member")); err == nil && !dir.Exists() {
+		_, err := os.Stat(filepath.Join(cfg.Site.DataDir, "etcd", "member"))
+		if err == nil && !dir.Exists() {
 			return nil, errors.New("this site's embedded etcd member was made before sites had certificates (mao 0.1), " +
-				"and its federation cannot be secured in place: see docs/security.md, \"Upgrading a site from mao 0.1\"")
+				"and its federation cannot be secured in place: see docs/security.md, \"Upgrading a site made before certificates (mao 0.1)\"")
+		}
+		if force && err != nil {
+			return nil, fmt.Errorf("-force-new-cluster keeps this site's etcd data, and it has none (%s): start it without the flag", filepath.Join(cfg.Site.DataDir, "etcd"))
 		}
 		member = etcdembed.Options{Name: cfg.Site.Name, Dir: filepath.Join(cfg.Site.DataDir, "etcd"),
-			ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL, Gateway: cfg.Etcd.Gateway,
+			ClientURL: cfg.Etcd.ClientURL, PeerURL: cfg.Etcd.PeerURL, Gateway: cfg.Etcd.Gateway, ForceNewCluster: force,
+			AutoCompactionMode: cfg.Etcd.AutoCompactionMode, AutoCompactionRetention: cfg.Etcd.AutoCompactionRetention,
+			QuotaBytes: cfg.Etcd.QuotaBytes,
 			TLS: &etcdembed.TLS{CertFile: dir.Path(pki.SiteCertFile), KeyFile: dir.Path(pki.SiteKeyFile),
 				ClientCAFile: dir.Path(pki.ClientsCAFile), PeerCAFile: dir.Path(pki.CACertFile)}}
 		founded, err := certificates(ctx, cfg, dir, &member, log)
 		if err != nil {
 			return nil, err
 		}
-		acc.pki, acc.founded = dir, founded
+		acc.pki, acc.founded, acc.managed = dir, founded, true
+		if force {
+			log.Warn(forceWarning)
+		}
 		started := time.Now()
 		srv, err := etcdembed.Start(ctx, member)
+		if errors.Is(err, etcdembed.ErrLearner) {
+			return nil, fmt.Errorf("%w: this site never voted, so its data may lack the last writes, and etcd cannot make a cluster "+
+				"of it alone; see docs/security.md, \"A federation that lost its quorum for good\"", err)
+		}
 		if err != nil {
 			return nil, err
 		}
 		stack.push(srv.Close)
-		acc.errs = srv.Err()
+		acc.errs, acc.self = srv.Err(), fmt.Sprintf("%x", srv.ID())
 		endpoints = srv.Endpoints()
+		acc.members, acc.endpoint = srv.Members, endpoints[0]
 		log.Info("embedded etcd started", "endpoints", endpoints, "took", time.Since(started).Round(time.Millisecond))
+		if force {
+			log.Warn("this site's etcd member is now a cluster of itself alone: remove the other sites' records with "+
+				"maoctl federation remove-site NAME, wipe the data directory of any that comes back and join it again with a "+
+				"token, and start this site without -force-new-cluster from now on", "member", acc.self)
+		}
 		if srv.Learner() {
-			// A learner serves no clients: go through the others until
-			// it has promoted itself.
-			learner, own, others := srv.ID(), endpoints, srv.OtherEndpoints()
-			if len(others) > 0 {
+			// A learner serves no clients: go through the others (the
+			// keeper then points the clients at the voters).
+			if others := srv.OtherEndpoints(); len(others) > 0 {
 				endpoints = others
 			}
-			log.Info("the embedded member is a learner; using the other members until it is promoted", "endpoints", others)
-			acc.promote = func(ctx context.Context, st *store.Store) {
-				if err := st.PromoteSelf(ctx, learner, time.Second); err != nil {
-					log.Warn("the embedded member is still a learner", "err", err)
-					return
-				}
-				all := append(own, others...)
-				acc.client.SetEndpoints(all...)
-				acc.admin.SetEndpoints(all...)
-				log.Info("the embedded member is promoted to a voting member")
-			}
+			log.Info("the embedded member is a learner; using the other members", "endpoints", endpoints)
 		}
 	}
 	if !cfg.Etcd.Embedded() && (cfg.Etcd.JoinToken != "" || pki.Dir(filepath.Join(cfg.Site.DataDir, "pki")).Exists()) {
@@ -105,6 +130,7 @@ func openEtcd(ctx context.Context, cfg config.Config, log *slog.Logger, stack *c
 	// its sites' members: an embedded one, or endpoints that speak TLS
 	// and for which the config names no certificate of its own.
 	siteCert := acc.pki != "" && (cfg.Etcd.Embedded() || cfg.Etcd.CertFile == "" && allHTTPS(endpoints))
+	acc.managed = siteCert
 	if siteCert {
 		if etcdCfg.TLS, err = acc.pki.ClientTLS(pki.SiteCertFile, pki.SiteKeyFile); err != nil {
 			return nil, err
@@ -126,6 +152,11 @@ func openEtcd(ctx context.Context, cfg config.Config, log *slog.Logger, stack *c
 	}
 	return acc, nil
 }
+
+// forceWarning is what the log says before a forced new cluster.
+const forceWarning = "FORCING A NEW CLUSTER (-force-new-cluster): this site's etcd member starts as a cluster of itself alone, " +
+	"with its own data; every other member is removed from it. Do this only when the others are gone for good: " +
+	"writes they took that this member had not received are lost, and a member that comes back cannot rejoin"
 
 // certificates makes sure the embedded member's site has its certificates
 // before the member starts: those of an earlier start (renewed when they

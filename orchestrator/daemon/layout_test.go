@@ -15,6 +15,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/store"
 )
 
 // documentedKeys reads the key table of docs/etcd-keys.md and turns each
@@ -108,6 +109,18 @@ func TestEtcdLayoutIsDocumented(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	// What a witness writes, and the lock a change of the voters holds,
+	// which a site on an external etcd never makes: written through the
+	// store as a witness and a learner would.
+	st := store.New(c, store.Options{Prefix: cfg.Etcd.Prefix})
+	if err := st.SaveWitness(ctx, "witness-a", "test"); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := st.LockVoters(ctx, "site-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
 	resp, err := c.Get(ctx, "/", clientv3.WithPrefix())
 	if err != nil {
 		t.Fatal(err)

@@ -57,18 +57,20 @@ func containerConfig(spec container.Spec, daemonHost string) (*dcontainer.Config
 		mounts = append(mounts, mount.Mount{Type: mount.TypeBind, Source: m.Source, Target: m.Target, ReadOnly: m.ReadOnly})
 	}
 	cfg := &dcontainer.Config{
-		Image:        spec.Image,
-		Env:          spec.Env,
-		Labels:       spec.Labels,
-		User:         spec.User,
-		AttachStdout: true,
-		AttachStderr: true,
+		Image:  spec.Image,
+		Env:    spec.Env,
+		Labels: spec.Labels,
+		User:   spec.User,
 	}
 	if len(spec.Cmd) > 0 {
 		cfg.Cmd = spec.Cmd
 	}
 	hc := &dcontainer.HostConfig{
-		AutoRemove:  true,
+		// The container starts first and its output is read from its log
+		// afterwards, from the start (Run): json-file keeps every byte
+		// until Run removes the container, whatever the engine's default
+		// driver is.
+		LogConfig:   dcontainer.LogConfig{Type: logDriver},
 		NetworkMode: dcontainer.NetworkMode(spec.Network),
 		Mounts:      mounts,
 		// MemorySwap equal to Memory: the limit covers swap too.
@@ -83,6 +85,10 @@ func containerConfig(spec container.Spec, daemonHost string) (*dcontainer.Config
 	}
 	return cfg, hc, nil
 }
+
+// logDriver is the log driver of every run's container: one the engine
+// can read back (ContainerLogs).
+const logDriver = "json-file"
 
 // checkMountSource refuses a bind source that is not absolute, or that is
 // (or is a directory holding) a Docker socket, following symbolic links.

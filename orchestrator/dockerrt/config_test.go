@@ -44,10 +44,10 @@ func TestContainerConfig(t *testing.T) {
 			spec: spec,
 			wantCfg: &dcontainer.Config{
 				Image: "tool:1", Cmd: []string{"-exit", "3"}, Env: []string{"MAO_RUN_ID=r1"}, User: "1000:100",
-				Labels: map[string]string{"mao.run": "r1"}, AttachStdout: true, AttachStderr: true,
+				Labels: map[string]string{"mao.run": "r1"},
 			},
 			wantHC: &dcontainer.HostConfig{
-				AutoRemove:  true,
+				LogConfig:   dcontainer.LogConfig{Type: "json-file"},
 				NetworkMode: "none",
 				Mounts: []mount.Mount{
 					{Type: mount.TypeBind, Source: "/srv/data", Target: "/usr/src/app/data"},
@@ -64,10 +64,10 @@ func TestContainerConfig(t *testing.T) {
 			spec: noCmd,
 			wantCfg: &dcontainer.Config{
 				Image: "tool:1", Env: []string{"MAO_RUN_ID=r1"}, User: "1000:100",
-				Labels: map[string]string{"mao.run": "r1"}, AttachStdout: true, AttachStderr: true,
+				Labels: map[string]string{"mao.run": "r1"},
 			},
 			wantHC: &dcontainer.HostConfig{
-				AutoRemove:  true,
+				LogConfig:   dcontainer.LogConfig{Type: "json-file"},
 				NetworkMode: "none",
 				Mounts: []mount.Mount{
 					{Type: mount.TypeBind, Source: "/srv/data", Target: "/usr/src/app/data"},
@@ -82,8 +82,8 @@ func TestContainerConfig(t *testing.T) {
 		{
 			name:    "minimal",
 			spec:    container.Spec{Image: "tool:1"},
-			wantCfg: &dcontainer.Config{Image: "tool:1", AttachStdout: true, AttachStderr: true},
-			wantHC: &dcontainer.HostConfig{AutoRemove: true, SecurityOpt: []string{"no-new-privileges"},
+			wantCfg: &dcontainer.Config{Image: "tool:1"},
+			wantHC: &dcontainer.HostConfig{LogConfig: dcontainer.LogConfig{Type: "json-file"}, SecurityOpt: []string{"no-new-privileges"},
 				CapDrop: []string{"ALL"}, CapAdd: []string{"CHOWN", "DAC_OVERRIDE", "FOWNER"}},
 		},
 	}

@@ -377,9 +377,9 @@ func TestRunAppliesSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	hc := got.HostConfig
-	if hc.NanoCPUs != spec.NanoCPUs || hc.Memory != spec.Memory || hc.MemorySwap != spec.Memory || !hc.AutoRemove || hc.NetworkMode != "none" {
-		t.Errorf("host config: NanoCPUs %d, Memory %d, AutoRemove %v, NetworkMode %q",
-			hc.NanoCPUs, hc.Memory, hc.AutoRemove, hc.NetworkMode)
+	if hc.NanoCPUs != spec.NanoCPUs || hc.Memory != spec.Memory || hc.MemorySwap != spec.Memory || hc.LogConfig.Type != "json-file" || hc.NetworkMode != "none" {
+		t.Errorf("host config: NanoCPUs %d, Memory %d, log driver %q, NetworkMode %q",
+			hc.NanoCPUs, hc.Memory, hc.LogConfig.Type, hc.NetworkMode)
 	}
 	if hc.PidsLimit == nil || *hc.PidsLimit != 100 || !slices.Equal(hc.SecurityOpt, []string{"no-new-privileges"}) ||
 		!slices.Equal(hc.CapDrop, []string{"ALL"}) || !slices.Equal(hc.CapAdd, capNames(dockerrt.Capabilities())) || hc.Privileged {

@@ -25,6 +25,11 @@ const cleanupTimeout = 30 * time.Second
 // container's stdout and stderr into logw (nil discards them) as they
 // arrive.
 //
+// The container starts as soon as it is created; its output is read from
+// the log driver, followed from the start, so that nothing waits on an
+// attachment before the start and no byte is lost. Run removes the
+// container once it has ended and its log has been read.
+//
 // When spec.Timeout elapses the container is stopped (SIGTERM, then SIGKILL
 // after the stop grace) and Run returns TimedOut with the exit code the
 // container got. When ctx ends the container is stopped the same way and
@@ -64,46 +69,51 @@ func describe(s container.Spec) string {
 	return s.Image
 }
 
-// runCreated attaches to the created container id, runs it and makes sure
-// it is gone.
+// runCreated starts the created container id, copies its log as it is
+// written, waits for it to end (stopping it at the timeout or when ctx
+// ends) and removes it.
 func (r *Runtime) runCreated(ctx context.Context, id string, timeout time.Duration, logw io.Writer) (container.Exit, error) {
 	exit := container.Exit{ContainerID: id}
-	attach, err := r.c.ContainerAttach(ctx, id, dcontainer.AttachOptions{Stream: true, Stdout: true, Stderr: true})
-	if err != nil {
-		return exit, errors.Join(fmt.Errorf("attach: %w", ctxErr(ctx, err)), r.forceRemove(ctx, id))
+	// Outlives ctx: after a stop, the log is read to its end.
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	// Register the wait before starting, like the docker CLI, so that a
+	// container that exits at once cannot be missed.
+	exited := r.waitExit(bg, id)
+	if err := r.c.ContainerStart(ctx, id, dcontainer.StartOptions{}); err != nil {
+		return exit, errors.Join(fmt.Errorf("start: %w", ctxErr(ctx, err)), r.forceRemove(ctx, id))
 	}
-	defer attach.Close()
+	exit.StartedAt = r.clock.Now()
 	copied := make(chan error, 1)
-	go func() { copied <- copyOutput(logw, attach.Reader) }()
+	logs, err := r.c.ContainerLogs(bg, id, dcontainer.LogsOptions{ShowStdout: true, ShowStderr: true, Follow: true})
+	if err != nil {
+		copied <- fmt.Errorf("read its log: %w", err)
+	} else {
+		go func() {
+			defer logs.Close()
+			copied <- copyOutput(logw, logs)
+		}()
+	}
 
-	var removed bool
-	exit.Code, exit.TimedOut, removed, err = r.supervise(ctx, id, timeout, &exit.StartedAt)
-	if !removed {
+	var ended bool
+	exit.Code, exit.TimedOut, ended, err = r.supervise(ctx, id, timeout, exited)
+	if !ended {
+		// It may still run: removing it ends its log, and the copy.
 		err = errors.Join(err, r.forceRemove(ctx, id))
-		// Output is forfeit on this path; closing ends the copy for sure.
-		attach.Close()
 	}
 	if copyErr := <-copied; err == nil && copyErr != nil {
 		err = fmt.Errorf("copy output: %w", copyErr)
 	}
+	if rmErr := r.forceRemove(ctx, id); err == nil {
+		err = rmErr
+	}
 	return exit, err
 }
 
-// supervise starts container id and waits until the engine has removed it
-// (HostConfig.AutoRemove), stopping it first when timeout elapses or ctx
-// ends. removed reports whether the container is known to be gone; err is
-// ctx's error when ctx ended the run.
-func (r *Runtime) supervise(ctx context.Context, id string, timeout time.Duration, started *time.Time) (code int, timedOut, removed bool, err error) {
-	waitCtx, stopWaiting := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopWaiting()
-	// Register the wait before starting, like the docker CLI, so that a
-	// container that exits at once cannot be missed.
-	removal := r.waitRemoved(waitCtx, id)
-	if err := r.c.ContainerStart(ctx, id, dcontainer.StartOptions{}); err != nil {
-		return 0, false, false, fmt.Errorf("start: %w", ctxErr(ctx, err))
-	}
-	*started = r.clock.Now()
-
+// supervise waits until the started container id has exited, stopping it
+// first when timeout elapses or ctx ends. ended reports whether it is
+// known to have exited; err is ctx's error when ctx ended the run.
+func (r *Runtime) supervise(ctx context.Context, id string, timeout time.Duration, exited <-chan waited) (code int, timedOut, ended bool, err error) {
 	var deadline <-chan time.Time
 	if timeout > 0 {
 		t := r.clock.NewTimer(timeout)
@@ -111,43 +121,43 @@ func (r *Runtime) supervise(ctx context.Context, id string, timeout time.Duratio
 		deadline = t.Chan()
 	}
 	select {
-	case w := <-removal:
+	case w := <-exited:
 		return w.code, false, w.err == nil, w.err
 	case <-deadline:
 		timedOut = true
 	case <-ctx.Done():
 	}
 
-	// Timed out or cancelled: stop the container, then wait for the engine
-	// to remove it.
+	// Timed out or cancelled: stop the container, then wait for it to
+	// exit.
 	cleanupCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.grace+cleanupTimeout)
 	defer cancel()
 	if err := r.stop(cleanupCtx, id); err != nil {
 		return 0, timedOut, false, err
 	}
 	select {
-	case w := <-removal:
+	case w := <-exited:
 		if w.err == nil && !timedOut {
 			return w.code, false, true, ctx.Err()
 		}
 		return w.code, timedOut, w.err == nil, w.err
 	case <-cleanupCtx.Done():
-		return 0, timedOut, false, fmt.Errorf("wait for removal after stop: %w", cleanupCtx.Err())
+		return 0, timedOut, false, fmt.Errorf("wait for the container to exit after stop: %w", cleanupCtx.Err())
 	}
 }
 
-// waited is the outcome of waiting for a container's removal.
+// waited is the outcome of waiting for a container's exit.
 type waited struct {
 	code int
-	err  error // the wait failed, or the container ended but was not removed
+	err  error // the wait failed
 }
 
-// waitRemoved registers, before returning, a wait for the removal of
+// waitExit registers, before returning, a wait for the next exit of
 // container id. The outcome arrives on the returned channel, which is
 // buffered so that nothing leaks when nobody reads it; cancelling ctx ends
 // the wait.
-func (r *Runtime) waitRemoved(ctx context.Context, id string) <-chan waited {
-	resC, errC := r.c.ContainerWait(ctx, id, dcontainer.WaitConditionRemoved)
+func (r *Runtime) waitExit(ctx context.Context, id string) <-chan waited {
+	resC, errC := r.c.ContainerWait(ctx, id, dcontainer.WaitConditionNextExit)
 	out := make(chan waited, 1)
 	go func() {
 		select {
@@ -181,7 +191,7 @@ func (r *Runtime) forceRemove(ctx context.Context, idOrName string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 	defer cancel()
 	err := r.c.ContainerRemove(ctx, idOrName, dcontainer.RemoveOptions{Force: true, RemoveVolumes: true})
-	// Conflict: the engine is already removing it (AutoRemove).
+	// Conflict: the engine is already removing it.
 	if err == nil || cerrdefs.IsNotFound(err) || cerrdefs.IsConflict(err) {
 		return nil
 	}

@@ -2,11 +2,16 @@ package etcdembed
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"net/url"
+	"os"
 	"path/filepath"
 	"time"
 
+	bolt "go.etcd.io/bbolt"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
@@ -29,17 +34,36 @@ type Options struct {
 	// InitialCluster and ClusterState only when Dir holds no member data:
 	// a restarted member keeps the cluster it belongs to.
 	ClusterState string
+	// ForceNewCluster starts a member that has data as a new cluster of
+	// this member alone, keeping its data: etcd's disaster recovery, for
+	// the last member of a cluster whose others are gone for good. Each
+	// start with it removes every other member again, so it is for one
+	// start only. A learner cannot (etcd would fail with no voter left):
+	// Start refuses it (ErrLearner).
+	ForceNewCluster bool
 	// TLS, when set, makes the member serve clients and peers over mutual
 	// TLS only: client_url and peer_url must be https.
 	TLS *TLS
 	// Gateway turns on etcd's HTTP/JSON gateway on the client port (off by
 	// default; with TLS it needs a client certificate like any client, and
 	// it allows no cross-origin requests).
-	Gateway  bool
-	LogLevel string        // zap level; default "warn"
-	LogFile  string        // etcd's own log; default Dir + ".log"
-	Timeout  time.Duration // how long to wait for the member to be ready; default 60s
+	Gateway bool
+	// AutoCompactionMode is "periodic" or "revision"; "" (the default)
+	// leaves compaction off, as etcd does. AutoCompactionRetention is
+	// etcd's: a duration ("1h") in periodic mode, a number of revisions
+	// in revision mode.
+	AutoCompactionMode      string
+	AutoCompactionRetention string
+	// QuotaBytes is the database's quota, past which etcd raises a
+	// NOSPACE alarm and refuses writes; 0 means etcd's default (2 GiB).
+	QuotaBytes int64
+	LogLevel   string        // zap level; default "warn"
+	LogFile    string        // etcd's own log; default Dir + ".log"
+	Timeout    time.Duration // how long to wait for the member to be ready; default 60s
 }
+
+// DefaultQuotaBytes is etcd's database quota when Options.QuotaBytes is 0.
+const DefaultQuotaBytes = 2 << 30
 
 // TLS are the files of a member that serves over mutual TLS. The member's
 // certificate serves clients and peers and is its own client certificate
@@ -81,11 +105,25 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	}
 	cfg.ListenClientUrls, cfg.AdvertiseClientUrls = []url.URL{*client}, []url.URL{*client}
 	cfg.ListenPeerUrls, cfg.AdvertisePeerUrls = []url.URL{*peer}, []url.URL{*peer}
+	// etcd allows one learner by default; a federation keeps every site's
+	// member but the voters' a learner. Every member must allow as many:
+	// each checks the limit as it applies the addition of a learner.
+	cfg.MaxLearners = MaxLearners
+	if o.AutoCompactionMode != "" {
+		cfg.AutoCompactionMode, cfg.AutoCompactionRetention = o.AutoCompactionMode, o.AutoCompactionRetention
+	}
+	cfg.QuotaBackendBytes = o.QuotaBytes
 	if err := secure(cfg, o, client, peer); err != nil {
 		return nil, err
 	}
 	if err := cluster(cfg, o, peer); err != nil {
 		return nil, err
+	}
+	if o.ForceNewCluster {
+		if err := canForce(o.Dir, cfg.Name); err != nil {
+			return nil, err
+		}
+		cfg.ForceNewCluster = true
 	}
 
 	e, err := embed.StartEtcd(cfg)
@@ -189,6 +227,17 @@ func (s *Server) OtherEndpoints() []string {
 	return urls
 }
 
+// Members are the cluster's members as this member knows them (what it
+// last applied), and the cluster's ID: a learner answers no member list,
+// and no member answers a current one without a quorum.
+func (s *Server) Members() ([]*etcdserverpb.Member, uint64) {
+	var out []*etcdserverpb.Member
+	for _, m := range s.etcd.Server.Cluster().Members() {
+		out = append(out, &etcdserverpb.Member{ID: uint64(m.ID), Name: m.Name, PeerURLs: m.PeerURLs, ClientURLs: m.ClientURLs, IsLearner: m.IsLearner})
+	}
+	return out, uint64(s.etcd.Server.Cluster().ID())
+}
+
 // Endpoints are the client URLs the member actually listens on.
 func (s *Server) Endpoints() []string { return s.endpoints }
 
@@ -198,4 +247,52 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 // Close stops the member and waits for it to release its data directory.
 func (s *Server) Close() {
 	s.etcd.Close()
+}
+
+// MaxLearners is how many learners a cluster of mao's members may have: a
+// federation of at most that many sites besides its voters.
+const MaxLearners = 32
+
+// ErrLearner is Start's refusal to force a new cluster from a learner.
+var ErrLearner = errors.New("the member is a learner, which etcd cannot make a cluster of alone")
+
+// canForce checks that the member named name in dir has data and votes,
+// reading the membership it last applied from its database (etcd is not
+// running yet). etcd panics when it forces a new cluster from a learner.
+func canForce(dir, name string) error {
+	db := filepath.Join(dir, "member", "snap", "db")
+	if _, err := os.Stat(db); err != nil {
+		return fmt.Errorf("force a new cluster: %s holds no member's data to keep: %w", dir, err)
+	}
+	b, err := bolt.Open(db, 0o600, &bolt.Options{ReadOnly: true, Timeout: 5 * time.Second})
+	if err != nil {
+		return fmt.Errorf("force a new cluster: read the member's database: %w", err)
+	}
+	defer b.Close()
+	found, learner := false, false
+	err = b.View(func(tx *bolt.Tx) error {
+		members := tx.Bucket([]byte("members"))
+		if members == nil {
+			return errors.New("it lists no members")
+		}
+		return members.ForEach(func(_, v []byte) error {
+			var m struct {
+				Name      string `json:"name"`
+				IsLearner bool   `json:"isLearner"`
+			}
+			if json.Unmarshal(v, &m) == nil && m.Name == name {
+				found, learner = true, m.IsLearner
+			}
+			return nil
+		})
+	})
+	switch {
+	case err != nil:
+		return fmt.Errorf("force a new cluster: read the member's database: %w", err)
+	case !found:
+		return fmt.Errorf("force a new cluster: the member's database lists no member named %s", name)
+	case learner:
+		return fmt.Errorf("force a new cluster: %w", ErrLearner)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package federation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -51,6 +52,8 @@ type Usable interface {
 // Launcher runs runs at this site; runner.Runner is one.
 type Launcher interface {
 	Start(ctx context.Context, tool, requestedBy string) (api.Run, error)
+	// Create records a new run held by this site and runs it.
+	Create(ctx context.Context, run api.Run, tool toolspec.Tool) error
 	Launch(ctx context.Context, run api.Run, tool toolspec.Tool) error
 }
 
@@ -128,6 +131,11 @@ const MaxRetries = 100
 // for a site or any-site target, one per live matching site for --all
 // (run IDs end in -<site>). A site target may name a site that is down: the
 // run waits for it.
+//
+// While etcd does not answer (no request can be written), a run for this
+// very site (a target that names it, or retries with no target) is
+// recorded held by this site and runs here at once, as a claimed request
+// would (see package offline); any other target fails.
 func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunRequest, requestedBy string) ([]api.Run, error) {
 	tool, err := d.deps.Tools.Tool(ctx, name)
 	if err != nil {
@@ -149,18 +157,28 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 	if err := target.Validate(); err != nil {
 		return nil, err
 	}
-	sites, err := d.targetSites(ctx, target)
-	if err != nil {
-		return nil, err
-	}
 	now := d.opts.Clock.Now()
 	id := runs.Manual(tool.Name, now)
 	newRun := func(id runs.ID, t toolspec.Target) api.Run {
 		return runs.NewManual(id, tool, runs.Ask{Target: &t, Retries: req.Retries, RequestedBy: requestedBy}, now)
 	}
+	here := target.Mode == toolspec.TargetSite && target.Site == d.opts.Site
+	sites, err := d.targetSites(ctx, target)
+	if here && errors.Is(err, errs.ErrUnavailable) {
+		return d.runHere(ctx, newRun(id, target), tool, err)
+	}
+	if err != nil {
+		return nil, err
+	}
 	if target.Mode != toolspec.TargetAll {
 		run := newRun(id, target)
-		if err := d.deps.Requests.RequestRun(ctx, run); err != nil {
+		err := d.deps.Requests.RequestRun(ctx, run)
+		if here && errors.Is(err, errs.ErrUnavailable) {
+			// The request may have reached etcd all the same: the run
+			// keeps its ID, and its replay ends the request.
+			return d.runHere(ctx, run, tool, err)
+		}
+		if err != nil {
 			return nil, err
 		}
 		return []api.Run{run}, nil
@@ -174,6 +192,68 @@ func (d *Dispatcher) Request(ctx context.Context, name string, req api.RunReques
 		out = append(out, run)
 	}
 	return out, nil
+}
+
+// Replay runs orig again, exactly (see runs.NewReplay and the runner), at
+// req's site, by default the site that ran orig (its clone holds the
+// commits, even those not pushed): here, it starts at once; elsewhere,
+// through a request for that site, which claims it. The tool
+// must still be registered: the replay takes secret env values from its
+// record, and a secret that is no longer there is refused here (409).
+func (d *Dispatcher) Replay(ctx context.Context, orig api.Run, req api.ReplayRequest, requestedBy string) (api.Run, error) {
+	if err := runs.CheckReplayable(orig); err != nil {
+		return api.Run{}, err
+	}
+	tool, err := d.deps.Tools.Tool(ctx, orig.Tool)
+	if err != nil {
+		return api.Run{}, fmt.Errorf("replay run %s: %w", orig.ID, err)
+	}
+	for _, k := range orig.Spec.SecretEnv {
+		if _, had := orig.Spec.Env[k]; !had {
+			continue
+		}
+		if _, ok := tool.Env[k]; !ok {
+			return api.Run{}, errs.New(errs.ErrConflict, fmt.Sprintf(
+				"run %s cannot be replayed: its secret env %s is no longer in tool %s's env, where a replay takes secret values from", orig.ID, k, tool.Name))
+		}
+	}
+	now := d.opts.Clock.Now()
+	id := runs.Manual(tool.Name, now)
+	if req.Site == "" {
+		req.Site = orig.Site
+	}
+	if req.Site == d.opts.Site {
+		run := runs.NewReplay(id, orig, runs.Ask{Site: d.opts.Site, RequestedBy: requestedBy}, now)
+		return run, d.deps.Launcher.Create(ctx, run, tool)
+	}
+	target := toolspec.Target{Mode: toolspec.TargetSite, Site: req.Site}
+	if err := target.Validate(); err != nil {
+		return api.Run{}, err
+	}
+	if _, err := d.targetSites(ctx, target); err != nil {
+		return api.Run{}, err
+	}
+	run := runs.NewReplay(id, orig, runs.Ask{Target: &target, RequestedBy: requestedBy}, now)
+	return run, d.deps.Requests.RequestRun(ctx, run)
+}
+
+// runHere records run, asked for this site while etcd does not answer
+// (unavailable), as claimed by this site, if the site carries the target's
+// labels, and runs it.
+func (d *Dispatcher) runHere(ctx context.Context, run api.Run, tool toolspec.Tool, unavailable error) ([]api.Run, error) {
+	if !run.Target.Matches(d.opts.Labels) {
+		return nil, errs.New(errs.ErrConflict, fmt.Sprintf("site %s does not carry the labels of target %s (its labels: %s)",
+			d.opts.Site, run.Target, labelText(d.opts.Labels)))
+	}
+	d.opts.Log.Warn("etcd does not answer: the run asked for this site runs here without a request", "run", run.ID, "err", unavailable)
+	run, err := runs.Apply(run, runs.Claim{Site: d.opts.Site}, d.opts.Clock.Now())
+	if err != nil {
+		return nil, err
+	}
+	if err := d.deps.Launcher.Create(ctx, run, tool); err != nil {
+		return nil, err
+	}
+	return []api.Run{run}, nil
 }
 
 // targetSites checks that target can be met, and refuses one that cannot

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -152,6 +153,79 @@ func TestRequestStoreFails(t *testing.T) {
 	}
 }
 
+// unavailableSites is a Sites whose etcd does not answer.
+type unavailableSites struct{}
+
+func (unavailableSites) KnownSites(context.Context) ([]api.SiteInfo, error) {
+	return nil, errs.New(errs.ErrUnavailable, "etcd unavailable")
+}
+
+// TestRequestWithoutEtcd checks what a site asked for runs does while etcd
+// does not answer it: a run for this very site (retries with no target, or
+// a target naming it) is recorded held by this site and runs here, as a
+// claimed request would, keeping its target and retries; a run that another
+// site could take, or one for a target this site cannot meet, is refused
+// and nothing runs.
+func TestRequestWithoutEtcd(t *testing.T) {
+	eu := map[string]string{"zone": "eu"}
+	here := toolspec.Target{Mode: toolspec.TargetSite, Site: "here"}
+	tests := []struct {
+		name    string
+		req     api.RunRequest
+		sites   federation.Sites // default: etcd does not answer
+		err     func(error) bool
+		target  toolspec.Target
+		retries int
+	}{
+		{name: "retries alone", req: api.RunRequest{Retries: 2}, target: here, retries: 2},
+		{name: "this site by name", req: api.RunRequest{Target: &here}, target: here},
+		{name: "this site with its labels", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "here", Labels: eu}},
+			target: toolspec.Target{Mode: toolspec.TargetSite, Site: "here", Labels: eu}},
+		{name: "the sites are read, the request is not written", req: api.RunRequest{Target: &here}, target: here,
+			sites: fakeSites{{Site: api.Site{Name: "here", Labels: eu}, Live: true}}},
+		{name: "this site without the labels", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "here",
+			Labels: map[string]string{"gpu": "yes"}}}, err: isConflict},
+		{name: "another site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetSite, Site: "b"}},
+			err: func(err error) bool { return errors.Is(err, errs.ErrUnavailable) }},
+		{name: "any site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAny}},
+			err: func(err error) bool { return errors.Is(err, errs.ErrUnavailable) }},
+		{name: "every site", req: api.RunRequest{Target: &toolspec.Target{Mode: toolspec.TargetAll}},
+			err: func(err error) bool { return errors.Is(err, errs.ErrUnavailable) }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reqs, launcher := newFakeRequests(), &fakeLauncher{site: "here"}
+			reqs.fail = errs.New(errs.ErrUnavailable, "etcd unavailable")
+			sites := tc.sites
+			if sites == nil {
+				sites = unavailableSites{}
+			}
+			d := federation.NewDispatcher(federation.DispatcherDeps{
+				Requests: reqs, Claims: reqs, Sites: sites, Launcher: launcher, Images: fakeUsable{},
+				Tools: fakeTools{tools: map[string]toolspec.Tool{"t": testTool}},
+			}, federation.Options{Site: "here", Labels: eu, Clock: clockwork.NewFakeClockAt(start)})
+			got, err := d.Request(context.Background(), "t", tc.req, "ci")
+			launcher.mu.Lock()
+			created := slices.Clone(launcher.created)
+			launcher.mu.Unlock()
+			if tc.err != nil {
+				if !tc.err(err) || len(created) > 0 {
+					t.Fatalf("err %v, %d created", err, len(created))
+				}
+				return
+			}
+			if err != nil || len(got) != 1 || len(created) != 1 || !reflect.DeepEqual(got[0], created[0]) {
+				t.Fatalf("err %v, returned %+v, created %+v", err, got, created)
+			}
+			r := created[0]
+			if r.Site != "here" || r.State != api.StatePending || r.MaxAttempts != 1+tc.retries || r.RequestedBy != "ci" ||
+				r.Target == nil || !reflect.DeepEqual(*r.Target, tc.target) || !runs.OwnOnly(r) {
+				t.Fatalf("created %+v (target %v), want pending at here, target %v, %d retries", r, r.Target, tc.target, tc.retries)
+			}
+		})
+	}
+}
+
 // TestClaims feeds one request to a dispatcher at site "here" (labels
 // zone=eu) and checks what it does with it. A request comes in the first
 // listing, or, when watched is set, through the watch.
@@ -270,5 +344,73 @@ func TestRelistAfterRejoining(t *testing.T) {
 	_, claims, _ := reqs.calls()
 	if _, launched, _ := launcher.calls(); len(claims) != 2 || len(launched) != 1 || launched[0].ID != "r1" {
 		t.Fatalf("claims %v, launched %+v; want r1 claimed twice and launched once", claims, launched)
+	}
+}
+
+// TestReplay checks where a replay runs and what it refuses: by default at
+// the site that ran the original (here: created and started at once;
+// elsewhere: a request for that site), at another site when asked, and
+// never for a run that did not succeed or whose secret the tool's record
+// no longer holds.
+func TestReplay(t *testing.T) {
+	hex := func(c string) string { return strings.Repeat(c, 40) }
+	orig := api.Run{ID: "t-1-aaaaaa", Tool: "t", Site: "here", State: api.StateSucceeded, Image: "img:1",
+		ImageID: "sha256:" + strings.Repeat("ab", 32), DataRepo: "https://git.example.org/d.git",
+		DataCommitBefore: hex("1"), DataCommitAfter: hex("2"),
+		Spec: &api.RunSpec{Env: map[string]string{"TOKEN": "***"}, SecretEnv: []string{"TOKEN"}, Timeout: "1h0m0s"}}
+	tool := testTool
+	tool.Env = map[string]string{"TOKEN": "s3cret"}
+	withSite := func(r api.Run, site string) api.Run { r.Site = site; return r }
+	failed := orig
+	failed.State = api.StateFailed
+	tests := []struct {
+		name        string
+		orig        api.Run
+		req         api.ReplayRequest
+		tool        toolspec.Tool
+		wantCreated bool   // started here at once
+		wantSite    string // else: requested for this site
+		err         func(error) bool
+	}{
+		{name: "here, as the original", orig: orig, tool: tool, wantCreated: true},
+		{name: "at the original's site", orig: withSite(orig, "b"), tool: tool, wantSite: "b"},
+		{name: "at the site asked", orig: orig, req: api.ReplayRequest{Site: "b"}, tool: tool, wantSite: "b"},
+		{name: "at a site that never joined", orig: orig, req: api.ReplayRequest{Site: "nowhere"}, tool: tool,
+			err: func(err error) bool { return errors.Is(err, errs.ErrNotFound) }},
+		{name: "a run that failed", orig: failed, tool: tool, err: isConflict},
+		{name: "a secret gone from the tool", orig: orig, tool: testTool, err: isConflict},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			reqs, launcher := newFakeRequests(), &fakeLauncher{site: "here"}
+			d := federation.NewDispatcher(federation.DispatcherDeps{
+				Requests: reqs, Claims: reqs, Sites: fakeSites{{Site: api.Site{Name: "b"}, Live: true}}, Launcher: launcher,
+				Images: fakeUsable{}, Tools: fakeTools{tools: map[string]toolspec.Tool{"t": tc.tool}},
+			}, federation.Options{Site: "here", Clock: clockwork.NewFakeClockAt(start)})
+			run, err := d.Replay(context.Background(), tc.orig, tc.req, "ada")
+			if tc.err != nil {
+				if !tc.err(err) {
+					t.Fatalf("err %v", err)
+				}
+				if len(launcher.created) != 0 || len(reqs.reqs) != 0 {
+					t.Fatalf("refused, yet created %v, requested %v", launcher.created, reqs.reqs)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if run.Trigger != api.TriggerReplay || run.Replay == nil || run.Replay.Of != tc.orig.ID || run.Replay.Commit != hex("2") ||
+				run.DataCommitBefore != hex("1") || run.ImageID != orig.ImageID || run.RequestedBy != "ada" || run.ID == tc.orig.ID {
+				t.Errorf("replay record %+v", run)
+			}
+			switch {
+			case tc.wantCreated && (len(launcher.created) != 1 || launcher.created[0].Site != "here" || len(reqs.reqs) != 0):
+				t.Errorf("created %v, requested %v; want it created here", launcher.created, reqs.reqs)
+			case !tc.wantCreated && (len(reqs.reqs) != 1 || reqs.reqs[0].run.Target == nil || reqs.reqs[0].run.Target.Site != tc.wantSite ||
+				len(launcher.created) != 0):
+				t.Errorf("created %v, requested %v; want a request for %s", launcher.created, reqs.reqs, tc.wantSite)
+			}
+		})
 	}
 }

@@ -157,6 +157,7 @@ type fakeLauncher struct {
 	mu       sync.Mutex
 	started  []string
 	launched []api.Run
+	created  []api.Run
 	tools    []toolspec.Tool
 }
 
@@ -167,6 +168,14 @@ func (f *fakeLauncher) Start(_ context.Context, tool, requestedBy string) (api.R
 	defer f.mu.Unlock()
 	f.started = append(f.started, tool)
 	return api.Run{ID: tool + "-local", Tool: tool, Site: f.site, State: api.StatePending, RequestedBy: requestedBy}, nil
+}
+
+func (f *fakeLauncher) Create(_ context.Context, run api.Run, tool toolspec.Tool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.created = append(f.created, run)
+	f.tools = append(f.tools, tool)
+	return nil
 }
 
 func (f *fakeLauncher) Launch(_ context.Context, run api.Run, tool toolspec.Tool) error {

@@ -107,6 +107,6 @@
 //
 // # Rules
 //
-// Imports from mao: only internal/dirlock.
-// Never links: etcd, Docker, orchestrator.
+// Imports from mao: only internal/dirlock, orchestrator/container.
+// Never links: etcd, Docker, api, toolspec.
 package gitrepo

@@ -88,10 +88,11 @@ func decodeScheduleUpdate(r *http.Request, id string) (toolspec.Schedule, error)
 	return sch, nil
 }
 
-// decodeRunRequest reads the optional body of a run request; the
-// dispatcher checks its target and retries.
-func decodeRunRequest(r *http.Request) (api.RunRequest, error) {
-	var req api.RunRequest
+// decodeOptional reads an optional body: a run request or a replay
+// request (the dispatcher checks its target, retries or site); no body
+// is T's zero value.
+func decodeOptional[T any](r *http.Request) (T, error) {
+	var req T
 	if r.ContentLength == 0 {
 		return req, nil
 	}
@@ -102,6 +103,12 @@ func decodeRunRequest(r *http.Request) (api.RunRequest, error) {
 // the issuer checks it.
 func decodeCredentials(r *http.Request) (api.CredentialsRequest, error) {
 	var req api.CredentialsRequest
+	return req, decode(r, &req)
+}
+
+// decodeLeave reads a request that the site leave the federation.
+func decodeLeave(r *http.Request) (api.LeaveRequest, error) {
+	var req api.LeaveRequest
 	return req, decode(r, &req)
 }
 

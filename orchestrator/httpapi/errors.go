@@ -29,9 +29,10 @@ func (e *misdirected) Error() string { return e.msg }
 // errUnauthorized is a request without a valid bearer token.
 var errUnauthorized = errors.New("a valid bearer token is required (Authorization: Bearer <token>)")
 
-// errorBody maps an error to its HTTP status and JSON body. It is the only
-// place where errors become status codes.
-func errorBody(err error) (int, api.ErrorBody) {
+// ErrorBody maps an error to its HTTP status and JSON body. It is the only
+// place where errors become status codes: the federation API (peer) is
+// given it too.
+func ErrorBody(err error) (int, api.ErrorBody) {
 	var invalid *toolspec.ValidationError
 	var bad *badRequest
 	var media *unsupported
@@ -66,7 +67,7 @@ func errorBody(err error) (int, api.ErrorBody) {
 // writeError answers with err's status and body; errors without a known
 // meaning are logged, since their text is not sent.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	status, body := errorBody(err)
+	status, body := ErrorBody(err)
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}

@@ -37,7 +37,7 @@ func TestErrorBody(t *testing.T) {
 		{errors.New("boom"), http.StatusInternalServerError, api.CodeInternal},
 	}
 	for _, tc := range tests {
-		status, body := errorBody(tc.err)
+		status, body := ErrorBody(tc.err)
 		if status != tc.status || body.Code != tc.code {
 			t.Errorf("%v: %d %s, want %d %s", tc.err, status, body.Code, tc.status, tc.code)
 		}
@@ -67,7 +67,7 @@ func TestWhyNoLog(t *testing.T) {
 		if !errors.Is(err, runlog.ErrNoLog) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v; want it to say %q", tc.run.ID, err, tc.want)
 		}
-		if status, _ := errorBody(err); status != http.StatusNotFound {
+		if status, _ := ErrorBody(err); status != http.StatusNotFound {
 			t.Errorf("%s: status %d, want 404", tc.run.ID, status)
 		}
 	}

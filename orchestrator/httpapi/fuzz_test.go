@@ -23,7 +23,7 @@ func fuzzDecoder[T any](f *testing.F, decode func(*http.Request) (T, error), val
 		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
 		v, err := decode(r)
 		if err != nil {
-			if status, answer := errorBody(err); status != http.StatusBadRequest || answer.Message == "" {
+			if status, answer := ErrorBody(err); status != http.StatusBadRequest || answer.Message == "" {
 				t.Fatalf("%q: %d %+v, want 400 with a message", body, status, answer)
 			}
 			return
@@ -75,7 +75,7 @@ func FuzzDecodeScheduleUpdate(f *testing.F) {
 }
 
 func FuzzDecodeRunRequest(f *testing.F) {
-	fuzzDecoder(f, decodeRunRequest, func(t *testing.T, req api.RunRequest) {
+	fuzzDecoder(f, decodeOptional[api.RunRequest], func(t *testing.T, req api.RunRequest) {
 		if req.Target != nil {
 			_ = req.Target.Validate() // may refuse, never panic
 		}
@@ -92,4 +92,8 @@ func FuzzDecodeCredentials(f *testing.F) {
 
 func FuzzDecodeNotifyTest(f *testing.F) {
 	fuzzDecoder[api.NotifyTestRequest](f, decodeNotifyTest, nil)
+}
+
+func FuzzDecodeLeave(f *testing.F) {
+	fuzzDecoder[api.LeaveRequest](f, decodeLeave, nil)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/testenv"
+	"github.com/mao-research/mao/orchestrator/errs"
 	"github.com/mao-research/mao/orchestrator/etcdembed"
 	"github.com/mao-research/mao/orchestrator/runlog"
 	"github.com/mao-research/mao/orchestrator/store"
@@ -48,6 +49,18 @@ func (f *fakeLauncher) Request(ctx context.Context, tool string, _ api.RunReques
 	return []api.Run{run}, f.st.CreateRun(ctx, run)
 }
 
+// Replay records a pending replay of orig at its site, refusing a run that
+// did not succeed, as the dispatcher does.
+func (f *fakeLauncher) Replay(ctx context.Context, orig api.Run, req api.ReplayRequest, requestedBy string) (api.Run, error) {
+	if orig.State != api.StateSucceeded {
+		return api.Run{}, errs.New(errs.ErrConflict, "run "+orig.ID+" cannot be replayed: it is "+string(orig.State))
+	}
+	run := api.Run{ID: orig.Tool + "-2", Tool: orig.Tool, Site: cmp.Or(req.Site, f.site), State: api.StatePending,
+		Trigger: api.TriggerReplay, RequestedBy: requestedBy, DataRepo: orig.DataRepo, CreatedAt: time.Unix(2, 0).UTC(),
+		Replay: &api.Replay{Of: orig.ID, Site: orig.Site}}
+	return run, f.st.CreateRun(ctx, run)
+}
+
 // fakeHealth answers with status, "ok" when empty, and counts the checks.
 type fakeHealth struct {
 	status string
@@ -66,7 +79,15 @@ func (fakeTester) Test(_ context.Context, url string) ([]api.Notification, error
 	return []api.Notification{{Kind: "test", Channel: url, Status: "sent"}}, nil
 }
 
+// fakeLeaver is a site that can always leave.
+type fakeLeaver struct{ site string }
+
+func (f fakeLeaver) Leave(context.Context) (api.LeaveResult, error) {
+	return api.LeaveResult{Site: f.site, Voting: api.Voting{Note: "site " + f.site + " removes its etcd member"}}, nil
+}
+
 var (
+	_ Leaver     = fakeLeaver{}
 	_ Launcher   = (*fakeLauncher)(nil)
 	_ Health     = (*fakeHealth)(nil)
 	_ Runs       = (*store.Store)(nil)
@@ -137,7 +158,7 @@ func newEnvWith(t *testing.T, endpoints []string, opts Options, proxy LogProxy) 
 	health, log := &fakeHealth{}, &bytes.Buffer{}
 	opts.Log = slog.New(slog.NewJSONHandler(&lockedWriter{w: log}, nil))
 	srv := New(Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: st, Sites: st, Federation: st,
-		Series: st, Notifications: st, NotifyTester: fakeTester{},
+		Leaver: fakeLeaver{site}, Series: st, Notifications: st, NotifyTester: fakeTester{},
 		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: health, LogProxy: proxy, Invalid: st}, opts)
 	ts := httptest.NewServer(srv)
@@ -307,6 +328,7 @@ func TestRegistryCodes(t *testing.T) {
 		{"remove unknown dataset", func() error { return e.client.RemoveDataset(ctx, "nope") }, http.StatusNotFound},
 		{"run unknown tool", func() error { _, err := e.client.RunTool(ctx, "nope", api.RunRequest{}); return err }, http.StatusNotFound},
 		{"unknown run", func() error { _, err := e.client.Run(ctx, "nope"); return err }, http.StatusNotFound},
+		{"replay of an unknown run", func() error { _, err := e.client.ReplayRun(ctx, "nope", api.ReplayRequest{}); return err }, http.StatusNotFound},
 		{"logs of unknown run", func() error { return e.client.RunLogs(ctx, "nope", api.LogOptions{}, io.Discard) }, http.StatusNotFound},
 		{"tail with follow", func() error {
 			return e.client.RunLogs(ctx, "t1-1", api.LogOptions{Tail: 2, Follow: true}, io.Discard)
@@ -335,6 +357,10 @@ func TestRegistryCodes(t *testing.T) {
 	if runs, err := e.client.Runs(ctx, api.RunFilter{Tool: "t1"}); err != nil || len(runs.Items) != 1 {
 		t.Fatalf("runs: %v %v", runs, err)
 	}
+	var apiErr *api.Error
+	if _, err := e.client.ReplayRun(ctx, run.ID, api.ReplayRequest{}); !errors.As(err, &apiErr) || apiErr.Status != http.StatusConflict {
+		t.Fatalf("replay of a pending run: %v, want 409", err)
+	}
 	// By push state: the run's commit failed to push.
 	if _, err := e.store.UpdateRun(ctx, run.ID, func(r api.Run) (api.Run, error) {
 		r.State, r.Push = api.StateSucceeded, &api.Push{State: api.PushFailed, Reason: "push to https://***@h/x: down", Attempts: 2}
@@ -350,7 +376,6 @@ func TestRegistryCodes(t *testing.T) {
 			t.Errorf("runs with push %q: %v %v; want %d", tc.push, runs, err, tc.want)
 		}
 	}
-	var apiErr *api.Error
 	if _, err := e.client.Runs(ctx, api.RunFilter{Push: "forced"}); !errors.As(err, &apiErr) || apiErr.Status != http.StatusBadRequest {
 		t.Errorf("runs with push forced: %v, want 400", err)
 	}
@@ -449,4 +474,17 @@ func mustZone(t *testing.T, name string) *time.Location {
 		t.Fatal(err)
 	}
 	return loc
+}
+
+// TestLeaveNamesTheSite: a request to leave the federation must name the
+// site asked (a guard against the wrong --addr): another name is a 400
+// naming this site, and the site's own is 202 with what the leaver said.
+func TestLeaveNamesTheSite(t *testing.T) {
+	e := newEnv(t, testenv.Etcd(t))
+	_, err := e.client.Leave(context.Background(), "s2")
+	wantStatus(t, err, http.StatusBadRequest, "site", "this is site s1")
+	res, err := e.client.Leave(context.Background(), "s1")
+	if err != nil || res.Site != "s1" || !strings.Contains(res.Voting.Note, "removes its etcd member") {
+		t.Fatalf("leave s1: %+v, %v", res, err)
+	}
 }

@@ -100,7 +100,7 @@ func TestLogsOfRunsElsewhere(t *testing.T) {
 		t.Fatal(err)
 	}
 	var atB, elsewhere seen
-	fedB := federationAPI(t, dirB, atB.wrap(peer.NewServer(nil, b.store, dirB, peer.ServerOptions{Logs: b.srv.LocalLogs()})))
+	fedB := federationAPI(t, dirB, atB.wrap(peer.NewServer(nil, b.store, dirB, peer.ServerOptions{Logs: b.srv.LocalLogs(), ErrorBody: ErrorBody})))
 	join := func(name, fedAddr string) func() {
 		t.Helper()
 		m, err := b.store.Join(ctx, api.Site{Name: name, FederationAddr: fedAddr}, 30*time.Second, slog.New(slog.DiscardHandler))

@@ -9,7 +9,8 @@ import (
 )
 
 // shown is a record as the API shows it, its secrets hidden: a tool's
-// channel URLs, and the credentials that git URLs of records written before
+// channel URLs, the values of its secret_env keys (also in a run's
+// schedule env), and the credentials that git URLs of records written before
 // mao refused them may hold (a tool's data_repo and code_repo, a dataset's
 // url, a run's data_repo and the reasons, its push's too, that may quote
 // it). Every answer
@@ -49,6 +50,9 @@ func each[T any](list []T, show func(T) T) []T {
 
 func shownTool(t toolspec.Tool) toolspec.Tool {
 	t.DataRepo, t.CodeRepo = toolspec.RedactURL(t.DataRepo), toolspec.RedactURL(t.CodeRepo)
+	if len(t.SecretEnv) > 0 {
+		t.Env = t.MaskSecrets(t.Env)
+	}
 	if len(t.Notify) > 0 {
 		t.Notify = each(t.Notify, notify.Redact)
 	}
@@ -62,6 +66,11 @@ func shownDataset(d toolspec.Dataset) toolspec.Dataset {
 
 func shownRun(r api.Run) api.Run {
 	r.DataRepo, r.Reason = toolspec.RedactURL(r.DataRepo), toolspec.RedactText(r.Reason)
+	if r.Spec != nil && len(r.Spec.SecretEnv) > 0 && len(r.Env) > 0 {
+		// The schedule's env, which the record keeps to run the tick:
+		// its secret values as its snapshot shows them.
+		r.Env = (&toolspec.Tool{SecretEnv: r.Spec.SecretEnv}).MaskSecrets(r.Env)
+	}
 	if len(r.Attempts) > 0 {
 		r.Attempts = slices.Clone(r.Attempts)
 		for i := range r.Attempts {

@@ -427,6 +427,11 @@ func TestShown(t *testing.T) {
 		{api.ScheduleInfo{LastRun: &run}, api.ScheduleInfo{LastRun: &wantRun}},
 		{[]api.ScheduleInfo{{LastRun: &run}}, []api.ScheduleInfo{{LastRun: &wantRun}}},
 		{[]toolspec.Tool(nil), []toolspec.Tool(nil)},
+		// Secret env values: a tool's, and a schedule's on a run.
+		{toolspec.Tool{Env: map[string]string{"K": "s3cret", "A": "b"}, SecretEnv: []string{"K"}},
+			toolspec.Tool{Env: map[string]string{"K": "***", "A": "b"}, SecretEnv: []string{"K"}}},
+		{api.Run{Env: map[string]string{"K": "s3cret"}, Spec: &api.RunSpec{Env: map[string]string{"K": "***"}, SecretEnv: []string{"K"}}},
+			api.Run{Env: map[string]string{"K": "***"}, Spec: &api.RunSpec{Env: map[string]string{"K": "***"}, SecretEnv: []string{"K"}}}},
 	}
 	for _, tc := range tests {
 		if got := shown(tc.in); !reflect.DeepEqual(got, tc.want) {

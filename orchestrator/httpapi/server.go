@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -63,12 +64,22 @@ type Sites interface {
 // runs' records.
 type Launcher interface {
 	Request(ctx context.Context, tool string, req api.RunRequest, requestedBy string) ([]api.Run, error)
+	// Replay runs orig again, exactly, at req's site (this one if
+	// empty).
+	Replay(ctx context.Context, orig api.Run, req api.ReplayRequest, requestedBy string) (api.Run, error)
 }
 
 // Federation reads and changes the etcd cluster the sites share.
 type Federation interface {
 	Federation(ctx context.Context) (api.Federation, error)
 	RemoveSite(ctx context.Context, name string) error
+}
+
+// Leaver makes this site leave the federation for good.
+type Leaver interface {
+	// Leave checks that the site can leave now (errs.ErrConflict if not)
+	// and has it begin: it shuts down, then leaves.
+	Leave(ctx context.Context) (api.LeaveResult, error)
 }
 
 // Issuer gives new sites join tokens and collaborators credentials, from
@@ -90,6 +101,16 @@ type Logs interface {
 	Await(ctx context.Context, id string) error
 	Copy(ctx context.Context, id string, follow bool, w io.Writer, flush func()) error
 	Tail(id string, n int, w io.Writer) error
+}
+
+// Offline is the site's work while etcd does not answer it;
+// offline.Work is one.
+type Offline interface {
+	// Unreachable tells that etcd did not answer the site (err).
+	Unreachable(err error)
+	// OwnSite is the site's row of the sites list from what it knows of
+	// itself: whether it is offline, its journal, its runs in progress.
+	OwnSite() api.SiteInfo
 }
 
 // Health reports the state of the site and its dependencies.
@@ -117,6 +138,7 @@ type Deps struct {
 	Runs           Runs
 	Sites          Sites
 	Federation     Federation
+	Leaver         Leaver
 	Issuer         Issuer   // nil at a site without the federation's certificates
 	LogProxy       LogProxy // nil at a site without the federation's certificates
 	Series         SeriesReader
@@ -130,6 +152,7 @@ type Deps struct {
 	Logs           Logs
 	Health         Health
 	Invalid        Invalid
+	Offline        Offline // nil: the site lists only what etcd says
 }
 
 // Options configure a Server.
@@ -339,12 +362,28 @@ func (s *Server) deleteTool(w http.ResponseWriter, r *http.Request) {
 // api.RunRequest's target says. It answers with the list of runs, which
 // record the caller's token name.
 func (s *Server) startRun(w http.ResponseWriter, r *http.Request) {
-	req, err := decodeRunRequest(r)
+	req, err := decodeOptional[api.RunRequest](r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Request(r.Context(), r.PathValue("name"), req, callerOf(r).name))
+}
+
+// replayRun runs a past run again, exactly (see runner's replay): a new
+// run, linked to the original.
+func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeOptional[api.ReplayRequest](r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	orig, err := s.deps.Runs.Run(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answer(w, r, http.StatusAccepted)(s.deps.Launcher.Replay(r.Context(), orig, req, callerOf(r).name))
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
@@ -396,8 +435,27 @@ func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {
 	s.answer(w, r, http.StatusOK)(s.deps.Runs.Run(r.Context(), r.PathValue("id")))
 }
 
+// listSites lists the sites etcd knows, the asked site's row saying
+// whether it journals records. While etcd does not answer, it lists the
+// asked site alone, from what it knows of itself, with a note saying so.
 func (s *Server) listSites(w http.ResponseWriter, r *http.Request) {
 	sites, err := s.deps.Sites.SiteInfos(r.Context())
+	if s.deps.Offline == nil {
+		list(s, w, r, sites, err, "sites", "sites-seen")
+		return
+	}
+	if errors.Is(err, errs.ErrUnavailable) {
+		s.deps.Offline.Unreachable(err)
+		s.answer(w, r, http.StatusOK)(api.List[api.SiteInfo]{Items: []api.SiteInfo{s.deps.Offline.OwnSite()},
+			Note: fmt.Sprintf("etcd does not answer site %s: only its own row is shown, from what it knows of itself (%v)", s.opts.Site, err)}, nil)
+		return
+	}
+	own := s.deps.Offline.OwnSite()
+	for i := range sites {
+		if sites[i].Name == own.Name {
+			sites[i].Offline, sites[i].Journaled = own.Offline, own.Journaled
+		}
+	}
 	list(s, w, r, sites, err, "sites", "sites-seen")
 }
 
@@ -436,6 +494,25 @@ func (s *Server) credentials(w http.ResponseWriter, r *http.Request) {
 // certificates (an external etcd, and it has not joined).
 var errNoCA = errs.New(errs.ErrConflict, "this site has no federation certificates: it cannot issue join tokens or credentials, "+
 	"nor read other sites' logs; join it with a token from a site that has them (etcd.join_token)")
+
+// leave has this site begin to leave the federation, if the request
+// names it: 202, with what becomes of the votes; the site shuts down and
+// leaves at the end.
+func (s *Server) leave(w http.ResponseWriter, r *http.Request) {
+	req, err := decodeLeave(r)
+	if err == nil && req.Site != s.opts.Site {
+		err = &toolspec.ValidationError{Kind: "leave request", Fields: []toolspec.FieldError{{Field: "site",
+			Problem: fmt.Sprintf("is %q, but this is site %s: ask the site that leaves", req.Site, s.opts.Site)}}}
+	}
+	if err == nil && s.deps.Leaver == nil {
+		err = errs.New(errs.ErrConflict, "this site cannot leave the federation from its API")
+	}
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	s.answer(w, r, http.StatusAccepted)(s.deps.Leaver.Leave(r.Context()))
+}
 
 func (s *Server) removeSite(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, s.deps.Federation.RemoveSite(r.Context(), r.PathValue("name")))

@@ -6,7 +6,9 @@
 //     Issuer.AddSite for an administrator's maoctl federation add-site) and
 //     gets the federation's CAs, its etcd user and its etcd member, without
 //     anyone copying key files; it checks first that the site answering is
-//     the federation's (the token pins the CA);
+//     the federation's (the token pins the CA). AddSite says whether the
+//     new site's member will vote (the voter policy's forecast, through
+//     the Voters interface) and refuses the name of a member;
 //   - a site reads the log of a run another site holds: Client.OpenLogs
 //     calls that site with its own certificate, never a user's token; the
 //     server answers only a caller whose certificate names a live site, and

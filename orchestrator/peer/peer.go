@@ -68,6 +68,14 @@ type Sites interface {
 	KnownSites(ctx context.Context) ([]api.SiteInfo, error)
 }
 
+// Voters knows the federation's etcd members and its voter policy;
+// voters.Keeper is one.
+type Voters interface {
+	// Forecast says what becomes of the votes when site joins with a
+	// member of its own; a member already named site is errs.ErrExists.
+	Forecast(ctx context.Context, site string) (api.Voting, error)
+}
+
 // Clock tells the time.
 type Clock interface{ Now() time.Time }
 
@@ -76,7 +84,7 @@ const maxBody = 64 << 10
 
 // ErrBadToken is the answer to a join token that is unknown, used,
 // expired, or presented for another site.
-var ErrBadToken = errors.New("the join token is not valid: unknown, used already, expired, or issued for another site or address; ask for a new one (maoctl federation add-site)")
+var ErrBadToken = errs.New(errs.ErrForbidden, "the join token is not valid: unknown, used already, expired, or issued for another site or address; ask for a new one (maoctl federation add-site)")
 
 // Server serves the federation API of one site.
 type Server struct {
@@ -88,6 +96,8 @@ type Server struct {
 	clock  Clock
 	log    *slog.Logger
 	mux    *http.ServeMux
+
+	errorBody func(error) (int, api.ErrorBody)
 }
 
 // ServerOptions configure a Server.
@@ -103,6 +113,10 @@ type ServerOptions struct {
 	// Logs serves GET LogsPattern for the runs this site holds; it is
 	// called only for a caller that is a live site of the federation.
 	Logs http.Handler
+	// ErrorBody maps an error to its HTTP status and body: the site's
+	// API's mapping (httpapi.ErrorBody), the only one. Without it every
+	// error is a 500.
+	ErrorBody func(error) (int, api.ErrorBody)
 }
 
 // NewServer returns the federation API's handler.
@@ -113,7 +127,13 @@ func NewServer(grants Grants, sites Sites, dir pki.Dir, opts ServerOptions) *Ser
 	if opts.Clock == nil {
 		opts.Clock = clockwork.NewRealClock()
 	}
-	s := &Server{grants: grants, sites: sites, pki: dir, prefix: opts.Prefix, etcd: opts.Etcd, clock: opts.Clock, log: opts.Log, mux: http.NewServeMux()}
+	if opts.ErrorBody == nil {
+		opts.ErrorBody = func(error) (int, api.ErrorBody) {
+			return http.StatusInternalServerError, api.ErrorBody{Code: api.CodeInternal, Message: "internal error; see the orchestrator's log"}
+		}
+	}
+	s := &Server{grants: grants, sites: sites, pki: dir, prefix: opts.Prefix, etcd: opts.Etcd, clock: opts.Clock, log: opts.Log,
+		errorBody: opts.ErrorBody, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST "+JoinPath, s.join)
 	if opts.Logs != nil {
 		s.mux.Handle(LogsPattern, s.siteOnly(opts.Logs))
@@ -130,7 +150,7 @@ func (s *Server) siteOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		site, err := s.callerSite(r)
 		if err != nil {
-			writeError(w, http.StatusForbidden, err)
+			s.writeError(w, r, err)
 			return
 		}
 		s.log.Debug("a site reads a log", "site", site, "path", r.URL.Path, "for", r.Header.Get(api.HopHeader))
@@ -141,11 +161,11 @@ func (s *Server) siteOnly(next http.Handler) http.Handler {
 // callerSite is the live site that the request's client certificate names.
 func (s *Server) callerSite(r *http.Request) (string, error) {
 	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
-		return "", errors.New("this endpoint answers sites of the federation only: present a site certificate")
+		return "", errs.New(errs.ErrForbidden, "this endpoint answers sites of the federation only: present a site certificate")
 	}
 	site, ok := pki.SiteOf(r.TLS.VerifiedChains[0][0].Subject.CommonName)
 	if !ok {
-		return "", errors.New("the certificate presented is not a site's")
+		return "", errs.New(errs.ErrForbidden, "the certificate presented is not a site's")
 	}
 	infos, err := s.sites.KnownSites(r.Context())
 	if err != nil {
@@ -156,29 +176,25 @@ func (s *Server) callerSite(r *http.Request) (string, error) {
 			return site, nil
 		}
 	}
-	return "", fmt.Errorf("site %s is not a live site of the federation", site)
+	return "", errs.New(errs.ErrForbidden, fmt.Sprintf("site %s is not a live site of the federation", site))
 }
 
 func (s *Server) join(w http.ResponseWriter, r *http.Request) {
 	var req JoinRequest
 	if err := decode(r, &req); err != nil {
-		writeError(w, http.StatusBadRequest, err)
+		s.writeError(w, r, &toolspec.ValidationError{Kind: "join request", Fields: []toolspec.FieldError{{Field: "body", Problem: err.Error()}}})
 		return
 	}
 	resp, err := s.admit(r.Context(), req)
-	switch {
-	case err == nil:
-		s.log.Info("a site joined the federation", "site", req.Site, "peer_url", req.PeerURL)
-		writeJSON(w, http.StatusOK, resp)
-	case errors.Is(err, ErrBadToken):
-		s.log.Warn("join refused", "site", req.Site, "err", err)
-		writeError(w, http.StatusForbidden, err)
-	case errors.Is(err, errs.ErrExists), errors.Is(err, errs.ErrInUse), errors.Is(err, errs.ErrConflict):
-		writeError(w, http.StatusConflict, err)
-	default:
-		s.log.Error("join failed", "site", req.Site, "err", err)
-		writeError(w, http.StatusServiceUnavailable, err)
+	if err != nil {
+		if errors.Is(err, ErrBadToken) {
+			s.log.Warn("join refused", "site", req.Site, "err", err)
+		}
+		s.writeError(w, r, err)
+		return
 	}
+	s.log.Info("a site joined the federation", "site", req.Site, "peer_url", req.PeerURL)
+	writeJSON(w, http.StatusOK, resp)
 }
 
 // admit checks a join request against its grant, uses the grant up, and
@@ -233,7 +249,11 @@ type Issuer struct {
 	// Sites are the federation's sites: a token is never issued for the
 	// name of one of them, which would give its holder that site's
 	// certificate.
-	Sites  Sites
+	Sites Sites
+	// Voters, for a federation whose etcd is its sites' members, refuses
+	// the name of a member (a witness has no site record) and forecasts
+	// whether a new site's member will vote; nil for an external etcd.
+	Voters Voters
 	PKI    pki.Dir
 	Site   string // this site
 	Addr   string // this site's federation address, https://host:port
@@ -278,6 +298,16 @@ func (i *Issuer) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSi
 	if err := nameIsFree(ctx, i.Sites, req.Name, i.Site); err != nil {
 		return api.AddSiteResult{}, err
 	}
+	var voting *api.Voting
+	if i.Voters != nil {
+		v, err := i.Voters.Forecast(ctx, req.Name)
+		if err != nil {
+			return api.AddSiteResult{}, err
+		}
+		if req.PeerURL != "" {
+			voting = &v
+		}
+	}
 	ca, err := i.PKI.CA()
 	if err != nil {
 		return api.AddSiteResult{}, errs.New(errs.ErrConflict, "this site has no federation CA, so it cannot issue join tokens: "+err.Error())
@@ -293,7 +323,7 @@ func (i *Issuer) AddSite(ctx context.Context, req api.AddSiteRequest) (api.AddSi
 	if err := i.Grants.SaveJoinGrant(ctx, g); err != nil {
 		return api.AddSiteResult{}, err
 	}
-	return api.AddSiteResult{Site: req.Name, Token: tok.String(), ExpiresAt: expires, Config: i.joinConfig(req, tok, expires)}, nil
+	return api.AddSiteResult{Site: req.Name, Token: tok.String(), ExpiresAt: expires, Config: i.joinConfig(req, tok, expires), Voting: voting}, nil
 }
 
 // nameIsFree refuses the name of a site that the federation knows, live
@@ -512,15 +542,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v) // the caller went away
 }
 
-func writeError(w http.ResponseWriter, status int, err error) {
-	code := api.CodeInvalid
-	switch status {
-	case http.StatusForbidden:
-		code = api.CodeUnauthorized
-	case http.StatusConflict:
-		code = api.CodeConflict
-	case http.StatusServiceUnavailable:
-		code = api.CodeUnavailable
+// writeError answers with err's status and body, as the site's API maps
+// them (ServerOptions.ErrorBody); an error of no known kind is logged,
+// since its text is not sent.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, body := s.errorBody(err)
+	if status == http.StatusInternalServerError {
+		s.log.Error("federation request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
-	writeJSON(w, status, api.ErrorBody{Code: code, Message: err.Error()})
+	writeJSON(w, status, body)
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
+	"github.com/mao-research/mao/orchestrator/httpapi"
 	"github.com/mao-research/mao/orchestrator/pki"
 	"github.com/mao-research/mao/toolspec"
 )
@@ -105,7 +106,7 @@ func serve(t *testing.T, dir pki.Dir, grants *fakeGrants, etcd bool, logs http.H
 	clock := clockwork.NewFakeClockAt(now)
 	sites := fakeSites{{Site: api.Site{Name: "live"}, Live: true}, {Site: api.Site{Name: "gone"}, LastSeen: now.Add(-time.Hour)}}
 	srv := httptest.NewUnstartedServer(NewServer(grants, sites, dir,
-		ServerOptions{Prefix: "/mao/", Etcd: etcd, Clock: clock, Logs: logs}))
+		ServerOptions{Prefix: "/mao/", Etcd: etcd, Clock: clock, Logs: logs, ErrorBody: httpapi.ErrorBody}))
 	srv.TLS = cfg
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
@@ -387,5 +388,42 @@ func TestCredentials(t *testing.T) {
 	}
 	if strings.Join(grants.readers, ",") != "ada" {
 		t.Errorf("readers %v", grants.readers)
+	}
+}
+
+// fakeVoters forecasts from a fixed answer, and refuses the name of a
+// member.
+type fakeVoters struct {
+	member string
+	voting api.Voting
+}
+
+func (f fakeVoters) Forecast(_ context.Context, site string) (api.Voting, error) {
+	if site == f.member {
+		return api.Voting{}, errs.New(errs.ErrExists, site+" is a member's name")
+	}
+	return f.voting, nil
+}
+
+// TestAddSiteForecastsTheVote: add-site in a federation of sites' members
+// says whether a new site's member will vote, says nothing of votes for a
+// site without a member of its own, and refuses the name of a member (a
+// witness has no site record) with or without one.
+func TestAddSiteForecastsTheVote(t *testing.T) {
+	iss, _ := serve(t, founding(t), newGrants(), true, nil)
+	want := api.Voting{VotersNow: 1, VotersAfter: 1, MaxVoters: 3, Note: "stays a learner for now"}
+	iss.Voters = fakeVoters{member: "w", voting: want}
+	ctx := context.Background()
+	res, err := iss.AddSite(ctx, api.AddSiteRequest{Name: "b", PeerURL: "https://127.0.0.1:2380"})
+	if err != nil || res.Voting == nil || *res.Voting != want {
+		t.Fatalf("add-site with a member: %+v, %v; want voting %+v", res.Voting, err, want)
+	}
+	if res, err = iss.AddSite(ctx, api.AddSiteRequest{Name: "c"}); err != nil || res.Voting != nil {
+		t.Fatalf("add-site without a member: %+v, %v; want no voting", res.Voting, err)
+	}
+	for _, req := range []api.AddSiteRequest{{Name: "w", PeerURL: "https://127.0.0.1:2381"}, {Name: "w"}} {
+		if _, err := iss.AddSite(ctx, req); !errors.Is(err, errs.ErrExists) {
+			t.Errorf("add-site %+v: %v, want errs.ErrExists", req, err)
+		}
 	}
 }

@@ -224,6 +224,20 @@ func (f *fakeGit) Discard(_ context.Context, dir string) ([]string, error) {
 	return f.files, nil
 }
 
+// Scratch and Compare are not faked: the runner's replays are tested over
+// real clones (TestReplay).
+func (f *fakeGit) Scratch(context.Context, string, string, string) error {
+	return errors.New("fakeGit does not make scratch clones")
+}
+
+func (f *fakeGit) ScratchLocal(context.Context, string, string, string) error {
+	return errors.New("fakeGit does not make scratch clones")
+}
+
+func (f *fakeGit) Compare(context.Context, string, string, string) ([]container.Difference, error) {
+	return nil, errors.New("fakeGit does not compare")
+}
+
 var (
 	_ Registry   = (*fakeRegistry)(nil)
 	_ Records    = (*fakeRecords)(nil)
@@ -308,3 +322,37 @@ var (
 	_ Lease   = (*fakeLease)(nil)
 	_ Outputs = (*fakeOutputs)(nil)
 )
+
+// fakeOffline carries the runs it is told to, and says when that changes.
+type fakeOffline struct {
+	mu      sync.Mutex
+	carries bool
+	changed chan struct{}
+}
+
+func newFakeOffline(carries bool) *fakeOffline {
+	return &fakeOffline{carries: carries, changed: make(chan struct{})}
+}
+
+func (o *fakeOffline) Carries(api.Run) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.carries
+}
+
+func (o *fakeOffline) Changed() <-chan struct{} {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.changed
+}
+
+// goOffline makes the site carry every run from now on.
+func (o *fakeOffline) goOffline() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.carries = true
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
+var _ Offline = (*fakeOffline)(nil)

@@ -152,3 +152,55 @@ func TestNoAttemptOfARunTakenOver(t *testing.T) {
 		t.Fatalf("recorded %v", got)
 	}
 }
+
+// TestCarriedRunsAreNotFenced checks the promise that a run the site
+// carries through its journal while etcd does not answer it (one that no
+// other site may run) goes on without the lease: its container starts
+// while the lease is lapsed, its output is committed without asking etcd
+// whether the site holds it, and Abandon (the lease expired) leaves it
+// running; a run waiting for the lease starts once the site goes offline
+// and carries it.
+func TestCarriedRunsAreNotFenced(t *testing.T) {
+	t.Run("carried: no lease, no Holds", func(t *testing.T) {
+		f, lease, outputs := fencedFixture(t)
+		f.r.opts.Offline = newFakeOffline(true)
+		lease.lapsed, lease.holds = true, []error{errNotHeld, errNotHeld}
+		run := f.runToEnd(t, "t1")
+		if run.State != api.StateSucceeded || f.git.commits != 1 || lease.calls() != 0 || len(outputs.detected) != 1 {
+			t.Fatalf("run %s %q, %d commits, Holds asked %d times, detector given %v", run.State, run.Reason, f.git.commits,
+				lease.calls(), outputs.detected)
+		}
+	})
+	t.Run("waiting for the lease, then offline", func(t *testing.T) {
+		f, lease, _ := fencedFixture(t)
+		offline := newFakeOffline(false)
+		f.r.opts.Offline = offline
+		lease.lapsed, lease.waiting = true, make(chan struct{}, 10)
+		run, err := f.r.Start(context.Background(), "t1", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-lease.waiting
+		offline.goOffline()
+		f.r.Shutdown(context.Background())
+		if got := f.rec.last(run.ID); got.State != api.StateSucceeded || len(f.rt.specs) != 1 || lease.calls() != 0 {
+			t.Fatalf("run %s %q, %d containers, Holds asked %d times", got.State, got.Reason, len(f.rt.specs), lease.calls())
+		}
+	})
+	t.Run("not abandoned", func(t *testing.T) {
+		f, _, _ := fencedFixture(t)
+		f.r.opts.Offline = newFakeOffline(true)
+		f.rt.gate, f.rt.started = make(chan struct{}), make(chan struct{}, 1)
+		run, err := f.r.Start(context.Background(), "t1", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-f.rt.started
+		f.r.Abandon(errors.New("this site's lease expired")) // returns at once: nothing to stop
+		close(f.rt.gate)
+		f.r.Shutdown(context.Background())
+		if got := f.rec.last(run.ID); got.State != api.StateSucceeded {
+			t.Fatalf("run %s %q, want succeeded", got.State, got.Reason)
+		}
+	})
+}

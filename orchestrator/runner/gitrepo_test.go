@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +17,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/container"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/runlog"
+	"github.com/mao-research/mao/orchestrator/runs"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -146,5 +149,181 @@ func writeFiles(t *testing.T, dir string, n int) {
 		if err := os.WriteFile(p, []byte(fmt.Sprint(i)), 0o644); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestProvenance checks what a successful run records of what produced its
+// output: its commit's message carries the Mao-* trailers that git reads
+// (git log --format=%(trailers)), and its record the snapshot of what ran,
+// with the tool's secret env values as *** and the schedule's env in.
+func TestProvenance(t *testing.T) {
+	t.Parallel()
+	url := testenv.GitRepo(t, nil)
+	logs, err := runlog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	rt := &fakeContainers{onRun: func(spec container.Spec) {
+		if err := os.WriteFile(filepath.Join(spec.Mounts[0].Source, "out.csv"), []byte("1\n"), 0o644); err != nil {
+			t.Error(err)
+		}
+	}}
+	tool := toolspec.Tool{Name: "t", Author: "a", Image: "img:1", DataRepo: url, Network: "none",
+		Command: []string{"crawl", "--deep"}, Env: map[string]string{"TOKEN": "s3cret", "ORG": "lab"},
+		SecretEnv: []string{"TOKEN"}, Resources: &toolspec.Resources{CPUs: 0.5, Memory: "64MiB"}, Timeout: "90s", Revision: 17}
+	reg := &fakeRegistry{tools: map[string]toolspec.Tool{"t": tool}}
+	rec := &fakeRecords{}
+	r := New(reg, rec, rt, realGit{Repos: gitrepo.New(gitrepo.Options{})}, Options{Site: "s1", DataDir: dataDir, Logs: logs, Version: "9.9.9"})
+	run, err := r.Start(context.Background(), "t", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Shutdown(context.Background())
+	got := rec.last(run.ID)
+	if got.State != api.StateSucceeded {
+		t.Fatalf("run %s: %s", got.State, got.Reason)
+	}
+	wantSpec := api.RunSpec{Command: []string{"crawl", "--deep"}, Env: map[string]string{"TOKEN": "***", "ORG": "lab"},
+		SecretEnv: []string{"TOKEN"}, Resources: &toolspec.Resources{CPUs: 0.5, Memory: "64MiB"}, Memory: 64 << 20,
+		User: "", Timeout: "1m30s", SpecRevision: 17, Version: "9.9.9"}
+	if got.Spec == nil || !reflect.DeepEqual(*got.Spec, wantSpec) {
+		t.Errorf("snapshot %+v; want %+v", got.Spec, wantSpec)
+	}
+	if env := fmt.Sprint(rt.specs[0].Env); !strings.Contains(env, "TOKEN=s3cret") {
+		t.Errorf("the container's env %s lacks the secret's value", env)
+	}
+	clone := filepath.Join(dataDir, "repos", "t")
+	out, err := exec.Command("git", "--git-dir", gitrepo.GitDir(clone), "log", "-1", "--format=%(trailers)", got.DataCommitAfter).CombinedOutput()
+	if err != nil {
+		t.Fatalf("git log: %v: %s", err, out)
+	}
+	want := fmt.Sprintf("Mao-Run: %s\nMao-Tool: t\nMao-Site: s1\nMao-Scheduled-Time: %s\nMao-Image: img:1@sha256:d\n"+
+		"Mao-Spec-Revision: 17\nMao-Version: 9.9.9\n\n", run.ID, got.CreatedAt.UTC().Format(time.RFC3339))
+	if string(out) != want {
+		t.Errorf("trailers:\n%s\nwant:\n%s", out, want)
+	}
+}
+
+// TestReplay checks a replay over real clones: it runs the original's
+// snapshot in the original's image (by digest), with the original's
+// MAO_RUN_ID and the tool's current secret, on a scratch checkout of the
+// data repository at the original's commit before; it leaves the site's
+// clone alone; and it compares its output with the original's commit:
+// reproduced when the tool is deterministic, else the differing files
+// with sizes and hashes. The original's commit was never pushed: the
+// scratch comes from the site's own clone.
+func TestReplay(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		// write is what the tool writes; n counts its runs (1: the
+		// original).
+		write       func(n int) map[string]string
+		wantVerdict string
+		wantDiffs   []string
+	}{
+		{"deterministic", func(int) map[string]string {
+			return map[string]string{"out/a.csv": "1,2\n", "b.txt": "same"}
+		}, api.ReplayReproduced, nil},
+		{"output holds the time", func(n int) map[string]string {
+			return map[string]string{"out/a.csv": "1,2\n", "stamp.txt": fmt.Sprintf("run at %d", n)}
+		}, api.ReplayDiffers, []string{"stamp.txt"}},
+		{"a file the original did not write", func(n int) map[string]string {
+			if n == 1 {
+				return map[string]string{"a.txt": "x"}
+			}
+			return map[string]string{"a.txt": "x", "extra.txt": "y"}
+		}, api.ReplayDiffers, []string{"extra.txt"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			url := testenv.GitRepo(t, nil)
+			logs, err := runlog.Open(t.TempDir())
+			if err != nil {
+				t.Fatal(err)
+			}
+			dataDir := t.TempDir()
+			var runsMade int
+			rt := &fakeContainers{onRun: func(spec container.Spec) {
+				runsMade++
+				for p, content := range tt.write(runsMade) {
+					path := filepath.Join(spec.Mounts[0].Source, p)
+					if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+						t.Error(err)
+					}
+					if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+						t.Error(err)
+					}
+				}
+			}}
+			tool := toolspec.Tool{Name: "t", Author: "a", Image: "img:1", DataRepo: url, Network: "none",
+				Command: []string{"go"}, Env: map[string]string{"TOKEN": "old"}, SecretEnv: []string{"TOKEN"}}
+			reg := &fakeRegistry{tools: map[string]toolspec.Tool{"t": tool}}
+			rec := &fakeRecords{}
+			r := New(reg, rec, rt, realGit{Repos: gitrepo.New(gitrepo.Options{})}, Options{Site: "s1", DataDir: dataDir, Logs: logs})
+			ctx := context.Background()
+			started, err := r.Start(ctx, "t", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			r.Shutdown(ctx)
+			orig := rec.last(started.ID)
+			if orig.State != api.StateSucceeded {
+				t.Fatalf("original %s: %s", orig.State, orig.Reason)
+			}
+			// The secret changed since; a run after the original moved the
+			// site's clone on.
+			tool.Env["TOKEN"] = "new"
+			r = New(reg, rec, rt, realGit{Repos: gitrepo.New(gitrepo.Options{})}, Options{Site: "s1", DataDir: dataDir, Logs: logs})
+			if _, err := r.Start(ctx, "t", ""); err != nil {
+				t.Fatal(err)
+			}
+			r.Shutdown(ctx)
+			r = New(reg, rec, rt, realGit{Repos: gitrepo.New(gitrepo.Options{})}, Options{Site: "s1", DataDir: dataDir, Logs: logs})
+			now := time.Now()
+			replay := runs.NewReplay(runs.Manual("t", now), orig, runs.Ask{Site: "s1"}, now)
+			if err := r.Create(ctx, replay, tool); err != nil {
+				t.Fatal(err)
+			}
+			r.Shutdown(ctx)
+			got := rec.last(replay.ID)
+			if got.State != api.StateSucceeded || got.Replay == nil {
+				t.Fatalf("replay %s: %s (%+v)", got.State, got.Reason, got.Replay)
+			}
+			spec := rt.specs[len(rt.specs)-1]
+			if spec.Labels[LabelRun] != replay.ID {
+				t.Fatalf("the last container was %s's", spec.Labels[LabelRun])
+			}
+			env := strings.Join(spec.Env, " ")
+			if spec.Image != "sha256:img:1@sha256:d" || !strings.Contains(env, "MAO_RUN_ID="+orig.ID) || !strings.Contains(env, "TOKEN=new") {
+				t.Errorf("the replay's container: image %s, env %s; want the original's image by digest, run ID and today's secret", spec.Image, env)
+			}
+			if !strings.Contains(got.Replay.Note, "TOKEN") {
+				t.Errorf("the replay does not say where its secret came from: %q", got.Replay.Note)
+			}
+			if got.Replay.Verdict != tt.wantVerdict {
+				t.Errorf("verdict %s; want %s (%+v)", got.Replay.Verdict, tt.wantVerdict, got.Replay)
+			}
+			var paths []string
+			for _, d := range got.Replay.Differences {
+				paths = append(paths, d.Path)
+				if d.Replay == nil || len(d.Replay.SHA256) != 64 || (d.Original != nil && d.Original.SHA256 == d.Replay.SHA256) {
+					t.Errorf("difference %s: %+v / %+v", d.Path, d.Original, d.Replay)
+				}
+			}
+			if fmt.Sprint(paths) != fmt.Sprint(tt.wantDiffs) {
+				t.Errorf("differences %v; want %v", paths, tt.wantDiffs)
+			}
+			// Nothing of the replay is kept: the site's clone is where the
+			// run after the original left it, and the scratch is gone.
+			if got.DataCommitAfter != "" || got.Verdicts != nil {
+				t.Errorf("the replay recorded a commit %q or verdicts %v", got.DataCommitAfter, got.Verdicts)
+			}
+			if left, _ := os.ReadDir(filepath.Join(dataDir, replaysDir)); len(left) != 0 {
+				t.Errorf("scratch left: %v", left)
+			}
+		})
 	}
 }

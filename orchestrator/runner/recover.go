@@ -3,6 +3,7 @@ package runner
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/mao-research/mao/api"
@@ -32,12 +33,19 @@ func (r *Runner) Recover(ctx context.Context) error {
 			continue
 		}
 		dir := filepath.Join(r.opts.DataDir, "repos", run.Tool)
+		if run.Replay != nil {
+			dir = filepath.Join(r.opts.DataDir, replaysDir, run.ID) // its scratch, never the site's clone
+		}
 		// The container may have been running with the folder lent to
 		// another user, and left files of its own.
 		if err := r.chown(dir, r.owner, true); err != nil {
 			r.opts.Log.Warn("take back an interrupted run's data folder", "run", run.ID, "err", err)
 		}
-		if _, err := r.git.Discard(ctx, dir); err != nil {
+		if run.Replay != nil {
+			if err := os.RemoveAll(dir); err != nil {
+				r.opts.Log.Warn("remove an interrupted replay's scratch checkouts", "run", run.ID, "err", err)
+			}
+		} else if _, err := r.git.Discard(ctx, dir); err != nil {
 			r.opts.Log.Warn("discard an interrupted run's output", "run", run.ID, "err", err)
 		}
 		run = r.apply(run, runs.Fail{Reason: "interrupted: the orchestrator stopped while the run was running"})
@@ -53,12 +61,38 @@ func (r *Runner) Recover(ctx context.Context) error {
 		pending = append(pending, r.retryLater(run, log)) // attempts remain
 		log.Close()
 	}
+	r.sweepReplays(records)
 	for _, run := range pending {
 		if err := r.restart(ctx, run); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sweepReplays removes the scratch checkouts of replays that are not
+// pending here (a pending one starts again, and starts with a clean
+// scratch): those a crash left behind.
+func (r *Runner) sweepReplays(records []api.Run) {
+	dir := filepath.Join(r.opts.DataDir, replaysDir)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return // none
+	}
+	keep := map[string]bool{}
+	for _, run := range records {
+		if run.Replay != nil && run.Site == r.opts.Site && run.State == api.StatePending {
+			keep[run.ID] = true
+		}
+	}
+	for _, e := range entries {
+		if keep[e.Name()] {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			r.opts.Log.Warn("remove a replay's scratch left by a crash", "dir", filepath.Join(dir, e.Name()), "err", err)
+		}
+	}
 }
 
 // restart starts a run that a previous life of the site left pending.

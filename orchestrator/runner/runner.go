@@ -57,6 +57,14 @@ type Git interface {
 	// commit, and the branch stays where it was.
 	Commit(ctx context.Context, dir, message string, keep func() error) (commit string, files []string, err error)
 	Discard(ctx context.Context, dir string) (files []string, err error)
+	// Scratch makes dir a clone of url with commit checked out;
+	// ScratchLocal does it from the site's own clone local, never
+	// changing it.
+	Scratch(ctx context.Context, dir, url, commit string) error
+	ScratchLocal(ctx context.Context, dir, local, commit string) error
+	// Compare lists the files in which commits a and b of dir's clone
+	// differ.
+	Compare(ctx context.Context, dir, a, b string) ([]container.Difference, error)
 }
 
 // Lease is this site's hold on its runs: its lease in etcd, which other
@@ -70,6 +78,19 @@ type Lease interface {
 	// under its lease, holds run's current attempt: nil, an error of kind
 	// errs.ErrChanged when it does not, or of kind errs.ErrUnavailable.
 	Holds(ctx context.Context, run api.Run) error
+}
+
+// Offline tells which runs the site goes on with while etcd does not
+// answer it; offline.Work is one.
+type Offline interface {
+	// Carries reports whether the site carries run through its journal:
+	// run is one no other site may hold (runs.OwnOnly), and the site is
+	// offline or journals its records already. Such a run is not fenced
+	// by the lease: no other site may run it, and its journal's records
+	// win over a settlement as lost when they are replayed.
+	Carries(run api.Run) bool
+	// Changed is closed when the site goes offline or online.
+	Changed() <-chan struct{}
 }
 
 // Outputs checks the output of successful runs and hears of every run
@@ -143,6 +164,13 @@ type Options struct {
 	// Outbox, if set, pushes each commit a successful attempt kept, for
 	// a tool whose push is not off; the run's record says pending.
 	Outbox Outbox
+	// Offline, if set, says which runs the lease does not fence: those
+	// the site carries on through its journal while etcd does not answer
+	// it. Abandon leaves them alone too.
+	Offline Offline
+	// Version is the orchestrator's version, recorded in each run's
+	// provenance.
+	Version string
 }
 
 // Defaults of Options.
@@ -276,6 +304,16 @@ func (r *Runner) Start(ctx context.Context, toolName, requestedBy string) (api.R
 	return run, nil
 }
 
+// Create records run, a new pending run of tool held by this site (see
+// runs.NewManual), and executes it in the background: a run asked for this
+// site by name while etcd does not answer it, which it cannot request.
+func (r *Runner) Create(ctx context.Context, run api.Run, tool toolspec.Tool) error {
+	if run.Site != r.opts.Site || run.State != api.StatePending {
+		return fmt.Errorf("create run %s: it is %s at site %q, not pending at this site (%s)", run.ID, run.State, run.Site, r.opts.Site)
+	}
+	return r.begin(ctx, run, tool, true)
+}
+
 // Launch executes a pending run whose record has already been written (a
 // scheduled run, claimed by the scheduler). A run this site executes
 // already is left alone. A run that cannot start is recorded as failed,
@@ -321,7 +359,7 @@ func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, cre
 		}
 	}
 	runCtx, stop := context.WithCancelCause(r.runCtx)
-	e := &execution{stop: stop, done: make(chan struct{})}
+	e := &execution{run: run, stop: stop, done: make(chan struct{})}
 	r.active[run.ID] = e
 	r.wg.Add(1)
 	go func() {
@@ -338,6 +376,7 @@ func (r *Runner) begin(ctx context.Context, run api.Run, tool toolspec.Tool, cre
 
 // execution is a run's goroutine.
 type execution struct {
+	run       api.Run // as it was launched
 	stop      context.CancelCauseFunc
 	abandoned bool          // stopped by Abandon; r.mu guards it
 	done      chan struct{} // closed once it has ended and left active
@@ -348,11 +387,17 @@ type execution struct {
 // Each is recorded as failed with cause as its reason, unless a later
 // attempt of it has been recorded since (the store refuses an older
 // attempt's record). It returns once they have ended. A run claimed again
-// meanwhile starts after its abandoned execution has ended.
+// meanwhile starts after its abandoned execution has ended. Runs the site
+// carries through its journal (Options.Offline) go on: no other site may
+// run them.
 func (r *Runner) Abandon(cause error) {
 	r.mu.Lock()
 	var stopped []*execution
 	for id, e := range r.active {
+		if r.carried(e.run) {
+			r.opts.Log.Info("not stopping a run this site carries through its journal: no other site may run it", "run", id)
+			continue
+		}
 		r.opts.Log.Warn("stopping a run", "run", id, "cause", cause)
 		e.abandoned = true
 		e.stop(cause)
@@ -429,6 +474,9 @@ func (r *Runner) retryLater(run api.Run, log io.Writer) api.Run {
 // attempt performs the run and returns its final record. refused reports
 // a run this site will never perform (see refusal), which is not retried.
 func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, log io.Writer) (_ api.Run, refused bool) {
+	if run.Replay != nil {
+		return r.replayAttempt(ctx, run, tool, log), true // never retried
+	}
 	if reason := r.refusal(tool); reason != "" {
 		return r.apply(run, runs.Fail{Reason: reason}), true
 	}
@@ -449,6 +497,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	}
 
 	out, mounts, img, release, err := r.prepare(ctx, tool, dir, log)
+	out.Spec, out.Network, out.DataRepo = r.snapshot(run, tool), tool.NetworkName(), tool.DataRepo
 	if err != nil {
 		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out}), false
 	}
@@ -460,13 +509,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		return r.apply(run, runs.Fail{Reason: "interrupted before its container started: " + err.Error(), Outcome: out}), false
 	}
 	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
-	if !exit.StartedAt.IsZero() {
-		started := exit.StartedAt.UTC()
-		out.ContainerStartedAt = &started
-	}
-	if err == nil {
-		out.ExitCode = &exit.Code
-	}
+	noteExit(&out, exit, err)
 	end := ending(ctx, exit, err, tool)
 	// Before anything is committed or discarded, everything in the data
 	// folder becomes the orchestrator's again.
@@ -524,8 +567,7 @@ func (r *Runner) keep(ctx context.Context, run api.Run, tool toolspec.Tool, dir 
 		lost = r.hold(ctx, run)
 		return lost
 	}
-	msg := fmt.Sprintf("mao: run %s of %s at site %s", run.ID, run.Tool, r.opts.Site)
-	after, files, err := r.git.Commit(ctx, dir, msg, held)
+	after, files, err := r.git.Commit(ctx, dir, commitMessage(run, r.opts.Site, out), held)
 	if err != nil && lost != nil {
 		r.opts.Log.Warn("discarding the output of an attempt this site no longer holds", "run", run.ID, "attempt", run.Attempt, "err", lost)
 		return out, runs.Fail{Reason: "output discarded: " + lost.Error()}
@@ -560,6 +602,10 @@ func (r *Runner) hold(ctx context.Context, run api.Run) error {
 		return nil
 	}
 	for attempt := 1; ; attempt++ {
+		changed := r.offlineChanged()
+		if r.carried(run) {
+			return nil // not fenced: see Offline
+		}
 		err := r.opts.Lease.Holds(ctx, run)
 		if err == nil {
 			if err = r.leaseValid(ctx, run); err == nil {
@@ -575,6 +621,7 @@ func (r *Runner) hold(ctx context.Context, run api.Run) error {
 		r.opts.Log.Warn("cannot tell whether the site still holds the run; asking etcd again", "run", run.ID, "err", err)
 		select {
 		case <-ctx.Done():
+		case <-changed:
 		case <-r.opts.Clock.After(saveRetry):
 		}
 	}
@@ -587,6 +634,10 @@ func (r *Runner) leaseValid(ctx context.Context, run api.Run) error {
 		return nil
 	}
 	for {
+		changed := r.offlineChanged()
+		if r.carried(run) {
+			return nil // not fenced: see Offline
+		}
 		renewed, err := r.opts.Lease.Valid()
 		if err == nil {
 			return nil
@@ -594,10 +645,26 @@ func (r *Runner) leaseValid(ctx context.Context, run api.Run) error {
 		r.opts.Log.Warn("waiting for the site's lease to be renewed", "run", run.ID, "err", err)
 		select {
 		case <-renewed:
+		case <-changed:
 		case <-ctx.Done():
 			return errors.New(stopCause(ctx, "the orchestrator shut down"))
 		}
 	}
+}
+
+// carried reports whether the site carries run through its journal (see
+// Offline).
+func (r *Runner) carried(run api.Run) bool {
+	return r.opts.Offline != nil && r.opts.Offline.Carries(run)
+}
+
+// offlineChanged is closed when the site goes offline or online; nil
+// without Options.Offline.
+func (r *Runner) offlineChanged() <-chan struct{} {
+	if r.opts.Offline == nil {
+		return nil
+	}
+	return r.opts.Offline.Changed()
 }
 
 // errLend is the error of a run whose data folder could not be lent to
@@ -614,6 +681,18 @@ func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.To
 		}
 	}
 	return r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
+}
+
+// noteExit records in out when the container started and, if it ran,
+// its exit code.
+func noteExit(out *runs.Outcome, exit container.Exit, err error) {
+	if !exit.StartedAt.IsZero() {
+		started := exit.StartedAt.UTC()
+		out.ContainerStartedAt = &started
+	}
+	if err == nil {
+		out.ExitCode = &exit.Code
+	}
 }
 
 // ending is how an attempt whose container ran (or failed to) ends: nil
@@ -741,22 +820,101 @@ func (r *Runner) useDataset(ctx context.Context, name string) (dir, commit strin
 	return dir, r.inputs.acquire(dir, synced, commit), func() { r.inputs.release(dir) }, nil
 }
 
-func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, mounts []container.Mount) container.Spec {
-	scheduled := runs.Scheduled(run)
+// memory is the container's memory limit: the tool's, else the site's
+// default.
+func (r *Runner) memory(tool toolspec.Tool) int64 {
+	if m := tool.MemoryBytes(); m != 0 {
+		return m
+	}
+	return r.opts.DefaultMemory
+}
+
+// runEnv is the env a run's container gets from its tool and its schedule,
+// the schedule's winning; MAO_* variables aside.
+func runEnv(run api.Run, tool toolspec.Tool) map[string]string {
 	vars := maps.Clone(tool.Env)
 	if vars == nil {
 		vars = map[string]string{}
 	}
-	maps.Copy(vars, run.Env) // the schedule's env wins over the tool's
-	maps.Copy(vars, map[string]string{"MAO_RUN_ID": run.ID, "MAO_TOOL": run.Tool, "MAO_SITE": run.Site,
+	maps.Copy(vars, run.Env)
+	return vars
+}
+
+// snapshot is what the run runs, for its record (api.RunSpec): secret
+// values masked.
+func (r *Runner) snapshot(run api.Run, tool toolspec.Tool) *api.RunSpec {
+	env := tool.MaskSecrets(runEnv(run, tool))
+	if len(env) == 0 {
+		env = nil
+	}
+	var res *toolspec.Resources
+	if tool.Resources != nil {
+		c := *tool.Resources
+		res = &c
+	}
+	return &api.RunSpec{Command: slices.Clone(tool.Command), Env: env, SecretEnv: slices.Clone(tool.SecretEnv),
+		Resources: res, Memory: r.memory(tool), User: tool.User, Timeout: tool.TimeoutDuration().String(),
+		SpecRevision: tool.Revision, Version: r.opts.Version}
+}
+
+// Commit trailers: git log --format='%(trailers)' in any clone of a data
+// repository tells what produced each commit.
+const (
+	TrailerRun           = "Mao-Run"
+	TrailerTool          = "Mao-Tool"
+	TrailerSite          = "Mao-Site"
+	TrailerScheduledTime = "Mao-Scheduled-Time"
+	TrailerImage         = "Mao-Image"
+	TrailerInputDataset  = "Mao-Input-Dataset"
+	TrailerInputCommit   = "Mao-Input-Commit"
+	TrailerSpecRevision  = "Mao-Spec-Revision"
+	TrailerVersion       = "Mao-Version"
+)
+
+// commitMessage is the message of the commit of a successful attempt's
+// output: a subject, and the run's provenance as git trailers. Every
+// value is a validated name, a time, a hash or a version: none holds a
+// line break.
+func commitMessage(run api.Run, site string, out runs.Outcome) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "mao: run %s of %s at site %s\n\n", run.ID, run.Tool, site)
+	trailer := func(key, value string) {
+		if value != "" && !strings.ContainsAny(value, "\r\n") {
+			fmt.Fprintf(&b, "%s: %s\n", key, value)
+		}
+	}
+	trailer(TrailerRun, run.ID)
+	trailer(TrailerTool, run.Tool)
+	trailer(TrailerSite, site)
+	trailer(TrailerScheduledTime, runs.Scheduled(run).UTC().Format(time.RFC3339))
+	image := out.ImageDigest
+	if image == "" {
+		image = out.ImageID
+	}
+	trailer(TrailerImage, image)
+	trailer(TrailerInputDataset, out.InputDataset)
+	trailer(TrailerInputCommit, out.InputCommit)
+	if out.Spec != nil {
+		if out.Spec.SpecRevision != 0 {
+			trailer(TrailerSpecRevision, strconv.FormatInt(out.Spec.SpecRevision, 10))
+		}
+		trailer(TrailerVersion, out.Spec.Version)
+	}
+	return b.String()
+}
+
+func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, mounts []container.Mount) container.Spec {
+	// A replay's container sees what the original's saw.
+	id, site, scheduled := run.ID, run.Site, runs.Scheduled(run)
+	if p := run.Replay; p != nil {
+		id, site, scheduled = p.Of, p.Site, p.ScheduledTime
+	}
+	vars := runEnv(run, tool)
+	maps.Copy(vars, map[string]string{"MAO_RUN_ID": id, "MAO_TOOL": run.Tool, "MAO_SITE": site,
 		"MAO_SCHEDULED_TIME": scheduled.UTC().Format(time.RFC3339)})
 	env := make([]string, 0, len(vars))
 	for _, k := range slices.Sorted(maps.Keys(vars)) {
 		env = append(env, k+"="+vars[k])
-	}
-	memory := tool.MemoryBytes()
-	if memory == 0 {
-		memory = r.opts.DefaultMemory
 	}
 	return container.Spec{
 		Name:  ContainerName(run),
@@ -767,7 +925,7 @@ func (r *Runner) spec(run api.Run, tool toolspec.Tool, img container.Image, moun
 			LabelTool: run.Tool, LabelSite: run.Site},
 		Mounts:    mounts,
 		NanoCPUs:  int64(tool.CPUs() * 1e9),
-		Memory:    memory,
+		Memory:    r.memory(tool),
 		PidsLimit: r.opts.PidsLimit,
 		User:      r.containerUser(tool),
 		Network:   tool.NetworkName(),

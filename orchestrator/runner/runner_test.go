@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -544,5 +546,38 @@ func TestSuccessfulRunsGoToTheOutbox(t *testing.T) {
 				t.Errorf("push %+v, want none", run.Push)
 			}
 		})
+	}
+}
+
+// TestRecoverReplays checks what a restart does with replays a previous
+// life left: a running one is failed and only its scratch goes (never a
+// discard in the site's clone of the tool), and scratch left by a replay
+// that ended is swept.
+func TestRecoverReplays(t *testing.T) {
+	f := newFixture(t)
+	f.r.opts.DataDir = t.TempDir()
+	ctx := context.Background()
+	replay := &api.Replay{Of: "t1-1", Site: "s1"}
+	for _, r := range []api.Run{
+		{ID: "t1-running", Tool: "t1", Site: "s1", State: api.StateRunning, Replay: replay},
+		{ID: "t1-ended", Tool: "t1", Site: "s1", State: api.StateSucceeded, Replay: replay},
+	} {
+		f.rec.CreateRun(ctx, r)
+		if err := os.MkdirAll(filepath.Join(f.r.opts.DataDir, replaysDir, r.ID, "data"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.r.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.r.Shutdown(ctx)
+	if got := f.rec.last("t1-running"); got.State != api.StateFailed {
+		t.Errorf("interrupted replay: %s", got.State)
+	}
+	if len(f.git.discarded) != 0 {
+		t.Errorf("discarded %v; a replay never touches the site's clone", f.git.discarded)
+	}
+	if left, _ := os.ReadDir(filepath.Join(f.r.opts.DataDir, replaysDir)); len(left) != 0 {
+		t.Errorf("scratch left: %v", left)
 	}
 }

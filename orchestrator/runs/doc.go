@@ -15,6 +15,10 @@
 //     does not allow (ErrIllegal), and leaves the record unchanged.
 //   - Request is a run waiting for a site to claim it, derived from its
 //     record (RequestOf).
+//   - OwnOnly tells the runs that no site but their own may ever hold (Lose
+//     makes them wait for that site again), which a site goes on with while
+//     etcd does not answer it; Replay decides how such a run's record from
+//     the site's journal goes into etcd over the stored one.
 //
 // The states themselves are the wire type api.RunState; this package owns
 // the rules between them. It keeps no state, reads no clock and does no

@@ -81,6 +81,14 @@ type Outcome struct {
 	DataCommitAfter    string
 	InputDataset       string
 	InputCommit        string
+	// Spec is what the attempt ran, snapshotted as it was prepared, with
+	// the network and data repository it ran with (the tool may have
+	// changed since the record was made).
+	Spec     *api.RunSpec
+	Network  string
+	DataRepo string
+	// Replay is a replay's comparison with the original's output.
+	Replay *api.Replay
 	// Files the attempt added or changed, all of them: the record keeps
 	// the first api.MaxRunFiles and counts them all.
 	Files    []string
@@ -311,6 +319,14 @@ func (o Outcome) copyTo(r *api.Run) {
 	set(&r.DataCommitAfter, o.DataCommitAfter)
 	set(&r.InputDataset, o.InputDataset)
 	set(&r.InputCommit, o.InputCommit)
+	set(&r.Network, o.Network)
+	set(&r.DataRepo, o.DataRepo)
+	if o.Spec != nil {
+		r.Spec = o.Spec
+	}
+	if o.Replay != nil {
+		r.Replay = o.Replay
+	}
 	if len(o.Files) > 0 {
 		r.FilesTotal = len(o.Files)
 		r.Files = o.Files[:min(len(o.Files), api.MaxRunFiles)]

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
 
@@ -17,7 +19,8 @@ import (
 // Key directories of the spike detector and of notifications; see
 // docs/etcd-keys.md.
 const (
-	seriesDir        = "series/"        // series/<tool>/<site>/<metric>
+	pointsDir        = "series-points/" // series-points/<tool>/<site>/<metric>/<unix nanoseconds, 20 digits>-<run>
+	seriesDir        = "series/"        // series/<tool>/<site>/<metric>: the whole series in one value, as mao wrote it before series-points
 	notifyStateDir   = "notify-state/"  // notify-state/<tool>/<scope>
 	notificationsDir = "notifications/" // notifications/<id>
 )
@@ -51,24 +54,193 @@ func update[T any](ctx context.Context, s *Store, key string, fn func(T) (T, err
 // (empty when it has none yet) and stores the result, keeping its newest
 // max points. fn may run more than once, when another writer got there
 // first; it sees the stored series each time.
+//
+// Each point is a key of its own (series-points/), so a run writes its own
+// point and deletes the ones beyond max, never the whole history. A
+// series that an older mao stored in one value (series/) is moved to
+// points first, then its value deleted; readers merge both meanwhile.
 func (s *Store) UpdateSeries(ctx context.Context, tool, site, metric string, max int,
 	fn func(api.Series) (api.Series, error)) (api.Series, error) {
-	key := s.key(seriesDir, tool+"/"+site+"/"+metric)
-	_, after, err := update(ctx, s, key, func(cur api.Series) (api.Series, error) {
-		cur.Tool, cur.Site, cur.Metric = tool, site, metric
+	if err := s.migrateSeries(ctx, tool, site, metric); err != nil {
+		return api.Series{}, err
+	}
+	prefix := s.key(pointsDir, seriesName(tool, site, metric)+"/")
+	for {
+		cur, rev, err := s.readSeries(ctx, tool, site, metric)
+		if err != nil {
+			return api.Series{}, err
+		}
 		next, err := fn(cur)
+		if err != nil {
+			return cur, err
+		}
+		next.Tool, next.Site, next.Metric = tool, site, metric
 		if len(next.Points) > max {
 			next.Points = next.Points[len(next.Points)-max:]
 		}
-		return next, err
-	})
-	return after, err
+		had := make(map[string]api.SeriesPoint, len(cur.Points))
+		for _, p := range cur.Points {
+			had[prefix+pointName(p)] = p
+		}
+		var ops []op
+		for _, p := range next.Points {
+			key := prefix + pointName(p)
+			if old, ok := had[key]; ok && old == p {
+				delete(had, key)
+				continue
+			}
+			delete(had, key)
+			ops = append(ops, op{key: key, v: p})
+		}
+		for key := range had { // dropped: beyond max, or replaced
+			ops = append(ops, op{key: key, del: true})
+		}
+		if len(ops) == 0 {
+			return next, nil
+		}
+		unchanged := clientv3.Compare(clientv3.ModRevision(prefix).WithPrefix(), "<", rev+1)
+		err = s.txn(ctx, []clientv3.Cmp{unchanged}, ops...)
+		if !errors.Is(err, errCondition) {
+			return next, err
+		}
+	}
+}
+
+// seriesName is a series' name under its directory: <tool>/<site>/<metric>.
+func seriesName(tool, site, metric string) string { return tool + "/" + site + "/" + metric }
+
+// pointName is a point's key below its series' prefix: its time, so that
+// keys sort as the points do, and its run, so that a run (retried, or
+// replayed into etcd from a journal) has one point.
+func pointName(p api.SeriesPoint) string {
+	return fmt.Sprintf("%020d-%s", p.Time.UnixNano(), p.Run)
+}
+
+// readSeries reads a series' points, oldest first, and the revision it
+// read them at; points of a series still in one value (series/) are
+// merged in, a run's point keyed on its own winning.
+func (s *Store) readSeries(ctx context.Context, tool, site, metric string) (api.Series, int64, error) {
+	all, rev, err := s.seriesUnder(ctx, seriesName(tool, site, metric)+"/", seriesName(tool, site, metric))
+	if err != nil {
+		return api.Series{}, 0, err
+	}
+	sr := api.Series{Tool: tool, Site: site, Metric: metric}
+	if len(all) == 1 {
+		sr.Points = all[0].Points
+	}
+	return sr, rev, nil
+}
+
+// seriesUnder reads the series whose points are under series-points/ +
+// points and whose old single values are under series/ + values (a
+// directory when it ends in "/"), merged, sorted by site and metric, their
+// points oldest first.
+func (s *Store) seriesUnder(ctx context.Context, points, values string) ([]api.Series, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	byName := map[string]*api.Series{}
+	seen := map[string]map[string]bool{} // series name → runs with a point key
+	get := func(name string) *api.Series {
+		if sr, ok := byName[name]; ok {
+			return sr
+		}
+		parts := strings.SplitN(name, "/", 3)
+		sr := &api.Series{Tool: parts[0], Site: parts[1], Metric: parts[2]}
+		byName[name], seen[name] = sr, map[string]bool{}
+		return sr
+	}
+	resp, err := s.c.Get(ctx, s.key(pointsDir, points), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
+	if err != nil {
+		return nil, 0, s.unavailable(ctx, err)
+	}
+	found := make(map[string]bool, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		key := string(kv.Key)
+		found[key] = true
+		var p api.SeriesPoint
+		if s.decode(key, kv.Value, kv.ModRevision, &p) != nil {
+			continue
+		}
+		name := strings.TrimPrefix(key, s.prefix+pointsDir)
+		name = name[:strings.LastIndex(name, "/")]
+		sr := get(name)
+		sr.Points = append(sr.Points, p)
+		seen[name][p.Run] = true
+	}
+	if strings.HasSuffix(points, "/") {
+		s.pruneInvalid(s.key(pointsDir, points), found)
+	}
+	var old []api.Series
+	if strings.HasSuffix(values, "/") {
+		old, _, err = list[api.Series](ctx, s, seriesDir+values)
+	} else {
+		var sr api.Series
+		if err = s.get(ctx, s.key(seriesDir, values), &sr); err == nil {
+			old = append(old, sr)
+		} else if errors.Is(err, errs.ErrNotFound) {
+			err = nil
+		}
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, o := range old {
+		name := seriesName(o.Tool, o.Site, o.Metric)
+		sr := get(name)
+		for _, p := range o.Points {
+			if !seen[name][p.Run] {
+				sr.Points = append(sr.Points, p)
+			}
+		}
+	}
+	out := make([]api.Series, 0, len(byName))
+	for _, name := range slices.Sorted(maps.Keys(byName)) {
+		sr := byName[name]
+		slices.SortStableFunc(sr.Points, func(a, b api.SeriesPoint) int { return strings.Compare(pointName(a), pointName(b)) })
+		out = append(out, *sr)
+	}
+	return out, resp.Header.Revision, nil
+}
+
+// migrateSeries moves a series that an older mao stored in one value
+// (series/) to a key per point, a batch of points per transaction (etcd
+// bounds a transaction's operations), each only while the old value is
+// unchanged, then deletes the old value. Putting a point twice is harmless:
+// a crash midway leaves points that the next call puts again.
+func (s *Store) migrateSeries(ctx context.Context, tool, site, metric string) error {
+	key := s.key(seriesDir, seriesName(tool, site, metric))
+	var old api.Series
+	rev, err := s.getRev(ctx, key, &old)
+	switch {
+	case errors.Is(err, errs.ErrNotFound) && rev == 0:
+		return nil // none
+	case errors.Is(err, errs.ErrNotFound):
+		old = api.Series{} // invalid: nothing to move, and it goes
+	case err != nil:
+		return err
+	}
+	unchanged := clientv3.Compare(clientv3.ModRevision(key), "=", rev)
+	prefix := s.key(pointsDir, seriesName(tool, site, metric)+"/")
+	const batch = 100
+	for i := 0; i < len(old.Points); i += batch {
+		var ops []op
+		for _, p := range old.Points[i:min(i+batch, len(old.Points))] {
+			ops = append(ops, op{key: prefix + pointName(p), v: p})
+		}
+		if err := s.txn(ctx, []clientv3.Cmp{unchanged}, ops...); err != nil && !errors.Is(err, errCondition) {
+			return fmt.Errorf("move the series %s to a key per point: %w", key, err)
+		}
+	}
+	if err := s.delete(ctx, key, unchanged); err != nil && !errors.Is(err, errCondition) && !errors.Is(err, errs.ErrNotFound) {
+		return fmt.Errorf("move the series %s to a key per point: %w", key, err)
+	}
+	return nil
 }
 
 // SeriesOf lists the series of a tool, by site and metric; empty site or
 // metric select all.
 func (s *Store) SeriesOf(ctx context.Context, tool, site, metric string) ([]api.Series, error) {
-	all, _, err := list[api.Series](ctx, s, seriesDir+tool+"/")
+	all, _, err := s.seriesUnder(ctx, tool+"/", tool+"/")
 	if err != nil {
 		return nil, err
 	}

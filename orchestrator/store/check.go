@@ -115,6 +115,7 @@ func (s *Store) CheckRecords(ctx context.Context) (api.Check, error) {
 		{sitesDir, as(func() any { return new(api.Site) })},
 		{seenDir, as(func() any { return new(seenRecord) })},
 		{seriesDir, as(func() any { return new(api.Series) })},
+		{pointsDir, as(func() any { return new(api.SeriesPoint) })},
 		{notifyStateDir, as(func() any { return new(notify.State) })},
 		{notificationsDir, as(func() any { return new(api.Notification) })},
 		{joinDir, as(func() any { return new(pki.JoinGrant) })},
@@ -146,6 +147,9 @@ func (s *Store) decode(key string, value []byte, rev int64, v any) error {
 	defer s.invalid.mu.Unlock()
 	if err == nil {
 		delete(s.invalid.got, key)
+		if t, ok := v.(*toolspec.Tool); ok {
+			t.Revision = rev // what ran says which record it was prepared from
+		}
 		return nil
 	}
 	if prev, ok := s.invalid.got[key]; !ok || prev.rev != rev {
@@ -183,10 +187,14 @@ func checkRecord(name string, v any) error {
 		return sameName("name", r.Name, name, func() error { return toolspec.CheckName(r.Name) })
 	case *seenRecord:
 		return sameName("name", r.Name, name, func() error { return toolspec.CheckName(r.Name) })
+	case *witnessRecord:
+		return sameName("name", r.Name, name, func() error { return toolspec.CheckName(r.Name) })
 	case *runs.Request:
 		return sameName("run", r.Run, name, func() error {
 			return errors.Join(runs.CheckID(r.Run), toolspec.CheckName(r.Tool), r.Target.Validate())
 		})
+	case *api.SeriesPoint:
+		return checkPoint(*r, name)
 	case *api.Series:
 		return sameName("tool/site/metric", r.Tool+"/"+r.Site+"/"+r.Metric, name,
 			func() error { return errors.Join(toolspec.CheckName(r.Tool), toolspec.CheckName(r.Site)) })
@@ -196,6 +204,23 @@ func checkRecord(name string, v any) error {
 		return sameName("id", r.ID, name, func() error { return toolspec.CheckName(r.Site) })
 	case *indexEntry:
 		return runs.CheckID(r.Run)
+	}
+	return nil
+}
+
+// checkPoint checks a series point against its key's name,
+// <tool>/<site>/<metric>/<time>-<run>.
+func checkPoint(p api.SeriesPoint, name string) error {
+	parts := strings.SplitN(name, "/", 3)
+	slash := strings.LastIndex(name, "/")
+	if len(parts) < 3 || slash <= len(parts[0])+len(parts[1])+1 {
+		return fmt.Errorf("its key's name %q is not <tool>/<site>/<metric>/<time>-<run>", name)
+	}
+	if err := errors.Join(toolspec.CheckName(parts[0]), toolspec.CheckName(parts[1]), runs.CheckID(p.Run)); err != nil {
+		return err
+	}
+	if want := pointName(p); name[slash+1:] != want {
+		return fmt.Errorf("its key names %q, not its time and run %q", name[slash+1:], want)
 	}
 	return nil
 }
@@ -224,6 +249,7 @@ func checkRun(r api.Run, name string) error {
 	if r.Target != nil {
 		problems = append(problems, r.Target.Validate())
 	}
+	problems = append(problems, runs.CheckSpec(r), runs.CheckReplay(r))
 	if p := r.Push; p != nil {
 		problems = append(problems, checkPush(*p))
 	}

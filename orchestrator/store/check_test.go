@@ -43,10 +43,16 @@ func TestInvalidRecordsAreLeftOut(t *testing.T) {
 		"/mao/runs/bad-push":         `{"id":"bad-push","tool":"good","state":"succeeded","push":{"state":"forced"}}`,
 		"/mao/runs/bad-branch":       `{"id":"bad-branch","tool":"good","state":"succeeded","push":{"state":"pushed","branch":"../x","commit":"c"}}`,
 		"/mao/runs/pushed-nowhere":   `{"id":"pushed-nowhere","tool":"good","state":"succeeded","push":{"state":"pushed"}}`,
-		"/mao/sites/liar":            `{"name":"lab-a","api_addr":"http://127.0.0.1:1"}`,
-		"/mao/sites-seen/broken":     "[]",
-		"/mao/schedules/broken":      `{"id":"broken","tool":"good","spec":"61 * * * *"}`,
-		"/mao/requests/broken":       `{"run":"broken","tool":"Good Tool"}`,
+		// A replay that would clone (and so move the .git of) a repository
+		// anywhere on the host, in an image named by a tag.
+		"/mao/runs/bad-replay": `{"id":"bad-replay","tool":"good","state":"pending","trigger":"replay","data_repo":"/home/victim",` +
+			`"image_id":"evil:latest","replay":{"of":"good-1","site":"s1"}}`,
+		// A snapshot a replay would run: no tool record could hold it.
+		"/mao/runs/bad-spec":     `{"id":"bad-spec","tool":"good","state":"succeeded","network":"host; rm -rf /","spec":{"env":{"A B":"x"},"timeout":"-1s"}}`,
+		"/mao/sites/liar":        `{"name":"lab-a","api_addr":"http://127.0.0.1:1"}`,
+		"/mao/sites-seen/broken": "[]",
+		"/mao/schedules/broken":  `{"id":"broken","tool":"good","spec":"61 * * * *"}`,
+		"/mao/requests/broken":   `{"run":"broken","tool":"Good Tool"}`,
 	}
 	for k, v := range bad {
 		if _, err := c.Put(ctx, k, v); err != nil {

@@ -10,7 +10,9 @@
 // ClaimRequest) only while its record lives under the lease it joined
 // with, checked in the claim's transaction; Membership.Holds tells whether
 // it still holds an attempt and Membership.Valid whether its lease is
-// valid by its own clock.
+// valid by its own clock. ReplayRun writes a record from a site's journal
+// (its own runs, recorded while etcd did not answer it) as runs.Replay
+// decides, only while the site is live.
 //
 // The layout is a public interface (collaborators read it with etcdctl) and
 // is documented in docs/etcd-keys.md; change both together. It serves no

@@ -169,6 +169,30 @@ func (m *Membership) Valid() (renewed <-chan struct{}, err error) {
 	return m.renewed, nil
 }
 
+// Remaining is how long the site's lease stays valid at the least, by the
+// site's own clock (see Valid): zero once it may have expired.
+func (m *Membership) Remaining() time.Duration {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return max(m.validUntil.Sub(m.s.clock.Now()), 0)
+}
+
+// Renew renews the lease once now, besides Keep's renewals: for work that
+// must not outlast the lease (a defragmentation that stalls the site's
+// etcd member), which then has a whole TTL (Remaining). A lease etcd no
+// longer has is an error of kind errs.ErrUnavailable (ErrNotLive); Keep
+// registers the site again.
+func (m *Membership) Renew(ctx context.Context) error {
+	err := m.renewOnce(ctx)
+	if errors.Is(err, errLeaseExpired) {
+		return fmt.Errorf("site %s: %w (its lease expired)", m.site.Name, ErrNotLive)
+	}
+	return err
+}
+
+// TTL is the lease's time to live.
+func (m *Membership) TTL() time.Duration { return m.ttl }
+
 // live is the transaction condition that the site's record lives under
 // this membership's lease: the site is live, in this life.
 func (m *Membership) live() (clientv3.Cmp, error) {
@@ -249,6 +273,12 @@ func (m *Membership) Holds(ctx context.Context, run api.Run) error {
 // seenDir keeps each site's record after it is gone: sites-seen/<name>.
 const seenDir = "sites-seen/"
 
+// SeenEvery is how often a live site rewrites its lasting record's
+// last_seen: a gone site's last_seen is at most this much (or its lease's
+// TTL, if longer) before it was last live, unless it stopped cleanly
+// (Leave writes it last).
+const SeenEvery = 5 * time.Minute
+
 // seenRecord is a site's record with the time it was last seen live.
 type seenRecord struct {
 	api.Site
@@ -312,9 +342,10 @@ func (m *Membership) Keep(ctx context.Context, retry time.Duration, lost, rejoin
 				m.log.Info("site lease renewed again", "site", m.site.Name)
 			}
 			wait, failing = m.ttl/3, false
-			// The lasting record tells when a gone site was last live;
-			// once per TTL is precise enough.
-			if clock.Since(lastSeen) >= m.ttl {
+			// The lasting record tells when a gone site was last live:
+			// rewritten at most once per SeenEvery (each rewrite is a
+			// revision etcd keeps until it is compacted), and at Leave.
+			if clock.Since(lastSeen) >= max(SeenEvery, m.ttl) {
 				lastSeen = clock.Now()
 				if err := m.seen(ctx); err != nil {
 					m.log.Warn("record the site as seen", "err", err)
@@ -375,6 +406,9 @@ func (m *Membership) rejoin(ctx context.Context, retry time.Duration) bool {
 // store claims nothing for the site any more.
 func (m *Membership) Leave(ctx context.Context) error {
 	m.s.joined.CompareAndDelete(m.site.Name, m)
+	if err := m.seen(ctx); err != nil { // best effort: last_seen is then SeenEvery old at most
+		m.log.Warn("record the site as seen as it leaves", "err", err)
+	}
 	ctx, cancel := context.WithTimeout(ctx, m.s.timeout)
 	defer cancel()
 	if _, err := m.s.c.Revoke(ctx, clientv3.LeaseID(m.lease.Load())); err != nil {

@@ -375,6 +375,42 @@ func (s *Store) PruneSchedule(ctx context.Context, schedule string, keep int) ([
 	return removed, nil
 }
 
+// PruneRuns deletes the runs that pick picks of every run record (see
+// runs.Expired), each only if it has not changed since it was read, and
+// returns the IDs it deleted. Their logs go with them (PrunedLogs).
+func (s *Store) PruneRuns(ctx context.Context, pick func([]api.Run) []string) ([]string, error) {
+	all, rev, err := list[api.Run](ctx, s, runsDir)
+	if err != nil {
+		return nil, err
+	}
+	byID := make(map[string]api.Run, len(all))
+	for _, r := range all {
+		byID[r.ID] = r
+	}
+	var removed []string
+	for _, id := range pick(all) {
+		r, ok := byID[id]
+		if !ok {
+			continue
+		}
+		key := s.key(runsDir, id)
+		unchanged := clientv3.Compare(clientv3.ModRevision(key), "<", rev+1)
+		ops := []op{{key: key, del: true}}
+		if r.Schedule != "" {
+			ops = append(ops, op{key: s.scheduleRunKey(r), del: true})
+		}
+		err := s.txn(ctx, []clientv3.Cmp{unchanged}, ops...)
+		if errors.Is(err, errCondition) {
+			continue // changed since: looked at again next time
+		}
+		if err != nil {
+			return removed, err
+		}
+		removed = append(removed, id)
+	}
+	return removed, nil
+}
+
 func (s *Store) deleteRun(ctx context.Context, r api.Run) error {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()

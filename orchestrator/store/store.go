@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
@@ -36,8 +37,13 @@ const (
 
 // Store reads and writes mao's records in etcd.
 type Store struct {
-	c       *clientv3.Client
-	adminC  *clientv3.Client // for what needs etcd's root role; nil: c
+	c      *clientv3.Client
+	adminC *clientv3.Client                        // for what needs etcd's root role; nil: c
+	local  func() ([]*etcdserverpb.Member, uint64) // Options.LocalMembers
+	// epMu orders SetEndpoints (write) before or after the status
+	// requests of statuses (read): etcd's client reads its endpoints
+	// without its lock when it dials one member for its status.
+	epMu    sync.RWMutex
 	prefix  string
 	timeout time.Duration
 	clock   clockwork.Clock
@@ -63,6 +69,12 @@ type Options struct {
 	// users and maintenance, when the cluster has access control; nil: the
 	// store's own client does those too.
 	Admin *clientv3.Client
+	// LocalMembers, for a site with an embedded member, is the cluster's
+	// members as that member knows them, and the cluster's ID: what
+	// federation status shows when no member answers a member list
+	// (without a quorum; a learner answers none at all). nil for a site
+	// without a member of its own.
+	LocalMembers func() ([]*etcdserverpb.Member, uint64)
 }
 
 // New returns a Store over the etcd client c.
@@ -79,7 +91,7 @@ func New(c *clientv3.Client, opts Options) *Store {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Store{c: c, adminC: opts.Admin, prefix: opts.Prefix, timeout: opts.Timeout, clock: opts.Clock, log: opts.Log}
+	return &Store{c: c, adminC: opts.Admin, local: opts.LocalMembers, prefix: opts.Prefix, timeout: opts.Timeout, clock: opts.Clock, log: opts.Log}
 }
 
 func (s *Store) key(dir, name string) string { return s.prefix + dir + name }

@@ -40,6 +40,7 @@ func main() {
 		fork    = flag.Int("fork", 0, `try to start this many child processes that wait, print "started N of M" (children die with the container)`)
 		setuid  = flag.String("setuid-file", "", "write this file into the data folder as a setuid and setgid program (exit 1 if it cannot)")
 		give    = flag.String("give", "", "write this file into the data folder and give it to uid and gid 4321 (exit 1 if it cannot)")
+		now     = flag.String("now", "", "write the current time (Unix nanoseconds) into this file in the data folder")
 		files   [][2]string // path in the data folder, content
 		links   [][2]string // path in the data folder, target
 	)
@@ -138,6 +139,12 @@ func main() {
 		name := filepath.Join(*data, "run-"+os.Getenv("MAO_RUN_ID"))
 		if err := os.WriteFile(name, []byte(os.Getenv("MAO_SCHEDULED_TIME")+"\n"), 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "mark:", err)
+			os.Exit(1)
+		}
+	}
+	if *now != "" {
+		if err := os.WriteFile(filepath.Join(*data, *now), []byte(fmt.Sprintln(time.Now().UnixNano())), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "now:", err)
 			os.Exit(1)
 		}
 	}
