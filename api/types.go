@@ -94,6 +94,11 @@ type Replay struct {
 	Site          string    `json:"site"`
 	ScheduledTime time.Time `json:"scheduled_time"`
 	Commit        string    `json:"commit,omitempty"`
+	// PushedCommit is the original's commit as pushed (Push.Commit): a
+	// copy rebased onto other sites' commits, when the site's clone no
+	// longer holds the original one. The replay then starts from its
+	// parent and compares with it.
+	PushedCommit string `json:"pushed_commit,omitempty"`
 
 	// Verdict is ReplayReproduced, ReplayDiffers or ReplayNotCompared,
 	// set when the replay succeeded; Differences are the files in which

@@ -238,7 +238,7 @@ func TestParseKeys(t *testing.T) {
 			c.Runs.MaxOutputBytes, c.Runs.MaxOutputFiles = 1<<50, 100000000
 		}},
 		{"schedules.history", "[schedules]\nhistory = 7\n", func(c *Config) { c.Schedules.History = 7 }},
-		{"runs.history and max_age", "[runs]\nhistory = 7\nmax_age = 2160h\n", func(c *Config) { c.Runs.History, c.Runs.MaxAge = 7, 2160 * time.Hour }},
+		{"runs.history and max_age", "[runs]\nhistory = 7\nmax_age = 2160h\n", func(c *Config) { c.Runs.History, c.Runs.MaxAge = 7, 2160*time.Hour }},
 		{"schedules.history bounds", "[schedules]\nhistory = 1\n", func(c *Config) { c.Schedules.History = 1 }},
 		{"schedules.history maximum", "[schedules]\nhistory = 100000\n", func(c *Config) { c.Schedules.History = 100000 }},
 		{"git", "[git]\nssh_key_file = " + key + "\nknown_hosts_file = /etc/hosts\ncredentials_file = " + creds + "\nca_file = /etc/hosts\n" +

@@ -28,7 +28,14 @@ var ErrNoCommit = errors.New("commit not found")
 // folder and its input this way. An error wraps ErrNoCommit when the
 // repository lacks commit; dir is then left as it was.
 func (r *Repos) Scratch(ctx context.Context, dir, rawURL, commit string) error {
-	return r.scratch(ctx, dir, rawURL, commit)
+	return r.scratch(ctx, dir, rawURL, commit, false)
+}
+
+// ScratchParent is Scratch with the first parent of commit checked out
+// (commit is in the clone): a replay of a run whose commit was rebased
+// when it was pushed starts from the parent of its pushed copy.
+func (r *Repos) ScratchParent(ctx context.Context, dir, rawURL, commit string) error {
+	return r.scratch(ctx, dir, rawURL, commit, true)
 }
 
 // ScratchLocal is Scratch from the site's own clone whose work tree is
@@ -40,10 +47,10 @@ func (r *Repos) ScratchLocal(ctx context.Context, dir, local, commit string) err
 	if fi, err := os.Lstat(gitDir); err != nil || !fi.IsDir() {
 		return fmt.Errorf("no clone at %s (no git directory %s): %w", local, gitDir, ErrNoCommit)
 	}
-	return r.scratch(ctx, dir, gitDir, commit)
+	return r.scratch(ctx, dir, gitDir, commit, false)
 }
 
-func (r *Repos) scratch(ctx context.Context, dir, src, commit string) (err error) {
+func (r *Repos) scratch(ctx context.Context, dir, src, commit string, parent bool) (err error) {
 	want := plumbing.NewHash(commit)
 	if want.IsZero() || want.String() != commit {
 		return fmt.Errorf("scratch %s: %q is not a commit hash: %w", dir, commit, ErrNoCommit)
@@ -60,10 +67,17 @@ func (r *Repos) scratch(ctx context.Context, dir, src, commit string) (err error
 	if err != nil {
 		return err
 	}
-	if _, err := c.repo.CommitObject(want); errors.Is(err, plumbing.ErrObjectNotFound) {
+	co, err := c.repo.CommitObject(want)
+	if errors.Is(err, plumbing.ErrObjectNotFound) {
 		return fmt.Errorf("%s: %w", short(want), ErrNoCommit)
 	} else if err != nil {
 		return err
+	}
+	if parent {
+		if co.NumParents() == 0 {
+			return fmt.Errorf("%s has no parent: %w", short(want), ErrNoCommit)
+		}
+		want = co.ParentHashes[0]
 	}
 	wt, err := c.repo.Worktree()
 	if err != nil {

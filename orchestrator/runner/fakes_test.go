@@ -230,6 +230,10 @@ func (f *fakeGit) Scratch(context.Context, string, string, string) error {
 	return errors.New("fakeGit does not make scratch clones")
 }
 
+func (f *fakeGit) ScratchParent(context.Context, string, string, string) error {
+	return errors.New("fakeGit does not make scratch clones")
+}
+
 func (f *fakeGit) ScratchLocal(context.Context, string, string, string) error {
 	return errors.New("fakeGit does not make scratch clones")
 }

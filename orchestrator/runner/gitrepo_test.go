@@ -327,3 +327,63 @@ func TestReplay(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayOfARebasedRun checks a replay of a run whose commit was rebased
+// when it was pushed and is in no clone any more: it starts from the
+// parent of the pushed copy (from the remote) and compares with that copy,
+// saying so.
+func TestReplayOfARebasedRun(t *testing.T) {
+	t.Parallel()
+	// The remote holds the pushed copy: out/a.csv on top of the initial
+	// commit (not a bare repository: testenv.GitRepo's work tree).
+	url := testenv.GitRepo(t, nil)
+	remote := strings.TrimPrefix(url, "file://")
+	if err := os.MkdirAll(filepath.Join(remote, "out"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(remote, "out", "a.csv"), []byte("1,2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"add", "out"}, {"-c", "user.name=t", "-c", "user.email=t@localhost", "commit", "-q", "-m", "pushed copy"}} {
+		if out, err := exec.Command("git", append([]string{"-C", remote}, args...)...).CombinedOutput(); err != nil {
+			t.Fatalf("git %v: %v\n%s", args, err, out)
+		}
+	}
+	head, err := exec.Command("git", "-C", remote, "rev-parse", "HEAD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pushed := strings.TrimSpace(string(head))
+	logs, err := runlog.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt := &fakeContainers{onRun: func(spec container.Spec) {
+		dir := spec.Mounts[0].Source
+		if err := os.MkdirAll(filepath.Join(dir, "out"), 0o755); err != nil {
+			t.Error(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "out", "a.csv"), []byte("1,2\n"), 0o644); err != nil {
+			t.Error(err)
+		}
+	}}
+	tool := toolspec.Tool{Name: "t", Author: "a", Image: "img:1", DataRepo: url, Network: "none"}
+	reg := &fakeRegistry{tools: map[string]toolspec.Tool{"t": tool}}
+	rec := &fakeRecords{}
+	r := New(reg, rec, rt, realGit{Repos: gitrepo.New(gitrepo.Options{})}, Options{Site: "s1", DataDir: t.TempDir(), Logs: logs})
+	orig := api.Run{ID: "t-1700000000-000001", Tool: "t", Site: "s1", State: api.StateSucceeded, Trigger: api.TriggerManual,
+		Image: "img:1", ImageID: "sha256:" + strings.Repeat("ab", 32), Network: "none", DataRepo: url,
+		DataCommitBefore: strings.Repeat("f", 40), DataCommitAfter: strings.Repeat("e", 40), CreatedAt: time.Unix(1700000000, 0).UTC(),
+		Spec: &api.RunSpec{Timeout: "1h0m0s"}, Push: &api.Push{State: api.PushPushed, Branch: "master", Commit: pushed}}
+	now := time.Now()
+	replay := runs.NewReplay(runs.Manual("t", now), orig, runs.Ask{Site: "s1"}, now)
+	if err := r.Create(context.Background(), replay, tool); err != nil {
+		t.Fatal(err)
+	}
+	r.Shutdown(context.Background())
+	got := rec.last(replay.ID)
+	if got.State != api.StateSucceeded || got.Replay == nil || got.Replay.Verdict != api.ReplayReproduced ||
+		!strings.Contains(got.Replay.Note, "rebased when pushed") {
+		t.Fatalf("replay %s %q: %+v", got.State, got.Reason, got.Replay)
+	}
+}

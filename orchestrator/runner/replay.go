@@ -56,7 +56,10 @@ func (r *Runner) replayAttempt(ctx context.Context, run api.Run, current toolspe
 		}
 	}()
 	dir := filepath.Join(scratch, "data")
-	out, mounts, img, err := r.prepareReplay(ctx, run, tool, scratch, log)
+	out, mounts, img, against, rebased, err := r.prepareReplay(ctx, run, tool, scratch, log)
+	if rebased != "" {
+		note = joinNotes(note, rebased)
+	}
 	if err != nil {
 		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out})
 	}
@@ -74,7 +77,7 @@ func (r *Runner) replayAttempt(ctx context.Context, run api.Run, current toolspe
 		}
 	}
 	if end == nil {
-		out, end = r.compare(ctx, run, dir, out, note)
+		out, end = r.compare(ctx, run, dir, against, out, note)
 	}
 	switch e := end.(type) {
 	case nil:
@@ -143,39 +146,54 @@ func replayTool(run api.Run, current toolspec.Tool) (toolspec.Tool, string, erro
 // first (it holds commits not pushed yet), then from the remote, and makes
 // sure the pinned image is here. The image is never looked up by tag: one
 // moved since is not what ran.
+//
+// A run whose commit was rebased when it was pushed, and is gone from the
+// site's clone since, starts from the parent of its pushed copy, and is
+// compared with that copy (against; rebased says so).
 func (r *Runner) prepareReplay(runCtx context.Context, run api.Run, tool toolspec.Tool, scratch string, log io.Writer) (
-	out runs.Outcome, mounts []container.Mount, img container.Image, err error) {
+	out runs.Outcome, mounts []container.Mount, img container.Image, against, rebased string, err error) {
 	ctx, cancel := context.WithTimeout(runCtx, r.opts.PrepareTimeout)
 	defer cancel()
 	// What an interrupted try of this replay left (Recover starts a
 	// pending replay again) goes first.
 	if err := os.RemoveAll(scratch); err != nil {
-		return out, nil, img, err
+		return out, nil, img, "", "", err
 	}
 	out.DataCommitBefore, out.InputDataset, out.InputCommit = run.DataCommitBefore, run.InputDataset, run.InputCommit
 	dir := filepath.Join(scratch, "data")
+	against = run.Replay.Commit
 	if err := r.scratch(runCtx, ctx, dir, filepath.Join(r.opts.DataDir, "repos", run.Tool), run.DataRepo, run.DataCommitBefore, log); err != nil {
-		return out, nil, img, fmt.Errorf("data repository: %w", err)
+		pushed := run.Replay.PushedCommit
+		if pushed == "" {
+			return out, nil, img, "", "", fmt.Errorf("data repository: %w", err)
+		}
+		if perr := r.git.ScratchParent(ctx, dir, run.DataRepo, pushed); perr != nil {
+			return out, nil, img, "", "", fmt.Errorf("data repository: %w", errors.Join(err, perr))
+		}
+		against = pushed
+		rebased = fmt.Sprintf("the original's commit %s is in no clone any more (it was rebased when pushed): the replay started from the parent of its pushed copy %s and is compared with that copy",
+			run.Replay.Commit, pushed)
+		fmt.Fprintf(log, "[mao] %s\n", rebased)
 	}
 	mounts = []container.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
 	if run.InputDataset != "" {
 		ds, err := r.reg.Dataset(ctx, run.InputDataset)
 		if err != nil {
-			return out, nil, img, fmt.Errorf("input dataset %s: %w", run.InputDataset, err)
+			return out, nil, img, "", "", fmt.Errorf("input dataset %s: %w", run.InputDataset, err)
 		}
 		in := filepath.Join(scratch, "input")
 		if err := r.scratch(runCtx, ctx, in, filepath.Join(r.opts.DataDir, "datasets", ds.Name), ds.URL, run.InputCommit, log); err != nil {
-			return out, nil, img, fmt.Errorf("input dataset %s: %w", run.InputDataset, err)
+			return out, nil, img, "", "", fmt.Errorf("input dataset %s: %w", run.InputDataset, err)
 		}
 		mounts = append(mounts, container.Mount{Source: r.hostPath(in), Target: toolspec.InputMount, ReadOnly: true})
 	}
 	img, err = r.rt.EnsureImage(ctx, tool.Image)
 	if err != nil {
-		return out, nil, img, fmt.Errorf("image %s, which run %s ran, is neither at site %s nor pullable: %w",
+		return out, nil, img, "", "", fmt.Errorf("image %s, which run %s ran, is neither at site %s nor pullable: %w",
 			tool.Image, run.Replay.Of, r.opts.Site, err)
 	}
 	out.ImageID, out.ImageDigest = img.ID, img.Digest
-	return out, mounts, img, nil
+	return out, mounts, img, against, rebased, nil
 }
 
 // scratch checks out commit into dir from the site's clone local (read
@@ -202,7 +220,7 @@ func (r *Runner) scratch(runCtx, ctx context.Context, dir, local, url, commit st
 // compare commits the replay's output in its scratch clone and compares
 // that commit with the original's (api.Replay). A replay whose output
 // cannot be committed (over a limit, a .git, ...) fails as a run would.
-func (r *Runner) compare(ctx context.Context, run api.Run, dir string, out runs.Outcome, note string) (runs.Outcome, runs.Event) {
+func (r *Runner) compare(ctx context.Context, run api.Run, dir, against string, out runs.Outcome, note string) (runs.Outcome, runs.Event) {
 	commit, files, err := r.git.Commit(ctx, dir, "mao: replay "+run.ID+" of run "+run.Replay.Of, nil)
 	if err != nil {
 		return out, runs.Fail{Reason: commitFailure(ctx, err)}
@@ -210,7 +228,7 @@ func (r *Runner) compare(ctx context.Context, run api.Run, dir string, out runs.
 	out.Files = files
 	result := *run.Replay
 	result.Note = note
-	diffs, err := r.git.Compare(ctx, dir, run.Replay.Commit, commit)
+	diffs, err := r.git.Compare(ctx, dir, against, commit)
 	switch {
 	case err != nil:
 		result.Verdict = api.ReplayNotCompared

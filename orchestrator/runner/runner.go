@@ -62,6 +62,8 @@ type Git interface {
 	// changing it.
 	Scratch(ctx context.Context, dir, url, commit string) error
 	ScratchLocal(ctx context.Context, dir, local, commit string) error
+	// ScratchParent is Scratch at the first parent of commit.
+	ScratchParent(ctx context.Context, dir, url, commit string) error
 	// Compare lists the files in which commits a and b of dir's clone
 	// differ.
 	Compare(ctx context.Context, dir, a, b string) ([]container.Difference, error)

@@ -142,6 +142,9 @@ func NewReplay(id ID, orig api.Run, ask Ask, now time.Time) api.Run {
 		Attempt: 1, MaxAttempts: 1, CreatedAt: now.UTC(),
 		Replay: &api.Replay{Of: orig.ID, Site: orig.Site, ScheduledTime: Scheduled(orig).UTC(), Commit: orig.DataCommitAfter},
 	}
+	if orig.Push != nil && orig.Push.State.Done() && orig.Push.Commit != orig.DataCommitAfter {
+		r.Replay.PushedCommit = orig.Push.Commit
+	}
 	if orig.Spec != nil {
 		spec := *orig.Spec
 		spec.Command = slices.Clone(spec.Command)
@@ -173,6 +176,9 @@ func CheckReplay(r api.Run) error {
 	}
 	if p.Commit != "" && !isHash(p.Commit) {
 		problems = append(problems, fmt.Errorf("replay commit %q is not a commit hash", p.Commit))
+	}
+	if p.PushedCommit != "" && !isHash(p.PushedCommit) {
+		problems = append(problems, fmt.Errorf("replay pushed_commit %q is not a commit hash", p.PushedCommit))
 	}
 	if err := checkPinned(r); err != nil {
 		problems = append(problems, err)
@@ -230,11 +236,13 @@ func ByHand(r api.Run) bool {
 // Expired picks, of list, the runs asked for by hand at site that
 // retention prunes: of each tool's ended ones, those beyond the newest
 // keep, and, when before is not zero, those that finished before it. Runs
-// that have not ended are never picked. It returns their IDs.
+// that have not ended, and those whose commit has not reached its data
+// repository yet (push pending or failed: the outbox still records on
+// them), are never picked. It returns their IDs.
 func Expired(list []api.Run, site string, keep int, before time.Time) []string {
 	byTool := map[string][]api.Run{}
 	for _, r := range list {
-		if r.Site == site && ByHand(r) && r.State.Terminal() {
+		if r.Site == site && ByHand(r) && r.State.Terminal() && (r.Push == nil || r.Push.State.Done()) {
 			byTool[r.Tool] = append(byTool[r.Tool], r)
 		}
 	}

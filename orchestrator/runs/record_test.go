@@ -27,6 +27,9 @@ func TestExpired(t *testing.T) {
 		run("a6", "a", "s1", api.TriggerSchedule, api.StateSucceeded, 0), // a tick: its schedule bounds it
 		run("b1", "b", "s1", api.TriggerManual, api.StateSucceeded, 100),
 	}
+	pending := run("a0", "a", "s1", api.TriggerManual, api.StateSucceeded, 0) // its push still on its way: kept
+	pending.Push = &api.Push{State: api.PushFailed}
+	list = append(list, pending)
 	tests := []struct {
 		name   string
 		keep   int
