@@ -63,33 +63,14 @@ func (r *Runner) replayAttempt(ctx context.Context, run api.Run, current toolspe
 	if err != nil {
 		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out})
 	}
-	if err := r.leaseValid(ctx, run); err != nil {
-		return r.apply(run, runs.Fail{Reason: "interrupted before its container started: " + err.Error(), Outcome: out})
-	}
-	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
-	noteExit(&out, exit, err)
-	end := ending(ctx, exit, err, tool)
-	if err := r.chown(dir, r.owner, true); err != nil {
-		err = fmt.Errorf("take back the data folder for the orchestrator's user %s: %w", r.owner, err)
-		r.opts.Log.Error("files left that the orchestrator does not own", "run", run.ID, "dir", dir, "err", err)
-		if end == nil {
-			end = runs.Fail{Reason: err.Error()}
-		}
-	}
-	if end == nil {
+	end, ran := r.runHeld(ctx, run, tool, dir, img, mounts, log, &out)
+	if ran && end == nil {
 		out, end = r.compare(ctx, run, dir, against, out, note)
 	}
-	switch e := end.(type) {
-	case nil:
+	if end == nil {
 		return r.apply(run, runs.Succeed{Outcome: out})
-	case runs.TimeOut:
-		e.Outcome = out
-		return r.apply(run, e)
-	case runs.Fail:
-		e.Outcome = out
-		return r.apply(run, e)
 	}
-	return r.apply(run, end)
+	return r.apply(run, withOutcome(end, out))
 }
 
 // replayTool is the tool as the original run ran it, from its snapshot,

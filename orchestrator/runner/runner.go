@@ -505,25 +505,9 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	}
 	defer release()
 
-	// Other sites take a run over only once this site's lease has
-	// expired: while it may have, no container starts.
-	if err := r.leaseValid(ctx, run); err != nil {
-		return r.apply(run, runs.Fail{Reason: "interrupted before its container started: " + err.Error(), Outcome: out}), false
-	}
-	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
-	noteExit(&out, exit, err)
-	end := ending(ctx, exit, err, tool)
-	// Before anything is committed or discarded, everything in the data
-	// folder becomes the orchestrator's again.
-	if err := r.chown(dir, r.owner, true); err != nil {
-		err = fmt.Errorf("take back the data folder for the orchestrator's user %s: %w", r.owner, err)
-		r.opts.Log.Error("files left that the orchestrator does not own", "run", run.ID, "dir", dir, "err", err)
-		// Committing and discarding stop when the run is stopped (the
-		// shutdown grace ended, or the site lost the run): what they leave
-		// undone, the next Sync of the clone discards.
-		if end == nil {
-			end = runs.Fail{Reason: err.Error()}
-		}
+	end, ran := r.runHeld(ctx, run, tool, dir, img, mounts, log, &out)
+	if !ran {
+		return r.apply(run, withOutcome(end, out)), false
 	}
 	// Committing and discarding stop when the run is stopped (the
 	// shutdown grace ended, or the site lost the run): what they leave
@@ -544,15 +528,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		r.opts.Log.Log(context.Background(), level, "discard a failed run's output; the next sync of the clone discards it", "run", run.ID, "dir", dir, "err", err)
 	}
 	out.Files = files
-	switch e := end.(type) {
-	case runs.TimeOut:
-		e.Outcome = out
-		end = e
-	case runs.Fail:
-		e.Outcome = out
-		end = e
-	}
-	return r.apply(run, end), false
+	return r.apply(run, withOutcome(end, out)), false
 }
 
 // keep commits a successful attempt's output and checks it with the
@@ -683,6 +659,46 @@ func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.To
 		}
 	}
 	return r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
+}
+
+// runHeld runs an attempt's container on its data folder dir once the
+// site's lease allows it (other sites take a run over only once this
+// site's lease has expired: while it may have, no container starts),
+// notes its start and exit code in out, and takes the folder back for the
+// orchestrator's user before anything is committed or discarded. It
+// returns how the attempt ended (nil: the container exited 0 and the
+// folder is the orchestrator's again; see ending), and ran false when no
+// container started because the lease did not allow it.
+func (r *Runner) runHeld(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, img container.Image,
+	mounts []container.Mount, log io.Writer, out *runs.Outcome) (end runs.Event, ran bool) {
+	if err := r.leaseValid(ctx, run); err != nil {
+		return runs.Fail{Reason: "interrupted before its container started: " + err.Error()}, false
+	}
+	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
+	noteExit(out, exit, err)
+	end = ending(ctx, exit, err, tool)
+	if err := r.chown(dir, r.owner, true); err != nil {
+		err = fmt.Errorf("take back the data folder for the orchestrator's user %s: %w", r.owner, err)
+		r.opts.Log.Error("files left that the orchestrator does not own", "run", run.ID, "dir", dir, "err", err)
+		if end == nil {
+			end = runs.Fail{Reason: err.Error()}
+		}
+	}
+	return end, true
+}
+
+// withOutcome is ev with out as its outcome, for the events that carry
+// one (Fail, TimeOut).
+func withOutcome(ev runs.Event, out runs.Outcome) runs.Event {
+	switch e := ev.(type) {
+	case runs.Fail:
+		e.Outcome = out
+		return e
+	case runs.TimeOut:
+		e.Outcome = out
+		return e
+	}
+	return ev
 }
 
 // noteExit records in out when the container started and, if it ran,
