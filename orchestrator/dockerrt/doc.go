@@ -1,8 +1,8 @@
 // Package dockerrt is the orchestrator's container runtime: it makes sure a
 // tool image is present, runs one container per job to completion through the
-// Docker Engine API (create, attach, wait, start — the same round trips as
-// `docker run --rm`), streams its output, enforces the job timeout, and
-// guarantees the container is gone afterwards. It also removes containers a
+// Docker Engine API (create, wait, start, then its json-file log followed
+// from the start: no attach delays the start), streams its output, enforces
+// the job timeout, and guarantees the container is gone afterwards. It also removes containers a
 // crashed orchestrator left behind.
 //
 // Every container it creates gets the same security defaults, which no
