@@ -35,7 +35,7 @@ bench: build
 	go run ./bench/runbench -maoctl bin/maoctl -orchestrator bin/orchestrator
 	go run ./bench/schedbench -orchestrator bin/orchestrator
 	MAO_REQUIRE_DOCKER=1 go test -run '^$$' -bench . -benchtime 1x ./bench/fedbench/
-	go test -run '^$$' -bench . -benchtime 1x ./bench/etcdbench/
+	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/etcdbench/
 	MAO_REQUIRE_DOCKER=1 go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/pushbench/
 	go test -run '^$$' -bench . ./detector/ ./notify/
 
