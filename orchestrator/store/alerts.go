@@ -61,14 +61,17 @@ func update[T any](ctx context.Context, s *Store, key string, fn func(T) (T, err
 // points first, then its value deleted; readers merge both meanwhile.
 func (s *Store) UpdateSeries(ctx context.Context, tool, site, metric string, max int,
 	fn func(api.Series) (api.Series, error)) (api.Series, error) {
-	if err := s.migrateSeries(ctx, tool, site, metric); err != nil {
-		return api.Series{}, err
-	}
 	prefix := s.key(pointsDir, seriesName(tool, site, metric)+"/")
 	for {
-		cur, rev, err := s.readSeries(ctx, tool, site, metric)
+		cur, rev, old, err := s.readSeries(ctx, tool, site, metric)
 		if err != nil {
 			return api.Series{}, err
+		}
+		if old { // kept in one value by an older mao: moved to points first
+			if err := s.migrateSeries(ctx, tool, site, metric); err != nil {
+				return api.Series{}, err
+			}
+			continue
 		}
 		next, err := fn(cur)
 		if err != nil {
@@ -118,24 +121,25 @@ func pointName(p api.SeriesPoint) string {
 
 // readSeries reads a series' points, oldest first, and the revision it
 // read them at; points of a series still in one value (series/) are
-// merged in, a run's point keyed on its own winning.
-func (s *Store) readSeries(ctx context.Context, tool, site, metric string) (api.Series, int64, error) {
-	all, rev, err := s.seriesUnder(ctx, seriesName(tool, site, metric)+"/", seriesName(tool, site, metric))
+// merged in, a run's point keyed on its own winning, and old says there
+// was such a value.
+func (s *Store) readSeries(ctx context.Context, tool, site, metric string) (sr api.Series, rev int64, old bool, err error) {
+	all, rev, old, err := s.seriesUnder(ctx, seriesName(tool, site, metric)+"/", seriesName(tool, site, metric))
 	if err != nil {
-		return api.Series{}, 0, err
+		return api.Series{}, 0, false, err
 	}
-	sr := api.Series{Tool: tool, Site: site, Metric: metric}
+	sr = api.Series{Tool: tool, Site: site, Metric: metric}
 	if len(all) == 1 {
 		sr.Points = all[0].Points
 	}
-	return sr, rev, nil
+	return sr, rev, old, nil
 }
 
 // seriesUnder reads the series whose points are under series-points/ +
 // points and whose old single values are under series/ + values (a
 // directory when it ends in "/"), merged, sorted by site and metric, their
-// points oldest first.
-func (s *Store) seriesUnder(ctx context.Context, points, values string) ([]api.Series, int64, error) {
+// points oldest first; hadValues says it met such an old value.
+func (s *Store) seriesUnder(ctx context.Context, points, values string) (_ []api.Series, rev int64, hadValues bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	byName := map[string]*api.Series{}
@@ -151,7 +155,7 @@ func (s *Store) seriesUnder(ctx context.Context, points, values string) ([]api.S
 	}
 	resp, err := s.c.Get(ctx, s.key(pointsDir, points), clientv3.WithPrefix(), clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend))
 	if err != nil {
-		return nil, 0, s.unavailable(ctx, err)
+		return nil, 0, false, s.unavailable(ctx, err)
 	}
 	found := make(map[string]bool, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -182,7 +186,7 @@ func (s *Store) seriesUnder(ctx context.Context, points, values string) ([]api.S
 		}
 	}
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, false, err
 	}
 	for _, o := range old {
 		name := seriesName(o.Tool, o.Site, o.Metric)
@@ -199,7 +203,7 @@ func (s *Store) seriesUnder(ctx context.Context, points, values string) ([]api.S
 		slices.SortStableFunc(sr.Points, func(a, b api.SeriesPoint) int { return strings.Compare(pointName(a), pointName(b)) })
 		out = append(out, *sr)
 	}
-	return out, resp.Header.Revision, nil
+	return out, resp.Header.Revision, len(old) > 0, nil
 }
 
 // migrateSeries moves a series that an older mao stored in one value
@@ -240,7 +244,7 @@ func (s *Store) migrateSeries(ctx context.Context, tool, site, metric string) er
 // SeriesOf lists the series of a tool, by site and metric; empty site or
 // metric select all.
 func (s *Store) SeriesOf(ctx context.Context, tool, site, metric string) ([]api.Series, error) {
-	all, _, err := s.seriesUnder(ctx, tool+"/", tool+"/")
+	all, _, _, err := s.seriesUnder(ctx, tool+"/", tool+"/")
 	if err != nil {
 		return nil, err
 	}
