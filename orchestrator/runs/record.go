@@ -95,8 +95,18 @@ func CheckSpec(r api.Run) error {
 	if s.Memory < 0 {
 		return fmt.Errorf("run spec: memory %d is negative", s.Memory)
 	}
+	if !versionRe.MatchString(s.Version) {
+		return fmt.Errorf("run spec: version %q is not a version", s.Version)
+	}
+	if s.SpecRevision < 0 {
+		return fmt.Errorf("run spec: spec_revision %d is negative", s.SpecRevision)
+	}
 	return nil
 }
+
+// versionRe is what an orchestrator's version looks like (shown by maoctl
+// and written into commit trailers, so no control characters).
+var versionRe = regexp.MustCompile(`^[0-9A-Za-z.+_-]{0,64}$`)
 
 // CheckReplayable says why run cannot be replayed (an error of kind
 // errs.ErrConflict), or nil: a replay runs its snapshot again and compares
