@@ -128,11 +128,18 @@ func (j *Journal) Append(op string, run api.Run, at time.Time) (Entry, error) {
 	if err != nil {
 		return Entry{}, fmt.Errorf("journal: encode run %s: %w", run.ID, err)
 	}
-	if _, err := j.f.Write(append(line, '\n')); err != nil {
+	fi, err := j.f.Stat()
+	if err != nil {
 		return Entry{}, fmt.Errorf("journal: write run %s: %w", run.ID, err)
 	}
+	// A write or sync that fails (a full disk) is undone: the file ends
+	// with whole entries, and the next start does not find it damaged.
+	undo := func(err error) error { return errors.Join(err, j.f.Truncate(fi.Size())) }
+	if _, err := j.f.Write(append(line, '\n')); err != nil {
+		return Entry{}, fmt.Errorf("journal: write run %s: %w", run.ID, undo(err))
+	}
 	if err := j.f.Sync(); err != nil {
-		return Entry{}, fmt.Errorf("journal: sync run %s: %w", run.ID, err)
+		return Entry{}, fmt.Errorf("journal: sync run %s: %w", run.ID, undo(err))
 	}
 	j.seq = e.Seq
 	j.entries = append(j.entries, e)

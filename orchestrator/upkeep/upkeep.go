@@ -27,6 +27,7 @@ type Etcd interface {
 type Lease interface {
 	Renew(ctx context.Context) error
 	Remaining() time.Duration
+	TTL() time.Duration
 }
 
 // Notifier sends messages asynchronously; notify.Notifier is one.
@@ -226,8 +227,22 @@ func (k *Keeper) recover(ctx context.Context, space store.Space) {
 	k.opts.Log.Info("etcd has room again: NOSPACE disarmed", "db_size", after.Size, "quota", quota)
 }
 
+// waitLogged logs, once until a defragmentation succeeds, that one is due
+// but would stall the member for longer than the site's lease allows.
+func (k *Keeper) waitLogged(estimate time.Duration, space store.Space) {
+	k.mu.Lock()
+	first := !k.waiting
+	k.waiting = true
+	k.mu.Unlock()
+	if first {
+		k.opts.Log.Warn("etcd's database needs defragmenting, but it would stall the member for longer than the site's lease allows; "+
+			"it waits (a longer [site] lease_ttl allows it)", "estimate", estimate, "db_size", space.Size, "in_use", space.InUse)
+	}
+}
+
 // defragment defragments the own member if the lease allows it now, and
-// reports whether it did.
+// reports whether it did. An estimate beyond a third of the lease's TTL
+// never fits: the lease is not renewed for it every interval.
 func (k *Keeper) defragment(ctx context.Context, space store.Space) bool {
 	k.mu.Lock()
 	rate := k.rate
@@ -237,19 +252,16 @@ func (k *Keeper) defragment(ctx context.Context, space store.Space) bool {
 	}
 	estimate := time.Duration(float64(space.InUse) / rate * float64(time.Second))
 	if k.lease != nil {
+		if estimate > k.lease.TTL()/leaseShare {
+			k.waitLogged(estimate, space) // it would not fit even right after a renewal
+			return false
+		}
 		if err := k.lease.Renew(ctx); err != nil {
 			k.opts.Log.Debug("renew the lease before defragmenting", "err", err)
 			return false
 		}
 		if left := k.lease.Remaining(); estimate > left/leaseShare {
-			k.mu.Lock()
-			first := !k.waiting
-			k.waiting = true
-			k.mu.Unlock()
-			if first {
-				k.opts.Log.Warn("etcd's database needs defragmenting, but it would stall the member for longer than the site's lease allows; "+
-					"it waits (a longer [site] lease_ttl allows it)", "estimate", estimate, "lease_left", left, "db_size", space.Size, "in_use", space.InUse)
-			}
+			k.waitLogged(estimate, space)
 			return false
 		}
 	}

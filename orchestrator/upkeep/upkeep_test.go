@@ -63,6 +63,7 @@ type fakeLease struct{ left time.Duration }
 
 func (f fakeLease) Renew(context.Context) error { return nil }
 func (f fakeLease) Remaining() time.Duration    { return f.left }
+func (f fakeLease) TTL() time.Duration          { return f.left }
 
 type fakeNotifier struct {
 	mu     sync.Mutex
