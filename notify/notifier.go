@@ -55,13 +55,13 @@ type Options struct {
 	Attempts   int           // sends tried per channel; default 5
 	Backoff    time.Duration // wait after the first failed round of sends, doubling after each; default 1s
 	MaxBackoff time.Duration // the longest wait; default 1m
-	Timeout    time.Duration // bound of one send, and of one Record after Run's ctx ended, in real time; default 30s
+	Timeout    time.Duration // bound of one send, and of one Record, in real time; default 30s
 	Queue      int           // events waiting to be sent; default 256
 	Clock      Clock         // default the real clock
 	Log        *slog.Logger  // default none
 	// Record, if set, is told each Outcome, from Run's goroutine, one at
-	// a time. Its ctx is Run's, or after Run's ctx ended one bounded by
-	// Timeout, so that the last outcomes can still be stored.
+	// a time. Its ctx carries Run's values but not its end: it is bounded
+	// by Timeout, so that a stop does not cut the write of an outcome.
 	Record func(context.Context, Outcome)
 }
 
@@ -291,10 +291,9 @@ func (n *Notifier) record(ctx context.Context, j job, ch, title string, attempts
 	if reason != "" {
 		o.Status = StatusFailed
 	}
-	if ctx.Err() != nil {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), n.o.Timeout)
-		defer cancel()
-	}
+	// Detached from Run's ctx, even while it lives: a stop that comes
+	// during the write must not lose the outcome of a send that was made.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), n.o.Timeout)
+	defer cancel()
 	n.o.Record(ctx, o)
 }

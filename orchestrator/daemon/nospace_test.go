@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -48,15 +49,28 @@ func TestNoSpaceRecovers(t *testing.T) {
 		t.Fatalf("health before: %+v, %v", h, err)
 	}
 
-	filler := strings.Repeat("x", 512<<10)
+	// The filler must hold the database past the share of the quota at
+	// which the site disarms the alarm (75%) even after the site compacts
+	// and defragments, or the site rightly recovers while it is still
+	// there. Puts that interleave with the site's own writes leave the
+	// database fragmented, so the test defragments as it fills.
+	filler := strings.Repeat("x", 256<<10)
 	for i := 0; ; i++ {
-		_, err := root.Put(ctx, "/filler/"+string(rune('a'+i/26))+string(rune('a'+i%26)), filler)
+		_, err := root.Put(ctx, fmt.Sprintf("/filler/%03d", i), filler)
 		if errors.Is(err, rpctypes.ErrNoSpace) {
 			break
 		}
-		if err != nil || i > 100 {
-			t.Fatalf("put %d: %v; want NOSPACE within 100 puts of 512 KiB", i, err)
+		if err != nil || i > 200 {
+			t.Fatalf("put %d: %v; want NOSPACE within 200 puts of 256 KiB", i, err)
 		}
+		if i%8 == 7 {
+			if _, err := root.Defragment(ctx, cfg.Etcd.ClientURL); err != nil {
+				t.Fatalf("defragment while filling: %v", err)
+			}
+		}
+	}
+	if st, err := root.Status(ctx, cfg.Etcd.ClientURL); err != nil || st.DbSizeInUse*100 < cfg.Etcd.QuotaBytes*80 {
+		t.Fatalf("at NOSPACE: %+v, %v; want at least 80%% of the quota in use", st, err)
 	}
 	health := awaitHealth(ctx, t, s, "degraded")
 	if !strings.Contains(health.Etcd, "NOSPACE") {
