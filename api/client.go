@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DefaultAddr is where maoctl looks for an orchestrator when neither --addr
@@ -69,10 +70,28 @@ func (c *Client) RegisterTool(ctx context.Context, t Tool) (Tool, error) {
 	return out, c.do(ctx, http.MethodPost, "/tools", nil, t, &out)
 }
 
-// Tools lists the registered tools, sorted by name.
+// Tools lists the registered tools, sorted by name: every page.
 func (c *Client) Tools(ctx context.Context) (List[Tool], error) {
-	var out List[Tool]
-	return out, c.do(ctx, http.MethodGet, "/tools", nil, nil, &out)
+	return every[Tool](ctx, c, "/tools", url.Values{})
+}
+
+// every reads a list that pages (by name: tools, datasets, schedules)
+// whole, a page after the other.
+func every[T any](ctx context.Context, c *Client, path string, q url.Values) (List[T], error) {
+	var out List[T]
+	q.Set("limit", "5000") // the most a page holds: fewer round trips
+	for {
+		var page List[T]
+		if err := c.do(ctx, http.MethodGet, path, q, nil, &page); err != nil {
+			return out, err
+		}
+		out.Items = append(out.Items, page.Items...)
+		out.Invalid, out.Note = page.Invalid, page.Note
+		if page.Continue == "" {
+			return out, nil
+		}
+		q.Set("continue", page.Continue)
+	}
 }
 
 // Tool returns one tool.
@@ -109,10 +128,9 @@ func (c *Client) RegisterDataset(ctx context.Context, d Dataset) (Dataset, error
 	return out, c.do(ctx, http.MethodPost, "/datasets", nil, d, &out)
 }
 
-// Datasets lists the registered datasets, sorted by name.
+// Datasets lists the registered datasets, sorted by name: every page.
 func (c *Client) Datasets(ctx context.Context) (List[Dataset], error) {
-	var out List[Dataset]
-	return out, c.do(ctx, http.MethodGet, "/datasets", nil, nil, &out)
+	return every[Dataset](ctx, c, "/datasets", url.Values{})
 }
 
 // Dataset returns one dataset.
@@ -126,27 +144,46 @@ func (c *Client) RemoveDataset(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/datasets/"+url.PathEscape(name), nil, nil, nil)
 }
 
-// RunFilter selects runs; empty fields select all.
+// RunFilter selects runs; empty fields select all. It is also the query
+// of GET /runs: tool, schedule, push, state, site, since (RFC 3339),
+// limit and continue.
 type RunFilter struct {
 	Tool     string
 	Schedule string
 	Push     PushState // only the runs whose commit's push is in this state
+	State    RunState  // only the runs in this state
+	Site     string    // only the runs of this site
+	Since    time.Time // only the runs created at this time or later
+	// Limit is a page's size: at most this many runs (0: the server's
+	// default, 100; at most 1000).
+	Limit int
+	// Continue is the token of the page to read: a List's Continue.
+	Continue string
 }
 
-// Runs lists runs, newest first.
-func (c *Client) Runs(ctx context.Context, f RunFilter) (List[Run], error) {
+// Query is the filter as GET /runs takes it.
+func (f RunFilter) Query() url.Values {
 	q := url.Values{}
-	if f.Tool != "" {
-		q.Set("tool", f.Tool)
+	for k, v := range map[string]string{"tool": f.Tool, "schedule": f.Schedule, "push": string(f.Push),
+		"state": string(f.State), "site": f.Site, "continue": f.Continue} {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
-	if f.Schedule != "" {
-		q.Set("schedule", f.Schedule)
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
 	}
-	if f.Push != "" {
-		q.Set("push", string(f.Push))
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
 	}
+	return q
+}
+
+// Runs lists a page of runs, newest first: at most f.Limit, and in
+// Continue the token of the next page ("" after the last).
+func (c *Client) Runs(ctx context.Context, f RunFilter) (List[Run], error) {
 	var out List[Run]
-	return out, c.do(ctx, http.MethodGet, "/runs", q, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/runs", f.Query(), nil, &out)
 }
 
 // CreateSchedule schedules a tool. The orchestrator assigns the ID and
@@ -156,14 +193,14 @@ func (c *Client) CreateSchedule(ctx context.Context, s Schedule) (ScheduleInfo, 
 	return out, c.do(ctx, http.MethodPost, "/schedules", nil, s, &out)
 }
 
-// Schedules lists schedules, sorted by ID. A non-empty tool filters by tool.
+// Schedules lists schedules, sorted by ID: every page. A non-empty tool
+// filters by tool.
 func (c *Client) Schedules(ctx context.Context, tool string) (List[ScheduleInfo], error) {
 	q := url.Values{}
 	if tool != "" {
 		q.Set("tool", tool)
 	}
-	var out List[ScheduleInfo]
-	return out, c.do(ctx, http.MethodGet, "/schedules", q, nil, &out)
+	return every[ScheduleInfo](ctx, c, "/schedules", q)
 }
 
 // Schedule returns one schedule.

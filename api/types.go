@@ -532,6 +532,9 @@ type List[T any] struct {
 	// Note, when set, says why Items are not the whole list: the site
 	// answered from what it knows itself, etcd not answering it.
 	Note string `json:"note,omitempty"`
+	// Continue, when set, is the token of the next page (a list that
+	// pages: GET /runs); absent after the last page.
+	Continue string `json:"continue,omitempty"`
 }
 
 // InvalidRecord is a key in etcd whose value mao refuses, and why.

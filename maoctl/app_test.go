@@ -133,7 +133,7 @@ func TestBashCompletionScript(t *testing.T) {
 		{"maoctl schedule ", "list show update pause resume remove --help -h"},
 		{"maoctl tool schedule x daily --re", "--retries --retry-delay"},
 		{"maoctl schedule update ID --u", "--unset-env"},
-		{"maoctl run list --s", "--schedule"},
+		{"maoctl run list --s", "--schedule --state --site --since"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.line, func(t *testing.T) {

@@ -401,7 +401,7 @@ func TestToolRunFollowStreams(t *testing.T) {
 			case <-time.After(time.Minute):
 				t.Fatal("no log line within a minute")
 			}
-			runs, err := s.Store.Runs(context.Background(), "streamer")
+			runs, _, err := s.Store.RunPage(context.Background(), api.RunFilter{Tool: "streamer"})
 			if err != nil || len(runs) != 1 {
 				t.Fatalf("runs of streamer: %v, %v", runs, err)
 			}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/urfave/cli/v2"
@@ -27,6 +28,11 @@ func (c *ctl) runCommand() *cli.Command {
 					&cli.StringFlag{Name: "tool", Usage: "only the runs of this tool"},
 					&cli.StringFlag{Name: "schedule", Usage: "only the runs of the schedule `ID`"},
 					&cli.StringFlag{Name: "push", Usage: "only the runs whose commit's push is `STATE`: " + pushStates},
+					&cli.StringFlag{Name: "state", Usage: "only the runs in `STATE`: " + runStates},
+					&cli.StringFlag{Name: "site", Usage: "only the runs of site `NAME`"},
+					&cli.StringFlag{Name: "since", Usage: "only the runs created since `TIME` (RFC 3339, e.g. 2026-01-02T15:04:05Z) or within a duration before now (e.g. 24h)"},
+					&cli.IntFlag{Name: "limit", Value: defaultRunLimit, Usage: "at most `N` runs, the newest (0: all, read a page at a time)"},
+					&cli.StringFlag{Name: "continue", Usage: "start at the page `TOKEN` that an earlier list gave (-o json prints it as \"continue\")"},
 				},
 				Action: c.runList,
 			},
@@ -77,13 +83,40 @@ func (c *ctl) runList(cCtx *cli.Context) error {
 	if push != "" && !push.Valid() {
 		return usageErrorf("--push %q: want one of %s", push, pushStates)
 	}
-	runs, err := c.client.Runs(cCtx.Context, api.RunFilter{Tool: cCtx.String("tool"), Schedule: cCtx.String("schedule"), Push: push})
+	f, err := c.runFilter(cCtx)
 	if err != nil {
 		return err
+	}
+	f.Push = push
+	limit := cCtx.Int("limit")
+	if limit < 0 {
+		return usageErrorf("--limit %d: want 0 (all) or more", limit)
+	}
+	// Pages of at most maxRunPage, until limit runs are read or the last
+	// page is.
+	var runs api.List[api.Run]
+	for {
+		page, err := c.client.Runs(cCtx.Context, f)
+		if err != nil {
+			return err
+		}
+		runs.Items = append(runs.Items, page.Items...)
+		runs.Invalid, runs.Note, runs.Continue = page.Invalid, page.Note, page.Continue
+		if page.Continue == "" || limit > 0 && len(runs.Items) >= limit {
+			break
+		}
+		f.Continue, f.Limit = page.Continue, maxRunPage
+		if limit > 0 {
+			f.Limit = min(limit-len(runs.Items), maxRunPage)
+		}
 	}
 	empty := "no runs"
 	if push != "" {
 		empty = fmt.Sprintf("no runs whose push is %s", push)
+	}
+	if runs.Continue != "" && !c.json {
+		runs.Note = strings.TrimSpace(runs.Note + fmt.Sprintf("\nthe newest %d shown; more with --limit N (0: all), or from here with --continue %s",
+			len(runs.Items), runs.Continue))
 	}
 	return printList(c, runs, empty, func(runs []api.Run) error {
 		// A TRIGGER column only when some run did not start by hand, and a
@@ -111,6 +144,38 @@ func (c *ctl) runList(cCtx *cli.Context) error {
 		}
 		return tab.flush()
 	})
+}
+
+// Run list pages: maoctl's default, and the most the API gives at once.
+const (
+	defaultRunLimit = 50
+	maxRunPage      = 1000
+)
+
+// runStates lists the run states, for usage texts.
+const runStates = "pending, running, succeeded, failed, timed_out, missed, skipped or lost"
+
+// runFilter reads run list's filters; the first page's size is --limit's
+// (at most a page).
+func (c *ctl) runFilter(cCtx *cli.Context) (api.RunFilter, error) {
+	f := api.RunFilter{Tool: cCtx.String("tool"), Schedule: cCtx.String("schedule"), Site: cCtx.String("site"),
+		State: api.RunState(cCtx.String("state")), Continue: cCtx.String("continue"), Limit: maxRunPage}
+	if n := cCtx.Int("limit"); n > 0 {
+		f.Limit = min(n, maxRunPage)
+	}
+	if f.State != "" && !f.State.Valid() {
+		return f, usageErrorf("--state %q: want one of %s", f.State, runStates)
+	}
+	if v := cCtx.String("since"); v != "" {
+		if d, err := time.ParseDuration(v); err == nil && d > 0 {
+			f.Since = time.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, v); err == nil {
+			f.Since = t
+		} else {
+			return f, usageErrorf("--since %q: want an RFC 3339 time (2026-01-02T15:04:05Z) or a duration (24h)", v)
+		}
+	}
+	return f, nil
 }
 
 func (c *ctl) runShow(cCtx *cli.Context) error {

@@ -145,7 +145,7 @@ func TestExitStatusOfRuns(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			runs, err := site.Store.Runs(context.Background(), tc.name)
+			runs, _, err := site.Store.RunPage(context.Background(), api.RunFilter{Tool: tc.name})
 			if err != nil || len(runs) != 1 {
 				t.Fatalf("runs of %s: %v, %v", tc.name, runs, err)
 			}

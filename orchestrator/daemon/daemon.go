@@ -290,6 +290,13 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
+	// The run index covers the records of older versions (once per
+	// federation): Recover, the outbox and failover read it.
+	if n, err := st.IndexRuns(ctx); err != nil {
+		return nil, err
+	} else if n > 0 {
+		log.Info("indexed the run records written before the run index", "runs", n)
+	}
 	// What the previous life journaled goes into etcd first: Recover
 	// finds those runs there.
 	if err := ownWork.Replay(ctx); err != nil {

@@ -116,6 +116,19 @@ func TestEtcdLayoutIsDocumented(t *testing.T) {
 	if err := st.SaveWitness(ctx, "witness-a", "test"); err != nil {
 		t.Fatal(err)
 	}
+	// A run in progress and one whose commit waits for its push, as the
+	// site records them (the runs above ended, and their data
+	// repositories take no pushes).
+	for _, r := range []api.Run{
+		{ID: "mao-style-1700000000-0000aa", Tool: "mao-style", Site: "site-a", State: api.StateRunning, Trigger: api.TriggerManual,
+			Image: image, CreatedAt: time.Now().UTC()},
+		{ID: "mao-style-1700000001-0000bb", Tool: "mao-style", Site: "site-a", State: api.StateSucceeded, Trigger: api.TriggerManual,
+			Image: image, CreatedAt: time.Now().UTC(), Push: &api.Push{State: api.PushPending}},
+	} {
+		if err := st.CreateRun(ctx, r); err != nil {
+			t.Fatal(err)
+		}
+	}
 	unlock, err := st.LockVoters(ctx, "site-a")
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import "errors"
 
 // The error kinds.
 var (
+	ErrInvalid     = errors.New("invalid")                              // 400
 	ErrForbidden   = errors.New("forbidden")                            // 403
 	ErrNotFound    = errors.New("not found")                            // 404
 	ErrExists      = errors.New("already exists")                       // 409

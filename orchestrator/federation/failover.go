@@ -16,7 +16,9 @@ type Departures interface {
 
 // Losses finds the runs that sites hold and settles those of gone sites.
 type Losses interface {
-	HeldRuns(ctx context.Context) ([]api.Run, error)
+	// HeldRuns lists the runs that sites hold and that have not ended:
+	// site's, or every site's when site is "".
+	HeldRuns(ctx context.Context, site string) ([]api.Run, error)
 	LoseRun(ctx context.Context, id, dead string, now time.Time) (api.Run, bool, error)
 }
 
@@ -76,7 +78,7 @@ func (f *Failover) follow(ctx context.Context, rev int64) {
 
 // sweep settles the held runs of the sites gone says are gone.
 func (f *Failover) sweep(ctx context.Context, gone func(site string) bool) error {
-	runs, err := f.losses.HeldRuns(ctx)
+	runs, err := f.losses.HeldRuns(ctx, "")
 	if err != nil {
 		f.opts.Log.Warn("list held runs", "err", err)
 		return err

@@ -222,7 +222,9 @@ type lossCall struct {
 
 var _ federation.Losses = (*fakeLosses)(nil)
 
-func (f *fakeLosses) HeldRuns(context.Context) ([]api.Run, error) { return slices.Clone(f.held), nil }
+func (f *fakeLosses) HeldRuns(_ context.Context, site string) ([]api.Run, error) {
+	return slices.DeleteFunc(slices.Clone(f.held), func(r api.Run) bool { return site != "" && r.Site != site }), nil
+}
 
 func (f *fakeLosses) LoseRun(_ context.Context, id, dead string, now time.Time) (api.Run, bool, error) {
 	f.mu.Lock()

@@ -8,10 +8,11 @@ import (
 	"github.com/mao-research/mao/orchestrator/runs"
 )
 
-// RunPruner deletes the run records a pick picks of all of them, each only
-// if unchanged since it was read; store.Store is one.
+// RunPruner deletes the run records a pick picks of those asked for by
+// hand at a site, each only if unchanged since it was read; store.Store is
+// one.
 type RunPruner interface {
-	PruneRuns(ctx context.Context, pick func([]api.Run) []string) ([]string, error)
+	PruneRuns(ctx context.Context, site string, pick func([]api.Run) []string) ([]string, error)
 }
 
 // RetentionEvery is how often Retention prunes.
@@ -49,7 +50,7 @@ func (r *Retention) Prune(ctx context.Context) {
 	if r.maxAge > 0 {
 		before = r.opts.Clock.Now().Add(-r.maxAge)
 	}
-	removed, err := r.runs.PruneRuns(ctx, func(all []api.Run) []string {
+	removed, err := r.runs.PruneRuns(ctx, r.opts.Site, func(all []api.Run) []string {
 		return runs.Expired(all, r.opts.Site, r.keep, before)
 	})
 	if len(removed) > 0 {

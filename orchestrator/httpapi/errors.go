@@ -50,6 +50,8 @@ func ErrorBody(err error) (int, api.ErrorBody) {
 		return http.StatusUnsupportedMediaType, api.ErrorBody{Code: api.CodeUnsupported, Message: media.msg}
 	case errors.As(err, &host):
 		return http.StatusMisdirectedRequest, api.ErrorBody{Code: api.CodeMisdirected, Message: host.msg}
+	case errors.Is(err, errs.ErrInvalid):
+		return http.StatusBadRequest, api.ErrorBody{Code: api.CodeInvalid, Message: err.Error()}
 	case errors.Is(err, errUnauthorized):
 		return http.StatusUnauthorized, api.ErrorBody{Code: api.CodeUnauthorized, Message: err.Error()}
 	case errors.Is(err, errs.ErrForbidden):

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/mao-research/mao/api"
@@ -54,11 +55,15 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 		registered[t.Name] = true
 	}
 	filter := r.URL.Query().Get("tool")
+	schedules = slices.DeleteFunc(schedules, func(sch toolspec.Schedule) bool { return filter != "" && sch.Tool != filter })
+	// A page first: each schedule's info reads its last tick.
+	schedules, next, err := namePage(r.URL.Query(), schedules, func(sch toolspec.Schedule) string { return sch.ID })
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	out := make([]api.ScheduleInfo, 0, len(schedules))
 	for _, sch := range schedules {
-		if filter != "" && sch.Tool != filter {
-			continue
-		}
 		info, err := s.info(ctx, sch, registered[sch.Tool])
 		if err != nil {
 			s.writeError(w, r, err)
@@ -66,7 +71,8 @@ func (s *Server) listSchedules(w http.ResponseWriter, r *http.Request) {
 		}
 		out = append(out, info)
 	}
-	list(s, w, r, out, nil, "schedules")
+	s.answer(w, r, http.StatusOK)(api.List[api.ScheduleInfo]{Items: shown(out).([]api.ScheduleInfo),
+		Invalid: s.deps.Invalid.InvalidRecords("schedules"), Continue: next}, nil)
 }
 
 func (s *Server) getSchedule(w http.ResponseWriter, r *http.Request) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,9 @@ import (
 type ToolReader interface {
 	Tool(ctx context.Context, name string) (toolspec.Tool, error)
 	Tools(ctx context.Context) ([]toolspec.Tool, error)
+	// ToolPage lists at most limit tools named after after, in name
+	// order, and whether more follow.
+	ToolPage(ctx context.Context, after string, limit int) ([]toolspec.Tool, bool, error)
 }
 
 // ToolWriter changes the tool registry.
@@ -36,6 +41,7 @@ type ToolWriter interface {
 type DatasetReader interface {
 	Dataset(ctx context.Context, name string) (toolspec.Dataset, error)
 	Datasets(ctx context.Context) ([]toolspec.Dataset, error)
+	DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, bool, error)
 }
 
 // DatasetWriter changes the dataset registry.
@@ -47,7 +53,9 @@ type DatasetWriter interface {
 // Runs reads run records.
 type Runs interface {
 	Run(ctx context.Context, id string) (api.Run, error)
-	Runs(ctx context.Context, tool string) ([]api.Run, error)
+	// RunPage lists a page of the runs f selects, newest first, and the
+	// continue token of the next page ("" after the last).
+	RunPage(ctx context.Context, f api.RunFilter) ([]api.Run, string, error)
 	// WaitClaimed returns the run once a site has claimed it.
 	WaitClaimed(ctx context.Context, id string) (api.Run, error)
 }
@@ -308,8 +316,80 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
-	tools, err := s.deps.Tools.Tools(r.Context())
-	list(s, w, r, tools, err, "tools")
+	pagedList(s, w, r, s.deps.Tools.ToolPage, func(t toolspec.Tool) string { return t.Name }, "tools")
+}
+
+// Pages of the lists sorted by name (tools, datasets, schedules).
+const (
+	defaultNameLimit = 500
+	maxNameLimit     = 5000
+)
+
+// pagedList answers a list route whose items have names, a page at a
+// time, read by read: limit (default defaultNameLimit) and continue, the
+// token of the last name of the page before.
+func pagedList[T any](s *Server, w http.ResponseWriter, r *http.Request, read func(ctx context.Context, after string, limit int) ([]T, bool, error),
+	name func(T) string, dirs ...string) {
+	limit, after, err := pageQuery(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page, more, err := read(r.Context(), after, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	next := ""
+	if more && len(page) > 0 {
+		next = base64.RawURLEncoding.EncodeToString([]byte(name(page[len(page)-1])))
+	}
+	out := api.List[T]{Items: shown(page).([]T), Invalid: s.deps.Invalid.InvalidRecords(dirs...), Continue: next}
+	if out.Items == nil {
+		out.Items = []T{}
+	}
+	s.answer(w, r, http.StatusOK)(out, nil)
+}
+
+// pageQuery reads the limit and continue of a list by name: the page's
+// size, and the name after which it starts ("": the first).
+func pageQuery(q url.Values) (int, string, error) {
+	limit := defaultNameLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxNameLimit {
+			return 0, "", &badRequest{fmt.Sprintf("limit=%q: want a number from 1 to %d", v, maxNameLimit)}
+		}
+		limit = n
+	}
+	after := ""
+	if v := q.Get("continue"); v != "" {
+		b, err := base64.RawURLEncoding.DecodeString(v)
+		if err != nil || !keySegment(string(b)) {
+			return 0, "", &badRequest{"continue: not a token that this list gave"}
+		}
+		after = string(b)
+	}
+	return limit, after, nil
+}
+
+// namePage picks the page of items, read whole, that q's limit and
+// continue ask for.
+func namePage[T any](q url.Values, items []T, name func(T) string) ([]T, string, error) {
+	limit, after, err := pageQuery(q)
+	if err != nil {
+		return nil, "", err
+	}
+	slices.SortFunc(items, func(a, b T) int { return strings.Compare(name(a), name(b)) })
+	start := 0
+	if after != "" {
+		start = sort.Search(len(items), func(i int) bool { return name(items[i]) > after })
+	}
+	page := items[start:min(start+limit, len(items))]
+	if start+limit < len(items) {
+		return page, base64.RawURLEncoding.EncodeToString([]byte(name(page[len(page)-1]))), nil
+	}
+	return page, "", nil
 }
 
 // list answers a list route: the items, with the records under the key
@@ -387,8 +467,7 @@ func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
-	sets, err := s.deps.Datasets.Datasets(r.Context())
-	list(s, w, r, sets, err, "datasets")
+	pagedList(s, w, r, s.deps.Datasets.DatasetPage, func(d toolspec.Dataset) string { return d.Name }, "datasets")
 }
 
 func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {
@@ -404,31 +483,77 @@ func (s *Server) deleteDataset(w http.ResponseWriter, r *http.Request) {
 	s.noContent(w, r, s.deps.DatasetEdits.DeleteDataset(r.Context(), r.PathValue("name")))
 }
 
-// listRuns lists runs, newest first: all, or a tool's, a schedule's, or
-// those whose commit's push is in a state (push=pending|pushed|conflict|failed).
+// listRuns lists a page of runs, newest first: all, or those of a tool, a
+// schedule, a site, a state, created since a time, or whose commit's push
+// is in a state (push=pending|pushed|conflict|failed); limit and continue
+// page them (RunFilter).
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	push := api.PushState(q.Get("push"))
-	if push != "" && !push.Valid() {
-		s.writeError(w, r, &badRequest{fmt.Sprintf("push=%q: want pending, pushed, conflict or failed", push)})
+	f, err := runFilter(r.URL.Query())
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
-	var runs []api.Run
-	var err error
-	dirs := []string{"runs"}
-	if id := q.Get("schedule"); id != "" {
-		runs, err = s.deps.ScheduleRuns.ScheduledRuns(r.Context(), id)
-		if tool := q.Get("tool"); err == nil && tool != "" {
-			runs = slices.DeleteFunc(runs, func(run api.Run) bool { return run.Tool != tool })
-		}
+	runs, next, err := s.deps.Runs.RunPage(r.Context(), f)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if runs == nil {
+		runs = []api.Run{}
+	}
+	dirs := []string{"runs", "run-index"}
+	if f.Schedule != "" {
 		dirs = append(dirs, "schedule-runs")
-	} else {
-		runs, err = s.deps.Runs.Runs(r.Context(), q.Get("tool"))
 	}
-	if push != "" {
-		runs = slices.DeleteFunc(runs, func(run api.Run) bool { return run.Push == nil || run.Push.State != push })
+	s.answer(w, r, http.StatusOK)(api.List[api.Run]{Items: shown(runs).([]api.Run),
+		Invalid: s.deps.Invalid.InvalidRecords(dirs...), Continue: next}, nil)
+}
+
+// keySegment reports whether s can be an ID in a key: 1 to 255 lowercase
+// letters, digits, '.', '_' and '-'.
+func keySegment(s string) bool {
+	return len(s) > 0 && len(s) <= 255 && strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789._-") == ""
+}
+
+// runFilter reads GET /runs's query, refusing what is not a name, a state,
+// a time or a number where one goes.
+func runFilter(q url.Values) (api.RunFilter, error) {
+	f := api.RunFilter{Tool: q.Get("tool"), Schedule: q.Get("schedule"), Site: q.Get("site"),
+		Push: api.PushState(q.Get("push")), State: api.RunState(q.Get("state")), Continue: q.Get("continue")}
+	var problems []string
+	for key, name := range map[string]string{"tool": f.Tool, "site": f.Site} {
+		if name != "" && toolspec.CheckName(name) != nil {
+			problems = append(problems, fmt.Sprintf("%s=%q: not a name", key, name))
+		}
 	}
-	list(s, w, r, runs, err, dirs...)
+	if f.Schedule != "" && !keySegment(f.Schedule) {
+		problems = append(problems, fmt.Sprintf("schedule=%q: not a schedule ID", f.Schedule))
+	}
+	if f.Push != "" && !f.Push.Valid() {
+		problems = append(problems, fmt.Sprintf("push=%q: want pending, pushed, conflict or failed", f.Push))
+	}
+	if f.State != "" && !f.State.Valid() {
+		problems = append(problems, fmt.Sprintf("state=%q: not a run state", f.State))
+	}
+	if v := q.Get("since"); v != "" {
+		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("since=%q: want an RFC 3339 time, such as 2026-01-02T15:04:05Z", v))
+		}
+		f.Since = t
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			problems = append(problems, fmt.Sprintf("limit=%q: want a number from 1 up", v))
+		}
+		f.Limit = n
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return f, &badRequest{strings.Join(problems, "; ")}
+	}
+	return f, nil
 }
 
 func (s *Server) getRun(w http.ResponseWriter, r *http.Request) {

@@ -22,7 +22,8 @@ type Records interface {
 	CreateRun(ctx context.Context, r api.Run) error
 	SaveRun(ctx context.Context, r api.Run) error
 	Run(ctx context.Context, id string) (api.Run, error)
-	Runs(ctx context.Context, tool string) ([]api.Run, error)
+	HeldRuns(ctx context.Context, site string) ([]api.Run, error)
+	RunPage(ctx context.Context, f api.RunFilter) ([]api.Run, string, error)
 	WaitClaimed(ctx context.Context, id string) (api.Run, error)
 }
 
@@ -306,9 +307,14 @@ func (w *Work) Run(ctx context.Context, id string) (api.Run, error) {
 	return w.deps.Records.Run(ctx, id)
 }
 
-// Runs lists run records from etcd.
-func (w *Work) Runs(ctx context.Context, tool string) ([]api.Run, error) {
-	return w.deps.Records.Runs(ctx, tool)
+// HeldRuns lists from etcd the runs site holds that have not ended.
+func (w *Work) HeldRuns(ctx context.Context, site string) ([]api.Run, error) {
+	return w.deps.Records.HeldRuns(ctx, site)
+}
+
+// RunPage lists a page of run records from etcd.
+func (w *Work) RunPage(ctx context.Context, f api.RunFilter) ([]api.Run, string, error) {
+	return w.deps.Records.RunPage(ctx, f)
 }
 
 // WaitClaimed waits in etcd until a site has claimed the run.

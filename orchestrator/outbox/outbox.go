@@ -47,7 +47,8 @@ type Git interface {
 
 // Records reads and changes run records; store.Store is one.
 type Records interface {
-	Runs(ctx context.Context, tool string) ([]api.Run, error)
+	// PushingRuns lists site's runs whose push is pending or failed.
+	PushingRuns(ctx context.Context, site string) ([]api.Run, error)
 	UpdateRun(ctx context.Context, id string, fn func(api.Run) (api.Run, error)) (api.Run, error)
 }
 
@@ -252,7 +253,7 @@ func (o *Outbox) scan() {
 // until etcd answers.
 func (o *Outbox) resume(ctx context.Context) {
 	for wait := o.opts.RetryMin; ; wait = min(2*wait, o.opts.RetryMax) {
-		records, err := o.rec.Runs(ctx, "")
+		records, err := o.rec.PushingRuns(ctx, o.opts.Site)
 		if err == nil {
 			o.mu.Lock()
 			for _, r := range records {

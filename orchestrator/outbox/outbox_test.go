@@ -77,12 +77,12 @@ func (f *records) get(id string) api.Run {
 	return f.runs[id]
 }
 
-func (f *records) Runs(_ context.Context, tool string) ([]api.Run, error) {
+func (f *records) PushingRuns(_ context.Context, site string) ([]api.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var out []api.Run
 	for _, r := range f.runs {
-		if tool == "" || r.Tool == tool {
+		if r.Site == site && r.Push != nil && !r.Push.State.Done() {
 			out = append(out, r)
 		}
 	}

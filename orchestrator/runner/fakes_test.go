@@ -79,6 +79,19 @@ func (f *fakeRecords) SaveRun(_ context.Context, r api.Run) error {
 	return nil
 }
 
+func (f *fakeRecords) HeldRuns(_ context.Context, site string) ([]api.Run, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []api.Run
+	for _, h := range f.history {
+		if r := h[len(h)-1]; r.Site == site && !r.State.Terminal() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Runs lists every run's last record.
 func (f *fakeRecords) Runs(context.Context, string) ([]api.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -16,7 +16,7 @@ import (
 // (in that order, so that no cleanup touches a clone a restarted run uses).
 // Call it once at start-up, before the site accepts new runs.
 func (r *Runner) Recover(ctx context.Context) error {
-	records, err := r.rec.Runs(ctx, "")
+	records, err := r.rec.HeldRuns(ctx, r.opts.Site)
 	if err != nil {
 		return fmt.Errorf("list runs to recover: %w", err)
 	}

@@ -39,7 +39,8 @@ type Registry interface {
 type Records interface {
 	CreateRun(ctx context.Context, r api.Run) error
 	SaveRun(ctx context.Context, r api.Run) error
-	Runs(ctx context.Context, tool string) ([]api.Run, error)
+	// HeldRuns lists the runs site holds that have not ended.
+	HeldRuns(ctx context.Context, site string) ([]api.Run, error)
 }
 
 // Containers runs tool images.

@@ -111,6 +111,12 @@ func (s *Store) CheckRecords(ctx context.Context) (api.Check, error) {
 		{schedulesDir, as(func() any { return new(toolspec.Schedule) })},
 		{scheduleRunDir, as(func() any { return new(indexEntry) })},
 		{runsDir, as(func() any { return new(api.Run) })},
+		{runIndexDir, func(kv *mvccpb.KeyValue) error {
+			if string(kv.Key) == s.prefix+runIndexBuilt {
+				return as(func() any { return new(builtRecord) })(kv)
+			}
+			return as(func() any { return new(runRef) })(kv)
+		}},
 		{requestsDir, as(func() any { return new(runs.Request) })},
 		{sitesDir, as(func() any { return new(api.Site) })},
 		{seenDir, as(func() any { return new(seenRecord) })},
@@ -204,6 +210,12 @@ func checkRecord(name string, v any) error {
 		return sameName("id", r.ID, name, func() error { return toolspec.CheckName(r.Site) })
 	case *indexEntry:
 		return runs.CheckID(r.Run)
+	case *runRef:
+		return checkRunRef(r.Run, name)
+	case *builtRecord:
+		if r.Version < 1 {
+			return fmt.Errorf("version %d: want 1 or more", r.Version)
+		}
 	}
 	return nil
 }

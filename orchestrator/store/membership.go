@@ -424,7 +424,7 @@ func (s *Store) SiteInfos(ctx context.Context) ([]api.SiteInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	held, err := s.HeldRuns(ctx)
+	held, err := s.HeldRuns(ctx, "")
 	if err != nil {
 		return nil, err
 	}

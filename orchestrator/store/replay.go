@@ -47,7 +47,7 @@ func (s *Store) ReplayRun(ctx context.Context, rec api.Run) (runs.ReplayAction, 
 			return 0, "", err
 		}
 		action, why := runs.Replay(stored, rec)
-		ops := []op{{key: key, v: rec}}
+		ops := s.runOps(stored, &rec)
 		switch action {
 		case runs.ReplayCreate:
 			if rec.Schedule == "" {

@@ -28,7 +28,7 @@ func (s *Store) RequestRun(ctx context.Context, r api.Run) error {
 	}
 	key := s.key(runsDir, r.ID)
 	err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)},
-		op{key: key, v: r}, op{key: s.key(requestsDir, r.ID), v: req})
+		append(s.runOps(nil, &r), op{key: s.key(requestsDir, r.ID), v: req})...)
 	if errors.Is(err, errCondition) {
 		err = errs.ErrExists
 	}
@@ -100,7 +100,7 @@ func (s *Store) ClaimRequest(ctx context.Context, id, site string) (api.Run, boo
 		clientv3.Compare(clientv3.ModRevision(reqKey), "=", reqRev),
 		clientv3.Compare(clientv3.ModRevision(runKey), "=", runRev),
 		live,
-	}, op{key: reqKey, del: true}, op{key: runKey, v: claimed})
+	}, append(s.runOps(&run, &claimed), op{key: reqKey, del: true})...)
 	if errors.Is(err, errCondition) {
 		if err := s.notLive(ctx, site); err != nil {
 			return api.Run{}, false, fmt.Errorf("claim run %s: %w", id, err)
@@ -133,7 +133,7 @@ func (s *Store) LoseRun(ctx context.Context, id, dead string, now time.Time) (ap
 	if err != nil {
 		return api.Run{}, false, nil // not held by dead, or ended
 	}
-	ops := []op{{key: runKey, v: lost}}
+	ops := s.runOps(&run, &lost)
 	if req, ok := runs.RequestOf(lost, now); ok {
 		ops = append(ops, op{key: s.key(requestsDir, id), v: req})
 	}
@@ -148,22 +148,6 @@ func (s *Store) LoseRun(ctx context.Context, id, dead string, now time.Time) (ap
 		return api.Run{}, false, err
 	}
 	return lost, true, nil
-}
-
-// HeldRuns lists the runs that have not ended and that a site holds
-// (their site is set), for finding those of sites that are gone.
-func (s *Store) HeldRuns(ctx context.Context) ([]api.Run, error) {
-	runs, _, err := list[api.Run](ctx, s, runsDir)
-	if err != nil {
-		return nil, err
-	}
-	out := runs[:0]
-	for _, r := range runs {
-		if r.Site != "" && !r.State.Terminal() {
-			out = append(out, r)
-		}
-	}
-	return out, nil
 }
 
 // WaitClaimed waits until the run has a site, and returns its record. A

@@ -223,16 +223,15 @@ func (s *Store) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 		return false, nil
 	}
 	key := s.key(runsDir, r.ID)
-	run, err := json.Marshal(r)
+	writes, err := etcdOps(append(s.runOps(nil, &r), op{key: s.scheduleRunKey(r), v: indexEntry{Run: r.ID}}))
 	if err != nil {
-		return false, fmt.Errorf("encode %s: %w", key, err)
+		return false, err
 	}
-	index, _ := json.Marshal(indexEntry{Run: r.ID})
 	tctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
 	resp, err := s.c.Txn(tctx).
 		If(clientv3.Compare(clientv3.CreateRevision(key), "=", 0), live).
-		Then(clientv3.OpPut(key, string(run)), clientv3.OpPut(s.scheduleRunKey(r), string(index))).
+		Then(writes...).
 		Else(clientv3.OpGet(key, clientv3.WithCountOnly())).
 		Commit()
 	switch {
@@ -360,14 +359,22 @@ func (s *Store) PruneSchedule(ctx context.Context, schedule string, keep int) ([
 	}
 	var removed []string
 	for _, id := range ids[:len(ids)-keep] {
-		r, err := s.Run(ctx, id)
-		if err != nil && !errors.Is(err, errs.ErrNotFound) {
-			return removed, err
-		}
-		if err == nil && !r.State.Terminal() {
+		var r api.Run
+		rev, err := s.getRev(ctx, s.key(runsDir, id), &r)
+		switch {
+		case err == nil && !r.State.Terminal():
 			continue
+		case err == nil:
+			r.Schedule = schedule // the index entry read is the one to delete
+			err = s.deleteRun(ctx, r, rev)
+		case errors.Is(err, errs.ErrNotFound): // gone, or invalid
+			err = s.txn(ctx, nil, op{key: s.key(runsDir, id), del: true},
+				op{key: s.scheduleRunKey(api.Run{ID: id, Schedule: schedule}), del: true})
 		}
-		if err := s.deleteRun(ctx, api.Run{ID: id, Schedule: schedule}); err != nil {
+		if errors.Is(err, errCondition) {
+			continue // changed since: looked at again next time
+		}
+		if err != nil {
 			return removed, err
 		}
 		removed = append(removed, id)
@@ -375,11 +382,12 @@ func (s *Store) PruneSchedule(ctx context.Context, schedule string, keep int) ([
 	return removed, nil
 }
 
-// PruneRuns deletes the runs that pick picks of every run record (see
-// runs.Expired), each only if it has not changed since it was read, and
-// returns the IDs it deleted. Their logs go with them (PrunedLogs).
-func (s *Store) PruneRuns(ctx context.Context, pick func([]api.Run) []string) ([]string, error) {
-	all, rev, err := list[api.Run](ctx, s, runsDir)
+// PruneRuns deletes the runs that pick picks of the runs asked for by
+// hand at site (see runs.Expired), each only if it has not changed since
+// it was read, and returns the IDs it deleted. It reads the index of
+// those runs, never every run. Their logs go with them (PrunedLogs).
+func (s *Store) PruneRuns(ctx context.Context, site string, pick func([]api.Run) []string) ([]string, error) {
+	all, revs, err := s.indexedRuns(ctx, idxManual, site+"/")
 	if err != nil {
 		return nil, err
 	}
@@ -393,13 +401,7 @@ func (s *Store) PruneRuns(ctx context.Context, pick func([]api.Run) []string) ([
 		if !ok {
 			continue
 		}
-		key := s.key(runsDir, id)
-		unchanged := clientv3.Compare(clientv3.ModRevision(key), "<", rev+1)
-		ops := []op{{key: key, del: true}}
-		if r.Schedule != "" {
-			ops = append(ops, op{key: s.scheduleRunKey(r), del: true})
-		}
-		err := s.txn(ctx, []clientv3.Cmp{unchanged}, ops...)
+		err := s.deleteRun(ctx, r, revs[id])
 		if errors.Is(err, errCondition) {
 			continue // changed since: looked at again next time
 		}
@@ -411,12 +413,13 @@ func (s *Store) PruneRuns(ctx context.Context, pick func([]api.Run) []string) ([
 	return removed, nil
 }
 
-func (s *Store) deleteRun(ctx context.Context, r api.Run) error {
-	ctx, cancel := context.WithTimeout(ctx, s.timeout)
-	defer cancel()
-	_, err := s.c.Txn(ctx).Then(clientv3.OpDelete(s.key(runsDir, r.ID)), clientv3.OpDelete(s.scheduleRunKey(r))).Commit()
-	if err != nil {
-		return s.unavailable(ctx, err)
+// deleteRun deletes the record r, with its index entries, if it was last
+// changed at rev (errCondition if not).
+func (s *Store) deleteRun(ctx context.Context, r api.Run, rev int64) error {
+	key := s.key(runsDir, r.ID)
+	ops := s.runOps(&r, nil)
+	if r.Schedule != "" {
+		ops = append(ops, op{key: s.scheduleRunKey(r), del: true})
 	}
-	return nil
+	return s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}, ops...)
 }

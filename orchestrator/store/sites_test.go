@@ -50,7 +50,7 @@ func TestSiteInfos(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	heldRuns, err := s.HeldRuns(ctx)
+	heldRuns, err := s.HeldRuns(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -124,6 +123,42 @@ func (s *Store) Tools(ctx context.Context) ([]toolspec.Tool, error) {
 	return tools, err
 }
 
+// ToolPage lists at most limit tools whose names sort after after (""
+// from the first), in name order, and whether more follow: a range read,
+// not the whole registry.
+func (s *Store) ToolPage(ctx context.Context, after string, limit int) ([]toolspec.Tool, bool, error) {
+	return namedPage[toolspec.Tool](ctx, s, toolsDir, after, limit)
+}
+
+// DatasetPage is ToolPage for datasets.
+func (s *Store) DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, bool, error) {
+	return namedPage[toolspec.Dataset](ctx, s, datasetsDir, after, limit)
+}
+
+// namedPage reads at most limit records of dir whose names sort after
+// after, and whether more follow. Invalid records are left out (and
+// reported).
+func namedPage[T any](ctx context.Context, s *Store, dir, after string, limit int) ([]T, bool, error) {
+	from := s.prefix + dir
+	if after != "" {
+		from = s.key(dir, after) + "\x00"
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Get(ctx, from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix+dir)), clientv3.WithLimit(int64(limit)))
+	if err != nil {
+		return nil, false, s.unavailable(ctx, err)
+	}
+	out := make([]T, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		var v T
+		if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &v) == nil {
+			out = append(out, v)
+		}
+	}
+	return out, resp.More, nil
+}
+
 // DeleteTool removes a tool; its runs stay.
 func (s *Store) DeleteTool(ctx context.Context, name string) error {
 	return wrapName(s.delete(ctx, s.key(toolsDir, name)), "tool", name)
@@ -174,7 +209,12 @@ func (s *Store) DeleteDataset(ctx context.Context, name string) error {
 
 // CreateRun stores a new run record; its ID must be unused.
 func (s *Store) CreateRun(ctx context.Context, r api.Run) error {
-	return wrapName(s.create(ctx, s.key(runsDir, r.ID), r, nil), "run", r.ID)
+	key := s.key(runsDir, r.ID)
+	err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(key), "=", 0)}, s.runOps(nil, &r)...)
+	if errors.Is(err, errCondition) {
+		err = errs.ErrExists
+	}
+	return wrapName(err, "run", r.ID)
 }
 
 // ErrNotHeld means a site tried to record a run that another site holds
@@ -190,11 +230,13 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 	key := s.key(runsDir, r.ID)
 	for {
 		var cur api.Run
+		prev := &cur
 		rev, err := s.getRev(ctx, key, &cur)
 		switch {
 		case errors.Is(err, errs.ErrNotFound):
 			// Gone (rev 0): written again; or invalid: overwritten, at
 			// its revision.
+			prev = nil
 		case err != nil:
 			return wrapName(err, "run", r.ID)
 		case cur.Site != r.Site:
@@ -208,7 +250,7 @@ func (s *Store) SaveRun(ctx context.Context, r api.Run) error {
 			// the record of an abandoned older one must not replace it.
 			return fmt.Errorf("run %s, attempt %d: %w (attempt %d is recorded)", r.ID, r.Attempt, ErrNotHeld, cur.Attempt)
 		}
-		err = s.putIf(ctx, key, r, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+		err = s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}, s.runOps(prev, &r)...)
 		if !errors.Is(err, errCondition) {
 			return wrapName(err, "run", r.ID)
 		}
@@ -231,7 +273,7 @@ func (s *Store) UpdateRun(ctx context.Context, id string, fn func(api.Run) (api.
 		if err != nil {
 			return cur, err
 		}
-		err = s.putIf(ctx, key, next, clientv3.Compare(clientv3.ModRevision(key), "=", rev))
+		err = s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}, s.runOps(&cur, &next)...)
 		if !errors.Is(err, errCondition) {
 			return next, wrapName(err, "run", id)
 		}
@@ -242,22 +284,6 @@ func (s *Store) UpdateRun(ctx context.Context, id string, fn func(api.Run) (api.
 func (s *Store) Run(ctx context.Context, id string) (api.Run, error) {
 	var r api.Run
 	return r, wrapName(s.get(ctx, s.key(runsDir, id), &r), "run", id)
-}
-
-// Runs lists run records, newest first; a non-empty tool filters by tool.
-func (s *Store) Runs(ctx context.Context, tool string) ([]api.Run, error) {
-	runs, _, err := list[api.Run](ctx, s, runsDir)
-	if err != nil {
-		return nil, err
-	}
-	out := runs[:0]
-	for _, r := range runs {
-		if tool == "" || r.Tool == tool {
-			out = append(out, r)
-		}
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].CreatedAt.After(out[j].CreatedAt) })
-	return out, nil
 }
 
 // Sites lists the sites whose membership lease is alive, sorted by name.
@@ -347,17 +373,9 @@ type op struct {
 // txn applies ops in one transaction if every cond holds, else fails with
 // errCondition.
 func (s *Store) txn(ctx context.Context, conds []clientv3.Cmp, ops ...op) error {
-	eops := make([]clientv3.Op, len(ops))
-	for i, o := range ops {
-		if o.del {
-			eops[i] = clientv3.OpDelete(o.key)
-			continue
-		}
-		data, err := json.Marshal(o.v)
-		if err != nil {
-			return fmt.Errorf("encode %s: %w", o.key, err)
-		}
-		eops[i] = clientv3.OpPut(o.key, string(data))
+	eops, err := etcdOps(ops)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.timeout)
 	defer cancel()
@@ -369,6 +387,23 @@ func (s *Store) txn(ctx context.Context, conds []clientv3.Cmp, ops ...op) error 
 		return errCondition
 	}
 	return nil
+}
+
+// etcdOps encodes ops as etcd's.
+func etcdOps(ops []op) ([]clientv3.Op, error) {
+	eops := make([]clientv3.Op, len(ops))
+	for i, o := range ops {
+		if o.del {
+			eops[i] = clientv3.OpDelete(o.key)
+			continue
+		}
+		data, err := json.Marshal(o.v)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", o.key, err)
+		}
+		eops[i] = clientv3.OpPut(o.key, string(data))
+	}
+	return eops, nil
 }
 
 // delete removes key if it exists and every cond holds.

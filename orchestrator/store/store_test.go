@@ -102,7 +102,7 @@ func TestRuns(t *testing.T) {
 		{"zzz", nil},
 	}
 	for _, tc := range tests {
-		runs, err := s.Runs(ctx, tc.tool)
+		runs, _, err := s.RunPage(ctx, api.RunFilter{Tool: tc.tool})
 		if err != nil {
 			t.Fatal(err)
 		}
