@@ -290,9 +290,10 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	if err != nil {
 		return nil, err
 	}
-	// The run index covers the records of older versions (once per
-	// federation): Recover, the outbox and failover read it.
-	if n, err := st.IndexRuns(ctx); err != nil {
+	// The run index covers the records of older versions (at this site's
+	// first start at this version): Recover, the outbox and failover read
+	// it.
+	if n, err := st.IndexRuns(ctx, cfg.Site.Name); err != nil {
 		return nil, err
 	} else if n > 0 {
 		log.Info("indexed the run records written before the run index", "runs", n)

@@ -35,6 +35,9 @@ type etcdAccess struct {
 	self string
 	// endpoint is the embedded member's own client URL; "" without one.
 	endpoint string
+	// stopMember stops the embedded member (nil without one); the
+	// cleanup stack stops it too, which is then a no-op.
+	stopMember func()
 	// members are the members as the embedded member knows them (nil
 	// without one), for federation status without a quorum.
 	members func() ([]*etcdserverpb.Member, uint64)
@@ -96,7 +99,7 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 		stack.push(srv.Close)
 		acc.errs, acc.self = srv.Err(), fmt.Sprintf("%x", srv.ID())
 		endpoints = srv.Endpoints()
-		acc.members, acc.endpoint = srv.Members, endpoints[0]
+		acc.members, acc.endpoint, acc.stopMember = srv.Members, endpoints[0], srv.Close
 		log.Info("embedded etcd started", "endpoints", endpoints, "took", time.Since(started).Round(time.Millisecond))
 		if force {
 			log.Warn("this site's etcd member is now a cluster of itself alone: remove the other sites' records with "+

@@ -40,7 +40,7 @@ func connect(ctx context.Context, cfg config.Config, opts Options, stack *cleanu
 // of a site with a member of its own.
 func newKeeper(cfg config.Config, acc *etcdAccess, st *store.Store, clock clockwork.Clock, log *slog.Logger) *voters.Keeper {
 	return voters.NewKeeper(st, voters.Options{Site: cfg.Site.Name, Self: acc.self, Policy: voters.Policy{Max: cfg.Federation.MaxVoters},
-		Clock: clock, Log: log, Endpoints: st.SetEndpoints})
+		Clock: clock, Log: log, Endpoints: st.SetEndpoints, Removed: acc.stopMember})
 }
 
 // voterPolicy is what add-site asks about the votes: the keeper, for a

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -78,6 +79,7 @@ type TLS struct {
 type Server struct {
 	etcd      *embed.Etcd
 	endpoints []string
+	closed    sync.Once
 }
 
 // Start starts the member and waits until it serves clients.
@@ -246,7 +248,7 @@ func (s *Server) Err() <-chan error { return s.etcd.Err() }
 
 // Close stops the member and waits for it to release its data directory.
 func (s *Server) Close() {
-	s.etcd.Close()
+	s.closed.Do(s.etcd.Close)
 }
 
 // MaxLearners is how many learners a cluster of mao's members may have: a

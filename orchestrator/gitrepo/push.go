@@ -244,6 +244,9 @@ func (p *pusher) round(ctx context.Context) (res PushResult, moved bool, err err
 		return res, false, err
 	}
 	defer func() {
+		if sess == nil { // closed, and a new one could not be opened
+			return
+		}
 		if cerr := sess.Close(); cerr != nil && err == nil && !moved {
 			err = cerr
 		}
@@ -258,8 +261,10 @@ func (p *pusher) round(ctx context.Context) (res PushResult, moved bool, err err
 		if err := p.fetch(ctx, tipT, tipC); err != nil {
 			return res, false, err
 		}
-		if err := sess.Close(); err != nil {
-			return res, false, err
+		closed := sess.Close()
+		sess = nil
+		if closed != nil {
+			return res, false, closed
 		}
 		if sess, refs, err = p.session(ctx); err != nil {
 			return res, false, err

@@ -27,8 +27,8 @@ type ToolReader interface {
 	Tool(ctx context.Context, name string) (toolspec.Tool, error)
 	Tools(ctx context.Context) ([]toolspec.Tool, error)
 	// ToolPage lists at most limit tools named after after, in name
-	// order, and whether more follow.
-	ToolPage(ctx context.Context, after string, limit int) ([]toolspec.Tool, bool, error)
+	// order, and the name to read on after ("" after the last).
+	ToolPage(ctx context.Context, after string, limit int) ([]toolspec.Tool, string, error)
 }
 
 // ToolWriter changes the tool registry.
@@ -41,7 +41,7 @@ type ToolWriter interface {
 type DatasetReader interface {
 	Dataset(ctx context.Context, name string) (toolspec.Dataset, error)
 	Datasets(ctx context.Context) ([]toolspec.Dataset, error)
-	DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, bool, error)
+	DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, string, error)
 }
 
 // DatasetWriter changes the dataset registry.
@@ -316,7 +316,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listTools(w http.ResponseWriter, r *http.Request) {
-	pagedList(s, w, r, s.deps.Tools.ToolPage, func(t toolspec.Tool) string { return t.Name }, "tools")
+	pagedList(s, w, r, s.deps.Tools.ToolPage, "tools")
 }
 
 // Pages of the lists sorted by name (tools, datasets, schedules).
@@ -328,21 +328,21 @@ const (
 // pagedList answers a list route whose items have names, a page at a
 // time, read by read: limit (default defaultNameLimit) and continue, the
 // token of the last name of the page before.
-func pagedList[T any](s *Server, w http.ResponseWriter, r *http.Request, read func(ctx context.Context, after string, limit int) ([]T, bool, error),
-	name func(T) string, dirs ...string) {
+func pagedList[T any](s *Server, w http.ResponseWriter, r *http.Request, read func(ctx context.Context, after string, limit int) ([]T, string, error),
+	dirs ...string) {
 	limit, after, err := pageQuery(r.URL.Query())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	page, more, err := read(r.Context(), after, limit)
+	page, last, err := read(r.Context(), after, limit)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	next := ""
-	if more && len(page) > 0 {
-		next = base64.RawURLEncoding.EncodeToString([]byte(name(page[len(page)-1])))
+	if last != "" {
+		next = base64.RawURLEncoding.EncodeToString([]byte(last))
 	}
 	out := api.List[T]{Items: shown(page).([]T), Invalid: s.deps.Invalid.InvalidRecords(dirs...), Continue: next}
 	if out.Items == nil {
@@ -364,8 +364,9 @@ func pageQuery(q url.Values) (int, string, error) {
 	}
 	after := ""
 	if v := q.Get("continue"); v != "" {
+		// Any name: a page starts after it, within the list's own keys.
 		b, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || !keySegment(string(b)) {
+		if err != nil || len(b) == 0 || len(b) > 1024 {
 			return 0, "", &badRequest{"continue: not a token that this list gave"}
 		}
 		after = string(b)
@@ -467,7 +468,7 @@ func (s *Server) replayRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listDatasets(w http.ResponseWriter, r *http.Request) {
-	pagedList(s, w, r, s.deps.Datasets.DatasetPage, func(d toolspec.Dataset) string { return d.Name }, "datasets")
+	pagedList(s, w, r, s.deps.Datasets.DatasetPage, "datasets")
 }
 
 func (s *Server) getDataset(w http.ResponseWriter, r *http.Request) {

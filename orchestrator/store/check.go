@@ -112,7 +112,7 @@ func (s *Store) CheckRecords(ctx context.Context) (api.Check, error) {
 		{scheduleRunDir, as(func() any { return new(indexEntry) })},
 		{runsDir, as(func() any { return new(api.Run) })},
 		{runIndexDir, func(kv *mvccpb.KeyValue) error {
-			if string(kv.Key) == s.prefix+runIndexBuilt {
+			if strings.HasPrefix(string(kv.Key), s.prefix+runIndexBuilt) {
 				return as(func() any { return new(builtRecord) })(kv)
 			}
 			return as(func() any { return new(runRef) })(kv)

@@ -467,11 +467,14 @@ func (s *Store) KnownSites(ctx context.Context) ([]api.SiteInfo, error) {
 }
 
 // ForgetSite removes a site's lasting record, so that it is no longer
-// listed. A live site cannot be forgotten (errs.ErrInUse).
+// listed, and its mark of the run index. A live site cannot be forgotten (errs.ErrInUse).
 func (s *Store) ForgetSite(ctx context.Context, name string) error {
 	err := s.delete(ctx, s.key(seenDir, name), clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, name)), "=", 0))
 	if errors.Is(err, errCondition) {
 		return fmt.Errorf("site %s is live; stop its orchestrator first: %w", name, errs.ErrInUse)
+	}
+	if err == nil { // and its mark of the run index, should a site of that name come again
+		err = s.txn(ctx, nil, op{key: s.key(runIndexBuilt, name), del: true})
 	}
 	return wrapName(err, "site", name)
 }

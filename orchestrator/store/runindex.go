@@ -37,9 +37,9 @@ import (
 // whole range to answer it in descending order).
 const (
 	runIndexDir = "run-index/"
-	// runIndexBuilt marks that the index covers every run record written
-	// before it existed; its value is {"version": N}.
-	runIndexBuilt   = runIndexDir + "built"
+	// runIndexBuilt/<site> marks that the site indexed every run record
+	// when it first started at this version; its value is {"version": N}.
+	runIndexBuilt   = runIndexDir + "built/"
 	runIndexVersion = 1
 )
 
@@ -149,11 +149,6 @@ func (s *Store) runOps(prev, next *api.Run) []op {
 	return ops
 }
 
-// indexed reports whether r is in index i under key.
-func (s *Store) indexed(i int, r api.Run, key string) bool {
-	return s.indexKeys(r)[i] == key
-}
-
 // getRuns reads the records of ids, a few transactions of reads, and
 // returns those that exist and are valid, in the order of ids, and the
 // revision each was last changed at.
@@ -199,21 +194,27 @@ func (s *Store) indexedRuns(ctx context.Context, i int, sub string) ([]api.Run, 
 	if err != nil {
 		return nil, nil, s.unavailable(ctx, err)
 	}
-	keys := make(map[string]string, len(resp.Kvs)) // run ID → its entry's key
+	// A run may have several entries (one left behind beside the one
+	// that belongs): it is kept when one of them is its own.
+	keys := make(map[string]map[string]bool, len(resp.Kvs)) // run ID → its entries' keys
 	ids := make([]string, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		key := string(kv.Key)
 		id := entryID(i, key[strings.LastIndexByte(key, '/')+1:])
-		if id != "" && keys[id] == "" {
-			keys[id] = key
+		if id == "" {
+			continue
+		}
+		if keys[id] == nil {
+			keys[id] = map[string]bool{}
 			ids = append(ids, id)
 		}
+		keys[id][key] = true
 	}
 	found, revs, err := s.getRuns(ctx, ids)
 	if err != nil {
 		return nil, nil, err
 	}
-	return slices.DeleteFunc(found, func(r api.Run) bool { return !s.indexed(i, r, keys[r.ID]) }), revs, nil
+	return slices.DeleteFunc(found, func(r api.Run) bool { return !keys[r.ID][s.indexKeys(r)[i]] }), revs, nil
 }
 
 // entryID is the run ID that the last segment of an entry of index i
@@ -459,26 +460,29 @@ func posTime(pos string) time.Time {
 	return time.Unix(0, math.MaxInt64-age).UTC()
 }
 
-// builtRecord is the value of run-index/built.
+// builtRecord is the value of run-index/built/<site>.
 type builtRecord struct {
 	Version int `json:"version"`
 }
 
 // IndexRuns makes sure that the run index covers the run records written
-// before it existed: once per federation, the first site of this version
-// to start reads every run record, a page at a time, and writes the
-// entries each lacks, then marks the index built. Later starts read the
-// mark alone. It reports how many records it indexed.
-func (s *Store) IndexRuns(ctx context.Context) (int, error) {
+// before it existed, or by sites of older versions: at a site's first
+// start at this version, it reads every run record, a page at a time, and
+// writes each one's entries, then marks the index built for the site
+// (run-index/built/<site>). Later starts read the mark alone. Once the last
+// site of a federation is upgraded, however one at a time, every record is
+// indexed. It reports how many records it indexed.
+func (s *Store) IndexRuns(ctx context.Context, site string) (int, error) {
+	mark := s.key(runIndexBuilt, site)
 	var built builtRecord
-	err := s.get(ctx, s.prefix+runIndexBuilt, &built)
+	err := s.get(ctx, mark, &built)
 	if err == nil && built.Version >= runIndexVersion {
 		return 0, nil
 	}
 	if err != nil && !errors.Is(err, errs.ErrNotFound) {
 		return 0, err
 	}
-	const page = 500
+	const page, batch = 512, 16 // a batch's writes stay below etcd's 128 operations per transaction
 	n, from := 0, s.prefix+runsDir
 	end := clientv3.GetPrefixRangeEnd(from)
 	for {
@@ -490,34 +494,74 @@ func (s *Store) IndexRuns(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("index the run records: %w", err)
 		}
 		cancel()
-		for _, kv := range resp.Kvs {
-			var r api.Run
-			if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &r) != nil {
-				continue
-			}
+		for kvs := resp.Kvs; len(kvs) > 0; kvs = kvs[min(batch, len(kvs)):] {
+			var conds []clientv3.Cmp
 			var ops []op
-			for _, key := range s.indexKeys(r) {
-				if key != "" {
-					ops = append(ops, op{key: key, v: indexEntry{Run: r.ID}})
+			var runs []api.Run
+			for _, kv := range kvs[:min(batch, len(kvs))] {
+				var r api.Run
+				if s.decode(string(kv.Key), kv.Value, kv.ModRevision, &r) != nil {
+					continue
+				}
+				conds = append(conds, clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision))
+				ops = append(ops, s.entryOps(r)...)
+				runs = append(runs, r)
+			}
+			err := s.txn(ctx, conds, ops...)
+			if errors.Is(err, errCondition) {
+				// Some changed since: each again, as it is now.
+				for _, r := range runs {
+					if err = s.indexOne(ctx, r.ID); err != nil {
+						break
+					}
 				}
 			}
-			// Only if the record is unchanged: a record written since
-			// got its entries with it.
-			err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(string(kv.Key)), "=", kv.ModRevision)}, ops...)
-			if err != nil && !errors.Is(err, errCondition) {
+			if err != nil {
 				return n, fmt.Errorf("index the run records: %w", err)
 			}
-			n++
+			n += len(runs)
 		}
 		if !resp.More || len(resp.Kvs) == 0 {
 			break
 		}
 		from = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
 	}
-	if err := s.put(ctx, s.prefix+runIndexBuilt, builtRecord{Version: runIndexVersion}); err != nil {
+	if err := s.put(ctx, mark, builtRecord{Version: runIndexVersion}); err != nil {
 		return n, fmt.Errorf("mark the run index built: %w", err)
 	}
 	return n, nil
+}
+
+// entryOps are the puts of every index entry of r.
+func (s *Store) entryOps(r api.Run) []op {
+	var ops []op
+	for _, key := range s.indexKeys(r) {
+		if key != "" {
+			ops = append(ops, op{key: key, v: indexEntry{Run: r.ID}})
+		}
+	}
+	return ops
+}
+
+// indexOne writes the index entries of run id as its record is now (a
+// compare-and-swap, read again while it changes); a record that is gone or
+// invalid has none.
+func (s *Store) indexOne(ctx context.Context, id string) error {
+	key := s.key(runsDir, id)
+	for {
+		var r api.Run
+		rev, err := s.getRev(ctx, key, &r)
+		if errors.Is(err, errs.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		err = s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", rev)}, s.entryOps(r)...)
+		if !errors.Is(err, errCondition) {
+			return err
+		}
+	}
 }
 
 // runRef is the value of a run index entry, as the check of every record

@@ -164,11 +164,14 @@ func TestRunIndexFollowsTheRecord(t *testing.T) {
 		t.Fatalf("held at s1: %v; want the pending run, and none at s2", got)
 	}
 	// Entries that point at it from where it does not belong.
-	for _, k := range []string{"/mao/run-index/held/s2/" + r.ID, "/mao/run-index/push/s1/" + r.ID,
+	for _, k := range []string{"/mao/run-index/held/s0/" + r.ID, "/mao/run-index/held/s2/" + r.ID, "/mao/run-index/push/s1/" + r.ID,
 		"/mao/run-index/tool/other/" + runPos(r), "/mao/run-index/held/s1/..%2f..%2fx"} {
 		if _, err := c.Put(ctx, k, `{"run":"`+r.ID+`"}`); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if got := held(""); !slices.Equal(got, []string{r.ID}) {
+		t.Errorf("held at every site: %v; want the run once (an entry left behind before its own must not hide it)", got)
 	}
 	if got := held("s2"); len(got) != 0 {
 		t.Errorf("held at s2: %v; want none (the entry does not match the record)", got)
@@ -201,7 +204,7 @@ func TestRunIndexFollowsTheRecord(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, kv := range resp.Kvs {
-		if k := string(kv.Key); !strings.Contains(k, "/s2/") && !strings.Contains(k, "/other/") && !strings.Contains(k, "%2f") &&
+		if k := string(kv.Key); !strings.Contains(k, "/s2/") && !strings.Contains(k, "/s0/") && !strings.Contains(k, "/other/") && !strings.Contains(k, "%2f") &&
 			!strings.HasPrefix(k, "/mao/run-index/push/") {
 			t.Errorf("%s is left after the run was pruned", k)
 		}
@@ -215,20 +218,27 @@ func TestRunIndexFollowsTheRecord(t *testing.T) {
 	}
 }
 
-// TestIndexRuns checks that records written before the index existed (by
-// an older version) are indexed once, at the first start, and that later
-// starts read only the mark.
+// TestIndexRuns checks that records written before the index existed, or
+// by a site of an older version, are indexed at each site's first start
+// at this version, and that later starts read only the site's mark: a
+// federation upgraded one site at a time ends with every record indexed.
 func TestIndexRuns(t *testing.T) {
 	t.Parallel()
 	s, c := newStore(t)
 	ctx := context.Background()
-	for i := range 3 {
+	old := func(i int) string { // a record as a site of an older version writes it
+		t.Helper()
 		id := fmt.Sprintf("old-%d-000000", 1700000000+i)
 		v := fmt.Sprintf(`{"id":%q,"tool":"old","site":"s1","state":"running","trigger":"manual","created_at":%q}`,
 			id, testNow.Add(time.Duration(i)*time.Second).Format(time.RFC3339))
 		if _, err := c.Put(ctx, "/mao/runs/"+id, v); err != nil {
 			t.Fatal(err)
 		}
+		return id
+	}
+	var want []string
+	for i := range 40 { // more than a batch
+		want = append([]string{old(i)}, want...)
 	}
 	if _, err := c.Put(ctx, "/mao/runs/broken", "not json"); err != nil {
 		t.Fatal(err)
@@ -236,17 +246,26 @@ func TestIndexRuns(t *testing.T) {
 	if page, _, err := s.RunPage(ctx, api.RunFilter{}); err != nil || len(page) != 0 {
 		t.Fatalf("before indexing: %v, %v; want none (nothing is indexed)", ids(page), err)
 	}
-	if n, err := s.IndexRuns(ctx); err != nil || n != 3 {
-		t.Fatalf("IndexRuns = %d, %v; want 3", n, err)
+	if n, err := s.IndexRuns(ctx, "s1"); err != nil || n != 40 {
+		t.Fatalf("IndexRuns(s1) = %d, %v; want 40", n, err)
 	}
 	page, _, err := s.RunPage(ctx, api.RunFilter{Tool: "old"})
-	if err != nil || !slices.Equal(ids(page), []string{"old-1700000002-000000", "old-1700000001-000000", "old-1700000000-000000"}) {
-		t.Fatalf("after indexing: %v, %v", ids(page), err)
+	if err != nil || !slices.Equal(ids(page), want) {
+		t.Fatalf("after indexing: %v, %v; want %v", ids(page), err, want)
 	}
-	if held, err := s.HeldRuns(ctx, "s1"); err != nil || len(held) != 3 {
+	if held, err := s.HeldRuns(ctx, "s1"); err != nil || len(held) != 40 {
 		t.Fatalf("held after indexing: %v, %v", ids(held), err)
 	}
-	if n, err := s.IndexRuns(ctx); err != nil || n != 0 {
-		t.Fatalf("IndexRuns again = %d, %v; want 0 (the mark is there)", n, err)
+	if n, err := s.IndexRuns(ctx, "s1"); err != nil || n != 0 {
+		t.Fatalf("IndexRuns(s1) again = %d, %v; want 0 (its mark is there)", n, err)
+	}
+	// A site of the older version writes on; the next site upgraded
+	// indexes what it wrote.
+	want = append([]string{old(40)}, want...)
+	if n, err := s.IndexRuns(ctx, "s2"); err != nil || n != 41 {
+		t.Fatalf("IndexRuns(s2) = %d, %v; want 41", n, err)
+	}
+	if page, _, err := s.RunPage(ctx, api.RunFilter{Tool: "old"}); err != nil || !slices.Equal(ids(page), want) {
+		t.Fatalf("after the second site: %v, %v; want %v", ids(page), err, want)
 	}
 }

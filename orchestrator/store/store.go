@@ -123,22 +123,23 @@ func (s *Store) Tools(ctx context.Context) ([]toolspec.Tool, error) {
 	return tools, err
 }
 
-// ToolPage lists at most limit tools whose names sort after after (""
-// from the first), in name order, and whether more follow: a range read,
-// not the whole registry.
-func (s *Store) ToolPage(ctx context.Context, after string, limit int) ([]toolspec.Tool, bool, error) {
+// ToolPage lists the valid ones of at most limit tool keys whose names
+// sort after after ("" from the first), in name order, and the name to
+// read on after ("" after the last): a range read, not the whole
+// registry.
+func (s *Store) ToolPage(ctx context.Context, after string, limit int) ([]toolspec.Tool, string, error) {
 	return namedPage[toolspec.Tool](ctx, s, toolsDir, after, limit)
 }
 
 // DatasetPage is ToolPage for datasets.
-func (s *Store) DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, bool, error) {
+func (s *Store) DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, string, error) {
 	return namedPage[toolspec.Dataset](ctx, s, datasetsDir, after, limit)
 }
 
 // namedPage reads at most limit records of dir whose names sort after
-// after, and whether more follow. Invalid records are left out (and
-// reported).
-func namedPage[T any](ctx context.Context, s *Store, dir, after string, limit int) ([]T, bool, error) {
+// after, and the name of the last key read when more follow: a page of
+// invalid records (left out, and reported) does not end the list.
+func namedPage[T any](ctx context.Context, s *Store, dir, after string, limit int) ([]T, string, error) {
 	from := s.prefix + dir
 	if after != "" {
 		from = s.key(dir, after) + "\x00"
@@ -147,7 +148,7 @@ func namedPage[T any](ctx context.Context, s *Store, dir, after string, limit in
 	defer cancel()
 	resp, err := s.c.Get(ctx, from, clientv3.WithRange(clientv3.GetPrefixRangeEnd(s.prefix+dir)), clientv3.WithLimit(int64(limit)))
 	if err != nil {
-		return nil, false, s.unavailable(ctx, err)
+		return nil, "", s.unavailable(ctx, err)
 	}
 	out := make([]T, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
@@ -156,7 +157,10 @@ func namedPage[T any](ctx context.Context, s *Store, dir, after string, limit in
 			out = append(out, v)
 		}
 	}
-	return out, resp.More, nil
+	if !resp.More || len(resp.Kvs) == 0 {
+		return out, "", nil
+	}
+	return out, strings.TrimPrefix(string(resp.Kvs[len(resp.Kvs)-1].Key), s.prefix+dir), nil
 }
 
 // DeleteTool removes a tool; its runs stay.

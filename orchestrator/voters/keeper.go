@@ -50,6 +50,11 @@ type Options struct {
 	// site started too. URLs with port 0 (a member alone, on a free port)
 	// are left out, and so is an empty list.
 	Endpoints func([]string)
+	// Removed, if set, is called once Leave has removed this site's
+	// member, to stop it at once: etcd (3.7) panics when a status request
+	// reaches a member that was removed and still runs, and other sites
+	// ask every member for its status.
+	Removed func()
 }
 
 // Keeper keeps this site's member's vote: see the package's doc.
@@ -248,6 +253,9 @@ func (k *Keeper) Leave(ctx context.Context) (api.Voting, error) {
 	}
 	if err := k.c.RemoveMember(ctx, k.opts.Self); err != nil {
 		return plan, fmt.Errorf("remove site %s's etcd member: %w", k.opts.Site, err)
+	}
+	if k.opts.Removed != nil {
+		k.opts.Removed()
 	}
 	return plan, nil
 }
