@@ -27,8 +27,10 @@ test:
 # (ticks run offline, records journaled, time to replay them); then 1,000 sequential etcd
 # writes with and without mutual TLS and auth; then pushes of runs' results
 # against the git CLI (run end to push done, a 1 GiB repository of 100,000
-# files, a backlog of 100 commits); scalebench's 10,000 tools and 1,000,000
-# runs (lists, restart time and RSS, tool list against etcdctl); then the spike detector on
+# files, a backlog of 100 commits); a real NOSPACE (a 16 MiB quota filled,
+# then freed: times to degraded, notified and healthy again); scalebench's
+# 10,000 tools and 1,000,000 runs (lists, restart time and RSS, tool list
+# against etcdctl); then the spike detector on
 # 1,000,000 values and per run, and the cost of handing a notification over.
 bench: build
 	scripts/ensure-docker.sh
@@ -37,6 +39,7 @@ bench: build
 	go run ./bench/schedbench -orchestrator bin/orchestrator
 	MAO_REQUIRE_DOCKER=1 go test -run '^$$' -bench . -benchtime 1x ./bench/fedbench/
 	go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/etcdbench/
+	go test -count=1 -run '^TestNoSpaceRecovers$$' -v ./orchestrator/daemon/ | grep 'nospace:'
 	scripts/build-etcdctl.sh
 	go run ./bench/scalebench -orchestrator bin/orchestrator -maoctl bin/maoctl -etcdctl bin/etcdctl
 	MAO_REQUIRE_DOCKER=1 go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/pushbench/
