@@ -571,7 +571,10 @@ const (
 	// its [api] hostnames (a DNS-rebinding attempt, or a missing name).
 	CodeMisdirected = "misdirected" // 421
 	CodeUnavailable = "unavailable" // 503
-	CodeInternal    = "internal"    // 500
+	// CodeFull: etcd's database reached its quota (NOSPACE) and refuses
+	// writes until space is freed.
+	CodeFull     = "full"     // 507
+	CodeInternal = "internal" // 500
 )
 
 // ErrorBody is the JSON body of every error response.

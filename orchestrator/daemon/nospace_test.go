@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,6 +83,15 @@ func TestNoSpaceRecovers(t *testing.T) {
 		t.Fatalf("webhook message: %+v", m)
 	}
 	notified := time.Since(full)
+	// A write through mao meanwhile says why it cannot be done (507),
+	// not "internal error".
+	var apiErr *api.Error
+	_, err = s.client.RegisterTool(ctx, api.Tool{Name: "during", Author: "t", Image: "busybox", Network: "none",
+		DataRepo: testenv.GitRepo(t, nil)})
+	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusInsufficientStorage || apiErr.Code != api.CodeFull ||
+		!strings.Contains(apiErr.Message, "NOSPACE") {
+		t.Errorf("a write through mao under NOSPACE: %v; want 507, code full, saying NOSPACE", err)
+	}
 	fed, err := s.client.Federation(ctx)
 	if err != nil || len(fed.Members) != 1 || !strings.Contains(strings.Join(fed.Members[0].Alarms, ","), "NOSPACE") {
 		t.Fatalf("federation status: %+v, %v; want the NOSPACE alarm", fed, err)

@@ -12,6 +12,7 @@ var (
 	ErrChanged     = errors.New("changed since it was read; try again") // 409
 	ErrConflict    = errors.New("cannot be done in the current state")  // 409
 	ErrUnavailable = errors.New("unavailable")                          // 503
+	ErrFull        = errors.New("out of space")                         // 507
 )
 
 // New returns an error with message msg that is of the given kind

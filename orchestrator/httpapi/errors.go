@@ -60,6 +60,8 @@ func ErrorBody(err error) (int, api.ErrorBody) {
 		return http.StatusNotFound, api.ErrorBody{Code: api.CodeNotFound, Message: err.Error()}
 	case errors.Is(err, errs.ErrExists), errors.Is(err, errs.ErrInUse), errors.Is(err, errs.ErrChanged), errors.Is(err, errs.ErrConflict):
 		return http.StatusConflict, api.ErrorBody{Code: api.CodeConflict, Message: err.Error()}
+	case errors.Is(err, errs.ErrFull):
+		return http.StatusInsufficientStorage, api.ErrorBody{Code: api.CodeFull, Message: err.Error()}
 	case errors.Is(err, errs.ErrUnavailable):
 		return http.StatusServiceUnavailable, api.ErrorBody{Code: api.CodeUnavailable, Message: err.Error()}
 	}

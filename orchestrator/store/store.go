@@ -13,6 +13,7 @@ import (
 	"github.com/jonboulle/clockwork"
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -458,9 +459,17 @@ func list[T any](ctx context.Context, s *Store, dir string, opts ...clientv3.OpO
 	return out, resp.Header.Revision, nil
 }
 
+// ErrFull is the store's error when etcd refuses a write for NOSPACE; it
+// is of kind errs.ErrFull.
+var ErrFull = errs.New(errs.ErrFull, "etcd's database reached its quota (NOSPACE) and refuses writes until space is freed "+
+	"(the site compacts, defragments and disarms the alarm by itself once there is room; maoctl federation status shows it)")
+
 // unavailable turns a failed etcd request into ErrUnavailable, unless the
-// caller's own context ended.
+// caller's own context ended, and a refusal for NOSPACE into ErrFull.
 func (s *Store) unavailable(ctx context.Context, err error) error {
+	if errors.Is(err, rpctypes.ErrNoSpace) {
+		return fmt.Errorf("%w: %v", ErrFull, err)
+	}
 	if ctx.Err() == nil || errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		if errors.Is(err, context.DeadlineExceeded) || isUnavailable(err) {
 			return fmt.Errorf("%w at %s: %v", ErrUnavailable, strings.Join(s.c.Endpoints(), ","), err)
