@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -16,9 +15,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +25,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/benchproc"
 	"github.com/mao-research/mao/orchestrator/etcdembed"
 	"github.com/mao-research/mao/orchestrator/store"
 	"github.com/mao-research/mao/toolspec"
@@ -94,7 +92,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.Stop()
 
 	tool := fmt.Sprintf("t%05d", o.tools/2)
 	type row struct {
@@ -115,7 +113,7 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("%-40s %10s %10s %s\n", "command", "time", "target", "")
 	var toolList time.Duration
 	for _, r := range rows {
-		d, err := timed(ctx, o.repeat, o.maoctl, append([]string{"--addr", p.addr}, r.args...)...)
+		d, err := timed(ctx, o.repeat, o.maoctl, append([]string{"--addr", p.Addr}, r.args...)...)
 		if err != nil {
 			return fmt.Errorf("maoctl %s: %w", r.what, err)
 		}
@@ -228,82 +226,28 @@ func restarts(ctx context.Context, o options, dir, endpoint string, n int) (rest
 		if err != nil {
 			return restarted{}, err
 		}
-		rss, err := rssOf(p.cmd.Process.Pid)
-		p.stop()
+		_, rss, err := p.Usage()
+		p.Stop()
 		if err != nil {
 			return restarted{}, err
 		}
-		loads, rsss = append(loads, p.load), append(rsss, rss)
+		loads, rsss = append(loads, p.Load), append(rsss, rss)
 	}
 	slices.Sort(loads)
 	slices.Sort(rsss)
 	return restarted{load: loads[n/2], rss: rsss[n/2]}, nil
 }
 
-// proc is a running orchestrator.
-type proc struct {
-	cmd  *exec.Cmd
-	addr string
-	load time.Duration // from process start to the API and the scheduler ready
-	stop func()        // SIGTERM, then wait; idempotent
-}
-
 // start runs an orchestrator of site "scale" on the etcd at endpoint, its
 // data in dir, and waits until its API and its scheduler are ready.
-func start(ctx context.Context, bin, dir, endpoint string) (*proc, error) {
+func start(ctx context.Context, bin, dir, endpoint string) (*benchproc.Proc, error) {
 	cfg := filepath.Join(dir, "config.ini")
 	ini := fmt.Sprintf("[site]\nname = scale\ndata_dir = %s\ntimezone = UTC\n[etcd]\nendpoints = %s\n[api]\nlisten = 127.0.0.1:0\n",
 		filepath.Join(dir, "site"), endpoint)
 	if err := os.WriteFile(cfg, []byte(ini), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-config", cfg)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	timeout := time.AfterFunc(2*time.Minute, func() { cmd.Process.Kill() })
-	cancel := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
-	apiReady := regexp.MustCompile(`orchestrator ready.* api=(http://\S+)`)
-	schedReady := regexp.MustCompile(`scheduler ready`)
-	p := &proc{cmd: cmd}
-	sched := false
-	var tail []string
-	lines := bufio.NewScanner(stderr)
-	for (p.addr == "" || !sched) && lines.Scan() {
-		tail = append(tail[max(0, len(tail)-19):], lines.Text())
-		if m := apiReady.FindStringSubmatch(lines.Text()); m != nil {
-			p.addr = m[1]
-		}
-		sched = sched || schedReady.MatchString(lines.Text())
-	}
-	p.load = time.Since(began)
-	if !timeout.Stop() || !cancel() || p.addr == "" || !sched {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, errors.Join(ctx.Err(), fmt.Errorf("the orchestrator did not become ready; its last log lines:\n%s", strings.Join(tail, "\n")))
-	}
-	exited := make(chan struct{})
-	go func() {
-		for lines.Scan() {
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	p.stop = sync.OnceFunc(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(time.Minute):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	return p, nil
+	return benchproc.Start(ctx, bin, cfg)
 }
 
 // timed runs a command n times and returns the median wall time.
@@ -319,21 +263,6 @@ func timed(ctx context.Context, n int, bin string, args ...string) (time.Duratio
 	}
 	slices.Sort(ds)
 	return ds[n/2], nil
-}
-
-// rssOf is a process's resident memory (VmRSS), in bytes.
-func rssOf(pid int) (int64, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, err
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmRSS:" {
-			kb, err := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10, err
-		}
-	}
-	return 0, errors.New("no VmRSS")
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1fms", float64(d.Microseconds())/1000) }

@@ -5,8 +5,6 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -15,10 +13,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -26,6 +22,7 @@ import (
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/internal/benchproc"
 	"github.com/mao-research/mao/toolspec"
 )
 
@@ -86,39 +83,39 @@ func manySchedules(ctx context.Context, o options, dir string) error {
 	if err != nil {
 		return err
 	}
-	defer fresh.stop()
-	if err := registerTool(ctx, fresh.client, "bench", filepath.Join(dir, "data.git"), o.image); err != nil {
+	defer fresh.Stop()
+	if err := registerTool(ctx, fresh.Client, "bench", filepath.Join(dir, "data.git"), o.image); err != nil {
 		return err
 	}
 	// Restarted like the full one below, so that both loads include the
 	// embedded etcd's recovery of its data.
-	fresh.stop()
+	fresh.Stop()
 	empty, err := start(ctx, o.bin, dir)
 	if err != nil {
 		return err
 	}
-	defer empty.stop()
-	cpu0, rss0, err := empty.idleUse(ctx, o.settle, o.idle)
+	defer empty.Stop()
+	cpu0, rss0, err := idleUse(ctx, empty, o.settle, o.idle)
 	if err != nil {
 		return err
 	}
 	begin := time.Now()
 	for i := range o.schedules {
-		if _, err := empty.client.CreateSchedule(ctx, farSchedule("bench", begin, i)); err != nil {
+		if _, err := empty.Client.CreateSchedule(ctx, farSchedule("bench", begin, i)); err != nil {
 			return fmt.Errorf("create schedule %d: %w", i, err)
 		}
 	}
 	creation := time.Since(begin)
-	cpuN, rssN, err := empty.idleUse(ctx, o.settle, o.idle)
+	cpuN, rssN, err := idleUse(ctx, empty, o.settle, o.idle)
 	if err != nil {
 		return err
 	}
-	empty.stop()
+	empty.Stop()
 	full, err := start(ctx, o.bin, dir)
 	if err != nil {
 		return err
 	}
-	defer full.stop()
+	defer full.Stop()
 
 	n := fmt.Sprintf("%d schedules", o.schedules)
 	row := "%-44s %12s %15s %7s\n"
@@ -127,9 +124,9 @@ func manySchedules(ctx context.Context, o options, dir string) error {
 	fmt.Printf(row, "RSS (VmRSS)", mb(rss0), mb(rssN), ratio(float64(rssN), float64(rss0)))
 	fmt.Printf(row, fmt.Sprintf("idle CPU over %s, %% of one core", o.idle),
 		fmt.Sprintf("%.2f%%", cpu0*100), fmt.Sprintf("%.2f%%", cpuN*100), ratio(cpuN, cpu0))
-	fmt.Printf(row, `restart: process start to "scheduler ready"`, ms(empty.load), ms(full.load),
-		ratio(float64(full.load), float64(empty.load)))
-	fmt.Printf(row, "  the scheduler's own took=", empty.took, full.took, "")
+	fmt.Printf(row, `restart: process start to "scheduler ready"`, ms(empty.Load), ms(full.Load),
+		ratio(float64(full.Load), float64(empty.Load)))
+	fmt.Printf(row, "  the scheduler's own took=", empty.Took, full.Took, "")
 	fmt.Printf("creating %s through the API, one at a time: %s (%s each)\n",
 		n, ms(creation), ms(creation/time.Duration(max(o.schedules, 1))))
 	fmt.Printf("RSS with %s: %s (%s the target of <= %s)\n\n", n, mb(rssN), verdict(rssN <= rssTarget), mb(rssTarget))
@@ -162,7 +159,7 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 	if err != nil {
 		return err
 	}
-	defer p.stop()
+	defer p.Stop()
 	bareData := filepath.Join(dir, "bare-data")
 	if err := os.MkdirAll(bareData, 0o755); err != nil {
 		return err
@@ -173,10 +170,10 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 	}
 	var ids []string
 	for _, tool := range []string{"tick-a", "tick-b"} {
-		if err := registerTool(ctx, p.client, tool, filepath.Join(dir, tool+".git"), o.image); err != nil {
+		if err := registerTool(ctx, p.Client, tool, filepath.Join(dir, tool+".git"), o.image); err != nil {
 			return err
 		}
-		s, err := p.client.CreateSchedule(ctx, api.Schedule{Tool: tool, Spec: "@every 1s", Overlap: toolspec.OverlapAllow})
+		s, err := p.Client.CreateSchedule(ctx, api.Schedule{Tool: tool, Spec: "@every 1s", Overlap: toolspec.OverlapAllow})
 		if err != nil {
 			return fmt.Errorf("create schedule: %w", err)
 		}
@@ -186,11 +183,11 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 		return err
 	}
 	for _, id := range ids {
-		if _, err := p.client.PauseSchedule(ctx, id); err != nil {
+		if _, err := p.Client.PauseSchedule(ctx, id); err != nil {
 			return fmt.Errorf("pause %s: %w", id, err)
 		}
 	}
-	runs, err := endedRuns(ctx, p.client)
+	runs, err := endedRuns(ctx, p.Client)
 	if err != nil {
 		return err
 	}
@@ -290,18 +287,9 @@ func createStart(ctx context.Context, dc *client.Client, image, dataDir string, 
 	return took, nil
 }
 
-// proc is a running orchestrator.
-type proc struct {
-	cmd    *exec.Cmd
-	client *api.Client
-	load   time.Duration // from process start to the "scheduler ready" line
-	took   string        // what that line says loading took
-	stop   func()        // SIGTERM, then wait; idempotent
-}
-
 // start runs an orchestrator on free loopback ports with its data and
 // config in dir, and waits until its API and its scheduler are ready.
-func start(ctx context.Context, bin, dir string) (*proc, error) {
+func start(ctx context.Context, bin, dir string) (*benchproc.Proc, error) {
 	cfg := filepath.Join(dir, "config.ini")
 	ini := fmt.Sprintf("[site]\nname = bench\ndata_dir = %s\ntimezone = UTC\n[etcd]\nclient_url = https://127.0.0.1:0\n"+
 		"peer_url = https://127.0.0.1:0\n[api]\nlisten = 127.0.0.1:0\n[schedules]\nhistory = 100000\n", filepath.Join(dir, "site"))
@@ -311,97 +299,26 @@ func start(ctx context.Context, bin, dir string) (*proc, error) {
 	if err := os.WriteFile(cfg, []byte(ini), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "-config", cfg)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		return nil, err
-	}
-	began := time.Now()
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	// Until it is ready, a minute or the end of ctx kills it, which ends
-	// the log and so the loop below.
-	timeout := time.AfterFunc(time.Minute, func() { cmd.Process.Kill() })
-	cancel := context.AfterFunc(ctx, func() { cmd.Process.Kill() })
-	apiReady := regexp.MustCompile(`orchestrator ready.* api=(http://\S+)`)
-	schedReady := regexp.MustCompile(`scheduler ready.* took=(\S+)`)
-	p := &proc{cmd: cmd}
-	var tail []string
-	lines := bufio.NewScanner(stderr)
-	for (p.client == nil || p.took == "") && lines.Scan() {
-		tail = append(tail[max(0, len(tail)-19):], lines.Text())
-		if m := apiReady.FindStringSubmatch(lines.Text()); m != nil {
-			p.client, err = api.NewClient(m[1], "", nil)
-		}
-		if m := schedReady.FindStringSubmatch(lines.Text()); m != nil {
-			p.took, p.load = m[1], time.Since(began)
-		}
-	}
-	if !timeout.Stop() || !cancel() || p.client == nil || p.took == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		return nil, errors.Join(ctx.Err(), err, fmt.Errorf("the orchestrator did not become ready (it exited, or took over a minute); its last log lines:\n%s", strings.Join(tail, "\n")))
-	}
-	exited := make(chan struct{})
-	go func() { // drain the log so that the orchestrator never blocks on it
-		for lines.Scan() {
-		}
-		cmd.Wait()
-		close(exited)
-	}()
-	p.stop = sync.OnceFunc(func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(time.Minute):
-			cmd.Process.Kill()
-			<-exited
-		}
-	})
-	return p, nil
+	return benchproc.Start(ctx, bin, cfg)
 }
 
 // idleUse waits settle, then returns the CPU the orchestrator used over
 // window as a fraction of one core, and its resident memory in bytes.
-func (p *proc) idleUse(ctx context.Context, settle, window time.Duration) (cpu float64, rss int64, err error) {
+func idleUse(ctx context.Context, p *benchproc.Proc, settle, window time.Duration) (cpu float64, rss int64, err error) {
 	if err := sleep(ctx, settle); err != nil {
 		return 0, 0, err
 	}
 	begin := time.Now()
-	ticks0, _, err := usage(p.cmd.Process.Pid)
+	ticks0, _, err := p.Usage()
 	if err == nil {
 		err = sleep(ctx, window)
 	}
 	if err != nil {
 		return 0, 0, err
 	}
-	ticks1, rss, err := usage(p.cmd.Process.Pid)
+	ticks1, rss, err := p.Usage()
 	// /proc counts CPU time in USER_HZ, which is 100 on Linux.
 	return float64(ticks1-ticks0) / 100 / time.Since(begin).Seconds(), rss, err
-}
-
-// usage returns a process's utime+stime from /proc/PID/stat and its VmRSS
-// in bytes from /proc/PID/status.
-func usage(pid int) (ticks, rss int64, err error) {
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0, 0, err
-	}
-	// After the parenthesised command name come fields 3 (state) onwards;
-	// utime and stime are fields 14 and 15.
-	var utime, stime, kb int64
-	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
-	m := regexp.MustCompile(`VmRSS:\s+(\d+) kB`).FindSubmatch(status)
-	if len(f) < 13 || m == nil {
-		return 0, 0, fmt.Errorf("unexpected /proc/%d/stat or status", pid)
-	}
-	_, err = fmt.Sscan(f[11]+" "+f[12]+" "+string(m[1]), &utime, &stime, &kb)
-	return utime + stime, kb * 1024, err
 }
 
 // registerTool creates a git repository with one empty commit at repo and
