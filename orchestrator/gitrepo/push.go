@@ -148,6 +148,13 @@ func (r *Repos) Push(ctx context.Context, dir string, opts PushOptions) (PushRes
 	if opts.ConflictBranch != "" {
 		p.conflict = plumbing.NewBranchReferenceName(opts.ConflictBranch)
 	}
+	if len(opts.Want) == 0 {
+		// Nothing after the pushed mark and no commit to look for: the
+		// remote is not contacted (a site's start looks at every clone).
+		if queue, _, err := p.queue(); err != nil || len(queue) == 0 {
+			return PushResult{}, err
+		}
+	}
 	attempts := opts.Attempts
 	if attempts <= 0 {
 		attempts = defaultPushAttempts

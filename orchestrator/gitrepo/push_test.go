@@ -211,6 +211,37 @@ func TestPushBacklogWhileDown(t *testing.T) {
 	}
 }
 
+// TestPushNothingQueued: a clone with nothing after its pushed mark (a
+// fresh clone, one just pushed, one synced since) is not pushed, and its
+// remote is not contacted, unless a commit is wanted: a site's start looks
+// at every clone.
+func TestPushNothingQueued(t *testing.T) {
+	t.Parallel()
+	repos := gitserver.New(t)
+	repos.Bare(t, "data", nil)
+	base, gate := repos.GatedDaemon(t)
+	s := newSite(t, "site-a", base+"data.git", nil)
+	quiet := func(when string) {
+		t.Helper()
+		before := gate.Connections()
+		if res := s.push(gitrepo.PushOptions{}); res.Sent != 0 || len(res.Commits) != 0 || gate.Connections() != before {
+			t.Fatalf("%s: %+v over %d connections; want nothing, and no connection", when, res, gate.Connections()-before)
+		}
+	}
+	quiet("a fresh clone")
+	h := s.run("run", map[string]string{"out.csv": "1"})
+	if res := s.push(gitrepo.PushOptions{}); res.Sent != 1 {
+		t.Fatalf("the run's commit: %+v", res)
+	}
+	quiet("after the push")
+	s.sync()
+	quiet("after a sync")
+	before := gate.Connections()
+	if res := s.push(gitrepo.PushOptions{Want: []string{h}}); len(res.Commits) != 1 || gate.Connections() == before {
+		t.Fatalf("a wanted commit: %+v over %d connections; want it found on the remote", res, gate.Connections()-before)
+	}
+}
+
 // TestPushNotTwice: a push that landed but was cut short before it marked
 // the clone (the process died) is found on the remote by the next Push,
 // itself or rebased, and not sent again.
