@@ -40,7 +40,7 @@ func TestNamePage(t *testing.T) {
 	}
 	for _, q := range []url.Values{
 		{"limit": {"0"}}, {"limit": {"x"}}, {"limit": {"5001"}},
-		{"continue": {"!!"}}, {"continue": {base64.RawURLEncoding.EncodeToString(make([]byte, 1025))}},
+		{"continue": {"!!"}}, {"continue": {base64.RawURLEncoding.EncodeToString(make([]byte, 64<<10+1))}},
 	} {
 		var bad *badRequest
 		if _, _, err := namePage(q, names, func(s string) string { return s }); !errors.As(err, &bad) {

@@ -366,7 +366,7 @@ func pageQuery(q url.Values) (int, string, error) {
 	if v := q.Get("continue"); v != "" {
 		// Any name: a page starts after it, within the list's own keys.
 		b, err := base64.RawURLEncoding.DecodeString(v)
-		if err != nil || len(b) == 0 || len(b) > 1024 {
+		if err != nil || len(b) == 0 || len(b) > 64<<10 {
 			return 0, "", &badRequest{"continue: not a token that this list gave"}
 		}
 		after = string(b)

@@ -473,7 +473,8 @@ func (o *Outbox) record(ctx context.Context, c *clone) {
 		switch {
 		case errors.Is(err, errNotYet):
 			continue // Ended kicks the clone once the final record is stored
-		case errors.Is(err, errs.ErrUnavailable):
+		case errors.Is(err, errs.ErrUnavailable), errors.Is(err, errs.ErrFull):
+			// etcd away or full: the entry stays, and is recorded later.
 			o.mu.Lock()
 			o.backoff(c)
 			o.mu.Unlock()

@@ -469,12 +469,18 @@ func (s *Store) KnownSites(ctx context.Context) ([]api.SiteInfo, error) {
 // ForgetSite removes a site's lasting record, so that it is no longer
 // listed, and its mark of the run index. A live site cannot be forgotten (errs.ErrInUse).
 func (s *Store) ForgetSite(ctx context.Context, name string) error {
-	err := s.delete(ctx, s.key(seenDir, name), clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, name)), "=", 0))
+	notLive := clientv3.Compare(clientv3.CreateRevision(s.key(sitesDir, name)), "=", 0)
+	err := s.delete(ctx, s.key(seenDir, name), notLive)
 	if errors.Is(err, errCondition) {
 		return fmt.Errorf("site %s is live; stop its orchestrator first: %w", name, errs.ErrInUse)
 	}
-	if err == nil { // and its mark of the run index, should a site of that name come again
-		err = s.txn(ctx, nil, op{key: s.key(runIndexBuilt, name), del: true})
+	if err == nil || errors.Is(err, errs.ErrNotFound) {
+		// And its mark of the run index, should a site of that name come
+		// again (also when its lasting record was gone already).
+		merr := s.txn(ctx, []clientv3.Cmp{notLive}, op{key: s.key(runIndexBuilt, name), del: true})
+		if merr != nil && !errors.Is(merr, errCondition) {
+			return merr
+		}
 	}
 	return wrapName(err, "site", name)
 }

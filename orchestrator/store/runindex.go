@@ -468,7 +468,7 @@ type builtRecord struct {
 // IndexRuns makes sure that the run index covers the run records written
 // before it existed, or by sites of older versions: at a site's first
 // start at this version, it reads every run record, a page at a time, and
-// writes each one's entries, then marks the index built for the site
+// writes the entries each lacks, then marks the index built for the site
 // (run-index/built/<site>). Later starts read the mark alone. Once the last
 // site of a federation is upgraded, however one at a time, every record is
 // indexed. It reports how many records it indexed.
@@ -507,7 +507,13 @@ func (s *Store) IndexRuns(ctx context.Context, site string) (int, error) {
 				ops = append(ops, s.entryOps(r)...)
 				runs = append(runs, r)
 			}
-			err := s.txn(ctx, conds, ops...)
+			ops, err := s.absent(ctx, ops) // a site that indexed before wrote most
+			if err != nil {
+				return n, fmt.Errorf("index the run records: %w", err)
+			}
+			if len(ops) > 0 {
+				err = s.txn(ctx, conds, ops...)
+			}
 			if errors.Is(err, errCondition) {
 				// Some changed since: each again, as it is now.
 				for _, r := range runs {
@@ -530,6 +536,30 @@ func (s *Store) IndexRuns(ctx context.Context, site string) (int, error) {
 		return n, fmt.Errorf("mark the run index built: %w", err)
 	}
 	return n, nil
+}
+
+// absent keeps the puts of ops whose keys do not exist yet (one read).
+func (s *Store) absent(ctx context.Context, ops []op) ([]op, error) {
+	if len(ops) == 0 {
+		return nil, nil
+	}
+	gets := make([]clientv3.Op, len(ops))
+	for i, o := range ops {
+		gets[i] = clientv3.OpGet(o.key, clientv3.WithCountOnly())
+	}
+	tctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	resp, err := s.c.Txn(tctx).Then(gets...).Commit()
+	if err != nil {
+		return nil, s.unavailable(tctx, err)
+	}
+	out := ops[:0]
+	for i, r := range resp.Responses {
+		if r.GetResponseRange().Count == 0 {
+			out = append(out, ops[i])
+		}
+	}
+	return out, nil
 }
 
 // entryOps are the puts of every index entry of r.

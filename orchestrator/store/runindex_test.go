@@ -268,4 +268,23 @@ func TestIndexRuns(t *testing.T) {
 	if page, _, err := s.RunPage(ctx, api.RunFilter{Tool: "old"}); err != nil || !slices.Equal(ids(page), want) {
 		t.Fatalf("after the second site: %v, %v; want %v", ids(page), err, want)
 	}
+	// A site that is forgotten loses its mark: one of that name indexes
+	// again (and writes only what is missing: nothing).
+	if err := s.ForgetSite(ctx, "s1"); err != nil && !errors.Is(err, errs.ErrNotFound) {
+		t.Fatal(err)
+	}
+	before, err := c.Get(ctx, "/mao/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.IndexRuns(ctx, "s1"); err != nil || n != 41 {
+		t.Fatalf("IndexRuns(s1) after ForgetSite = %d, %v; want 41", n, err)
+	}
+	after, err := c.Get(ctx, "/mao/", clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := after.Header.Revision - before.Header.Revision; got != 1 {
+		t.Errorf("indexing what was indexed took %d writes; want 1 (the mark)", got)
+	}
 }

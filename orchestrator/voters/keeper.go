@@ -51,9 +51,10 @@ type Options struct {
 	// are left out, and so is an empty list.
 	Endpoints func([]string)
 	// Removed, if set, is called once Leave has removed this site's
-	// member, to stop it at once: etcd (3.7) panics when a status request
-	// reaches a member that was removed and still runs, and other sites
-	// ask every member for its status.
+	// member, to stop it at once (when the clients were pointed at other
+	// members): etcd (3.7) panics when a status request reaches a member
+	// that was removed and still runs, and other sites ask every member
+	// for its status.
 	Removed func()
 }
 
@@ -248,13 +249,15 @@ func (k *Keeper) Leave(ctx context.Context) (api.Voting, error) {
 			return plan, err
 		}
 	}
+	elsewhere := false // the clients use other members than this site's
 	if urls := voterURLs(fed.Members, k.opts.Self); len(urls) > 0 && k.opts.Endpoints != nil {
 		k.opts.Endpoints(urls)
+		elsewhere = true
 	}
 	if err := k.c.RemoveMember(ctx, k.opts.Self); err != nil {
 		return plan, fmt.Errorf("remove site %s's etcd member: %w", k.opts.Site, err)
 	}
-	if k.opts.Removed != nil {
+	if k.opts.Removed != nil && elsewhere {
 		k.opts.Removed()
 	}
 	return plan, nil
