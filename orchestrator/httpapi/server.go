@@ -40,7 +40,8 @@ type ToolWriter interface {
 // DatasetReader reads the dataset registry.
 type DatasetReader interface {
 	Dataset(ctx context.Context, name string) (toolspec.Dataset, error)
-	Datasets(ctx context.Context) ([]toolspec.Dataset, error)
+	// DatasetPage lists at most limit datasets named after after, in name
+	// order, and the name to read on after ("" after the last).
 	DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, string, error)
 }
 

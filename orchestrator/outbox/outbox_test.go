@@ -59,6 +59,13 @@ type records struct {
 	mu      sync.Mutex
 	runs    map[string]api.Run
 	changes chan api.Run
+	refuse  error // when set, UpdateRun fails with it (etcd away or full)
+}
+
+func (f *records) setRefuse(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuse = err
 }
 
 func newRecords() *records {
@@ -92,6 +99,9 @@ func (f *records) PushingRuns(_ context.Context, site string) ([]api.Run, error)
 func (f *records) UpdateRun(_ context.Context, id string, fn func(api.Run) (api.Run, error)) (api.Run, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.refuse != nil {
+		return api.Run{}, f.refuse
+	}
 	cur, ok := f.runs[id]
 	if !ok {
 		return api.Run{}, errs.New(errs.ErrNotFound, "no run "+id)
@@ -329,6 +339,37 @@ func TestRecordWaitsForTheFinalRecord(t *testing.T) {
 				t.Errorf("commit %s, want %s", got.Push.Commit, r.DataCommitAfter)
 			}
 			tc.check(t, got.Push)
+		})
+	}
+}
+
+// TestRecordWhenEtcdRefuses: a push that landed while etcd refuses the
+// record's write, away or full (NOSPACE), stays in the outbox, and is
+// recorded once etcd takes writes again.
+func TestRecordWhenEtcdRefuses(t *testing.T) {
+	for _, refuse := range []error{errs.New(errs.ErrUnavailable, "etcd is away"), errs.New(errs.ErrFull, "etcd is full")} {
+		t.Run(refuse.Error(), func(t *testing.T) {
+			w := newWorld(t, outbox.Options{RetryMin: time.Second, RetryMax: time.Second})
+			w.rec.setRefuse(refuse)
+			r := w.commit("r1", api.StateSucceeded)
+			w.box.Enqueue(r, w.tool, r.DataCommitAfter)
+			w.start()
+			for landed := false; !landed; { // the clone found at the start may come first
+				if err := <-w.git.done; err != nil {
+					t.Fatalf("the attempt: %v", err)
+				}
+				log, _ := w.bare.Log(t, "data", "main")
+				landed = log[0] == "run r1"
+			}
+			w.waitIdle(1) // backing off, to record it later
+			if p := w.box.Pending(); !slices.Equal(p["crawler"], []string{"r1"}) {
+				t.Fatalf("pending %v; want r1 kept", p)
+			}
+			w.rec.setRefuse(nil)
+			w.clock.Advance(time.Second)
+			if got := w.rec.next(t); got.Push.State != api.PushPushed || got.Push.Commit != r.DataCommitAfter {
+				t.Fatalf("recorded %+v; want pushed", got.Push)
+			}
 		})
 	}
 }
