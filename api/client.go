@@ -75,6 +75,13 @@ func (c *Client) Tools(ctx context.Context) (List[Tool], error) {
 	return every[Tool](ctx, c, "/tools", url.Values{})
 }
 
+// ToolsAs reads every tool, as Tools does, into T: a struct of the fields
+// the caller uses. A list of thousands of tools decodes in half the time
+// into the five fields of a table.
+func ToolsAs[T any](ctx context.Context, c *Client) (List[T], error) {
+	return every[T](ctx, c, "/tools", url.Values{})
+}
+
 // every reads a list that pages (by name: tools, datasets, schedules)
 // whole, a page after the other.
 func every[T any](ctx context.Context, c *Client, path string, q url.Values) (List[T], error) {
@@ -383,7 +390,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, in, 
 	if out == nil {
 		return nil
 	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+	// Read whole, then decode: a json.Decoder grows its buffer by copies.
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return fmt.Errorf("%s %s: read answer: %w", method, path, err)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("%s %s: decode answer: %w", method, path, err)
 	}
 	return nil

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/mao-research/mao/api"
 )
@@ -20,16 +22,15 @@ func writeJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table writes aligned columns.
+// table writes aligned columns, as a tabwriter with a padding of two
+// spaces would, without the padding a blank last cell leaves.
 type table struct {
-	w   io.Writer
-	buf bytes.Buffer
-	tw  *tabwriter.Writer
+	w    io.Writer
+	rows [][]string
 }
 
 func newTable(w io.Writer, header ...string) *table {
 	t := &table{w: w}
-	t.tw = tabwriter.NewWriter(&t.buf, 0, 0, 2, ' ', 0)
 	if len(header) > 0 {
 		t.row(header...)
 	}
@@ -37,33 +38,58 @@ func newTable(w io.Writer, header ...string) *table {
 }
 
 func (t *table) row(cells ...string) {
+	row := make([]string, len(cells))
 	for i, c := range cells {
-		cells[i] = cell(c)
+		row[i] = cell(c)
 	}
-	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+	t.rows = append(t.rows, row)
 }
 
 // rawRow writes cells as they are, for cells that are already one line
 // and may be blank on purpose.
 func (t *table) rawRow(cells ...string) {
-	fmt.Fprintln(t.tw, strings.Join(cells, "\t"))
+	t.rows = append(t.rows, slices.Clone(cells))
 }
 
-// flush writes the table, without the padding a blank last cell leaves.
+// flush writes the rows so far. Rows of as many cells as each other (a
+// table's) are aligned here, a list of thousands at once; others go
+// through a tabwriter, whose columns end where a shorter row comes.
 func (t *table) flush() error {
-	if err := t.tw.Flush(); err != nil {
-		return err
-	}
-	for _, line := range strings.SplitAfter(t.buf.String(), "\n") {
-		if trimmed := strings.TrimRight(line, " \n"); trimmed != line {
-			line = trimmed + "\n"
+	rows := t.rows
+	t.rows = nil
+	var buf bytes.Buffer
+	if slices.ContainsFunc(rows, func(r []string) bool { return len(r) != len(rows[0]) }) {
+		tw := tabwriter.NewWriter(&buf, 0, 0, 2, ' ', 0)
+		for _, r := range rows {
+			fmt.Fprintln(tw, strings.Join(r, "\t"))
 		}
-		if _, err := io.WriteString(t.w, line); err != nil {
+		if err := tw.Flush(); err != nil {
 			return err
 		}
+	} else if len(rows) > 0 {
+		widths := make([]int, len(rows[0]))
+		for _, r := range rows {
+			for i, c := range r {
+				widths[i] = max(widths[i], utf8.RuneCountInString(c))
+			}
+		}
+		for _, r := range rows {
+			for i, c := range r {
+				buf.WriteString(c)
+				if i < len(r)-1 {
+					buf.WriteString(strings.Repeat(" ", widths[i]+2-utf8.RuneCountInString(c)))
+				}
+			}
+			buf.WriteByte('\n')
+		}
 	}
-	t.buf.Reset()
-	return nil
+	var out bytes.Buffer
+	for line := range strings.Lines(buf.String()) {
+		out.WriteString(strings.TrimRight(line, " \n"))
+		out.WriteByte('\n')
+	}
+	_, err := t.w.Write(out.Bytes())
+	return err
 }
 
 // cell makes s fit in one table cell: its first line, tabs as spaces, "-"

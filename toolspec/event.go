@@ -16,6 +16,14 @@ type RegistryEvent struct {
 	Dataset *Dataset
 }
 
+// RegistryBatch is what a watch of a registry kind reports at once: its
+// changes, and Rev, the revision up to which it has reported every change.
+// A batch with no events is a progress report, asked for or not.
+type RegistryBatch struct {
+	Rev    int64
+	Events []RegistryEvent
+}
+
 // ScheduleEvent is a change to a schedule as a watch reports it: Schedule
 // is nil when it was deleted.
 type ScheduleEvent struct {

@@ -317,7 +317,8 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 	siteHealth := &health{site: cfg.Site.Name, store: st, docker: docker, offline: ownWork}
-	deps := httpapi.Deps{Tools: st, ToolEdits: st, Datasets: st, DatasetEdits: st, Runs: ownWork, Offline: ownWork,
+	reads := registryReads{Store: st, copy: registry}
+	deps := httpapi.Deps{Tools: reads, ToolEdits: st, Datasets: reads, DatasetEdits: st, Runs: ownWork, Offline: ownWork,
 		Sites: st, Federation: federationAPI{Store: st, keeper: keeper, managed: acc.managed}, Leaver: leave, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
 			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: dispatcher, Logs: logs, Health: siteHealth, Invalid: st}

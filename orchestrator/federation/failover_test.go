@@ -13,7 +13,7 @@ import (
 
 func TestFailover(t *testing.T) {
 	clock := clockwork.NewFakeClockAt(start)
-	sites := &fakeDepartures{live: []api.Site{{Name: "b"}, {Name: "c"}}, feed: newFeed[string]()}
+	sites := &fakeDepartures{live: []api.Site{{Name: "b"}, {Name: "c"}}, feed: newFeed[[]string]()}
 	losses := &fakeLosses{held: []api.Run{
 		{ID: "r-here", Site: "here", State: api.StateRunning}, // this site, though it is not listed live
 		{ID: "r-b", Site: "b", State: api.StateRunning},

@@ -21,14 +21,14 @@ import (
 // directly, so a send returns only once the watcher has taken the batch
 // (and, the watchers being loops, has handled the one before). The
 // channel is closed when the watcher's context ends.
-type feed[T any] struct {
-	watches chan chan []T
+type feed[E any] struct {
+	watches chan chan E
 }
 
-func newFeed[T any]() *feed[T] { return &feed[T]{watches: make(chan chan []T, 8)} }
+func newFeed[E any]() *feed[E] { return &feed[E]{watches: make(chan chan E, 8)} }
 
-func (f *feed[T]) watch(ctx context.Context) <-chan []T {
-	ch := make(chan []T)
+func (f *feed[E]) watch(ctx context.Context) <-chan E {
+	ch := make(chan E)
 	go func() { <-ctx.Done(); close(ch) }()
 	f.watches <- ch
 	return ch
@@ -42,7 +42,7 @@ type fakeRequests struct {
 	// notLive is how many claims fail as a store's do while the site is
 	// not live (its lease expired).
 	notLive int
-	feed    *feed[runs.Request]
+	feed    *feed[[]runs.Request]
 	fail    error // what RequestRun returns
 	mu      sync.Mutex
 	reqs    []requestCall
@@ -61,7 +61,7 @@ var (
 )
 
 func newFakeRequests(open ...runs.Request) *fakeRequests {
-	return &fakeRequests{open: open, lose: map[string]bool{}, feed: newFeed[runs.Request]()}
+	return &fakeRequests{open: open, lose: map[string]bool{}, feed: newFeed[[]runs.Request]()}
 }
 
 func (f *fakeRequests) RequestRun(_ context.Context, r api.Run) error {
@@ -195,7 +195,7 @@ func (f *fakeLauncher) calls() ([]string, []api.Run, []toolspec.Tool) {
 // fakeDepartures lists fixed live sites; the test drives departures.
 type fakeDepartures struct {
 	live []api.Site
-	feed *feed[string]
+	feed *feed[[]string]
 }
 
 var _ federation.Departures = (*fakeDepartures)(nil)
@@ -282,20 +282,70 @@ func (f *fakeChecker) count(ref string) int {
 // drives, and answers single lookups from its own maps, counting them.
 type fakeRegistryStore struct {
 	list     map[string][]toolspec.RegistryEvent // by kind
-	feeds    map[string]*feed[toolspec.RegistryEvent]
+	feeds    map[string]*feed[toolspec.RegistryBatch]
 	tools    map[string]toolspec.Tool
 	datasets map[string]toolspec.Dataset
 	mu       sync.Mutex
 	lookups  int
+	// etcd's revision; onProgress, when set, is called for each progress
+	// request; pages counts the lists read from the store.
+	rev        int64
+	onProgress func(kind string)
+	progress   int
+	pages      int
 }
 
 var _ federation.RegistryStore = (*fakeRegistryStore)(nil)
+
+func (f *fakeRegistryStore) Revision(context.Context) (int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rev, nil
+}
+
+func (f *fakeRegistryStore) RegistryProgress(_ context.Context, kind string) error {
+	f.mu.Lock()
+	f.progress++
+	on := f.onProgress
+	f.mu.Unlock()
+	if on != nil {
+		on(kind)
+	}
+	return nil
+}
+
+// The store's lists answer with one tool or dataset named "from-store".
+func (f *fakeRegistryStore) Tools(context.Context) ([]toolspec.Tool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pages++
+	return []toolspec.Tool{{Name: "from-store"}}, nil
+}
+
+func (f *fakeRegistryStore) ToolPage(context.Context, string, int) ([]toolspec.Tool, string, error) {
+	tools, err := f.Tools(context.Background())
+	return tools, "", err
+}
+
+func (f *fakeRegistryStore) DatasetPage(context.Context, string, int) ([]toolspec.Dataset, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pages++
+	return []toolspec.Dataset{{Name: "from-store"}}, "", nil
+}
+
+// counts returns the progress requests and the store's lists so far.
+func (f *fakeRegistryStore) counts() (progress, pages int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.progress, f.pages
+}
 
 func (f *fakeRegistryStore) ListRegistry(_ context.Context, kind string) ([]toolspec.RegistryEvent, int64, error) {
 	return f.list[kind], 3, nil
 }
 
-func (f *fakeRegistryStore) WatchRegistry(ctx context.Context, kind string, _ int64) <-chan []toolspec.RegistryEvent {
+func (f *fakeRegistryStore) WatchRegistry(ctx context.Context, kind string, _ int64) <-chan toolspec.RegistryBatch {
 	return f.feeds[kind].watch(ctx)
 }
 

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -13,27 +15,49 @@ import (
 	"github.com/mao-research/mao/toolspec"
 )
 
-// RegistryStore lists and watches the registries, and reads one record
-// when the cache does not have it yet.
+// RegistryStore lists and watches the registries, and reads them when the
+// cache cannot answer: a record written a moment ago and not yet seen
+// through the watch, or a list while the watch is behind.
 type RegistryStore interface {
 	ListRegistry(ctx context.Context, kind string) ([]toolspec.RegistryEvent, int64, error)
-	WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []toolspec.RegistryEvent
+	WatchRegistry(ctx context.Context, kind string, rev int64) <-chan toolspec.RegistryBatch
+	RegistryProgress(ctx context.Context, kind string) error
+	Revision(ctx context.Context) (int64, error)
 	Tool(ctx context.Context, name string) (toolspec.Tool, error)
 	Dataset(ctx context.Context, name string) (toolspec.Dataset, error)
+	Tools(ctx context.Context) ([]toolspec.Tool, error)
+	ToolPage(ctx context.Context, after string, limit int) ([]toolspec.Tool, string, error)
+	DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, string, error)
 }
 
 // Registry is this site's copy of the tool and dataset registries, kept by
 // a watch. A lookup it cannot answer (a record written a moment ago, not yet
 // seen through the watch) goes to etcd.
+//
+// Its lists (Tools, ToolPage, DatasetPage) read your writes, and anyone's
+// written before the list was asked for, as a read of etcd would: they
+// answer from the copy once its watch has reached etcd's current revision
+// (a progress request brings the news when nothing changed in the
+// registry), and read etcd when it does not within freshWait.
 type Registry struct {
-	st    RegistryStore
-	clock Clock
-	log   *slog.Logger
-	retry time.Duration
+	st        RegistryStore
+	clock     Clock
+	log       *slog.Logger
+	retry     time.Duration
+	freshWait time.Duration
 
-	mu       sync.RWMutex
+	mu    sync.RWMutex
+	kinds map[string]*registryCopy
+}
+
+// registryCopy is one kind's copy; Registry.mu guards it.
+type registryCopy struct {
 	tools    map[string]toolspec.Tool
 	datasets map[string]toolspec.Dataset
+	names    []string      // the names in order; nil when to sort again
+	synced   bool          // listed, and the watch since then goes on
+	rev      int64         // the revision the copy has every change up to
+	moved    chan struct{} // closed, and replaced, when rev moves
 }
 
 // NewRegistry returns an empty Registry; Run fills and follows it.
@@ -41,14 +65,17 @@ func NewRegistry(st RegistryStore, clock Clock, log *slog.Logger) *Registry {
 	if clock == nil {
 		clock = clockwork.NewRealClock()
 	}
-	return &Registry{st: st, clock: clock, log: log, retry: 2 * time.Second,
-		tools: map[string]toolspec.Tool{}, datasets: map[string]toolspec.Dataset{}}
+	return &Registry{st: st, clock: clock, log: log, retry: 2 * time.Second, freshWait: time.Second,
+		kinds: map[string]*registryCopy{
+			toolspec.KindTool:    {tools: map[string]toolspec.Tool{}, moved: make(chan struct{})},
+			toolspec.KindDataset: {datasets: map[string]toolspec.Dataset{}, moved: make(chan struct{})},
+		}}
 }
 
 // Tool returns the named tool, or an error of kind errs.ErrNotFound.
 func (r *Registry) Tool(ctx context.Context, name string) (toolspec.Tool, error) {
 	r.mu.RLock()
-	t, ok := r.tools[name]
+	t, ok := r.kinds[toolspec.KindTool].tools[name]
 	r.mu.RUnlock()
 	if ok {
 		return t, nil
@@ -59,12 +86,108 @@ func (r *Registry) Tool(ctx context.Context, name string) (toolspec.Tool, error)
 // Dataset returns the named dataset, or an error of kind errs.ErrNotFound.
 func (r *Registry) Dataset(ctx context.Context, name string) (toolspec.Dataset, error) {
 	r.mu.RLock()
-	d, ok := r.datasets[name]
+	d, ok := r.kinds[toolspec.KindDataset].datasets[name]
 	r.mu.RUnlock()
 	if ok {
 		return d, nil
 	}
 	return r.st.Dataset(ctx, name)
+}
+
+// Tools lists every valid tool, in name order.
+func (r *Registry) Tools(ctx context.Context) ([]toolspec.Tool, error) {
+	if !r.fresh(ctx, toolspec.KindTool) {
+		return r.st.Tools(ctx)
+	}
+	tools, _ := page(r, toolspec.KindTool, "", -1, func(c *registryCopy, name string) toolspec.Tool { return c.tools[name] })
+	return tools, nil
+}
+
+// ToolPage lists at most limit valid tools whose names sort after after,
+// in name order, and the name to list on after ("" after the last).
+func (r *Registry) ToolPage(ctx context.Context, after string, limit int) ([]toolspec.Tool, string, error) {
+	if !r.fresh(ctx, toolspec.KindTool) {
+		return r.st.ToolPage(ctx, after, limit)
+	}
+	tools, next := page(r, toolspec.KindTool, after, limit, func(c *registryCopy, name string) toolspec.Tool { return c.tools[name] })
+	return tools, next, nil
+}
+
+// DatasetPage is ToolPage for datasets.
+func (r *Registry) DatasetPage(ctx context.Context, after string, limit int) ([]toolspec.Dataset, string, error) {
+	if !r.fresh(ctx, toolspec.KindDataset) {
+		return r.st.DatasetPage(ctx, after, limit)
+	}
+	ds, next := page(r, toolspec.KindDataset, after, limit, func(c *registryCopy, name string) toolspec.Dataset { return c.datasets[name] })
+	return ds, next, nil
+}
+
+// page copies at most limit (-1: all) records of kind whose names sort
+// after after, and the last name copied when more follow.
+func page[T any](r *Registry, kind, after string, limit int, get func(*registryCopy, string) T) ([]T, string) {
+	r.mu.Lock() // the names may be sorted again
+	defer r.mu.Unlock()
+	c := r.kinds[kind]
+	if c.names == nil {
+		c.names = make([]string, 0, len(c.tools)+len(c.datasets))
+		c.names = append(slices.AppendSeq(c.names, maps.Keys(c.tools)), slices.Collect(maps.Keys(c.datasets))...)
+		slices.Sort(c.names)
+	}
+	from, _ := slices.BinarySearch(c.names, after)
+	if after != "" && from < len(c.names) && c.names[from] == after {
+		from++
+	}
+	names := c.names[from:]
+	more := limit >= 0 && len(names) > limit
+	if more {
+		names = names[:limit]
+	}
+	out := make([]T, len(names))
+	for i, name := range names {
+		out[i] = get(c, name)
+	}
+	if !more || len(names) == 0 {
+		return out, ""
+	}
+	return out, names[len(names)-1]
+}
+
+// fresh reports whether kind's copy has every change made before now:
+// it has seen etcd's current revision, or sees it within r.freshWait.
+func (r *Registry) fresh(ctx context.Context, kind string) bool {
+	want, err := r.st.Revision(ctx)
+	if err != nil {
+		return false // etcd's own read reports the problem
+	}
+	wait := r.clock.After(r.freshWait)
+	asked := false
+	for {
+		r.mu.RLock()
+		c := r.kinds[kind]
+		synced, rev, moved := c.synced, c.rev, c.moved
+		r.mu.RUnlock()
+		switch {
+		case !synced:
+			return false
+		case rev >= want:
+			return true
+		case !asked:
+			// Nothing of kind may have changed since rev: etcd says how
+			// far the watch has come.
+			if err := r.st.RegistryProgress(ctx, kind); err != nil {
+				return false
+			}
+			asked = true
+		}
+		select {
+		case <-moved:
+		case <-wait:
+			r.log.Debug("the registry's copy is behind etcd; reading etcd", "kind", kind, "copy", rev, "etcd", want)
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
 }
 
 // Run follows both registries until ctx ends.
@@ -87,49 +210,75 @@ func (r *Registry) follow(ctx context.Context, kind string) {
 			sleep(ctx, r.clock, r.retry)
 			continue
 		}
-		r.replace(kind, list)
-		for evs := range r.st.WatchRegistry(ctx, kind, rev) {
-			for _, ev := range evs {
-				r.apply(ev)
-			}
+		r.replace(kind, list, rev)
+		for b := range r.st.WatchRegistry(ctx, kind, rev) {
+			r.apply(kind, b)
 		}
+		r.mu.Lock()
+		r.kinds[kind].synced = false
+		r.mu.Unlock()
 		sleep(ctx, r.clock, r.retry)
 	}
 }
 
-func (r *Registry) replace(kind string, list []toolspec.RegistryEvent) {
+func (r *Registry) replace(kind string, list []toolspec.RegistryEvent, rev int64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if kind == toolspec.KindTool {
-		clear(r.tools)
-	} else {
-		clear(r.datasets)
-	}
+	c := r.kinds[kind]
+	clear(c.tools)
+	clear(c.datasets)
 	for _, ev := range list {
-		r.set(ev)
+		c.set(ev)
+	}
+	c.synced = true
+	c.advance(rev)
+}
+
+func (r *Registry) apply(kind string, b toolspec.RegistryBatch) {
+	r.mu.Lock()
+	c := r.kinds[kind]
+	for _, ev := range b.Events {
+		c.set(ev)
+	}
+	c.advance(b.Rev)
+	r.mu.Unlock()
+	for _, ev := range b.Events {
+		// Benchmarks time propagation between sites by this message.
+		r.log.Debug("registry changed", "kind", ev.Kind, "name", ev.Name, "deleted", ev.Tool == nil && ev.Dataset == nil)
 	}
 }
 
-func (r *Registry) apply(ev toolspec.RegistryEvent) {
-	r.mu.Lock()
-	r.set(ev)
-	r.mu.Unlock()
-	// Benchmarks time propagation between sites by this message.
-	r.log.Debug("registry changed", "kind", ev.Kind, "name", ev.Name, "deleted", ev.Tool == nil && ev.Dataset == nil)
-}
-
-// set applies ev; r.mu is held.
-func (r *Registry) set(ev toolspec.RegistryEvent) {
+// set applies ev; Registry.mu is held.
+func (c *registryCopy) set(ev toolspec.RegistryEvent) {
 	switch {
 	case ev.Tool != nil:
-		r.tools[ev.Name] = *ev.Tool
+		if _, ok := c.tools[ev.Name]; !ok {
+			c.names = nil
+		}
+		c.tools[ev.Name] = *ev.Tool
 	case ev.Dataset != nil:
-		r.datasets[ev.Name] = *ev.Dataset
+		if _, ok := c.datasets[ev.Name]; !ok {
+			c.names = nil
+		}
+		c.datasets[ev.Name] = *ev.Dataset
 	case ev.Kind == toolspec.KindTool:
-		delete(r.tools, ev.Name)
+		delete(c.tools, ev.Name)
+		c.names = nil
 	default:
-		delete(r.datasets, ev.Name)
+		delete(c.datasets, ev.Name)
+		c.names = nil
 	}
+}
+
+// advance moves the copy's revision to rev, waking who waits for it;
+// Registry.mu is held.
+func (c *registryCopy) advance(rev int64) {
+	if rev <= c.rev {
+		return
+	}
+	c.rev = rev
+	close(c.moved)
+	c.moved = make(chan struct{})
 }
 
 // sleep waits d on clock, or until ctx ends.

@@ -3,7 +3,9 @@ package federation_test
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/jonboulle/clockwork"
 
@@ -19,8 +21,8 @@ func TestRegistry(t *testing.T) {
 			toolspec.KindTool:    {{Kind: toolspec.KindTool, Name: "t1", Tool: tool("t1", "cached:1")}},
 			toolspec.KindDataset: {{Kind: toolspec.KindDataset, Name: "d1", Dataset: &toolspec.Dataset{Name: "d1", URL: "file:///d1"}}},
 		},
-		feeds: map[string]*feed[toolspec.RegistryEvent]{
-			toolspec.KindTool: newFeed[toolspec.RegistryEvent](), toolspec.KindDataset: newFeed[toolspec.RegistryEvent](),
+		feeds: map[string]*feed[toolspec.RegistryBatch]{
+			toolspec.KindTool: newFeed[toolspec.RegistryBatch](), toolspec.KindDataset: newFeed[toolspec.RegistryBatch](),
 		},
 		// The store's own answers, for lookups the cache cannot serve.
 		tools:    map[string]toolspec.Tool{"t1": *tool("t1", "store:1"), "t9": *tool("t9", "store:9")},
@@ -38,9 +40,9 @@ func TestRegistry(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	// Each kind is listed when its watch starts.
 	tools, datasets := <-st.feeds[toolspec.KindTool].watches, <-st.feeds[toolspec.KindDataset].watches
-	send := func(ch chan []toolspec.RegistryEvent, evs ...toolspec.RegistryEvent) {
-		ch <- evs
-		ch <- nil // returns once evs are applied
+	send := func(ch chan toolspec.RegistryBatch, evs ...toolspec.RegistryEvent) {
+		ch <- toolspec.RegistryBatch{Rev: 4, Events: evs}
+		ch <- toolspec.RegistryBatch{Rev: 4} // returns once evs are applied
 	}
 
 	type lookup struct {
@@ -113,5 +115,114 @@ func TestRegistry(t *testing.T) {
 				t.Errorf("%s: %s %s went to the store: %v, want %v", s.name, l.kind, l.name, asked, l.store)
 			}
 		}
+	}
+}
+
+// TestRegistryLists checks the promise of the copy's lists: they hold
+// every change etcd had when they were asked for. The copy answers when
+// its watch has reached etcd's revision, asking etcd for the watch's
+// progress when it has not; when no progress comes within the wait, or
+// before the copy is listed, the store answers.
+func TestRegistryLists(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	tool := func(name string) toolspec.RegistryEvent {
+		return toolspec.RegistryEvent{Kind: toolspec.KindTool, Name: name, Tool: &toolspec.Tool{Name: name}}
+	}
+	st := &fakeRegistryStore{
+		list: map[string][]toolspec.RegistryEvent{toolspec.KindTool: {tool("t2"), tool("t1")},
+			toolspec.KindDataset: {{Kind: toolspec.KindDataset, Name: "d1", Dataset: &toolspec.Dataset{Name: "d1"}}}},
+		feeds: map[string]*feed[toolspec.RegistryBatch]{
+			toolspec.KindTool: newFeed[toolspec.RegistryBatch](), toolspec.KindDataset: newFeed[toolspec.RegistryBatch](),
+		},
+		rev: 3, // the listing's
+	}
+	clock := clockwork.NewFakeClock()
+	r := federation.NewRegistry(st, clock, slog.New(slog.DiscardHandler))
+
+	names := func(tools []toolspec.Tool) []string {
+		var out []string
+		for _, t := range tools {
+			out = append(out, t.Name)
+		}
+		return out
+	}
+	// Before the copy is listed, the store answers.
+	if got, _, err := r.ToolPage(ctx, "", 10); err != nil || !slices.Equal(names(got), []string{"from-store"}) {
+		t.Fatalf("before the listing: %v, %v", names(got), err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	tools, datasets := <-st.feeds[toolspec.KindTool].watches, <-st.feeds[toolspec.KindDataset].watches
+
+	steps := []struct {
+		name       string
+		etcd       int64                                // etcd's revision when the list is asked for
+		onProgress func(ch chan toolspec.RegistryBatch) // what the watch says when asked
+		timeout    bool                                 // no progress comes: the wait ends
+		after      string
+		limit      int
+		want       []string
+		next       string
+		progress   int // progress requests made
+		fromStore  bool
+	}{
+		{name: "copy current", etcd: 3, limit: 10, want: []string{"t1", "t2"}},
+		{name: "a page", etcd: 3, limit: 1, want: []string{"t1"}, next: "t1"},
+		{name: "the next page", etcd: 3, after: "t1", limit: 1, want: []string{"t2"}},
+		{name: "after a name that is gone", etcd: 3, after: "t15", limit: 5, want: []string{"t2"}},
+		{name: "etcd moved on elsewhere: progress", etcd: 9, limit: 10, want: []string{"t1", "t2"}, progress: 1,
+			onProgress: func(ch chan toolspec.RegistryBatch) { ch <- toolspec.RegistryBatch{Rev: 9} }},
+		{name: "a change arrives before the progress", etcd: 12, limit: 10, want: []string{"t1", "t2", "t3"}, progress: 1,
+			onProgress: func(ch chan toolspec.RegistryBatch) {
+				ch <- toolspec.RegistryBatch{Rev: 11, Events: []toolspec.RegistryEvent{tool("t3")}}
+				ch <- toolspec.RegistryBatch{Rev: 12}
+			}},
+		{name: "a deletion", etcd: 13, limit: 10, want: []string{"t2", "t3"}, progress: 1,
+			onProgress: func(ch chan toolspec.RegistryBatch) {
+				ch <- toolspec.RegistryBatch{Rev: 13, Events: []toolspec.RegistryEvent{{Kind: toolspec.KindTool, Name: "t1"}}}
+			}},
+		{name: "no progress comes", etcd: 20, limit: 10, timeout: true, want: []string{"from-store"}, progress: 1, fromStore: true},
+	}
+	for _, s := range steps {
+		st.mu.Lock()
+		st.rev = s.etcd
+		st.onProgress = func(string) {
+			if s.onProgress != nil {
+				go s.onProgress(tools)
+			}
+		}
+		st.mu.Unlock()
+		progress, pages := st.counts()
+		if s.timeout {
+			go func() {
+				if err := clock.BlockUntilContext(ctx, 1); err == nil {
+					clock.Advance(time.Hour)
+				}
+			}()
+		}
+		got, next, err := r.ToolPage(ctx, s.after, s.limit)
+		if err != nil || !slices.Equal(names(got), s.want) || next != s.next {
+			t.Errorf("%s: page %v, next %q, %v; want %v, %q", s.name, names(got), next, err, s.want, s.next)
+		}
+		p, l := st.counts()
+		if p-progress != s.progress || (l > pages) != s.fromStore {
+			t.Errorf("%s: %d progress requests, read the store: %v; want %d, %v", s.name, p-progress, l > pages, s.progress, s.fromStore)
+		}
+	}
+	// Tools and DatasetPage answer from the same copy.
+	st.mu.Lock()
+	st.rev = 13
+	st.onProgress = func(kind string) { // each kind has a watch of its own
+		if kind == toolspec.KindDataset {
+			go func() { datasets <- toolspec.RegistryBatch{Rev: 13} }()
+		}
+	}
+	st.mu.Unlock()
+	if all, err := r.Tools(ctx); err != nil || !slices.Equal(names(all), []string{"t2", "t3"}) {
+		t.Errorf("Tools: %v, %v", names(all), err)
+	}
+	if ds, next, err := r.DatasetPage(ctx, "", 10); err != nil || len(ds) != 1 || ds[0].Name != "d1" || next != "" {
+		t.Errorf("DatasetPage: %+v, %q, %v", ds, next, err)
 	}
 }

@@ -84,9 +84,9 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v) // the client went away; nothing to do
+	// Compact: a list of thousands of records is a third smaller, and
+	// quicker to write and to read; maoctl -o json, or jq, indents.
+	_ = json.NewEncoder(w).Encode(v) // the client went away; nothing to do
 }
 
 // logError is for errors after the answer's header was sent.

@@ -110,8 +110,8 @@ func TestInvalidRecordsAreLeftOut(t *testing.T) {
 	deadline := time.After(10 * time.Second)
 	for gone := false; !gone; {
 		select {
-		case evs := <-events:
-			for _, ev := range evs {
+		case b := <-events:
+			for _, ev := range b.Events {
 				gone = gone || ev.Name == "good" && ev.Tool == nil
 			}
 		case <-deadline:

@@ -584,7 +584,7 @@ func TestWatchRegistry(t *testing.T) {
 				if !ok {
 					t.Fatal("watch closed")
 				}
-				for _, e := range batch {
+				for _, e := range batch.Events {
 					got = append(got, asEvent(e))
 				}
 			}
@@ -605,4 +605,41 @@ func joinSite(t *testing.T, s *Store, name string) *Membership {
 	}
 	t.Cleanup(func() { m.Leave(context.Background()) })
 	return m
+}
+
+// TestRegistryProgress checks that a registry watch reports, when asked,
+// the revision of a write elsewhere in etcd: the copy of the registry
+// learns that it missed nothing, without a change of its own.
+func TestRegistryProgress(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, _ := newStore(t)
+	for _, kind := range []string{toolspec.KindTool, toolspec.KindDataset} {
+		t.Run(kind, func(t *testing.T) {
+			_, rev, err := s.ListRegistry(ctx, kind)
+			if err != nil {
+				t.Fatal(err)
+			}
+			batches := s.WatchRegistry(ctx, kind, rev)
+			if err := s.CreateRun(ctx, api.Run{ID: "elsewhere-" + kind, Tool: "t", State: api.StatePending, CreatedAt: testNow}); err != nil {
+				t.Fatal(err)
+			}
+			want, err := s.Revision(ctx)
+			if err != nil || want <= rev {
+				t.Fatalf("revision %d after the write, %d before: %v", want, rev, err)
+			}
+			if err := s.RegistryProgress(ctx, kind); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case b, ok := <-batches:
+				if !ok || len(b.Events) != 0 || b.Rev < want {
+					t.Fatalf("batch %+v (open %v); want a progress report at %d or later", b, ok, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("no progress report")
+			}
+		})
+	}
 }

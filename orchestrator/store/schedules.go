@@ -10,6 +10,7 @@ import (
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/orchestrator/errs"
@@ -163,38 +164,61 @@ func (s *Store) Revision(ctx context.Context) (int64, error) {
 // watch follows the keys under prefix after revision rev (0: from now),
 // converting each event; events convert drops are left out.
 func watch[T any](ctx context.Context, s *Store, prefix string, rev int64, convert func(*clientv3.Event) (T, bool)) <-chan []T {
-	out := make(chan []T)
+	return follow(ctx, s, prefix, rev, "", convert, func(_ int64, items []T) ([]T, bool) { return items, len(items) > 0 })
+}
+
+// follow is watch for a caller that also wants each response's revision:
+// batch makes what the channel carries of a response's revision and
+// converted events, or drops it. A watch with a stream name has a gRPC
+// stream of its own (other watches share one), so that a progress request
+// on it (RequestProgress with watchContext(ctx, stream)) waits for no
+// other watch.
+func follow[T, B any](ctx context.Context, s *Store, prefix string, rev int64, stream string,
+	convert func(*clientv3.Event) (T, bool), batch func(rev int64, items []T) (B, bool)) <-chan B {
+	out := make(chan B)
 	opts := []clientv3.OpOption{clientv3.WithPrefix()}
 	if rev > 0 {
 		opts = append(opts, clientv3.WithRev(rev+1))
 	}
-	wc := s.c.Watch(clientv3.WithRequireLeader(ctx), prefix, opts...)
+	wc := s.c.Watch(watchContext(ctx, stream), prefix, opts...)
 	go func() {
 		defer close(out)
 		for resp := range wc {
 			if resp.Err() != nil || resp.Canceled {
 				return
 			}
-			var batch []T
+			var items []T
 			for _, ev := range resp.Events {
 				if ev.Type == clientv3.EventTypeDelete {
 					s.forgetInvalid(string(ev.Kv.Key))
 				}
 				if v, ok := convert(ev); ok {
-					batch = append(batch, v)
+					items = append(items, v)
 				}
 			}
-			if len(batch) == 0 {
+			b, ok := batch(resp.Header.Revision, items)
+			if !ok {
 				continue
 			}
 			select {
-			case out <- batch:
+			case out <- b:
 			case <-ctx.Done():
 				return
 			}
 		}
 	}()
 	return out
+}
+
+// watchContext is the context of a watch on the named gRPC stream ("":
+// the stream watches share), which needs a leader: clientv3 puts watches
+// whose contexts carry the same metadata on one stream.
+func watchContext(ctx context.Context, stream string) context.Context {
+	ctx = clientv3.WithRequireLeader(ctx)
+	if stream != "" {
+		ctx = metadata.AppendToOutgoingContext(ctx, "mao-watch-stream", stream)
+	}
+	return ctx
 }
 
 // ClaimRun records a scheduled run and its index entry in one transaction

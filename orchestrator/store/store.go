@@ -536,13 +536,30 @@ func (s *Store) ListRegistry(ctx context.Context, kind string) ([]toolspec.Regis
 }
 
 // WatchRegistry reports changes to a registry kind after revision rev,
-// until ctx ends or the watch fails; then it closes the channel and the
-// caller lists the records again.
-func (s *Store) WatchRegistry(ctx context.Context, kind string, rev int64) <-chan []toolspec.RegistryEvent {
-	return watch(ctx, s, s.prefix+registryDir(kind), rev, func(ev *clientv3.Event) (toolspec.RegistryEvent, bool) {
+// with the revision each batch brings the watch to, until ctx ends or the
+// watch fails; then it closes the channel and the caller lists the records
+// again. The watch has a stream of its own, which RegistryProgress asks
+// for a progress report on.
+func (s *Store) WatchRegistry(ctx context.Context, kind string, rev int64) <-chan toolspec.RegistryBatch {
+	return follow(ctx, s, s.prefix+registryDir(kind), rev, registryStream(kind), func(ev *clientv3.Event) (toolspec.RegistryEvent, bool) {
 		return s.registryEvent(kind, ev.Kv, ev.Type == clientv3.EventTypePut, false)
+	}, func(rev int64, evs []toolspec.RegistryEvent) (toolspec.RegistryBatch, bool) {
+		return toolspec.RegistryBatch{Rev: rev, Events: evs}, true
 	})
 }
+
+// RegistryProgress asks etcd to report the progress of the registry
+// kind's watch: a batch with no events and the current revision, once the
+// watch has caught up with it.
+func (s *Store) RegistryProgress(ctx context.Context, kind string) error {
+	if err := s.c.RequestProgress(watchContext(ctx, registryStream(kind))); err != nil {
+		return s.unavailable(ctx, err)
+	}
+	return nil
+}
+
+// registryStream names the watch stream of a registry kind.
+func registryStream(kind string) string { return "registry-" + kind }
 
 // registryEvent is the event of a record (put) or of its deletion. An
 // invalid record is left out of a listing, and is as good as a deletion in
