@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/events"
+	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/mount"
 	"github.com/docker/docker/client"
 	"github.com/mao-research/mao/api"
@@ -28,12 +30,13 @@ import (
 
 const (
 	rssTarget       = 150_000_000 // bytes, with the schedules loaded
-	latenessAllowed = 100 * time.Millisecond
+	latenessAllowed = 50 * time.Millisecond
 )
 
 type options struct {
 	bin, image            string
 	schedules, samples    int
+	ticking               int
 	settle, idle, tickFor time.Duration
 }
 
@@ -44,7 +47,8 @@ func main() {
 	flag.IntVar(&o.schedules, "schedules", 1000, "schedules to create on one site")
 	flag.DurationVar(&o.settle, "settle", 3*time.Second, "wait before each idle measurement")
 	flag.DurationVar(&o.idle, "idle", 10*time.Second, "window of each idle CPU measurement")
-	flag.DurationVar(&o.tickFor, "tick-for", 30*time.Second, "how long the two @every 1s schedules tick")
+	flag.DurationVar(&o.tickFor, "tick-for", 60*time.Second, "how long the @every 1s schedules tick")
+	flag.IntVar(&o.ticking, "ticking", 1, "@every 1s schedules that tick at once, each of its own tool (1: as in the issue's run next to Ofelia)")
 	flag.IntVar(&o.samples, "samples", 30, "bare create+start samples, half before and half after the ticks")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -152,8 +156,10 @@ func farSchedule(tool string, now time.Time, i int) api.Schedule {
 	return s
 }
 
-// tickLateness runs two "@every 1s" schedules on a fresh orchestrator and
-// compares how late their containers start with bare create+start calls.
+// tickLateness runs o.ticking "@every 1s" schedules on a fresh
+// orchestrator and compares how late their containers start with bare
+// create+start calls, and their containers' create-to-destroy times, as
+// the engine's events give them, with bare containers'.
 func tickLateness(ctx context.Context, o options, dc *client.Client, dir string) error {
 	p, err := start(ctx, o.bin, dir)
 	if err != nil {
@@ -164,12 +170,14 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 	if err := os.MkdirAll(bareData, 0o755); err != nil {
 		return err
 	}
-	bare, err := createStart(ctx, dc, o.image, bareData, o.samples/2)
+	stop := containerLives(ctx, dc)
+	bare, bareIDs, err := createStart(ctx, dc, o.image, bareData, o.samples/2)
 	if err != nil {
 		return err
 	}
 	var ids []string
-	for _, tool := range []string{"tick-a", "tick-b"} {
+	for i := range max(o.ticking, 1) {
+		tool := fmt.Sprintf("tick-%c", 'a'+i)
 		if err := registerTool(ctx, p.Client, tool, filepath.Join(dir, tool+".git"), o.image); err != nil {
 			return err
 		}
@@ -191,18 +199,83 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 	if err != nil {
 		return err
 	}
-	after, err := createStart(ctx, dc, o.image, bareData, o.samples-o.samples/2)
+	after, afterIDs, err := createStart(ctx, dc, o.image, bareData, o.samples-o.samples/2)
 	if err != nil {
 		return err
 	}
-	reportLateness(o.tickFor, runs, append(bare, after...))
+	life, err := stop()
+	if err != nil {
+		return err
+	}
+	reportLateness(o, runs, append(bare, after...))
+	var maoLife, bareLife []time.Duration
+	isBare := map[string]bool{}
+	for _, id := range append(bareIDs, afterIDs...) {
+		isBare[id] = true
+	}
+	for id, d := range life {
+		if isBare[id] {
+			bareLife = append(bareLife, d)
+		} else {
+			maoLife = append(maoLife, d)
+		}
+	}
+	row := "%-56s %5v %9v %9v %9v\n"
+	fmt.Printf("\ncontainer create to destroy (the engine's events)\n")
+	fmt.Printf(row, "", "n", "p50", "p99", "max")
+	fmt.Printf(row, "mao's runs", len(maoLife), ms(q(maoLife, 0.5)), ms(q(maoLife, 0.99)), ms(q(maoLife, 1)))
+	fmt.Printf(row, "bare create, start, wait, remove", len(bareLife), ms(q(bareLife, 0.5)), ms(q(bareLife, 0.99)), ms(q(bareLife, 1)))
+	fmt.Printf("create-to-destroy p50 ratio to bare: %s\n", ratio(float64(q(maoLife, 0.5)), float64(q(bareLife, 0.5))))
 	return nil
+}
+
+// containerLives follows the engine's container events until stop is
+// called, and then returns each container's time from create to destroy.
+func containerLives(ctx context.Context, dc *client.Client) (stop func() (map[string]time.Duration, error)) {
+	ctx, cancel := context.WithCancel(ctx)
+	msgs, errs := dc.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
+		filters.Arg("event", string(events.ActionCreate)), filters.Arg("event", string(events.ActionDestroy)))})
+	type result struct {
+		lives map[string]time.Duration
+		err   error
+	}
+	done := make(chan result, 1)
+	go func() {
+		created, lives := map[string]int64{}, map[string]time.Duration{}
+		for {
+			select {
+			case m := <-msgs:
+				switch m.Action {
+				case events.ActionCreate:
+					created[m.Actor.ID] = m.TimeNano
+				case events.ActionDestroy:
+					if at, ok := created[m.Actor.ID]; ok {
+						lives[m.Actor.ID] = time.Duration(m.TimeNano - at)
+					}
+				}
+			case err := <-errs:
+				if ctx.Err() != nil {
+					err = nil
+				}
+				done <- result{lives, err}
+				return
+			}
+		}
+	}()
+	return func() (map[string]time.Duration, error) {
+		cancel()
+		r := <-done
+		if r.err != nil {
+			return nil, fmt.Errorf("the engine's events: %w", r.err)
+		}
+		return r.lives, nil
+	}
 }
 
 // reportLateness prints how late the runs' containers started after their
 // ticks, split at the run's start (once its data repository is locked),
 // next to the bare create+start times.
-func reportLateness(tickFor time.Duration, runs []api.Run, bare []time.Duration) {
+func reportLateness(o options, runs []api.Run, bare []time.Duration) {
 	var late, toStart, toContainer []time.Duration
 	notStarted := map[api.RunState]int{}
 	for _, r := range runs {
@@ -214,7 +287,7 @@ func reportLateness(tickFor time.Duration, runs []api.Run, bare []time.Duration)
 		toStart = append(toStart, r.StartedAt.Sub(*r.ScheduledTime))
 		toContainer = append(toContainer, r.ContainerStartedAt.Sub(*r.StartedAt))
 	}
-	fmt.Printf("== tick lateness: 2 schedules @every 1s, overlap allow, for %s (baseline: bare Docker Engine API) ==\n", tickFor)
+	fmt.Printf("== tick lateness: %d schedule(s) @every 1s, overlap allow, for %s (baseline: bare Docker Engine API) ==\n", max(o.ticking, 1), o.tickFor)
 	row := "%-56s %5v %9v %9v %9v %9v\n"
 	fmt.Printf(row, "", "n", "p50", "p90", "p99", "max")
 	for _, r := range []struct {
@@ -259,17 +332,19 @@ func endedRuns(ctx context.Context, c *api.Client) ([]api.Run, error) {
 // createStart times n bare ContainerCreate+ContainerStart calls for image
 // with network none and dataDir bind-mounted like a tool's data, removing
 // each container once it has exited.
-func createStart(ctx context.Context, dc *client.Client, image, dataDir string, n int) ([]time.Duration, error) {
+func createStart(ctx context.Context, dc *client.Client, image, dataDir string, n int) ([]time.Duration, []string, error) {
 	cfg := &container.Config{Image: image}
 	hc := &container.HostConfig{NetworkMode: "none",
 		Mounts: []mount.Mount{{Type: mount.TypeBind, Source: dataDir, Target: toolspec.DataMount}}}
 	var took []time.Duration
+	var ids []string
 	for range n {
 		begin := time.Now()
 		c, err := dc.ContainerCreate(ctx, cfg, hc, nil, nil, "")
 		if err != nil {
-			return nil, fmt.Errorf("bare create: %w", err)
+			return nil, nil, fmt.Errorf("bare create: %w", err)
 		}
+		ids = append(ids, c.ID)
 		err = dc.ContainerStart(ctx, c.ID, container.StartOptions{})
 		took = append(took, time.Since(begin))
 		if err == nil {
@@ -281,10 +356,10 @@ func createStart(ctx context.Context, dc *client.Client, image, dataDir string, 
 		}
 		err = errors.Join(err, dc.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true}))
 		if err != nil {
-			return nil, fmt.Errorf("bare container %s: %w", c.ID, err)
+			return nil, nil, fmt.Errorf("bare container %s: %w", c.ID, err)
 		}
 	}
-	return took, nil
+	return took, ids, nil
 }
 
 // start runs an orchestrator on free loopback ports with its data and

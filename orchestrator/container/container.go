@@ -1,6 +1,9 @@
 package container
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Mount is a bind mount of a host path into the container.
 type Mount struct {
@@ -27,6 +30,12 @@ type Spec struct {
 	User    string
 	Network string        // "bridge", "none", "host" or a network name; "" = engine default
 	Timeout time.Duration // the container is stopped after this long, 0 = never
+	// Ready, when set, is called once the container is created, before it
+	// starts, on the goroutine that called Run: what the creation does not
+	// need (the sync of the folders it mounts) goes on meanwhile, off the
+	// path to the start. An error from Ready removes the container, and
+	// Run returns that error as it is.
+	Ready func(ctx context.Context) error
 }
 
 // Image identifies a local image.

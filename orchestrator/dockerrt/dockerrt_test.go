@@ -539,6 +539,50 @@ func TestRunCreateFailure(t *testing.T) {
 	f.assertGone(t)
 }
 
+// TestRunReady checks Spec.Ready: it is called once the container exists
+// and before it starts (the container is there, created, not running);
+// when it fails, Run returns its error as it is and removes the container,
+// which never ran.
+func TestRunReady(t *testing.T) {
+	t.Parallel()
+	errNotSynced := errors.New("the data folder did not sync")
+	tests := []struct {
+		name   string
+		ready  error
+		output string
+	}{
+		{"ready", nil, numberedLines(2)},
+		{"not ready", errNotSynced, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := setup(t)
+			spec := f.spec("-lines", "2")
+			var seen []string
+			spec.Ready = func(context.Context) error {
+				for _, c := range f.containers(t) {
+					seen = append(seen, c.State)
+				}
+				return tc.ready
+			}
+			var out bytes.Buffer
+			exit, err := f.rt.Run(context.Background(), spec, &out)
+			if !slices.Equal(seen, []string{"created"}) {
+				t.Errorf("when Ready was called, the containers were %v; want one created", seen)
+			}
+			if tc.ready != nil {
+				if err != tc.ready || !exit.StartedAt.IsZero() {
+					t.Errorf("Run = %+v, %v; want Ready's error as it is, not started", exit, err)
+				}
+			} else if err != nil || exit.Code != 0 || out.String() != tc.output {
+				t.Errorf("Run = %+v, %v, output %q", exit, err, out.String())
+			}
+			f.assertGone(t)
+		})
+	}
+}
+
 func TestRunStartFailure(t *testing.T) {
 	t.Parallel()
 	f := setup(t)

@@ -54,6 +54,14 @@ func (r *Runtime) Run(ctx context.Context, spec container.Spec, logw io.Writer) 
 		}
 		return container.Exit{}, fmt.Errorf("run %s: create: %w", describe(spec), err)
 	}
+	if spec.Ready != nil {
+		if err := spec.Ready(ctx); err != nil {
+			if rmErr := r.forceRemove(context.WithoutCancel(ctx), created.ID); rmErr != nil {
+				err = errors.Join(err, rmErr)
+			}
+			return container.Exit{}, err
+		}
+	}
 	exit, err := r.runCreated(ctx, created.ID, spec.Timeout, logw)
 	if err != nil {
 		return exit, fmt.Errorf("run %s: %w", describe(spec), err)

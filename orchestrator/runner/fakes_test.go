@@ -130,6 +130,7 @@ type fakeContainers struct {
 	block    bool
 	gate     chan struct{}             // if not nil, Run waits for it to close
 	started  chan struct{}             // receives once per Run, if not nil
+	created  chan struct{}             // receives once per Run, before Ready, if not nil
 	onRun    func(spec container.Spec) // if not nil, what the container does
 	rmErr    error
 	specs    []container.Spec
@@ -146,6 +147,14 @@ func (f *fakeContainers) EnsureImage(_ context.Context, ref string) (container.I
 }
 
 func (f *fakeContainers) Run(ctx context.Context, spec container.Spec, w io.Writer) (container.Exit, error) {
+	if f.created != nil {
+		f.created <- struct{}{}
+	}
+	if spec.Ready != nil { // as the engine: created, removed when not ready
+		if err := spec.Ready(ctx); err != nil {
+			return container.Exit{}, err
+		}
+	}
 	f.mu.Lock()
 	f.specs = append(f.specs, spec)
 	f.running++
@@ -195,9 +204,13 @@ type fakeGit struct {
 	hang      bool     // Sync waits for its context to end
 	commitErr error    // what Commit fails with, if set
 	same      bool     // Commit makes no commit: it returns the first Sync's
+	onSync    func()   // if set, called as Sync begins
 }
 
 func (f *fakeGit) Sync(ctx context.Context, dir, url, branch string) (string, string, error) {
+	if f.onSync != nil {
+		f.onSync()
+	}
 	if f.hang {
 		<-ctx.Done()
 		return "", "", fmt.Errorf("fetch %s: %w", url, ctx.Err())

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -499,14 +500,36 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 		return r.apply(run, runs.Fail{Reason: "not started: another site has taken the run over"}), true
 	}
 
-	out, mounts, img, release, err := r.prepare(ctx, tool, dir, log)
+	p, err := r.prepare(ctx, tool, dir, log)
+	var out runs.Outcome
+	if err != nil {
+		out = p.sync // the sync has ended
+	}
 	out.Spec, out.Network, out.DataRepo = r.snapshot(run, tool), tool.NetworkName(), tool.DataRepo
 	if err != nil {
 		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out}), false
 	}
-	defer release()
+	defer p.finish()
+	out.ImageID, out.ImageDigest = p.img.ID, p.img.Digest
 
-	end, ran := r.runHeld(ctx, run, tool, dir, img, mounts, log, &out)
+	// The container is created while the folders sync, and starts once
+	// they have.
+	var syncErr error
+	ready := func(ctx context.Context) error {
+		select {
+		case <-p.synced:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		out.DataCommitBefore, out.DataCommitAfter = p.sync.DataCommitBefore, p.sync.DataCommitAfter
+		out.InputDataset, out.InputCommit = p.sync.InputDataset, p.sync.InputCommit
+		syncErr = p.err
+		return p.err
+	}
+	end, ran := r.runHeld(ctx, run, tool, dir, p.img, p.mounts, ready, log, &out)
+	if syncErr != nil {
+		return r.apply(run, runs.Fail{Reason: syncErr.Error(), Outcome: out}), false
+	}
 	if !ran {
 		return r.apply(run, withOutcome(end, out)), false
 	}
@@ -652,14 +675,25 @@ var errLend = errors.New("lend the data folder")
 
 // runContainer runs the tool's container on the data folder dir, lent to
 // the tool's user for the run when that is not the orchestrator's.
+// The container is created once ready (nil: at once) has returned: it
+// may still write to the folder before.
 func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, img container.Image,
-	mounts []container.Mount, log io.Writer) (container.Exit, error) {
-	if lendee, ok := r.lendee(tool); ok {
-		if err := r.chown(dir, lendee, false); err != nil {
-			return container.Exit{}, fmt.Errorf("%w to user %s: %w", errLend, lendee, err)
+	mounts []container.Mount, ready func(context.Context) error, log io.Writer) (container.Exit, error) {
+	spec := r.spec(run, tool, img, mounts)
+	spec.Ready = func(ctx context.Context) error {
+		if ready != nil {
+			if err := ready(ctx); err != nil {
+				return err
+			}
 		}
+		if lendee, ok := r.lendee(tool); ok {
+			if err := r.chown(dir, lendee, false); err != nil {
+				return fmt.Errorf("%w to user %s: %w", errLend, lendee, err)
+			}
+		}
+		return nil
 	}
-	return r.rt.Run(ctx, r.spec(run, tool, img, mounts), log)
+	return r.rt.Run(ctx, spec, log)
 }
 
 // runHeld runs an attempt's container on its data folder dir once the
@@ -671,11 +705,11 @@ func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.To
 // folder is the orchestrator's again; see ending), and ran false when no
 // container started because the lease did not allow it.
 func (r *Runner) runHeld(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, img container.Image,
-	mounts []container.Mount, log io.Writer, out *runs.Outcome) (end runs.Event, ran bool) {
+	mounts []container.Mount, ready func(context.Context) error, log io.Writer, out *runs.Outcome) (end runs.Event, ran bool) {
 	if err := r.leaseValid(ctx, run); err != nil {
 		return runs.Fail{Reason: "interrupted before its container started: " + err.Error()}, false
 	}
-	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, log)
+	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, ready, log)
 	noteExit(out, exit, err)
 	end = ending(ctx, exit, err, tool)
 	if err := r.chown(dir, r.owner, true); err != nil {
@@ -762,57 +796,96 @@ func (r *Runner) detect(ctx context.Context, run api.Run, tool toolspec.Tool, di
 	return r.opts.Outputs.Detect(ctx, done, tool, dir)
 }
 
-// prepare syncs the run's data repository and input dataset and makes sure
-// its image is present, within PrepareTimeout. It returns the mounts, the
-// image, and a function that releases the input dataset after the run.
-func (r *Runner) prepare(ctx context.Context, tool toolspec.Tool, dir string, log io.Writer) (
-	out runs.Outcome, mounts []container.Mount, img container.Image, release func(), err error) {
-	ctx, cancel := context.WithTimeout(ctx, r.opts.PrepareTimeout)
-	defer cancel()
-	// The image is checked (or pulled) while git works: they are independent.
-	type imageResult struct {
-		img container.Image
-		err error
+// preparation is an attempt's preparation: the tool's image, which the
+// container's creation needs, and the sync of its data folder and input
+// dataset, which only its start waits for.
+type preparation struct {
+	img    container.Image
+	mounts []container.Mount
+	synced chan struct{} // closed once the sync has ended; then:
+	sync   runs.Outcome  // its commits
+	err    error         // its error
+	done   func()        // releases the input dataset's clone
+}
+
+// finish waits for the sync and releases the input dataset's clone.
+func (p *preparation) finish() {
+	<-p.synced
+	p.done()
+}
+
+// prepare checks (or pulls) the tool's image while the sync of the data
+// folder dir (and of the input dataset's clone) starts, and returns once
+// the image is known; the sync goes on. A folder that does not exist yet
+// (a first clone) is synced first: the container's creation mounts it.
+// On an error, the sync has ended and p.sync holds what it did.
+func (r *Runner) prepare(ctx context.Context, tool toolspec.Tool, dir string, log io.Writer) (*preparation, error) {
+	p := &preparation{synced: make(chan struct{}), done: func() {}}
+	p.mounts = []container.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
+	inDir := ""
+	if tool.InputDataset != "" {
+		inDir = r.datasetDir(tool.InputDataset)
+		p.mounts = append(p.mounts, container.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
 	}
-	image := make(chan imageResult, 1)
+	first := !isDir(dir) || (inDir != "" && !isDir(inDir))
+	syncCtx, stopSync := context.WithTimeout(ctx, r.opts.PrepareTimeout)
 	go func() {
-		img, err := r.rt.EnsureImage(ctx, tool.Image)
-		image <- imageResult{img, err}
+		defer close(p.synced)
+		defer stopSync()
+		p.sync, p.done, p.err = r.syncFolders(syncCtx, tool, dir, log)
 	}()
-	waited := false
-	defer func() { // on an early return, stop the check and wait for it
-		if !waited {
-			cancel()
-			<-image
+	fail := func(err error) (*preparation, error) {
+		stopSync()
+		p.finish()
+		return p, err
+	}
+	if first {
+		if <-p.synced; p.err != nil {
+			return fail(p.err)
 		}
-	}()
+	}
+	imageCtx, stopImage := context.WithTimeout(ctx, r.opts.PrepareTimeout)
+	defer stopImage()
+	img, err := r.rt.EnsureImage(imageCtx, tool.Image)
+	if err != nil {
+		return fail(fmt.Errorf("image: %w", err))
+	}
+	p.img = img
+	return p, nil
+}
+
+// syncFolders syncs a run's data folder dir and its input dataset's
+// clone, and returns their commits and the release of the dataset's clone.
+func (r *Runner) syncFolders(ctx context.Context, tool toolspec.Tool, dir string, log io.Writer) (out runs.Outcome, release func(), err error) {
 	release = func() {}
 	before, note, err := r.git.Sync(ctx, dir, tool.DataRepo, tool.Branch)
 	if err != nil {
-		return out, nil, img, release, fmt.Errorf("data repository: %w", err)
+		return out, release, fmt.Errorf("data repository: %w", err)
 	}
 	if note != "" {
 		fmt.Fprintf(log, "[mao] %s\n", note)
 	}
 	out.DataCommitBefore, out.DataCommitAfter = before, before
-	mounts = []container.Mount{{Source: r.hostPath(dir), Target: toolspec.DataMount}}
 	if tool.InputDataset != "" {
-		inDir, commit, done, err := r.useDataset(ctx, tool.InputDataset)
+		_, commit, done, err := r.useDataset(ctx, tool.InputDataset)
 		if err != nil {
-			return out, nil, img, release, fmt.Errorf("input dataset %s: %w", tool.InputDataset, err)
+			return out, release, fmt.Errorf("input dataset %s: %w", tool.InputDataset, err)
 		}
 		release = done
 		out.InputDataset, out.InputCommit = tool.InputDataset, commit
-		mounts = append(mounts, container.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
 	}
-	res := <-image
-	waited = true
-	if res.err != nil {
-		release()
-		return out, nil, img, func() {}, fmt.Errorf("image: %w", res.err)
-	}
-	out.ImageID, out.ImageDigest = res.img.ID, res.img.Digest
-	return out, mounts, res.img, release, nil
+	return out, release, nil
+}
+
+// isDir reports whether path is a directory.
+func isDir(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.IsDir()
+}
+
+// datasetDir is the site's clone of the named dataset.
+func (r *Runner) datasetDir(name string) string {
+	return filepath.Join(r.opts.DataDir, "datasets", name)
 }
 
 // useDataset makes the named dataset's clone available to a run until the
@@ -824,7 +897,7 @@ func (r *Runner) useDataset(ctx context.Context, name string) (dir, commit strin
 	if err != nil {
 		return "", "", nil, err
 	}
-	dir = filepath.Join(r.opts.DataDir, "datasets", ds.Name)
+	dir = r.datasetDir(ds.Name)
 	unlock, err := r.locks.Lock(ctx, dir)
 	if err != nil {
 		return "", "", nil, err

@@ -581,3 +581,68 @@ func TestRecoverReplays(t *testing.T) {
 		t.Errorf("scratch left: %v", left)
 	}
 }
+
+// TestSyncWhileCreating checks that the sync of a run's folders is off
+// the path to its container's start when the folders exist: the container
+// is created while they sync, and starts once they have. A first clone is
+// synced before the container that mounts it is created; a sync that
+// fails fails the run, with no container started.
+func TestSyncWhileCreating(t *testing.T) {
+	tests := []struct {
+		name          string
+		tool          string
+		dirs          []string // folders under the data directory that exist
+		syncErr       error
+		createdBefore bool // the container was created before the sync began
+		state         api.RunState
+		reason        string
+	}{
+		{"clone exists", "t1", []string{"repos/t1"}, nil, true, api.StateSucceeded, ""},
+		{"first clone", "t1", nil, nil, false, api.StateSucceeded, ""},
+		{"clone and input dataset exist", "t2", []string{"repos/t2", "datasets/ds"}, nil, true, api.StateSucceeded, ""},
+		{"input dataset's first clone", "t2", []string{"repos/t2"}, nil, false, api.StateSucceeded, ""},
+		{"sync fails", "t1", []string{"repos/t1"}, errors.New("fetch: remote hung up"), true, api.StateFailed,
+			"data repository: fetch: remote hung up"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			dataDir := t.TempDir()
+			for _, d := range tc.dirs {
+				if err := os.MkdirAll(filepath.Join(dataDir, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f := newFixture(t, func(o *Options) { o.DataDir, o.HostDataDir = dataDir, "" })
+			f.git.syncErr = tc.syncErr
+			f.rt.created = make(chan struct{}, 1)
+			var createdBefore []bool
+			f.git.onSync = func() {
+				if tc.createdBefore && len(createdBefore) == 0 {
+					// Waits for the create: a runner that syncs first
+					// never creates, and the wait ends without it.
+					select {
+					case <-f.rt.created:
+						createdBefore = append(createdBefore, true)
+					case <-time.After(10 * time.Second):
+						createdBefore = append(createdBefore, false)
+					}
+					return
+				}
+				createdBefore = append(createdBefore, len(f.rt.created) > 0)
+			}
+			run := f.runToEnd(t, tc.tool)
+			if run.State != tc.state || run.Reason != tc.reason {
+				t.Fatalf("state %s reason %q, want %s %q", run.State, run.Reason, tc.state, tc.reason)
+			}
+			if len(createdBefore) == 0 || createdBefore[0] != tc.createdBefore {
+				t.Errorf("created before the sync began: %v, want %v", createdBefore, tc.createdBefore)
+			}
+			if started := len(f.rt.specs) == 1; started != (tc.syncErr == nil) {
+				t.Errorf("container started: %v", started)
+			}
+			if tc.syncErr == nil && (run.DataCommitBefore != "c0" || (tc.tool == "t2" && run.InputCommit == "")) {
+				t.Errorf("the sync's commits are not recorded: %+v", run)
+			}
+		})
+	}
+}
