@@ -31,7 +31,8 @@ test:
 # then freed: times to degraded, notified and healthy again); scalebench's
 # 10,000 tools and 1,000,000 runs (lists, restart time and RSS, tool list
 # against etcdctl); then the spike detector on
-# 1,000,000 values and per run, and the cost of handing a notification over.
+# 1,000,000 values and per run, the cost of handing a notification over, and a
+# /metrics scrape at 1,000 tools next to the runtime's metrics alone.
 bench: build
 	scripts/ensure-docker.sh
 	scripts/build-example.sh
@@ -43,7 +44,7 @@ bench: build
 	scripts/build-etcdctl.sh
 	go run ./bench/scalebench -orchestrator bin/orchestrator -maoctl bin/maoctl -etcdctl bin/etcdctl
 	MAO_REQUIRE_DOCKER=1 go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./bench/pushbench/
-	go test -run '^$$' -bench . ./detector/ ./notify/
+	go test -run '^$$' -bench . ./detector/ ./notify/ ./orchestrator/metrics/
 
 example-image:
 	scripts/build-example.sh

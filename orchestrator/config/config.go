@@ -136,6 +136,9 @@ type API struct {
 	// InsecureNoAuth (key insecure_no_auth) allows a Listen that other
 	// machines can reach without tokens. Default false.
 	InsecureNoAuth bool
+	// OpenMetrics (key open_metrics) serves GET /metrics without a token,
+	// for a scraper that sends none. Default false: a token of scope read.
+	OpenMetrics bool
 	// Hostnames are the names and addresses, besides the site's own (see
 	// httpapi), that the Host header of a request may carry: the names
 	// people and other sites reach the API by. Without them a request

@@ -375,6 +375,7 @@ func (c *Config) setters(dir string) map[string]func(string) error {
 			return err
 		},
 		"api.insecure_no_auth": boolean(&c.API.InsecureNoAuth),
+		"api.open_metrics":     boolean(&c.API.OpenMetrics),
 		"api.hostnames":        func(v string) error { c.API.Hostnames = splitList(v); return nil },
 		"api.tls":              boolean(&c.API.UseTLS),
 		"api.tls_cert_file":    path(&c.API.TLSCertFile),

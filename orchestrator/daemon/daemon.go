@@ -17,6 +17,7 @@ import (
 
 	"github.com/jonboulle/clockwork"
 	"golang.org/x/net/netutil"
+	"google.golang.org/grpc"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
@@ -27,6 +28,7 @@ import (
 	"github.com/mao-research/mao/orchestrator/federation"
 	"github.com/mao-research/mao/orchestrator/gitrepo"
 	"github.com/mao-research/mao/orchestrator/httpapi"
+	"github.com/mao-research/mao/orchestrator/metrics"
 	"github.com/mao-research/mao/orchestrator/offline"
 	"github.com/mao-research/mao/orchestrator/outbox"
 	"github.com/mao-research/mao/orchestrator/peer"
@@ -190,7 +192,9 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		log.Warn("the journal's last line was cut short by a crash and is dropped: its run went no further than the line before",
 			"bytes", torn)
 	}
-	acc, st, err := connect(ctx, cfg, opts, stack)
+	// The site's metrics: etcd's requests are timed from the first.
+	mx := metrics.New(cfg.Site.Name)
+	acc, st, err := connect(ctx, cfg, opts, stack, grpc.WithChainUnaryInterceptor(mx.EtcdInterceptor()))
 	if err != nil {
 		return nil, err
 	}
@@ -211,9 +215,10 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 	sender := notify.NewShoutrrrSender()
+	recorder := countedRecorder{st, mx} // notifications' outcomes, tests' too
 	notifier := notify.New(sender, templates, notify.Options{Attempts: cfg.Notify.Attempts, Clock: clock, Log: log,
 		Record: func(ctx context.Context, o notify.Outcome) {
-			if _, err := st.RecordNotification(ctx, alerts.Outcome(o), alerts.KeepNotifications); err != nil {
+			if _, err := recorder.RecordNotification(ctx, alerts.Outcome(o), alerts.KeepNotifications); err != nil {
 				log.Warn("record a notification's outcome", "kind", o.Kind, "channel", o.Channel, "status", o.Status, "err", err)
 			}
 		}})
@@ -270,14 +275,14 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	// While etcd does not answer the site, it goes on with its own runs
 	// through its journal (ownWork): their records, claims and reads go
 	// through it.
-	ownWork := offline.New(journal, offline.Deps{Records: st, Claims: st, History: st, Replayer: st, Lease: member, Outputs: outputs{checks, box}},
+	ownWork := offline.New(journal, offline.Deps{Records: st, Claims: st, History: st, Replayer: st, Lease: member, Outputs: outputs{checks, box, mx}},
 		offline.Options{Site: record, Clock: clock, Log: log})
 	// The runner acts for runs only while the site holds them under its
 	// lease (member), but for those ownWork carries; it is stopped
 	// before the site leaves.
 	run := runner.New(registry, ownWork, docker, repos, runner.Options{
 		Site: cfg.Site.Name, DataDir: cfg.Site.DataDir, HostDataDir: cfg.Site.HostDataDir, Logs: logs, Log: log,
-		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: ownWork, Version: version.Version, Lease: member, Offline: ownWork, Outbox: box,
+		PrepareTimeout: cfg.Runs.PrepareTimeout, Clock: clock, Outputs: ownWork, Started: mx.RunStarted, Version: version.Version, Lease: member, Offline: ownWork, Outbox: box,
 		PidsLimit: int64(cfg.Runs.PidsLimit), DefaultMemory: cfg.Runs.DefaultMemory, AllowHostNetwork: cfg.Runs.AllowHostNetwork,
 	})
 	stack.push(func() { // stops runs that Recover started if Start fails later
@@ -308,20 +313,24 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 	}
 	images := federation.NewImages(docker, clock, log)
 	fedOpts := federation.Options{Site: cfg.Site.Name, Labels: cfg.Site.Labels, Clock: clock, Log: log, Ended: checks.Ended}
-	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: ownWork, Sites: st,
+	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: countedClaims{ownWork, mx}, Sites: st,
 		Tools: registry, Images: images, Launcher: run}, fedOpts)
-	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: ownWork, History: ownWork, Tools: registry, Launcher: run,
+	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: countedClaims{ownWork, mx}, History: ownWork, Tools: registry, Launcher: run,
 		Images: images}, scheduler.Options{
 		Site: cfg.Site.Name, Labels: cfg.Site.Labels, History: cfg.Schedules.History, Clock: clock, Log: log})
 	if err != nil {
 		return nil, err
 	}
+	mx.Backlog("mao_push_backlog", "Runs whose commit waits in the outbox for its push to be recorded.",
+		func() float64 { return float64(box.Backlog()) })
+	mx.Backlog("mao_offline_journal_entries", "Run records journaled while etcd did not answer this site, not replayed yet.",
+		func() float64 { _, n := ownWork.Status(); return float64(n) })
 	siteHealth := &health{site: cfg.Site.Name, store: st, docker: docker, offline: ownWork}
 	reads := registryReads{Store: st, copy: registry}
 	deps := httpapi.Deps{Tools: reads, ToolEdits: st, Datasets: reads, DatasetEdits: st, Runs: ownWork, Offline: ownWork,
 		Sites: st, Federation: federationAPI{Store: st, keeper: keeper, managed: acc.managed}, Leaver: leave, Series: st, Notifications: st, NotifyTester: &alerts.Tester{Sender: sender, Templates: templates,
-			Recorder: st, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
-		Launcher: dispatcher, Logs: logs, Health: siteHealth, Invalid: st}
+			Recorder: recorder, Site: cfg.Site.Name, Channels: cfg.Notify.URLs, Clock: clock}, Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
+		Launcher: dispatcher, Logs: logs, Health: siteHealth, Invalid: st, Metrics: mx.Handler()}
 	if acc.pki != "" {
 		deps.Issuer = &peer.Issuer{Grants: st, Sites: st, Voters: voterPolicy(acc, keeper), PKI: acc.pki, Site: cfg.Site.Name, Addr: fed.addr, Prefix: cfg.Etcd.Prefix,
 			Endpoints: acc.client.Endpoints, Clock: clock, TokenTTL: cfg.Federation.TokenTTL}
@@ -329,7 +338,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 			return nil, err
 		}
 	}
-	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: tokens, Hosts: httpapi.Hosts(cfg.API.Listen, cfg.API.Hostnames),
+	handler := httpapi.New(deps, httpapi.Options{Site: cfg.Site.Name, Tokens: tokens, OpenMetrics: cfg.API.OpenMetrics, Hosts: httpapi.Hosts(cfg.API.Listen, cfg.API.Hostnames),
 		Timezone: cfg.Site.Timezone, Now: clock.Now, Log: log, CheckTool: run.CheckTool})
 	if fed.ln != nil {
 		// No write timeout: a log a site follows streams for as long as
@@ -584,11 +593,47 @@ func (h *health) Check(ctx context.Context) api.Health {
 type outputs struct {
 	*alerts.Alerts
 	box *outbox.Outbox
+	mx  *metrics.Metrics
 }
 
 func (o outputs) Ended(run api.Run) {
+	o.mx.RunEnded(run)
 	o.Alerts.Ended(run)
 	o.box.Ended(run)
+}
+
+// countedRecorder records notifications' outcomes, counted in the site's
+// metrics.
+type countedRecorder struct {
+	*store.Store
+	mx *metrics.Metrics
+}
+
+func (c countedRecorder) RecordNotification(ctx context.Context, n api.Notification, keep int) (api.Notification, error) {
+	c.mx.Notified(n)
+	return c.Store.RecordNotification(ctx, n, keep)
+}
+
+// countedClaims is ownWork's claims, counted in the site's metrics.
+type countedClaims struct {
+	*offline.Work
+	mx *metrics.Metrics
+}
+
+func (c countedClaims) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
+	won, err := c.Work.ClaimRun(ctx, r)
+	if err == nil {
+		c.mx.Claimed("tick", won)
+	}
+	return won, err
+}
+
+func (c countedClaims) ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error) {
+	r, won, err := c.Work.ClaimRequest(ctx, id, site)
+	if err == nil {
+		c.mx.Claimed("request", won)
+	}
+	return r, won, err
 }
 
 // pushes pushes clones for the outbox, with gitrepo.

@@ -17,6 +17,6 @@
 //
 // # Rules
 //
-// Imports from mao: only api, internal/randid, internal/version, notify, orchestrator/alerts, orchestrator/config, orchestrator/dockerrt, orchestrator/etcdclient, orchestrator/etcdembed, orchestrator/federation, orchestrator/gitrepo, orchestrator/httpapi, orchestrator/offline, orchestrator/outbox, orchestrator/peer, orchestrator/pki, orchestrator/runlog, orchestrator/runner, orchestrator/scheduler, orchestrator/store, orchestrator/upkeep, orchestrator/voters, toolspec.
+// Imports from mao: only api, internal/randid, internal/version, notify, orchestrator/alerts, orchestrator/config, orchestrator/dockerrt, orchestrator/etcdclient, orchestrator/etcdembed, orchestrator/federation, orchestrator/gitrepo, orchestrator/httpapi, orchestrator/metrics, orchestrator/offline, orchestrator/outbox, orchestrator/peer, orchestrator/pki, orchestrator/runlog, orchestrator/runner, orchestrator/scheduler, orchestrator/store, orchestrator/upkeep, orchestrator/voters, toolspec.
 // Imported by: only cmd/orchestrator, internal/testsite.
 package daemon

@@ -16,6 +16,7 @@ import (
 
 	"go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc"
 
 	"github.com/mao-research/mao/orchestrator/config"
 	"github.com/mao-research/mao/orchestrator/etcdclient"
@@ -55,7 +56,7 @@ type etcdAccess struct {
 // of an earlier start) or reaches the external cluster, and connects.
 // With force, the embedded member starts as a new cluster of itself alone
 // (etcd's disaster recovery), which the log warns of.
-func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logger, stack *cleanup) (*etcdAccess, error) {
+func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logger, stack *cleanup, dial ...grpc.DialOption) (*etcdAccess, error) {
 	acc := &etcdAccess{}
 	endpoints := cfg.Etcd.Endpoints
 	var member etcdembed.Options
@@ -129,6 +130,7 @@ func openEtcd(ctx context.Context, cfg config.Config, force bool, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
+	etcdCfg.DialOptions = append(etcdCfg.DialOptions, dial...)
 	// The site's certificate opens the federation's etcd when that is
 	// its sites' members: an embedded one, or endpoints that speak TLS
 	// and for which the config names no certificate of its own.

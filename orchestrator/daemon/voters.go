@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jonboulle/clockwork"
+	"google.golang.org/grpc"
 
 	"github.com/mao-research/mao/api"
 	"github.com/mao-research/mao/internal/version"
@@ -23,8 +24,8 @@ import (
 
 // connect opens etcd (openEtcd) and the store over it, and secures the
 // federation (secureFederation).
-func connect(ctx context.Context, cfg config.Config, opts Options, stack *cleanup) (*etcdAccess, *store.Store, error) {
-	acc, err := openEtcd(ctx, cfg, opts.ForceNewCluster, opts.Log, stack)
+func connect(ctx context.Context, cfg config.Config, opts Options, stack *cleanup, dial ...grpc.DialOption) (*etcdAccess, *store.Store, error) {
+	acc, err := openEtcd(ctx, cfg, opts.ForceNewCluster, opts.Log, stack, dial...)
 	if err != nil {
 		return nil, nil, err
 	}

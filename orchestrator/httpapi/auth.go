@@ -21,8 +21,12 @@ const (
 	ScopeRead  Scope = iota + 1 // every GET
 	ScopeRun                    // read, plus starting runs and testing the site's own channels
 	ScopeAdmin                  // everything
-	// scopePublic marks the one route that needs no token: GET /healthz.
+	// scopePublic marks the routes that need no token: GET /healthz, and
+	// GET /metrics with Options.OpenMetrics.
 	scopePublic Scope = -1
+	// scopeMetrics marks GET /metrics: ScopeRead, or scopePublic with
+	// Options.OpenMetrics.
+	scopeMetrics Scope = -2
 )
 
 var scopeNames = map[Scope]string{ScopeRead: "read", ScopeRun: "run", ScopeAdmin: "admin", scopePublic: "public"}
@@ -67,6 +71,7 @@ func routes() []route {
 	p := "/api/" + api.Version
 	return []route{
 		{"GET /healthz", scopePublic, (*Server).healthz},
+		{"GET /metrics", scopeMetrics, (*Server).metrics},
 		{"GET " + p + "/health", ScopeRead, (*Server).health},
 		{"GET " + p + "/tools", ScopeRead, (*Server).listTools},
 		{"POST " + p + "/tools", ScopeAdmin, (*Server).createTool},

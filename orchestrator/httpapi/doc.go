@@ -1,5 +1,7 @@
 // Package httpapi serves mao's REST JSON API under /api/v1: tools,
-// datasets, runs and their logs, sites and health, and GET /healthz. It
+// datasets, runs and their logs, sites and health, GET /healthz, and GET
+// /metrics (the handler the daemon passes in; a token of scope read,
+// or none with Options.OpenMetrics). It
 // refuses what a browser's page of another origin can send (guard.go),
 // authenticates named bearer tokens and checks the scope that the one
 // route table (auth.go) gives each route, logs every write with the

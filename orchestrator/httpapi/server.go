@@ -162,6 +162,9 @@ type Deps struct {
 	Health         Health
 	Invalid        Invalid
 	Offline        Offline // nil: the site lists only what etcd says
+	// Metrics serves GET /metrics, the site's metrics in the Prometheus
+	// text format; nil: the route answers 404.
+	Metrics http.Handler
 }
 
 // Options configure a Server.
@@ -181,6 +184,10 @@ type Options struct {
 	// being registered (e.g. a host network the site does not allow); its
 	// *toolspec.ValidationError is a 400 naming the field.
 	CheckTool func(toolspec.Tool) error
+	// OpenMetrics serves GET /metrics without a token ([api]
+	// open_metrics), for a scraper that sends none; else it needs one of
+	// scope read, like every GET.
+	OpenMetrics bool
 }
 
 // Server is the REST API of one orchestrator.
@@ -222,6 +229,12 @@ func New(deps Deps, opts Options) *Server {
 		s.hosts[hostOnly(h)] = struct{}{}
 	}
 	for _, rt := range routes() {
+		if rt.scope == scopeMetrics {
+			rt.scope = ScopeRead
+			if opts.OpenMetrics {
+				rt.scope = scopePublic
+			}
+		}
 		s.mux.HandleFunc(rt.pattern, func(w http.ResponseWriter, r *http.Request) { rt.handle(s, w, r) })
 		s.scopes[rt.pattern] = rt.scope
 	}

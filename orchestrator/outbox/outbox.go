@@ -550,6 +550,17 @@ func (o *Outbox) jitter(ctx context.Context, attempt int) error {
 	return nil
 }
 
+// Backlog is how many runs' pushes this outbox has not recorded yet.
+func (o *Outbox) Backlog() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	n := 0
+	for _, c := range o.clones {
+		n += len(c.entries)
+	}
+	return n
+}
+
 // Pending lists the runs whose push this outbox has not recorded yet, by
 // tool, sorted: for tests and logs.
 func (o *Outbox) Pending() map[string][]string {

@@ -35,7 +35,7 @@ func (r *Runner) replayAttempt(ctx context.Context, run api.Run, current toolspe
 	if run = r.apply(run, runs.Start{}); run.State != api.StateRunning {
 		return run
 	}
-	if !r.save(run) {
+	if !r.saveStart(run) {
 		return r.apply(run, runs.Fail{Reason: "not started: another site has taken the run over"})
 	}
 	tool, note, err := replayTool(run, current)

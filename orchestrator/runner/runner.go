@@ -150,6 +150,9 @@ type Options struct {
 	// Outputs, if set, checks successful runs' output and hears of ended
 	// runs.
 	Outputs Outputs
+	// Started, if set, hears of each attempt whose start the site has
+	// recorded (its metrics count them).
+	Started func(api.Run)
 	// PidsLimit is the most processes and threads a run's container may
 	// have at once. Default DefaultPidsLimit.
 	PidsLimit int64
@@ -494,7 +497,7 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 	if run = r.apply(run, runs.Start{}); run.State != api.StateRunning {
 		return run, false
 	}
-	if !r.save(run) {
+	if !r.saveStart(run) {
 		// Another site holds the run now (this site's lease expired
 		// meanwhile): its attempt is theirs to make.
 		return r.apply(run, runs.Fail{Reason: "not started: another site has taken the run over"}), true
@@ -1044,6 +1047,16 @@ func (r *Runner) apply(run api.Run, ev runs.Event) api.Run {
 		r.opts.Log.Error("run transition refused", "run", run.ID, "err", err)
 	}
 	return next
+}
+
+// saveStart saves the record of an attempt that starts (see save) and
+// tells Options.Started.
+func (r *Runner) saveStart(run api.Run) (held bool) {
+	held = r.save(run)
+	if held && r.opts.Started != nil {
+		r.opts.Started(run)
+	}
+	return held
 }
 
 // save writes the run record. A final record must not be lost, so while
