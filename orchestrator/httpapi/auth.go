@@ -73,6 +73,7 @@ func routes() []route {
 		{"GET /healthz", scopePublic, (*Server).healthz},
 		{"GET /metrics", scopeMetrics, (*Server).metrics},
 		{"GET " + p + "/health", ScopeRead, (*Server).health},
+		{"GET " + p + "/openapi.json", scopePublic, (*Server).openAPI},
 		{"GET " + p + "/tools", ScopeRead, (*Server).listTools},
 		{"POST " + p + "/tools", ScopeAdmin, (*Server).createTool},
 		{"GET " + p + "/tools/{name}", ScopeRead, (*Server).getTool},

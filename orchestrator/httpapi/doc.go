@@ -1,7 +1,9 @@
 // Package httpapi serves mao's REST JSON API under /api/v1: tools,
 // datasets, runs and their logs, sites and health, GET /healthz, and GET
 // /metrics (the handler the daemon passes in; a token of scope read,
-// or none with Options.OpenMetrics). It
+// or none with Options.OpenMetrics), and its own OpenAPI 3 document at
+// GET /api/v1/openapi.json (openapi.go: one routeDoc per route, the
+// schemas made from the api types; RecordSchemas makes docs/schemas). It
 // refuses what a browser's page of another origin can send (guard.go),
 // authenticates named bearer tokens and checks the scope that the one
 // route table (auth.go) gives each route, logs every write with the
@@ -15,6 +17,6 @@
 //
 // # Rules
 //
-// Imports from mao: only api, internal/randid, notify, orchestrator/errs, toolspec.
+// Imports from mao: only api, internal/randid, internal/version, notify, orchestrator/errs, toolspec.
 // Never links: etcd, Docker, go-git.
 package httpapi

@@ -161,7 +161,7 @@ func newEnvWith(t *testing.T, endpoints []string, opts Options, proxy LogProxy) 
 		Leaver: fakeLeaver{site}, Series: st, Notifications: st, NotifyTester: fakeTester{},
 		Schedules: st, ScheduleEdits: st, ScheduleEditor: st, ScheduleRuns: st,
 		Launcher: &fakeLauncher{st, logs, site}, Logs: logs, Health: health, LogProxy: proxy, Invalid: st}, opts)
-	ts := httptest.NewServer(srv)
+	ts := httptest.NewServer(validated(t, srv))
 	t.Cleanup(ts.Close)
 	token := ""
 	if len(tokens) > 0 {
