@@ -2,8 +2,9 @@
 // datasets, runs and their logs, sites and health, GET /healthz, and GET
 // /metrics (the handler the daemon passes in; a token of scope read,
 // or none with Options.OpenMetrics), and its own OpenAPI 3 document at
-// GET /api/v1/openapi.json (openapi.go: one routeDoc per route, the
-// schemas made from the api types; RecordSchemas makes docs/schemas). It
+// GET /api/v1/openapi.json (openapi.json, embedded; a test makes it and
+// docs/schemas from one routeDoc per route and the api types, with
+// kin-openapi, which the orchestrator does not link). It
 // refuses what a browser's page of another origin can send (guard.go),
 // authenticates named bearer tokens and checks the scope that the one
 // route table (auth.go) gives each route, logs every write with the

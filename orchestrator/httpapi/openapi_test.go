@@ -65,6 +65,21 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 	}
 
+	// The embedded document is the one the code makes.
+	made, err := documentJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *update {
+		if err := os.WriteFile("openapi.json", made, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		openAPIDocument = made
+	}
+	if !bytes.Equal(openAPIDocument, made) {
+		t.Errorf("openapi.json is not what the code makes (go test ./orchestrator/httpapi -run TestOpenAPIDocument -update)")
+	}
+
 	e := newEnv(t, testenv.Etcd(t))
 	resp, err := http.Get(e.url + "/api/v1/openapi.json")
 	if err != nil {

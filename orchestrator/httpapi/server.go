@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mao-research/mao/api"
@@ -201,7 +200,6 @@ type Server struct {
 	log    *slog.Logger
 	mux    *http.ServeMux
 	probe  healthCache
-	apiDoc func() ([]byte, error) // the OpenAPI document, made once
 }
 
 // maxBody bounds request bodies; specs are small.
@@ -230,7 +228,6 @@ func New(deps Deps, opts Options) *Server {
 	for _, h := range opts.Hosts {
 		s.hosts[hostOnly(h)] = struct{}{}
 	}
-	s.apiDoc = sync.OnceValues(documentJSON)
 	for _, rt := range routes() {
 		if rt.scope == scopeMetrics {
 			rt.scope = ScopeRead
