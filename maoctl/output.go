@@ -92,11 +92,12 @@ func (t *table) flush() error {
 	return err
 }
 
-// cell makes s fit in one table cell: its first line, tabs as spaces, "-"
+// cell makes s fit in one table cell: its first line, tabs (and vertical
+// tabs and form feeds) as spaces, "-"
 // when empty.
 func cell(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	s = strings.ReplaceAll(s, "\t", " ")
+	s = strings.NewReplacer("\t", " ", "\v", " ", "\f", " ").Replace(s)
 	if s == "" {
 		return "-"
 	}

@@ -25,9 +25,10 @@ const cleanupTimeout = 30 * time.Second
 // container's stdout and stderr into logw (nil discards them) as they
 // arrive.
 //
-// The container starts as soon as it is created; its output is read from
-// the log driver, followed from the start, so that nothing waits on an
-// attachment before the start and no byte is lost. Run removes the
+// The container starts as soon as it is created and spec.Ready, if set,
+// has returned nil; its output is read from the log driver, followed from
+// the start, so that nothing waits on an attachment before the start and
+// no byte is lost. Run removes the
 // container once it has ended and its log has been read.
 //
 // When spec.Timeout elapses the container is stopped (SIGTERM, then SIGKILL

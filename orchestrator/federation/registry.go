@@ -154,13 +154,17 @@ func page[T any](r *Registry, kind, after string, limit int, get func(*registryC
 
 // fresh reports whether kind's copy has every change made before now:
 // it has seen etcd's current revision, or sees it within r.freshWait.
+// It asks etcd for the watch's progress, and asks again every
+// progressRetry while the copy is behind: etcd drops a request that comes
+// while the watch is catching up or its stream reconnecting.
 func (r *Registry) fresh(ctx context.Context, kind string) bool {
 	want, err := r.st.Revision(ctx)
 	if err != nil {
 		return false // etcd's own read reports the problem
 	}
-	wait := r.clock.After(r.freshWait)
-	asked := false
+	deadline := r.clock.After(r.freshWait)
+	ask := true
+	var retry <-chan time.Time
 	for {
 		r.mu.RLock()
 		c := r.kinds[kind]
@@ -171,17 +175,23 @@ func (r *Registry) fresh(ctx context.Context, kind string) bool {
 			return false
 		case rev >= want:
 			return true
-		case !asked:
+		}
+		if ask {
 			// Nothing of kind may have changed since rev: etcd says how
 			// far the watch has come.
-			if err := r.st.RegistryProgress(ctx, kind); err != nil {
+			pctx, cancel := context.WithTimeout(ctx, progressRetry)
+			err := r.st.RegistryProgress(pctx, kind)
+			cancel()
+			if err != nil && ctx.Err() != nil {
 				return false
 			}
-			asked = true
+			ask, retry = false, r.clock.After(progressRetry)
 		}
 		select {
 		case <-moved:
-		case <-wait:
+		case <-retry:
+			ask = true
+		case <-deadline:
 			r.log.Debug("the registry's copy is behind etcd; reading etcd", "kind", kind, "copy", rev, "etcd", want)
 			return false
 		case <-ctx.Done():
@@ -189,6 +199,10 @@ func (r *Registry) fresh(ctx context.Context, kind string) bool {
 		}
 	}
 }
+
+// progressRetry is how long fresh waits for a progress report before it
+// asks again.
+const progressRetry = 100 * time.Millisecond
 
 // Run follows both registries until ctx ends.
 func (r *Registry) Run(ctx context.Context) {

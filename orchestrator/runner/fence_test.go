@@ -3,6 +3,8 @@ package runner
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,10 +20,10 @@ var (
 )
 
 // fencedFixture is a fixture whose runner has a lease and a detector.
-func fencedFixture(t *testing.T) (*fixture, *fakeLease, *fakeOutputs) {
+func fencedFixture(t *testing.T, edits ...func(*Options)) (*fixture, *fakeLease, *fakeOutputs) {
 	t.Helper()
 	lease, outputs := newFakeLease(), &fakeOutputs{}
-	f := newFixture(t, func(o *Options) { o.Lease, o.Outputs = lease, outputs })
+	f := newFixture(t, append([]func(*Options){func(o *Options) { o.Lease, o.Outputs = lease, outputs }}, edits...)...)
 	return f, lease, outputs
 }
 
@@ -93,20 +95,39 @@ func TestOutputKeptOnlyWhileHeld(t *testing.T) {
 // the record says why.
 func TestContainerStartsOnlyWhileLeaseValid(t *testing.T) {
 	tests := []struct {
-		name    string
-		then    func(f *fixture, lease *fakeLease)
-		state   api.RunState
-		reason  string
-		started bool
+		name       string
+		duringSync bool // the lease lapses while the clone syncs, once the container is created
+		then       func(f *fixture, lease *fakeLease)
+		state      api.RunState
+		reason     string
+		started    bool
 	}{
-		{"renewed", func(_ *fixture, lease *fakeLease) { lease.renew() }, api.StateSucceeded, "", true},
-		{"expired", func(f *fixture, _ *fakeLease) { f.r.Abandon(errors.New("this site's lease expired")) }, api.StateFailed,
+		{"renewed", false, func(_ *fixture, lease *fakeLease) { lease.renew() }, api.StateSucceeded, "", true},
+		{"expired", false, func(f *fixture, _ *fakeLease) { f.r.Abandon(errors.New("this site's lease expired")) }, api.StateFailed,
+			"interrupted before its container started: this site's lease expired", false},
+		{"renewed after lapsing during the sync", true, func(_ *fixture, lease *fakeLease) { lease.renew() }, api.StateSucceeded, "", true},
+		{"expired during the sync", true, func(f *fixture, _ *fakeLease) { f.r.Abandon(errors.New("this site's lease expired")) }, api.StateFailed,
 			"interrupted before its container started: this site's lease expired", false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			f, lease, _ := fencedFixture(t)
-			lease.lapsed, lease.waiting = true, make(chan struct{}, 10)
+			dataDir := t.TempDir()
+			if err := os.MkdirAll(filepath.Join(dataDir, "repos", "t1"), 0o755); err != nil {
+				t.Fatal(err) // the clone exists: it syncs while the container is created
+			}
+			f, lease, _ := fencedFixture(t, func(o *Options) { o.DataDir, o.HostDataDir = dataDir, "" })
+			lease.waiting = make(chan struct{}, 10)
+			lapse := func() {
+				lease.mu.Lock()
+				lease.lapsed = true
+				lease.mu.Unlock()
+			}
+			if tc.duringSync {
+				f.rt.created = make(chan struct{}, 1)
+				f.git.onSync = func() { <-f.rt.created; lapse() } // after the check before the create
+			} else {
+				lapse()
+			}
 			run, err := f.r.Start(context.Background(), "t1", "")
 			if err != nil {
 				t.Fatal(err)

@@ -63,7 +63,7 @@ func (r *Runner) replayAttempt(ctx context.Context, run api.Run, current toolspe
 	if err != nil {
 		return r.apply(run, runs.Fail{Reason: err.Error(), Outcome: out})
 	}
-	end, ran := r.runHeld(ctx, run, tool, dir, img, mounts, nil, log, &out)
+	end, ran := r.runHeld(ctx, run, tool, dir, img, mounts, nil, nil, log, &out)
 	if ran && end == nil {
 		out, end = r.compare(ctx, run, dir, against, out, note)
 	}

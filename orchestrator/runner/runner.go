@@ -517,21 +517,20 @@ func (r *Runner) attempt(ctx context.Context, run api.Run, tool toolspec.Tool, l
 
 	// The container is created while the folders sync, and starts once
 	// they have.
-	var syncErr error
-	ready := func(ctx context.Context) error {
+	synced := func(ctx context.Context) error {
 		select {
 		case <-p.synced:
+			return p.err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-		out.DataCommitBefore, out.DataCommitAfter = p.sync.DataCommitBefore, p.sync.DataCommitAfter
-		out.InputDataset, out.InputCommit = p.sync.InputDataset, p.sync.InputCommit
-		syncErr = p.err
-		return p.err
 	}
-	end, ran := r.runHeld(ctx, run, tool, dir, p.img, p.mounts, ready, log, &out)
-	if syncErr != nil {
-		return r.apply(run, runs.Fail{Reason: syncErr.Error(), Outcome: out}), false
+	end, ran := r.runHeld(ctx, run, tool, dir, p.img, p.mounts, synced, p.synced, log, &out)
+	<-p.synced // when no container was created, the sync may go on
+	out.DataCommitBefore, out.DataCommitAfter = p.sync.DataCommitBefore, p.sync.DataCommitAfter
+	out.InputDataset, out.InputCommit = p.sync.InputDataset, p.sync.InputCommit
+	if p.err != nil {
+		return r.apply(run, runs.Fail{Reason: p.err.Error(), Outcome: out}), false
 	}
 	if !ran {
 		return r.apply(run, withOutcome(end, out)), false
@@ -678,14 +677,41 @@ var errLend = errors.New("lend the data folder")
 
 // runContainer runs the tool's container on the data folder dir, lent to
 // the tool's user for the run when that is not the orchestrator's.
-// The container is created once ready (nil: at once) has returned: it
-// may still write to the folder before.
-func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, img container.Image,
+// The container, once created, starts when ready has returned nil.
+func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.Tool, img container.Image,
 	mounts []container.Mount, ready func(context.Context) error, log io.Writer) (container.Exit, error) {
 	spec := r.spec(run, tool, img, mounts)
-	spec.Ready = func(ctx context.Context) error {
-		if ready != nil {
-			if err := ready(ctx); err != nil {
+	spec.Ready = ready
+	return r.rt.Run(ctx, spec, log)
+}
+
+// runHeld runs an attempt's container on its data folder dir once the
+// site's lease allows it (other sites take a run over only once this
+// site's lease has expired: while it may have, no container starts), so
+// the lease is checked before the container is created and again just
+// before it starts. synced, if set, holds the start until the folder's
+// sync, which goes on while the container is created, has ended; settled
+// is closed when it has. runHeld notes the container's start and exit
+// code in out, and takes the folder back for the orchestrator's user
+// before anything is committed or discarded. It returns how the attempt
+// ended (nil: the container exited 0 and the folder is the
+// orchestrator's again; see ending), and ran false when no container
+// started because the lease did not allow it or the run was stopped
+// first.
+func (r *Runner) runHeld(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, img container.Image,
+	mounts []container.Mount, synced func(context.Context) error, settled <-chan struct{}, log io.Writer, out *runs.Outcome) (end runs.Event, ran bool) {
+	const notStarted = "interrupted before its container started: "
+	if err := r.leaseValid(ctx, run); err != nil {
+		return runs.Fail{Reason: notStarted + err.Error()}, false
+	}
+	// Once the container is created: the sync, the folder lent, and the
+	// lease again (the sync may have taken a while), just before it
+	// starts.
+	var started bool
+	var fenced error
+	ready := func(ctx context.Context) error {
+		if synced != nil {
+			if err := synced(ctx); err != nil {
 				return err
 			}
 		}
@@ -694,25 +720,22 @@ func (r *Runner) runContainer(ctx context.Context, run api.Run, tool toolspec.To
 				return fmt.Errorf("%w to user %s: %w", errLend, lendee, err)
 			}
 		}
+		if fenced = r.leaseValid(ctx, run); fenced != nil {
+			return fenced
+		}
+		started = true
 		return nil
 	}
-	return r.rt.Run(ctx, spec, log)
-}
-
-// runHeld runs an attempt's container on its data folder dir once the
-// site's lease allows it (other sites take a run over only once this
-// site's lease has expired: while it may have, no container starts),
-// notes its start and exit code in out, and takes the folder back for the
-// orchestrator's user before anything is committed or discarded. It
-// returns how the attempt ended (nil: the container exited 0 and the
-// folder is the orchestrator's again; see ending), and ran false when no
-// container started because the lease did not allow it.
-func (r *Runner) runHeld(ctx context.Context, run api.Run, tool toolspec.Tool, dir string, img container.Image,
-	mounts []container.Mount, ready func(context.Context) error, log io.Writer, out *runs.Outcome) (end runs.Event, ran bool) {
-	if err := r.leaseValid(ctx, run); err != nil {
-		return runs.Fail{Reason: "interrupted before its container started: " + err.Error()}, false
+	exit, err := r.runContainer(ctx, run, tool, img, mounts, ready, log)
+	if settled != nil {
+		<-settled // nothing writes to the folder any more
 	}
-	exit, err := r.runContainer(ctx, run, tool, dir, img, mounts, ready, log)
+	switch {
+	case !started && fenced != nil:
+		return runs.Fail{Reason: notStarted + fenced.Error()}, false
+	case !started && ctx.Err() != nil:
+		return runs.Fail{Reason: notStarted + stopCause(ctx, "the orchestrator shut down")}, false
+	}
 	noteExit(out, exit, err)
 	end = ending(ctx, exit, err, tool)
 	if err := r.chown(dir, r.owner, true); err != nil {
@@ -809,11 +832,13 @@ type preparation struct {
 	sync   runs.Outcome  // its commits
 	err    error         // its error
 	done   func()        // releases the input dataset's clone
+	cancel func()        // ends the preparation's time
 }
 
 // finish waits for the sync and releases the input dataset's clone.
 func (p *preparation) finish() {
 	<-p.synced
+	p.cancel()
 	p.done()
 }
 
@@ -831,14 +856,15 @@ func (r *Runner) prepare(ctx context.Context, tool toolspec.Tool, dir string, lo
 		p.mounts = append(p.mounts, container.Mount{Source: r.hostPath(inDir), Target: toolspec.InputMount, ReadOnly: true})
 	}
 	first := !isDir(dir) || (inDir != "" && !isDir(inDir))
-	syncCtx, stopSync := context.WithTimeout(ctx, r.opts.PrepareTimeout)
+	// One bound for the whole preparation, sync and image alike.
+	ctx, p.cancel = context.WithTimeout(ctx, r.opts.PrepareTimeout)
 	go func() {
 		defer close(p.synced)
-		defer stopSync()
-		p.sync, p.done, p.err = r.syncFolders(syncCtx, tool, dir, log)
+		p.sync, p.done, p.err = r.syncFolders(ctx, tool, dir, log)
 	}()
+	// On an error, the sync ends as it would have: the record has what
+	// it did.
 	fail := func(err error) (*preparation, error) {
-		stopSync()
 		p.finish()
 		return p, err
 	}
@@ -847,9 +873,7 @@ func (r *Runner) prepare(ctx context.Context, tool toolspec.Tool, dir string, lo
 			return fail(p.err)
 		}
 	}
-	imageCtx, stopImage := context.WithTimeout(ctx, r.opts.PrepareTimeout)
-	defer stopImage()
-	img, err := r.rt.EnsureImage(imageCtx, tool.Image)
+	img, err := r.rt.EnsureImage(ctx, tool.Image)
 	if err != nil {
 		return fail(fmt.Errorf("image: %w", err))
 	}

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"reflect"
 	"strings"
@@ -642,4 +643,38 @@ func TestRegistryProgress(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRegistryWatchRevisions replays a watch that is behind: etcd sends
+// its events in chunks of 1,000 revisions, each stamped with its current
+// revision. A batch's Rev must be that of the last change it carries, so
+// that a copy of the registry never counts itself up to date with changes
+// still on their way.
+func TestRegistryWatchRevisions(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, _ := newStore(t)
+	from, err := s.Revision(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 1500
+	for i := range n {
+		if err := s.CreateTool(ctx, tool(fmt.Sprintf("t%04d", i), "")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := 0
+	for b := range s.WatchRegistry(ctx, toolspec.KindTool, from) {
+		seen += len(b.Events)
+		// Each tool was one revision: Rev from+k means k tools.
+		if got := int(b.Rev - from); len(b.Events) > 0 && got != seen {
+			t.Fatalf("a batch says it has every change up to %d tools; %d have arrived", got, seen)
+		}
+		if seen == n {
+			return
+		}
+	}
+	t.Fatalf("the watch ended after %d of %d tools", seen, n)
 }

@@ -167,8 +167,9 @@ func watch[T any](ctx context.Context, s *Store, prefix string, rev int64, conve
 	return follow(ctx, s, prefix, rev, "", convert, func(_ int64, items []T) ([]T, bool) { return items, len(items) > 0 })
 }
 
-// follow is watch for a caller that also wants each response's revision:
-// batch makes what the channel carries of a response's revision and
+// follow is watch for a caller that also wants each response's revision
+// (see below; 0 when the response says nothing of it): batch makes what
+// the channel carries of a response's revision and
 // converted events, or drops it. A watch with a stream name has a gRPC
 // stream of its own (other watches share one), so that a progress request
 // on it (RequestProgress with watchContext(ctx, stream)) waits for no
@@ -196,7 +197,18 @@ func follow[T, B any](ctx context.Context, s *Store, prefix string, rev int64, s
 					items = append(items, v)
 				}
 			}
-			b, ok := batch(resp.Header.Revision, items)
+			// The revision the watch has every change of its keys up to:
+			// its last event's (a watch that is behind gets its events in
+			// chunks, each stamped with the store's current revision), or
+			// a progress report's.
+			var rev int64
+			switch {
+			case len(resp.Events) > 0:
+				rev = resp.Events[len(resp.Events)-1].Kv.ModRevision
+			case resp.IsProgressNotify():
+				rev = resp.Header.Revision
+			}
+			b, ok := batch(rev, items)
 			if !ok {
 				continue
 			}
