@@ -29,12 +29,18 @@ const (
 
 // Verdict is the detector's decision on one value.
 type Verdict struct {
-	Metric    string   `json:"metric"`
-	Status    string   `json:"status"` // "ok", "spike", "no-data", "warming-up"
-	Spike     bool     `json:"spike"`
-	Value     *float64 `json:"value,omitempty"`
-	Baseline  *float64 `json:"baseline,omitempty"` // median (mad), mean (zscore), average of the 2 previous (gain)
-	Score     *float64 `json:"score,omitempty"`    // robust z (mad), z (zscore), change in percent (gain); omitted when undefined
+	Metric   string   `json:"metric"`
+	Status   string   `json:"status"` // "ok", "spike", "no-data", "warming-up"
+	Spike    bool     `json:"spike"`
+	Value    *float64 `json:"value,omitempty"`
+	Baseline *float64 `json:"baseline,omitempty"` // median (mad), mean (zscore), average of the 2 previous (gain)
+	Score    *float64 `json:"score,omitempty"`    // robust z (mad), z (zscore), change in percent (gain); omitted when undefined
+	// Low and High bound the values that are no spike against this
+	// history: baseline ± threshold·scale (mad, zscore), baseline ±
+	// threshold percent of it (gain), before direction and floor; omitted
+	// when undefined. Plots shade this band.
+	Low       *float64 `json:"low,omitempty"`
+	High      *float64 `json:"high,omitempty"`
 	Threshold float64  `json:"threshold"`
 	Method    string   `json:"method"`
 	History   int      `json:"history"` // earlier values used
@@ -59,7 +65,7 @@ func Check(history []float64, x float64, c Config) Verdict {
 		slices.Sort(sorted)
 	}
 	var v Verdict
-	v.Reason = string(judge(nil, &v, make([]float64, 3), c, window, sorted, count, x))
+	v.Reason = string(judge(nil, &v, make([]float64, verdictNums), c, window, sorted, count, x))
 	return v
 }
 
@@ -108,11 +114,15 @@ func lastFinite(history []float64, span, need int) ([]float64, int) {
 
 func isFinite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
+// verdictNums is how many numbers a verdict points to.
+const verdictNums = 5
+
 // judge fills v with the verdict on x against window, the earlier values
 // in order (for mad, sorted holds the same values ascending), when count
 // earlier finite values exist, and appends the reason to b. Check and Scan
 // share it, so they agree value for value. The value, baseline and score
-// that v points to are stored in nums[0:3].
+// that v points to are stored in nums[0:verdictNums]: value, baseline,
+// score, low, high.
 func judge(b []byte, v *Verdict, nums []float64, c Config, window, sorted []float64, count int, x float64) []byte {
 	v.Metric, v.Threshold, v.Method = c.Metric, c.Threshold, c.Method
 	if !isFinite(x) {
@@ -144,11 +154,13 @@ func judge(b []byte, v *Verdict, nums []float64, c Config, window, sorted []floa
 	dev := x - baseline
 	var exceeded, scored bool
 	var score float64
+	var width float64 // the band's half width; 0: none
 	if c.Method == MethodGain {
 		exceeded = dev != 0 // from an average of 0, any change is an unbounded gain
 		if baseline != 0 {
 			score = dev / math.Abs(baseline) * 100
 			exceeded, scored = math.Abs(score) > c.Threshold, true
+			width = c.Threshold / 100 * math.Abs(baseline)
 		}
 	} else {
 		s := max(scale, relTol*max(math.Abs(x), math.Abs(baseline)))
@@ -156,6 +168,11 @@ func judge(b []byte, v *Verdict, nums []float64, c Config, window, sorted []floa
 			score = dev / s
 		}
 		exceeded, scored = math.Abs(dev) > c.Threshold*s, scale > 0
+		width = c.Threshold * s
+	}
+	if width > 0 && isFinite(width) {
+		nums[3], nums[4] = baseline-width, baseline+width
+		v.Low, v.High = &nums[3], &nums[4]
 	}
 	if scored && isFinite(score) {
 		nums[2] = score

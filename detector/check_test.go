@@ -162,9 +162,9 @@ func TestVerdictJSON(t *testing.T) {
 		want string
 	}{
 		{"spike", Check([]float64{100, 102}, 130, Config{Method: "gain"}),
-			`{"metric":"control","status":"spike","spike":true,"value":130,"baseline":101,"score":28.71287128712871,"threshold":20,"method":"gain","history":2,"reason":"130 is 28.7% above the average 101 of the 2 previous values (threshold 20%)"}`},
+			`{"metric":"control","status":"spike","spike":true,"value":130,"baseline":101,"score":28.71287128712871,"low":80.8,"high":121.2,"threshold":20,"method":"gain","history":2,"reason":"130 is 28.7% above the average 101 of the 2 previous values (threshold 20%)"}`},
 		{"flat window has no score", Check(repeat(1, 5), 1, Config{}),
-			`{"metric":"control","status":"ok","spike":false,"value":1,"baseline":1,"threshold":3.5,"method":"mad","history":5,"reason":"1 equals the last 5 values, which were all 1"}`},
+			`{"metric":"control","status":"ok","spike":false,"value":1,"baseline":1,"low":0.9999999965,"high":1.0000000035,"threshold":3.5,"method":"mad","history":5,"reason":"1 equals the last 5 values, which were all 1"}`},
 		{"warming up", Check(nil, 1, Config{Metric: "loss"}),
 			`{"metric":"loss","status":"warming-up","spike":false,"value":1,"threshold":3.5,"method":"mad","history":0,"reason":"only 0 earlier values; 5 are needed before a verdict"}`},
 		{"no data", NoData("accuracy", errors.New("m.json: no numeric key \"accuracy\""), Config{Method: "zscore"}),

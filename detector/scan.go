@@ -22,7 +22,7 @@ func Scan(values []float64, c Config) []Verdict {
 		return verdicts
 	}
 	c = c.WithDefaults()
-	nums := make([]float64, 3*len(values))
+	nums := make([]float64, verdictNums*len(values))
 	parts := min(runtime.GOMAXPROCS(0), len(values)/scanPart)
 	if parts <= 1 {
 		scanRange(values, 0, len(values), verdicts, nums, c)
@@ -43,7 +43,8 @@ const scanPart = 1 << 16
 // reasonChunk is how many bytes of reasons become one string.
 const reasonChunk = 1 << 16
 
-// scanRange fills verdicts[from:to] and their numbers nums[3·from:3·to].
+// scanRange fills verdicts[from:to] and their numbers
+// nums[verdictNums·from:verdictNums·to].
 func scanRange(values []float64, from, to int, verdicts []Verdict, nums []float64, c Config) {
 	span := c.span()
 	// The finite values before from: the last span of them start the window.
@@ -72,7 +73,7 @@ func scanRange(values []float64, from, to int, verdicts []Verdict, nums []float6
 	for i := from; i < to; i++ {
 		x := values[i]
 		window := finite[max(0, len(finite)-span):]
-		reasons = judge(reasons, &verdicts[i], nums[3*i:3*i+3], c, window, sorted, count, x)
+		reasons = judge(reasons, &verdicts[i], nums[verdictNums*i:verdictNums*(i+1)], c, window, sorted, count, x)
 		ends = append(ends, len(reasons))
 		if len(reasons) >= reasonChunk {
 			flush(i + 1)

@@ -128,7 +128,7 @@ func TestBashCompletionScript(t *testing.T) {
 		{"maoctl tool s", "show schedule series stop"},
 		{"maoctl n", "notify"},
 		{"maoctl notify ", "list test --help -h"},
-		{"maoctl tool series x --", "--metric --site --all-points --help"},
+		{"maoctl tool series x --", "--metric --site --all-points --svg --help"},
 		{"maoctl detector check x.csv --m", "--method --min-history"},
 		{"maoctl schedule ", "list show update pause resume remove --help -h"},
 		{"maoctl tool schedule x daily --re", "--retries --retry-delay"},

@@ -233,7 +233,31 @@ func commandCases() []cliCase {
 			[]string{"tool", "series", "gh-crawler", "--metric", "nothing", "-o", "json"},
 			[]string{"tool", "series", "nope"},
 			[]string{"tool", "series"},
-		), exits: []int{0, 0, 0, 0, 0, 0, 1, 2}},
+			[]string{"tool", "series", "gh-crawler", "--svg", "$TMP/gh-crawler.svg"},
+			[]string{"tool", "series", "gh-crawler", "--metric", "nothing", "--svg", "$TMP/nothing.svg"},
+		), exits: []int{0, 0, 0, 0, 0, 0, 1, 2, 0, 1}, after: map[int]action{8: {
+			note: "the plot: one line per site's series, its spikes red",
+			do: func(t *testing.T, e *env) {
+				b, err := os.ReadFile(filepath.Join(e.tmp, "gh-crawler.svg"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				list, err := e.site.AdminClient(t).Series(context.Background(), "gh-crawler", "", "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				shape, spikes := parseSVG(t, b), 0
+				for _, s := range list.Items {
+					for _, p := range s.Points {
+						if p.Spike {
+							spikes++
+						}
+					}
+				}
+				if shape.classes["series"] != len(list.Items) || shape.classes["spike"] != spikes || shape.classes["band"] == 0 {
+					t.Errorf("the plot has %v; the API has %d series with %d spikes", shape.classes, len(list.Items), spikes)
+				}
+			}}}},
 
 		{name: "detector-check", noSite: true, stdin: "value\n3\n3.2\n2.9\n3.1\n3\n2.8\n9.5\n3\n", cmds: cmds(
 			[]string{"detector", "check", "testdata/detector-flat-jump.csv"},

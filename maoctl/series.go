@@ -1,12 +1,18 @@
 package maoctl
 
 import (
+	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net/http"
+	"os"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/mao-research/mao/api"
+	"github.com/mao-research/mao/detector"
 )
 
 // seriesTail is how many of a series' points tool series lists without
@@ -21,6 +27,9 @@ func (c *ctl) toolSeries(cCtx *cli.Context) error {
 	list, err := c.client.Series(cCtx.Context, a[0], cCtx.String("metric"), cCtx.String("site"))
 	if err != nil {
 		return err
+	}
+	if file := cCtx.String("svg"); file != "" {
+		return c.plotSeries(cCtx.Context, a[0], list, file)
 	}
 	return printList(c, list, "no values of tool "+a[0], func(list []api.Series) error {
 		for i, s := range list {
@@ -87,4 +96,37 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// svgResult is what `tool series --svg -o json` prints.
+type svgResult struct {
+	Tool   string `json:"tool"`
+	File   string `json:"file"`
+	Series int    `json:"series"`
+}
+
+// plotSeries writes the tool's series as an SVG plot to file, with the
+// band of its detector's settings today.
+func (c *ctl) plotSeries(ctx context.Context, tool string, list api.List[api.Series], file string) error {
+	if len(list.Items) == 0 {
+		return fmt.Errorf("no values of tool %s to plot", tool)
+	}
+	var cfg detector.Config
+	if t, err := c.client.Tool(ctx, tool); err == nil && t.Detector != nil {
+		cfg = *t.Detector
+	} else if apiErr := (*api.Error)(nil); err != nil && !(errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound) {
+		return err // a tool removed since keeps its series: plotted without a band's settings of its own
+	}
+	var b bytes.Buffer
+	if err := writeSVG(&b, tool, list.Items, cfg); err != nil {
+		return err
+	}
+	if err := os.WriteFile(file, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write the plot: %w", err)
+	}
+	if c.json {
+		return writeJSON(c.stdout, svgResult{Tool: tool, File: file, Series: len(list.Items)})
+	}
+	_, err := fmt.Fprintf(c.stdout, "wrote the plot of %d series of tool %s to %s\n", len(list.Items), tool, file)
+	return err
 }

@@ -82,11 +82,13 @@ func (c *ctl) toolCommand() *cli.Command {
 				Usage:     "plot and list the values the spike detector keeps for a tool",
 				ArgsUsage: "NAME",
 				Description: "Prints, for each site and metric, a sparkline of the values (^ marks spikes) and\n" +
-					"the last 20 of them with the runs they came from.",
+					"the last 20 of them with the runs they came from. --svg FILE writes a plot instead: a\n" +
+					"panel per metric, each site's values a line over the detector's band, spikes in red.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "metric", Usage: "only this metric"},
 					&cli.StringFlag{Name: "site", Usage: "only the values of runs at this site"},
 					&cli.BoolFlag{Name: "all-points", Usage: "list every value, not only the last 20"},
+					&cli.StringFlag{Name: "svg", Usage: "write an SVG plot of the series to `FILE`", TakesFile: true},
 				},
 				Action: c.toolSeries,
 			},

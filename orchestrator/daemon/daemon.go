@@ -312,7 +312,10 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 	images := federation.NewImages(docker, clock, log)
-	fedOpts := federation.Options{Site: cfg.Site.Name, Labels: cfg.Site.Labels, Clock: clock, Log: log, Ended: checks.Ended}
+	// Runs that failover settles as lost here are counted here: their
+	// own site is gone.
+	settled := func(run api.Run) { mx.RunEnded(run); checks.Ended(run) }
+	fedOpts := federation.Options{Site: cfg.Site.Name, Labels: cfg.Site.Labels, Clock: clock, Log: log, Ended: settled}
 	dispatcher := federation.NewDispatcher(federation.DispatcherDeps{Requests: st, Claims: countedClaims{ownWork, mx}, Sites: st,
 		Tools: registry, Images: images, Launcher: run}, fedOpts)
 	sched, err := scheduler.New(scheduler.Deps{Schedules: st, Claims: countedClaims{ownWork, mx}, History: ownWork, Tools: registry, Launcher: run,
@@ -614,7 +617,10 @@ func (c countedRecorder) RecordNotification(ctx context.Context, n api.Notificat
 	return c.Store.RecordNotification(ctx, n, keep)
 }
 
-// countedClaims is ownWork's claims, counted in the site's metrics.
+// countedClaims is ownWork's claims, counted in the site's metrics, with
+// the runs the scheduler and the dispatcher end without the runner: a
+// tick claimed to be recorded missed, skipped or orphaned, a request that
+// could not start.
 type countedClaims struct {
 	*offline.Work
 	mx *metrics.Metrics
@@ -624,8 +630,19 @@ func (c countedClaims) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 	won, err := c.Work.ClaimRun(ctx, r)
 	if err == nil {
 		c.mx.Claimed("tick", won)
+		if won && r.State.Terminal() {
+			c.mx.RunEnded(r)
+		}
 	}
 	return won, err
+}
+
+func (c countedClaims) SaveRun(ctx context.Context, r api.Run) error {
+	err := c.Work.SaveRun(ctx, r)
+	if err == nil && r.State.Terminal() {
+		c.mx.RunEnded(r)
+	}
+	return err
 }
 
 func (c countedClaims) ClaimRequest(ctx context.Context, id, site string) (api.Run, bool, error) {

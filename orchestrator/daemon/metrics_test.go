@@ -79,11 +79,14 @@ func TestMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	byState, ticks, verdicts := map[api.RunState]int{}, 0, map[string]int{}
+	byState, ticks, onTime, verdicts := map[api.RunState]int{}, 0, 0, map[string]int{}
 	for _, r := range list.Items {
 		byState[r.State]++
 		if r.Schedule != "" {
 			ticks++
+		}
+		if r.Trigger == api.TriggerSchedule && r.Attempt <= 1 {
+			onTime++
 		}
 		for _, v := range r.Verdicts {
 			verdicts[v.Status]++
@@ -135,7 +138,7 @@ func TestMetrics(t *testing.T) {
 		want[fmt.Sprintf(`mao_detector_verdicts_total{outcome="%s",site="counted",tool="sensor"}`, status)] = float64(n)
 	}
 	for k, v := range want {
-		if got[k] != v {
+		if g, ok := got[k]; !ok || g != v {
 			t.Errorf("%s = %v, want %v (runs by state %v)", k, got[k], v, byState)
 		}
 	}

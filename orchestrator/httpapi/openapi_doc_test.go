@@ -35,7 +35,7 @@ var (
 	pageParams = []param{{"limit", "integer", "the most items in the page"}, {"continue", "string", "the token of the page before's continue"}}
 	runParams  = append(slices.Clone(pageParams), param{"tool", "string", "runs of this tool"}, param{"schedule", "string", "runs of this schedule"},
 		param{"site", "string", "runs held by this site"}, param{"state", "string", "runs in this state (running and pending too)"},
-		param{"push", "string", "runs whose push is pending or failed"}, param{"since", "string", "runs created at or after this time (RFC 3339)"})
+		param{"push", "string", "runs whose push is in this state: pending, pushed, conflict or failed"}, param{"since", "string", "runs created at or after this time (RFC 3339)"})
 )
 
 // routeDocs documents each route, by its pattern in routes().
@@ -111,6 +111,12 @@ func Document() (*openapi3.T, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The records in etcd, as collaborators read them (RecordSchemas).
+	for _, record := range []any{api.Tool{}, api.Dataset{}, api.Schedule{}, api.Run{}} {
+		if _, err := gen.ref(record); err != nil {
+			return nil, err
+		}
+	}
 	docs := routeDocs()
 	for _, rt := range routes() {
 		d, ok := docs[rt.pattern]
@@ -131,7 +137,7 @@ func Document() (*openapi3.T, error) {
 			op.AddParameter(openapi3.NewQueryParameter(q.name).WithDescription(q.about).WithSchema(&openapi3.Schema{Type: &openapi3.Types{q.typ}}))
 		}
 		if d.body != nil {
-			ref, err := gen.ref(d.body)
+			ref, err := gen.input(d.body)
 			if err != nil {
 				return nil, err
 			}
@@ -176,17 +182,35 @@ func operationID(method, path string) string {
 }
 
 // schemas makes the JSON Schemas of the API's types, each a component.
+// The answers' schemas are the records' (their fields without omitempty
+// are required); a request body's are their Input twins, without required
+// fields: the server fills in, defaults or refuses what a body leaves out
+// (decode.go), which its 400 says.
 type schemas struct {
-	schemas openapi3.Schemas
-	gen     *openapi3gen.Generator
+	schemas   openapi3.Schemas
+	gen, body *openapi3gen.Generator
 }
 
 func newSchemas() *schemas {
-	return &schemas{schemas: openapi3.Schemas{}, gen: openapi3gen.NewGenerator(
-		openapi3gen.CreateComponentSchemas(openapi3gen.ExportComponentSchemasOptions{ExportComponentSchemas: true, ExportTopLevelSchema: true}),
-		openapi3gen.CreateTypeNameGenerator(typeName),
-		openapi3gen.SchemaCustomizer(required),
-	)}
+	export := openapi3gen.CreateComponentSchemas(openapi3gen.ExportComponentSchemasOptions{ExportComponentSchemas: true, ExportTopLevelSchema: true})
+	return &schemas{schemas: openapi3.Schemas{},
+		gen: openapi3gen.NewGenerator(export, openapi3gen.CreateTypeNameGenerator(typeName), openapi3gen.SchemaCustomizer(required)),
+		body: openapi3gen.NewGenerator(export, openapi3gen.CreateTypeNameGenerator(func(t reflect.Type) string {
+			if name := typeName(t); name != "" {
+				return name + "Input"
+			}
+			return ""
+		}), openapi3gen.SchemaCustomizer(nullable)),
+	}
+}
+
+// input is the schema of a request body of v's type.
+func (s *schemas) input(v any) (*openapi3.SchemaRef, error) {
+	ref, err := s.body.NewSchemaRefForValue(v, s.schemas)
+	if err != nil {
+		return nil, fmt.Errorf("the schema of %T: %w", v, err)
+	}
+	return ref, nil
 }
 
 func (s *schemas) ref(v any) (*openapi3.SchemaRef, error) {
@@ -214,18 +238,25 @@ func typeName(t reflect.Type) string {
 	return strings.ToUpper(name[:1]) + name[1:]
 }
 
+// nullable lets a slice or map without omitempty be null, as Go writes a
+// nil one.
+func nullable(_ string, t reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
+	if k := t.Kind(); k == reflect.Slice || k == reflect.Map {
+		if _, opts, _ := strings.Cut(tag.Get("json"), ","); !strings.Contains(opts, "omitempty") {
+			schema.Nullable = true
+		}
+	}
+	return nil
+}
+
 // required marks a struct's fields that its JSON always has (no
 // omitempty) as required, so that a record without them does not pass.
 //
 // A slice or map without omitempty is null in JSON when Go's is nil: its
 // schema allows null.
-func required(_ string, t reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
+func required(name string, t reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
 	if k := t.Kind(); k == reflect.Slice || k == reflect.Map {
-		_, opts, _ := strings.Cut(tag.Get("json"), ",")
-		if !strings.Contains(opts, "omitempty") {
-			schema.Nullable = true
-		}
-		return nil
+		return nullable(name, t, tag, schema)
 	}
 	if t.Kind() != reflect.Struct || t.PkgPath() == "time" {
 		return nil

@@ -5,12 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"io"
 	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -104,7 +104,8 @@ func splitPattern(pattern string) (method, path string, ok bool) {
 
 // validated serves h, checking each answer of a route against the
 // OpenAPI document as it goes by: its status must be documented, and its
-// body must match the schema. Every test of this package that serves the
+// body must match the schema; a request the API took (2xx) must match
+// the document too. Every test of this package that serves the
 // API (newEnvWith) goes through it, so the document is checked against
 // hundreds of real answers, errors included.
 func validated(t *testing.T, h http.Handler) http.Handler {
@@ -123,9 +124,22 @@ func validated(t *testing.T, h http.Handler) http.Handler {
 			h.ServeHTTP(w, r) // no route: the router's 404 or 405
 			return
 		}
+		var body []byte
+		if r.Body != nil {
+			body, _ = io.ReadAll(io.LimitReader(r.Body, maxBody+1))
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
 		tee := &teeWriter{ResponseWriter: w}
 		h.ServeHTTP(tee, r)
 		checkAnswer(t, r, route, params, tee)
+		if tee.status < 300 { // a request the API took is one the document describes
+			r.Body = io.NopCloser(bytes.NewReader(body))
+			in := &openapi3filter.RequestValidationInput{Request: r, PathParams: params, Route: route,
+				Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}}
+			if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+				t.Errorf("%s %s was taken (%d), but the OpenAPI document does not describe it: %v\nbody: %.500s", r.Method, r.URL, tee.status, err, body)
+			}
+		}
 	})
 }
 
@@ -169,10 +183,11 @@ func (w *teeWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
-	if room := 1<<20 - w.body.Len(); room > 0 {
+	room := 1<<20 - w.body.Len()
+	w.truncated = w.truncated || len(p) > room
+	if room > 0 {
 		w.body.Write(p[:min(len(p), room)])
 	}
-	w.truncated = w.truncated || w.body.Len()+len(p) > 1<<20
 	return w.ResponseWriter.Write(p)
 }
 
@@ -200,6 +215,7 @@ func TestRecordSchemas(t *testing.T) {
 	}
 	dir := filepath.Join("..", "..", "docs", "schemas")
 	c := jsonschema.NewCompiler()
+	c.AssertFormat() // date-time is checked, as a collaborator's validator must
 	for file, b := range schemas {
 		path := filepath.Join(dir, file)
 		if *update {
@@ -256,13 +272,38 @@ func TestRecordSchemas(t *testing.T) {
 			}
 		}
 	}
-	for kind, bad := range map[string]string{
-		"tool": `{"name":"x","author":"a","image":"busybox"}`, // no data_repo
-		"run":  `{"id":"r","tool":"t","state":"pending","created_at":"yesterday"}`,
+	// Records with one defect each, taken from good ones.
+	good := map[string]map[string]any{}
+	for _, kind := range []string{"tool", "run"} {
+		resp, err := e.etcd.Get(ctx, "/mao/"+kind+"s/", clientv3.WithPrefix(), clientv3.WithLimit(1))
+		if err != nil || len(resp.Kvs) == 0 {
+			t.Fatalf("a %s record: %v", kind, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(resp.Kvs[0].Value, &m); err != nil {
+			t.Fatal(err)
+		}
+		good[kind] = m
+	}
+	for _, tc := range []struct {
+		kind, field string
+		value       any // nil: the field left out
+	}{
+		{"tool", "data_repo", nil},
+		{"tool", "env", "K=v"},
+		{"run", "created_at", "yesterday"},
+		{"run", "state", 7},
 	} {
-		v, _ := jsonschema.UnmarshalJSON(strings.NewReader(bad))
-		if err := compiled[kind].Validate(v); err == nil {
-			t.Errorf("%s passes %s.schema.json", bad, kind)
+		bad := maps.Clone(good[tc.kind])
+		if tc.value == nil {
+			delete(bad, tc.field)
+		} else {
+			bad[tc.field] = tc.value
+		}
+		b, _ := json.Marshal(bad)
+		v, _ := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err := compiled[tc.kind].Validate(v); err == nil {
+			t.Errorf("a %s with %s = %v passes %s.schema.json", tc.kind, tc.field, tc.value, tc.kind)
 		}
 	}
 }

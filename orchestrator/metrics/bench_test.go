@@ -22,7 +22,7 @@ func BenchmarkScrape(b *testing.B) {
 		for i := range tools {
 			tool := fmt.Sprintf("tool-%04d", i)
 			for _, state := range []api.RunState{api.StateSucceeded, api.StateFailed} {
-				run := api.Run{Tool: tool, State: state, StartedAt: &at, FinishedAt: &end, ScheduledTime: &at, ContainerStartedAt: &at,
+				run := api.Run{Tool: tool, State: state, Trigger: api.TriggerSchedule, StartedAt: &at, FinishedAt: &end, ScheduledTime: &at, ContainerStartedAt: &at,
 					Verdicts: []api.Verdict{{Status: "ok"}, {Status: "spike"}}}
 				m.RunStarted(run)
 				m.RunEnded(run)

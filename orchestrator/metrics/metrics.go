@@ -99,7 +99,8 @@ func (m *Metrics) RunEnded(run api.Run) {
 	if run.StartedAt != nil && run.FinishedAt != nil {
 		m.runDuration.WithLabelValues(run.Tool).Observe(run.FinishedAt.Sub(*run.StartedAt).Seconds())
 	}
-	if run.ScheduledTime != nil && run.ContainerStartedAt != nil {
+	// A tick's first attempt: a retry's start waited for its delay.
+	if run.Trigger == api.TriggerSchedule && run.Attempt <= 1 && run.ScheduledTime != nil && run.ContainerStartedAt != nil {
 		m.tickLateness.Observe(max(run.ContainerStartedAt.Sub(*run.ScheduledTime), 0).Seconds())
 	}
 	for _, v := range run.Verdicts {
@@ -131,7 +132,9 @@ func closed(v string, values ...string) string {
 }
 
 // EtcdInterceptor times each unary etcd request (gRPC) and counts those
-// that fail; the etcd client takes it as a dial option.
+// that fail; the etcd client takes it as a dial option. It sees each
+// attempt of a request that clientv3 retries (its retries wrap it), and no
+// stream (watches, lease keep-alives).
 func (m *Metrics) EtcdInterceptor() grpc.UnaryClientInterceptor {
 	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 		began := time.Now()

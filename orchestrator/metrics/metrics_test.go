@@ -38,7 +38,7 @@ func TestMetrics(t *testing.T) {
 		want []string // sample lines, exactly
 	}{
 		{"a scheduled run", func(t *testing.T, m *Metrics) {
-			run := api.Run{ID: "r1", Tool: "crawl", State: api.StateRunning, ScheduledTime: at(0), StartedAt: at(0)}
+			run := api.Run{ID: "r1", Tool: "crawl", State: api.StateRunning, Trigger: api.TriggerSchedule, ScheduledTime: at(0), StartedAt: at(0)}
 			m.RunStarted(run)
 			run.State, run.ContainerStartedAt, run.FinishedAt = api.StateSucceeded, at(0), at(2)
 			run.Verdicts = []api.Verdict{{Metric: "rows", Status: "ok"}, {Metric: "bytes", Status: "spike"}}
@@ -52,8 +52,12 @@ func TestMetrics(t *testing.T) {
 			`mao_detector_verdicts_total{outcome="ok",site="lab",tool="crawl"} 1`,
 			`mao_detector_verdicts_total{outcome="spike",site="lab",tool="crawl"} 1`,
 		}},
-		{"a manual run that failed has no lateness", func(t *testing.T, m *Metrics) {
+		{"a manual run that failed, a retried tick and a catch-up have no lateness", func(t *testing.T, m *Metrics) {
 			m.RunEnded(api.Run{ID: "r2", Tool: "crawl", State: api.StateFailed, StartedAt: at(0), FinishedAt: at(1)})
+			m.RunEnded(api.Run{ID: "r3", Tool: "crawl", State: api.StateSucceeded, Trigger: api.TriggerSchedule, Attempt: 2,
+				ScheduledTime: at(0), ContainerStartedAt: at(9), StartedAt: at(9), FinishedAt: at(10)})
+			m.RunEnded(api.Run{ID: "r4", Tool: "crawl", State: api.StateSucceeded, Trigger: api.TriggerCatchup,
+				ScheduledTime: at(0), ContainerStartedAt: at(9), StartedAt: at(9), FinishedAt: at(10)})
 		}, []string{
 			`mao_runs_finished_total{site="lab",state="failed",tool="crawl"} 1`,
 			`mao_tick_lateness_seconds_count{site="lab"} 0`,
