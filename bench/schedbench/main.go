@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -170,7 +171,10 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 	if err := os.MkdirAll(bareData, 0o755); err != nil {
 		return err
 	}
-	stop := containerLives(ctx, dc)
+	stop, err := containerLives(ctx, dc, o.image)
+	if err != nil {
+		return err
+	}
 	bare, bareIDs, err := createStart(ctx, dc, o.image, bareData, o.samples/2)
 	if err != nil {
 		return err
@@ -213,11 +217,12 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 	for _, id := range append(bareIDs, afterIDs...) {
 		isBare[id] = true
 	}
-	for id, d := range life {
-		if isBare[id] {
-			bareLife = append(bareLife, d)
-		} else {
-			maoLife = append(maoLife, d)
+	for id, l := range life {
+		switch {
+		case isBare[id]:
+			bareLife = append(bareLife, l.took)
+		case strings.HasPrefix(l.name, "mao-"): // a run's (runner.ContainerName)
+			maoLife = append(maoLife, l.took)
 		}
 	}
 	row := "%-56s %5v %9v %9v %9v\n"
@@ -229,47 +234,116 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 	return nil
 }
 
+// life is a container's name and time from create to destroy.
+type life struct {
+	name string
+	took time.Duration
+}
+
 // containerLives follows the engine's container events until stop is
-// called, and then returns each container's time from create to destroy.
-func containerLives(ctx context.Context, dc *client.Client) (stop func() (map[string]time.Duration, error)) {
+// called, and then returns each container's life, by ID. It returns once
+// the stream is connected, and stop once it has reported every container
+// removed before: each makes a container of image, removes it and waits
+// for the stream to report it gone (the engine reports in order).
+func containerLives(ctx context.Context, dc *client.Client, image string) (stop func() (map[string]life, error), err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	msgs, errs := dc.Events(ctx, events.ListOptions{Filters: filters.NewArgs(filters.Arg("type", string(events.ContainerEventType)),
 		filters.Arg("event", string(events.ActionCreate)), filters.Arg("event", string(events.ActionDestroy)))})
-	type result struct {
-		lives map[string]time.Duration
-		err   error
-	}
-	done := make(chan result, 1)
+	var mu sync.Mutex
+	created, lives := map[string]int64{}, map[string]life{}
+	changed := make(chan struct{})
+	failed := make(chan error, 1)
 	go func() {
-		created, lives := map[string]int64{}, map[string]time.Duration{}
 		for {
 			select {
 			case m := <-msgs:
+				mu.Lock()
 				switch m.Action {
 				case events.ActionCreate:
 					created[m.Actor.ID] = m.TimeNano
 				case events.ActionDestroy:
 					if at, ok := created[m.Actor.ID]; ok {
-						lives[m.Actor.ID] = time.Duration(m.TimeNano - at)
+						lives[m.Actor.ID] = life{name: m.Actor.Attributes["name"], took: time.Duration(m.TimeNano - at)}
 					}
 				}
+				close(changed)
+				changed = make(chan struct{})
+				mu.Unlock()
 			case err := <-errs:
 				if ctx.Err() != nil {
 					err = nil
 				}
-				done <- result{lives, err}
+				failed <- err
 				return
 			}
 		}
 	}()
-	return func() (map[string]time.Duration, error) {
-		cancel()
-		r := <-done
-		if r.err != nil {
-			return nil, fmt.Errorf("the engine's events: %w", r.err)
+	// seen waits up to d for the stream to report container id created
+	// (gone false) or removed (gone true).
+	seen := func(id string, gone bool, d time.Duration) (bool, error) {
+		deadline := time.After(d)
+		for {
+			mu.Lock()
+			_, ok := created[id]
+			if gone {
+				_, ok = lives[id]
+				delete(lives, id)
+			}
+			wait := changed
+			mu.Unlock()
+			if ok {
+				return true, nil
+			}
+			select {
+			case <-wait:
+			case err := <-failed:
+				return false, fmt.Errorf("the engine's events: %w", err)
+			case <-deadline:
+				return false, nil
+			}
 		}
-		return r.lives, nil
 	}
+	// mark makes a container and removes it, once the stream has reported
+	// it; a container made before the stream is connected goes unseen, and
+	// another is made.
+	mark := func() error {
+		for range 20 {
+			c, err := dc.ContainerCreate(ctx, &container.Config{Image: image}, &container.HostConfig{NetworkMode: "none"}, nil, nil, "")
+			if err != nil {
+				return fmt.Errorf("a marker container: %w", err)
+			}
+			ok, err := seen(c.ID, false, time.Second)
+			if rmErr := dc.ContainerRemove(context.WithoutCancel(ctx), c.ID, container.RemoveOptions{Force: true}); err == nil {
+				err = rmErr
+			}
+			if err != nil {
+				return err
+			}
+			if !ok {
+				continue
+			}
+			if ok, err = seen(c.ID, true, 10*time.Second); err != nil || !ok {
+				return errors.Join(err, errors.New("the engine's event stream did not report a marker container gone within 10 s"))
+			}
+			return nil
+		}
+		return errors.New("the engine's event stream reported none of 20 marker containers")
+	}
+	stop = func() (map[string]life, error) {
+		err := mark()
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return lives, nil
+	}
+	if err := mark(); err != nil {
+		cancel()
+		return nil, err
+	}
+	return stop, nil
 }
 
 // reportLateness prints how late the runs' containers started after their

@@ -210,6 +210,7 @@ func start(ctx context.Context, cfg config.Config, opts Options, stack *cleanup)
 		return nil, err
 	}
 	registry := federation.NewRegistry(st, clock, log)
+	registry.OnToolRemoved(mx.ForgetTool)
 	templates, err := loadTemplates(cfg.Notify)
 	if err != nil {
 		return nil, err

@@ -46,8 +46,9 @@ type Registry struct {
 	retry     time.Duration
 	freshWait time.Duration
 
-	mu    sync.RWMutex
-	kinds map[string]*registryCopy
+	mu      sync.RWMutex
+	kinds   map[string]*registryCopy
+	removed func(tool string) // see OnToolRemoved
 }
 
 // registryCopy is one kind's copy; Registry.mu guards it.
@@ -71,6 +72,11 @@ func NewRegistry(st RegistryStore, clock Clock, log *slog.Logger) *Registry {
 			toolspec.KindDataset: {datasets: map[string]toolspec.Dataset{}, moved: make(chan struct{})},
 		}}
 }
+
+// OnToolRemoved has f told of each tool whose record the watch sees go
+// (deleted, or made invalid), after the copy has forgotten it. Call it
+// before Run.
+func (r *Registry) OnToolRemoved(f func(tool string)) { r.removed = f }
 
 // Tool returns the named tool, or an error of kind errs.ErrNotFound.
 func (r *Registry) Tool(ctx context.Context, name string) (toolspec.Tool, error) {
@@ -259,6 +265,9 @@ func (r *Registry) apply(kind string, b toolspec.RegistryBatch) {
 	for _, ev := range b.Events {
 		// Benchmarks time propagation between sites by this message.
 		r.log.Debug("registry changed", "kind", ev.Kind, "name", ev.Name, "deleted", ev.Tool == nil && ev.Dataset == nil)
+		if ev.Kind == toolspec.KindTool && ev.Tool == nil && r.removed != nil {
+			r.removed(ev.Name)
+		}
 	}
 }
 

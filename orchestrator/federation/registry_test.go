@@ -29,6 +29,8 @@ func TestRegistry(t *testing.T) {
 		datasets: map[string]toolspec.Dataset{},
 	}
 	r := federation.NewRegistry(st, clockwork.NewFakeClock(), slog.New(slog.DiscardHandler))
+	var removed []string
+	r.OnToolRemoved(func(tool string) { removed = append(removed, tool) })
 
 	// Before the listing, lookups go to the store.
 	if got, err := r.Tool(ctx, "t1"); err != nil || got.Image != "store:1" || st.lookupCount() != 1 {
@@ -115,6 +117,10 @@ func TestRegistry(t *testing.T) {
 				t.Errorf("%s: %s %s went to the store: %v, want %v", s.name, l.kind, l.name, asked, l.store)
 			}
 		}
+	}
+	// The watch told of the tool removed (the dataset is not a tool).
+	if !slices.Equal(removed, []string{"t1"}) {
+		t.Errorf("tools removed, as told: %v; want [t1]", removed)
 	}
 }
 

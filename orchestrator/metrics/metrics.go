@@ -108,6 +108,17 @@ func (m *Metrics) RunEnded(run api.Run) {
 	}
 }
 
+// ForgetTool drops the series of a tool that was removed, so that their
+// number does not grow with every tool ever registered; a run of it that
+// ends later starts them again.
+func (m *Metrics) ForgetTool(tool string) {
+	for _, v := range []interface {
+		DeletePartialMatch(prometheus.Labels) int
+	}{m.runsStarted, m.runsFinished, m.runDuration, m.verdicts} {
+		v.DeletePartialMatch(prometheus.Labels{"tool": tool})
+	}
+}
+
 // Claimed counts a claim of kind "tick" or "request", won or lost.
 func (m *Metrics) Claimed(kind string, won bool) {
 	result := "lost"

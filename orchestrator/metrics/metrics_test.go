@@ -62,6 +62,24 @@ func TestMetrics(t *testing.T) {
 			`mao_runs_finished_total{site="lab",state="failed",tool="crawl"} 1`,
 			`mao_tick_lateness_seconds_count{site="lab"} 0`,
 		}},
+		{"a removed tool's series go, another's stay", func(t *testing.T, m *Metrics) {
+			for _, tool := range []string{"gone", "kept"} {
+				run := api.Run{Tool: tool, State: api.StateSucceeded, StartedAt: at(0), FinishedAt: at(1),
+					Verdicts: []api.Verdict{{Status: "ok"}}}
+				m.RunStarted(run)
+				m.RunEnded(run)
+			}
+			m.ForgetTool("gone")
+			for line := range scrape(t, m) {
+				if strings.Contains(line, `tool="gone"`) {
+					t.Errorf("left after ForgetTool: %s", line)
+				}
+			}
+		}, []string{
+			`mao_runs_started_total{site="lab",tool="kept"} 1`,
+			`mao_runs_finished_total{site="lab",state="succeeded",tool="kept"} 1`,
+			`mao_detector_verdicts_total{outcome="ok",site="lab",tool="kept"} 1`,
+		}},
 		{"claims", func(t *testing.T, m *Metrics) {
 			m.Claimed("tick", true)
 			m.Claimed("tick", false)
