@@ -35,10 +35,11 @@ type Verdict struct {
 	Value    *float64 `json:"value,omitempty"`
 	Baseline *float64 `json:"baseline,omitempty"` // median (mad), mean (zscore), average of the 2 previous (gain)
 	Score    *float64 `json:"score,omitempty"`    // robust z (mad), z (zscore), change in percent (gain); omitted when undefined
-	// Low and High bound the values that are no spike against this
-	// history: baseline ± threshold·scale (mad, zscore), baseline ±
-	// threshold percent of it (gain), before direction and floor; omitted
-	// when undefined. Plots shade this band.
+	// Low and High bound the band a value is judged against: baseline ±
+	// threshold·scale (mad, zscore; the scale at this value), baseline ±
+	// threshold percent of it (gain). Outside it is a spike unless
+	// direction or floor say otherwise. Omitted when undefined or not
+	// finite. Plots shade this band.
 	Low       *float64 `json:"low,omitempty"`
 	High      *float64 `json:"high,omitempty"`
 	Threshold float64  `json:"threshold"`
@@ -170,8 +171,8 @@ func judge(b []byte, v *Verdict, nums []float64, c Config, window, sorted []floa
 		exceeded, scored = math.Abs(dev) > c.Threshold*s, scale > 0
 		width = c.Threshold * s
 	}
-	if width > 0 && isFinite(width) {
-		nums[3], nums[4] = baseline-width, baseline+width
+	if low, high := baseline-width, baseline+width; width > 0 && isFinite(low) && isFinite(high) {
+		nums[3], nums[4] = low, high
 		v.Low, v.High = &nums[3], &nums[4]
 	}
 	if scored && isFinite(score) {

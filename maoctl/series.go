@@ -111,11 +111,15 @@ func (c *ctl) plotSeries(ctx context.Context, tool string, list api.List[api.Ser
 	if len(list.Items) == 0 {
 		return fmt.Errorf("no values of tool %s to plot", tool)
 	}
-	var cfg detector.Config
+	// The band is the detector's settings today; a tool removed since
+	// keeps its series, plotted without a band.
+	cfg := &detector.Config{}
 	if t, err := c.client.Tool(ctx, tool); err == nil && t.Detector != nil {
-		cfg = *t.Detector
-	} else if apiErr := (*api.Error)(nil); err != nil && !(errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound) {
-		return err // a tool removed since keeps its series: plotted without a band's settings of its own
+		cfg = t.Detector
+	} else if apiErr := (*api.Error)(nil); errors.As(err, &apiErr) && apiErr.Status == http.StatusNotFound {
+		cfg = nil
+	} else if err != nil {
+		return err
 	}
 	var b bytes.Buffer
 	if err := writeSVG(&b, tool, list.Items, cfg); err != nil {

@@ -30,11 +30,11 @@ var svgColours = []string{"#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
 const svgSpike = "#d62728"
 
 // writeSVG plots a tool's series as one SVG image: a panel per metric, in
-// which each site's values are a line of its colour over the band of
-// values the spike detector (cfg, the tool's) takes for no spike, shaded,
-// and each spike is a red dot. Every point's tooltip names its run, time
-// and value.
-func writeSVG(w io.Writer, tool string, list []api.Series, cfg detector.Config) error {
+// which each site's values are a line of its colour over the band the
+// spike detector (cfg, the tool's settings; nil: no band) judges each
+// value against, shaded, and each point recorded as a spike is a red dot.
+// Every point's tooltip names its run, time and value.
+func writeSVG(w io.Writer, tool string, list []api.Series, cfg *detector.Config) error {
 	var metrics []string
 	sites := map[string]int{}
 	for _, s := range list {
@@ -66,7 +66,7 @@ func writeSVG(w io.Writer, tool string, list []api.Series, cfg detector.Config) 
 }
 
 // svgPanel draws one metric's series at y0.
-func svgPanel(b *bytes.Buffer, y0 int, metric string, panel []api.Series, sites map[string]int, cfg detector.Config) {
+func svgPanel(b *bytes.Buffer, y0 int, metric string, panel []api.Series, sites map[string]int, cfg *detector.Config) {
 	bands := make([][]detector.Verdict, len(panel))
 	var t0, t1 time.Time
 	lo, hi := math.Inf(1), math.Inf(-1)
@@ -81,7 +81,11 @@ func svgPanel(b *bytes.Buffer, y0 int, metric string, panel []api.Series, sites 
 				t1 = p.Time
 			}
 		}
-		bands[i] = detector.Scan(values, cfg)
+		if cfg != nil {
+			bands[i] = detector.Scan(values, *cfg)
+		} else {
+			bands[i] = make([]detector.Verdict, len(values))
+		}
 		for j, v := range values {
 			lo, hi = finiteMin(lo, v), finiteMax(hi, v)
 			if vd := bands[i][j]; vd.Low != nil && vd.High != nil {
@@ -92,11 +96,15 @@ func svgPanel(b *bytes.Buffer, y0 int, metric string, panel []api.Series, sites 
 	if math.IsInf(lo, 0) {
 		lo, hi = 0, 1
 	}
-	if hi == lo {
-		lo, hi = lo-1, hi+1
+	// Halves, so that a range of ±1e308 does not overflow; a flat series
+	// gets a margin of its own size (1 near 0).
+	half := hi/2 - lo/2
+	if half == 0 {
+		half = max(math.Abs(lo)/2, 1) / 10
 	}
-	pad := (hi - lo) * 0.05
-	lo, hi = lo-pad, hi+pad
+	mid := lo/2 + hi/2
+	half *= 1.05
+	lo, hi = mid-half, mid+half
 	left, right, top, bottom := float64(svgLeft), float64(svgWidth-svgRight), float64(y0+20), float64(y0+20+svgPanelHeight-20)
 	x := func(t time.Time) float64 {
 		if !t1.After(t0) {
@@ -104,13 +112,13 @@ func svgPanel(b *bytes.Buffer, y0 int, metric string, panel []api.Series, sites 
 		}
 		return left + (right-left)*float64(t.Sub(t0))/float64(t1.Sub(t0))
 	}
-	y := func(v float64) float64 { return bottom - (bottom-top)*(v-lo)/(hi-lo) }
+	y := func(v float64) float64 { return bottom - (bottom-top)*((v/2-lo/2)/half) }
 
 	fmt.Fprintf(b, `<g class="panel" data-metric="%s">`+"\n", esc(metric))
 	fmt.Fprintf(b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", svgLeft, y0+12, esc("metric "+metric))
 	fmt.Fprintf(b, `<rect x="%s" y="%s" width="%s" height="%s" fill="none" stroke="#ccc"/>`+"\n", num(left), num(top), num(right-left), num(bottom-top))
 	for k := 0; k <= 4; k++ { // the value axis
-		v := lo + (hi-lo)*float64(k)/4
+		v := lo + half/2*float64(k)
 		fmt.Fprintf(b, `<line x1="%s" x2="%s" y1="%s" y2="%s" stroke="#eee"/><text x="%s" y="%s" text-anchor="end">%s</text>`+"\n",
 			num(left), num(right), num(y(v)), num(y(v)), num(left-6), num(y(v)+4), esc(strconv.FormatFloat(v, 'g', 4, 64)))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/xml"
 	"io"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ type svgShape struct {
 	sites   []string
 	metrics []string
 	titles  []string
+	dots    []struct{ x, y float64 }
 }
 
 func parseSVG(t *testing.T, b []byte) svgShape {
@@ -37,6 +39,18 @@ func parseSVG(t *testing.T, b []byte) svgShape {
 		switch e := tok.(type) {
 		case xml.StartElement:
 			inTitle = e.Name.Local == "title"
+			if e.Name.Local == "circle" {
+				var d struct{ x, y float64 }
+				for _, a := range e.Attr {
+					switch a.Name.Local {
+					case "cx":
+						d.x, _ = strconv.ParseFloat(a.Value, 64)
+					case "cy":
+						d.y, _ = strconv.ParseFloat(a.Value, 64)
+					}
+				}
+				shape.dots = append(shape.dots, d)
+			}
 			for _, a := range e.Attr {
 				switch a.Name.Local {
 				case "class":
@@ -82,12 +96,15 @@ func TestWriteSVG(t *testing.T) {
 			series("lab-c", "rows", 5, 5, 5)}, 1, true, []string{"lab-a", "lab-b", "lab-c"}, []string{"rows"}},
 		{"a panel per metric", []api.Series{series("lab-a", "rows", 1, 2), series("lab-a", "bytes", 7)}, 0, false,
 			[]string{"lab-a", "lab-a"}, []string{"rows", "bytes"}},
+		{"one point", []api.Series{series("lab-a", "rows", 3)}, 0, false, []string{"lab-a"}, []string{"rows"}},
+		{"huge values", []api.Series{series("lab-a", "ns", 1e17, 1.7e18, 1.7e18), series("lab-b", "ns", 1e308, -1e308)}, 0, false,
+			[]string{"lab-a", "lab-b"}, []string{"ns"}},
 		{"names that are markup", []api.Series{series(`<script>`, `a&b"`, 1, 2, 3)}, 0, false, []string{`<script>`}, []string{`a&b"`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := writeSVG(&b, "crawl", tc.list, detector.Config{}); err != nil {
+			if err := writeSVG(&b, "crawl", tc.list, &detector.Config{}); err != nil {
 				t.Fatal(err)
 			}
 			shape := parseSVG(t, b.Bytes())
@@ -103,6 +120,12 @@ func TestWriteSVG(t *testing.T) {
 			}
 			if strings.Join(shape.sites, ",") != strings.Join(tc.sites, ",") || strings.Join(shape.metrics, ",") != strings.Join(tc.metrics, ",") {
 				t.Errorf("sites %q, metrics %q; want %q, %q", shape.sites, shape.metrics, tc.sites, tc.metrics)
+			}
+			// Every dot lies within its panel.
+			for _, c := range shape.dots {
+				if c.y < svgTop || c.y > float64(svgTop+len(tc.metrics)*(svgPanelHeight+svgBottom)) || c.x < svgLeft || c.x > svgWidth-svgRight {
+					t.Errorf("a dot at %v,%v lies outside the plot", c.x, c.y)
+				}
 			}
 			for _, title := range shape.titles {
 				if !strings.Contains(title, "(run ") {

@@ -83,7 +83,8 @@ func (c *ctl) toolCommand() *cli.Command {
 				ArgsUsage: "NAME",
 				Description: "Prints, for each site and metric, a sparkline of the values (^ marks spikes) and\n" +
 					"the last 20 of them with the runs they came from. --svg FILE writes a plot instead: a\n" +
-					"panel per metric, each site's values a line over the detector's band, spikes in red.",
+					"panel per metric, each site's values a line over the band the detector judges them\n" +
+					"against (its settings today), spikes in red.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "metric", Usage: "only this metric"},
 					&cli.StringFlag{Name: "site", Usage: "only the values of runs at this site"},

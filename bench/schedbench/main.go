@@ -9,6 +9,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -175,6 +176,7 @@ func tickLateness(ctx context.Context, o options, dc *client.Client, dir string)
 	if err != nil {
 		return err
 	}
+	defer func() { _, _ = stop() }() // on an error before the end
 	bare, bareIDs, err := createStart(ctx, dc, o.image, bareData, o.samples/2)
 	if err != nil {
 		return err
@@ -297,6 +299,10 @@ func containerLives(ctx context.Context, dc *client.Client, image string) (stop 
 			select {
 			case <-wait:
 			case err := <-failed:
+				failed <- err // for stop
+				if err == nil {
+					err = ctx.Err()
+				}
 				return false, fmt.Errorf("the engine's events: %w", err)
 			case <-deadline:
 				return false, nil
@@ -329,18 +335,26 @@ func containerLives(ctx context.Context, dc *client.Client, image string) (stop 
 		}
 		return errors.New("the engine's event stream reported none of 20 marker containers")
 	}
+	// stop may be called again (deferred, for the error paths): the
+	// second call returns nothing.
+	var stopped bool
 	stop = func() (map[string]life, error) {
+		if stopped {
+			return nil, nil
+		}
+		stopped = true
 		err := mark()
 		cancel()
+		if ferr := <-failed; err == nil && ferr != nil { // the reader has returned
+			err = fmt.Errorf("the engine's events: %w", ferr)
+		}
 		if err != nil {
 			return nil, err
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		return lives, nil
+		return maps.Clone(lives), nil
 	}
 	if err := mark(); err != nil {
-		cancel()
+		_, _ = stop()
 		return nil, err
 	}
 	return stop, nil

@@ -640,7 +640,9 @@ func (c countedClaims) ClaimRun(ctx context.Context, r api.Run) (bool, error) {
 
 func (c countedClaims) SaveRun(ctx context.Context, r api.Run) error {
 	err := c.Work.SaveRun(ctx, r)
-	if err == nil && r.State.Terminal() {
+	// A record journaled while etcd is away is counted when it is
+	// replayed (outputs.Ended).
+	if err == nil && r.State.Terminal() && !c.Work.Carries(r) {
 		c.mx.RunEnded(r)
 	}
 	return err

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/jonboulle/clockwork"
 )
 
 // ImageChecker tells whether an image can run at this site;
@@ -17,6 +19,7 @@ type ImageChecker interface {
 type Clock interface {
 	Now() time.Time
 	After(d time.Duration) <-chan time.Time
+	NewTimer(d time.Duration) clockwork.Timer
 }
 
 // How long Images trusts an answer, and how long one check may take.

@@ -168,9 +168,15 @@ func (r *Registry) fresh(ctx context.Context, kind string) bool {
 	if err != nil {
 		return false // etcd's own read reports the problem
 	}
-	deadline := r.clock.After(r.freshWait)
+	deadline := r.clock.NewTimer(r.freshWait)
+	defer deadline.Stop()
 	ask := true
-	var retry <-chan time.Time
+	var retry clockwork.Timer
+	defer func() {
+		if retry != nil {
+			retry.Stop()
+		}
+	}()
 	for {
 		r.mu.RLock()
 		c := r.kinds[kind]
@@ -191,13 +197,17 @@ func (r *Registry) fresh(ctx context.Context, kind string) bool {
 			if err != nil && ctx.Err() != nil {
 				return false
 			}
-			ask, retry = false, r.clock.After(progressRetry)
+			ask = false
+			if retry != nil {
+				retry.Stop()
+			}
+			retry = r.clock.NewTimer(progressRetry)
 		}
 		select {
 		case <-moved:
-		case <-retry:
+		case <-retry.Chan():
 			ask = true
-		case <-deadline:
+		case <-deadline.Chan():
 			r.log.Debug("the registry's copy is behind etcd; reading etcd", "kind", kind, "copy", rev, "etcd", want)
 			return false
 		case <-ctx.Done():
@@ -243,8 +253,26 @@ func (r *Registry) follow(ctx context.Context, kind string) {
 
 func (r *Registry) replace(kind string, list []toolspec.RegistryEvent, rev int64) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	c := r.kinds[kind]
+	// The tools gone while the watch was down are removed too.
+	var gone []string
+	if kind == toolspec.KindTool && r.removed != nil {
+		listed := map[string]bool{}
+		for _, ev := range list {
+			listed[ev.Name] = true
+		}
+		for name := range c.tools {
+			if !listed[name] {
+				gone = append(gone, name)
+			}
+		}
+	}
+	defer func() {
+		r.mu.Unlock()
+		for _, name := range gone {
+			r.removed(name)
+		}
+	}()
 	clear(c.tools)
 	clear(c.datasets)
 	for _, ev := range list {
@@ -265,10 +293,18 @@ func (r *Registry) apply(kind string, b toolspec.RegistryBatch) {
 	for _, ev := range b.Events {
 		// Benchmarks time propagation between sites by this message.
 		r.log.Debug("registry changed", "kind", ev.Kind, "name", ev.Name, "deleted", ev.Tool == nil && ev.Dataset == nil)
-		if ev.Kind == toolspec.KindTool && ev.Tool == nil && r.removed != nil {
-			r.removed(ev.Name)
+		if ev.Kind == toolspec.KindTool && ev.Tool == nil && r.removed != nil && !r.has(ev.Name) {
+			r.removed(ev.Name) // unless a later event of the batch put it back
 		}
 	}
+}
+
+// has reports whether the copy holds the named tool.
+func (r *Registry) has(tool string) bool {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	_, ok := r.kinds[toolspec.KindTool].tools[tool]
+	return ok
 }
 
 // set applies ev; Registry.mu is held.

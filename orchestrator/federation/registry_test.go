@@ -202,7 +202,9 @@ func TestRegistryLists(t *testing.T) {
 		progress, pages := st.counts()
 		if s.timeout {
 			go func() {
-				if err := clock.BlockUntilContext(ctx, 1); err == nil {
+				// Its wait and its timer to ask again: timers of the
+				// steps before are stopped.
+				if err := clock.BlockUntilContext(ctx, 2); err == nil {
 					clock.Advance(time.Hour)
 				}
 			}()

@@ -200,7 +200,7 @@ func newSchemas() *schemas {
 				return name + "Input"
 			}
 			return ""
-		}), openapi3gen.SchemaCustomizer(nullable)),
+		}), openapi3gen.SchemaCustomizer(strictInput)),
 	}
 }
 
@@ -247,6 +247,16 @@ func nullable(_ string, t reflect.Type, tag reflect.StructTag, schema *openapi3.
 		}
 	}
 	return nil
+}
+
+// strictInput is nullable for a request body, whose objects may hold no
+// field they do not name: the API refuses unknown fields (decode.go).
+func strictInput(name string, t reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
+	if t.Kind() == reflect.Struct && t.PkgPath() != "time" && len(schema.Properties) > 0 {
+		no := false
+		schema.AdditionalProperties = openapi3.AdditionalProperties{Has: &no}
+	}
+	return nullable(name, t, tag, schema)
 }
 
 // required marks a struct's fields that its JSON always has (no
