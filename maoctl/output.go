@@ -97,7 +97,9 @@ func (t *table) flush() error {
 // when empty.
 func cell(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	s = strings.NewReplacer("\t", " ", "\v", " ", "\f", " ").Replace(s)
+	if strings.ContainsAny(s, "\t\v\f") { // rare: no replacer made for every cell of a long table
+		s = strings.NewReplacer("\t", " ", "\v", " ", "\f", " ").Replace(s)
+	}
 	if s == "" {
 		return "-"
 	}
