@@ -8,6 +8,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mao-research/mao/api"
@@ -133,7 +134,7 @@ func svgPanel(b *bytes.Buffer, y0 int, metric string, panel []api.Series, sites 
 		flush := func() {
 			if len(upper) > 1 {
 				slices.Reverse(lower)
-				fmt.Fprintf(b, `<polygon class="band" fill="%s" fill-opacity="0.12" stroke="none" points="%s"/>`+"\n", colour, join(append(upper, lower...)))
+				fmt.Fprintf(b, `<polygon class="band" fill="%s" fill-opacity="0.12" stroke="none" points="%s"/>`+"\n", colour, strings.Join(append(upper, lower...), " "))
 			}
 			upper, lower = upper[:0], lower[:0]
 		}
@@ -148,7 +149,7 @@ func svgPanel(b *bytes.Buffer, y0 int, metric string, panel []api.Series, sites 
 			}
 		}
 		flush()
-		fmt.Fprintf(b, `<polyline class="series" data-site="%s" fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", esc(s.Site), colour, join(line))
+		fmt.Fprintf(b, `<polyline class="series" data-site="%s" fill="none" stroke="%s" stroke-width="1.5" points="%s"/>`+"\n", esc(s.Site), colour, strings.Join(line, " "))
 		for _, p := range s.Points {
 			class, fill, r := "point", colour, "2.5"
 			if p.Spike {
@@ -187,17 +188,6 @@ func num(v float64) string {
 		v = 0
 	}
 	return strconv.FormatFloat(v, 'f', 1, 64)
-}
-
-func join(points []string) string {
-	var b bytes.Buffer
-	for i, p := range points {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(p)
-	}
-	return b.String()
 }
 
 // esc escapes text for SVG: names and metrics come from etcd.

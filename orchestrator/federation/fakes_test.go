@@ -23,15 +23,31 @@ import (
 // channel is closed when the watcher's context ends.
 type feed[E any] struct {
 	watches chan chan E
+	mu      sync.Mutex
+	ends    map[chan E]func()
 }
 
-func newFeed[E any]() *feed[E] { return &feed[E]{watches: make(chan chan E, 8)} }
+func newFeed[E any]() *feed[E] {
+	return &feed[E]{watches: make(chan chan E, 8), ends: map[chan E]func(){}}
+}
 
 func (f *feed[E]) watch(ctx context.Context) <-chan E {
 	ch := make(chan E)
-	go func() { <-ctx.Done(); close(ch) }()
+	end := sync.OnceFunc(func() { close(ch) })
+	f.mu.Lock()
+	f.ends[ch] = end
+	f.mu.Unlock()
+	go func() { <-ctx.Done(); end() }()
 	f.watches <- ch
 	return ch
+}
+
+// fail ends the watch of ch, as a watch that fails does.
+func (f *feed[E]) fail(ch chan E) {
+	f.mu.Lock()
+	end := f.ends[ch]
+	f.mu.Unlock()
+	end()
 }
 
 // fakeRequests is a RequestStore and Claims: Requests lists open, every
@@ -342,6 +358,8 @@ func (f *fakeRegistryStore) counts() (progress, pages int) {
 }
 
 func (f *fakeRegistryStore) ListRegistry(_ context.Context, kind string) ([]toolspec.RegistryEvent, int64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	return f.list[kind], 3, nil
 }
 

@@ -28,7 +28,8 @@ func TestRegistry(t *testing.T) {
 		tools:    map[string]toolspec.Tool{"t1": *tool("t1", "store:1"), "t9": *tool("t9", "store:9")},
 		datasets: map[string]toolspec.Dataset{},
 	}
-	r := federation.NewRegistry(st, clockwork.NewFakeClock(), slog.New(slog.DiscardHandler))
+	clock := clockwork.NewFakeClock()
+	r := federation.NewRegistry(st, clock, slog.New(slog.DiscardHandler))
 	var removed []string
 	r.OnToolRemoved(func(tool string) { removed = append(removed, tool) })
 
@@ -121,6 +122,19 @@ func TestRegistry(t *testing.T) {
 	// The watch told of the tool removed (the dataset is not a tool).
 	if !slices.Equal(removed, []string{"t1"}) {
 		t.Errorf("tools removed, as told: %v; want [t1]", removed)
+	}
+	// The watch fails while t2 goes: the listing after it tells of t2.
+	st.mu.Lock()
+	st.list[toolspec.KindTool] = nil
+	st.mu.Unlock()
+	st.feeds[toolspec.KindTool].fail(tools)
+	if err := clock.BlockUntilContext(ctx, 1); err != nil { // the wait before listing again
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	<-st.feeds[toolspec.KindTool].watches // listed, and watching again
+	if !slices.Equal(removed, []string{"t1", "t2"}) {
+		t.Errorf("tools removed, as told after the outage: %v; want [t1 t2]", removed)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/getkin/kin-openapi/openapi3"
@@ -41,7 +42,7 @@ func TestOpenAPIDocument(t *testing.T) {
 	served := map[string]bool{}
 	for _, rt := range routes() {
 		served[rt.pattern] = true
-		method, path, _ := splitPattern(rt.pattern)
+		method, path, _ := strings.Cut(rt.pattern, " ")
 		item := doc.Paths.Find(path)
 		if item == nil || item.GetOperation(method) == nil {
 			t.Errorf("%s: no operation in the document", rt.pattern)
@@ -90,16 +91,6 @@ func TestOpenAPIDocument(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || resp.StatusCode != http.StatusOK || got.Paths.Len() == 0 {
 		t.Fatalf("GET /api/v1/openapi.json without a token: %d, %v", resp.StatusCode, err)
 	}
-}
-
-// splitPattern is a route pattern's method and path.
-func splitPattern(pattern string) (method, path string, ok bool) {
-	for i := range len(pattern) {
-		if pattern[i] == ' ' {
-			return pattern[:i], pattern[i+1:], true
-		}
-	}
-	return "", pattern, false
 }
 
 // validated serves h, checking each answer of a route against the
